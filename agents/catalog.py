@@ -1,0 +1,93 @@
+"""Scenario catalog: which workflows an agent will run, validated from TOML.
+
+Agents run only scenarios from their own catalog. A bad catalog fails with a
+message naming the file, the scenario and the field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_CATALOG = Path(__file__).parent / "catalog" / "default.toml"
+
+
+class CatalogError(ValueError):
+    pass
+
+
+class ShrinkRules(BaseModel):
+    """How to turn a production config into a cheap one that runs the same code."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    set: dict[str, Any] = Field(default_factory=dict, description="exact overrides")
+    cap: dict[str, int] = Field(default_factory=dict, description="glob -> maximum value")
+    scale: dict[str, float] = Field(default_factory=dict, description="glob -> factor")
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    repo: str = Field(min_length=1, description="allowlisted repository name")
+    entry: str = Field("", description="module:function")
+    script: str = Field("", description="a script path inside the repository")
+    args: list[str] = Field(default_factory=list)
+    config: dict[str, Any] = Field(default_factory=dict, description="production config")
+    shrink: ShrinkRules = Field(default_factory=ShrinkRules)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    timeout_s: float = Field(300.0, gt=0)
+    cheap: bool = Field(True, description="run on every commit (else on release tags)")
+
+    @field_validator("entry")
+    @classmethod
+    def _entry_shape(cls, value: str) -> str:
+        if value and (":" not in value or value.startswith(":") or value.endswith(":")):
+            raise ValueError("entry must look like 'package.module:function'")
+        return value
+
+    def model_post_init(self, _: Any) -> None:
+        if bool(self.entry) == bool(self.script):
+            raise ValueError("exactly one of entry or script must be set")
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scenarios: dict[str, Scenario]
+
+    def get(self, name: str) -> Scenario | None:
+        return self.scenarios.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self.scenarios)
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    """Read and validate a catalog file; errors name file, scenario and field."""
+    path = Path(path or DEFAULT_CATALOG)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CatalogError(f"{path}: cannot read catalog: {exc}") from None
+    entries = data.get("scenario", [])
+    if not isinstance(entries, list) or not entries:
+        raise CatalogError(f"{path}: expected one or more [[scenario]] tables")
+    scenarios: dict[str, Scenario] = {}
+    for position, raw in enumerate(entries):
+        label = raw.get("name", f"#{position + 1}") if isinstance(raw, dict) else f"#{position}"
+        try:
+            scenario = Scenario.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "(scenario)"
+            raise CatalogError(
+                f"{path}: scenario {label!r}: field {field!r}: {first['msg']}") from None
+        if scenario.name in scenarios:
+            raise CatalogError(f"{path}: scenario {label!r}: field 'name': duplicate name")
+        scenarios[scenario.name] = scenario
+    return Catalog(scenarios=scenarios)

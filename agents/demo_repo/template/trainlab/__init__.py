@@ -1,0 +1,1 @@
+"""trainlab: the team's training workflows (recommender, language model, vision)."""

@@ -1,0 +1,226 @@
+"""Run one workflow repetition in a fresh process and derive its TTFB components.
+
+The child is ``python ttfb/harness.py`` (or another interpreter, for an A/B
+arm). It reports phase marks over an inherited pipe; stdout and stderr are
+drained by threads that keep only a tail, so a flooding workflow cannot block
+or exhaust the agent. Hangs are killed at the timeout. Every way a run can go
+wrong ends as a ``RunOutcome`` with ``status="failed"`` and a reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ttfb.events import COMPONENTS
+
+HARNESS = Path(__file__).resolve().parent.parent / "ttfb" / "harness.py"
+TAIL_BYTES = 4000
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    root: Path
+    entry: str = ""
+    script: str = ""
+    args: tuple[str, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
+    python: str = sys.executable
+    env: dict[str, str] = field(default_factory=dict)
+    timeout_s: float = 300.0
+    profile_path: str = ""
+    cpu_affinity: tuple[int, ...] = ()
+
+
+@dataclass
+class RunOutcome:
+    status: str
+    components: dict[str, float] = field(default_factory=dict)
+    phases: list[str] = field(default_factory=list)
+    modules: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    exit_code: int | None = None
+    stderr_tail: str = ""
+    wall_ms: float = 0.0
+
+    @property
+    def ttfb_ms(self) -> float:
+        return sum(self.components.values())
+
+
+class _Drain(threading.Thread):
+    """Read a stream to EOF keeping the last bytes and a byte count."""
+
+    def __init__(self, stream: BinaryIO, limit: int = MAX_OUTPUT_BYTES) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.limit = stream, limit
+        self.tail = b""
+        self.total = 0
+        self.flooded = threading.Event()
+
+    def run(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while chunk := self.stream.read1(65536):  # type: ignore[attr-defined]
+                self.total += len(chunk)
+                self.tail = (self.tail + chunk)[-TAIL_BYTES:]
+                if self.total > self.limit:
+                    self.flooded.set()
+
+
+class _Marks(threading.Thread):
+    """Collect SDK lines from the report pipe."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(daemon=True)
+        self.fd = fd
+        self.buffer = bytearray()
+
+    def run(self) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := os.read(self.fd, 65536):
+                self.buffer.extend(chunk)
+                if len(self.buffer) > MAX_OUTPUT_BYTES:
+                    break
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def command_for(spec: RunSpec) -> list[str]:
+    cmd = [spec.python, str(HARNESS), "--root", str(Path(spec.root).resolve())]
+    if spec.entry:
+        cmd += ["--entry", spec.entry, "--config", json.dumps(spec.config)]
+    else:
+        cmd += ["--script", spec.script]
+    if spec.profile_path:
+        cmd += ["--profile", spec.profile_path]
+    if spec.script:
+        cmd += ["--", *spec.args]
+    return cmd
+
+
+def child_env(spec: RunSpec, fd: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
+    env.update(spec.env)
+    env["TTFB_SDK_FD"] = str(fd)
+    env.setdefault("PYTHONHASHSEED", "0")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def run_once(spec: RunSpec, requested_ns: int | None = None) -> RunOutcome:
+    """Run one repetition; never raises for a misbehaving workflow."""
+    requested_ns = requested_ns or time.monotonic_ns()
+    read_fd, write_fd = os.pipe()
+    marks = _Marks(read_fd)
+    marks.start()
+
+    def pin() -> None:
+        if spec.cpu_affinity and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, spec.cpu_affinity)
+
+    spawned_ns = time.monotonic_ns()
+    try:
+        proc = subprocess.Popen(
+            command_for(spec), cwd=Path(spec.root).resolve(), env=child_env(spec, write_fd),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            pass_fds=(write_fd,), start_new_session=True, preexec_fn=pin,  # noqa: PLW1509
+        )
+    except OSError as exc:
+        os.close(write_fd)
+        return RunOutcome("failed", reason=f"could not start {spec.python}: {exc}")
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(write_fd)
+    out, err = _Drain(proc.stdout), _Drain(proc.stderr)  # type: ignore[arg-type]
+    out.start()
+    err.start()
+    reason = _wait(proc, spec.timeout_s, out, err)
+    marks.join(2.0)
+    out.join(2.0)
+    err.join(2.0)
+    wall_ms = (time.monotonic_ns() - spawned_ns) / 1e6
+    tail = err.tail.decode(errors="replace")
+    if reason:
+        return RunOutcome("failed", reason=reason, exit_code=proc.returncode,
+                          stderr_tail=tail, wall_ms=wall_ms)
+    if proc.returncode != 0:
+        return RunOutcome("failed", reason=f"workflow exited with code {proc.returncode}",
+                          exit_code=proc.returncode, stderr_tail=tail, wall_ms=wall_ms)
+    outcome = parse_marks(bytes(marks.buffer), requested_ns, spawned_ns)
+    outcome.exit_code, outcome.stderr_tail, outcome.wall_ms = 0, tail, wall_ms
+    return outcome
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float, *drains: _Drain) -> str:
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        if any(d.flooded.is_set() for d in drains):
+            _kill(proc)
+            return f"workflow flooded its output (> {MAX_OUTPUT_BYTES // 2**20} MiB)"
+        if time.monotonic() > deadline:
+            _kill(proc)
+            return f"workflow hung: killed after the {timeout:.0f}s timeout"
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(0.05)
+    return ""
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def parse_marks(raw: bytes, requested_ns: int, spawned_ns: int) -> RunOutcome:  # noqa: C901
+    """Turn the SDK's lines into components; malformed reports fail the run."""
+    durations: dict[str, float] = {}
+    phases: list[str] = []
+    facts: dict[str, Any] = {}
+    ready_ns = end_ns = None
+    try:
+        for line in raw.decode().splitlines():
+            kind, _, rest = line.partition("\t")
+            if kind == "S":
+                ready_ns = int(rest)
+            elif kind == "E":
+                end_ns = int(rest)
+            elif kind == "M":
+                name, start, stop = rest.split("\t")
+                if int(stop) < int(start):
+                    raise ValueError(f"phase {name} ends before it starts")
+                durations[name] = durations.get(name, 0.0) + (int(stop) - int(start)) / 1e6
+                if name not in phases:
+                    phases.append(name)
+            elif kind == "R":
+                facts.update(json.loads(rest))
+            elif kind == "F":
+                int(rest)
+            else:
+                raise ValueError(f"unknown report line {line[:80]!r}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        return RunOutcome("failed", reason=f"malformed report from workflow: {exc}")
+    if ready_ns is None or end_ns is None:
+        return RunOutcome("failed", reason="workflow exited without reporting completion")
+    durations["queue"] = max(spawned_ns - requested_ns, 0) / 1e6
+    durations["startup"] = (ready_ns - spawned_ns) / 1e6
+    missing = [c for c in COMPONENTS if c not in durations]
+    if missing:
+        return RunOutcome("failed", reason=f"workflow reported no {', '.join(missing)} phase",
+                          phases=phases, facts=facts)
+    components = {c: round(durations[c], 6) for c in COMPONENTS}
+    if any(v < 0 for v in components.values()):
+        return RunOutcome("failed", reason=f"negative timing in {components}")
+    modules = [str(m) for m in facts.pop("modules", [])]
+    return RunOutcome("completed", components=components, phases=phases, modules=modules,
+                      facts=facts)

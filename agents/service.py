@@ -1,0 +1,70 @@
+"""Agent process entry: ``python -m agents.service`` (settings from ``TTFB_``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from agents.agent import Agent, AgentConfig, consume
+from agents.catalog import load_catalog
+from agents.workspace import Workspaces
+from producers.emitter import Emitter
+from ttfb.bus import kafka_client_options
+from ttfb.settings import Settings
+from ttfb.signing import Verifier
+
+log = logging.getLogger(__name__)
+
+
+def agent_config(settings: Settings) -> AgentConfig:
+    affinity: tuple[int, ...] = ()
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) > 2:
+        # keep the last core for the workflow; the agent and the bus use the others
+        affinity = (max(os.sched_getaffinity(0)),)
+    return AgentConfig(
+        repos={name: Path(path) for name, path in settings.repos.items()},
+        catalog=load_catalog(settings.catalog),
+        workspaces=Workspaces(settings.workspace_dir),
+        verifier=Verifier(settings.signing_key.get_secret_value(), settings.command_max_age_s),
+        agent_id=settings.agent_id,
+        cpu_affinity=affinity,
+        profile_dir=settings.data_dir / "profiles",
+    )
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    config = agent_config(settings)
+    config.profile_dir.mkdir(parents=True, exist_ok=True)
+    emitter = await Emitter(settings, settings.agent_id).start()
+    agent = Agent(config, emitter)
+    try:
+        await consume(agent, settings.topic("commands"), kafka_client_options(settings),
+                      f"{settings.topic_prefix}-agents", stop)
+    finally:
+        await emitter.flush(timeout=30)
+        await emitter.stop()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s agent %(levelname)s %(message)s")
+    settings = Settings()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop)
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

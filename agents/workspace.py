@@ -1,0 +1,107 @@
+"""Git workspaces: one cached, cleaned worktree per commit, bounded in number.
+
+Revisions are validated before they reach git (no option injection) and
+workspace paths never leave the workspace root.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+REV_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/~^@{}+-]{0,199}$")
+
+
+class WorkspaceError(ValueError):
+    pass
+
+
+def validate_rev(rev: str) -> str:
+    """Refuse anything git could read as an option or a path trick."""
+    if not REV_PATTERN.match(rev) or ".." in rev or "//" in rev or rev.endswith(".lock"):
+        raise WorkspaceError(f"invalid revision {rev!r}")
+    return rev
+
+
+def git(repo: Path, *args: str, timeout: float = 120) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise WorkspaceError(f"git {args[0]} failed: {result.stderr.strip()[:500]}")
+    return result.stdout
+
+
+def resolve(repo: Path, rev: str) -> str:
+    """Full commit sha of ``rev`` in ``repo``."""
+    validate_rev(rev)
+    return git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options",
+               f"{rev}^{{commit}}").strip()
+
+
+def commit_info(repo: Path, sha: str) -> tuple[str, str]:
+    """(author, subject) of a commit."""
+    out = git(repo, "show", "-s", "--format=%an%x00%s", "--end-of-options", resolve(repo, sha))
+    author, _, subject = out.strip().partition("\x00")
+    return author, subject
+
+
+def commit_range(repo: Path, good: str, bad: str) -> list[tuple[str, str, str]]:
+    """Commits from good (inclusive) to bad (inclusive), oldest first, first-parent."""
+    good_sha, bad_sha = resolve(repo, good), resolve(repo, bad)
+    out = git(repo, "log", "--first-parent", "--reverse", "--format=%H%x00%an%x00%s",
+              "--end-of-options", f"{good_sha}..{bad_sha}")
+    rows = [tuple(line.split("\x00", 2)) for line in out.splitlines() if line]
+    good_author, good_subject = commit_info(repo, good_sha)
+    return [(good_sha, good_author, good_subject), *rows]  # type: ignore[list-item]
+
+
+def changed_files(repo: Path, rev: str) -> list[str]:
+    sha = resolve(repo, rev)
+    out = git(repo, "show", "--format=", "--name-only", "--end-of-options", sha)
+    return [line for line in out.splitlines() if line]
+
+
+class Workspaces:
+    """Cached worktrees under ``root``; least recently used ones are removed."""
+
+    def __init__(self, root: Path, max_worktrees: int = 16) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_worktrees = max_worktrees
+        self._lock = threading.Lock()
+
+    def _path(self, name: str, sha: str) -> Path:
+        path = (self.root / re.sub(r"[^A-Za-z0-9_.-]", "_", name) / sha).resolve()
+        if self.root not in path.parents:
+            raise WorkspaceError(f"workspace path escapes {self.root}")
+        return path
+
+    def checkout(self, name: str, repo: Path, rev: str) -> tuple[Path, str]:
+        """A clean worktree of ``repo`` at ``rev``: (path, full sha)."""
+        sha = resolve(repo, rev)
+        path = self._path(name, sha)
+        with self._lock:
+            if path.exists():
+                # clean tracked and untracked files, keep ignored bytecode caches warm
+                git(path, "checkout", "--force", "--quiet", "--detach", sha)
+                git(path, "clean", "-fdq")
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                git(repo, "worktree", "add", "--force", "--detach", str(path), sha)
+            path.touch()
+            self._evict(repo)
+        return path, sha
+
+    def _evict(self, repo: Path) -> None:
+        trees = sorted((p for p in self.root.glob("*/*") if p.is_dir()),
+                       key=lambda p: p.stat().st_mtime)
+        for old in trees[: max(0, len(trees) - self.max_worktrees)]:
+            try:
+                git(repo, "worktree", "remove", "--force", str(old))
+            except WorkspaceError:
+                shutil.rmtree(old, ignore_errors=True)
+        if len(trees) > self.max_worktrees:
+            subprocess.run(["git", "-C", str(repo), "worktree", "prune"], capture_output=True)

@@ -1,0 +1,208 @@
+"""``ttfb up``: the whole lab on one machine, as child processes.
+
+Starts the bus (embedded Tansu unless a cluster is configured), creates the
+topics, migrates the store, then spawns the streams worker, the agent and
+(unless headless) the dashboard. Every child is in its own process group and
+dies with its parent (PR_SET_PDEATHSIG); on exit, Ctrl-C or SIGTERM all of
+them are stopped, so no process is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from producers.commands import CommandSender
+from ttfb import events as ev
+from ttfb.bus import EmbeddedBroker, ensure_topics
+from ttfb.settings import Settings
+from ttfb.store import Store, open_store
+
+DASHBOARD_APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when the lab process dies, even by SIGKILL."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Lab:
+    """The running lab's child processes."""
+
+    def __init__(self, settings: Settings, headless: bool = True) -> None:
+        self.settings = settings
+        self.headless = headless
+        self.broker: EmbeddedBroker | None = None
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs = settings.data_dir / "logs"
+
+    def start(self) -> Lab:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        if self.settings.embedded_bus:
+            self.broker = EmbeddedBroker(log_path=self.logs / "broker.log").start()
+            self.settings = self.settings.model_copy(
+                update={"kafka_bootstrap": self.broker.bootstrap})
+        asyncio.run(ensure_topics(self.settings))
+        open_store(self.settings)  # migrate once, before the sink and dashboard start
+        self.spawn("streams", [sys.executable, "-m", "streams.app"])
+        self.spawn("agent", [sys.executable, "-m", "agents.service"])
+        if not self.headless:
+            self.spawn("dashboard", [
+                sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP),
+                "--server.address", self.settings.dashboard_host,
+                "--server.port", str(self.settings.dashboard_port),
+                "--server.headless", "true", "--browser.gatherUsageStats", "false"])
+        return self
+
+    def spawn(self, name: str, cmd: list[str]) -> None:
+        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
+        with open(self.logs / f"{name}.log", "ab") as log:
+            self.children[name] = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509
+                cwd=Path(__file__).resolve().parent.parent)
+
+    def check(self) -> None:
+        for name, proc in self.children.items():
+            if proc.poll() is not None:
+                tail = (self.logs / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{tail}")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        for proc in self.children.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.children.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.children.clear()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+
+    def __enter__(self) -> Lab:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def ensure_demo_repo(settings: Settings) -> Settings:
+    """With no repositories configured, use (and if needed create) the demo one."""
+    if settings.repos:
+        return settings
+    from agents.demo_history import write_demo_repo
+
+    path = settings.data_dir / "demo" / "repo"
+    if not (path / ".git").exists():
+        write_demo_repo(path)
+    return settings.model_copy(update={"repos": {"demo": str(path)}})
+
+
+def stored_runs(store: Store, request_ids: list[str]) -> list[dict[str, Any]]:
+    from ttfb.store import queries
+
+    return queries.runs_for_requests(store, request_ids)
+
+
+def wait_for_runs(lab: Lab, store: Store, request_ids: list[str], wanted: int,
+                  timeout: float, progress: Any = None) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        lab.check()
+        rows = stored_runs(store, request_ids)
+        if progress is not None:
+            progress(rows)
+        if len(rows) >= wanted:
+            return rows
+        time.sleep(1.0)
+    raise TimeoutError(f"only {len(rows)} of {wanted} runs reached the store in {timeout:.0f}s")
+
+
+def request_demo_runs(settings: Settings, runs: int) -> list[str]:
+    """Ask for ``runs`` runs of the catalog's scenarios at the demo repository's HEAD."""
+    from agents.catalog import load_catalog
+    from agents.workspace import resolve
+
+    names = load_catalog(settings.catalog).names()
+    repo_name, repo_path = next(iter(settings.repos.items()))
+    head = resolve(Path(repo_path), "HEAD")
+    requests = [ev.RunRequested(scenario=names[i % len(names)], repo=repo_name, commit=head,
+                                runs=1, purpose="demo", producer="ttfb-up")
+                for i in range(runs)]
+    asyncio.run(CommandSender(settings).send_all(requests))
+    return [r.request_id for r in requests]
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"runs": [{"run_id": r["run_id"], "scenario": r["scenario"], "commit": r["commit"],
+                      "ttfb_ms": round(float(r["ttfb_ms"]), 3),
+                      "components": {k: round(float(v), 3) for k, v in r["components"].items()}}
+                     for r in rows]}
+
+
+def up_command(args: argparse.Namespace, settings: Settings) -> int:
+    settings = ensure_demo_repo(settings)
+    stop_requested = False
+
+    def on_signal(signum: int, _: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    lab = Lab(settings, headless=args.headless)
+    say = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    try:
+        lab.start()
+        say(f"lab up: bus {lab.settings.kafka_bootstrap}, store "
+            f"{lab.settings.clickhouse_url or lab.settings.chdb_path}, logs {lab.logs}")
+        if not args.headless:
+            say(f"dashboard: {lab.settings.public_url()}")
+        store = open_store(lab.settings)
+        ids = request_demo_runs(lab.settings, args.runs)
+        seen = -1
+
+        def progress(rows: list[dict[str, Any]]) -> None:
+            nonlocal seen
+            if len(rows) != seen:
+                seen = len(rows)
+                say(f"runs stored: {seen}/{args.runs}")
+
+        rows = wait_for_runs(lab, store, ids, args.runs, args.timeout, progress)
+        if args.json:
+            print(json.dumps(_summary(rows[: args.runs]), indent=2))
+        else:
+            for r in rows:
+                say(f"  {r['scenario']:<8} {r['commit'][:10]} ttfb {float(r['ttfb_ms']):8.1f} ms")
+        if not args.headless:
+            say(f"dashboard: {lab.settings.public_url()} (Ctrl-C to stop)")
+            while True:
+                lab.check()
+                time.sleep(1.0)
+        return 0
+    except KeyboardInterrupt:
+        say("stopping the lab")
+        return 0 if stop_requested or not args.headless else 130
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"ttfb up: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        lab.stop()

@@ -1,0 +1,100 @@
+"""The Faust app: topics, the ClickHouse sink, and the decision streams.
+
+``build_app(settings)`` wires everything from one ``Settings``; ``main()``
+builds the settings once and runs a worker. Several workers of the same app
+share the topics' partitions (scenario = key, so one worker owns a
+scenario's state).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import faust
+
+from ttfb.events import encode
+from ttfb.settings import TOPICS, Settings
+from ttfb.store import open_store
+from streams.sink import StoreWriter, decode_batch
+
+log = logging.getLogger(__name__)
+
+
+def broker_url(bootstrap: str) -> str:
+    return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
+
+
+def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
+    """The lab's Faust app over the configured (or embedded, already started) bus."""
+    if not settings.kafka_bootstrap:
+        raise ValueError("build_app needs a bootstrap address; start the embedded bus first")
+    extra: dict[str, Any] = {}
+    if settings.kafka_sasl_username:
+        extra["broker_credentials"] = faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            mechanism=settings.kafka_sasl_mechanism)
+    app = faust.App(
+        app_id or f"{settings.topic_prefix}-streams",
+        broker=broker_url(settings.kafka_bootstrap),
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        producer_max_request_size=settings.max_event_bytes * 2,
+        table_standby_replicas=0,
+        # Tansu holds a first join for the rebalance timeout; keep it short so a
+        # worker is ready in seconds and a dead one is noticed quickly.
+        broker_session_timeout=settings.group_session_timeout_s,
+        broker_rebalance_timeout=settings.group_session_timeout_s,
+        broker_heartbeat_interval=1.0,
+        **extra,
+    )
+    topics = {name: app.topic(settings.topic(name), key_serializer="raw",
+                              value_serializer="raw", partitions=settings.partitions)
+              for name in TOPICS}
+    app.ttfb_topics = topics  # type: ignore[attr-defined]
+    register_sink(app, settings, topics)
+    return app
+
+
+def register_sink(app: faust.App, settings: Settings, topics: dict[str, faust.TopicT]) -> None:
+    """Every topic lands in the store; acks only after the rows are durable."""
+    every = app.topic(*settings.all_topics(), key_serializer="raw", value_serializer="raw")
+    writer = StoreWriter(lambda: open_store(settings))
+    producer = f"{settings.topic_prefix}-sink"
+    app.ttfb_writer = writer  # type: ignore[attr-defined]
+
+    @app.agent(every, name="ttfb-sink")
+    async def sink(stream: faust.StreamT) -> None:
+        async for batch in stream.noack_take(settings.sink_batch_size,
+                                             within=settings.sink_batch_seconds):
+            messages = [(e.message.topic, e.message.value or b"") for e in batch]
+            decoded = decode_batch(messages, producer, settings.topic("deadletter"),
+                                   settings.max_event_bytes)
+            await writer.write(decoded, stop=lambda: app.should_stop)
+            for letter in decoded.dead:
+                log.warning("dead letter from %s: %s", letter.source_topic, letter.reason)
+                await topics["deadletter"].send(key=letter.key.encode(), value=encode(letter))
+            for event in batch:
+                await stream.ack(event)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one streams worker until SIGTERM/SIGINT."""
+    settings = Settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s streams %(levelname)s %(message)s")
+    app = build_app(settings)
+    worker = faust.Worker(app, loglevel=os.environ.get("TTFB_FAUST_LOGLEVEL", "WARNING"), quiet=True, redirect_stdouts=False)
+    sys.argv = [sys.argv[0], "worker"]
+    worker.execute_from_commandline()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The ClickHouse sink: batches of raw messages -> events -> the store.
+
+Pure enough to test without Kafka: ``decode_batch`` turns (topic, bytes)
+pairs into events, replacing invalid ones by ``DeadLettered``; ``StoreWriter``
+writes with retries and exponential backoff and never gives up on a batch, so
+offsets are acked only after the rows are durable. The Faust agent in
+``streams.app`` feeds it with bounded batches: while the store is down the
+stream stops pulling, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ttfb import events as ev
+from ttfb.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DecodedBatch:
+    by_topic: dict[str, list[ev.Event]] = field(default_factory=dict)
+    dead: list[ev.DeadLettered] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.by_topic.values())
+
+
+def decode_batch(messages: Sequence[tuple[str, bytes]], producer: str,
+                 deadletter_topic: str, max_bytes: int) -> DecodedBatch:
+    """Decode raw messages; invalid ones become dead letters stored with the batch."""
+    by_topic: dict[str, list[ev.Event]] = defaultdict(list)
+    dead: list[ev.DeadLettered] = []
+    for topic, raw in messages:
+        try:
+            event = ev.decode(raw, max_bytes=max_bytes)
+        except ev.EventRejected as exc:
+            letter = ev.dead_letter(raw, exc.reason, topic, producer)
+            dead.append(letter)
+            by_topic[deadletter_topic].append(letter)
+            continue
+        by_topic[topic].append(event)
+    return DecodedBatch(dict(by_topic), dead)
+
+
+class StoreWriter:
+    """Writes batches to the store, retrying with backoff until they land."""
+
+    def __init__(self, open_store: Callable[[], Store], max_delay: float = 10.0) -> None:
+        self._open = open_store
+        self._store: Store | None = None
+        self.max_delay = max_delay
+        self.written = 0
+        self.retries = 0
+
+    def _write_sync(self, batch: DecodedBatch) -> int:
+        if self._store is None:
+            self._store = self._open()
+        return sum(self._store.write(events, topic) for topic, events in batch.by_topic.items())
+
+    async def write(self, batch: DecodedBatch, stop: Callable[[], bool] = lambda: False) -> int:
+        delay = 0.1
+        while True:
+            try:
+                fresh = await asyncio.to_thread(self._write_sync, batch)
+                self.written += fresh
+                return fresh
+            except Exception as exc:
+                if stop():
+                    raise
+                self.retries += 1
+                self._store = None  # reopen: the server may have restarted
+                log.warning("store write failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_delay)

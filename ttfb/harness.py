@@ -1,0 +1,104 @@
+"""Child-process entry: run one workflow repetition and report its phases.
+
+Started by the agent's runner as ``python ttfb/harness.py ...`` in a fresh
+process (by path, so an arm's other interpreter needs nothing installed).
+It reports, over the SDK descriptor: interpreter ready ("S"), the workflow
+import as the ``imports`` phase, the workflow's own phase marks, the
+repository modules it imported, and "E" when done.
+"""
+
+import time
+
+_READY_NS = time.monotonic_ns()
+
+import argparse  # noqa: E402 - the ready stamp must come first
+import importlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+
+def _sdk():  # type: ignore[no-untyped-def]
+    """Import ``ttfb.sdk`` even under an interpreter that lacks ttfb-lab."""
+    here = str(Path(__file__).resolve().parent.parent)
+    if here not in sys.path:
+        sys.path.append(here)
+    from ttfb import sdk
+
+    return sdk
+
+
+def repo_modules(root: Path) -> list[str]:
+    """Repository files (relative paths) of every module imported so far."""
+    found: set[str] = set()
+    root = root.resolve()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not path or not os.path.isabs(path):
+            continue
+        try:
+            rel = Path(path).resolve().relative_to(root)
+        except ValueError:
+            continue
+        if "site-packages" not in rel.parts:
+            found.add(rel.as_posix())
+    return sorted(found)
+
+
+def _software_facts() -> dict[str, str]:
+    facts = {"python": sys.version.split()[0]}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        facts["torch"] = str(getattr(torch, "__version__", ""))
+        try:
+            if torch.cuda.is_available():
+                facts["gpu"] = torch.cuda.get_device_name(0)
+                facts["device"] = "cuda"
+            else:
+                facts["device"] = "cpu"
+        except Exception:  # a broken CUDA install must not fail the run
+            facts["device"] = "cpu"
+    return facts
+
+
+def run_entry(entry: str, config: dict, root: Path) -> None:  # type: ignore[type-arg]
+    sdk = _sdk()
+    module_name, _, func_name = entry.partition(":")
+    sys.path.insert(0, str(root))
+    with sdk.phase("imports"):
+        module = importlib.import_module(module_name)
+    getattr(module, func_name or "main")(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ttfb-harness")
+    parser.add_argument("--entry", required=True, help="module:function")
+    parser.add_argument("--config", default="{}", help="JSON config passed to the entry")
+    parser.add_argument("--root", default=".", help="repository root")
+    parser.add_argument("--profile", default="", help="write cProfile stats here")
+    args = parser.parse_args(argv)
+    sdk = _sdk()
+    sdk._write(f"S\t{_READY_NS}\n")
+    root = Path(args.root)
+    config = json.loads(args.config)
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            run_entry(args.entry, config, root)
+        finally:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+    else:
+        run_entry(args.entry, config, root)
+    sdk.report(modules=repo_modules(root), **_software_facts())
+    sdk._write(f"E\t{time.monotonic_ns()}\n")
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown: it is not part of TTFB and can hang on threads
+
+
+if __name__ == "__main__":
+    sys.exit(main())

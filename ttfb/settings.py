@@ -1,0 +1,107 @@
+"""One settings object for every entry point (env prefix ``TTFB_``).
+
+Precedence: explicit init arguments > environment > ``.env`` file > defaults.
+Library code never reads ``os.environ``: ``main()`` builds a ``Settings`` once
+and passes it down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TOPICS = ("commands", "measurements", "detections", "bisect", "alerts", "calibration", "deadletter")
+
+
+class Settings(BaseSettings):
+    """Configuration of the lab; empty bootstrap / URL mean the embedded parts."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TTFB_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    kafka_bootstrap: str = Field("", description="Kafka bootstrap servers; empty = embedded Tansu")
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    clickhouse_url: str = Field("", description="ClickHouse HTTP URL; empty = embedded chDB")
+    clickhouse_user: str = "default"
+    clickhouse_password: SecretStr = SecretStr("")
+    clickhouse_database: str = "ttfb"
+    topic_prefix: str = "ttfb"
+    partitions: int = Field(4, ge=1)
+    data_dir: Path = Path(".ttfb")
+    signing_key: SecretStr = SecretStr("ttfb-dev-signing-key-change-me")
+    command_max_age_s: float = Field(3600.0, gt=0)
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(8501, ge=1, le=65535)
+    dashboard_url: str = ""
+    agent_id: str = "agent-local"
+    catalog: Path | None = None
+    repos: dict[str, str] = Field(default_factory=dict, description="allowlisted repo name -> path/URL")
+    group_session_timeout_s: float = Field(6.0, gt=0)
+    sink_batch_size: int = Field(500, ge=1)
+    sink_batch_seconds: float = Field(0.5, gt=0)
+    max_event_bytes: int = Field(1_000_000, ge=1024)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @property
+    def embedded_bus(self) -> bool:
+        return not self.kafka_bootstrap
+
+    @property
+    def embedded_store(self) -> bool:
+        return not self.clickhouse_url
+
+    def topic(self, name: str) -> str:
+        """Full topic name for one of ``TOPICS``."""
+        if name not in TOPICS:
+            raise ValueError(f"unknown topic {name!r}; expected one of {TOPICS}")
+        return f"{self.topic_prefix}.{name}"
+
+    def all_topics(self) -> list[str]:
+        return [self.topic(name) for name in TOPICS]
+
+    @property
+    def chdb_path(self) -> Path:
+        return self.data_dir / "chdb"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def workspace_dir(self) -> Path:
+        return self.data_dir / "workspaces"
+
+    def public_url(self) -> str:
+        return self.dashboard_url or f"http://{self.dashboard_host}:{self.dashboard_port}"
+
+    def to_env(self) -> dict[str, str]:
+        """``TTFB_`` variables that rebuild these settings in a child process.
+
+        Secrets are included because children need them; callers pass the
+        result only to ``subprocess`` and never print it.
+        """
+        import json
+
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                text = value.get_secret_value()
+            elif isinstance(value, dict):
+                text = json.dumps(value)
+            else:
+                text = str(value)
+            env[f"TTFB_{name.upper()}"] = text
+        return env

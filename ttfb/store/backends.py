@@ -1,0 +1,154 @@
+"""Two backends running the same SQL: embedded chDB and ClickHouse server.
+
+chDB lets one process hold a data directory at a time, so every chDB call
+takes an exclusive cross-process file lock and opens a short session (~30 ms)
+that it closes before releasing the lock. Writers (the sink) and readers (the
+dashboard, the CLI) in different processes therefore take turns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+
+
+class StoreUnavailable(RuntimeError):
+    """The store could not be reached (lock held too long, server down)."""
+
+
+class Backend(Protocol):
+    def command(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]: ...
+    def insert(self, table: str, rows: Sequence[Row]) -> None: ...
+    def transaction(self) -> contextlib.AbstractContextManager[Backend]: ...
+
+
+def json_lines(rows: Sequence[Row]) -> bytes:
+    return b"".join(json.dumps(row, separators=(",", ":")).encode() + b"\n" for row in rows)
+
+
+def parse_json_lines(raw: bytes) -> list[Row]:
+    return [json.loads(line) for line in raw.splitlines() if line.strip()]
+
+
+def _literal(value: Any) -> str:
+    """chDB takes query parameters as ClickHouse literals in text form."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_quoted(v) for v in value) + "]"
+    return str(value)
+
+
+def _quoted(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+class ChdbBackend:
+    """Embedded ClickHouse; a file lock plus a short session per call or batch."""
+
+    def __init__(self, path: Path, lock_timeout: float = 60.0) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.lock_path = self.path.parent / f"{self.path.name}.lock"
+        self.lock_timeout = lock_timeout
+        self._thread_lock = threading.RLock()
+        self._session: Any = None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[ChdbBackend]:
+        """Hold the lock and one session for several statements."""
+        with self._thread_lock:
+            if self._session is not None:  # re-entrant within one thread
+                yield self
+                return
+            with self._file_lock():
+                from chdb import session as chdb_session
+
+                self._session = chdb_session.Session(str(self.path))
+                try:
+                    self._session.query("SET output_format_json_quote_64bit_integers=0")
+                    yield self
+                finally:
+                    self._session.close()
+                    self._session = None
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            deadline = time.monotonic() + self.lock_timeout
+            delay = 0.005
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StoreUnavailable(
+                            f"chDB lock {self.lock_path} held for more than "
+                            f"{self.lock_timeout:.0f}s") from None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.1)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def _run(self, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
+        with self.transaction():
+            literal = {k: _literal(v) for k, v in (params or {}).items()}
+            result = self._session.query(sql, fmt, params=literal) if literal else \
+                self._session.query(sql, fmt)
+            return bytes(result.bytes()) if result is not None else b""
+
+    def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        self._run(sql, params, "CSV")
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
+        return parse_json_lines(self._run(sql, params, "JSONEachRow"))
+
+    def insert(self, table: str, rows: Sequence[Row]) -> None:
+        if rows:
+            body = json_lines(rows).decode()
+            self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n{body}", None, "CSV")
+
+
+class ServerBackend:
+    """ClickHouse server through clickhouse-connect (HTTP)."""
+
+    def __init__(self, url: str, user: str, password: str, database: str) -> None:
+        import clickhouse_connect
+
+        try:
+            self.client = clickhouse_connect.get_client(
+                dsn=url, username=user, password=password,
+                settings={"output_format_json_quote_64bit_integers": 0},
+            )
+        except Exception as exc:
+            raise StoreUnavailable(f"ClickHouse server at {url} unreachable: {exc}") from exc
+        self.database = database
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[ServerBackend]:
+        yield self
+
+    def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        self.client.command(sql, parameters=params or None)
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
+        raw = self.client.raw_query(sql, parameters=params or None, fmt="JSONEachRow")
+        return parse_json_lines(bytes(raw))
+
+    def insert(self, table: str, rows: Sequence[Row]) -> None:
+        if rows:
+            self.client.raw_insert(table, insert_block=json_lines(rows), fmt="JSONEachRow")

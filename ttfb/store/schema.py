@@ -1,0 +1,92 @@
+"""ClickHouse schema as ordered, idempotent migrations.
+
+Every table is a ``ReplacingMergeTree`` whose sorting key ends in ``event_id``,
+so a replayed event collapses into its first copy; the sink also skips ids it
+has already written. Sorting keys put scenario first because every dashboard
+query filters on it.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "runs, measurements, commands, dead letters, event log", [
+        """CREATE TABLE IF NOT EXISTS {db}.events (
+            event_id String, type LowCardinality(String), occurred_at DateTime64(6, 'UTC'),
+            scenario String, topic LowCardinality(String), payload String
+        ) ENGINE = ReplacingMergeTree ORDER BY (type, occurred_at, event_id)""",
+        """CREATE TABLE IF NOT EXISTS {db}.runs (
+            event_id String, run_id String, request_id String,
+            occurred_at DateTime64(6, 'UTC'), scenario LowCardinality(String),
+            repo String, commit String, branch LowCardinality(String),
+            purpose LowCardinality(String), arm String, repetition UInt32,
+            correlation_id String, hardware_id LowCardinality(String), fingerprint String,
+            status LowCardinality(String), ttfb_ms Float64, components Map(String, Float64),
+            reason String, exit_code Nullable(Int32), stderr_tail String,
+            modules Array(String), phases Array(String), author String, subject String,
+            profile String
+        ) ENGINE = ReplacingMergeTree ORDER BY (scenario, occurred_at, event_id)""",
+        """CREATE TABLE IF NOT EXISTS {db}.measurements (
+            event_id String, run_id String, occurred_at DateTime64(6, 'UTC'),
+            scenario LowCardinality(String), commit String, branch LowCardinality(String),
+            purpose LowCardinality(String), arm String, hardware_id LowCardinality(String),
+            component LowCardinality(String), ms Float64
+        ) ENGINE = ReplacingMergeTree
+          ORDER BY (scenario, component, hardware_id, occurred_at, event_id)""",
+        """CREATE TABLE IF NOT EXISTS {db}.commands (
+            event_id String, type LowCardinality(String), occurred_at DateTime64(6, 'UTC'),
+            scenario String, repo String, commit String, purpose LowCardinality(String),
+            request_id String, correlation_id String, runs UInt32, payload String
+        ) ENGINE = ReplacingMergeTree ORDER BY (occurred_at, event_id)""",
+        """CREATE TABLE IF NOT EXISTS {db}.dead_letters (
+            event_id String, occurred_at DateTime64(6, 'UTC'), source_topic String,
+            reason String, raw_b64 String, refused_command Bool, producer String
+        ) ENGINE = ReplacingMergeTree ORDER BY (occurred_at, event_id)""",
+    ]),
+    (2, "detections, calibration, bisects, alerts, experiments, skips", [
+        """CREATE TABLE IF NOT EXISTS {db}.detections (
+            event_id String, type LowCardinality(String), occurred_at DateTime64(6, 'UTC'),
+            detection_id String, scenario LowCardinality(String), component String,
+            hardware_id String, branch String, commit String, good_commit String,
+            direction LowCardinality(String), effect_ms Float64, effect_pct Float64,
+            ci_low_pct Float64, ci_high_pct Float64, p_value Float64, threshold Float64,
+            runs_spent UInt32
+        ) ENGINE = ReplacingMergeTree ORDER BY (scenario, occurred_at, event_id)""",
+        """CREATE TABLE IF NOT EXISTS {db}.calibration (
+            event_id String, occurred_at DateTime64(6, 'UTC'), scenario LowCardinality(String),
+            series String, tests_per_week Float64, budget_per_week Float64,
+            chosen_threshold Float64, chosen_fpr Float64, points String
+        ) ENGINE = ReplacingMergeTree ORDER BY (scenario, series, occurred_at, event_id)""",
+        """CREATE TABLE IF NOT EXISTS {db}.bisects (
+            event_id String, occurred_at DateTime64(6, 'UTC'), bisect_id String,
+            detection_id String, scenario LowCardinality(String), component String,
+            good String, bad String, culprit String, culprits Array(String), author String,
+            subject String, effect_ms Float64, effect_pct Float64, confidence Float64,
+            runs_spent UInt32, steps String, explanation String, error String
+        ) ENGINE = ReplacingMergeTree ORDER BY (scenario, occurred_at, event_id)""",
+        """CREATE TABLE IF NOT EXISTS {db}.alerts (
+            event_id String, occurred_at DateTime64(6, 'UTC'), alert_id String,
+            kind LowCardinality(String), status LowCardinality(String),
+            scenario LowCardinality(String), component String, commit String,
+            effect_ms Float64, effect_pct Float64, ci_low_pct Float64, ci_high_pct Float64,
+            culprit String, author String, subject String, link String
+        ) ENGINE = ReplacingMergeTree ORDER BY (scenario, occurred_at, event_id)""",
+        """CREATE TABLE IF NOT EXISTS {db}.experiments (
+            event_id String, occurred_at DateTime64(6, 'UTC'), experiment_id String,
+            scenario LowCardinality(String), arm_a String, arm_b String,
+            verdict LowCardinality(String), runs_spent UInt32, components String
+        ) ENGINE = ReplacingMergeTree ORDER BY (scenario, occurred_at, event_id)""",
+        """CREATE TABLE IF NOT EXISTS {db}.skips (
+            event_id String, occurred_at DateTime64(6, 'UTC'), scenario LowCardinality(String),
+            repo String, commit String, branch String, reason String
+        ) ENGINE = ReplacingMergeTree ORDER BY (scenario, occurred_at, event_id)""",
+    ]),
+]
+
+MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
+    version UInt32, description String, applied_at DateTime DEFAULT now()
+) ENGINE = ReplacingMergeTree ORDER BY version"""
+
+TABLES = (
+    "events", "runs", "measurements", "commands", "dead_letters", "detections",
+    "calibration", "bisects", "alerts", "experiments", "skips",
+)
