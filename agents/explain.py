@@ -10,7 +10,7 @@ from typing import Any
 def summarise_profile(path: Path, top: int = 40) -> dict[str, Any]:
     """Cumulative time per function (ms) of a cProfile dump, the heaviest first."""
     stats = pstats.Stats(str(path))
-    rows = []
+    rows: list[tuple[str, float]] = []
     for (filename, line, name), (_, _, _, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
         rows.append((f"{Path(filename).name}:{line}:{name}", cumtime * 1000.0))
     rows.sort(key=lambda r: -r[1])
@@ -19,7 +19,7 @@ def summarise_profile(path: Path, top: int = 40) -> dict[str, Any]:
 
 def grown(good: dict[str, float], bad: dict[str, float], top: int = 10) -> list[dict[str, Any]]:
     """Entries whose time grew most from good to bad."""
-    deltas = [
+    deltas: list[dict[str, Any]] = [
         {"name": name, "good_ms": good.get(name, 0.0), "bad_ms": ms,
          "delta_ms": ms - good.get(name, 0.0)}
         for name, ms in bad.items()

@@ -102,7 +102,7 @@ def demo_repo_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def parity(scenario: Scenario, root: Path, runs: int = 1) -> dict[str, Any]:
     """Run production and shrunk configs; compare modules, phases and cost."""
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for label, production in (("production", True), ("shrunk", False)):
         spec = spec_for(scenario, root, production, timeout=max(scenario.timeout_s, 900.0))
         outcomes = [run_once(spec) for _ in range(runs)]

@@ -9,16 +9,15 @@ scenario's state).
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any
 
 import faust
 
+from streams.sink import StoreWriter, decode_batch
 from ttfb.events import encode
 from ttfb.settings import TOPICS, Settings
 from ttfb.store import open_store
-from streams.sink import StoreWriter, decode_batch
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +71,8 @@ def register_sink(app: faust.App, settings: Settings, topics: dict[str, faust.To
 
     @app.agent(every, name="ttfb-sink")
     async def sink(stream: faust.StreamT) -> None:
-        async for batch in stream.noack_take(settings.sink_batch_size,
-                                             within=settings.sink_batch_seconds):
+        take = stream.noack_take  # type: ignore[attr-defined]  # faust-streaming >= 0.11
+        async for batch in take(settings.sink_batch_size, within=settings.sink_batch_seconds):
             messages = [(e.message.topic, e.message.value or b"") for e in batch]
             decoded = decode_batch(messages, producer, settings.topic("deadletter"),
                                    settings.max_event_bytes)
@@ -85,12 +84,35 @@ def register_sink(app: faust.App, settings: Settings, topics: dict[str, faust.To
                 await stream.ack(event)
 
 
+def wait_for_bus(settings: Settings, timeout: float = 600.0) -> None:
+    """Block until a bootstrap server accepts connections: start before the broker is fine."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        for server in settings.kafka_bootstrap.split(","):
+            host, _, port = server.strip().rpartition(":")
+            try:
+                with socket.create_connection((host or "127.0.0.1", int(port)), timeout=2):
+                    return
+            except OSError:
+                continue
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no Kafka broker at {settings.kafka_bootstrap}")
+        log.info("waiting for the bus at %s", settings.kafka_bootstrap)
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one streams worker until SIGTERM/SIGINT."""
     settings = Settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s streams %(levelname)s %(message)s")
+    wait_for_bus(settings)
     app = build_app(settings)
-    worker = faust.Worker(app, loglevel=os.environ.get("TTFB_FAUST_LOGLEVEL", "WARNING"), quiet=True, redirect_stdouts=False)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     sys.argv = [sys.argv[0], "worker"]
     worker.execute_from_commandline()
     return 0

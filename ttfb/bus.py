@@ -67,7 +67,7 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 20.0) -> EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        out: Any = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "RUST_LOG": os.environ.get("TTFB_TANSU_LOG", "warn")}
         self.process = subprocess.Popen(
             [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
@@ -126,6 +126,10 @@ async def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
                 NewTopic(name, num_partitions=settings.partitions, replication_factor=1)
                 for name in settings.all_topics() if name not in existing
             ]
+            # Faust's leader-election topic: a memory-only broker forgets it on restart
+            leader = f"{settings.topic_prefix}-streams-__assignor-__leader"
+            if leader not in existing:
+                wanted.append(NewTopic(leader, num_partitions=1, replication_factor=1))
             if wanted:
                 await admin.create_topics(wanted)
             return

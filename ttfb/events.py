@@ -45,7 +45,7 @@ class Model(BaseModel):
 class Event(Model):
     """Fields every event carries."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     event_id: str = Field(default_factory=new_id, min_length=8, max_length=64)
     occurred_at: datetime = Field(default_factory=utcnow)
     producer: str = Field("unknown", max_length=200)

@@ -44,7 +44,8 @@ def _channel() -> int | None:
 def _write(line: str) -> None:
     fd = _fd if _opened else _channel()
     if fd is not None:
-        try:
+        # try/except is cheaper than contextlib.suppress() on this hot path
+        try:  # noqa: SIM105
             os.write(fd, line.encode())
         except OSError:  # the agent went away; the workflow must not die of it
             pass

@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     dashboard_url: str = ""
     agent_id: str = "agent-local"
     catalog: Path | None = None
-    repos: dict[str, str] = Field(default_factory=dict, description="allowlisted repo name -> path/URL")
+    repos: dict[str, str] = Field(default_factory=dict,
+                                  description="allowlisted repo name -> path/URL")
+    log_level: str = "WARNING"
     group_session_timeout_s: float = Field(6.0, gt=0)
     sink_batch_size: int = Field(500, ge=1)
     sink_batch_seconds: float = Field(0.5, gt=0)

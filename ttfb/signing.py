@@ -58,7 +58,8 @@ class Verifier:
             raise CommandRefused("bad signature")
         age = now - command.signed_at
         if age > self.max_age_s:
-            raise CommandRefused(f"stale command: signed {age:.0f}s ago (max {self.max_age_s:.0f}s)")
+            raise CommandRefused(
+                f"stale command: signed {age:.0f}s ago (max {self.max_age_s:.0f}s)")
         if age < -60:
             raise CommandRefused("command signed in the future")
         if command.event_id in self._seen:

@@ -1,0 +1,38 @@
+# ttfb-lab: `make demo` runs the lab, `make test` passes the tests. Both install first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo up test test-fast lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# the CPU build of torch from local disk, before the project, so torch>= is already met
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/ttfb up
+
+up: demo
+
+lint: install
+	$(VENV)/bin/ruff check ttfb producers agents streams dashboard tests bench
+	$(VENV)/bin/mypy ttfb producers agents streams dashboard
+
+test: lint
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q tests/unit
+
+bench: install
+	$(PY) bench/sdk.py
+
+clean:
+	rm -rf $(VENV) .ttfb .mypy_cache .ruff_cache .pytest_cache

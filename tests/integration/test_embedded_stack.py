@@ -1,0 +1,59 @@
+"""The embedded lab end to end: commands -> agent -> Kafka -> Faust -> chDB."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+from producers.emitter import Emitter
+from producers.lab import Lab, request_demo_runs
+from tests.integration.conftest import wait_until
+from ttfb import events as ev
+from ttfb.store import Store, queries
+
+
+def test_three_requested_runs_land_with_seven_components(lab: Lab, store: Store) -> None:
+    ids = request_demo_runs(lab.settings, 3)
+    rows = wait_until(lambda: (r := queries.runs_for_requests(store, ids)) and len(r) >= 3
+                      and r, timeout=300)
+    assert len(rows) == 3
+    assert sorted(r["scenario"] for r in rows) == ["lm", "recsys", "vision"]
+    for row in rows:
+        components = row["components"]
+        assert sorted(components) == sorted(ev.COMPONENTS)
+        assert all(float(v) > 0 for v in components.values()), components
+        assert abs(sum(components.values()) - float(row["ttfb_ms"])) < 1.0
+    measured = store.query(
+        "SELECT run_id, count() AS n, sum(ms) AS total FROM ttfb.measurements FINAL"
+        " WHERE run_id IN {ids:Array(String)} GROUP BY run_id",
+        {"ids": [r["run_id"] for r in rows]})
+    assert sorted(int(m["n"]) for m in measured) == [7, 7, 7]
+
+
+def test_malformed_bytes_become_a_dead_letter_and_the_stream_goes_on(
+        lab: Lab, store: Store) -> None:
+    garbage = b'{"type": "ComponentMeasured", "oops'
+    valid = [ev.ComponentMeasured(scenario="dl-check", commit=f"c{i}", component="data",
+                                  ms=1.0 + i) for i in range(3)]
+
+    async def send() -> None:
+        emitter = await Emitter(lab.settings, "test-dl").start()
+        await emitter.send_raw(lab.settings.topic("measurements"), b"dl", garbage)
+        for event in valid:
+            await emitter.emit(event, "measurements")
+        await emitter.stop()
+
+    asyncio.run(send())
+
+    def landed() -> bool:
+        ids = [e.event_id for e in valid]
+        stored = store.query("SELECT count() AS n FROM ttfb.measurements FINAL"
+                             " WHERE event_id IN {ids:Array(String)}", {"ids": ids})
+        return int(stored[0]["n"]) == 3
+
+    wait_until(landed, timeout=60)
+    letters = [r for r in queries.dead_letters(store)
+               if base64.b64decode(r["raw_b64"]) == garbage]
+    assert len(letters) == 1
+    assert letters[0]["source_topic"] == lab.settings.topic("measurements")
+    assert "malformed JSON" in letters[0]["reason"]

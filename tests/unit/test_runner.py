@@ -1,0 +1,92 @@
+"""The runner against small workflows (no torch), including misbehaving ones."""
+
+from pathlib import Path
+
+import pytest
+
+from agents.runner import RunSpec, parse_marks, run_once
+from ttfb.events import COMPONENTS
+
+GOOD = '''
+import time
+from ttfb.sdk import phase, first_batch
+def main(config):
+    with phase("config"):
+        time.sleep(0.01)
+    with phase("data"):
+        time.sleep(0.02)
+    first_batch()
+    with phase("model"):
+        time.sleep(0.01)
+    with phase("first_step"):
+        time.sleep(config.get("step", 0.01))
+'''
+
+
+def workflow(tmp_path: Path, body: str) -> RunSpec:
+    pkg = tmp_path / "wf"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "train.py").write_text(body)
+    return RunSpec(root=tmp_path, entry="wf.train:main", timeout_s=20)
+
+
+def test_components_are_measured_and_sum(tmp_path: Path) -> None:
+    outcome = run_once(workflow(tmp_path, GOOD))
+    assert outcome.status == "completed", outcome.reason
+    assert list(outcome.components) == list(COMPONENTS)
+    assert all(v > 0 for v in outcome.components.values())
+    assert outcome.components["data"] >= 20 and outcome.components["config"] >= 10
+    assert outcome.phases == ["imports", "config", "data", "model", "first_step"]
+    assert outcome.modules == ["wf/__init__.py", "wf/train.py"]
+
+
+def test_config_reaches_the_workflow(tmp_path: Path) -> None:
+    spec = workflow(tmp_path, GOOD)
+    slow = run_once(RunSpec(**{**spec.__dict__, "config": {"step": 0.3}}))
+    assert slow.components["first_step"] >= 300
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    ("def main(config):\n    raise SystemExit(3)\n", "exited with code 3"),
+    ("def main(config):\n    1/0\n", "exited with code 1"),
+    ("import time\ndef main(config):\n    time.sleep(60)\n", "hung"),
+    ("import os\ndef main(config):\n    os.write(int(os.environ['TTFB_SDK_FD']), b'garbage\\n')\n",
+     "malformed report"),
+    ("from ttfb.sdk import phase\ndef main(config):\n    pass\n", "reported no config"),
+    ("import os, sys\ndef main(config):\n    while True:\n        sys.stdout.write('x' * 65536)\n",
+     "flooded"),
+])
+def test_misbehaving_workflows_fail_cleanly(tmp_path: Path, body: str, reason: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import agents.runner as runner
+
+    monkeypatch.setattr(runner, "MAX_OUTPUT_BYTES", 8 * 1024 * 1024)
+    spec = workflow(tmp_path, body)
+    outcome = run_once(RunSpec(**{**spec.__dict__, "timeout_s": 3}))
+    assert outcome.status == "failed"
+    assert reason in outcome.reason
+
+
+def test_crash_keeps_the_stderr_tail(tmp_path: Path) -> None:
+    outcome = run_once(workflow(tmp_path, "def main(config):\n    raise ValueError('kaboom')\n"))
+    assert "ValueError: kaboom" in outcome.stderr_tail
+
+
+def test_missing_interpreter_fails_cleanly(tmp_path: Path) -> None:
+    spec = workflow(tmp_path, GOOD)
+    outcome = run_once(RunSpec(**{**spec.__dict__, "python": "/nonexistent/python"}))
+    assert outcome.status == "failed" and "could not start" in outcome.reason
+
+
+def test_env_override_reaches_the_workflow(tmp_path: Path) -> None:
+    body = GOOD.replace('time.sleep(config.get("step", 0.01))',
+                        'import os; time.sleep(float(os.environ["STEP_S"]))')
+    spec = workflow(tmp_path, body)
+    outcome = run_once(RunSpec(**{**spec.__dict__, "env": {"STEP_S": "0.25"}}))
+    assert outcome.components["first_step"] >= 250
+
+
+def test_parse_marks_rejects_inverted_phase() -> None:
+    raw = b"S\t100\nM\tconfig\t50\t10\nE\t200\n"
+    assert "ends before it starts" in parse_marks(raw, 0, 10).reason

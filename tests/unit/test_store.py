@@ -1,0 +1,80 @@
+"""Store SQL on real chDB."""
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from ttfb import events as ev
+from ttfb.settings import Settings
+from ttfb.store import open_store, queries
+from ttfb.store.schema import MIGRATIONS
+
+
+def completed(scenario: str = "recsys", **kw: object) -> ev.RunCompleted:
+    comps = {c: 10.0 for c in ev.COMPONENTS}
+    return ev.RunCompleted(scenario=scenario, commit="abc", ttfb_ms=70.0, components=comps,
+                           **kw)  # type: ignore[arg-type]
+
+
+def test_migrations_are_idempotent(settings: Settings) -> None:
+    store = open_store(settings)
+    assert store.schema_version() == MIGRATIONS[-1][0]
+    assert store.migrate() == []
+    assert open_store(settings).schema_version() == MIGRATIONS[-1][0]
+
+
+def test_duplicates_change_nothing(settings: Settings) -> None:
+    store = open_store(settings)
+    run = completed()
+    assert store.write([run, run]) == 1
+    assert store.write([run]) == 0
+    assert store.count("runs") == 1 and store.count("events") == 1
+
+
+def test_every_event_type_lands_in_its_table(settings: Settings) -> None:
+    from tests.unit.test_events import sample_events
+
+    store = open_store(settings)
+    assert store.write(sample_events()) == len(sample_events())
+    for table in ("runs", "measurements", "commands", "dead_letters", "detections", "bisects",
+                  "alerts"):
+        assert store.count(table) >= 1, table
+
+
+def test_parameters_are_values_not_sql(settings: Settings) -> None:
+    store = open_store(settings)
+    store.write([completed(request_id="r1")])
+    hostile = "x') OR 1=1 --"
+    assert queries.runs_for_requests(store, [hostile]) == []
+    assert len(queries.runs_for_requests(store, ["r1"])) == 1
+
+
+def test_recent_runs_limits_per_scenario(settings: Settings) -> None:
+    store = open_store(settings)
+    store.write([completed("a") for _ in range(5)] + [completed("b") for _ in range(2)])
+    rows = queries.recent_runs(store, per_scenario=3)
+    assert sorted(r["scenario"] for r in rows) == ["a", "a", "a", "b", "b"]
+
+
+def _writer(path: str, n: int) -> None:
+    store = open_store(Settings(data_dir=Path(path), _env_file=None))
+    for _ in range(n):
+        store.write([completed()])
+
+
+def test_processes_share_the_store_through_the_lock(settings: Settings) -> None:
+    open_store(settings)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(settings.data_dir), 10)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert open_store(settings).count("runs") == 30
+
+
+def test_unknown_table_is_refused(settings: Settings) -> None:
+    with pytest.raises(ValueError):
+        open_store(settings).count("runs; DROP TABLE x")
