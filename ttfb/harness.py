@@ -71,17 +71,38 @@ def run_entry(entry: str, config: dict, root: Path) -> None:  # type: ignore[typ
     getattr(module, func_name or "main")(config)
 
 
+def run_script(script: str, script_args: list[str], root: Path) -> int:
+    """Zero-code-change mode: hook torch, run the script to its first step."""
+    sdk = _sdk()
+    from ttfb import launcher
+
+    sys.path.insert(0, str(Path(script).resolve().parent))
+    components = launcher.run_script(script, script_args)
+    for name, ms in components.items():
+        sdk.mark(name, 0, int(ms * 1e6))
+    sdk.report(modules=repo_modules(root), **_software_facts())
+    sdk._write(f"E\t{time.monotonic_ns()}\n")
+    sdk.flush()
+    sys.stdout.flush()
+    os._exit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ttfb-harness")
-    parser.add_argument("--entry", required=True, help="module:function")
+    parser.add_argument("--entry", default="", help="module:function")
+    parser.add_argument("--script", default="", help="an unmodified script (zero-code mode)")
     parser.add_argument("--config", default="{}", help="JSON config passed to the entry")
     parser.add_argument("--root", default=".", help="repository root")
     parser.add_argument("--profile", default="", help="write cProfile stats here")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and rest[0] == "--":
+        rest = rest[1:]
     sdk = _sdk()
     sdk._write(f"S\t{_READY_NS}\n")
     root = Path(args.root)
     config = json.loads(args.config)
+    if args.script:
+        return run_script(args.script, rest, root)
     if args.profile:
         import cProfile
 
@@ -96,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         run_entry(args.entry, config, root)
     sdk.report(modules=repo_modules(root), **_software_facts())
     sdk._write(f"E\t{time.monotonic_ns()}\n")
+    sdk.flush()
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown: it is not part of TTFB and can hang on threads
 

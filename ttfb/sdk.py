@@ -19,11 +19,11 @@ Linux, so the agent can subtract its own spawn time from them.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -41,34 +41,63 @@ def _channel() -> int | None:
     return _fd
 
 
+_buffer: list[str] = []
+_BUFFER_LIMIT = 256
+
+
 def _write(line: str) -> None:
+    """Queue one report line; sent in batches so a mark costs no syscall."""
+    if (_fd if _opened else _channel()) is None:
+        return
+    _buffer.append(line)
+    if len(_buffer) >= _BUFFER_LIMIT:
+        flush()
+
+
+def flush() -> None:
+    """Send queued lines to the agent (also done at first batch and at exit)."""
     fd = _fd if _opened else _channel()
-    if fd is not None:
-        # try/except is cheaper than contextlib.suppress() on this hot path
-        try:  # noqa: SIM105
-            os.write(fd, line.encode())
-        except OSError:  # the agent went away; the workflow must not die of it
-            pass
+    if fd is None or not _buffer:
+        return
+    data = "".join(_buffer).encode()
+    _buffer.clear()
+    # try/except is cheaper than contextlib.suppress() on this path
+    try:  # noqa: SIM105
+        os.write(fd, data)
+    except OSError:  # the agent went away; the workflow must not die of it
+        pass
+
+
+atexit.register(flush)
 
 
 def mark(name: str, start_ns: int, end_ns: int) -> None:
     """Report that phase ``name`` ran from ``start_ns`` to ``end_ns``."""
-    _write(f"M\t{name}\t{start_ns}\t{end_ns}\n")
+    if (_fd if _opened else _channel()) is not None:
+        _buffer.append(f"M\t{name}\t{start_ns}\t{end_ns}\n")
+        if len(_buffer) >= _BUFFER_LIMIT:
+            flush()
 
 
-@contextmanager
-def phase(name: str) -> Iterator[None]:
+class phase:  # noqa: N801 - used like a function: ``with phase("config"):``
     """Time the block as TTFB component ``name`` (config, data, model, ...)."""
-    start = _clock()
-    try:
-        yield
-    finally:
-        mark(name, start, _clock())
+
+    __slots__ = ("name", "start")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        self.start = _clock()
+
+    def __exit__(self, *exc: object) -> None:
+        mark(self.name, self.start, _clock())
 
 
 def first_batch() -> None:
     """Mark the moment the first batch is ready (ends the ``data`` component)."""
     _write(f"F\t{_clock()}\n")
+    flush()
 
 
 def report(**fields: Any) -> None:

@@ -1,0 +1,229 @@
+"""Zero-code-change mode: measure an unmodified PyTorch training script.
+
+The launcher runs the script as ``__main__`` with hooks that need no change to
+it, and stops it right after its first training step:
+
+* imports: time inside outermost ``import`` statements;
+* model: time inside outermost ``nn.Module`` construction, ``.to()``/``.cuda()``
+  and optimizer construction;
+* data: from the first ``Dataset``/``DataLoader`` construction until the first
+  batch is fetched from a DataLoader, less imports and model time;
+* config: everything else before data starts (argument parsing, set-up);
+* first_step: from the first top-level forward after the first batch to the
+  end of the first ``optimizer.step()`` (or of that forward if none follows).
+
+Standard library only at import; torch hooks are installed when the script
+imports torch.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import runpy
+import sys
+import time
+from typing import Any
+
+clock = time.monotonic_ns
+
+
+class Timeline:
+    """Intervals the hooks saw, and the moments that split the run."""
+
+    def __init__(self) -> None:
+        self.start = clock()
+        self.imports: list[tuple[int, int]] = []
+        self.model: list[tuple[int, int]] = []
+        self.data_start: int | None = None
+        self.batch_end: int | None = None
+        self.step_start: int | None = None
+        self.step_end: int | None = None
+        self.forward_end: int | None = None
+        self.depth = {"import": 0, "model": 0, "forward": 0}
+
+    def components(self) -> dict[str, float]:
+        end = self.step_start or clock()
+
+        def inside(spans: list[tuple[int, int]], lo: int, hi: int) -> int:
+            return sum(max(0, min(b, hi) - max(a, lo)) for a, b in spans)
+
+        data_start = self.data_start or self._last_span_end(end)
+        imports = inside(self.imports, self.start, end)
+        model = inside(self.model, self.start, end)
+        config = (data_start - self.start) - inside(self.imports, self.start, data_start) \
+            - inside(self.model, self.start, data_start)
+        data = (end - data_start) - inside(self.imports, data_start, end) \
+            - inside(self.model, data_start, end)
+        step = (self.step_end or self.forward_end or clock()) - end
+        ms = {"imports": imports, "config": config, "data": data, "model": model,
+              "first_step": step}
+        return {k: max(v, 0) / 1e6 for k, v in ms.items()}
+
+    def _last_span_end(self, before: int) -> int:
+        ends = [b for _, b in self.imports + self.model if b <= before]
+        return max(ends, default=self.start)
+
+
+TIMELINE = Timeline()
+
+
+class FirstStepDone(BaseException):
+    """Raised to stop the script once the first step is measured."""
+
+
+def _span(kind: str, attr: str):  # type: ignore[no-untyped-def]
+    def wrap(func):  # type: ignore[no-untyped-def]
+        @functools.wraps(func)
+        def inner(*args, **kwargs):  # type: ignore[no-untyped-def]
+            depth = TIMELINE.depth
+            # time belongs to the outermost category: a lazy import inside
+            # optimizer construction is model time, not imports
+            if depth["import"] or depth["model"] or TIMELINE.step_start is not None:
+                return func(*args, **kwargs)
+            depth[kind] += 1
+            begin = clock()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                getattr(TIMELINE, attr).append((begin, clock()))
+                depth[kind] -= 1
+        inner.__ttfb_wrapped__ = True  # type: ignore[attr-defined]
+        return inner
+    return wrap
+
+
+_original_import = builtins.__import__
+_torch_hooked = False
+
+
+@_span("import", "imports")
+def _timed_import(*args: Any, **kwargs: Any) -> Any:
+    return _original_import(*args, **kwargs)
+
+
+def _import(*args: Any, **kwargs: Any) -> Any:
+    module = _timed_import(*args, **kwargs)
+    if not _torch_hooked and TIMELINE.depth["import"] == 0 and "torch.nn" in sys.modules:
+        _hook_torch()
+    return module
+
+
+def _wrap_init(cls: type) -> None:
+    init = cls.__dict__.get("__init__")
+    if init is not None and not getattr(init, "__ttfb_wrapped__", False):
+        cls.__init__ = _span("model", "model")(init)  # type: ignore[misc]
+
+
+def _mark_data(cls: type) -> None:
+    init = cls.__dict__.get("__init__")
+    if init is None or getattr(init, "__ttfb_data__", False):
+        return
+
+    @functools.wraps(init)
+    def inner(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if TIMELINE.data_start is None:
+            TIMELINE.data_start = clock()
+        return init(self, *args, **kwargs)
+    inner.__ttfb_data__ = True  # type: ignore[attr-defined]
+    cls.__init__ = inner  # type: ignore[misc]
+
+
+def _on_subclass(base: type, hook: Any) -> None:
+    """Call ``hook(cls)`` for every subclass of ``base`` defined from now on."""
+    own = base.__dict__.get("__init_subclass__")
+
+    def init_subclass(cls, **kwargs):  # type: ignore[no-untyped-def]
+        if isinstance(own, classmethod):
+            own.__func__(cls, **kwargs)
+        else:
+            super(base, cls).__init_subclass__(**kwargs)  # type: ignore[misc]
+        hook(cls)
+    base.__init_subclass__ = classmethod(init_subclass)  # type: ignore[assignment]
+
+
+def _hook_torch() -> None:  # noqa: C901 - one hook per torch entry point
+    global _torch_hooked
+    _torch_hooked = True
+    import torch
+    from torch import nn
+    from torch.utils import data as tud
+    from torch.utils.data import dataloader
+
+    def subclasses(root: type) -> list[type]:
+        seen, todo = [], [root]
+        while todo:
+            cls = todo.pop()
+            seen.append(cls)
+            todo.extend(cls.__subclasses__())
+        return seen
+
+    for cls in subclasses(nn.Module):
+        _wrap_init(cls)
+    for cls in subclasses(torch.optim.Optimizer):
+        _wrap_init(cls)
+    for cls in subclasses(tud.Dataset) + [tud.DataLoader]:
+        _mark_data(cls)
+
+    _on_subclass(nn.Module, _wrap_init)
+    _on_subclass(tud.Dataset, _mark_data)
+
+    for name in ("to", "cuda"):
+        setattr(nn.Module, name, _span("model", "model")(getattr(nn.Module, name)))
+
+    fetch = dataloader._BaseDataLoaderIter.__next__
+
+    def first_fetch(self):  # type: ignore[no-untyped-def]
+        batch = fetch(self)
+        if TIMELINE.batch_end is None:
+            TIMELINE.batch_end = clock()
+        return batch
+    dataloader._BaseDataLoaderIter.__next__ = first_fetch  # type: ignore[method-assign]
+
+    call = nn.Module.__call__
+
+    def forward(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        depth = TIMELINE.depth
+        top = depth["forward"] == 0 and TIMELINE.step_start is None and \
+            (TIMELINE.batch_end is not None or TIMELINE.data_start is not None)
+        if top:
+            TIMELINE.step_start = clock()
+        depth["forward"] += 1
+        try:
+            return call(self, *args, **kwargs)
+        finally:
+            depth["forward"] -= 1
+            if top:
+                TIMELINE.forward_end = clock()
+    nn.Module.__call__ = forward  # type: ignore[method-assign]
+
+    def after_step(optimizer, args, kwargs):  # type: ignore[no-untyped-def]
+        if TIMELINE.step_start is not None and TIMELINE.step_end is None:
+            if torch.cuda.is_available() and torch.cuda.is_initialized():
+                torch.cuda.synchronize()
+            TIMELINE.step_end = clock()
+            raise FirstStepDone
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    register_optimizer_step_post_hook(after_step)
+
+
+def run_script(path: str, args: list[str]) -> dict[str, float]:
+    """Run ``path`` as ``__main__`` until its first step; returns components in ms."""
+    TIMELINE.__init__()  # type: ignore[misc]  # reset in place: the hooks hold this object
+    builtins.__import__ = _import
+    if "torch.nn" in sys.modules:
+        _hook_torch()
+    sys.argv = [path, *args]
+    try:
+        runpy.run_path(path, run_name="__main__")
+    except FirstStepDone:
+        pass
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            raise
+    finally:
+        builtins.__import__ = _original_import
+    if TIMELINE.step_start is None:
+        raise RuntimeError("the script never ran a forward pass after building its data")
+    return TIMELINE.components()
