@@ -137,7 +137,7 @@ def _on_subclass(base: type, hook: Any) -> None:
         if isinstance(own, classmethod):
             own.__func__(cls, **kwargs)
         else:
-            super(base, cls).__init_subclass__(**kwargs)  # type: ignore[misc]
+            super(base, cls).__init_subclass__(**kwargs)  # type: ignore[misc, arg-type]
         hook(cls)
     base.__init_subclass__ = classmethod(init_subclass)  # type: ignore[assignment]
 
