@@ -1,0 +1,89 @@
+"""``ttfb detect --input FILE.csv``: the streams' detector over a history, offline."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ttfb.settings import Settings
+from ttfb.stats import DetectorConfig, detect, group_points
+
+
+class HistoryError(ValueError):
+    pass
+
+
+def _order(text: str) -> float:
+    """Commit index or timestamp (ISO 8601 or a number)."""
+    try:
+        return float(text)
+    except ValueError:
+        from datetime import datetime
+
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise HistoryError(f"order {text!r} is neither a number nor a timestamp") from None
+
+
+def read_history(path: Path) -> dict[str, list[tuple[float, float, str]]]:
+    """CSV columns series, order, value[, commit] -> rows per series."""
+    rows: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"series", "order", "value"} - set(reader.fieldnames or [])
+        if missing:
+            raise HistoryError(f"{path}: missing column(s) {sorted(missing)}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                value = float(row["value"])
+            except (TypeError, ValueError):
+                raise HistoryError(f"{path}:{line}: value {row['value']!r} is not a number") \
+                    from None
+            if value != value or value <= 0:  # NaN or non-positive: not a timing
+                continue
+            order = row["order"]
+            rows[row["series"]].append((_order(order), value, row.get("commit") or order))
+    return rows
+
+
+def detections(history: dict[str, list[tuple[float, float, str]]],
+               cfg: DetectorConfig) -> list[dict[str, Any]]:
+    out = []
+    for name in sorted(history):
+        for change in detect(group_points(history[name]), cfg):
+            out.append({"series": name, "index": change.index, "order": change.order,
+                        "commit": change.commit, "direction": change.direction,
+                        "effect_pct": round(change.effect_pct, 3),
+                        "ci_low_pct": round(change.comparison.ci_low_pct, 3),
+                        "ci_high_pct": round(change.comparison.ci_high_pct, 3),
+                        "p_value": change.p_value})
+    return out
+
+
+OFFLINE_DEFAULT = DetectorConfig(alpha=0.01, k=0.5, fore=6)
+
+
+def detect_command(args: argparse.Namespace, settings: Settings) -> int:
+    cfg = OFFLINE_DEFAULT if args.alpha is None else replace(OFFLINE_DEFAULT, alpha=args.alpha)
+    try:
+        history = read_history(Path(args.input))
+    except (OSError, HistoryError) as exc:
+        print(f"ttfb detect: {exc}", file=sys.stderr)
+        return 2
+    found = detections(history, cfg)
+    if args.json:
+        print(json.dumps({"detections": found}, indent=2))
+    else:
+        for d in found:
+            print(f"{d['series']}: {d['direction']} at index {d['index']} (order {d['order']:g},"
+                  f" commit {d['commit']}): {d['effect_pct']:+.1f}% p={d['p_value']:.2g}")
+        if not found:
+            print("no change detected")
+    return 0

@@ -1,0 +1,134 @@
+"""The detector checked statistically: rates over many seeded series."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ttfb.stats import DetectorConfig, Point, benjamini_hochberg, compare, detect
+from ttfb.stats.calibration import calibrate
+from ttfb.stats.simulate import SHAPES, series
+
+CFG = DetectorConfig(alpha=0.01, k=0.5, fore=6)
+LENGTH = 30
+
+
+def test_false_positive_rate_is_at_most_nominal_over_2000_null_series() -> None:
+    rng = np.random.default_rng(20261127)
+    false_alarms, tests = 0, 0
+    for i in range(2000):
+        s = series(rng, length=LENGTH, cv=float(rng.uniform(0.02, 0.10)),
+                   runs=int(rng.integers(1, 4)), shape=SHAPES[i % len(SHAPES)])
+        false_alarms += len(detect(s.points, CFG))
+        tests += LENGTH - CFG.min_back - CFG.fore + 1
+    rate = false_alarms / tests
+    assert rate <= CFG.alpha, f"false-positive rate {rate:.4f} above nominal {CFG.alpha}"
+
+
+@pytest.mark.parametrize(("cv", "runs", "shift", "power"), [
+    (0.03, 3, 10.0, 0.95),
+    (0.03, 3, 5.0, 0.80),
+    (0.03, 1, 10.0, 0.85),
+    (0.05, 3, 10.0, 0.85),
+])
+def test_power_on_shifted_series(cv: float, runs: int, shift: float, power: float) -> None:
+    rng = np.random.default_rng(int(cv * 1000) + runs * 7 + int(shift))
+    hits = 0
+    trials = 300
+    for _ in range(trials):
+        s = series(rng, length=LENGTH, cv=cv, runs=runs, shift_pct=shift, change_index=15)
+        hits += any(abs(c.index - 15) <= 1 and c.direction == "regression"
+                    for c in detect(s.points, CFG))
+    assert hits / trials >= power, f"power {hits / trials:.2f} < {power}"
+
+
+def test_improvements_are_detected_with_their_direction() -> None:
+    rng = np.random.default_rng(7)
+    found = [detect(series(rng, length=LENGTH, cv=0.03, runs=3, shift_pct=-10.0,
+                           change_index=15).points, CFG) for _ in range(100)]
+    hits = sum(any(c.direction == "improvement" and abs(c.index - 15) <= 1 for c in f)
+               for f in found)
+    assert hits >= 90
+
+
+def test_exact_index_on_a_clear_step() -> None:
+    values = [100.0, 101.0, 99.0, 100.5, 99.5, 100.2, 100.1, 99.8, 100.3, 99.9] + \
+             [120.0, 121.0, 119.0, 120.5, 119.5, 120.2, 120.1, 119.8]
+    points = [Point(float(i), f"c{i}", (v, v * 1.001)) for i, v in enumerate(values)]
+    changes = detect(points, CFG)
+    assert [(c.index, c.commit, c.good_commit, c.direction) for c in changes] == \
+        [(10, "c10", "c9", "regression")]
+    assert 18 < changes[0].effect_pct < 22
+
+
+def test_confidence_interval_covers_the_true_shift() -> None:
+    rng = np.random.default_rng(11)
+    covered = 0
+    for _ in range(2000):
+        a = np.exp(rng.normal(8.0, 0.04, 10))
+        b = np.exp(rng.normal(8.0 + np.log(1.05), 0.04, 10))
+        c = compare(a, b)
+        covered += c.ci_low_pct <= 5.0 <= c.ci_high_pct
+    # nominal 95 %, less three Monte Carlo standard errors (sqrt(.95 * .05 / 2000))
+    assert covered / 2000 >= 0.95 - 3 * np.sqrt(0.95 * 0.05 / 2000)
+
+
+def test_benjamini_hochberg() -> None:
+    assert benjamini_hochberg([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205],
+                              q=0.05) == [True, True, False, False, False, False, False, False]
+    assert benjamini_hochberg([]) == []
+
+
+def test_benjamini_hochberg_controls_fdr_across_components() -> None:
+    rng = np.random.default_rng(3)
+    proportions = []
+    for _ in range(4000):
+        # 7 components, 2 really moved; FDR = E[false discoveries / discoveries]
+        p = np.concatenate([rng.uniform(size=5), rng.uniform(0, 0.001, size=2)])
+        rejected = benjamini_hochberg(p.tolist(), q=0.05)
+        proportions.append(sum(rejected[:5]) / max(sum(rejected), 1))
+    assert float(np.mean(proportions)) <= 0.05
+
+
+def test_calibration_respects_the_budget_and_prefers_power() -> None:
+    rng = np.random.default_rng(5)
+    history = series(rng, length=30, cv=0.04, runs=2).points
+    result = calibrate(history, tests_per_week=500, budget_per_week=1.0, trials=30,
+                       confirm_alpha=0.05, seed=1)
+    assert result.chosen.expected_false_alarms_per_week <= 1.0
+    feasible = [p for p in result.points if p.expected_false_alarms_per_week <= 1.0]
+    assert result.chosen.mean_power == max(p.mean_power for p in feasible)
+    assert set(result.chosen.power) == {"2%", "5%", "10%"}
+    strict = calibrate(history, tests_per_week=500, budget_per_week=0.01, trials=30, seed=1)
+    assert strict.chosen.false_positive_rate <= result.chosen.false_positive_rate
+
+
+def test_detect_cli_on_a_csv(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    rows = ["series,order,value,commit"]
+    for name, shift in (("slow", 12.0), ("flat", 0.0)):
+        s = series(rng, length=40, cv=0.03, runs=2, shift_pct=shift,
+                   change_index=25 if shift else None)
+        rows += [f"{name},{int(p.order)},{v:.3f},{p.commit}" for p in s.points for v in p.values]
+    path = tmp_path / "history.csv"
+    path.write_text("\n".join(rows) + "\n")
+    out = subprocess.run([sys.executable, "-m", "ttfb.cli", "detect", "--input", str(path),
+                          "--json"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout)["detections"]
+    assert [(d["series"], d["index"], d["direction"]) for d in found] == \
+        [("slow", 25, "regression")]
+    assert found[0]["effect_pct"] > 5 and found[0]["p_value"] < 0.01
+
+
+def test_detect_cli_rejects_a_bad_csv(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("series,value\na,1\n")
+    out = subprocess.run([sys.executable, "-m", "ttfb.cli", "detect", "--input", str(path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "missing column" in out.stderr

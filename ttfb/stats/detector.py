@@ -1,0 +1,151 @@
+"""The windowed change detector: rolling baseline, Welch test, k·σ threshold.
+
+A series (scenario, component, hardware, branch) is a sequence of commits,
+each with one or more run values. The state keeps a rolling baseline of
+accepted commits and a window of the newest ``fore`` commits. When the window
+is full it is tested against the baseline; a candidate needs
+
+* Welch p-value < ``alpha`` (log scale, outliers dropped),
+* |shift| > ``k`` · σ, σ the baseline's run-to-run spread,
+* |effect| >= ``min_effect_pct``.
+
+A candidate's change point is refined to the split that maximises |t| inside
+the window, and the baseline restarts there. Otherwise the oldest window
+commit is accepted into the baseline (which keeps its newest ``back``
+commits, so slow drift is followed rather than flagged).
+
+``apply`` is a pure fold used both offline (``detect``) and by the stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from ttfb.stats.tests import Comparison, compare
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    back: int = 12  # baseline commits kept
+    fore: int = 4  # commits tested against the baseline
+    min_back: int = 6  # a baseline needs this many commits before testing
+    alpha: float = 0.001
+    k: float = 0.5
+    min_effect_pct: float = 1.0
+
+    def with_point(self, alpha: float, k: float) -> DetectorConfig:
+        return replace(self, alpha=alpha, k=k)
+
+
+@dataclass(frozen=True)
+class Point:
+    order: float
+    commit: str
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class ChangePoint:
+    index: int  # position of the first changed commit among the series' points
+    order: float
+    commit: str
+    good_commit: str
+    direction: str  # "regression" (slower) or "improvement"
+    comparison: Comparison
+
+    @property
+    def effect_pct(self) -> float:
+        return self.comparison.effect_pct
+
+    @property
+    def p_value(self) -> float:
+        return self.comparison.p_value
+
+
+@dataclass(frozen=True)
+class SeriesState:
+    """Everything the detector remembers about one series (a fold over points)."""
+
+    baseline: tuple[Point, ...] = ()
+    window: tuple[Point, ...] = ()
+    seen: int = 0  # points applied so far (the index of the next one)
+    changes: tuple[ChangePoint, ...] = field(default_factory=tuple)
+
+
+def _values(points: Sequence[Point]) -> list[float]:
+    return [v for p in points for v in p.values]
+
+
+def _is_candidate(c: Comparison, cfg: DetectorConfig) -> bool:
+    return (c.p_value < cfg.alpha and abs(c.delta_log) > cfg.k * c.sigma_log
+            and abs(c.effect_pct) >= cfg.min_effect_pct)
+
+
+def _refine(baseline: tuple[Point, ...], window: tuple[Point, ...],
+            cfg: DetectorConfig) -> tuple[int, Comparison]:
+    """The split inside the window with the largest |t| (at least 2 changed commits)."""
+    best: tuple[int, Comparison] | None = None
+    for split in range(0, max(1, len(window) - 1)):
+        before = _values(baseline + window[:split])[-len(_values(baseline)):]
+        after = _values(window[split:])
+        try:
+            comparison = compare(before, after, with_ci=False)
+        except ValueError:
+            continue
+        if best is None or abs(comparison.t) > abs(best[1].t):
+            best = (split, comparison)
+    assert best is not None
+    split = best[0]
+    before = _values(baseline + window[:split])[-len(_values(baseline)):]
+    return split, compare(before, _values(window[split:]))
+
+
+def apply(state: SeriesState, point: Point, cfg: DetectorConfig) -> tuple[SeriesState,
+                                                                          ChangePoint | None]:
+    """Add one commit's values; return the new state and a change found now, if any."""
+    window = state.window + (point,)
+    seen = state.seen + 1
+    baseline = state.baseline
+    if len(window) < cfg.fore:
+        return replace(state, window=window, seen=seen), None
+    if len(baseline) >= cfg.min_back:
+        try:
+            comparison = compare(_values(baseline), _values(window), with_ci=False)
+        except ValueError:
+            comparison = None
+        if comparison is not None and _is_candidate(comparison, cfg):
+            split, refined = _refine(baseline, window, cfg)
+            if _is_candidate(refined, cfg):
+                first = window[split]
+                index = seen - len(window) + split
+                good = window[split - 1].commit if split else baseline[-1].commit
+                change = ChangePoint(
+                    index=index, order=first.order, commit=first.commit, good_commit=good,
+                    direction="regression" if refined.delta_log > 0 else "improvement",
+                    comparison=refined)
+                # the baseline restarts at the change: only post-change commits remain
+                return SeriesState(baseline=(), window=window[split:], seen=seen,
+                                   changes=state.changes + (change,)), change
+    accepted = (baseline + window[:1])[-cfg.back:]
+    return SeriesState(baseline=accepted, window=window[1:], seen=seen,
+                       changes=state.changes), None
+
+
+def detect(points: Iterable[Point], cfg: DetectorConfig | None = None) -> list[ChangePoint]:
+    """All change points of a series (points in order)."""
+    cfg = cfg or DetectorConfig()
+    state = SeriesState()
+    for point in points:
+        state, _ = apply(state, point, cfg)
+    return list(state.changes)
+
+
+def group_points(rows: Iterable[tuple[float, float, str]]) -> list[Point]:
+    """(order, value, commit) rows -> one Point per distinct order, in order."""
+    by_order: dict[float, tuple[str, list[float]]] = {}
+    for order, value, commit in rows:
+        entry = by_order.setdefault(order, (commit, []))
+        entry[1].append(value)
+    return [Point(order=o, commit=c, values=tuple(v))
+            for o, (c, v) in sorted(by_order.items())]
