@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(VENV)/bin/ttfb up
+	$(VENV)/bin/ttfb up --demo
 
 up: demo
 

@@ -48,7 +48,7 @@ class Agent:
         self.config = config
         self.emitter = emitter
         self.refused: Counter[str] = Counter()
-        self._warm: set[tuple[str, str, str]] = set()
+        self._warm: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------ intake
 
@@ -111,6 +111,7 @@ class Agent:
         common = {"request_id": request.request_id, "scenario": request.scenario,
                   "repo": request.repo, "branch": request.branch, "purpose": request.purpose,
                   "arm": request.arm.label, "correlation_id": request.correlation_id,
+                  "runs_total": request.runs,
                   "producer": self.config.agent_id}
         try:
             root, sha = self.config.workspaces.checkout(request.repo, repo, request.commit)
@@ -120,7 +121,7 @@ class Agent:
                                  fingerprint=fingerprint())]
         spec = self._spec(scenario, root, request)
         warm_ns = time.monotonic_ns()
-        self._warm_up(spec, request, sha)
+        self._warm_up(spec, request)
         # the discarded warm-up is the lab's method, not the job's queueing
         started_ns = received_ns + (time.monotonic_ns() - warm_ns)
         out: list[ev.Event] = []
@@ -142,9 +143,13 @@ class Agent:
             timeout_s=scenario.timeout_s, cpu_affinity=self.config.cpu_affinity,
         )
 
-    def _warm_up(self, spec: RunSpec, request: ev.RunRequested, sha: str) -> None:
-        """One discarded run per (commit, arm): compiles bytecode, warms the page cache."""
-        key = (sha, request.scenario, request.arm.model_dump_json())
+    def _warm_up(self, spec: RunSpec, request: ev.RunRequested) -> None:
+        """One discarded run per (scenario, arm): bytecode and page cache settle.
+
+        Not per commit: a new worktree only adds its few source files, and a
+        warm-up per commit would double the cost of monitoring.
+        """
+        key = (request.scenario, request.arm.model_dump_json())
         if self.config.warmup and key not in self._warm:
             run_once(spec)
             self._warm.add(key)

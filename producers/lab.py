@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -158,18 +159,73 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                      for r in rows]}
 
 
+def fresh_demo(settings: Settings) -> Settings:
+    """The demo's own data directory, emptied, with a new demo repository."""
+    import shutil
+
+    from agents.demo_history import write_demo_repo
+
+    data = settings.data_dir / "demo-lab"
+    shutil.rmtree(data, ignore_errors=True)
+    write_demo_repo(data / "demo" / "repo")
+    return settings.model_copy(update={"data_dir": data,
+                                       "repos": {"demo": str(data / "demo" / "repo")}})
+
+
+def _hold(lab: Lab, say: Callable[[str], None]) -> None:
+    """Keep the lab (and its dashboard) up until Ctrl-C or SIGTERM."""
+    say(f"dashboard: {lab.settings.public_url()} (Ctrl-C to stop)")
+    while True:
+        lab.check()
+        time.sleep(1.0)
+
+
+def _demo(args: argparse.Namespace, lab: Lab, store: Store, say: Callable[[str], None]) -> int:
+    from producers.demo import play
+
+    summary = play(lab.settings, store, lab.check, say)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        say(json.dumps(summary, indent=2))
+    if not args.headless:
+        _hold(lab, say)
+    return 0 if not summary["missed"] and not summary["false_alarms"] else 1
+
+
+def _runs(args: argparse.Namespace, lab: Lab, store: Store, say: Callable[[str], None]) -> int:
+    ids = request_demo_runs(lab.settings, args.runs)
+    seen = -1
+
+    def progress(rows: list[dict[str, Any]]) -> None:
+        nonlocal seen
+        if len(rows) != seen:
+            seen = len(rows)
+            say(f"runs stored: {seen}/{args.runs}")
+
+    rows = wait_for_runs(lab, store, ids, args.runs, args.timeout, progress)
+    if args.json:
+        print(json.dumps(_summary(rows[: args.runs]), indent=2))
+    else:
+        for r in rows:
+            say(f"  {r['scenario']:<8} {r['commit'][:10]} ttfb {float(r['ttfb_ms']):8.1f} ms")
+    if not args.headless:
+        _hold(lab, say)
+    return 0
+
+
 def up_command(args: argparse.Namespace, settings: Settings) -> int:
-    settings = ensure_demo_repo(settings)
-    stop_requested = False
+    settings = fresh_demo(settings) if args.demo else ensure_demo_repo(settings)
+    stopped_by_signal = False
 
     def on_signal(signum: int, _: object) -> None:
-        nonlocal stop_requested
-        stop_requested = True
+        nonlocal stopped_by_signal
+        stopped_by_signal = True
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
     lab = Lab(settings, headless=args.headless)
-    say = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    say: Callable[[str], None] = (lambda m: print(m, file=sys.stderr)) if args.json else print
     try:
         lab.start()
         say(f"lab up: bus {lab.settings.kafka_bootstrap}, store "
@@ -177,30 +233,10 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
         if not args.headless:
             say(f"dashboard: {lab.settings.public_url()}")
         store = open_store(lab.settings)
-        ids = request_demo_runs(lab.settings, args.runs)
-        seen = -1
-
-        def progress(rows: list[dict[str, Any]]) -> None:
-            nonlocal seen
-            if len(rows) != seen:
-                seen = len(rows)
-                say(f"runs stored: {seen}/{args.runs}")
-
-        rows = wait_for_runs(lab, store, ids, args.runs, args.timeout, progress)
-        if args.json:
-            print(json.dumps(_summary(rows[: args.runs]), indent=2))
-        else:
-            for r in rows:
-                say(f"  {r['scenario']:<8} {r['commit'][:10]} ttfb {float(r['ttfb_ms']):8.1f} ms")
-        if not args.headless:
-            say(f"dashboard: {lab.settings.public_url()} (Ctrl-C to stop)")
-            while True:
-                lab.check()
-                time.sleep(1.0)
-        return 0
+        return (_demo if args.demo else _runs)(args, lab, store, say)
     except KeyboardInterrupt:
         say("stopping the lab")
-        return 0 if stop_requested or not args.headless else 130
+        return 0 if stopped_by_signal or not args.headless else 130
     except (RuntimeError, TimeoutError) as exc:
         print(f"ttfb up: {exc}", file=sys.stderr)
         return 1

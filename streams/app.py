@@ -59,6 +59,9 @@ def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
               for name in TOPICS}
     app.ttfb_topics = topics  # type: ignore[attr-defined]
     register_sink(app, settings, topics)
+    from streams.decisions import register_decisions
+
+    register_decisions(app, settings, topics)
     return app
 
 

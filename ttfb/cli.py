@@ -28,6 +28,8 @@ def _up(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--runs", type=int, default=3, help="demo runs to request and wait for")
     p.add_argument("--json", action="store_true", help="print the runs as JSON")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the runs")
+    p.add_argument("--demo", action="store_true",
+                   help="play the demo repository's history; print a summary of what was found")
 
 
 def _run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -131,6 +131,7 @@ class RunFields(Event):
     purpose: Purpose = "adhoc"
     arm: str = "default"
     repetition: int = Field(0, ge=0)
+    runs_total: int = Field(1, ge=1, description="repetitions the request asked for")
     correlation_id: str = ""
     fingerprint: Fingerprint = Field(default_factory=Fingerprint)
 

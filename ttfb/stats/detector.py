@@ -30,9 +30,11 @@ class DetectorConfig:
     back: int = 12  # baseline commits kept
     fore: int = 4  # commits tested against the baseline
     min_back: int = 6  # a baseline needs this many commits before testing
+    min_back_values: int = 0  # ... and this many run values
     alpha: float = 0.001
     k: float = 0.5
     min_effect_pct: float = 1.0
+    min_effect_ms: float = 0.0  # ignore shifts too small to matter for TTFB
 
     def with_point(self, alpha: float, k: float) -> DetectorConfig:
         return replace(self, alpha=alpha, k=k)
@@ -79,7 +81,8 @@ def _values(points: Sequence[Point]) -> list[float]:
 
 def _is_candidate(c: Comparison, cfg: DetectorConfig) -> bool:
     return (c.p_value < cfg.alpha and abs(c.delta_log) > cfg.k * c.sigma_log
-            and abs(c.effect_pct) >= cfg.min_effect_pct)
+            and abs(c.effect_pct) >= cfg.min_effect_pct
+            and abs(c.effect_ms) >= cfg.min_effect_ms)
 
 
 def _refine(baseline: tuple[Point, ...], window: tuple[Point, ...],
@@ -109,7 +112,7 @@ def apply(state: SeriesState, point: Point, cfg: DetectorConfig) -> tuple[Series
     baseline = state.baseline
     if len(window) < cfg.fore:
         return replace(state, window=window, seen=seen), None
-    if len(baseline) >= cfg.min_back:
+    if len(baseline) >= cfg.min_back and len(_values(baseline)) >= cfg.min_back_values:
         try:
             comparison = compare(_values(baseline), _values(window), with_ci=False)
         except ValueError:

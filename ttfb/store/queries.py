@@ -41,3 +41,41 @@ def dead_letters(store: Store, limit: int = 100) -> list[dict[str, Any]]:
         f"SELECT occurred_at, source_topic, reason, refused_command, producer, raw_b64"
         f" FROM {store.db}.dead_letters FINAL ORDER BY occurred_at DESC LIMIT {{n:UInt32}}",
         {"n": limit})
+
+
+def latest_modules(store: Store) -> dict[str, list[str]]:
+    """The repository modules each scenario imported on its latest completed run."""
+    rows = store.query(
+        f"SELECT scenario, argMax(modules, occurred_at) AS modules FROM {store.db}.runs FINAL"
+        " WHERE status = 'completed' AND length(modules) > 0 GROUP BY scenario")
+    return {r["scenario"]: list(r["modules"]) for r in rows}
+
+
+def findings(store: Store, types: list[str] | None = None) -> list[dict[str, Any]]:
+    """Detection events (candidates, confirmations, dismissals), oldest first."""
+    types = types or ["CandidateDetected", "RegressionConfirmed", "ImprovementConfirmed",
+                      "DetectionDismissed"]
+    return store.query(
+        f"SELECT type, detection_id, scenario, component, commit, good_commit, direction,"
+        f" effect_ms, effect_pct, ci_low_pct, ci_high_pct, p_value, runs_spent, occurred_at"
+        f" FROM {store.db}.detections FINAL WHERE type IN {{types:Array(String)}}"
+        " ORDER BY occurred_at", {"types": types})
+
+
+def alerts(store: Store, limit: int = 200) -> list[dict[str, Any]]:
+    return store.query(
+        f"SELECT alert_id, kind, status, scenario, component, commit, effect_ms, effect_pct,"
+        f" ci_low_pct, ci_high_pct, culprit, author, subject, link, occurred_at"
+        f" FROM {store.db}.alerts FINAL ORDER BY occurred_at LIMIT {{n:UInt32}}", {"n": limit})
+
+
+def runs_spent(store: Store) -> dict[str, int]:
+    """Completed and failed runs per purpose."""
+    rows = store.query(f"SELECT purpose, count() AS n FROM {store.db}.runs FINAL GROUP BY purpose")
+    return {r["purpose"]: int(r["n"]) for r in rows}
+
+
+def skips(store: Store, limit: int = 500) -> list[dict[str, Any]]:
+    return store.query(
+        f"SELECT scenario, commit, reason, occurred_at FROM {store.db}.skips FINAL"
+        " ORDER BY occurred_at DESC LIMIT {n:UInt32}", {"n": limit})

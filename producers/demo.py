@@ -1,0 +1,121 @@
+"""The demo story: play the demo repository's history through the running lab.
+
+Commit by commit, as if pushed live: a baseline burst on the first commit,
+then the scheduler's selection for each commit (unaffected scenarios are
+skipped and recorded). Detections, confirmation runs and alerts happen in the
+streams worker on their own; the driver waits for the commit's runs, then
+for every open detection to settle, and summarises what the lab found
+against the manifest of injected changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agents.catalog import load_catalog
+from agents.workspace import changed_files
+from producers.commands import CommandSender
+from producers.emitter import Emitter
+from producers.scheduler import new_commits, plan_commit
+from ttfb import events as ev
+from ttfb.settings import Settings
+from ttfb.store import Store, queries
+
+BASELINE_RUNS = 6
+RUNS_PER_COMMIT = 3
+
+
+def _wait(check: Callable[[], bool], timeout: float, lab_check: Callable[[], None]) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lab_check()
+        if check():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _stored_requests(store: Store, ids: list[str]) -> int:
+    rows = store.query("SELECT count() AS n FROM ttfb.runs FINAL"
+                       " WHERE request_id IN {ids:Array(String)}", {"ids": ids})
+    return int(rows[0]["n"])
+
+
+def _settled(store: Store) -> bool:
+    found = queries.findings(store)
+    opened = {f["detection_id"] for f in found if f["type"] == "CandidateDetected"}
+    closed = {f["detection_id"] for f in found if f["type"] != "CandidateDetected"}
+    return opened <= closed
+
+
+async def _send(settings: Settings, events: list[ev.Event]) -> None:
+    commands = [e for e in events if isinstance(e, ev.RunRequested)]
+    facts = [e for e in events if not isinstance(e, ev.Signed)]
+    if commands:
+        await CommandSender(settings, "scheduler").send_all(commands)
+    if facts:
+        emitter = await Emitter(settings, "scheduler").start()
+        for fact in facts:
+            await emitter.emit(fact, "commands")
+        await emitter.flush()
+        await emitter.stop()
+
+
+def play(settings: Settings, store: Store, lab_check: Callable[[], None],
+         say: Callable[[str], None], commit_timeout: float = 300.0) -> dict[str, Any]:
+    """Play every commit of the demo repository; returns the summary."""
+    started = time.monotonic()
+    repo_name, repo_path = next(iter(settings.repos.items()))
+    repo = Path(repo_path)
+    catalog = load_catalog(settings.catalog)
+    commits = new_commits(repo, "HEAD", None)
+    for number, commit in enumerate(commits):
+        if number == 0:
+            plan = plan_commit(catalog, repo_name, commit, [], {}, BASELINE_RUNS)
+        else:
+            plan = plan_commit(catalog, repo_name, commit, changed_files(repo, commit),
+                               queries.latest_modules(store), RUNS_PER_COMMIT)
+        asyncio.run(_send(settings, [*plan.requests, *plan.skipped]))
+        ids = [r.request_id for r in plan.requests]
+        wanted = sum(r.runs for r in plan.requests)
+        names = ", ".join(r.scenario for r in plan.requests) or "none (unaffected)"
+        say(f"commit {number + 1:>2}/{len(commits)} {commit[:10]}: runs {names}")
+        if ids and not _wait(lambda i=ids, w=wanted: _stored_requests(store, i) >= w,  # type: ignore[misc]
+                             commit_timeout, lab_check):
+            raise TimeoutError(f"runs of commit {commit[:10]} did not arrive")
+    say("history played; waiting for open detections to be confirmed or dismissed")
+    _wait(lambda: _settled(store), 900, lab_check)
+    return summarise(store, repo, time.monotonic() - started)
+
+
+def summarise(store: Store, repo: Path, elapsed_s: float) -> dict[str, Any]:
+    manifest_path = repo.parent / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else []
+    alerts = queries.alerts(store)
+    found = queries.findings(store)
+    latest: dict[str, dict[str, Any]] = {}
+    for a in alerts:  # an attributed alert replaces the confirmed one
+        latest[a["alert_id"]] = a
+    rows = [{"scenario": a["scenario"], "component": a["component"], "kind": a["kind"],
+             "commit": a["commit"], "culprit": a["culprit"] or a["commit"],
+             "effect_pct": round(float(a["effect_pct"]), 1), "subject": a["subject"]}
+            for a in latest.values()]
+    expected = {(m["scenario"], m["component"], m["direction"], m["commit"]) for m in manifest}
+    seen = {(r["scenario"], r["component"], r["kind"], r["culprit"]) for r in rows}
+    return {
+        "alerts": rows,
+        "found": sorted(f"{s}/{c} {d} {k[:10]}" for s, c, d, k in expected & seen),
+        "missed": sorted(f"{s}/{c} {d} {k[:10]}" for s, c, d, k in expected - seen),
+        "false_alarms": sorted(f"{s}/{c} {d} {k[:10]}" for s, c, d, k in seen - expected),
+        "candidates": len({f["detection_id"] for f in found
+                           if f["type"] == "CandidateDetected"}),
+        "dismissed": len({f["detection_id"] for f in found
+                          if f["type"] == "DetectionDismissed"}),
+        "runs_spent": queries.runs_spent(store),
+        "elapsed_s": round(elapsed_s, 1),
+    }

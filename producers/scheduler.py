@@ -1,0 +1,100 @@
+"""The scheduler: which scenarios a new commit needs, within a capacity budget.
+
+Test selection: a scenario whose repository modules (recorded by the agent on
+earlier runs) do not intersect the files a commit changed is skipped and
+recorded as ``ScenarioSkipped(reason="unaffected")``. A scenario never run
+before is always affected. When capacity is short, scenarios with the most
+changed modules run first. Cheap scenarios run on every commit, the rest on
+release tags.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agents.catalog import Catalog
+from agents.workspace import changed_files, git
+from ttfb import events as ev
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    requests: list[ev.RunRequested] = field(default_factory=list)
+    skipped: list[ev.ScenarioSkipped] = field(default_factory=list)
+
+
+def plan_commit(catalog: Catalog, repo: str, commit: str, changed: Sequence[str],
+                modules: Mapping[str, Sequence[str]], runs: int, capacity: int | None = None,
+                release: bool = False, branch: str = "main", purpose: str = "monitor") -> Plan:
+    """Requests for the affected scenarios of one commit; skips for the others."""
+    changed_set = set(changed)
+    scored: list[tuple[int, str]] = []
+    skipped: list[ev.ScenarioSkipped] = []
+    for name in catalog.names():
+        scenario = catalog.scenarios[name]
+        if scenario.repo != repo and repo not in ("demo",):
+            continue
+        if not (scenario.cheap or release):
+            skipped.append(ev.ScenarioSkipped(scenario=name, repo=repo, commit=commit,
+                                              branch=branch, reason="not cheap: release only",
+                                              producer="ttfb-scheduler"))
+            continue
+        known = set(modules.get(name, ()))
+        overlap = len(known & changed_set) if known else len(changed_set) or 1
+        if known and overlap == 0:
+            skipped.append(ev.ScenarioSkipped(scenario=name, repo=repo, commit=commit,
+                                              branch=branch, reason="unaffected",
+                                              producer="ttfb-scheduler"))
+            continue
+        scored.append((overlap, name))
+    scored.sort(key=lambda item: (-item[0], item[1]))  # most likely affected first
+    budget = len(scored) if capacity is None else max(0, capacity // max(runs, 1))
+    requests = [ev.RunRequested(scenario=name, repo=repo, commit=commit, branch=branch,
+                                runs=runs, purpose=purpose,  # type: ignore[arg-type]
+                                producer="ttfb-scheduler")
+                for _, name in scored[:budget]]
+    skipped += [ev.ScenarioSkipped(scenario=name, repo=repo, commit=commit, branch=branch,
+                                   reason="capacity", producer="ttfb-scheduler")
+                for _, name in scored[budget:]]
+    return Plan(requests, skipped)
+
+
+def new_commits(repo: Path, branch: str, since: str | None) -> list[str]:
+    """Commits on ``branch`` after ``since`` (all, oldest first, when None)."""
+    span = f"{since}..{branch}" if since else branch
+    out = git(repo, "rev-list", "--reverse", "--first-parent", "--end-of-options", span)
+    return [line for line in out.splitlines() if line]
+
+
+def is_release(repo: Path, commit: str) -> bool:
+    tags = git(repo, "tag", "--points-at", commit).split()
+    return any(t.startswith("v") or t.startswith("release") for t in tags)
+
+
+async def watch(repo_name: str, repo: Path, branch: str, catalog: Catalog,
+                modules: Callable[[], Mapping[str, Sequence[str]]],
+                send: Callable[[list[ev.Event]], object], runs: int, interval_s: float,
+                capacity_per_hour: int | None, stop: asyncio.Event,
+                since: str | None = None) -> None:
+    """Poll ``branch`` every ``interval_s``; plan and send each new commit."""
+    last = since
+    while not stop.is_set():
+        commits = new_commits(repo, branch, last)
+        for commit in commits:
+            capacity = None if capacity_per_hour is None else \
+                int(capacity_per_hour * interval_s / 3600) or runs
+            plan = plan_commit(catalog, repo_name, commit, changed_files(repo, commit),
+                               modules(), runs, capacity, is_release(repo, commit), branch)
+            result = send([*plan.requests, *plan.skipped])
+            if asyncio.iscoroutine(result):
+                await result
+            last = commit
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)

@@ -1,0 +1,274 @@
+"""Detection and confirmation as a pure fold over measurement events.
+
+``decide(state, event, policy)`` takes one scenario's state and one event
+from the measurements topic and returns the new state and the events to
+emit. No Kafka here: the Faust agent in ``streams.decisions`` decodes, calls
+this, signs the commands and sends; the state lives in a Faust table (and its
+changelog) keyed by scenario.
+
+* Monitoring runs (purpose monitor/demo) accumulate per commit; when a
+  commit's runs are all in, every component series and the total are tested
+  (``ttfb.stats.detector``), with Benjamini–Hochberg across the series tested
+  at that commit. Candidates become ``CandidateDetected`` plus interleaved
+  confirmation commands (before, after, before, ...).
+* Confirmation runs (purpose confirm, correlated by detection id) are decided
+  on the fresh data only: ``RegressionConfirmed`` / ``ImprovementConfirmed``
+  per confirmed component, with an ``Alert``, or ``DetectionDismissed``.
+* Duplicates change nothing: processed event ids are remembered.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ttfb import events as ev
+from ttfb.stats import (
+    ChangePoint,
+    DetectorConfig,
+    Point,
+    SeriesState,
+    apply,
+    benjamini_hochberg,
+    compare,
+)
+
+MONITOR_PURPOSES = ("monitor", "demo")
+TOTAL = "ttfb"
+REMEMBER_IDS = 5000
+
+
+@dataclass(frozen=True)
+class Policy:
+    detector: DetectorConfig = DetectorConfig(
+        back=12, fore=1, min_back=1, min_back_values=6, alpha=0.01, k=1.0, min_effect_pct=3.0)
+    min_effect_ttfb_pct: float = 1.5  # a component must move >= this share of TTFB
+    fdr_q: float = 0.05
+    confirm_runs: int = 6  # per side
+    confirm_alpha: float = 0.01
+    dashboard_url: str = "http://127.0.0.1:8501"
+
+
+@dataclass
+class Confirmation:
+    detection_id: str
+    commit: str
+    good_commit: str
+    components: dict[str, str]  # component -> candidate direction
+    hardware_id: str
+    branch: str
+    runs_per_side: int
+    before: list[dict[str, float]] = field(default_factory=list)
+    after: list[dict[str, float]] = field(default_factory=list)
+    failed: int = 0
+    author: str = ""
+    subject: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return len(self.before) + len(self.after) + self.failed >= 2 * self.runs_per_side
+
+
+@dataclass
+class ScenarioState:
+    series: dict[str, SeriesState] = field(default_factory=dict)
+    pending: dict[str, dict[str, Any]] = field(default_factory=dict)  # commit -> runs so far
+    confirming: dict[str, Confirmation] = field(default_factory=dict)
+    processed: list[str] = field(default_factory=list)
+    baseline_ttfb: float = 0.0  # running mean TTFB of accepted commits (the ms floor's base)
+    baseline_commits: int = 0
+
+
+# ------------------------------------------------------------------ serialisation
+
+
+def _series_to_json(s: SeriesState) -> dict[str, Any]:
+    pts = lambda ps: [[p.order, p.commit, list(p.values)] for p in ps]  # noqa: E731
+    return {"baseline": pts(s.baseline), "window": pts(s.window), "seen": s.seen}
+
+
+def _series_from_json(d: dict[str, Any]) -> SeriesState:
+    pts = lambda ps: tuple(Point(o, c, tuple(v)) for o, c, v in ps)  # noqa: E731
+    return SeriesState(baseline=pts(d["baseline"]), window=pts(d["window"]), seen=d["seen"])
+
+
+def to_json(state: ScenarioState) -> dict[str, Any]:
+    """A JSON-able form for the Faust table (changes are not kept: they are events)."""
+    return {
+        "series": {k: _series_to_json(v) for k, v in state.series.items()},
+        "pending": state.pending,
+        "confirming": {k: dataclasses.asdict(v) for k, v in state.confirming.items()},
+        "processed": state.processed, "baseline_ttfb": state.baseline_ttfb,
+        "baseline_commits": state.baseline_commits,
+    }
+
+
+def from_json(data: dict[str, Any] | None) -> ScenarioState:
+    if not data:
+        return ScenarioState()
+    return ScenarioState(
+        series={k: _series_from_json(v) for k, v in data["series"].items()},
+        pending=data["pending"],
+        confirming={k: Confirmation(**v) for k, v in data["confirming"].items()},
+        processed=list(data["processed"]), baseline_ttfb=float(data["baseline_ttfb"]),
+        baseline_commits=int(data["baseline_commits"]),
+    )
+
+
+# ------------------------------------------------------------------ the fold
+
+
+def decide(state: ScenarioState, event: ev.Event,
+           policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
+    """Apply one measurement event; returns the new state and events to emit."""
+    if not isinstance(event, (ev.RunCompleted, ev.RunFailed)):
+        return state, []
+    if event.event_id in state.processed:
+        return state, []  # a duplicate or a replay: no effect beyond the first
+    state = _copy(state)
+    state.processed = (state.processed + [event.event_id])[-REMEMBER_IDS:]
+    if event.purpose == "confirm" and event.correlation_id in state.confirming:
+        return _confirmation_result(state, event, policy)
+    if event.purpose in MONITOR_PURPOSES:
+        return _monitor_result(state, event, policy)
+    return state, []
+
+
+def _copy(state: ScenarioState) -> ScenarioState:
+    """A copy safe to change: series states are immutable, the rest is copied."""
+    return ScenarioState(
+        series=dict(state.series), pending=copy.deepcopy(state.pending),
+        confirming=copy.deepcopy(state.confirming), processed=list(state.processed),
+        baseline_ttfb=state.baseline_ttfb, baseline_commits=state.baseline_commits)
+
+
+def _monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
+                    policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
+    entry = state.pending.setdefault(event.commit, {
+        "values": {}, "done": [], "total": event.runs_total, "repo": event.repo,
+        "hardware_id": event.fingerprint.hardware_id, "branch": event.branch,
+        "author": "", "subject": ""})
+    if event.repetition in entry["done"]:
+        return state, []
+    entry["done"].append(event.repetition)
+    if isinstance(event, ev.RunCompleted):
+        entry["author"], entry["subject"] = event.author, event.subject
+        for name, ms in [*event.components.items(), (TOTAL, event.ttfb_ms)]:
+            entry["values"].setdefault(name, []).append(ms)
+    if len(entry["done"]) < entry["total"]:
+        return state, []
+    del state.pending[event.commit]
+    if not entry["values"]:
+        return state, []  # every run failed: nothing to learn about this commit
+    return _test_commit(state, event.scenario, event.commit, entry, policy)
+
+
+def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[str, Any],
+                 policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
+    floor = policy.min_effect_ttfb_pct / 100 * state.baseline_ttfb
+    cfg = dataclasses.replace(policy.detector, min_effect_ms=floor)
+    found: dict[str, ChangePoint] = {}
+    for name, values in entry["values"].items():
+        key = f"{name}|{entry['hardware_id']}|{entry['branch']}"
+        series = state.series.get(key, SeriesState())
+        point = Point(float(series.seen), commit, tuple(values))
+        state.series[key], change = apply(series, point, cfg)
+        if change is not None and change.commit == commit:
+            found[name] = change
+    totals = entry["values"].get(TOTAL, [])
+    if totals and not found:  # a running mean over (up to) the last 12 accepted commits
+        state.baseline_commits = min(state.baseline_commits + 1, 12)
+        state.baseline_ttfb += (sum(totals) / len(totals) - state.baseline_ttfb) \
+            / state.baseline_commits
+    if not found:
+        return state, []
+    tested = len(entry["values"])
+    names = sorted(found)
+    rejected = benjamini_hochberg([found[n].p_value for n in names] + [1.0] * (tested - len(names)),
+                                  q=policy.fdr_q)
+    moved = {n: found[n] for n, keep in zip(names, rejected, strict=False)
+             if keep and n != TOTAL}
+    if not moved:
+        return state, []
+    detection_id = ev.new_id()
+    good = next(iter(moved.values())).good_commit
+    state.confirming[detection_id] = Confirmation(
+        detection_id=detection_id, commit=commit, good_commit=good,
+        components={n: c.direction for n, c in moved.items()},
+        hardware_id=entry["hardware_id"], branch=entry["branch"],
+        runs_per_side=policy.confirm_runs, author=entry["author"], subject=entry["subject"])
+    out: list[ev.Event] = [
+        ev.CandidateDetected(
+            detection_id=detection_id, scenario=scenario, component=n, commit=commit,
+            good_commit=good, direction=c.direction, hardware_id=entry["hardware_id"],
+            branch=entry["branch"], effect_ms=c.comparison.effect_ms,
+            effect_pct=c.effect_pct, ci_low_pct=c.comparison.ci_low_pct,
+            ci_high_pct=c.comparison.ci_high_pct, p_value=c.p_value,
+            threshold=cfg.k, producer="ttfb-detector")
+        for n, c in moved.items()]
+    for _ in range(policy.confirm_runs):  # interleaved: drift hits both sides alike
+        for label, rev in (("before", good), ("after", commit)):
+            out.append(ev.RunRequested(
+                scenario=scenario, repo=entry["repo"], commit=rev, branch=entry["branch"], runs=1,
+                purpose="confirm", arm=ev.Arm(label=label), correlation_id=detection_id,
+                producer="ttfb-detector"))
+    return state, out
+
+
+def _confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
+                         policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
+    pending = state.confirming[event.correlation_id]
+    if isinstance(event, ev.RunFailed):
+        pending.failed += 1
+    else:
+        side = pending.before if event.arm == "before" else pending.after
+        row: dict[str, float] = {str(k): v for k, v in event.components.items()}
+        row[TOTAL] = event.ttfb_ms
+        side.append(row)
+    if not pending.complete:
+        return state, []
+    del state.confirming[event.correlation_id]
+    return state, _verdicts(pending, event.scenario, policy)
+
+
+def _verdicts(c: Confirmation, scenario: str, policy: Policy) -> list[ev.Event]:
+    names = sorted(c.components)
+    comparisons = {}
+    for n in names:
+        try:
+            comparisons[n] = compare([r[n] for r in c.before], [r[n] for r in c.after])
+        except ValueError:
+            continue
+    ok = benjamini_hochberg([comparisons[n].p_value for n in comparisons], q=policy.confirm_alpha)
+    confirmed = {n for n, keep in zip(comparisons, ok, strict=False) if keep and (
+        (comparisons[n].delta_log > 0) == (c.components[n] == "regression"))}
+    runs = len(c.before) + len(c.after) + c.failed
+    out: list[ev.Event] = []
+    for n in names:
+        cmp = comparisons.get(n)
+        fields = dict(
+            detection_id=c.detection_id, scenario=scenario, component=n, commit=c.commit,
+            good_commit=c.good_commit, direction=c.components[n], hardware_id=c.hardware_id,
+            branch=c.branch, effect_ms=cmp.effect_ms if cmp else 0.0,
+            effect_pct=cmp.effect_pct if cmp else 0.0,
+            ci_low_pct=cmp.ci_low_pct if cmp else 0.0,
+            ci_high_pct=cmp.ci_high_pct if cmp else 0.0,
+            p_value=cmp.p_value if cmp else 1.0, threshold=policy.confirm_alpha,
+            runs_spent=runs, producer="ttfb-detector")
+        if n not in confirmed:
+            out.append(ev.DetectionDismissed(**fields))  # type: ignore[arg-type]
+            continue
+        kind = c.components[n]
+        finding_cls = ev.RegressionConfirmed if kind == "regression" else ev.ImprovementConfirmed
+        out.append(finding_cls(**fields))  # type: ignore[arg-type]
+        out.append(ev.Alert(
+            alert_id=f"{c.detection_id}:{n}", kind=kind, scenario=scenario,  # type: ignore[arg-type]
+            component=n, commit=c.commit, effect_ms=fields["effect_ms"],  # type: ignore[arg-type]
+            effect_pct=fields["effect_pct"], ci_low_pct=fields["ci_low_pct"],  # type: ignore[arg-type]
+            ci_high_pct=fields["ci_high_pct"], author=c.author,  # type: ignore[arg-type]
+            subject=c.subject,
+            link=f"{policy.dashboard_url}/regressions?detection={c.detection_id}",
+            producer="ttfb-detector"))
+    return out
