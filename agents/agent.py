@@ -149,7 +149,8 @@ class Agent:
         Not per commit: a new worktree only adds its few source files, and a
         warm-up per commit would double the cost of monitoring.
         """
-        key = (request.scenario, request.arm.model_dump_json())
+        # the label names a side of an A/B or a bisect; it does not change the process
+        key = (request.scenario, request.arm.model_dump_json(exclude={"label"}))
         if self.config.warmup and key not in self._warm:
             run_once(spec)
             self._warm.add(key)

@@ -122,15 +122,16 @@ def _injected() -> dict[int, Change]:
         6: Change(
             "Import ndimage at module level in augment",
             edits=[("trainlab/vision/augment.py", "import torch\n",
-                    "import torch\nfrom scipy import ndimage\n"),
+                    "import torch\nfrom scipy import interpolate, ndimage\n"),
                    ("trainlab/vision/augment.py",
                     '    """Elastic deformation; needs scipy, imported only when used."""\n'
-                    "    def warp(image, generator):\n        from scipy import ndimage\n\n",
-                    '    """Elastic deformation with scipy\'s gaussian filter."""\n'
+                    "    def warp(image, generator):\n"
+                    "        from scipy import interpolate, ndimage\n\n",
+                    '    """Elastic deformation with scipy\'s filters and interpolation."""\n'
                     "    def warp(image, generator):\n")],
             injected={"scenario": "vision", "component": "imports", "direction": "regression",
-                      "description": "a heavy import (scipy.ndimage) made eager that used to "
-                                     "be lazy"}),
+                      "description": "a heavy import (scipy.interpolate, scipy.ndimage) made "
+                                     "eager that used to be lazy"}),
         11: Change(
             "Log the validated LM config to telemetry",
             edits=[("trainlab/lm/train.py", "from trainlab.common.lab import first_batch, phase\n",
@@ -144,14 +145,15 @@ def _injected() -> dict[int, Change]:
                       "description": "a logging call believed asynchronous that blocks on a "
                                      "synchronous client with retries"}),
         16: Change(
-            "Import sympy lazily in feature crosses",
-            edits=[("trainlab/recsys/crosses.py", "import sympy\n\n\n", ""),
-                   ("trainlab/recsys/crosses.py",
-                    '    """Compile a cross formula into a function of named feature columns."""\n',
-                    '    """Compile a cross formula into a function of named feature columns."""\n'
-                    "    import sympy\n\n")],
+            "Import scipy.optimize lazily in calibration",
+            edits=[("trainlab/recsys/calibration.py", "from scipy import optimize\n", ""),
+                   ("trainlab/recsys/calibration.py",
+                    '    """Fit a, b so that sigmoid(a * logit + b) matches the observed click'
+                    ' rate."""\n',
+                    '    """Fit a, b so that sigmoid(a * logit + b) matches the observed click'
+                    ' rate."""\n    from scipy import optimize\n\n')],
             injected={"scenario": "recsys", "component": "imports", "direction": "improvement",
-                      "description": "a heavy import (sympy) made lazy"}),
+                      "description": "a heavy import (scipy.optimize) made lazy"}),
         21: Change(
             "Memoize click-log conversion",
             edits=[("trainlab/recsys/features.py", "def to_arrays(records):\n",

@@ -17,17 +17,6 @@ def summarise_profile(path: Path, top: int = 40) -> dict[str, Any]:
     return {"cumulative_ms": dict(rows[:top])}
 
 
-def grown(good: dict[str, float], bad: dict[str, float], top: int = 10) -> list[dict[str, Any]]:
-    """Entries whose time grew most from good to bad."""
-    deltas: list[dict[str, Any]] = [
-        {"name": name, "good_ms": good.get(name, 0.0), "bad_ms": ms,
-         "delta_ms": ms - good.get(name, 0.0)}
-        for name, ms in bad.items()
-    ]
-    deltas.sort(key=lambda d: -d["delta_ms"])
-    return [d for d in deltas[:top] if d["delta_ms"] > 0]
-
-
 def parse_importtime(stderr: str) -> dict[str, float]:
     """Cumulative import time (ms) per module from ``python -X importtime``."""
     out: dict[str, float] = {}

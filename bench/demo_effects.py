@@ -3,7 +3,8 @@
 Runs are interleaved (before, after, before, ...) to cancel drift, each in a
 fresh process after one discarded warm-up per commit. For every component
 it prints the change and Welch's p-value; the named component must move in
-the expected direction with p < 0.01, the others must not (p >= 0.01).
+the expected direction with p < 0.01; the others must not move by more than
+the noise (not both p < 0.01 and at least 1 % of TTFB).
 
     .venv/bin/python bench/demo_effects.py [--runs 10] [--json]
 """
@@ -54,8 +55,11 @@ def measure(runs: int) -> list[dict]:
             named = rows[change["component"]]
             expected_up = change["direction"] == "regression"
             ok_named = named["p_value"] < 0.01 and (named["effect_pct"] > 0) == expected_up
-            others = [n for n in COMPONENTS if n not in (change["component"], "queue")
-                      and rows[n]["p_value"] < 0.01]
+            # "moved by more than the noise": significant and at least 1 % of TTFB
+            floor = 0.01 * rows["ttfb"]["before_ms"]
+            others = [n for n in COMPONENTS if n != change["component"]
+                      and rows[n]["p_value"] < 0.01
+                      and abs(rows[n]["after_ms"] - rows[n]["before_ms"]) >= floor]
             out.append({**change, "components": rows, "named_moved": ok_named,
                         "others_moved": others})
     return out

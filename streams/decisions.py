@@ -13,6 +13,10 @@ from typing import Any
 
 import faust
 
+from streams.bisect import BisectPolicy, attributed_alert
+from streams.bisect import decide as decide_bisect
+from streams.bisect import from_json as bisect_from_json
+from streams.bisect import to_json as bisect_to_json
 from streams.detection import Policy, decide, from_json, to_json
 from ttfb import events as ev
 from ttfb.settings import Settings
@@ -32,28 +36,40 @@ def topic_for(event: ev.Event) -> str:
 
 def register_decisions(app: faust.App, settings: Settings,
                        topics: dict[str, Any]) -> None:
-    table = app.Table("ttfb-detector", default=dict, partitions=settings.partitions,
+    """One agent over measurements, detections and bisect: detection and bisect folds."""
+    table = app.Table("ttfb-decisions", default=dict, partitions=settings.partitions,
                       key_type=str, value_serializer="json")
     policy = Policy(dashboard_url=settings.public_url())
+    bisect_policy = BisectPolicy()
     key = settings.signing_key.get_secret_value()
+    source = app.topic(settings.topic("measurements"), settings.topic("detections"),
+                       settings.topic("bisect"), key_serializer="raw", value_serializer="raw")
 
     async def emit(event: ev.Event) -> None:
         if isinstance(event, ev.Signed):
             event = sign(event, key)
         await topics[topic_for(event)].send(key=event.key.encode(), value=ev.encode(event))
 
-    @app.agent(topics["measurements"], name="ttfb-detector")
-    async def detector(stream: faust.StreamT) -> None:
+    @app.agent(source, name="ttfb-decisions")
+    async def decisions(stream: faust.StreamT) -> None:
         async for raw in stream:
             try:
                 event = ev.decode(raw, max_bytes=settings.max_event_bytes)
             except ev.EventRejected:
                 continue  # the sink dead-letters it
-            if not isinstance(event, (ev.RunCompleted, ev.RunFailed)):
+            scenario = str(getattr(event, "scenario", ""))
+            if not scenario:
                 continue
-            state, out = decide(from_json(table[event.scenario]), event, policy)
+            stored = table[scenario] or {}
+            detector, out = decide(from_json(stored.get("detector")), event, policy)
+            book, more = decide_bisect(bisect_from_json(stored.get("bisect")), event,
+                                       bisect_policy)
+            out += more
+            out += [attributed_alert(e, policy.dashboard_url) for e in more
+                    if isinstance(e, ev.BisectCompleted) and e.culprit]
             for produced in out:
                 await emit(produced)
-            table[event.scenario] = to_json(state)
+            if out or isinstance(event, (ev.RunCompleted, ev.RunFailed)):
+                table[scenario] = {"detector": to_json(detector), "bisect": bisect_to_json(book)}
             if out:
-                log.info("%s: %s", event.scenario, ", ".join(type(e).__name__ for e in out))
+                log.info("%s: %s", scenario, ", ".join(type(e).__name__ for e in out))

@@ -46,7 +46,7 @@ class Policy:
         back=12, fore=1, min_back=1, min_back_values=6, alpha=0.01, k=1.0, min_effect_pct=3.0)
     min_effect_ttfb_pct: float = 1.5  # a component must move >= this share of TTFB
     fdr_q: float = 0.05
-    confirm_runs: int = 6  # per side
+    confirm_runs: int = 5  # per side
     confirm_alpha: float = 0.01
     dashboard_url: str = "http://127.0.0.1:8501"
 
@@ -60,6 +60,7 @@ class Confirmation:
     hardware_id: str
     branch: str
     runs_per_side: int
+    repo: str = "demo"
     before: list[dict[str, float]] = field(default_factory=list)
     after: list[dict[str, float]] = field(default_factory=list)
     failed: int = 0
@@ -198,10 +199,12 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         detection_id=detection_id, commit=commit, good_commit=good,
         components={n: c.direction for n, c in moved.items()},
         hardware_id=entry["hardware_id"], branch=entry["branch"],
-        runs_per_side=policy.confirm_runs, author=entry["author"], subject=entry["subject"])
+        runs_per_side=policy.confirm_runs, author=entry["author"], subject=entry["subject"],
+        repo=entry["repo"])
     out: list[ev.Event] = [
         ev.CandidateDetected(
-            detection_id=detection_id, scenario=scenario, component=n, commit=commit,
+            detection_id=detection_id, scenario=scenario, repo=entry["repo"], component=n,
+            commit=commit,
             good_commit=good, direction=c.direction, hardware_id=entry["hardware_id"],
             branch=entry["branch"], effect_ms=c.comparison.effect_ms,
             effect_pct=c.effect_pct, ci_low_pct=c.comparison.ci_low_pct,
@@ -249,7 +252,8 @@ def _verdicts(c: Confirmation, scenario: str, policy: Policy) -> list[ev.Event]:
     for n in names:
         cmp = comparisons.get(n)
         fields = dict(
-            detection_id=c.detection_id, scenario=scenario, component=n, commit=c.commit,
+            detection_id=c.detection_id, scenario=scenario, repo=c.repo, component=n,
+            commit=c.commit,
             good_commit=c.good_commit, direction=c.components[n], hardware_id=c.hardware_id,
             branch=c.branch, effect_ms=cmp.effect_ms if cmp else 0.0,
             effect_pct=cmp.effect_pct if cmp else 0.0,

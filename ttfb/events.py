@@ -195,6 +195,7 @@ class ScenarioSkipped(Event):
 class Finding(Event):
     detection_id: str = Field(default_factory=new_id)
     scenario: str
+    repo: str = "demo"
     component: str
     hardware_id: str = ""
     branch: str = "main"

@@ -52,14 +52,16 @@ def test_regression_is_candidate_then_confirmed_with_an_alert() -> None:
         [("config", "c6", "c5", "regression")]
     assert [(c.arm.label, c.commit) for c in commands[:4]] == \
         [("before", "c5"), ("after", "c6"), ("before", "c5"), ("after", "c6")]
-    assert len(commands) == 12 and all(c.purpose == "confirm" for c in commands)
+    per_side = Policy().confirm_runs
+    assert len(commands) == 2 * per_side and all(c.purpose == "confirm" for c in commands)
     det = candidates[0].detection_id
     fresh = [run(rng, c.commit, 0, purpose="confirm", arm=c.arm.label, corr=det, total=1,
                  bump={"config": 350.0} if c.arm.label == "after" else None) for c in commands]
     state, out = feed(state, fresh)
     confirmed = [e for e in out if isinstance(e, ev.RegressionConfirmed)]
     alerts = [e for e in out if isinstance(e, ev.Alert)]
-    assert [(c.component, c.commit, c.runs_spent) for c in confirmed] == [("config", "c6", 12)]
+    assert [(c.component, c.commit, c.runs_spent) for c in confirmed] == \
+        [("config", "c6", 2 * per_side)]
     assert confirmed[0].effect_pct > 3000 and confirmed[0].p_value < 0.01
     assert confirmed[0].ci_low_pct <= confirmed[0].effect_pct <= confirmed[0].ci_high_pct
     assert [(a.kind, a.component, a.author, a.subject) for a in alerts] == \

@@ -80,6 +80,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             repo String, commit String, branch String, reason String
         ) ENGINE = ReplacingMergeTree ORDER BY (scenario, occurred_at, event_id)""",
     ]),
+    (3, "detections carry their repository", [
+        "ALTER TABLE {db}.detections ADD COLUMN IF NOT EXISTS repo String DEFAULT 'demo'",
+    ]),
 ]
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (

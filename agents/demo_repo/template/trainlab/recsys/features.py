@@ -2,14 +2,15 @@
 
 import numpy as np
 import torch
+from numpy.random import default_rng
 from torch.utils.data import Dataset
 
-from trainlab.recsys.crosses import parse_cross  # noqa: F401 - re-exported for configs
+from trainlab.recsys.calibration import platt_scale  # noqa: F401 - used by evaluation
 
 
 def synthetic_log(num_samples, num_dense, num_sparse, rows, seed):
     """Click-log records as they arrive from the event pipeline."""
-    rng = np.random.default_rng(seed)
+    rng = default_rng(seed)
     dense = rng.lognormal(mean=0.0, sigma=1.0, size=(num_samples, num_dense)).round(3)
     # power-law ids, as real categorical features are
     sparse = rng.zipf(1.3, size=(num_samples, num_sparse)) % (rows * 4)

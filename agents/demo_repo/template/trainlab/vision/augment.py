@@ -37,11 +37,20 @@ def colour_jitter(strength=0.2):
 def elastic(alpha=2.0, sigma=3.0):
     """Elastic deformation; needs scipy, imported only when used."""
     def warp(image, generator):
-        from scipy import ndimage
+        from scipy import interpolate, ndimage
 
+        size = image.shape[-1]
         noise = torch.rand(2, *image.shape[1:], generator=generator).numpy() * 2 - 1
         dx, dy = (ndimage.gaussian_filter(n, sigma) * alpha for n in noise)
-        return image + torch.from_numpy(dx + dy).float().unsqueeze(0) * 0.0
+        grid = (range(size), range(size))
+        warped = [interpolate.RegularGridInterpolator(grid, channel.numpy(), bounds_error=False,
+                                                      fill_value=0.0)
+                  for channel in image]
+        ys, xs = (a + d for a, d in zip(torch.meshgrid(torch.arange(size), torch.arange(size),
+                                                          indexing="ij"), (dy, dx)))
+        points = torch.stack([ys.flatten(), xs.flatten()], dim=1).numpy()
+        return torch.stack([torch.from_numpy(w(points)).float().reshape(size, size)
+                            for w in warped])
     return warp
 
 

@@ -1,0 +1,122 @@
+"""Bisection over simulated ranges: ttfb-lab vs Pinpoint-style vs git bisect.
+
+For each configuration (range length, shift, CV) many ranges are simulated
+with the culprit at a uniform position; a share has two partial culprits
+(each half the shift). Reported per method: the correct-culprit rate (the
+larger culprit for two-culprit ranges) and the mean runs spent, all in one
+run.
+
+* ttfb-lab: the streams' bisect fold (SPRT steps, batches of 2 runs).
+* Pinpoint-style: 10 runs per side per step, 10 more when inconclusive,
+  p = min(Mann-Whitney, Kolmogorov-Smirnov) <= 0.01 means "differs".
+* git bisect: one run per step, classified by the nearer endpoint run.
+
+    .venv/bin/python bench/bisect.py [--trials 100] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+
+import numpy as np
+from scipy import stats as sps
+
+from streams.simulate import simulate_bisect
+
+
+def sample(rng: np.random.Generator, mean: float, cv: float, n: int) -> np.ndarray:
+    s = np.sqrt(np.log1p(cv**2))
+    return mean * rng.lognormal(-s * s / 2, s, n)
+
+
+def pinpoint(level: Callable[[int], float], n: int, cv: float,
+             rng: np.random.Generator) -> tuple[int, int]:
+    runs = {0: sample(rng, level(0), cv, 10), n - 1: sample(rng, level(n - 1), cv, 10)}
+    lo, hi = 0, n - 1
+
+    def differs(a: np.ndarray, b: np.ndarray) -> float:
+        return min(sps.mannwhitneyu(a, b).pvalue, sps.ks_2samp(a, b).pvalue)
+
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        runs[mid] = sample(rng, level(mid), cv, 10)
+        for extra in (False, True):
+            if extra:  # inconclusive: 10 more runs on each side
+                for i in (lo, mid, hi):
+                    runs[i] = np.concatenate([runs[i], sample(rng, level(i), cv, 10)])
+            p_lo, p_hi = differs(runs[lo], runs[mid]), differs(runs[mid], runs[hi])
+            if (p_lo <= 0.01) != (p_hi <= 0.01):
+                break
+        bad = p_lo <= 0.01 if (p_lo <= 0.01) != (p_hi <= 0.01) else \
+            abs(runs[mid].mean() - runs[hi].mean()) < abs(runs[mid].mean() - runs[lo].mean())
+        lo, hi = (lo, mid) if bad else (mid, hi)
+    return hi, sum(len(v) for v in runs.values())
+
+
+def git_bisect(level: Callable[[int], float], n: int, cv: float,
+               rng: np.random.Generator) -> tuple[int, int]:
+    good, bad = sample(rng, level(0), cv, 1)[0], sample(rng, level(n - 1), cv, 1)[0]
+    lo, hi, spent = 0, n - 1, 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        value = sample(rng, level(mid), cv, 1)[0]
+        spent += 1
+        lo, hi = (lo, mid) if abs(value - bad) < abs(value - good) else (mid, hi)
+    return hi, spent
+
+
+def scenario(rng: np.random.Generator, n: int, shift: float,
+             two: bool) -> tuple[Callable[[int], float], int]:
+    first = int(rng.integers(1, n))
+    if not two:
+        return (lambda i: 1000.0 * (1 + shift if i >= first else 1.0)), first
+    second = int(rng.integers(1, n))
+    while second == first:
+        second = int(rng.integers(1, n))
+    big, small = (first, second)  # the first culprit carries 60 % of the shift
+    return (lambda i: 1000.0 * (1 + 0.6 * shift * (i >= big) + 0.4 * shift * (i >= small))), big
+
+
+def run(trials: int, configs: list[tuple[int, float, float]],
+        two_share: float = 0.2) -> list[dict[str, object]]:
+    rows = []
+    for n, shift, cv in configs:
+        rng = np.random.default_rng(int(n * 1000 + shift * 100 + cv * 10))
+        tally = {m: [0, 0] for m in ("ttfb-lab", "pinpoint", "git-bisect")}
+        for t in range(trials):
+            level, culprit = scenario(rng, n, shift, rng.random() < two_share)
+            result = simulate_bisect(n, level, seed=t, cv=cv)
+            got = int(result.culprit[1:]) if result.culprit else -1
+            tally["ttfb-lab"][0] += got == culprit
+            tally["ttfb-lab"][1] += result.runs_spent
+            for name, method in (("pinpoint", pinpoint), ("git-bisect", git_bisect)):
+                found, spent = method(level, n, cv, rng)
+                tally[name][0] += found == culprit
+                tally[name][1] += spent
+        for name, (correct, spent) in tally.items():
+            rows.append({"commits": n, "shift_pct": shift * 100, "cv_pct": cv * 100,
+                         "method": name, "correct": correct / trials,
+                         "mean_runs": spent / trials})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    configs = [(n, s, cv) for n in (64, 256) for s in (0.03, 0.05, 0.10) for cv in (0.03, 0.05)]
+    rows = run(args.trials, configs)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'commits':>7} {'shift':>6} {'cv':>4}  {'method':<11} {'correct':>8} {'runs':>7}")
+    for r in rows:
+        print(f"{r['commits']:>7} {r['shift_pct']:>5.0f}% {r['cv_pct']:>3.0f}%  "
+              f"{r['method']:<11} {r['correct']:>8.1%} {r['mean_runs']:>7.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The bisect coordinator fold against a simulated agent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from streams.bisect import MAX_RANGE, BisectBook, BisectPolicy, decide
+from streams.simulate import simulate_bisect
+from ttfb import events as ev
+
+POLICY = BisectPolicy(explain=False)
+
+
+def confirmed(good: str = "c00", bad: str = "c15") -> ev.RegressionConfirmed:
+    return ev.RegressionConfirmed(scenario="lm", component="config", commit=bad,
+                                  good_commit=good, direction="regression",
+                                  detection_id="det1")
+
+
+def run_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: float = 0.03,
+               fails: set[int] | None = None, restart_every: int = 0,
+               duplicate: bool = False) -> tuple[ev.BisectCompleted, int]:
+    result = simulate_bisect(n, level, seed, cv, fails, restart_every, duplicate, POLICY)
+    return result, 0
+
+
+def step(at: int, size: float = 0.10) -> Callable[[int], float]:
+    return lambda i: 300.0 * (1 + size if i >= at else 1.0)
+
+
+@pytest.mark.parametrize("culprit", [1, 7, 15])
+def test_finds_the_culprit_anywhere_including_the_ends(culprit: int) -> None:
+    result, _ = run_bisect(16, step(culprit))
+    assert result.culprit == f"c{culprit:02d}"
+    assert result.author == f"a{culprit}" and result.subject == f"s{culprit}"
+    assert result.confidence > 0.9 and 8 < result.effect_pct < 12
+    assert result.runs_spent == sum(s.runs for s in result.steps) + 2 * POLICY.endpoint_runs
+
+
+def test_correct_culprit_rate_over_seeds() -> None:
+    rng = np.random.default_rng(42)
+    correct = 0
+    for seed in range(60):
+        at = int(rng.integers(1, 32))
+        result, _ = run_bisect(32, step(at, 0.05), seed=seed, cv=0.03)
+        correct += result.culprit == f"c{at:02d}"
+    assert correct / 60 >= 0.95
+
+
+def test_failing_commits_are_skipped() -> None:
+    result, _ = run_bisect(16, step(9), fails={8})
+    assert result.culprit == "c09"
+    assert any(s.commit == "c08" and s.decision == "skipped" for s in result.steps)
+
+
+def test_two_partial_culprits_are_both_reported_larger_first() -> None:
+    level = lambda i: 300.0 * (1 + (0.06 if i >= 5 else 0) + (0.10 if i >= 12 else 0))  # noqa: E731
+    result, _ = run_bisect(16, level, cv=0.02)
+    assert result.culprits == ["c12", "c05"]
+    assert result.culprit == "c12"
+
+
+def test_a_restart_mid_bisect_resumes_with_the_same_culprit() -> None:
+    plain, _ = run_bisect(16, step(6), seed=3)
+    resumed, _ = run_bisect(16, step(6), seed=3, restart_every=3, duplicate=True)
+    assert resumed.culprit == plain.culprit == "c06"
+    assert resumed.runs_spent == plain.runs_spent
+
+
+def test_ranges_over_the_limit_are_refused() -> None:
+    book, out = decide(BisectBook(), confirmed(), POLICY)
+    listed = ev.CommitRangeListed(request_id="r", scenario="lm", repo="demo",
+                                  correlation_id=out[0].correlation_id,  # type: ignore[attr-defined]
+                                  commits=[f"x{i}" for i in range(MAX_RANGE + 2)])
+    _, done = decide(book, listed, POLICY)
+    assert isinstance(done[0], ev.BisectCompleted)
+    assert "exceeds 1000" in done[0].error and done[0].culprit == ""
+
+
+def test_one_bisect_per_detection() -> None:
+    book, first = decide(BisectBook(), confirmed(), POLICY)
+    book, second = decide(book, confirmed(), POLICY)
+    assert len(first) == 1 and second == []
