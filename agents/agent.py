@@ -15,6 +15,7 @@ import logging
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,8 +68,14 @@ class Agent:
             await self._refuse(raw, exc.reason)
             return
         if isinstance(event, ev.RunRequested):
-            for result in await asyncio.to_thread(self.execute, event):
-                await self.emitter.emit(result, "measurements")
+            loop = asyncio.get_running_loop()
+
+            def publish(events: list[ev.Event]) -> None:  # each repetition as soon as it ends
+                for result in events:
+                    asyncio.run_coroutine_threadsafe(
+                        self.emitter.emit(result, "measurements"), loop).result()
+
+            await asyncio.to_thread(self.execute, event, publish)
         else:
             await self.emitter.emit(await asyncio.to_thread(self.list_range, event), "bisect")
 
@@ -102,8 +109,9 @@ class Agent:
         return ev.CommitRangeListed(**base, commits=[r[0] for r in rows],
                                     authors=[r[1] for r in rows], subjects=[r[2] for r in rows])
 
-    def execute(self, request: ev.RunRequested) -> list[ev.Event]:
-        """Run every repetition of a request; returns the events to emit."""
+    def execute(self, request: ev.RunRequested,
+                publish: Callable[[list[ev.Event]], None] | None = None) -> list[ev.Event]:
+        """Run every repetition of a request; each repetition's events go to ``publish``."""
         received_ns = time.monotonic_ns()
         scenario = self.config.catalog.get(request.scenario)
         assert scenario is not None
@@ -117,8 +125,11 @@ class Agent:
             root, sha = self.config.workspaces.checkout(request.repo, repo, request.commit)
             author, subject = commit_info(repo, sha)
         except WorkspaceError as exc:
-            return [ev.RunFailed(**common, commit=request.commit, reason=str(exc),
-                                 fingerprint=fingerprint())]
+            failed: list[ev.Event] = [ev.RunFailed(**common, commit=request.commit,
+                                                   reason=str(exc), fingerprint=fingerprint())]
+            if publish:
+                publish(failed)
+            return failed
         spec = self._spec(scenario, root, request)
         warm_ns = time.monotonic_ns()
         self._warm_up(spec, request)
@@ -131,8 +142,11 @@ class Agent:
                 **spec.__dict__, "profile_path": str(self.config.profile_dir / f"{sha}.prof")})
             outcome = run_once(run_spec, requested_ns=started_ns)
             started_ns = time.monotonic_ns()
-            out.extend(self._events(outcome, {**common, "commit": sha, "repetition": repetition},
-                                    author, subject, run_spec.profile_path))
+            events = self._events(outcome, {**common, "commit": sha, "repetition": repetition},
+                                  author, subject, run_spec.profile_path)
+            if publish:
+                publish(events)
+            out.extend(events)
         return out
 
     def _spec(self, scenario: Scenario, root: Path, request: ev.RunRequested) -> RunSpec:
@@ -180,14 +194,15 @@ class Agent:
 
 
 async def consume(agent: Agent, settings_topic: str, client_options: dict[str, object],
-                  group_id: str, stop: asyncio.Event) -> None:
+                  group_id: str, stop: asyncio.Event, session_ms: int = 10_000) -> None:
     """Consume commands until ``stop`` is set; commit each after its effects."""
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
         settings_topic, group_id=group_id, enable_auto_commit=False,
         auto_offset_reset="earliest", max_poll_interval_ms=3_600_000,
-        session_timeout_ms=30_000, heartbeat_interval_ms=3_000, **client_options)
+        session_timeout_ms=session_ms, rebalance_timeout_ms=session_ms,
+        heartbeat_interval_ms=1_000, **client_options)
     await consumer.start()
     try:
         while not stop.is_set():

@@ -44,7 +44,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     agent = Agent(config, emitter)
     try:
         await consume(agent, settings.topic("commands"), kafka_client_options(settings),
-                      f"{settings.topic_prefix}-agents", stop)
+                      f"{settings.topic_prefix}-agents", stop,
+                      session_ms=int(settings.group_session_timeout_s * 1000))
     finally:
         await emitter.flush(timeout=30)
         await emitter.stop()

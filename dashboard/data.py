@@ -5,6 +5,7 @@ The dashboard only reads, and only through ``ttfb.store.queries``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
@@ -22,14 +23,87 @@ def store() -> Store:
     return open_store(Settings())
 
 
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows)
+
+
 @st.cache_data(ttl=TTL_S)
 def recent_runs(per_scenario: int = 20) -> pd.DataFrame:
-    return pd.DataFrame(queries.recent_runs(store(), per_scenario))
+    return _frame(queries.recent_runs(store(), per_scenario))
 
 
 @st.cache_data(ttl=TTL_S)
-def dead_letters(limit: int = 100) -> pd.DataFrame:
-    return pd.DataFrame(queries.dead_letters(store(), limit))
+def overview() -> pd.DataFrame:
+    frame = _frame(queries.scenario_overview(store()))
+    if frame.empty:
+        return frame
+    status = queries.scenario_status(store())
+    frame["status"] = [status.get(s, "healthy") for s in frame["scenario"]]
+    frame["change_pct"] = [
+        (latest / base - 1) * 100 if base else None
+        for latest, base in zip(frame["latest_ms"], frame["baseline_ms"], strict=False)]
+    frame["recent"] = [list(reversed(r)) for r in frame["recent"]]
+    return frame
+
+
+@st.cache_data(ttl=TTL_S)
+def health() -> dict[str, Any]:
+    return queries.system_health(store())
+
+
+@st.cache_data(ttl=TTL_S)
+def scenario_runs(scenario: str, hardware: str = "", branch: str = "") -> pd.DataFrame:
+    return _frame(queries.scenario_runs(store(), scenario, hardware, branch))
+
+
+@st.cache_data(ttl=TTL_S)
+def scenario_filters(scenario: str) -> dict[str, list[str]]:
+    return queries.scenario_filters(store(), scenario)
+
+
+@st.cache_data(ttl=TTL_S)
+def findings() -> pd.DataFrame:
+    return _frame(queries.findings(store()))
+
+
+@st.cache_data(ttl=TTL_S)
+def bisects() -> pd.DataFrame:
+    frame = _frame(queries.bisects(store()))
+    for column in ("steps", "explanation"):
+        if column in frame:
+            frame[column] = [json.loads(v) if v else [] for v in frame[column]]
+    return frame
+
+
+@st.cache_data(ttl=TTL_S)
+def alerts() -> pd.DataFrame:
+    return _frame(queries.alerts(store()))
+
+
+@st.cache_data(ttl=TTL_S)
+def experiments() -> pd.DataFrame:
+    frame = _frame(queries.experiments(store()))
+    if "components" in frame:
+        frame["components"] = [json.loads(v) for v in frame["components"]]
+    return frame
+
+
+@st.cache_data(ttl=TTL_S)
+def calibrations() -> pd.DataFrame:
+    frame = _frame(queries.calibrations(store()))
+    if "points" in frame:
+        frame["points"] = [json.loads(v) for v in frame["points"]]
+    return frame
+
+
+@st.cache_data(ttl=TTL_S)
+def dead_letters(limit: int = 200) -> pd.DataFrame:
+    return _frame(queries.dead_letters(store(), limit))
+
+
+@st.cache_data(ttl=TTL_S)
+def skips() -> pd.DataFrame:
+    return _frame(queries.skips(store()))
 
 
 def components_long(runs: pd.DataFrame) -> pd.DataFrame:
@@ -37,8 +111,10 @@ def components_long(runs: pd.DataFrame) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for run in runs.itertuples():
         for order, name in enumerate(COMPONENTS):
-            rows.append({"scenario": run.scenario, "run": str(run.run_id)[:8],
+            rows.append({"scenario": getattr(run, "scenario", ""), "run": str(run.run_id)[:8],
                          "when": run.occurred_at, "commit": str(run.commit)[:10],
+                         "subject": getattr(run, "subject", ""),
+                         "author": getattr(run, "author", ""),
                          "component": name, "order": order,
                          "ms": float(run.components.get(name, 0.0))})
     return pd.DataFrame(rows)

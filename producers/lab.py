@@ -55,6 +55,9 @@ class Lab:
             self.settings = self.settings.model_copy(
                 update={"kafka_bootstrap": self.broker.bootstrap})
         asyncio.run(ensure_topics(self.settings))
+        from producers.session import record_bus
+
+        record_bus(self.settings)
         open_store(self.settings)  # migrate once, before the sink and dashboard start
         self.spawn("streams", [sys.executable, "-m", "streams.app"])
         self.spawn("agent", [sys.executable, "-m", "agents.service"])
@@ -93,6 +96,9 @@ class Lab:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.children.clear()
+        from producers.session import forget_bus
+
+        forget_bus(self.settings)
         if self.broker is not None:
             self.broker.stop()
             self.broker = None

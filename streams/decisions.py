@@ -38,7 +38,7 @@ def register_decisions(app: faust.App, settings: Settings,
                        topics: dict[str, Any]) -> None:
     """One agent over measurements, detections and bisect: detection and bisect folds."""
     table = app.Table("ttfb-decisions", default=dict, partitions=settings.partitions,
-                      key_type=str, value_serializer="json")
+                      key_type=str)  # values are JSON (the app default serializer)
     policy = Policy(dashboard_url=settings.public_url())
     bisect_policy = BisectPolicy()
     key = settings.signing_key.get_secret_value()

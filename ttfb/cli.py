@@ -19,6 +19,10 @@ COMMANDS = {
     "demo-repo": "agents.local:demo_repo_command",
     "shrink": "agents.local:shrink_command",
     "detect": "producers.offline:detect_command",
+    "ab": "producers.experiments:ab_command",
+    "check": "producers.experiments:check_command",
+    "bisect": "producers.bisect_cli:bisect_command",
+    "alerts": "producers.alerts:tail_command",
 }
 
 
@@ -59,12 +63,42 @@ def _misc(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--alpha", type=float, default=None, help="significance level")
 
 
+def _lab(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("ab", help="A/B two arms (revision, python=PATH, env=KEY=VALUE)")
+    p.add_argument("--scenario", action="append", required=True, help="repeatable, or 'all'")
+    p.add_argument("--repo", required=True)
+    p.add_argument("--a", action="append", required=True, metavar="ARM")
+    p.add_argument("--b", action="append", required=True, metavar="ARM")
+    p.add_argument("--runs", type=int, default=10, help="runs per arm")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("check", help="pre-review: A/B merge base vs head; exit 1 on regression")
+    p.add_argument("--repo", required=True)
+    p.add_argument("--base", required=True)
+    p.add_argument("--head", default="HEAD")
+    p.add_argument("--runs", type=int, default=8)
+    p = sub.add_parser("bisect", help="find the commit that made a scenario slower")
+    p.add_argument("--repo", required=True)
+    p.add_argument("--scenario", required=True)
+    p.add_argument("--good", required=True)
+    p.add_argument("--bad", required=True)
+    p.add_argument("--component", default="ttfb", help="a TTFB component, or ttfb (total)")
+    p.add_argument("--timeout", type=float, default=1800.0)
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("alerts", help="alerts: `ttfb alerts tail`")
+    p.add_argument("action", choices=["tail"])
+    p.add_argument("--scenario")
+    p.add_argument("--kind", choices=["regression", "improvement"])
+    p.add_argument("--from-beginning", action="store_true")
+    p.add_argument("--json", action="store_true")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="ttfb", description="ttfb-lab: time to first batch")
     sub = root.add_subparsers(dest="command", required=True)
     _up(sub)
     _run(sub)
     _misc(sub)
+    _lab(sub)
     return root
 
 

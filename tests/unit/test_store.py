@@ -78,3 +78,24 @@ def test_processes_share_the_store_through_the_lock(settings: Settings) -> None:
 def test_unknown_table_is_refused(settings: Settings) -> None:
     with pytest.raises(ValueError):
         open_store(settings).count("runs; DROP TABLE x")
+
+
+def test_latest_modules_per_scenario(settings: Settings) -> None:
+    store = open_store(settings)
+    store.write([completed("a", modules=["x.py"]), completed("b")])
+    store.write([completed("a", modules=["x.py", "y.py"])])
+    assert queries.latest_modules(store) == {"a": ["x.py", "y.py"]}
+
+
+def test_dashboard_queries_run_on_an_empty_and_a_filled_store(settings: Settings) -> None:
+    store = open_store(settings)
+    for scenario_rows in (False, True):
+        if scenario_rows:
+            store.write([completed("a", purpose="monitor") for _ in range(3)])
+        overview = queries.scenario_overview(store)
+        assert len(overview) == (1 if scenario_rows else 0)
+        assert queries.scenario_status(store) == {}
+        assert int(queries.system_health(store)["dead_letters"]) == 0
+        assert len(queries.scenario_runs(store, "a")) == (3 if scenario_rows else 0)
+        assert queries.findings(store) == [] and queries.bisects(store) == []
+        assert queries.experiments(store) == [] and queries.calibrations(store) == []

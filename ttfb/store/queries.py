@@ -46,9 +46,9 @@ def dead_letters(store: Store, limit: int = 100) -> list[dict[str, Any]]:
 def latest_modules(store: Store) -> dict[str, list[str]]:
     """The repository modules each scenario imported on its latest completed run."""
     rows = store.query(
-        f"SELECT scenario, argMax(modules, occurred_at) AS modules FROM {store.db}.runs FINAL"
+        f"SELECT scenario, argMax(modules, occurred_at) AS latest FROM {store.db}.runs FINAL"
         " WHERE status = 'completed' AND length(modules) > 0 GROUP BY scenario")
-    return {r["scenario"]: list(r["modules"]) for r in rows}
+    return {r["scenario"]: list(r["latest"]) for r in rows}
 
 
 def findings(store: Store, types: list[str] | None = None) -> list[dict[str, Any]]:
@@ -79,3 +79,99 @@ def skips(store: Store, limit: int = 500) -> list[dict[str, Any]]:
     return store.query(
         f"SELECT scenario, commit, reason, occurred_at FROM {store.db}.skips FINAL"
         " ORDER BY occurred_at DESC LIMIT {n:UInt32}", {"n": limit})
+
+
+def scenario_overview(store: Store) -> list[dict[str, Any]]:
+    """Per scenario: latest TTFB, its baseline (median of the 12 runs before) and status."""
+    return store.query(f"""
+        WITH ranked AS (
+            SELECT scenario, ttfb_ms, occurred_at,
+                   row_number() OVER (PARTITION BY scenario ORDER BY occurred_at DESC) AS rn
+            FROM {store.db}.runs FINAL
+            WHERE status = 'completed' AND purpose IN ('monitor', 'demo', 'adhoc'))
+        SELECT scenario,
+               anyIf(ttfb_ms, rn = 1) AS latest_ms,
+               quantileExactIf(0.5)(ttfb_ms, rn > 1 AND rn <= 13) AS baseline_ms,
+               groupArrayIf(ttfb_ms, rn <= 30) AS recent,
+               max(occurred_at) AS last_run
+        FROM ranked GROUP BY scenario ORDER BY scenario""")
+
+
+def scenario_status(store: Store) -> dict[str, str]:
+    """healthy, suspected, confirmed, bisecting or attributed: the latest finding's stage."""
+    rows = store.query(f"""
+        SELECT scenario, argMax(type, occurred_at) AS last_type
+        FROM (SELECT scenario, type, occurred_at FROM {store.db}.detections FINAL
+              UNION ALL
+              SELECT scenario, 'BisectCompleted' AS type, occurred_at FROM {store.db}.bisects FINAL
+              WHERE culprit != '')
+        GROUP BY scenario""")
+    stage = {"CandidateDetected": "suspected", "RegressionConfirmed": "bisecting",
+             "ImprovementConfirmed": "confirmed", "DetectionDismissed": "healthy",
+             "BisectCompleted": "attributed"}
+    return {r["scenario"]: stage.get(r["last_type"], "healthy") for r in rows}
+
+
+def system_health(store: Store, window_s: int = 300) -> dict[str, Any]:
+    """Events per second, dead letters and agents seen over the last ``window_s``."""
+    rows = store.query(f"""
+        SELECT
+          (SELECT count() FROM {store.db}.events
+           WHERE occurred_at > now64() - toIntervalSecond({{w:UInt32}})) / {{w:UInt32}} AS eps,
+          (SELECT count() FROM {store.db}.dead_letters FINAL) AS dead_letters,
+          (SELECT countIf(refused_command) FROM {store.db}.dead_letters FINAL) AS refused,
+          (SELECT uniqExact(JSONExtractString(fingerprint, 'host'))
+           FROM {store.db}.runs FINAL
+           WHERE occurred_at > now64() - toIntervalSecond({{w:UInt32}})) AS agents,
+          (SELECT count() FROM {store.db}.runs FINAL
+           WHERE occurred_at > now64() - toIntervalSecond(3600)) AS runs_last_hour""",
+        {"w": window_s})
+    return rows[0] if rows else {}
+
+
+def scenario_runs(store: Store, scenario: str, hardware_id: str = "", branch: str = "",
+                  limit: int = 2000) -> list[dict[str, Any]]:
+    """Completed monitoring runs of a scenario (optionally one hardware / branch)."""
+    return store.query(
+        f"SELECT run_id, commit, branch, hardware_id, ttfb_ms, components, author, subject,"
+        f" occurred_at FROM {store.db}.runs FINAL"
+        " WHERE scenario = {s:String} AND status = 'completed'"
+        " AND purpose IN ('monitor', 'demo', 'adhoc')"
+        " AND ({h:String} = '' OR hardware_id = {h:String})"
+        " AND ({b:String} = '' OR branch = {b:String})"
+        " ORDER BY occurred_at DESC LIMIT {n:UInt32}",
+        {"s": scenario, "h": hardware_id, "b": branch, "n": limit})
+
+
+def scenario_filters(store: Store, scenario: str) -> dict[str, list[str]]:
+    rows = store.query(
+        f"SELECT groupUniqArray(hardware_id) AS hw, groupUniqArray(branch) AS br"
+        f" FROM {store.db}.runs FINAL WHERE scenario = {{s:String}}", {"s": scenario})
+    return {"hardware": sorted(rows[0]["hw"]), "branch": sorted(rows[0]["br"])} if rows \
+        else {"hardware": [], "branch": []}
+
+
+def bisects(store: Store, limit: int = 100) -> list[dict[str, Any]]:
+    return store.query(
+        f"SELECT bisect_id, detection_id, scenario, component, good, bad, culprit, culprits,"
+        f" author, subject, effect_ms, effect_pct, confidence, runs_spent, steps, explanation,"
+        f" error, occurred_at FROM {store.db}.bisects FINAL"
+        " ORDER BY occurred_at DESC LIMIT {n:UInt32}", {"n": limit})
+
+
+def experiments(store: Store, limit: int = 100) -> list[dict[str, Any]]:
+    return store.query(
+        f"SELECT experiment_id, scenario, arm_a, arm_b, verdict, runs_spent, components,"
+        f" occurred_at FROM {store.db}.experiments FINAL"
+        " ORDER BY occurred_at DESC LIMIT {n:UInt32}", {"n": limit})
+
+
+def calibrations(store: Store) -> list[dict[str, Any]]:
+    """The latest calibration of every series."""
+    return store.query(
+        f"SELECT scenario, series, argMax(points, occurred_at) AS points,"
+        f" argMax(chosen_threshold, occurred_at) AS chosen_threshold,"
+        f" argMax(chosen_fpr, occurred_at) AS chosen_fpr,"
+        f" argMax(tests_per_week, occurred_at) AS tests_per_week,"
+        f" argMax(budget_per_week, occurred_at) AS budget_per_week"
+        f" FROM {store.db}.calibration FINAL GROUP BY scenario, series ORDER BY scenario, series")

@@ -1,0 +1,67 @@
+"""``ttfb bisect``: the streams' bisect coordinator, started by hand, through the bus."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+from producers.emitter import Emitter
+from ttfb import events as ev
+from ttfb.settings import Settings
+
+REPO_NAME = "bisect"
+
+
+def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
+    from agents.catalog import load_catalog
+    from agents.workspace import WorkspaceError, resolve
+    from producers.session import lab_for
+    from ttfb.store import queries
+
+    repo = Path(args.repo).resolve()
+    if load_catalog(settings.catalog).get(args.scenario) is None:
+        print(f"ttfb bisect: unknown scenario {args.scenario!r}", file=sys.stderr)
+        return 2
+    try:
+        good, bad = resolve(repo, args.good), resolve(repo, args.bad)
+    except WorkspaceError as exc:
+        print(f"ttfb bisect: {exc}", file=sys.stderr)
+        return 2
+    start = ev.RegressionConfirmed(
+        scenario=args.scenario, repo=REPO_NAME, component=args.component, commit=bad,
+        good_commit=good, direction="regression", producer="ttfb-bisect-cli")
+    with lab_for(settings, {REPO_NAME: str(repo)}) as (lab, store):
+        async def send() -> None:
+            emitter = await Emitter(lab, "bisect-cli").start()
+            await emitter.emit(start, "detections")
+            await emitter.flush()
+            await emitter.stop()
+
+        asyncio.run(send())
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            done = [b for b in queries.bisects(store) if b["detection_id"] == start.detection_id]
+            if done:
+                break
+            time.sleep(1.0)
+        else:
+            print("ttfb bisect: timed out", file=sys.stderr)
+            return 1
+    result = done[0]
+    for key in ("steps", "explanation"):
+        result[key] = json.loads(result[key]) if result[key] else []
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    elif result["error"]:
+        print(f"bisect failed: {result['error']}")
+    else:
+        print(f"culprit {result['culprit']} by {result['author']}: {result['subject']}\n"
+              f"effect {float(result['effect_pct']):+.1f}% on {result['component']}, confidence"
+              f" {float(result['confidence']):.3f}, {result['runs_spent']} runs")
+        for step in result["steps"]:
+            print(f"  {step['commit'][:10]} {step['decision']:<8} {step['runs']} runs")
+    return 1 if result["error"] else 0

@@ -1,0 +1,227 @@
+"""``ttfb ab`` and ``ttfb check``: interleaved A/B runs through the bus.
+
+An ARM is any mix of tokens: a revision, ``python=PATH``, ``env=KEY=VALUE``
+(repeatable). Both arms run interleaved (A, B, A, B, ...) so drift hits both
+alike; per component and in total the result is each arm's mean, the delta
+in ms and %, a 95 % confidence interval, Welch's p-value and a verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from producers.commands import CommandSender
+from producers.emitter import Emitter
+from ttfb import events as ev
+from ttfb.events import COMPONENTS
+from ttfb.settings import Settings
+from ttfb.stats import benjamini_hochberg, compare
+from ttfb.store import Store
+
+ALPHA = 0.01  # confirmation level of the continuous flow
+MIN_EFFECT_PCT = 1.0
+REPO_NAME = "ab"
+
+
+class ArmError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    revision: str = "HEAD"
+    python: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def label(self, side: str) -> str:
+        parts = [self.revision] + ([f"python={self.python}"] if self.python else []) + \
+            [f"env={k}={v}" for k, v in sorted(self.env.items())]
+        return f"{side}:" + ",".join(parts)
+
+
+def parse_arm(tokens: list[str]) -> ArmSpec:
+    revision, python, env = "HEAD", None, {}
+    for token in tokens:
+        if token.startswith("python="):
+            python = token.split("=", 1)[1]
+        elif token.startswith("env="):
+            key, sep, value = token[4:].partition("=")
+            if not key or not sep:
+                raise ArmError(f"env arm {token!r} must look like env=KEY=VALUE")
+            env[key] = value
+        else:
+            revision = token
+    return ArmSpec(revision, python, env)
+
+
+def verdict_for(delta_pct: float, p_value: float, significant: bool) -> str:
+    if not significant or abs(delta_pct) < MIN_EFFECT_PCT or p_value >= ALPHA:
+        return "no change"
+    return "regression" if delta_pct > 0 else "improvement"
+
+
+def analyse(a: list[dict[str, float]], b: list[dict[str, float]]) -> list[ev.ComponentDelta]:
+    """Per component and total: B against A, BH across the components."""
+    names = [*COMPONENTS, "ttfb"]
+    comparisons = [compare([r[n] for r in a], [r[n] for r in b]) for n in names]
+    keep = benjamini_hochberg([c.p_value for c in comparisons], q=ALPHA)
+    return [ev.ComponentDelta(
+        component=n, mean_a_ms=c.mean_a, mean_b_ms=c.mean_b, delta_ms=c.effect_ms,
+        delta_pct=c.effect_pct, ci_low_pct=c.ci_low_pct, ci_high_pct=c.ci_high_pct,
+        p_value=c.p_value, verdict=verdict_for(c.effect_pct, c.p_value, k))  # type: ignore[arg-type]
+        for n, c, k in zip(names, comparisons, keep, strict=True)]
+
+
+def overall(deltas: list[ev.ComponentDelta]) -> str:
+    total = next(d for d in deltas if d.component == "ttfb")
+    if total.verdict != "no change":
+        return total.verdict
+    moved = {d.verdict for d in deltas if d.verdict != "no change"}
+    return moved.pop() if len(moved) == 1 else "no change"
+
+
+def _requests(scenario: str, arms: tuple[ArmSpec, ArmSpec], runs: int,
+              experiment_id: str) -> list[ev.RunRequested]:
+    out = []
+    for _ in range(runs):
+        for side, arm in zip(("a", "b"), arms, strict=True):
+            out.append(ev.RunRequested(
+                scenario=scenario, repo=REPO_NAME, commit=arm.revision, runs=1, purpose="ab",
+                arm=ev.Arm(label=side, python=arm.python, env=arm.env),
+                correlation_id=experiment_id, producer="ttfb-ab"))
+    return out
+
+
+def _results(store: Store, experiment_id: str) -> list[dict[str, Any]]:
+    return store.query(
+        "SELECT arm, status, ttfb_ms, components, reason FROM ttfb.runs FINAL"
+        " WHERE correlation_id = {c:String} AND purpose = 'ab'", {"c": experiment_id})
+
+
+def run_experiment(settings: Settings, store: Store, scenario: str,
+                   arms: tuple[ArmSpec, ArmSpec], runs: int,
+                   timeout: float = 1800.0) -> ev.ExperimentCompleted:
+    experiment_id = ev.new_id()
+    asyncio.run(CommandSender(settings, "ab").send_all(
+        _requests(scenario, arms, runs, experiment_id)))
+    deadline = time.monotonic() + timeout
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        rows = _results(store, experiment_id)
+        if len(rows) >= 2 * runs:
+            break
+        time.sleep(1.0)
+    else:
+        raise TimeoutError(f"{scenario}: only {len(rows)} of {2 * runs} A/B runs arrived")
+    sides: dict[str, list[dict[str, float]]] = {"a": [], "b": []}
+    for r in rows:
+        if r["status"] == "completed":
+            sides[r["arm"]].append({**r["components"], "ttfb": r["ttfb_ms"]})
+    if len(sides["a"]) < 2 or len(sides["b"]) < 2:
+        reasons = sorted({r["reason"] for r in rows if r["status"] != "completed"})
+        raise RuntimeError(f"{scenario}: too many failed runs: {reasons}")
+    deltas = analyse(sides["a"], sides["b"])
+    result = ev.ExperimentCompleted(
+        experiment_id=experiment_id, scenario=scenario, arm_a=arms[0].label("a"),
+        arm_b=arms[1].label("b"), verdict=overall(deltas), components=deltas,  # type: ignore[arg-type]
+        runs_spent=len(rows), producer="ttfb-ab")
+
+    async def publish() -> None:
+        emitter = await Emitter(settings, "ab").start()
+        await emitter.emit(result, "detections")
+        await emitter.flush()
+        await emitter.stop()
+
+    asyncio.run(publish())
+    return result
+
+
+def as_json(result: ev.ExperimentCompleted) -> dict[str, Any]:
+    return {"scenario": result.scenario, "experiment_id": result.experiment_id,
+            "a": result.arm_a, "b": result.arm_b, "verdict": result.verdict,
+            "runs_spent": result.runs_spent,
+            "components": [c.model_dump() for c in result.components]}
+
+
+def print_table(result: ev.ExperimentCompleted) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result.scenario}: {result.arm_a} vs {result.arm_b} -> "
+                        f"{result.verdict} ({result.runs_spent} runs)")
+    for column in ("component", "A ms", "B ms", "delta ms", "delta %", "95% CI", "p", "verdict"):
+        table.add_column(column, justify="left" if column in ("component", "verdict") else "right")
+    for c in result.components:
+        table.add_row(c.component, f"{c.mean_a_ms:,.1f}", f"{c.mean_b_ms:,.1f}",
+                      f"{c.delta_ms:+,.1f}", f"{c.delta_pct:+.1f}%",
+                      f"[{c.ci_low_pct:+.1f}%, {c.ci_high_pct:+.1f}%]", f"{c.p_value:.2g}",
+                      c.verdict)
+    Console().print(table)
+
+
+def ab_command(args: argparse.Namespace, settings: Settings) -> int:
+    from agents.catalog import load_catalog
+    from producers.session import lab_for
+
+    try:
+        arms = (parse_arm(args.a), parse_arm(args.b))
+    except ArmError as exc:
+        print(f"ttfb ab: {exc}", file=sys.stderr)
+        return 2
+    catalog = load_catalog(settings.catalog)
+    scenarios = catalog.names() if args.scenario == ["all"] else args.scenario
+    unknown = [s for s in scenarios if catalog.get(s) is None]
+    if unknown:
+        print(f"ttfb ab: unknown scenario(s) {unknown}; known: {catalog.names()}",
+              file=sys.stderr)
+        return 2
+    results = []
+    with lab_for(settings, {REPO_NAME: str(Path(args.repo).resolve())}) as (lab, store):
+        for scenario in scenarios:
+            result = run_experiment(lab, store, scenario, arms, args.runs)
+            results.append(result)
+            if not args.json:
+                print_table(result)
+    if args.json:
+        payload = [as_json(r) for r in results]
+        print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))
+    return 0
+
+
+def check_command(args: argparse.Namespace, settings: Settings) -> int:
+    """A/B of the merge base against the head over the affected CPU scenarios."""
+    from agents.catalog import load_catalog
+    from agents.workspace import WorkspaceError, git, resolve
+    from producers.session import lab_for
+    from ttfb.store import open_store, queries
+
+    repo = Path(args.repo).resolve()
+    try:
+        head = resolve(repo, args.head)
+        base = git(repo, "merge-base", "--end-of-options", resolve(repo, args.base), head).strip()
+        changed = git(repo, "diff", "--name-only", "--end-of-options", base, head).split()
+    except WorkspaceError as exc:
+        print(f"ttfb check: {exc}", file=sys.stderr)
+        return 2
+    catalog = load_catalog(settings.catalog)
+    known = queries.latest_modules(open_store(settings))
+    affected = [n for n in catalog.names() if catalog.scenarios[n].cheap and catalog.scenarios[
+        n].device != "cuda" and (n not in known or set(known[n]) & set(changed))]
+    print(f"changed files: {len(changed)}; affected CPU scenarios: {affected or 'none'}")
+    worst = 0
+    with lab_for(settings, {REPO_NAME: str(repo)}) as (lab, store):
+        for scenario in affected:
+            result = run_experiment(lab, store, scenario, (ArmSpec(base), ArmSpec(head)),
+                                    args.runs)
+            print_table(result)
+            if result.verdict == "regression":
+                worst = 1
+    print("regression found: do not merge as is" if worst else "no regression found")
+    return worst

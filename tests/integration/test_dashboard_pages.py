@@ -1,0 +1,132 @@
+"""Every dashboard page over a seeded chDB store (Streamlit AppTest, no browser)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.integration.conftest import clean_settings
+from ttfb import events as ev
+from ttfb.store import open_store
+
+
+def seed(data_dir: Path) -> None:
+    store = open_store(clean_settings(data_dir))
+    events: list[ev.Event] = []
+    for i in range(6):  # recsys: 6 commits, the last one slower in config
+        comps = {c: 100.0 for c in ev.COMPONENTS} | {"config": 100.0 + (400.0 if i == 5 else 0)}
+        for rep in range(2):
+            events.append(ev.RunCompleted(
+                scenario="recsys", commit=f"{i:040d}", purpose="monitor", repetition=rep,
+                ttfb_ms=sum(comps.values()), components=comps,  # type: ignore[arg-type]
+                author="Ada Park", subject=f"change {i}"))
+    comps = {c: 50.0 for c in ev.COMPONENTS}
+    events.append(ev.RunCompleted(scenario="lm", commit="a" * 40, purpose="monitor",
+                                  ttfb_ms=350.0, components=comps))  # type: ignore[arg-type]
+    fields = dict(detection_id="det1", scenario="recsys", component="config",
+                  commit=f"{5:040d}", good_commit=f"{4:040d}", direction="regression",
+                  effect_ms=400.0, effect_pct=400.0, ci_low_pct=380.0, ci_high_pct=420.0,
+                  p_value=1e-6, runs_spent=10)
+    events += [ev.CandidateDetected(**fields), ev.RegressionConfirmed(**fields)]  # type: ignore[arg-type]
+    events.append(ev.BisectCompleted(
+        bisect_id="b1", detection_id="det1", scenario="recsys", component="config",
+        good=f"{0:040d}", bad=f"{5:040d}", culprit=f"{5:040d}", culprits=[f"{5:040d}"],
+        author="Bo Chen", subject="Log the config synchronously", effect_ms=400.0,
+        effect_pct=400.0, confidence=0.99, runs_spent=14,
+        steps=[ev.BisectStep(commit=f"{3:040d}", runs=2, decision="good", mean_ms=100.0)],
+        explanation=[{"name": "telemetry.py:30:log", "good_ms": 0.0, "bad_ms": 360.0,
+                      "delta_ms": 360.0}]))
+    events.append(ev.ExperimentCompleted(
+        experiment_id="x1", scenario="lm", arm_a="a:HEAD~1", arm_b="b:HEAD", verdict="improvement",
+        runs_spent=20, components=[ev.ComponentDelta(
+            component="imports", mean_a_ms=2300.0, mean_b_ms=1900.0, delta_ms=-400.0,
+            delta_pct=-17.4, ci_low_pct=-20.0, ci_high_pct=-15.0, p_value=1e-5,
+            verdict="improvement")]))
+    events.append(ev.ThresholdCalibrated(
+        scenario="recsys", series="ttfb", tests_per_week=500.0, budget_per_week=1.0,
+        points=[ev.RocPoint(threshold=0.5, false_positive_rate=0.001,
+                            power={"2%": 0.2, "5%": 0.7, "10%": 0.95})],
+        chosen=ev.RocPoint(threshold=0.5, false_positive_rate=0.001)))
+    events += [ev.DeadLettered(reason="malformed JSON: x", source_topic="ttfb.measurements"),
+               ev.DeadLettered(reason="bad signature", source_topic="ttfb.commands",
+                               refused_command=True)]
+    assert store.write(events) == len(events)
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    data_dir = tmp_path_factory.mktemp("dash")
+    seed(data_dir)
+    old = os.environ.get("TTFB_DATA_DIR")
+    os.environ["TTFB_DATA_DIR"] = str(data_dir)
+    from dashboard import data
+
+    data.store.clear()
+    yield data_dir
+    data.store.clear()
+    if old is None:
+        os.environ.pop("TTFB_DATA_DIR", None)
+    else:
+        os.environ["TTFB_DATA_DIR"] = old
+
+
+def rendered(name: str) -> AppTest:
+    at = AppTest.from_string(
+        f"import importlib, streamlit as st\nst.cache_data.clear()\n"
+        f"importlib.import_module('dashboard.views.{name}').render()\n", default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_overview_shows_each_scenario_with_latest_ttfb_and_status(seeded: Path) -> None:
+    at = rendered("overview")
+    table = at.dataframe[0].value.set_index("scenario")
+    assert list(table.index) == ["lm", "recsys"]
+    assert table.loc["recsys", "latest_ms"] == pytest.approx(1100.0)
+    assert table.loc["recsys", "baseline_ms"] == pytest.approx(700.0)
+    assert "bisecting" in table.loc["recsys", "status"] or \
+        "attributed" in table.loc["recsys", "status"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["dead letters"] == "2" and metrics["refused commands"] == "1"
+
+
+def test_scenario_page_charts_the_commits(seeded: Path) -> None:
+    at = rendered("scenario")
+    assert at.header[0].value.startswith("lm") or at.header[0].value.startswith("recsys")
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 2  # stacked components with band and markers; distribution
+
+
+def test_regressions_page_names_the_culprit_and_its_steps(seeded: Path) -> None:
+    at = rendered("regressions")
+    labels = [e.label for e in at.expander]
+    assert any("recsys / config: regression confirmed, +400.0%" in label for label in labels)
+    text = " ".join(m.value for m in at.markdown)
+    assert "Bo Chen" in text and "Log the config synchronously" in text
+    assert any("telemetry.py:30:log" in str(df.value) for df in at.dataframe)
+
+
+def test_experiments_page_shows_the_verdict_and_deltas(seeded: Path) -> None:
+    at = rendered("experiments")
+    assert "improvement" in at.subheader[0].value and "20 runs" in at.subheader[0].value
+    deltas = at.dataframe[0].value
+    assert deltas.loc[0, "delta_pct"] == pytest.approx(-17.4)
+
+
+def test_calibration_page_shows_budget_and_power(seeded: Path) -> None:
+    at = rendered("calibration")
+    assert "budget 1 false alarms/week" in at.caption[0].value
+    points = at.dataframe[0].value
+    assert points.loc[0, "power 10%"] == pytest.approx(0.95)
+
+
+def test_dead_letters_page_counts_refusals(seeded: Path) -> None:
+    at = rendered("deadletters")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"dead letters": "2", "refused commands": "1"}
+    assert "bad signature" in at.dataframe[0].value["reason"].tolist()
