@@ -6,8 +6,8 @@ import streamlit as st
 
 from dashboard import data
 
-STATUS_ICON = {"healthy": "🟢 healthy", "suspected": "🟡 suspected", "confirmed": "🟠 confirmed",
-               "bisecting": "🔴 bisecting", "attributed": "🔴 attributed"}
+STATUS_LABEL = {"healthy": "healthy", "suspected": "SUSPECTED", "confirmed": "CONFIRMED",
+                "bisecting": "REGRESSED, bisecting", "attributed": "REGRESSED, attributed"}
 
 
 def render() -> None:
@@ -16,7 +16,7 @@ def render() -> None:
     if frame.empty:
         st.info("No runs in the store yet: the agent is measuring, refresh in a few seconds.")
     else:
-        table = frame.assign(status=[STATUS_ICON.get(s, s) for s in frame["status"]])
+        table = frame.assign(status=[STATUS_LABEL.get(s, s) for s in frame["status"]])
         st.dataframe(
             table[["scenario", "status", "latest_ms", "baseline_ms", "change_pct", "recent"]],
             hide_index=True, width="stretch",

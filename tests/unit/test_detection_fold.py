@@ -82,13 +82,14 @@ def test_a_candidate_that_does_not_replicate_is_dismissed() -> None:
 
 
 def test_ordinary_commits_raise_nothing_over_many_seeds() -> None:
-    candidates = 0
+    flagged = tested = 0
     for seed in range(30):
         rng = np.random.default_rng(100 + seed)
         _, out = feed(ScenarioState(), monitor(rng, 25))
-        candidates += sum(isinstance(e, ev.CandidateDetected) for e in out)
-    # 30 series x 19 tested commits x 8 series each, at alpha 0.01 with BH and floors
-    assert candidates <= 3
+        flagged += len({e.commit for e in out if isinstance(e, ev.CandidateDetected)})
+        tested += 25 - 2  # the first two commits form the baseline
+    # a candidate costs confirmation runs (and is dismissed): keep them rare
+    assert flagged / tested <= 0.01
 
 
 def test_improvement_in_imports_is_found() -> None:

@@ -35,6 +35,7 @@ class DetectorConfig:
     k: float = 0.5
     min_effect_pct: float = 1.0
     min_effect_ms: float = 0.0  # ignore shifts too small to matter for TTFB
+    conservative_df: bool = True  # False where fresh confirmation runs follow
 
     def with_point(self, alpha: float, k: float) -> DetectorConfig:
         return replace(self, alpha=alpha, k=k)
@@ -93,7 +94,8 @@ def _refine(baseline: tuple[Point, ...], window: tuple[Point, ...],
         before = _values(baseline + window[:split])[-len(_values(baseline)):]
         after = _values(window[split:])
         try:
-            comparison = compare(before, after, with_ci=False)
+            comparison = compare(before, after, with_ci=False,
+                                 conservative_df=cfg.conservative_df)
         except ValueError:
             continue
         if best is None or abs(comparison.t) > abs(best[1].t):
@@ -101,7 +103,7 @@ def _refine(baseline: tuple[Point, ...], window: tuple[Point, ...],
     assert best is not None
     split = best[0]
     before = _values(baseline + window[:split])[-len(_values(baseline)):]
-    return split, compare(before, _values(window[split:]))
+    return split, compare(before, _values(window[split:]), conservative_df=cfg.conservative_df)
 
 
 def apply(state: SeriesState, point: Point, cfg: DetectorConfig) -> tuple[SeriesState,
@@ -114,7 +116,8 @@ def apply(state: SeriesState, point: Point, cfg: DetectorConfig) -> tuple[Series
         return replace(state, window=window, seen=seen), None
     if len(baseline) >= cfg.min_back and len(_values(baseline)) >= cfg.min_back_values:
         try:
-            comparison = compare(_values(baseline), _values(window), with_ci=False)
+            comparison = compare(_values(baseline), _values(window), with_ci=False,
+                                 conservative_df=cfg.conservative_df)
         except ValueError:
             comparison = None
         if comparison is not None and _is_candidate(comparison, cfg):
