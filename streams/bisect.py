@@ -68,6 +68,7 @@ class Bisect:
     culprits: list[int] = field(default_factory=list)
     confidence: float = 1.0
     profiles: dict[str, dict[str, float]] = field(default_factory=dict)
+    preloaded: dict[str, int] = field(default_factory=dict)  # samples known before requesting
     search_good: int = 0  # indices whose samples are the current search's endpoints
     search_bad: int = -1
 
@@ -119,7 +120,10 @@ def _start(book: BisectBook, found: ev.RegressionConfirmed) -> list[ev.Event]:
     book.bisects[bisect_id] = Bisect(
         bisect_id=bisect_id, detection_id=found.detection_id, scenario=found.scenario,
         component=found.component, repo=found.repo, branch=found.branch,
-        good=found.good_commit, bad=found.commit)
+        good=found.good_commit, bad=found.commit,
+        # the confirmation's fresh runs of both ends are the endpoints' first samples
+        samples={k: list(v) for k, v in ((found.good_commit, found.evidence_before),
+                                         (found.commit, found.evidence_after)) if v})
     return [ev.CommitRangeRequested(scenario=found.scenario, repo=found.repo,
                                     good=found.good_commit, bad=found.commit,
                                     correlation_id=bisect_id, producer="ttfb-bisect")]
@@ -146,9 +150,19 @@ def _on_range(b: Bisect, listed: ev.CommitRangeListed, policy: BisectPolicy) -> 
                                     f"{MAX_RANGE}; narrow it with a closer good commit")]
     b.commits, b.authors, b.subjects = listed.commits, listed.authors, listed.subjects
     b.lo, b.hi, b.phase = 0, len(b.commits) - 1, "endpoints"
+    # the agent lists full shas: carry over samples known under the names it was given
+    for given, full in ((b.good, b.commits[0]), (b.bad, b.commits[-1])):
+        if given != full and given in b.samples:
+            b.samples[full] = b.samples.pop(given)
+    b.preloaded = {c: len(b.samples.get(c, [])) for c in (b.commits[0], b.commits[-1])}
+    missing = [max(0, policy.endpoint_runs - b.preloaded[c])
+               for c in (b.commits[0], b.commits[-1])]
+    if not any(missing):
+        return _advance(b, policy)
     out: list[ev.Event] = []
-    for _ in range(policy.endpoint_runs):  # interleaved endpoints
-        out += _runs(b, b.commits[0], 1) + _runs(b, b.commits[-1], 1)
+    for i in range(max(missing)):  # interleaved endpoints
+        out += _runs(b, b.commits[0], 1) if i < missing[0] else []
+        out += _runs(b, b.commits[-1], 1) if i < missing[1] else []
     return out
 
 
@@ -171,7 +185,7 @@ def _received(b: Bisect, commit: str) -> int:
 def _advance(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     if b.phase == "endpoints":
         ends = (b.commits[0], b.commits[-1])
-        if any(_received(b, c) < b.requested.get(c, 0) for c in ends):
+        if any(_received(b, c) < b.preloaded.get(c, 0) + b.requested.get(c, 0) for c in ends):
             return []
         b.phase = "search"
         b.search_good, b.search_bad = 0, len(b.commits) - 1

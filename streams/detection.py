@@ -43,11 +43,11 @@ REMEMBER_IDS = 5000
 @dataclass(frozen=True)
 class Policy:
     detector: DetectorConfig = DetectorConfig(
-        back=12, fore=1, min_back=1, min_back_values=6, alpha=0.01, k=1.0, min_effect_pct=3.0,
+        back=12, fore=1, min_back=1, min_back_values=4, alpha=0.01, k=1.0, min_effect_pct=3.0,
         conservative_df=False)  # every candidate is confirmed by fresh runs
     min_effect_ttfb_pct: float = 1.5  # a component must move >= this share of TTFB
     fdr_q: float = 0.05
-    confirm_runs: int = 5  # per side
+    confirm_runs: int = 4  # per side
     confirm_alpha: float = 0.01
     dashboard_url: str = "http://127.0.0.1:8501"
 
@@ -267,7 +267,8 @@ def _verdicts(c: Confirmation, scenario: str, policy: Policy) -> list[ev.Event]:
             continue
         kind = c.components[n]
         finding_cls = ev.RegressionConfirmed if kind == "regression" else ev.ImprovementConfirmed
-        out.append(finding_cls(**fields))  # type: ignore[arg-type]
+        out.append(finding_cls(**fields, evidence_before=[r[n] for r in c.before],  # type: ignore[arg-type]
+                               evidence_after=[r[n] for r in c.after]))
         out.append(ev.Alert(
             alert_id=f"{c.detection_id}:{n}", kind=kind, scenario=scenario,  # type: ignore[arg-type]
             component=n, commit=c.commit, effect_ms=fields["effect_ms"],  # type: ignore[arg-type]

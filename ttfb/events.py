@@ -209,6 +209,8 @@ class Finding(Event):
     p_value: float = 1.0
     threshold: float = 0.0
     runs_spent: int = 0
+    evidence_before: list[float] = Field(default_factory=list, description="fresh runs, ms")
+    evidence_after: list[float] = Field(default_factory=list)
 
 
 class CandidateDetected(Finding):

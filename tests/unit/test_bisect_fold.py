@@ -84,3 +84,17 @@ def test_one_bisect_per_detection() -> None:
     book, first = decide(BisectBook(), confirmed(), POLICY)
     book, second = decide(book, confirmed(), POLICY)
     assert len(first) == 1 and second == []
+
+
+def test_confirmation_evidence_serves_as_endpoint_samples() -> None:
+    rng = np.random.default_rng(0)
+    evidence = dict(evidence_before=list(300 * rng.lognormal(0, 0.02, 8)),
+                    evidence_after=list(330 * rng.lognormal(0, 0.02, 8)))
+    start = confirmed("c00", "c15").model_copy(update=evidence)
+    book, out = decide(BisectBook(), start, POLICY)
+    listed = ev.CommitRangeListed(request_id="r", scenario="lm", repo="demo",
+                                  correlation_id=out[0].correlation_id,  # type: ignore[attr-defined]
+                                  commits=[f"c{i:02d}" for i in range(16)])
+    _, out = decide(book, listed, POLICY)
+    # no endpoint runs: the first request is already the first midpoint
+    assert {e.commit for e in out if isinstance(e, ev.RunRequested)} == {"c07"}
