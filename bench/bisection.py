@@ -11,7 +11,7 @@ run.
   p = min(Mann-Whitney, Kolmogorov-Smirnov) <= 0.01 means "differs".
 * git bisect: one run per step, classified by the nearer endpoint run.
 
-    .venv/bin/python bench/bisect.py [--trials 100] [--json]
+    .venv/bin/python bench/bisection.py [--trials 100] [--json]
 """
 
 from __future__ import annotations

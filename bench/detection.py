@@ -1,0 +1,158 @@
+"""Change detection on a labelled suite: ttfb-lab against the detectors people use.
+
+Synthetic TTFB series with realistic noise (log-normal tails, cold/warm
+bimodality, outliers, slow drift; CV 2-10 %; 1-3 runs per commit) with zero
+or one shift of 2-20 % at a random commit. Every method sees the same series;
+peers get one value per commit (the mean of its runs), ttfb-lab the runs.
+
+* ttfb-lab: ``ttfb.stats.detect`` with the offline defaults of ``ttfb detect``.
+* Perfherder-style t-test: back window 12, fore window 12, |t| > 7, >= 2 %.
+* asv: ``asv.step_detect.detect_steps`` step boundaries with a change >= 2 %.
+* Apache Otava: ``otava.analysis.compute_change_points``.
+* MongoDB E-Divisive: ``signal_processing_algorithms`` ``e_divisive``.
+
+A detection is a true positive when it lies within 2 commits of the change;
+everything else is a false alarm. Prints precision, recall, F1, false alarms
+per 1,000 points, and recall on the target slice (3-10 % shifts, CV 3-5 %).
+
+    .venv/bin/python bench/detection.py [--series 400] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from producers.offline import OFFLINE_DEFAULT
+from ttfb.stats import detect
+from ttfb.stats.simulate import SHAPES, Series, series
+
+TOLERANCE = 2
+
+
+@dataclass
+class Case:
+    data: Series
+    cv: float
+    means: np.ndarray
+
+
+def suite(count: int, seed: int = 2026, length: int = 60) -> list[Case]:
+    rng = np.random.default_rng(seed)
+    cases = []
+    for i in range(count):
+        cv = float(rng.choice([0.02, 0.03, 0.04, 0.05, 0.10]))
+        shift = float(rng.choice([0.0, 0.0, 2.0, 3.0, 5.0, 10.0, 20.0]))
+        shift *= float(rng.choice([1.0, -1.0]))
+        at = int(rng.integers(15, length - 15)) if shift else None
+        s = series(rng, length=length, cv=cv, shift_pct=shift, change_index=at,
+                   runs=int(rng.integers(1, 4)), shape=SHAPES[i % len(SHAPES)])
+        cases.append(Case(s, cv, np.array([np.mean(p.values) for p in s.points])))
+    return cases
+
+
+def ours(case: Case) -> list[int]:
+    return [c.index for c in detect(case.data.points, OFFLINE_DEFAULT)]
+
+
+def perfherder(case: Case, back: int = 12, fore: int = 12, t_min: float = 7.0,
+               min_pct: float = 2.0) -> list[int]:
+    y = case.means
+    scores = {}
+    for i in range(back, len(y) - fore + 1):
+        a, b = y[i - back:i], y[i:i + fore]
+        se = np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
+        t = abs(b.mean() - a.mean()) / se if se else 0.0
+        if t > t_min and abs(b.mean() / a.mean() - 1) * 100 >= min_pct:
+            scores[i] = t
+    picked = []
+    for i, _ in sorted(scores.items(), key=lambda kv: -kv[1]):  # local maxima of t
+        if all(abs(i - j) >= fore for j in picked):
+            picked.append(i)
+    return sorted(picked)
+
+
+def asv_steps(case: Case, min_pct: float = 2.0) -> list[int]:
+    from asv.step_detect import detect_steps
+
+    steps = detect_steps(case.means.tolist())
+    out = []
+    for left, right in zip(steps, steps[1:], strict=False):
+        if abs(right[2] / left[2] - 1) * 100 >= min_pct:
+            out.append(right[0])
+    return out
+
+
+def otava(case: Case) -> list[int]:
+    from otava.analysis import compute_change_points
+
+    points, _ = compute_change_points(case.means.tolist(), window_len=30, max_pvalue=0.001)
+    return [p.index for p in points]
+
+
+def e_divisive(case: Case) -> list[int]:
+    from signal_processing_algorithms.energy_statistics.energy_statistics import e_divisive as ed
+
+    return list(ed(case.means.tolist(), pvalue=0.05, permutations=100))
+
+
+METHODS: dict[str, Callable[[Case], list[int]]] = {
+    "ttfb-lab": ours, "perfherder": perfherder, "asv": asv_steps, "otava": otava,
+    "e-divisive": e_divisive}
+
+
+def score(cases: list[Case], found: list[list[int]]) -> dict[str, float]:
+    tp = fp = positives = points = 0
+    target_hits = target_total = 0
+    for case, hits in zip(cases, found, strict=True):
+        points += len(case.means)
+        truth = case.data.change_index
+        matched = [h for h in hits if truth is not None and abs(h - truth) <= TOLERANCE]
+        fp += len(hits) - min(len(matched), 1)
+        if truth is not None:
+            positives += 1
+            tp += bool(matched)
+            if 3 <= abs(case.data.shift_pct) <= 10 and 0.03 <= case.cv <= 0.05:
+                target_total += 1
+                target_hits += bool(matched)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / positives if positives else 0.0
+    return {"precision": precision, "recall": recall,
+            "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+            "false_alarms_per_1000": 1000 * fp / points,
+            "recall_3_10pct_cv_3_5pct": target_hits / target_total if target_total else 0.0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--series", type=int, default=400)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    cases = suite(args.series)
+    results = {}
+    for name, method in METHODS.items():
+        started = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = [method(c) for c in cases]
+        results[name] = {**score(cases, found), "seconds": time.perf_counter() - started}
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"{len(cases)} series, {sum(len(c.means) for c in cases)} points")
+    print(f"{'method':<11} {'precision':>9} {'recall':>7} {'F1':>6} {'FA/1000':>8} "
+          f"{'recall 3-10% @CV3-5%':>21} {'seconds':>8}")
+    for name, r in results.items():
+        print(f"{name:<11} {r['precision']:>9.3f} {r['recall']:>7.3f} {r['f1']:>6.3f} "
+              f"{r['false_alarms_per_1000']:>8.2f} {r['recall_3_10pct_cv_3_5pct']:>21.3f} "
+              f"{r['seconds']:>8.1f}")
+
+
+if __name__ == "__main__":
+    main()
