@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from agents.agent import Agent, AgentConfig, consume
 from agents.catalog import load_catalog
 from agents.workspace import Workspaces
 from producers.emitter import Emitter
-from ttfb.bus import kafka_client_options
+from ttfb.bus import kafka_client_options, stop_on_signals
 from ttfb.settings import Settings
 from ttfb.signing import Verifier
 
@@ -56,12 +54,7 @@ def main() -> int:
     settings = Settings()
 
     async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        await serve(settings, stop)
+        await serve(settings, stop_on_signals())
 
     asyncio.run(run())
     return 0

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
-import signal
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from ttfb import events as ev
-from ttfb.bus import kafka_client_options
+from ttfb.bus import kafka_client_options, stop_on_signals
 from ttfb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,12 +83,7 @@ def tail_command(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        await follow(bootstrap, settings, args.from_beginning, show, stop)
+        await follow(bootstrap, settings, args.from_beginning, show, stop_on_signals())
 
     asyncio.run(run())
     return 0

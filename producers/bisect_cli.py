@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from producers.emitter import Emitter
+from producers.emitter import emit_all
 from ttfb import events as ev
 from ttfb.settings import Settings
 
@@ -35,13 +35,7 @@ def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
         scenario=args.scenario, repo=REPO_NAME, component=args.component, commit=bad,
         good_commit=good, direction="regression", producer="ttfb-bisect-cli")
     with lab_for(settings, {REPO_NAME: str(repo)}) as (lab, store):
-        async def send() -> None:
-            emitter = await Emitter(lab, "bisect-cli").start()
-            await emitter.emit(start, "detections")
-            await emitter.flush()
-            await emitter.stop()
-
-        asyncio.run(send())
+        asyncio.run(emit_all(lab, "bisect-cli", [(start, "detections")]))
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:
             done = [b for b in queries.bisects(store) if b["detection_id"] == start.detection_id]

@@ -20,7 +20,7 @@ from typing import Any
 from agents.catalog import load_catalog
 from agents.workspace import changed_files
 from producers.commands import CommandSender
-from producers.emitter import Emitter
+from producers.emitter import emit_all
 from producers.scheduler import new_commits, plan_commit
 from ttfb import events as ev
 from ttfb.settings import Settings
@@ -59,11 +59,7 @@ async def _send(settings: Settings, events: list[ev.Event]) -> None:
     if commands:
         await CommandSender(settings, "scheduler").send_all(commands)
     if facts:
-        emitter = await Emitter(settings, "scheduler").start()
-        for fact in facts:
-            await emitter.emit(fact, "commands")
-        await emitter.flush()
-        await emitter.stop()
+        await emit_all(settings, "scheduler", [(fact, "commands") for fact in facts])
 
 
 def play(settings: Settings, store: Store, lab_check: Callable[[], None],

@@ -171,3 +171,14 @@ class Emitter:
             with contextlib.suppress(Exception):
                 await self._producer.stop()
             self._producer = None
+
+
+async def emit_all(settings: Settings, name: str, events: list[tuple[Event, str]]) -> None:
+    """Send (event, topic) pairs with a short-lived emitter; waits until delivered or spooled."""
+    emitter = await Emitter(settings, name).start()
+    try:
+        for event, topic in events:
+            await emitter.emit(event, topic)
+        await emitter.flush()
+    finally:
+        await emitter.stop()

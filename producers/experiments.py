@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from producers.commands import CommandSender
-from producers.emitter import Emitter
+from producers.emitter import emit_all
 from ttfb import events as ev
 from ttfb.events import COMPONENTS
 from ttfb.settings import Settings
@@ -133,13 +133,7 @@ def run_experiment(settings: Settings, store: Store, scenario: str,
         arm_b=arms[1].label("b"), verdict=overall(deltas), components=deltas,  # type: ignore[arg-type]
         runs_spent=len(rows), producer="ttfb-ab")
 
-    async def publish() -> None:
-        emitter = await Emitter(settings, "ab").start()
-        await emitter.emit(result, "detections")
-        await emitter.flush()
-        await emitter.stop()
-
-    asyncio.run(publish())
+    asyncio.run(emit_all(settings, "ab", [(result, "detections")]))
     return result
 
 

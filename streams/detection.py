@@ -47,7 +47,7 @@ class Policy:
         conservative_df=False)  # every candidate is confirmed by fresh runs
     min_effect_ttfb_pct: float = 1.5  # a component must move >= this share of TTFB
     fdr_q: float = 0.05
-    confirm_runs: int = 4  # per side
+    confirm_runs: int = 6  # per side
     confirm_alpha: float = 0.01
     dashboard_url: str = "http://127.0.0.1:8501"
 
@@ -242,7 +242,9 @@ def _verdicts(c: Confirmation, scenario: str, policy: Policy) -> list[ev.Event]:
     comparisons = {}
     for n in names:
         try:
-            comparisons[n] = compare([r[n] for r in c.before], [r[n] for r in c.after])
+            # equal, interleaved samples: Welch-Satterthwaite's df is accurate here
+            comparisons[n] = compare([r[n] for r in c.before], [r[n] for r in c.after],
+                                     conservative_df=False)
         except ValueError:
             continue
     ok = benjamini_hochberg([comparisons[n].p_value for n in comparisons], q=policy.confirm_alpha)

@@ -153,3 +153,15 @@ def bus(settings: Settings, log_path: Path | None = None) -> Iterator[Settings]:
         ready = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
         asyncio.run(ensure_topics(ready))
         yield ready
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (call inside the running loop)."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
