@@ -26,8 +26,8 @@ from ttfb import events as ev
 from ttfb.settings import Settings
 from ttfb.store import Store, queries
 
-BASELINE_RUNS = 4
-RUNS_PER_COMMIT = 2
+BASELINE_RUNS = 5
+RUNS_PER_COMMIT = 3
 
 
 def _wait(check: Callable[[], bool], timeout: float, lab_check: Callable[[], None]) -> bool:
