@@ -34,6 +34,7 @@ from ttfb.stats import (
     benjamini_hochberg,
     compare,
 )
+from ttfb.stats.calibration import OperatingPoint, calibrate
 
 MONITOR_PURPOSES = ("monitor", "demo")
 TOTAL = "ttfb"
@@ -46,10 +47,16 @@ class Policy:
         back=12, fore=1, min_back=1, min_back_values=4, alpha=0.01, k=1.0, min_effect_pct=3.0,
         conservative_df=False)  # every candidate is confirmed by fresh runs
     min_effect_ttfb_pct: float = 1.5  # a component must move >= this share of TTFB
-    fdr_q: float = 0.05
+    fdr_q: float = 0.10  # candidates are confirmed by fresh runs: err on finding them
     confirm_runs: int = 6  # per side
     confirm_alpha: float = 0.01
     dashboard_url: str = "http://127.0.0.1:8501"
+    # calibration: budget of confirmed false alarms a week, at this many tests a week
+    budget_per_week: float = 1.0
+    tests_per_week: float = 24 * 7 * 8  # a commit an hour, 7 components + the total
+    calibrate_at: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
+    calibration_trials: int = 12
+    max_candidate_rate: float = 0.01  # each candidate costs 2 x confirm_runs runs
 
 
 @dataclass
@@ -81,6 +88,9 @@ class ScenarioState:
     processed: list[str] = field(default_factory=list)
     baseline_ttfb: float = 0.0  # running mean TTFB of accepted commits (the ms floor's base)
     baseline_commits: int = 0
+    accepted: int = 0  # commits accepted into the baseline so far
+    history: list[list[float]] = field(default_factory=list)  # total TTFB runs, last 64
+    operating: list[float] = field(default_factory=list)  # calibrated [alpha, k]
 
 
 # ------------------------------------------------------------------ serialisation
@@ -103,7 +113,8 @@ def to_json(state: ScenarioState) -> dict[str, Any]:
         "pending": state.pending,
         "confirming": {k: dataclasses.asdict(v) for k, v in state.confirming.items()},
         "processed": state.processed, "baseline_ttfb": state.baseline_ttfb,
-        "baseline_commits": state.baseline_commits,
+        "baseline_commits": state.baseline_commits, "accepted": state.accepted,
+        "history": state.history, "operating": state.operating,
     }
 
 
@@ -115,7 +126,9 @@ def from_json(data: dict[str, Any] | None) -> ScenarioState:
         pending=data["pending"],
         confirming={k: Confirmation(**v) for k, v in data["confirming"].items()},
         processed=list(data["processed"]), baseline_ttfb=float(data["baseline_ttfb"]),
-        baseline_commits=int(data["baseline_commits"]),
+        baseline_commits=int(data["baseline_commits"]), accepted=int(data.get("accepted", 0)),
+        history=[list(h) for h in data.get("history", [])],
+        operating=list(data.get("operating", [])),
     )
 
 
@@ -143,7 +156,8 @@ def _copy(state: ScenarioState) -> ScenarioState:
     return ScenarioState(
         series=dict(state.series), pending=copy.deepcopy(state.pending),
         confirming=copy.deepcopy(state.confirming), processed=list(state.processed),
-        baseline_ttfb=state.baseline_ttfb, baseline_commits=state.baseline_commits)
+        baseline_ttfb=state.baseline_ttfb, baseline_commits=state.baseline_commits,
+        accepted=state.accepted, history=list(state.history), operating=list(state.operating))
 
 
 def _monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
@@ -171,6 +185,8 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
                  policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
     floor = policy.min_effect_ttfb_pct / 100 * state.baseline_ttfb
     cfg = dataclasses.replace(policy.detector, min_effect_ms=floor)
+    if state.operating:
+        cfg = cfg.with_point(*state.operating)
     found: dict[str, ChangePoint] = {}
     for name, values in entry["values"].items():
         key = f"{name}|{entry['hardware_id']}|{entry['branch']}"
@@ -184,6 +200,10 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         state.baseline_commits = min(state.baseline_commits + 1, 12)
         state.baseline_ttfb += (sum(totals) / len(totals) - state.baseline_ttfb) \
             / state.baseline_commits
+        state.accepted += 1
+        state.history = (state.history + [list(totals)])[-64:]
+        if state.accepted in policy.calibrate_at:
+            return state, [_calibrate(state, scenario, policy)]
     if not found:
         return state, []
     tested = len(entry["values"])
@@ -219,6 +239,28 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
                 purpose="confirm", arm=ev.Arm(label=label), correlation_id=detection_id,
                 producer="ttfb-detector"))
     return state, out
+
+
+def _calibrate(state: ScenarioState, scenario: str, policy: Policy) -> ev.ThresholdCalibrated:
+    """ROC on the scenario's own accepted history (pooled: the total TTFB series)."""
+    history = [Point(float(i), f"h{i}", tuple(v)) for i, v in enumerate(state.history)]
+    result = calibrate(history, tests_per_week=policy.tests_per_week,
+                       budget_per_week=policy.budget_per_week, base=policy.detector,
+                       trials=policy.calibration_trials, length=max(12, len(history)),
+                       seed=state.accepted, confirm_alpha=policy.confirm_alpha,
+                       alphas=(0.001, 0.01, 0.05), ks=(0.5, 1.0),
+                       max_fpr=policy.max_candidate_rate)
+    state.operating = [result.chosen.alpha, result.chosen.k]
+
+    def point(p: OperatingPoint) -> ev.RocPoint:
+        return ev.RocPoint(threshold=p.alpha, false_positive_rate=p.false_positive_rate,
+                           power=p.power)
+
+    return ev.ThresholdCalibrated(
+        scenario=scenario, series=f"{scenario}/ttfb (pooled)",
+        tests_per_week=policy.tests_per_week, budget_per_week=policy.budget_per_week,
+        points=[point(p) for p in result.points], chosen=point(result.chosen),
+        producer="ttfb-calibration")
 
 
 def _confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,

@@ -111,3 +111,18 @@ def test_duplicates_change_nothing_and_state_survives_json() -> None:
     b, out_b = feed(from_json(json.loads(json.dumps(to_json(once)))), bumped)
     assert [type(e).__name__ for e in out_a] == [type(e).__name__ for e in out_b]
     assert to_json(a)["series"] == to_json(b)["series"]
+
+
+def test_thresholds_are_calibrated_as_history_grows() -> None:
+    rng = np.random.default_rng(5)
+    state, out = feed(ScenarioState(), monitor(rng, 9))  # 8 accepted after the first
+    calibrated = [e for e in out if isinstance(e, ev.ThresholdCalibrated)]
+    assert len(calibrated) == 1
+    event = calibrated[0]
+    assert event.budget_per_week == 1.0 and len(event.points) == 6
+    assert set(event.chosen.power) == {"2%", "5%", "10%"}
+    # the chosen point keeps the expected confirmed false alarms within the budget
+    policy = Policy()
+    assert event.chosen.false_positive_rate * policy.confirm_alpha * \
+        policy.tests_per_week <= policy.budget_per_week
+    assert state.operating and state.operating[0] == event.chosen.threshold

@@ -59,12 +59,14 @@ def _resample(rng: np.random.Generator, history: Sequence[Point], length: int,
 def calibrate(history: Sequence[Point], tests_per_week: float, budget_per_week: float = 1.0,
               base: DetectorConfig | None = None, trials: int = 60, length: int = 30,
               seed: int = 0, confirm_alpha: float = 1.0,
-              alphas: Sequence[float] = ALPHAS, ks: Sequence[float] = KS) -> Calibration:
+              alphas: Sequence[float] = ALPHAS, ks: Sequence[float] = KS,
+              max_fpr: float = 1.0) -> Calibration:
     """Estimate the ROC on resampled history and choose the operating point.
 
     ``confirm_alpha`` is the false-positive rate of the confirmation step that
     follows every candidate (1.0 when there is none, as offline): the budget
-    applies to confirmed alarms.
+    applies to confirmed alarms. ``max_fpr`` caps the candidate rate per test,
+    since every candidate costs confirmation runs.
     """
     if len(history) < 4:
         raise ValueError("calibration needs at least 4 commits of stable history")
@@ -91,7 +93,8 @@ def calibrate(history: Sequence[Point], tests_per_week: float, budget_per_week: 
             fpr = fp / tests
             points.append(OperatingPoint(alpha, k, fpr, power,
                                          fpr * confirm_alpha * tests_per_week))
-    feasible = [p for p in points if p.expected_false_alarms_per_week <= budget_per_week]
+    feasible = [p for p in points if p.expected_false_alarms_per_week <= budget_per_week
+                and p.false_positive_rate <= max_fpr]
     chosen = max(feasible, key=lambda p: (p.mean_power, -p.false_positive_rate)) if feasible \
         else min(points, key=lambda p: (p.false_positive_rate, -p.mean_power))
     return Calibration(points, chosen, tests_per_week, budget_per_week, confirm_alpha)
