@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 
 def agent_config(settings: Settings) -> AgentConfig:
     affinity: tuple[int, ...] = ()
-    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) > 2:
-        # keep the last core for the workflow; the agent and the bus use the others
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2:
+        # the workflow gets the last core to itself; `ttfb up` keeps the lab's
+        # own processes (broker, streams, agent, dashboard) on the others
         affinity = (max(os.sched_getaffinity(0)),)
     return AgentConfig(
         repos={name: Path(path) for name, path in settings.repos.items()},

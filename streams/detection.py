@@ -44,7 +44,7 @@ REMEMBER_IDS = 5000
 @dataclass(frozen=True)
 class Policy:
     detector: DetectorConfig = DetectorConfig(
-        back=12, fore=1, min_back=1, min_back_values=4, alpha=0.01, k=1.0, min_effect_pct=3.0,
+        back=12, fore=1, min_back=1, min_back_values=4, alpha=0.05, k=1.0, min_effect_pct=3.0,
         conservative_df=False)  # every candidate is confirmed by fresh runs
     min_effect_ttfb_pct: float = 1.5  # a component must move >= this share of TTFB
     fdr_q: float = 0.10  # candidates are confirmed by fresh runs: err on finding them

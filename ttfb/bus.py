@@ -56,9 +56,11 @@ def kafka_client_options(settings: Settings) -> dict[str, Any]:
 class EmbeddedBroker:
     """A Tansu broker child process on a loopback port; stopped on exit."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, log_path: Path | None = None,
+                 preexec: Any = None) -> None:
         self.port = port or free_port()
         self.log_path = log_path
+        self.preexec = preexec
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -73,6 +75,7 @@ class EmbeddedBroker:
             [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
              "--storage-engine", "memory://tansu/"],
             stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            preexec_fn=self.preexec,  # noqa: PLW1509
         )
         if out is not subprocess.DEVNULL:
             out.close()
