@@ -36,7 +36,7 @@ def _wait(check: Callable[[], bool], timeout: float, lab_check: Callable[[], Non
         lab_check()
         if check():
             return True
-        time.sleep(0.5)
+        time.sleep(2.0)  # each poll opens a chDB session: keep the lab quiet
     return False
 
 

@@ -63,6 +63,7 @@ class Lab:
 
     def start(self) -> Lab:
         self.logs.mkdir(parents=True, exist_ok=True)
+        lab_cores()  # this process too polls the store: keep it off the workflow's core
         if self.settings.embedded_bus:
             self.broker = EmbeddedBroker(log_path=self.logs / "broker.log",
                                          preexec=lab_cores).start()

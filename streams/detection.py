@@ -48,7 +48,7 @@ class Policy:
         conservative_df=False)  # every candidate is confirmed by fresh runs
     min_effect_ttfb_pct: float = 1.5  # a component must move >= this share of TTFB
     fdr_q: float = 0.10  # candidates are confirmed by fresh runs: err on finding them
-    confirm_runs: int = 6  # per side
+    confirm_runs: int = 8  # per side
     confirm_alpha: float = 0.01
     dashboard_url: str = "http://127.0.0.1:8501"
     # calibration: budget of confirmed false alarms a week, at this many tests a week
