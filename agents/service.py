@@ -21,10 +21,12 @@ log = logging.getLogger(__name__)
 
 def agent_config(settings: Settings) -> AgentConfig:
     affinity: tuple[int, ...] = ()
-    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2:
-        # the workflow gets the last core to itself; `ttfb up` keeps the lab's
-        # own processes (broker, streams, agent, dashboard) on the others
-        affinity = (max(os.sched_getaffinity(0)),)
+    cores = os.cpu_count() or 1
+    if hasattr(os, "sched_setaffinity") and cores >= 2:
+        # the workflow gets the machine's last core to itself; `ttfb up` keeps
+        # the lab's own processes (broker, streams, agent, dashboard) on the
+        # others. The machine's, not this process's: it may already be pinned.
+        affinity = (cores - 1,)
     return AgentConfig(
         repos={name: Path(path) for name, path in settings.repos.items()},
         catalog=load_catalog(settings.catalog),
