@@ -47,10 +47,13 @@ def _stored_requests(store: Store, ids: list[str]) -> int:
 
 
 def _settled(store: Store) -> bool:
+    """Every candidate decided, and every confirmed regression bisected."""
     found = queries.findings(store)
     opened = {f["detection_id"] for f in found if f["type"] == "CandidateDetected"}
     closed = {f["detection_id"] for f in found if f["type"] != "CandidateDetected"}
-    return opened <= closed
+    regressed = {f["detection_id"] for f in found if f["type"] == "RegressionConfirmed"}
+    bisected = {b["detection_id"] for b in queries.bisects(store)}
+    return opened <= closed and regressed <= bisected
 
 
 async def _send(settings: Settings, events: list[ev.Event]) -> None:
