@@ -37,7 +37,7 @@ def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
             password=settings.kafka_sasl_password.get_secret_value(),
             mechanism=settings.kafka_sasl_mechanism)
     app = faust.App(
-        app_id or f"{settings.topic_prefix}-streams",
+        app_id or settings.streams_app_id,
         broker=broker_url(settings.kafka_bootstrap),
         store="memory://",
         topic_partitions=settings.partitions,

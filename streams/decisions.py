@@ -19,7 +19,7 @@ from streams.bisect import from_json as bisect_from_json
 from streams.bisect import to_json as bisect_to_json
 from streams.detection import Policy, decide, from_json, to_json
 from ttfb import events as ev
-from ttfb.settings import Settings
+from ttfb.settings import STREAMS_TABLES, Settings
 from ttfb.signing import sign
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def topic_for(event: ev.Event) -> str:
 def register_decisions(app: faust.App, settings: Settings,
                        topics: dict[str, Any]) -> None:
     """One agent over measurements, detections and bisect: detection and bisect folds."""
-    table = app.Table("ttfb-decisions", default=dict, partitions=settings.partitions,
+    table = app.Table(STREAMS_TABLES[0], default=dict, partitions=settings.partitions,
                       key_type=str)  # values are JSON (the app default serializer)
     policy = Policy(dashboard_url=settings.public_url())
     bisect_policy = BisectPolicy()

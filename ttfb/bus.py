@@ -129,10 +129,9 @@ async def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
                 NewTopic(name, num_partitions=settings.partitions, replication_factor=1)
                 for name in settings.all_topics() if name not in existing
             ]
-            # Faust's leader-election topic: a memory-only broker forgets it on restart
-            leader = f"{settings.topic_prefix}-streams-__assignor-__leader"
-            if leader not in existing:
-                wanted.append(NewTopic(leader, num_partitions=1, replication_factor=1))
+            wanted += [NewTopic(name, num_partitions=count, replication_factor=1)
+                       for name, count in settings.streams_internal_topics()
+                       if name not in existing]
             if wanted:
                 await admin.create_topics(wanted)
             return

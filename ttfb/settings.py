@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+STREAMS_TABLES = ("ttfb-decisions",)
 TOPICS = ("commands", "measurements", "detections", "bisect", "alerts", "calibration", "deadletter")
 
 
@@ -70,6 +71,20 @@ class Settings(BaseSettings):
 
     def all_topics(self) -> list[str]:
         return [self.topic(name) for name in TOPICS]
+
+    @property
+    def streams_app_id(self) -> str:
+        return f"{self.topic_prefix}-streams"
+
+    def streams_internal_topics(self) -> list[tuple[str, int]]:
+        """Faust's own topics (name, partitions): its leader topic and table changelogs.
+
+        A memory-only broker forgets them on restart, and a worker rejoining
+        without them stalls, so the bus set-up recreates them.
+        """
+        app = self.streams_app_id
+        return [(f"{app}-__assignor-__leader", 1),
+                *((f"{app}-{table}-changelog", self.partitions) for table in STREAMS_TABLES)]
 
     @property
     def chdb_path(self) -> Path:
