@@ -43,7 +43,7 @@ def seed(store: Store, rows: int) -> None:
                    3000 + 300 * randNormal(0, 0.05),
                    map('queue', 1., 'startup', 40., 'imports', 1800., 'config', 10.,
                        'data', 200., 'model', 900., 'first_step', 50.),
-                   '', NULL, '', [], [], 'Ada Park', 'a commit'
+                   '', NULL, '', [], [], 'Ada Park', 'a commit', '{{}}'
             FROM numbers({runs})""")
         tx.command(f"""
             INSERT INTO {db}.measurements (event_id, run_id, occurred_at, scenario, commit,
