@@ -95,17 +95,24 @@ def from_json(data: dict[str, Any] | None) -> BisectBook:
 
 def decide(book: BisectBook, event: ev.Event,
            policy: BisectPolicy) -> tuple[BisectBook, list[ev.Event]]:
-    """Apply one event; returns the new book and the events to emit."""
-    book = copy.deepcopy(book)
+    """Apply one event; returns the new book and the events to emit.
+
+    The book is copied only for events that concern a bisect: every monitoring
+    run passes through here and most leave the book as it is.
+    """
     if isinstance(event, ev.RegressionConfirmed):
+        book = copy.deepcopy(book)
         return book, _start(book, event)
     if isinstance(event, ev.CommitRangeListed) and event.correlation_id in book.bisects:
+        book = copy.deepcopy(book)
         return book, _on_range(book.bisects[event.correlation_id], event, policy)
     if isinstance(event, (ev.RunCompleted, ev.RunFailed)) and \
             event.purpose in ("bisect", "explain") and event.correlation_id in book.bisects:
-        b = book.bisects[event.correlation_id]
-        if b.phase == "done" or event.run_id in b.run_ids:
+        current = book.bisects[event.correlation_id]
+        if current.phase == "done" or event.run_id in current.run_ids:
             return book, []
+        book = copy.deepcopy(book)
+        b = book.bisects[event.correlation_id]
         b.run_ids.append(event.run_id)
         _record(b, event)
         return book, _advance(b, policy)
