@@ -1,4 +1,4 @@
-"""Explain a regression: which imports or functions grew between good and bad."""
+"""Summarise a cProfile dump of a run, for explaining a regression."""
 
 from __future__ import annotations
 
@@ -15,16 +15,3 @@ def summarise_profile(path: Path, top: int = 40) -> dict[str, Any]:
         rows.append((f"{Path(filename).name}:{line}:{name}", cumtime * 1000.0))
     rows.sort(key=lambda r: -r[1])
     return {"cumulative_ms": dict(rows[:top])}
-
-
-def parse_importtime(stderr: str) -> dict[str, float]:
-    """Cumulative import time (ms) per module from ``python -X importtime``."""
-    out: dict[str, float] = {}
-    for line in stderr.splitlines():
-        if not line.startswith("import time:"):
-            continue
-        parts = line.split("|")
-        if len(parts) != 3 or not parts[1].strip().isdigit():
-            continue
-        out[parts[2].strip()] = int(parts[1]) / 1000.0
-    return out

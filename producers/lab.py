@@ -27,7 +27,7 @@ from producers.commands import CommandSender
 from ttfb import events as ev
 from ttfb.bus import EmbeddedBroker, ensure_topics
 from ttfb.settings import Settings
-from ttfb.store import Store, open_store
+from ttfb.store import Store, open_store, queries
 
 DASHBOARD_APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 
@@ -137,19 +137,13 @@ def ensure_demo_repo(settings: Settings) -> Settings:
     return settings.model_copy(update={"repos": {"demo": str(path)}})
 
 
-def stored_runs(store: Store, request_ids: list[str]) -> list[dict[str, Any]]:
-    from ttfb.store import queries
-
-    return queries.runs_for_requests(store, request_ids)
-
-
 def wait_for_runs(lab: Lab, store: Store, request_ids: list[str], wanted: int,
                   timeout: float, progress: Any = None) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     rows: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         lab.check()
-        rows = stored_runs(store, request_ids)
+        rows = queries.runs_for_requests(store, request_ids)
         if progress is not None:
             progress(rows)
         if len(rows) >= wanted:

@@ -49,13 +49,12 @@ def _run_row(event: ev.RunCompleted | ev.RunFailed) -> Row:
 
 
 def _command_row(event: ev.RunRequested | ev.CommitRangeRequested) -> Row:
-    is_run = isinstance(event, ev.RunRequested)
     return {
         **_base(event), "type": event.type, "scenario": event.scenario, "repo": event.repo,
         "commit": event.commit if isinstance(event, ev.RunRequested) else event.bad,
         "purpose": event.purpose if isinstance(event, ev.RunRequested) else "bisect",
         "request_id": event.request_id, "correlation_id": event.correlation_id,
-        "runs": event.runs if isinstance(event, ev.RunRequested) and is_run else 0,
+        "runs": event.runs if isinstance(event, ev.RunRequested) else 0,
         "payload": ev.encode(event).decode(),
     }
 
