@@ -1,4 +1,7 @@
-"""``ttfb alerts tail``: subscribe to the alerts topic; an optional webhook sink.
+"""``ttfb alerts tail``: subscribe to the alerts topic.
+
+The webhook sink that POSTs each alert lives in the streams worker
+(``streams.webhooks``).
 
 ``--from-beginning`` first prints the alerts already in the store (everything
 lands there, so this works after the lab is gone), then follows the live
@@ -10,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -18,8 +20,6 @@ from typing import Any
 from ttfb import events as ev
 from ttfb.bus import kafka_client_options, stop_on_signals
 from ttfb.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 def wanted(alert: dict[str, Any], scenario: str | None, kind: str | None) -> bool:
@@ -87,21 +87,3 @@ def tail_command(args: argparse.Namespace, settings: Settings) -> int:
 
     asyncio.run(run())
     return 0
-
-
-async def post_with_retries(url: str, alert: ev.Alert, attempts: int = 5,
-                            base_delay: float = 0.5) -> bool:
-    """POST one alert as JSON, retrying with exponential backoff; never raises."""
-    import urllib.request
-
-    body = ev.encode(alert)
-    for attempt in range(attempts):
-        request = urllib.request.Request(  # noqa: S310 - URLs come from the operator's settings
-            url, data=body, headers={"Content-Type": "application/json"}, method="POST")
-        try:
-            await asyncio.to_thread(urllib.request.urlopen, request, timeout=10)  # noqa: S310
-            return True
-        except Exception as exc:
-            log.warning("webhook %s failed (%s); attempt %d", url, exc, attempt + 1)
-            await asyncio.sleep(base_delay * 2**attempt)
-    return False

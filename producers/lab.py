@@ -59,6 +59,7 @@ class Lab:
         self.headless = headless
         self.broker: EmbeddedBroker | None = None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.commands: dict[str, list[str]] = {}
         self.logs = settings.data_dir / "logs"
 
     def start(self) -> Lab:
@@ -85,12 +86,21 @@ class Lab:
         return self
 
     def spawn(self, name: str, cmd: list[str]) -> None:
+        self.commands[name] = cmd
         env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
         with open(self.logs / f"{name}.log", "ab") as log:
             self.children[name] = subprocess.Popen(
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509
                 cwd=Path(__file__).resolve().parent.parent)
+
+    def restart(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Kill one child (SIGKILL: no clean shutdown) and start it again."""
+        proc = self.children.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        proc.wait()
+        self.spawn(name, self.commands[name])
 
     def check(self) -> None:
         for name, proc in self.children.items():

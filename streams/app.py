@@ -62,7 +62,32 @@ def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
     from streams.decisions import register_decisions
 
     register_decisions(app, settings, topics)
+    if settings.alert_webhooks:
+        register_webhooks(app, settings, topics)
     return app
+
+
+def register_webhooks(app: faust.App, settings: Settings, topics: dict[str, faust.TopicT]) -> None:
+    """POST each alert to the configured URLs, off the stream's path."""
+    from streams.webhooks import WebhookSink
+    from ttfb import events as ev
+
+    webhooks = WebhookSink(settings.alert_webhooks)
+    app.ttfb_webhooks = webhooks  # type: ignore[attr-defined]
+
+    @app.agent(topics["alerts"], name="ttfb-webhooks")
+    async def alerts(stream: faust.StreamT) -> None:
+        async for raw in stream:
+            try:
+                alert = ev.decode(raw, max_bytes=settings.max_event_bytes)
+            except ev.EventRejected:
+                continue  # the sink dead-letters it
+            if isinstance(alert, ev.Alert):
+                webhooks.offer(alert)
+
+    @app.task
+    async def post_alerts() -> None:
+        await webhooks.run()
 
 
 def register_sink(app: faust.App, settings: Settings, topics: dict[str, faust.TopicT]) -> None:

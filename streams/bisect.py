@@ -122,7 +122,7 @@ def decide(book: BisectBook, event: ev.Event,
 def _start(book: BisectBook, found: ev.RegressionConfirmed) -> list[ev.Event]:
     if found.detection_id in book.by_detection:
         return []  # one bisect per detection, whichever component confirmed first
-    bisect_id = ev.new_id()
+    bisect_id = ev.derived_id("bisect", found.detection_id)
     book.by_detection[found.detection_id] = bisect_id
     book.bisects[bisect_id] = Bisect(
         bisect_id=bisect_id, detection_id=found.detection_id, scenario=found.scenario,

@@ -34,6 +34,19 @@ def topic_for(event: ev.Event) -> str:
     return ROUTES.get(type(event), "detections")
 
 
+def pin_ids(out: list[ev.Event], source: ev.Event) -> list[ev.Event]:
+    """Ids of the outputs derived from the input's: if a crash makes the worker
+    process an input again (its state was not yet in the changelog), it emits
+    the very same events and commands, and the store and agents drop them."""
+    pinned: list[ev.Event] = []
+    for i, event in enumerate(out):
+        update = {"event_id": ev.derived_id(source.event_id, str(i))}
+        if isinstance(event, (ev.RunRequested, ev.CommitRangeRequested)):
+            update["request_id"] = ev.derived_id(source.event_id, str(i), "request")
+        pinned.append(event.model_copy(update=update))
+    return pinned
+
+
 def register_decisions(app: faust.App, settings: Settings,
                        topics: dict[str, Any]) -> None:
     """One agent over measurements, detections and bisect: detection and bisect folds."""
@@ -67,7 +80,7 @@ def register_decisions(app: faust.App, settings: Settings,
             out += more
             out += [attributed_alert(e, policy.dashboard_url) for e in more
                     if isinstance(e, ev.BisectCompleted) and e.culprit]
-            for produced in out:
+            for produced in pin_ids(out, event):
                 await emit(produced)
             if out or isinstance(event, (ev.RunCompleted, ev.RunFailed)):
                 table[scenario] = {"detector": to_json(detector), "bisect": bisect_to_json(book)}

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     sink_batch_size: int = Field(500, ge=1)
     sink_batch_seconds: float = Field(0.5, gt=0)
     max_event_bytes: int = Field(1_000_000, ge=1024)
+    alert_webhooks: list[str] = Field(
+        default_factory=list, description="URLs each Alert is POSTed to (JSON), with retries")
 
     @field_validator("data_dir")
     @classmethod
@@ -116,7 +118,7 @@ class Settings(BaseSettings):
                 continue
             if isinstance(value, SecretStr):
                 text = value.get_secret_value()
-            elif isinstance(value, dict):
+            elif isinstance(value, (dict, list)):
                 text = json.dumps(value)
             else:
                 text = str(value)

@@ -1,75 +1,60 @@
 """Detection -> confirmation -> bisect -> alert through the real broker, Faust and chDB.
 
-The test plays the agent for a synthetic scenario: it answers the commands
-the streams put on the bus (the real agent refuses the unknown scenario and
-dead-letters those commands, which is also checked).
+The test plays the agent for a synthetic scenario (``SimAgent``): it answers
+the commands the streams put on the bus (the real agent refuses the unknown
+scenario and dead-letters those commands, which is also checked). A real HTTP server
+subscribes as the alert webhook.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import Iterator
+from pathlib import Path
 
-import numpy as np
+import pytest
 
 from producers.emitter import Emitter
 from producers.lab import Lab
-from tests.integration.conftest import wait_until
-from ttfb import events as ev
+from tests.integration.conftest import clean_settings, wait_until
+from tests.integration.simagent import SimAgent
+from tests.receiver import Receiver
 from ttfb.store import Store, queries
 
 SCENARIO = "wiring"
 COMMITS = [f"w{i}" for i in range(7)]
-BASE = {"queue": 1.0, "startup": 40.0, "imports": 2000.0, "config": 10.0, "data": 200.0,
-        "model": 900.0, "first_step": 20.0}
 
 
-def measured(rng: np.random.Generator, commit: str, **fields: object) -> ev.RunCompleted:
-    bump = 400.0 if COMMITS.index(commit) >= 6 else 0.0
-    comps = {k: v * float(rng.lognormal(0, 0.02)) for k, v in BASE.items()}
-    comps["config"] += bump
-    return ev.RunCompleted(scenario=SCENARIO, commit=commit, ttfb_ms=sum(comps.values()),
-                           components=comps, author="Ada Park",  # type: ignore[arg-type]
-                           subject=f"subject of {commit}", **fields)  # type: ignore[arg-type]
+@pytest.fixture(scope="module")
+def webhook() -> Iterator[Receiver]:
+    receiver = Receiver(fail=1)  # the first POST fails: the sink retries
+    yield receiver
+    receiver.server.shutdown()
 
 
-def answer(command: ev.Event, rng: np.random.Generator) -> tuple[ev.Event, str] | None:
-    if isinstance(command, ev.CommitRangeRequested):
-        return ev.CommitRangeListed(
-            request_id=command.request_id, scenario=SCENARIO, repo=command.repo,
-            correlation_id=command.correlation_id, commits=COMMITS,
-            authors=["Ada Park"] * 7, subjects=[f"subject of {c}" for c in COMMITS]), "bisect"
-    if isinstance(command, ev.RunRequested):
-        return measured(rng, command.commit, purpose=command.purpose, arm=command.arm.label,
-                        correlation_id=command.correlation_id), "measurements"
-    return None
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, demo_repo: Path,
+        webhook: Receiver) -> Iterator[Lab]:
+    settings = clean_settings(tmp_path_factory.mktemp("lab"), repos={"demo": str(demo_repo)},
+                              alert_webhooks=[webhook.url])
+    running = Lab(settings, headless=True).start()
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
-def test_a_regression_is_confirmed_bisected_and_alerted(lab: Lab, store: Store) -> None:
-    rng = np.random.default_rng(8)
+def test_a_regression_is_confirmed_bisected_and_alerted(lab: Lab, store: Store,
+                                                        webhook: Receiver) -> None:
+    agent = SimAgent(lab.settings, store, SCENARIO, COMMITS, culprit=6)
+
+    def bisected() -> bool:
+        return any(b["scenario"] == SCENARIO for b in queries.bisects(store))
 
     async def scenario() -> None:
         emitter = await Emitter(lab.settings, "test-wiring").start()
-        for commit in COMMITS:
-            for rep in range(3):
-                await emitter.emit(measured(rng, commit, purpose="monitor", repetition=rep,
-                                            runs_total=3), "measurements")
-        answered: set[str] = set()
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            rows = store.query("SELECT event_id, payload FROM ttfb.commands FINAL"
-                               " WHERE scenario = {s:String}", {"s": SCENARIO})
-            for row in rows:
-                if row["event_id"] in answered:
-                    continue
-                answered.add(row["event_id"])
-                reply = answer(ev.decode(row["payload"]), rng)
-                if reply is not None:
-                    await emitter.emit(*reply)
-            if queries.bisects(store) and any(b["scenario"] == SCENARIO
-                                              for b in queries.bisects(store)):
-                break
-            await asyncio.sleep(0.5)
+        await agent.monitor(emitter, COMMITS)
+        await agent.serve(emitter, bisected)
         await emitter.stop()
 
     asyncio.run(scenario())
@@ -87,3 +72,8 @@ def test_a_regression_is_confirmed_bisected_and_alerted(lab: Lab, store: Store) 
     refused = [d for d in queries.dead_letters(store) if d["refused_command"]
                and "unknown scenario 'wiring'" in d["reason"]]
     assert refused
+    # the webhook got the confirmed alert and its attributed update
+    posted = wait_until(lambda: [b for b in webhook.bodies if b["scenario"] == SCENARIO
+                                 and b["status"] == "attributed"], timeout=60)
+    assert posted[0]["culprit"] == "w6" and posted[0]["type"] == "Alert"
+    assert any(b["status"] == "confirmed" for b in webhook.bodies)
