@@ -46,14 +46,40 @@ def _stored_requests(store: Store, ids: list[str]) -> int:
     return int(rows[0]["n"])
 
 
+def _outstanding_runs(store: Store) -> int:
+    """Runs the lab has asked for (confirmations, bisects) that have not arrived."""
+    asked = store.query("SELECT request_id, any(runs) AS runs FROM ttfb.commands FINAL"
+                        " WHERE type = 'RunRequested' GROUP BY request_id")
+    done = {r["request_id"]: int(r["n"]) for r in store.query(
+        "SELECT request_id, count() AS n FROM ttfb.runs FINAL GROUP BY request_id")}
+    return sum(max(0, int(a["runs"]) - done.get(a["request_id"], 0)) for a in asked)
+
+
 def _settled(store: Store) -> bool:
-    """Every candidate decided, and every confirmed regression bisected."""
+    """No run outstanding, every candidate decided, every confirmed regression bisected."""
+    if _outstanding_runs(store):
+        return False
     found = queries.findings(store)
     opened = {f["detection_id"] for f in found if f["type"] == "CandidateDetected"}
     closed = {f["detection_id"] for f in found if f["type"] != "CandidateDetected"}
     regressed = {f["detection_id"] for f in found if f["type"] == "RegressionConfirmed"}
     bisected = {b["detection_id"] for b in queries.bisects(store)}
     return opened <= closed and regressed <= bisected
+
+
+def _quiet(store: Store, for_s: float = 6.0) -> Callable[[], bool]:
+    """Settled, and still settled ``for_s`` later: the streams decide a moment after
+    the last runs land, so one settled look is not proof that nothing follows."""
+    since: list[float] = []
+
+    def check() -> bool:
+        if not _settled(store):
+            since.clear()
+            return False
+        since[:] = since or [time.monotonic()]
+        return time.monotonic() - since[0] >= for_s
+
+    return check
 
 
 async def _send(settings: Settings, events: list[ev.Event]) -> None:
@@ -88,7 +114,7 @@ def play(settings: Settings, store: Store, lab_check: Callable[[], None],
                              commit_timeout, lab_check):
             raise TimeoutError(f"runs of commit {commit[:10]} did not arrive")
     say("history played; waiting for open detections to be confirmed or dismissed")
-    _wait(lambda: _settled(store), 900, lab_check)
+    _wait(_quiet(store), 900, lab_check)
     return summarise(store, repo, time.monotonic() - started)
 
 

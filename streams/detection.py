@@ -13,7 +13,12 @@ changelog) keyed by scenario.
   confirmation commands (before, after, before, ...).
 * Confirmation runs (purpose confirm, correlated by detection id) are decided
   on the fresh data only: ``RegressionConfirmed`` / ``ImprovementConfirmed``
-  per confirmed component, with an ``Alert``, or ``DetectionDismissed``.
+  per confirmed component, with an ``Alert``, or ``DetectionDismissed``. The
+  confirmation is group-sequential with two looks: after the first batch a
+  component is confirmed at a strict level or dismissed for futility (wrong
+  direction or no hint of an effect), and only an undecided one pays for the
+  second batch, tested at the rest of the level (0.001 + 0.009 = 0.01,
+  Bonferroni over the looks, so the overall false-alarm rate stays <= 0.01).
 * Duplicates change nothing: processed event ids are remembered.
 """
 
@@ -30,6 +35,7 @@ from ttfb.stats import (
     DetectorConfig,
     Point,
     SeriesState,
+    accept,
     apply,
     benjamini_hochberg,
     compare,
@@ -48,8 +54,11 @@ class Policy:
         conservative_df=False)  # every candidate is confirmed by fresh runs
     min_effect_ttfb_pct: float = 1.5  # a component must move >= this share of TTFB
     fdr_q: float = 0.10  # candidates are confirmed by fresh runs: err on finding them
-    confirm_runs: int = 8  # per side
-    confirm_alpha: float = 0.01
+    confirm_runs: int = 8  # per side, at most
+    confirm_alpha: float = 0.01  # overall: spent over the looks below
+    confirm_first_runs: int = 4  # per side, at the first look
+    confirm_first_alpha: float = 0.001
+    futility_p: float = 0.5  # at the first look: p above this (or the wrong sign) dismisses
     dashboard_url: str = "http://127.0.0.1:8501"
     # calibration: budget of confirmed false alarms a week, at this many tests a week
     budget_per_week: float = 1.0
@@ -74,6 +83,7 @@ class Confirmation:
     failed: int = 0
     author: str = ""
     subject: str = ""
+    decided: dict[str, bool] = field(default_factory=dict)  # component -> confirmed, at look 1
 
     @property
     def complete(self) -> bool:
@@ -188,9 +198,10 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
     if state.operating:
         cfg = cfg.with_point(*state.operating)
     found: dict[str, ChangePoint] = {}
+    before: dict[str, SeriesState] = {}
     for name, values in entry["values"].items():
-        key = f"{name}|{entry['hardware_id']}|{entry['branch']}"
-        series = state.series.get(key, SeriesState())
+        key = _series_key(name, entry["hardware_id"], entry["branch"])
+        series = before[name] = state.series.get(key, SeriesState())
         point = Point(float(series.seen), commit, tuple(values))
         state.series[key], change = apply(series, point, cfg)
         if change is not None and change.commit == commit:
@@ -212,15 +223,25 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
                                   q=policy.fdr_q)
     moved = {n: found[n] for n, keep in zip(names, rejected, strict=False)
              if keep and n != TOTAL}
+    for n in set(found) - set(moved):
+        # not raised (filtered across the series): the commit joins the baseline,
+        # which must not restart on a change nobody will confirm
+        old = before[n]
+        key = _series_key(n, entry["hardware_id"], entry["branch"])
+        point = Point(float(old.seen), commit, tuple(entry["values"][n]))
+        state.series[key] = accept(dataclasses.replace(
+            old, window=old.window + (point,), seen=old.seen + 1), cfg)
     if not moved:
         return state, []
-    detection_id = ev.new_id()
+    detection_id = ev.derived_id("detection", scenario, commit, entry["hardware_id"],
+                                 entry["branch"])
     good = next(iter(moved.values())).good_commit
     state.confirming[detection_id] = Confirmation(
         detection_id=detection_id, commit=commit, good_commit=good,
         components={n: c.direction for n, c in moved.items()},
         hardware_id=entry["hardware_id"], branch=entry["branch"],
-        runs_per_side=policy.confirm_runs, author=entry["author"], subject=entry["subject"],
+        runs_per_side=min(policy.confirm_first_runs, policy.confirm_runs),
+        author=entry["author"], subject=entry["subject"],
         repo=entry["repo"])
     out: list[ev.Event] = [
         ev.CandidateDetected(
@@ -232,13 +253,37 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
             ci_high_pct=c.comparison.ci_high_pct, p_value=c.p_value,
             threshold=cfg.k, producer="ttfb-detector")
         for n, c in moved.items()]
-    for _ in range(policy.confirm_runs):  # interleaved: drift hits both sides alike
-        for label, rev in (("before", good), ("after", commit)):
-            out.append(ev.RunRequested(
-                scenario=scenario, repo=entry["repo"], commit=rev, branch=entry["branch"], runs=1,
-                purpose="confirm", arm=ev.Arm(label=label), correlation_id=detection_id,
-                producer="ttfb-detector"))
-    return state, out
+    return state, out + _confirm_runs(state.confirming[detection_id], scenario,
+                                      state.confirming[detection_id].runs_per_side)
+
+
+def _confirm_runs(c: Confirmation, scenario: str, per_side: int) -> list[ev.Event]:
+    """Interleaved (before, after, before, ...): drift hits both sides alike."""
+    return [ev.RunRequested(
+        scenario=scenario, repo=c.repo, commit=rev, branch=c.branch, runs=1, purpose="confirm",
+        arm=ev.Arm(label=label), correlation_id=c.detection_id, producer="ttfb-detector")
+        for _ in range(per_side) for label, rev in (("before", c.good_commit), ("after", c.commit))]
+
+
+def _series_key(component: str, hardware_id: str, branch: str) -> str:
+    return f"{component}|{hardware_id}|{branch}"
+
+
+def _rebase(state: ScenarioState, c: Confirmation, policy: Policy) -> None:
+    """After a verdict each tested series restarts from the fresh runs of the
+    suspect commit: interleaved with the good commit's, they are the best
+    sample of the current level (confirmed or not), and they are enough
+    values to test the next commit at once."""
+    for n in c.components:
+        key = _series_key(n, c.hardware_id, c.branch)
+        series = state.series.get(key)
+        fresh = tuple(r[n] for r in c.after if n in r)
+        if series is None or not fresh:
+            continue
+        point = Point(float(series.seen), c.commit, fresh)
+        state.series[key] = dataclasses.replace(
+            series, baseline=(series.baseline + series.window + (point,))[-policy.detector.back:],
+            window=())
 
 
 def _calibrate(state: ScenarioState, scenario: str, policy: Policy) -> ev.ThresholdCalibrated:
@@ -275,23 +320,61 @@ def _confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFa
         side.append(row)
     if not pending.complete:
         return state, []
+    final = pending.runs_per_side >= policy.confirm_runs
+    comparisons = _compare_sides(pending)
+    if final:
+        alpha = policy.confirm_alpha - (policy.confirm_first_alpha
+                                        if policy.confirm_first_runs < policy.confirm_runs else 0)
+        confirmed = _significant(pending, comparisons, alpha)
+        for n in pending.components:
+            pending.decided.setdefault(n, n in confirmed)
+    else:  # first look: confirm the clear, drop the hopeless, look again at the rest
+        for n in _significant(pending, comparisons, policy.confirm_first_alpha):
+            pending.decided[n] = True
+        for n, cmp in comparisons.items():
+            if n not in pending.decided and (cmp.p_value > policy.futility_p or not _agrees(
+                    pending, n, cmp.delta_log)):
+                pending.decided[n] = False
+        for n in pending.components:
+            if n not in comparisons:
+                pending.decided.setdefault(n, False)
+        if len(pending.decided) < len(pending.components):
+            more = policy.confirm_runs - pending.runs_per_side
+            pending.runs_per_side = policy.confirm_runs
+            return state, _confirm_runs(pending, event.scenario, more)
     del state.confirming[event.correlation_id]
-    return state, _verdicts(pending, event.scenario, policy)
+    _rebase(state, pending, policy)
+    return state, _verdicts(pending, event.scenario, comparisons, policy)
 
 
-def _verdicts(c: Confirmation, scenario: str, policy: Policy) -> list[ev.Event]:
-    names = sorted(c.components)
+def _compare_sides(c: Confirmation) -> dict[str, Any]:
     comparisons = {}
-    for n in names:
+    for n in sorted(c.components):
         try:
             # equal, interleaved samples: Welch-Satterthwaite's df is accurate here
             comparisons[n] = compare([r[n] for r in c.before], [r[n] for r in c.after],
                                      conservative_df=False)
         except ValueError:
             continue
-    ok = benjamini_hochberg([comparisons[n].p_value for n in comparisons], q=policy.confirm_alpha)
-    confirmed = {n for n, keep in zip(comparisons, ok, strict=False) if keep and (
-        (comparisons[n].delta_log > 0) == (c.components[n] == "regression"))}
+    return comparisons
+
+
+def _agrees(c: Confirmation, component: str, delta_log: float) -> bool:
+    return (delta_log > 0) == (c.components[component] == "regression")
+
+
+def _significant(c: Confirmation, comparisons: dict[str, Any], alpha: float) -> set[str]:
+    """Components still open that move as the candidate said, BH at ``alpha``."""
+    open_ = [n for n in comparisons if n not in c.decided]
+    ok = benjamini_hochberg([comparisons[n].p_value for n in open_], q=alpha)
+    return {n for n, keep in zip(open_, ok, strict=True)
+            if keep and _agrees(c, n, comparisons[n].delta_log)}
+
+
+def _verdicts(c: Confirmation, scenario: str, comparisons: dict[str, Any],
+              policy: Policy) -> list[ev.Event]:
+    names = sorted(c.components)
+    confirmed = {n for n, yes in c.decided.items() if yes}
     runs = len(c.before) + len(c.after) + c.failed
     out: list[ev.Event] = []
     for n in names:

@@ -8,6 +8,7 @@ import numpy as np
 
 from streams.detection import Policy, ScenarioState, decide, from_json, to_json
 from ttfb import events as ev
+from ttfb.stats import compare
 
 BASE = {"queue": 1.0, "startup": 40.0, "imports": 2000.0, "config": 10.0, "data": 200.0,
         "model": 900.0, "first_step": 20.0}
@@ -41,6 +42,14 @@ def monitor(rng: np.random.Generator, commits: int, start: int = 0,
     return events
 
 
+def answer(rng: np.random.Generator, commands: list[ev.Event], det: str,
+           bump: dict[str, float] | None) -> list[ev.Event]:
+    """The agent's fresh runs for confirmation commands; ``bump`` on the after side."""
+    return [run(rng, c.commit, 0, purpose="confirm", arm=c.arm.label, corr=det, total=1,
+                bump=bump if c.arm.label == "after" else None)
+            for c in commands if isinstance(c, ev.RunRequested)]
+
+
 def test_regression_is_candidate_then_confirmed_with_an_alert() -> None:
     rng = np.random.default_rng(1)
     state, out = feed(ScenarioState(), monitor(rng, 6))
@@ -52,21 +61,94 @@ def test_regression_is_candidate_then_confirmed_with_an_alert() -> None:
         [("config", "c6", "c5", "regression")]
     assert [(c.arm.label, c.commit) for c in commands[:4]] == \
         [("before", "c5"), ("after", "c6"), ("before", "c5"), ("after", "c6")]
-    per_side = Policy().confirm_runs
-    assert len(commands) == 2 * per_side and all(c.purpose == "confirm" for c in commands)
+    first = Policy().confirm_first_runs
+    assert len(commands) == 2 * first and all(c.purpose == "confirm" for c in commands)
     det = candidates[0].detection_id
-    fresh = [run(rng, c.commit, 0, purpose="confirm", arm=c.arm.label, corr=det, total=1,
-                 bump={"config": 350.0} if c.arm.label == "after" else None) for c in commands]
-    state, out = feed(state, fresh)
+    state, out = feed(state, answer(rng, commands, det, {"config": 350.0}))
     confirmed = [e for e in out if isinstance(e, ev.RegressionConfirmed)]
     alerts = [e for e in out if isinstance(e, ev.Alert)]
+    # a clear effect is confirmed at the first look: no second batch
     assert [(c.component, c.commit, c.runs_spent) for c in confirmed] == \
-        [("config", "c6", 2 * per_side)]
-    assert confirmed[0].effect_pct > 3000 and confirmed[0].p_value < 0.01
+        [("config", "c6", 2 * first)]
+    assert not [e for e in out if isinstance(e, ev.RunRequested)]
+    assert confirmed[0].effect_pct > 3000 and confirmed[0].p_value < 0.001
     assert confirmed[0].ci_low_pct <= confirmed[0].effect_pct <= confirmed[0].ci_high_pct
     assert [(a.kind, a.component, a.author, a.subject) for a in alerts] == \
         [("regression", "config", "Bo Chen", "change c6")]
     assert state.confirming == {}
+    # the series goes on from the fresh runs of c6: c7 at the new level is no change,
+    # c8 back at the old level is an improvement candidate at once
+    state, out = feed(state, monitor(rng, 1, start=7, bump_from=7, bump={"config": 350.0}))
+    assert out == []
+    _, out = feed(state, monitor(rng, 1, start=8))
+    assert [(e.component, e.direction) for e in out if isinstance(e, ev.CandidateDetected)] \
+        == [("config", "improvement")]
+
+
+def test_an_unclear_first_look_asks_for_the_second_batch() -> None:
+    policy = Policy()
+    rng = np.random.default_rng(7)
+    state, _ = feed(ScenarioState(), monitor(rng, 6))
+    state, out = feed(state, monitor(rng, 1, start=6, bump_from=6, bump={"config": 350.0}))
+    commands = [e for e in out if isinstance(e, ev.RunRequested)]
+    det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
+    # the fresh runs show a small effect (~2.5 sd on the log scale per run)
+    state, out = feed(state, answer(rng, commands, det, {"config": 0.5}))
+    more = [e for e in out if isinstance(e, ev.RunRequested)]
+    assert len(more) == 2 * (policy.confirm_runs - policy.confirm_first_runs)
+    assert {(c.arm.label, c.correlation_id) for c in more} == {("before", det), ("after", det)}
+    state, out = feed(state, answer(rng, more, det, {"config": 0.5}))
+    found = [e for e in out if isinstance(e, ev.RegressionConfirmed)]
+    assert len(found) == 1 and found[0].runs_spent == 2 * policy.confirm_runs
+    assert found[0].p_value < policy.confirm_alpha - policy.confirm_first_alpha
+
+
+def test_two_look_confirmation_keeps_its_level_and_power() -> None:
+    """Over many seeded candidates: false confirmations <= the level, power at 8 % shifts."""
+    from streams.detection import Confirmation, _confirmation_result
+
+    policy = Policy()
+
+    def trial(rng: np.random.Generator, shift: float) -> tuple[bool, int]:
+        state = ScenarioState()
+        state.confirming["d"] = Confirmation(
+            detection_id="d", commit="b", good_commit="a", components={"imports": "regression"},
+            hardware_id="", branch="main", runs_per_side=policy.confirm_first_runs)
+        out: list[ev.Event] = []
+        queue: list[str] = ["before", "after"] * policy.confirm_first_runs
+        while queue:
+            label = queue.pop(0)
+            value = 2000.0 * float(rng.lognormal(shift if label == "after" else 0.0, 0.05))
+            event = ev.RunCompleted(scenario="s", commit="b" if label == "after" else "a",
+                                    purpose="confirm", arm=label, correlation_id="d",
+                                    ttfb_ms=value, components={"imports": value})
+            state, out = _confirmation_result(state, event, policy)
+            queue += [c.arm.label for c in out if isinstance(c, ev.RunRequested)]
+        verdict = [e for e in out if isinstance(e, (ev.RegressionConfirmed,
+                                                    ev.DetectionDismissed))][0]
+        return isinstance(verdict, ev.RegressionConfirmed), verdict.runs_spent
+
+    def single_look(rng: np.random.Generator, shift: float) -> bool:
+        before = list(2000.0 * rng.lognormal(0.0, 0.05, policy.confirm_runs))
+        after = list(2000.0 * rng.lognormal(shift, 0.05, policy.confirm_runs))
+        c = compare(before, after, conservative_df=False)
+        return c.p_value < policy.confirm_alpha and c.delta_log > 0
+
+    rng = np.random.default_rng(2024)
+    null = [trial(rng, 0.0) for _ in range(2000)]
+    false_rate = sum(c for c, _ in null) / len(null)
+    # binomial sd at 0.01 over 2000 trials is 0.0022: the bound allows 2 sd of luck
+    assert false_rate <= policy.confirm_alpha + 0.0045
+    # futility stops many null candidates at the first look: a quarter of the runs saved
+    assert np.mean([r for _, r in null]) <= 0.75 * 2 * policy.confirm_runs
+    for pct, min_power in ((10, 0.6), (15, 0.95)):
+        shift = float(np.log1p(pct / 100))
+        shifted = [trial(rng, shift) for _ in range(600)]
+        power = sum(c for c, _ in shifted) / len(shifted)
+        fixed = np.mean([single_look(rng, shift) for _ in range(600)])
+        # as powerful as one look at all the runs (binomial sd ~0.02), and never more runs
+        assert power >= min_power and power >= fixed - 0.05, (pct, power, fixed)
+        assert max(r for _, r in shifted) <= 2 * policy.confirm_runs
 
 
 def test_a_candidate_that_does_not_replicate_is_dismissed() -> None:
@@ -75,10 +157,14 @@ def test_a_candidate_that_does_not_replicate_is_dismissed() -> None:
     state, out = feed(state, monitor(rng, 1, start=6, bump_from=6, bump={"data": 300.0}))
     commands = [e for e in out if isinstance(e, ev.RunRequested)]
     det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
-    fresh = [run(rng, c.commit, 0, purpose="confirm", arm=c.arm.label, corr=det, total=1)
-             for c in commands]  # the fresh runs show no difference
-    state, out = feed(state, fresh)
-    assert [type(e).__name__ for e in out] == ["DetectionDismissed"]
+    # the fresh runs show no difference
+    state, out = feed(state, answer(rng, commands, det, None))
+    assert [type(e).__name__ for e in out] in (
+        ["DetectionDismissed"],  # futile at the first look
+        [*["RunRequested"] * len(commands)])  # or undecided: the second batch
+    if out[0].type == "RunRequested":
+        state, out = feed(state, answer(rng, out, det, None))
+        assert [type(e).__name__ for e in out] == ["DetectionDismissed"]
 
 
 def test_ordinary_commits_raise_nothing_over_many_seeds() -> None:

@@ -66,6 +66,27 @@ def test_exact_index_on_a_clear_step() -> None:
     assert 18 < changes[0].effect_pct < 22
 
 
+def test_every_new_commit_is_tested_after_back_to_back_changes() -> None:
+    """A change found at the window's first commit restarts the baseline with the
+    window; the next commits must still be tested as they arrive (one at a time
+    in the stream), not only later as part of a longer window."""
+    from ttfb.stats import SeriesState, apply
+
+    cfg = DetectorConfig(back=12, fore=1, min_back=1, min_back_values=4, alpha=0.05, k=1.0,
+                         min_effect_pct=3.0, conservative_df=False)
+    rng = np.random.default_rng(3)
+    levels = [100.0] * 6 + [150.0] * 3 + [300.0]
+    state, found = SeriesState(), []
+    for i, level in enumerate(levels):
+        point = Point(float(i), f"c{i}", tuple(level * rng.lognormal(0, 0.02, 3)))
+        state, change = apply(state, point, cfg)
+        if change is not None:
+            found.append((change.commit, point.commit))
+        assert len(state.window) <= cfg.fore
+    # each change is found at the commit that made it, when that commit arrives
+    assert found == [("c6", "c6"), ("c9", "c9")]
+
+
 def test_confidence_interval_covers_the_true_shift() -> None:
     rng = np.random.default_rng(11)
     covered = 0

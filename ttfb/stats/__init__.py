@@ -5,6 +5,7 @@ from ttfb.stats.detector import (
     DetectorConfig,
     Point,
     SeriesState,
+    accept,
     apply,
     detect,
     group_points,
@@ -12,6 +13,6 @@ from ttfb.stats.detector import (
 from ttfb.stats.tests import Comparison, benjamini_hochberg, compare
 
 __all__ = [
-    "ChangePoint", "Comparison", "DetectorConfig", "Point", "SeriesState", "apply",
+    "ChangePoint", "Comparison", "DetectorConfig", "Point", "SeriesState", "accept", "apply",
     "benjamini_hochberg", "compare", "detect", "group_points",
 ]

@@ -133,9 +133,20 @@ def apply(state: SeriesState, point: Point, cfg: DetectorConfig) -> tuple[Series
                 # the baseline restarts at the change: only post-change commits remain
                 return SeriesState(baseline=(), window=window[split:], seen=seen,
                                    changes=state.changes + (change,)), change
-    accepted = (baseline + window[:1])[-cfg.back:]
-    return SeriesState(baseline=accepted, window=window[1:], seen=seen,
-                       changes=state.changes), None
+    return accept(replace(state, window=window, seen=seen), cfg), None
+
+
+def accept(state: SeriesState, cfg: DetectorConfig) -> SeriesState:
+    """Move the oldest window commits into the baseline, keeping ``fore - 1``.
+
+    After a restart the window can hold more than ``fore`` commits while the
+    baseline is too short to test; accepting only one a time would leave the
+    newest commit untested for ever (it would be tested only as part of a
+    longer window later, and a change found there is not at the newest commit).
+    """
+    n = max(1, len(state.window) - cfg.fore + 1)
+    return replace(state, baseline=(state.baseline + state.window[:n])[-cfg.back:],
+                   window=state.window[n:])
 
 
 def detect(points: Iterable[Point], cfg: DetectorConfig | None = None) -> list[ChangePoint]:
