@@ -1,12 +1,14 @@
 """Bisection over simulated ranges: ttfb-lab vs Pinpoint-style vs git bisect.
 
 For each configuration (range length, shift, CV) many ranges are simulated
-with the culprit at a uniform position; a share has two partial culprits
-(each half the shift). Reported per method: the correct-culprit rate (the
-larger culprit for two-culprit ranges) and the mean runs spent, all in one
-run.
+with the culprit at a uniform position; a share (20 %) has two partial
+culprits (60 % and 40 % of the shift). Reported per method, all in one run:
+the correct-culprit rate (the larger culprit of a two-culprit range), the
+rate on single-culprit ranges, the rate of naming one of the true culprits,
+and the mean runs spent.
 
-* ttfb-lab: the streams' bisect fold (SPRT steps, batches of 2 runs).
+* ttfb-lab: the streams' bisect fold (probabilistic bisection, batches of 2
+  runs, stop at 99 % posterior on one commit).
 * Pinpoint-style: 10 runs per side per step, 10 more when inconclusive,
   p = min(Mann-Whitney, Kolmogorov-Smirnov) <= 0.01 means "differs".
 * git bisect: one run per step, classified by the nearer endpoint run.
@@ -68,37 +70,52 @@ def git_bisect(level: Callable[[int], float], n: int, cv: float,
 
 
 def scenario(rng: np.random.Generator, n: int, shift: float,
-             two: bool) -> tuple[Callable[[int], float], int]:
+             two: bool) -> tuple[Callable[[int], float], set[int], int]:
+    """The level of each commit, the true culprits and the larger one."""
     first = int(rng.integers(1, n))
     if not two:
-        return (lambda i: 1000.0 * (1 + shift if i >= first else 1.0)), first
+        return (lambda i: 1000.0 * (1 + shift if i >= first else 1.0)), {first}, first
     second = int(rng.integers(1, n))
     while second == first:
         second = int(rng.integers(1, n))
     big, small = (first, second)  # the first culprit carries 60 % of the shift
-    return (lambda i: 1000.0 * (1 + 0.6 * shift * (i >= big) + 0.4 * shift * (i >= small))), big
+    return (lambda i: 1000.0 * (1 + 0.6 * shift * (i >= big) + 0.4 * shift * (i >= small))), \
+        {big, small}, big
+
+
+METHODS = ("ttfb-lab", "pinpoint", "git-bisect")
 
 
 def run(trials: int, configs: list[tuple[int, float, float]],
         two_share: float = 0.2) -> list[dict[str, object]]:
+    """Per method: correct = names the larger culprit (the only one of a single-culprit
+    range); also the rate on single-culprit ranges and the rate of naming a true culprit."""
     rows = []
     for n, shift, cv in configs:
         rng = np.random.default_rng(int(n * 1000 + shift * 100 + cv * 10))
-        tally = {m: [0, 0] for m in ("ttfb-lab", "pinpoint", "git-bisect")}
+        tally = {m: {"correct": 0, "runs": 0, "single": 0, "singles": 0, "any": 0}
+                 for m in METHODS}
         for t in range(trials):
-            level, culprit = scenario(rng, n, shift, rng.random() < two_share)
+            two = rng.random() < two_share
+            level, culprits, larger = scenario(rng, n, shift, two)
             result = simulate_bisect(n, level, seed=t, cv=cv)
-            got = int(result.culprit[1:]) if result.culprit else -1
-            tally["ttfb-lab"][0] += got == culprit
-            tally["ttfb-lab"][1] += result.runs_spent
+            found = {"ttfb-lab": (int(result.culprit[1:]) if result.culprit else -1,
+                                  result.runs_spent)}
             for name, method in (("pinpoint", pinpoint), ("git-bisect", git_bisect)):
-                found, spent = method(level, n, cv, rng)
-                tally[name][0] += found == culprit
-                tally[name][1] += spent
-        for name, (correct, spent) in tally.items():
+                found[name] = method(level, n, cv, rng)
+            for name, (got, spent) in found.items():
+                row = tally[name]
+                row["correct"] += got == larger
+                row["any"] += got in culprits
+                row["runs"] += spent
+                row["singles"] += not two
+                row["single"] += (not two) and got == larger
+        for name, row in tally.items():
             rows.append({"commits": n, "shift_pct": shift * 100, "cv_pct": cv * 100,
-                         "method": name, "correct": correct / trials,
-                         "mean_runs": spent / trials})
+                         "method": name, "correct": row["correct"] / trials,
+                         "correct_single": row["single"] / max(1, row["singles"]),
+                         "names_a_culprit": row["any"] / trials,
+                         "mean_runs": row["runs"] / trials})
     return rows
 
 
@@ -112,10 +129,12 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'commits':>7} {'shift':>6} {'cv':>4}  {'method':<11} {'correct':>8} {'runs':>7}")
+    print(f"{'commits':>7} {'shift':>6} {'cv':>4}  {'method':<11} {'correct':>8}"
+          f" {'single':>7} {'a culprit':>9} {'runs':>7}")
     for r in rows:
         print(f"{r['commits']:>7} {r['shift_pct']:>5.0f}% {r['cv_pct']:>3.0f}%  "
-              f"{r['method']:<11} {r['correct']:>8.1%} {r['mean_runs']:>7.1f}")
+              f"{r['method']:<11} {r['correct']:>8.1%} {r['correct_single']:>7.1%}"
+              f" {r['names_a_culprit']:>9.1%} {r['mean_runs']:>7.1f}")
 
 
 if __name__ == "__main__":

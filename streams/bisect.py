@@ -2,9 +2,15 @@
 
 1. ``RegressionConfirmed`` -> ``CommitRangeRequested`` (an agent lists good..bad).
 2. ``CommitRangeListed`` -> endpoint runs, interleaved (good, bad, good, ...).
-3. Binary search: the midpoint runs in batches of ``batch`` runs and is
-   classified like-good / like-bad by an SPRT against the endpoints, stopping
-   as soon as the decision is clear at the configured error rates.
+3. Probabilistic (Bayesian) bisection: a posterior over the culprit's
+   position, from every run of every commit tested so far against the
+   endpoints' distributions (normal on the log scale, sigma pooled and taken
+   at its upper 90 % bound). Each batch of ``batch`` runs goes to the commit
+   at the posterior median, so one batch classifies a commit as like-good or
+   like-bad as far as the evidence goes, and a misleading batch is corrected
+   by later ones instead of sending the search down the wrong half for good.
+   The search stops as soon as one commit holds ``confidence`` of the
+   posterior (or at a run budget, with the likeliest commit).
 4. A commit whose workflow fails is skipped (like ``git bisect skip``).
 5. When the culprit still differs from the bad endpoint by a significant part
    of the effect, a second search over the rest of the range reports the
@@ -23,9 +29,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+from scipy.stats import chi2
+
 from ttfb import events as ev
 from ttfb.stats import compare
-from ttfb.stats.sprt import Endpoints, classify
 
 MAX_RANGE = 1000
 
@@ -34,10 +42,10 @@ MAX_RANGE = 1000
 class BisectPolicy:
     endpoint_runs: int = 8
     batch: int = 2
-    max_runs_per_step: int = 10  # raised for close endpoints, see _max_runs
-    max_runs_cap: int = 40
-    alpha: float = 0.005
-    beta: float = 0.005
+    confidence: float = 0.99  # posterior mass on one commit that ends a search
+    runs_per_bit: int = 12  # run budget of a search: this many per halving of the range
+    alpha: float = 0.005  # level of the test for a second, separable culprit
+    residual_runs: int = 6  # runs of the culprit and its parent for that test
     second_culprit_share: float = 0.25  # the rest must be >= this share of the effect
     explain: bool = True
 
@@ -52,7 +60,7 @@ class Bisect:
     branch: str
     good: str
     bad: str
-    phase: str = "range"  # range, endpoints, search, explain, done
+    phase: str = "range"  # range, endpoints, search, residual, explain, done
     commits: list[str] = field(default_factory=list)
     authors: list[str] = field(default_factory=list)
     subjects: list[str] = field(default_factory=list)
@@ -71,6 +79,7 @@ class Bisect:
     preloaded: dict[str, int] = field(default_factory=dict)  # samples known before requesting
     search_good: int = 0  # indices whose samples are the current search's endpoints
     search_bad: int = -1
+    topped: dict[str, int] = field(default_factory=dict)  # top-up runs before the residual test
 
 
 @dataclass
@@ -189,19 +198,26 @@ def _received(b: Bisect, commit: str) -> int:
     return len(b.samples.get(commit, [])) + b.failed.get(commit, 0)
 
 
+def _waiting(b: Bisect, commits: tuple[str, ...]) -> bool:
+    return any(_received(b, c) < b.preloaded.get(c, 0) + b.requested.get(c, 0) for c in commits)
+
+
 def _advance(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     if b.phase == "endpoints":
-        ends = (b.commits[0], b.commits[-1])
-        if any(_received(b, c) < b.preloaded.get(c, 0) + b.requested.get(c, 0) for c in ends):
+        if _waiting(b, (b.commits[0], b.commits[-1])):
             return []
         b.phase = "search"
         b.search_good, b.search_bad = 0, len(b.commits) - 1
-        return _next_step(b, policy)
+        return _judge(b, policy)
     if b.phase == "search":
         commit = b.commits[b.current]
         if _received(b, commit) < b.requested.get(commit, 0):
             return []
         return _judge(b, policy)
+    if b.phase == "residual":
+        if _waiting(b, (b.commits[b.lo], b.commits[b.hi])):
+            return []
+        return _conclude(b, policy)
     if b.phase == "explain":
         parent, culprit = b.commits[b.culprits[0] - 1], b.commits[b.culprits[0]]
         if parent in b.profiles and culprit in b.profiles:
@@ -210,65 +226,128 @@ def _advance(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     return []
 
 
-def _endpoints(b: Bisect) -> Endpoints:
-    """The current search's hypotheses; classified commits add their runs to a side."""
-    good = list(b.samples.get(b.commits[b.search_good], []))
-    bad = list(b.samples.get(b.commits[b.search_bad], []))
-    for step in b.steps:
-        index = b.commits.index(step["commit"])
-        # only clear SPRT decisions join a side: a truncated guess could be wrong
-        # and would bias every later step
-        if b.search_good < index < b.search_bad and step["decision"] in ("good", "bad") \
-                and step.get("clear", True):
-            (good if step["decision"] == "good" else bad).extend(b.samples[step["commit"]])
-    return Endpoints.from_samples(good, bad)
+def _search_samples(b: Bisect) -> dict[int, np.ndarray]:
+    """Log run values of the commits strictly inside the current search."""
+    out = {}
+    for i in range(b.search_good + 1, b.search_bad):
+        values = [v for v in b.samples.get(b.commits[i], []) if v > 0]
+        if values:
+            out[i] = np.log(np.asarray(values, dtype=float))
+    return out
 
 
-def _max_runs(ends: Endpoints, policy: BisectPolicy) -> int:
-    """Runs after which a step decides by the likelier side.
+def _candidates(b: Bisect) -> list[int]:
+    """Positions the culprit may take: the first bad commit (a skipped commit
+    cannot be told from its successor, as with ``git bisect skip``)."""
+    return [j for j in range(b.search_good + 1, b.search_bad + 1)
+            if j == b.search_bad or b.commits[j] not in b.skipped]
 
-    Enough that a truncated decision errs less than 1 % of the time: with the
-    hypotheses d standard deviations apart, n >= (2 * 2.576 / d)^2.
-    """
-    needed = math.ceil((2 * 2.576 / max(ends.separation, 1e-6)) ** 2)
-    return int(min(policy.max_runs_cap, max(policy.max_runs_per_step, needed)))
+
+def _posterior(b: Bisect) -> tuple[list[int], np.ndarray]:
+    """Posterior over the culprit's position (uniform prior): a change-point
+    model on the log scale whose two levels are fitted, for each position,
+    from every run on either side (endpoints included), so an unlucky endpoint
+    mean cannot mislead the search; sigma from the runs' spread within each
+    commit, taken at its upper 90 % bound."""
+    logs = _search_samples(b)
+    good = np.log([v for v in b.samples.get(b.commits[b.search_good], []) if v > 0])
+    bad = np.log([v for v in b.samples.get(b.commits[b.search_bad], []) if v > 0])
+    if good.size < 2 or bad.size < 2:
+        raise ValueError("each endpoint needs at least 2 valid runs")
+    groups = [good, *logs.values(), bad]
+    df = sum(g.size for g in groups) - len(groups)
+    within = sum(float(((g - g.mean()) ** 2).sum()) for g in groups)
+    sigma2 = max(within / float(chi2.ppf(0.1, df)), 1e-8)  # upper 90 % bound
+    candidates = _candidates(b)
+    # cumulative sums over the commits in order: left of j is good, j and after bad
+    order = sorted(logs)
+    n_left, s_left, q_left = [good.size], [float(good.sum())], [float((good ** 2).sum())]
+    for i in order:
+        x = logs[i]
+        n_left.append(n_left[-1] + x.size)
+        s_left.append(s_left[-1] + float(x.sum()))
+        q_left.append(q_left[-1] + float((x ** 2).sum()))
+    n_all = n_left[-1] + bad.size
+    s_all, q_all = s_left[-1] + float(bad.sum()), q_left[-1] + float((bad ** 2).sum())
+    scores = []
+    for j in candidates:
+        k = int(np.searchsorted(order, j))  # commits tested left of j
+        nl, sl, ql = n_left[k], s_left[k], q_left[k]
+        nr, sr, qr = n_all - nl, s_all - sl, q_all - ql
+        ssr = (ql - sl * sl / nl) + (qr - sr * sr / nr)
+        scores.append(-ssr / (2 * sigma2) - 0.5 * math.log(nl) - 0.5 * math.log(nr))
+    post = np.exp(np.asarray(scores) - max(scores))
+    return candidates, post / post.sum()
+
+
+def _search_budget(b: Bisect, policy: BisectPolicy) -> int:
+    width = max(2, b.search_bad - b.search_good)
+    return policy.runs_per_bit * math.ceil(math.log2(width)) + policy.batch
+
+
+def _search_runs(b: Bisect) -> int:
+    return sum(b.requested.get(b.commits[i], 0) for i in range(b.search_good + 1, b.search_bad))
 
 
 def _next_step(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
-    open_ = [i for i in range(b.lo + 1, b.hi) if b.commits[i] not in b.skipped]
-    if not open_:
-        return _found(b, policy)
-    middle = (b.lo + b.hi) / 2
-    b.current = min(open_, key=lambda i: (abs(i - middle), i))
-    return _runs(b, b.commits[b.current], policy.batch)
+    """Probabilistic bisection: the next batch goes to the posterior median; the
+    search ends when one position holds ``confidence`` of the posterior (or, at
+    the run budget, with the likeliest position and its probability)."""
+    while True:
+        candidates, post = _posterior(b)
+        best = int(np.argmax(post))
+        if post[best] >= policy.confidence or _search_runs(b) >= _search_budget(b, policy):
+            if b.current >= 0:
+                _close_step(b, candidates, post)
+            b.confidence *= float(post[best])
+            b.hi = candidates[best]
+            b.lo = max([i for i in range(b.search_good, b.hi)
+                        if i == b.search_good or b.commits[i] not in b.skipped])
+            return _found(b, policy)
+        cdf = np.cumsum(post)
+        open_ = [i for i in range(b.search_good + 1, b.search_bad)
+                 if b.commits[i] not in b.skipped]
+        # testing commit i tells P(culprit <= i): aim where that is closest to 1/2
+        middle = (b.search_good + b.search_bad) / 2
+        chosen = min(open_, key=lambda i: (round(abs(_cdf_at(candidates, cdf, i) - 0.5), 9),
+                                           abs(i - middle), i))
+        if chosen != b.current and b.current >= 0:
+            _close_step(b, candidates, post)
+        b.current = chosen
+        commit = b.commits[chosen]
+        if b.failed.get(commit, 0) >= policy.batch and not b.samples.get(commit):
+            b.skipped.append(commit)  # its workflow fails: like ``git bisect skip``
+            b.steps.append({"commit": commit, "runs": _received(b, commit),
+                            "decision": "skipped", "mean_ms": 0.0})
+            b.current = -1
+            continue
+        return _runs(b, commit, policy.batch)
+
+
+def _cdf_at(candidates: list[int], cdf: np.ndarray, i: int) -> float:
+    k = int(np.searchsorted(candidates, i, side="right")) - 1
+    return float(cdf[k]) if k >= 0 else 0.0
+
+
+def _close_step(b: Bisect, candidates: list[int], post: np.ndarray) -> None:
+    """Record the step that just ended at ``b.current``: its runs and its side."""
+    commit = b.commits[b.current]
+    values = b.samples.get(commit, [])
+    runs = _received(b, commit) - sum(s["runs"] for s in b.steps if s["commit"] == commit)
+    if runs <= 0 or not values:
+        return
+    p_bad = _cdf_at(candidates, np.cumsum(post), b.current)
+    b.steps.append({"commit": commit, "runs": runs,
+                    "decision": "bad" if p_bad >= 0.5 else "good",
+                    "mean_ms": sum(values) / len(values)})
 
 
 def _judge(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
-    commit = b.commits[b.current]
-    if b.failed.get(commit, 0) >= policy.batch and not b.samples.get(commit):
-        b.skipped.append(commit)
-        b.steps.append({"commit": commit, "runs": _received(b, commit), "decision": "skipped",
-                        "mean_ms": 0.0})
-        return _next_step(b, policy)
     try:
-        ends = _endpoints(b)
-        verdict = classify(b.samples.get(commit, []), ends, policy.alpha, policy.beta,
-                           _max_runs(ends, policy))
+        return _next_step(b, policy)
     except ValueError:  # endpoints failed: no baseline to compare against
         b.phase = "done"
         return [_completed(b, error="endpoint runs failed; cannot bisect")]
-    if verdict.decision == "undecided":
-        return _runs(b, commit, policy.batch)
-    values = b.samples[commit]
-    b.steps.append({"commit": commit, "runs": _received(b, commit),
-                    "decision": verdict.decision, "mean_ms": sum(values) / len(values),
-                    "clear": verdict.runs < _max_runs(ends, policy)})
-    b.confidence *= verdict.confidence
-    if verdict.decision == "bad":
-        b.hi = b.current
-    else:
-        b.lo = b.current
-    return _next_step(b, policy)
 
 
 def _second_search(b: Bisect, policy: BisectPolicy) -> tuple[int, int] | None:
@@ -291,11 +370,35 @@ def _second_search(b: Bisect, policy: BisectPolicy) -> tuple[int, int] | None:
 def _found(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     b.culprits.append(b.hi)
     if len(b.culprits) == 1:
+        # top up the culprit and its last good neighbour: the test for a second,
+        # separable culprit compares them with the endpoints
+        out: list[ev.Event] = []
+        for c in (b.commits[b.lo], b.commits[b.hi]):
+            missing = policy.residual_runs - len(b.samples.get(c, []))
+            if missing > 0 and b.failed.get(c, 0) < policy.batch:
+                out += _runs(b, c, missing)
+                b.topped[c] = missing
+        if out:
+            b.phase = "residual"
+            return out
+    return _conclude(b, policy)
+
+
+def _conclude(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
+    for c, runs in b.topped.items():  # the top-up runs are steps too
+        values = b.samples.get(c, [])
+        b.steps.append({"commit": c, "runs": runs,
+                        "decision": "bad" if c == b.commits[b.hi] else "good",
+                        "mean_ms": sum(values) / len(values) if values else 0.0})
+    b.topped = {}
+    if len(b.culprits) == 1:
         second = _second_search(b, policy)
         if second is not None:  # a second commit adds a separable part of the regression
+            b.phase = "search"
             b.search_good, b.search_bad = second
             b.lo, b.hi = second
-            return _next_step(b, policy)
+            b.current = -1
+            return _judge(b, policy)
     if policy.explain and b.culprits[0] > 0:
         b.phase = "explain"
         first = b.culprits[0]
@@ -325,17 +428,29 @@ def attributed_alert(done: ev.BisectCompleted, dashboard_url: str) -> ev.Alert:
         producer="ttfb-bisect")
 
 
+def _step_sizes(b: Bisect, positions: list[int]) -> dict[int, float]:
+    """Each culprit's step on the log scale: the mean of every run between it and
+    the next culprit minus the mean of every run between the previous one and it."""
+    bounds = [0, *positions, len(b.commits)]
+    means = []
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        logs = [math.log(v) for c in b.commits[lo:hi] for v in b.samples.get(c, []) if v > 0]
+        means.append(sum(logs) / len(logs) if logs else math.nan)
+    out = {}
+    for k, i in enumerate(positions):
+        step = means[k + 1] - means[k]
+        out[i] = step if math.isfinite(step) else 0.0
+    return out
+
+
 def _completed(b: Bisect, error: str = "") -> ev.BisectCompleted:
     good, bad = b.samples.get(b.commits[0], []) if b.commits else [], \
         b.samples.get(b.commits[-1], []) if b.commits else []
     effect = compare(good, bad) if len(good) >= 2 and len(bad) >= 2 else None
     culprits = [b.commits[i] for i in b.culprits]
     if len(culprits) > 1:  # the larger part first
-        parts = []
-        for n, i in enumerate(b.culprits):
-            before = b.commits[0] if n == 0 else b.commits[b.culprits[n - 1]]
-            parts.append((compare(b.samples[before], b.samples[b.commits[i]]).delta_log, i))
-        culprits = [b.commits[i] for _, i in sorted(parts, reverse=True)]
+        steps = _step_sizes(b, sorted(b.culprits))
+        culprits = [b.commits[i] for i in sorted(b.culprits, key=lambda i: -steps[i])]
     first = b.commits.index(culprits[0]) if culprits else -1
     explanation = []
     if len(b.culprits) and b.culprits[0] > 0:
@@ -349,6 +464,6 @@ def _completed(b: Bisect, error: str = "") -> ev.BisectCompleted:
         effect_ms=effect.effect_ms if effect else 0.0,
         effect_pct=effect.effect_pct if effect else 0.0,
         confidence=round(b.confidence, 6) if culprits else 0.0,
-        steps=[ev.BisectStep(**{k: v for k, v in s.items() if k != "clear"}) for s in b.steps],
+        steps=[ev.BisectStep(**s) for s in b.steps],
         runs_spent=sum(b.requested.values()), error=error, explanation=explanation,
         producer="ttfb-bisect")

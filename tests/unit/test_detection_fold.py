@@ -85,6 +85,23 @@ def test_regression_is_candidate_then_confirmed_with_an_alert() -> None:
         == [("config", "improvement")]
 
 
+def test_the_verdict_names_every_component_that_moved() -> None:
+    """The candidate named data; the fresh runs show imports improving too."""
+    rng = np.random.default_rng(11)
+    state, _ = feed(ScenarioState(), monitor(rng, 6))
+    state, out = feed(state, monitor(rng, 1, start=6, bump_from=6, bump={"data": 300.0}))
+    commands = [e for e in out if isinstance(e, ev.RunRequested)]
+    det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
+    both = {"data": 300.0, "imports": -400.0}
+    state, out = feed(state, answer(rng, commands, det, both))
+    if any(isinstance(e, ev.RunRequested) for e in out):
+        state, out = feed(state, answer(rng, out, det, both))
+    found = sorted((e.type, e.component) for e in out if isinstance(e, ev.Finding))
+    assert found == [("ImprovementConfirmed", "imports"), ("RegressionConfirmed", "data")]
+    assert sorted((a.kind, a.component) for a in out if isinstance(a, ev.Alert)) == \
+        [("improvement", "imports"), ("regression", "data")]
+
+
 def test_an_unclear_first_look_asks_for_the_second_batch() -> None:
     policy = Policy()
     rng = np.random.default_rng(7)
