@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agents.catalog import Catalog, Scenario
 from agents.fingerprint import fingerprint
@@ -138,8 +139,10 @@ class Agent:
         out: list[ev.Event] = []
         for repetition in range(request.runs):
             profile = request.profile and repetition == 0
+            # a profiled run also records ``-X importtime`` (to explain imports)
             run_spec = spec if not profile else RunSpec(**{
-                **spec.__dict__, "profile_path": str(self.config.profile_dir / f"{sha}.prof")})
+                **spec.__dict__, "profile_path": str(self.config.profile_dir / f"{sha}.prof"),
+                "env": {**spec.env, "PYTHONPROFILEIMPORTTIME": "1"}})
             outcome = run_once(run_spec, requested_ns=started_ns)
             started_ns = time.monotonic_ns()
             events = self._events(outcome, {**common, "commit": sha, "repetition": repetition},
@@ -181,11 +184,14 @@ class Agent:
             ev.ComponentMeasured(**fields, run_id=run_id, fingerprint=fp,  # type: ignore[arg-type]
                                  component=name, ms=ms)
             for name, ms in outcome.components.items()]
-        profile = {}
+        profile: dict[str, Any] = {}
         if profile_path and Path(profile_path).exists():
-            from agents.explain import summarise_profile
+            from agents.explain import summarise_imports, summarise_profile
 
             profile = summarise_profile(Path(profile_path))
+            imports = Path(profile_path + ".imports")
+            if imports.exists():
+                profile["imports_ms"] = summarise_imports(imports)
         completed = ev.RunCompleted(
             **fields, run_id=run_id, fingerprint=fp, ttfb_ms=outcome.ttfb_ms,  # type: ignore[arg-type]
             components=outcome.components, phases=outcome.phases, modules=outcome.modules,

@@ -15,3 +15,22 @@ def summarise_profile(path: Path, top: int = 40) -> dict[str, Any]:
         rows.append((f"{Path(filename).name}:{line}:{name}", cumtime * 1000.0))
     rows.sort(key=lambda r: -r[1])
     return {"cumulative_ms": dict(rows[:top])}
+
+
+def summarise_imports(path: Path, top: int = 60) -> dict[str, float]:
+    """Cumulative import time per module (ms) from ``python -X importtime`` output.
+
+    Each line reads ``import time: self [us] | cumulative | <indent>module``;
+    a module imported twice keeps its first (real) import.
+    """
+    cumulative: dict[str, float] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.startswith("import time:"):
+            continue
+        fields = line[len("import time:"):].split("|")
+        if len(fields) != 3 or not fields[1].strip().isdigit():
+            continue  # the header line
+        name = fields[2].strip()
+        cumulative.setdefault(name, int(fields[1]) / 1000.0)
+    heaviest = sorted(cumulative.items(), key=lambda kv: -kv[1])[:top]
+    return dict(heaviest)

@@ -56,15 +56,16 @@ def _outstanding_runs(store: Store) -> int:
 
 
 def _settled(store: Store) -> bool:
-    """No run outstanding, every candidate decided, every confirmed regression bisected."""
+    """No run outstanding, every candidate decided, every confirmed change bisected."""
     if _outstanding_runs(store):
         return False
     found = queries.findings(store)
     opened = {f["detection_id"] for f in found if f["type"] == "CandidateDetected"}
     closed = {f["detection_id"] for f in found if f["type"] != "CandidateDetected"}
-    regressed = {f["detection_id"] for f in found if f["type"] == "RegressionConfirmed"}
-    bisected = {b["detection_id"] for b in queries.bisects(store)}
-    return opened <= closed and regressed <= bisected
+    confirmed = {(f["detection_id"], f["component"]) for f in found
+                 if f["type"] in ("RegressionConfirmed", "ImprovementConfirmed")}
+    bisected = {(b["detection_id"], b["component"]) for b in queries.bisects(store, limit=10_000)}
+    return opened <= closed and confirmed <= bisected
 
 
 def _quiet(store: Store, for_s: float = 6.0) -> Callable[[], bool]:

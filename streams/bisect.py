@@ -1,6 +1,7 @@
 """The bisect coordinator as a pure fold: confirmed regression -> culprit commit.
 
-1. ``RegressionConfirmed`` -> ``CommitRangeRequested`` (an agent lists good..bad).
+1. ``RegressionConfirmed`` or ``ImprovementConfirmed`` -> ``CommitRangeRequested``
+   (an agent lists good..bad); one bisect per confirmed component.
 2. ``CommitRangeListed`` -> endpoint runs, interleaved (good, bad, good, ...).
 3. Probabilistic (Bayesian) bisection: a posterior over the culprit's
    position, from every run of every commit tested so far against the
@@ -60,6 +61,7 @@ class Bisect:
     branch: str
     good: str
     bad: str
+    direction: str = "regression"
     phase: str = "range"  # range, endpoints, search, residual, explain, done
     commits: list[str] = field(default_factory=list)
     authors: list[str] = field(default_factory=list)
@@ -109,7 +111,7 @@ def decide(book: BisectBook, event: ev.Event,
     The book is copied only for events that concern a bisect: every monitoring
     run passes through here and most leave the book as it is.
     """
-    if isinstance(event, ev.RegressionConfirmed):
+    if isinstance(event, (ev.RegressionConfirmed, ev.ImprovementConfirmed)):
         book = copy.deepcopy(book)
         return book, _start(book, event)
     if isinstance(event, ev.CommitRangeListed) and event.correlation_id in book.bisects:
@@ -128,14 +130,19 @@ def decide(book: BisectBook, event: ev.Event,
     return book, []
 
 
-def _start(book: BisectBook, found: ev.RegressionConfirmed) -> list[ev.Event]:
-    if found.detection_id in book.by_detection:
-        return []  # one bisect per detection, whichever component confirmed first
-    bisect_id = ev.derived_id("bisect", found.detection_id)
-    book.by_detection[found.detection_id] = bisect_id
+def _start(book: BisectBook,
+           found: ev.RegressionConfirmed | ev.ImprovementConfirmed) -> list[ev.Event]:
+    """One bisect per confirmed component: a regression, or an improvement (worth
+    attributing too: the change to copy, or one that was detected late)."""
+    key = f"{found.detection_id}:{found.component}"
+    if key in book.by_detection:
+        return []  # a duplicate
+    bisect_id = ev.derived_id("bisect", found.detection_id, found.component)
+    book.by_detection[key] = bisect_id
     book.bisects[bisect_id] = Bisect(
         bisect_id=bisect_id, detection_id=found.detection_id, scenario=found.scenario,
         component=found.component, repo=found.repo, branch=found.branch,
+        direction=found.direction,
         good=found.good_commit, bad=found.commit,
         # the confirmation's fresh runs of both ends are the endpoints' first samples
         samples={k: list(v) for k, v in ((found.good_commit, found.evidence_before),
@@ -187,7 +194,10 @@ def _record(b: Bisect, event: ev.RunCompleted | ev.RunFailed) -> None:
         b.failed[event.commit] = b.failed.get(event.commit, 0) + 1
         return
     if event.purpose == "explain":
-        b.profiles[event.commit] = dict(event.profile.get("cumulative_ms", {}))
+        # imports: modules by cumulative import time (-X importtime); any other
+        # component: functions by cumulative time in the profiled run
+        key = "imports_ms" if b.component == "imports" else "cumulative_ms"
+        b.profiles[event.commit] = dict(event.profile.get(key, {}))
         return
     value = event.ttfb_ms if b.component == "ttfb" else event.components.get(b.component)  # type: ignore[call-overload]
     if value is not None:
@@ -420,7 +430,7 @@ def grown(good: dict[str, float], bad: dict[str, float], top: int = 10) -> list[
 def attributed_alert(done: ev.BisectCompleted, dashboard_url: str) -> ev.Alert:
     """The alert of a confirmed regression, updated with its culprit."""
     return ev.Alert(
-        alert_id=f"{done.detection_id}:{done.component}", kind="regression",
+        alert_id=f"{done.detection_id}:{done.component}", kind=done.direction,
         scenario=done.scenario, component=done.component, commit=done.bad,
         effect_ms=done.effect_ms, effect_pct=done.effect_pct, culprit=done.culprit,
         author=done.author, subject=done.subject, status="attributed",
@@ -458,7 +468,8 @@ def _completed(b: Bisect, error: str = "") -> ev.BisectCompleted:
         explanation = grown(b.profiles.get(parent, {}), b.profiles.get(culprit, {}))
     return ev.BisectCompleted(
         bisect_id=b.bisect_id, detection_id=b.detection_id, scenario=b.scenario,
-        component=b.component, good=b.good, bad=b.bad, culprit=culprits[0] if culprits else "",
+        component=b.component, direction=b.direction,  # type: ignore[arg-type]
+        good=b.good, bad=b.bad, culprit=culprits[0] if culprits else "",
         culprits=culprits, author=b.authors[first] if first >= 0 else "",
         subject=b.subjects[first] if first >= 0 else "",
         effect_ms=effect.effect_ms if effect else 0.0,

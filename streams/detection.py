@@ -239,7 +239,13 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         return state, []
     detection_id = ev.derived_id("detection", scenario, commit, entry["hardware_id"],
                                  entry["branch"])
-    good = next(iter(moved.values())).good_commit
+    # confirm against the oldest commit of the baseline, not the one just before:
+    # with 3 runs a commit and drift between them, a change is often only clear
+    # a commit or two later, and a fresh A/B against its neighbour would then
+    # dismiss it; the bisect finds the culprit inside the longer range
+    anchors = [before[n].baseline[0] for n in moved if before[n].baseline]
+    good = min(anchors, key=lambda pt: pt.order).commit if anchors else \
+        next(iter(moved.values())).good_commit
     state.confirming[detection_id] = Confirmation(
         detection_id=detection_id, commit=commit, good_commit=good,
         components={n: c.direction for n, c in moved.items()},

@@ -14,14 +14,16 @@ from ttfb import events as ev
 def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: float = 0.03,
                     fails: set[int] | None = None, restart_every: int = 0,
                     duplicate: bool = False, policy: BisectPolicy | None = None,
-                    component: str = "config") -> ev.BisectCompleted:
+                    component: str = "config",
+                    direction: str = "regression") -> ev.BisectCompleted:
     """Bisect commits c00..c{n-1}; ``level(i)`` is commit i's mean in ms."""
     policy = policy or BisectPolicy(explain=False)
     rng = np.random.default_rng(seed)
     commits = [f"c{i:02d}" for i in range(n)]
-    start = ev.RegressionConfirmed(scenario="sim", component=component, commit=commits[-1],
-                                   good_commit=commits[0], direction="regression",
-                                   detection_id="det")
+    found = ev.RegressionConfirmed if direction == "regression" else ev.ImprovementConfirmed
+    start = found(scenario="sim", component=component, commit=commits[-1],
+                  good_commit=commits[0], direction=direction,  # type: ignore[arg-type]
+                  detection_id="det")
     book, out = decide(BisectBook(), start, policy)
     request = out[0]
     assert isinstance(request, ev.CommitRangeRequested)

@@ -267,6 +267,7 @@ class BisectCompleted(Event):
     detection_id: str = ""
     scenario: str
     component: str
+    direction: Direction = "regression"
     good: str
     bad: str
     culprit: str = ""

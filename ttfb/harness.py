@@ -29,6 +29,21 @@ def _sdk():  # type: ignore[no-untyped-def]
     return sdk
 
 
+def _importtime_to(path: str) -> "int | None":
+    """Send ``-X importtime`` lines (stderr) to ``path`` while the workflow runs.
+
+    Only when the agent asked for them (PYTHONPROFILEIMPORTTIME in a profiled
+    run); returns the saved stderr descriptor to restore.
+    """
+    if not os.environ.get("PYTHONPROFILEIMPORTTIME"):
+        return None
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    saved = os.dup(2)
+    os.dup2(log, 2)
+    os.close(log)
+    return saved
+
+
 def repo_modules(root: Path) -> list[str]:
     """Repository files (relative paths) of every module imported so far."""
     found: set[str] = set()
@@ -106,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         import cProfile
 
+        saved_stderr = _importtime_to(args.profile + ".imports")
         profiler = cProfile.Profile()
         profiler.enable()
         try:
@@ -113,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             profiler.disable()
             profiler.dump_stats(args.profile)
+            if saved_stderr is not None:
+                os.dup2(saved_stderr, 2)
     else:
         run_entry(args.entry, config, root)
     sdk.report(modules=repo_modules(root), **_software_facts())

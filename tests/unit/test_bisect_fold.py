@@ -98,3 +98,14 @@ def test_confirmation_evidence_serves_as_endpoint_samples() -> None:
     _, out = decide(book, listed, POLICY)
     # no endpoint runs: the first request is already the first midpoint
     assert {e.commit for e in out if isinstance(e, ev.RunRequested)} == {"c07"}
+
+
+def test_an_improvement_is_bisected_and_its_alert_keeps_its_kind() -> None:
+    from streams.bisect import attributed_alert
+
+    level = lambda i: 300.0 * (0.85 if i >= 9 else 1.0)  # noqa: E731
+    result = simulate_bisect(16, level, seed=3, policy=POLICY, direction="improvement")
+    assert result.culprit == "c09" and result.direction == "improvement"
+    assert result.effect_pct < -10
+    alert = attributed_alert(result, "http://lab")
+    assert alert.kind == "improvement" and alert.culprit == "c09"

@@ -58,9 +58,9 @@ def test_regression_is_candidate_then_confirmed_with_an_alert() -> None:
     candidates = [e for e in out if isinstance(e, ev.CandidateDetected)]
     commands = [e for e in out if isinstance(e, ev.RunRequested)]
     assert [(c.component, c.commit, c.good_commit, c.direction) for c in candidates] == \
-        [("config", "c6", "c5", "regression")]
+        [("config", "c6", "c0", "regression")]  # against the baseline's oldest commit
     assert [(c.arm.label, c.commit) for c in commands[:4]] == \
-        [("before", "c5"), ("after", "c6"), ("before", "c5"), ("after", "c6")]
+        [("before", "c0"), ("after", "c6"), ("before", "c0"), ("after", "c6")]
     first = Policy().confirm_first_runs
     assert len(commands) == 2 * first and all(c.purpose == "confirm" for c in commands)
     det = candidates[0].detection_id

@@ -153,7 +153,8 @@ def scenario_filters(store: Store, scenario: str) -> dict[str, list[str]]:
 
 def bisects(store: Store, limit: int = 100) -> list[dict[str, Any]]:
     return store.query(
-        f"SELECT bisect_id, detection_id, scenario, component, good, bad, culprit, culprits,"
+        f"SELECT bisect_id, detection_id, scenario, component, direction, good, bad, culprit,"
+        f" culprits,"
         f" author, subject, effect_ms, effect_pct, confidence, runs_spent, steps, explanation,"
         f" error, occurred_at FROM {store.db}.bisects FINAL"
         " ORDER BY occurred_at DESC LIMIT {n:UInt32}", {"n": limit})

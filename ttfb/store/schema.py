@@ -83,6 +83,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (3, "detections carry their repository", [
         "ALTER TABLE {db}.detections ADD COLUMN IF NOT EXISTS repo String DEFAULT 'demo'",
     ]),
+    (4, "bisects of improvements carry their direction", [
+        "ALTER TABLE {db}.bisects ADD COLUMN IF NOT EXISTS direction"
+        " LowCardinality(String) DEFAULT 'regression'",
+    ]),
 ]
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
