@@ -6,6 +6,8 @@ The webhook sink that POSTs each alert lives in the streams worker
 ``--from-beginning`` first prints the alerts already in the store (everything
 lands there, so this works after the lab is gone), then follows the live
 topic when a bus is up: the configured cluster or a running ``ttfb up``.
+With the embedded parts it reads the lab that last ran in the data directory
+(``ttfb up --demo`` runs in ``<data>/demo-lab`` and says so in ``lab.json``).
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ async def follow(bootstrap: str, settings: Settings, from_beginning: bool,
 
 
 def tail_command(args: argparse.Namespace, settings: Settings) -> int:
-    from producers.session import running_bus
+    from producers.session import last_lab, running_bus
+
+    settings = last_lab(settings)  # after ``ttfb up --demo``: the demo's lab
 
     seen: set[str] = set()
 

@@ -54,9 +54,11 @@ def lab_cores() -> None:
 class Lab:
     """The running lab's child processes."""
 
-    def __init__(self, settings: Settings, headless: bool = True) -> None:
+    def __init__(self, settings: Settings, headless: bool = True,
+                 home: Path | None = None) -> None:
         self.settings = settings
         self.headless = headless
+        self.home = home  # also told where this lab's bus and store are
         self.broker: EmbeddedBroker | None = None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.commands: dict[str, list[str]] = {}
@@ -73,7 +75,7 @@ class Lab:
         asyncio.run(ensure_topics(self.settings))
         from producers.session import record_bus
 
-        record_bus(self.settings)
+        record_bus(self.settings, self.home)
         open_store(self.settings)  # migrate once, before the sink and dashboard start
         self.spawn("streams", [sys.executable, "-m", "streams.app"])
         self.spawn("agent", [sys.executable, "-m", "agents.service"])
@@ -123,7 +125,7 @@ class Lab:
         self.children.clear()
         from producers.session import forget_bus
 
-        forget_bus(self.settings)
+        forget_bus(self.settings, self.home)
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
@@ -240,6 +242,7 @@ def _runs(args: argparse.Namespace, lab: Lab, store: Store, say: Callable[[str],
 
 
 def up_command(args: argparse.Namespace, settings: Settings) -> int:
+    home = settings.data_dir
     settings = fresh_demo(settings) if args.demo else ensure_demo_repo(settings)
     stopped_by_signal = False
 
@@ -249,7 +252,7 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
-    lab = Lab(settings, headless=args.headless)
+    lab = Lab(settings, headless=args.headless, home=home)
     say: Callable[[str], None] = (lambda m: print(m, file=sys.stderr)) if args.json else print
     try:
         lab.start()

@@ -22,24 +22,50 @@ def lab_file(settings: Settings) -> Path:
     return settings.data_dir / "lab.json"
 
 
-def record_bus(settings: Settings) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    lab_file(settings).write_text(json.dumps({"kafka_bootstrap": settings.kafka_bootstrap,
-                                              "pid": os.getpid()}))
+def _write(path: Path, info: dict[str, object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(info))
 
 
-def forget_bus(settings: Settings) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        lab_file(settings).unlink()
+def record_bus(settings: Settings, home: Path | None = None) -> None:
+    """Record the running lab's bus and store in its data directory, and in
+    ``home`` too (``ttfb up --demo`` keeps its own directory under the user's)."""
+    info = {"kafka_bootstrap": settings.kafka_bootstrap, "pid": os.getpid(),
+            "data_dir": str(settings.data_dir)}
+    for folder in {settings.data_dir, *([home] if home else [])}:
+        _write(folder / "lab.json", info)
+
+
+def forget_bus(settings: Settings, home: Path | None = None) -> None:
+    """The bus is gone; the store stays where later commands can read it."""
+    for folder in {settings.data_dir, *([home] if home else [])}:
+        _write(folder / "lab.json", {"data_dir": str(settings.data_dir)})
+
+
+def _info(settings: Settings) -> dict[str, object]:
+    try:
+        data = json.loads(lab_file(settings).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def last_lab(settings: Settings) -> Settings:
+    """Settings pointing at the store of the lab that last ran here (the demo's,
+    after ``ttfb up --demo``); these settings when there was none."""
+    data_dir = _info(settings).get("data_dir")
+    if not data_dir or Path(str(data_dir)) == settings.data_dir or not settings.embedded_store:
+        return settings
+    return settings.model_copy(update={"data_dir": Path(str(data_dir))})
 
 
 def running_bus(settings: Settings) -> str:
     """The configured cluster, or the bus of a running ``ttfb up``; empty if none."""
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap
+    info = _info(settings)
     try:
-        info = json.loads(lab_file(settings).read_text())
-        os.kill(int(info["pid"]), 0)
+        os.kill(int(str(info["pid"])), 0)
     except (OSError, ValueError, KeyError):
         return ""
     return str(info["kafka_bootstrap"])

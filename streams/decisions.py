@@ -9,6 +9,8 @@ for are signed here, at the edge, before they go on the bus.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from typing import Any
 
 import faust
@@ -58,7 +60,11 @@ def register_decisions(app: faust.App, settings: Settings,
     source = app.topic(settings.topic("measurements"), settings.topic("detections"),
                        settings.topic("bisect"), key_serializer="raw", value_serializer="raw")
 
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+
     async def emit(event: ev.Event) -> None:
+        # which worker decided: operators see how scenarios are spread over workers
+        event = event.model_copy(update={"producer": f"{event.producer}@{worker}"})
         if isinstance(event, ev.Signed):
             event = sign(event, key)
         await topics[topic_for(event)].send(key=event.key.encode(), value=ev.encode(event))

@@ -105,6 +105,8 @@ class ScenarioState:
     accepted: int = 0  # commits accepted into the baseline so far
     history: list[list[float]] = field(default_factory=list)  # total TTFB runs, last 64
     operating: list[float] = field(default_factory=list)  # calibrated [alpha, k]
+    arrivals: list[str] = field(default_factory=list)  # monitored commits, in order (last 256)
+    last_change: str = ""  # the latest commit with a confirmed change, any component
 
 
 # ------------------------------------------------------------------ serialisation
@@ -129,6 +131,7 @@ def to_json(state: ScenarioState) -> dict[str, Any]:
         "processed": state.processed, "baseline_ttfb": state.baseline_ttfb,
         "baseline_commits": state.baseline_commits, "accepted": state.accepted,
         "history": state.history, "operating": state.operating,
+        "arrivals": state.arrivals, "last_change": state.last_change,
     }
 
 
@@ -143,6 +146,7 @@ def from_json(data: dict[str, Any] | None) -> ScenarioState:
         baseline_commits=int(data["baseline_commits"]), accepted=int(data.get("accepted", 0)),
         history=[list(h) for h in data.get("history", [])],
         operating=list(data.get("operating", [])),
+        arrivals=list(data.get("arrivals", [])), last_change=str(data.get("last_change", "")),
     )
 
 
@@ -171,7 +175,8 @@ def _copy(state: ScenarioState) -> ScenarioState:
         series=dict(state.series), pending=copy.deepcopy(state.pending),
         confirming=copy.deepcopy(state.confirming), processed=list(state.processed),
         baseline_ttfb=state.baseline_ttfb, baseline_commits=state.baseline_commits,
-        accepted=state.accepted, history=list(state.history), operating=list(state.operating))
+        accepted=state.accepted, history=list(state.history), operating=list(state.operating),
+        arrivals=list(state.arrivals), last_change=state.last_change)
 
 
 def _monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
@@ -190,6 +195,7 @@ def _monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
     if len(entry["done"]) < entry["total"]:
         return state, []
     del state.pending[event.commit]
+    state.arrivals = [c for c in state.arrivals if c != event.commit][-255:] + [event.commit]
     if not entry["values"]:
         return state, []  # every run failed: nothing to learn about this commit
     return _test_commit(state, event.scenario, event.commit, entry, policy)
@@ -246,6 +252,10 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
     anchors = [before[n].baseline[0] for n in moved if before[n].baseline]
     good = min(anchors, key=lambda pt: pt.order).commit if anchors else \
         next(iter(moved.values())).good_commit
+    # ... but not from before a change already confirmed in this scenario: the
+    # fresh runs would show that change again in its component
+    if state.last_change and _position(state, state.last_change) > _position(state, good):
+        good = state.last_change
     state.confirming[detection_id] = Confirmation(
         detection_id=detection_id, commit=commit, good_commit=good,
         components={n: c.direction for n, c in moved.items()},
@@ -273,6 +283,10 @@ def _confirm_runs(c: Confirmation, scenario: str, per_side: int) -> list[ev.Even
         scenario=scenario, repo=c.repo, commit=rev, branch=c.branch, runs=1, purpose="confirm",
         arm=ev.Arm(label=label), correlation_id=c.detection_id, producer="ttfb-detector")
         for _ in range(per_side) for label, rev in (("before", c.good_commit), ("after", c.commit))]
+
+
+def _position(state: ScenarioState, commit: str) -> int:
+    return state.arrivals.index(commit) if commit in state.arrivals else -1
 
 
 def _series_key(component: str, hardware_id: str, branch: str) -> str:
@@ -355,6 +369,9 @@ def _confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFa
             return state, _confirm_runs(pending, event.scenario, more)
     comparisons.update(_also_moved(pending, alpha, policy))
     del state.confirming[event.correlation_id]
+    if any(pending.decided.values()) and \
+            _position(state, pending.commit) > _position(state, state.last_change):
+        state.last_change = pending.commit
     _rebase(state, pending, policy)
     return state, _verdicts(pending, event.scenario, comparisons, policy)
 

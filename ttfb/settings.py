@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     sink_batch_size: int = Field(500, ge=1)
     sink_batch_seconds: float = Field(0.5, gt=0)
     max_event_bytes: int = Field(1_000_000, ge=1024)
+    store_lock_timeout_s: float = Field(
+        60.0, gt=0, description="how long a chDB call waits for the lock before it fails")
     alert_webhooks: list[str] = Field(
         default_factory=list, description="URLs each Alert is POSTed to (JSON), with retries")
 

@@ -77,3 +77,33 @@ def test_a_regression_is_confirmed_bisected_and_alerted(lab: Lab, store: Store,
                                  and b["status"] == "attributed"], timeout=60)
     assert posted[0]["culprit"] == "w6" and posted[0]["type"] == "Alert"
     assert any(b["status"] == "confirmed" for b in webhook.bodies)
+
+
+def test_alerts_tail_prints_the_stored_alerts_then_follows(lab: Lab, store: Store) -> None:
+    """``ttfb alerts tail --json --from-beginning`` against the running lab."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    wait_until(lambda: [a for a in queries.alerts(store) if a["scenario"] == SCENARIO])
+    env = {**os.environ, **lab.settings.to_env()}
+    env.pop("TTFB_KAFKA_BOOTSTRAP")  # found through the running lab's lab.json
+    tail = subprocess.Popen([sys.executable, "-m", "ttfb.cli", "alerts", "tail", "--json",
+                             "--from-beginning", "--scenario", SCENARIO],
+                            env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert tail.stdout is not None
+        lines: list[dict[str, object]] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                a["status"] == "attributed" for a in lines):
+            lines.append(json.loads(tail.stdout.readline()))
+        assert {(a["scenario"], a["component"], a["kind"]) for a in lines} == \
+            {(SCENARIO, "config", "regression")}
+        assert any(a["status"] == "attributed" and a["culprit"] == "w6" for a in lines)
+        assert tail.poll() is None, "with a live bus it keeps following"
+    finally:
+        tail.terminate()
+        tail.wait(10)

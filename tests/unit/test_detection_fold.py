@@ -102,6 +102,27 @@ def test_the_verdict_names_every_component_that_moved() -> None:
         [("improvement", "imports"), ("regression", "data")]
 
 
+def test_a_later_candidate_is_not_confirmed_against_a_commit_before_a_known_change() -> None:
+    rng = np.random.default_rng(12)
+    config = {"config": 350.0}
+    state, _ = feed(ScenarioState(), monitor(rng, 6))
+    state, out = feed(state, monitor(rng, 1, start=6, bump_from=6, bump=config))
+    det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
+    state, out = feed(state, answer(rng, out, det, config))
+    assert any(isinstance(e, ev.RegressionConfirmed) for e in out)
+    state, _ = feed(state, monitor(rng, 2, start=7, bump_from=7, bump=config))
+    both = {"config": 350.0, "model": 300.0}
+    state, out = feed(state, monitor(rng, 1, start=9, bump_from=9, bump=both))
+    candidate = next(e for e in out if isinstance(e, ev.CandidateDetected))
+    # the model series' baseline reaches back to c0, but config changed at c6
+    assert (candidate.component, candidate.good_commit) == ("model", "c6")
+    state, out = feed(state, answer(rng, out, candidate.detection_id, {"model": 300.0}))
+    if any(isinstance(e, ev.RunRequested) for e in out):
+        state, out = feed(state, answer(rng, out, candidate.detection_id, {"model": 300.0}))
+    found = [(e.type, e.component) for e in out if isinstance(e, ev.Finding)]
+    assert found == [("RegressionConfirmed", "model")]  # config is not found again
+
+
 def test_an_unclear_first_look_asks_for_the_second_batch() -> None:
     policy = Policy()
     rng = np.random.default_rng(7)

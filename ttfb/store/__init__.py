@@ -92,11 +92,13 @@ class Store:
                 tx.command(f"TRUNCATE TABLE IF EXISTS {self.db}.{table}")
 
 
-def open_store(settings: Settings, migrate: bool = True, lock_timeout: float = 60.0) -> Store:
+def open_store(settings: Settings, migrate: bool = True,
+               lock_timeout: float | None = None) -> Store:
     """The store the settings point at, migrated unless told otherwise."""
     backend: Backend
     if settings.embedded_store:
-        backend = ChdbBackend(settings.chdb_path, lock_timeout=lock_timeout)
+        backend = ChdbBackend(settings.chdb_path, lock_timeout=settings.store_lock_timeout_s
+                              if lock_timeout is None else lock_timeout)
     else:
         backend = ServerBackend(
             settings.clickhouse_url, settings.clickhouse_user,

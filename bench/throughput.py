@@ -1,0 +1,230 @@
+"""Measurement events at full rate through the embedded broker into the streams.
+
+All in one run, on the real parts (Tansu, one Faust worker, chDB):
+
+* ceiling: a plain aiokafka consumer reading the measurements topic;
+* streams: one worker (sink + detection fold) processing a burst of
+  ``RunCompleted`` events for many scenarios: events per second until the
+  fold has handled the last one (a marker regression at the end of the burst
+  becomes a ``CandidateDetected``) and until the sink has stored them all;
+* detection latency: with the worker idle, single events that complete a
+  regressed commit, one at a time; from the send to the ``CandidateDetected``
+  on the detections topic, p50 and p99;
+* memory per series: the fold's state for 100,000 series (12 baseline
+  commits of 3 runs each), measured with tracemalloc, and its JSON size.
+
+    .venv/bin/python bench/throughput.py [--events 20000] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streams.detection import _series_to_json
+from ttfb import events as ev
+from ttfb.bus import EmbeddedBroker, ensure_topics, kafka_client_options
+from ttfb.settings import Settings
+from ttfb.stats import Point, SeriesState
+from ttfb.store import open_store
+
+COMPONENTS = {"queue": 1.0, "startup": 40.0, "imports": 2000.0, "config": 10.0,
+              "data": 200.0, "model": 900.0, "first_step": 20.0}
+
+
+def run_event(rng: np.random.Generator, scenario: str, commit: str, rep: int,
+              bump: float = 0.0) -> bytes:
+    comps = {k: v * float(rng.lognormal(0, 0.02)) for k, v in COMPONENTS.items()}
+    comps["config"] += bump
+    return ev.encode(ev.RunCompleted(scenario=scenario, commit=commit, purpose="monitor",
+                                     repetition=rep, runs_total=3, components=comps,  # type: ignore[arg-type]
+                                     ttfb_ms=sum(comps.values())))
+
+
+def burst(rng: np.random.Generator, events: int, scenarios: int) -> list[tuple[bytes, bytes]]:
+    """(key, value) pairs: whole commits of 3 runs, round-robin over the scenarios."""
+    out: list[tuple[bytes, bytes]] = []
+    commit = 0
+    while len(out) < events:
+        for s in range(scenarios):
+            out += [(f"tp{s}".encode(), run_event(rng, f"tp{s}", f"c{commit}", rep))
+                    for rep in range(3)]
+        commit += 1
+    return out
+
+
+async def produce(settings: Settings, messages: list[tuple[bytes, bytes]]) -> float:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(**kafka_client_options(settings), linger_ms=5,
+                                max_batch_size=1 << 20)
+    await producer.start()
+    start = time.perf_counter()
+    futures = [await producer.send(settings.topic("measurements"), value, key=key)
+               for key, value in messages]
+    await asyncio.gather(*futures)
+    elapsed = time.perf_counter() - start
+    await producer.stop()
+    return elapsed
+
+
+async def raw_consume_rate(settings: Settings, expected: int) -> float:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(settings.topic("measurements"), group_id=None,
+                                auto_offset_reset="earliest", **kafka_client_options(settings))
+    await consumer.start()
+    seen, start = 0, time.perf_counter()
+    while seen < expected:
+        batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+        seen += sum(len(records) for records in batch.values())
+    elapsed = time.perf_counter() - start
+    await consumer.stop()
+    return seen / elapsed
+
+
+class Detections:
+    """Follows the detections topic: arrival time of each candidate by scenario."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.arrived: dict[str, float] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(self.settings.topic("detections"), group_id=None,
+                                    auto_offset_reset="earliest",
+                                    **kafka_client_options(self.settings))
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=50)
+                now = time.perf_counter()
+                for records in batch.values():
+                    for record in records:
+                        event = ev.decode(record.value or b"")
+                        if isinstance(event, ev.CandidateDetected):
+                            self.arrived.setdefault(event.scenario, now)
+        finally:
+            await consumer.stop()
+
+
+async def measure(settings: Settings, events: int, scenarios: int, probes: int,
+                  worker: subprocess.Popen[bytes]) -> dict[str, Any]:
+    rng = np.random.default_rng(1)
+    store = open_store(settings)
+    detections = Detections(settings)
+    stop = asyncio.Event()
+    follower = asyncio.create_task(detections.run(stop))
+    # warm: the worker joins, recovers and stores a first commit
+    await produce(settings, [(b"warm", run_event(rng, "warm", "c0", r)) for r in range(3)])
+    while not store.query("SELECT count() AS n FROM ttfb.runs WHERE scenario = 'warm'")[0]["n"]:
+        await asyncio.sleep(0.5)
+    messages = burst(rng, events, scenarios)
+    # the marker: a commit with a large regression on a scenario with a baseline
+    marker = [(b"marker", run_event(rng, "marker", f"m{c}", r, 400.0 if c == 6 else 0.0))
+              for c in range(7) for r in range(3)]
+    start = time.perf_counter()
+    produce_s = await produce(settings, messages + marker)
+    while "marker" not in detections.arrived:
+        await asyncio.sleep(0.01)
+    fold_s = detections.arrived["marker"] - start
+    total = len(messages) + len(marker)
+    while True:
+        n = store.query("SELECT count() AS n FROM ttfb.runs WHERE scenario LIKE 'tp%'"
+                        " OR scenario = 'marker'")[0]["n"]
+        if int(n) >= total:
+            break
+        await asyncio.sleep(0.2)
+    sink_s = time.perf_counter() - start
+    # latency: the worker is idle; one window-completing event at a time
+    latencies = []
+    for p in range(probes):
+        name = f"probe{p}"
+        history = [(name.encode(), run_event(rng, name, f"p{c}", r)) for c in range(6)
+                   for r in range(3)]
+        await produce(settings, history)
+        await asyncio.sleep(0.3)
+        last = [(name.encode(), run_event(rng, name, "p6", r, 400.0)) for r in range(3)]
+        await produce(settings, last[:2])
+        await asyncio.sleep(0.3)
+        sent = time.perf_counter()
+        await produce(settings, last[2:])
+        while name not in detections.arrived:
+            await asyncio.sleep(0.001)
+        latencies.append((detections.arrived[name] - sent) * 1000)
+    stop.set()
+    await follower
+    ceiling = await raw_consume_rate(settings, total)
+    return {"events": total, "produce_s": round(produce_s, 2),
+            "fold_events_per_s": round(total / fold_s), "sink_events_per_s": round(total / sink_s),
+            "raw_consume_events_per_s": round(ceiling),
+            "detection_latency_ms_p50": round(float(np.percentile(latencies, 50)), 1),
+            "detection_latency_ms_p99": round(float(np.percentile(latencies, 99)), 1),
+            "probes": probes}
+
+
+def memory_per_series(n: int) -> dict[str, float]:
+    rng = np.random.default_rng(2)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    series = {}
+    for i in range(n):
+        points = tuple(Point(float(c), f"{i:06d}{c:034d}", tuple(float(v) for v in
+                                                                  rng.lognormal(6, 0.02, 3)))
+                       for c in range(12))
+        series[f"config|hw{i}|main"] = SeriesState(baseline=points, seen=12)
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    one = json.dumps(_series_to_json(next(iter(series.values()))))
+    return {"series": n, "bytes_per_series_in_memory": round(used / n),
+            "json_bytes_per_series": len(one)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--scenarios", type=int, default=200)
+    parser.add_argument("--probes", type=int, default=40)
+    parser.add_argument("--series", type=int, default=100_000)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    broker = EmbeddedBroker().start()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), kafka_bootstrap=broker.bootstrap,
+                            _env_file=None)  # type: ignore[call-arg]
+        asyncio.run(ensure_topics(settings))
+        worker = subprocess.Popen([sys.executable, "-m", "streams.app"],
+                                  env={**os.environ, **settings.to_env()},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            result = asyncio.run(measure(settings, args.events, args.scenarios, args.probes,
+                                         worker))
+        finally:
+            worker.terminate()
+            worker.wait(30)
+            broker.stop()
+    result |= memory_per_series(args.series)
+    result["fold_vs_ceiling"] = round(result["fold_events_per_s"]
+                                      / result["raw_consume_events_per_s"], 3)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    for key, value in result.items():
+        print(f"{key:<28} {value}")
+
+
+if __name__ == "__main__":
+    main()

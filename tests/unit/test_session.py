@@ -1,0 +1,30 @@
+"""Where later commands find the lab: the bus while it runs, its store after."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from producers.session import forget_bus, last_lab, record_bus, running_bus
+from ttfb.settings import Settings
+
+
+def test_the_demo_lab_is_found_from_the_home_directory(tmp_path: Path) -> None:
+    home = Settings(data_dir=tmp_path, _env_file=None)  # type: ignore[call-arg]
+    demo = home.model_copy(update={"data_dir": tmp_path / "demo-lab",
+                                   "kafka_bootstrap": "127.0.0.1:9"})
+    assert last_lab(home) == home and running_bus(home) == ""
+    record_bus(demo, home=home.data_dir)
+    assert running_bus(home) == "127.0.0.1:9"  # this process is the lab: alive
+    assert last_lab(home).data_dir == tmp_path / "demo-lab"
+    forget_bus(demo, home=home.data_dir)
+    assert running_bus(home) == ""  # the bus is gone with the lab ...
+    assert last_lab(home).data_dir == tmp_path / "demo-lab"  # ... its store is not
+
+
+def test_a_dead_lab_has_no_bus(tmp_path: Path) -> None:
+    home = Settings(data_dir=tmp_path, _env_file=None)  # type: ignore[call-arg]
+    (tmp_path / "lab.json").write_text(json.dumps(
+        {"kafka_bootstrap": "127.0.0.1:9", "pid": 2**22 + os.getpid(), "data_dir": str(tmp_path)}))
+    assert running_bus(home) == "" and last_lab(home) == home
