@@ -25,8 +25,9 @@ from ttfb.settings import Settings
 from ttfb.stats import benjamini_hochberg, compare
 from ttfb.store import Store
 
-ALPHA = 0.01  # confirmation level of the continuous flow
-MIN_EFFECT_PCT = 1.0
+ALPHA = 0.05  # false-discovery rate across the components that matter (the CIs are 95 %)
+MIN_EFFECT_PCT = 1.0  # of the component
+MIN_SHARE_PCT = 1.5  # of A's TTFB: a smaller move is "no change", whatever its p
 REPO_NAME = "ab"
 
 
@@ -68,15 +69,25 @@ def verdict_for(delta_pct: float, p_value: float, significant: bool) -> str:
 
 
 def analyse(a: list[dict[str, float]], b: list[dict[str, float]]) -> list[ev.ComponentDelta]:
-    """Per component and total: B against A, BH across the components."""
+    """Per component and total: B against A.
+
+    A component counts only when it moved by at least ``MIN_SHARE_PCT`` of
+    TTFB (the total always counts); Benjamini-Hochberg at ``ALPHA`` runs over
+    those, so noise in the small components neither raises a verdict nor
+    dilutes the test of the ones that matter.
+    """
     names = [*COMPONENTS, "ttfb"]
     comparisons = [compare([r[n] for r in a], [r[n] for r in b]) for n in names]
-    keep = benjamini_hochberg([c.p_value for c in comparisons], q=ALPHA)
+    floor = MIN_SHARE_PCT / 100 * comparisons[-1].mean_a
+    family = [i for i, c in enumerate(comparisons)
+              if names[i] == "ttfb" or abs(c.effect_ms) >= floor]
+    kept = benjamini_hochberg([comparisons[i].p_value for i in family], q=ALPHA)
+    keep = {i for i, k in zip(family, kept, strict=True) if k}
     return [ev.ComponentDelta(
         component=n, mean_a_ms=c.mean_a, mean_b_ms=c.mean_b, delta_ms=c.effect_ms,
         delta_pct=c.effect_pct, ci_low_pct=c.ci_low_pct, ci_high_pct=c.ci_high_pct,
-        p_value=c.p_value, verdict=verdict_for(c.effect_pct, c.p_value, k))  # type: ignore[arg-type]
-        for n, c, k in zip(names, comparisons, keep, strict=True)]
+        p_value=c.p_value, verdict=verdict_for(c.effect_pct, c.p_value, i in keep))  # type: ignore[arg-type]
+        for i, (n, c) in enumerate(zip(names, comparisons, strict=True))]
 
 
 def overall(deltas: list[ev.ComponentDelta]) -> str:

@@ -1,0 +1,49 @@
+"""The A/B verdict, checked over many seeded experiments."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from producers.experiments import analyse, overall, parse_arm
+
+BASE = {"queue": 50.0, "startup": 45.0, "imports": 2000.0, "config": 5.0, "data": 400.0,
+        "model": 1600.0, "first_step": 20.0}
+
+
+def arm(rng: np.random.Generator, runs: int, cv: float,
+        shift: dict[str, float] | None = None) -> list[dict[str, float]]:
+    rows = []
+    for _ in range(runs):
+        row = {k: v * (1 + (shift or {}).get(k, 0.0)) * float(rng.lognormal(0, cv))
+               for k, v in BASE.items()}
+        row["ttfb"] = sum(row.values())
+        rows.append(row)
+    return rows
+
+
+def test_aa_experiments_rarely_claim_a_change() -> None:
+    rng = np.random.default_rng(31)
+    trials = 1000
+    claimed = sum(overall(analyse(arm(rng, 10, 0.10), arm(rng, 10, 0.10))) != "no change"
+                  for _ in range(trials))
+    # BH at 0.05 over the components that matter: at most ~5 % (binomial sd 0.7 %)
+    assert claimed / trials <= 0.065
+
+
+def test_a_lazy_import_is_found_in_imports_at_ten_runs() -> None:
+    rng = np.random.default_rng(32)
+    trials = 300
+    found = 0
+    for _ in range(trials):
+        deltas = {d.component: d for d in analyse(arm(rng, 10, 0.10),
+                                                  arm(rng, 10, 0.10, {"imports": -0.15}))}
+        found += deltas["imports"].verdict == "improvement"
+        assert deltas["data"].verdict != "regression" or deltas["data"].p_value < 0.05
+    assert found / trials >= 0.8
+
+
+def test_arms_parse_revisions_interpreters_and_env() -> None:
+    spec = parse_arm(["HEAD~1", "python=/usr/bin/python3.12", "env=PYTHON_LAZY=1"])
+    assert (spec.revision, spec.python, spec.env) == ("HEAD~1", "/usr/bin/python3.12",
+                                                      {"PYTHON_LAZY": "1"})
+    assert spec.label("a") == "a:HEAD~1,python=/usr/bin/python3.12,env=PYTHON_LAZY=1"
