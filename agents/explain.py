@@ -17,7 +17,7 @@ def summarise_profile(path: Path, top: int = 40) -> dict[str, Any]:
     return {"cumulative_ms": dict(rows[:top])}
 
 
-def summarise_imports(path: Path, top: int = 60) -> dict[str, float]:
+def summarise_imports(path: Path, top: int = 2000, min_ms: float = 0.5) -> dict[str, float]:
     """Cumulative import time per module (ms) from ``python -X importtime`` output.
 
     Each line reads ``import time: self [us] | cumulative | <indent>module``;
@@ -32,5 +32,7 @@ def summarise_imports(path: Path, top: int = 60) -> dict[str, float]:
             continue  # the header line
         name = fields[2].strip()
         cumulative.setdefault(name, int(fields[1]) / 1000.0)
-    heaviest = sorted(cumulative.items(), key=lambda kv: -kv[1])[:top]
+    # every module that costs something: a module missing on one side reads as 0 ms
+    heaviest = sorted(((k, v) for k, v in cumulative.items() if v >= min_ms),
+                      key=lambda kv: -kv[1])[:top]
     return dict(heaviest)

@@ -60,8 +60,8 @@ def test_a_regression_is_confirmed_bisected_and_alerted(lab: Lab, store: Store,
     asyncio.run(scenario())
     found = [f for f in queries.findings(store) if f["scenario"] == SCENARIO]
     assert [(f["type"], f["component"], f["commit"], f["good_commit"]) for f in found] == [
-        ("CandidateDetected", "config", "w6", "w5"),
-        ("RegressionConfirmed", "config", "w6", "w5")]
+        ("CandidateDetected", "config", "w6", "w0"),  # against the baseline's oldest commit
+        ("RegressionConfirmed", "config", "w6", "w0")]
     bisect = next(b for b in queries.bisects(store) if b["scenario"] == SCENARIO)
     assert bisect["culprit"] == "w6" and bisect["runs_spent"] > 0
     alerts = wait_until(lambda: [a for a in queries.alerts(store)
