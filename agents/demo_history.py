@@ -122,15 +122,15 @@ def _injected() -> dict[int, Change]:
         6: Change(
             "Import ndimage at module level in augment",
             edits=[("trainlab/vision/augment.py", "import torch\n",
-                    "import torch\nfrom scipy import interpolate, ndimage, signal\n"),
+                    "import torch\nfrom scipy import interpolate, ndimage\n"),
                    ("trainlab/vision/augment.py",
                     '    """Elastic deformation; needs scipy, imported only when used."""\n'
                     "    def warp(image, generator):\n"
-                    "        from scipy import interpolate, ndimage, signal\n\n",
+                    "        from scipy import interpolate, ndimage\n\n",
                     '    """Elastic deformation with scipy\'s filters and interpolation."""\n'
                     "    def warp(image, generator):\n")],
             injected={"scenario": "vision", "component": "imports", "direction": "regression",
-                      "description": "heavy imports (scipy.interpolate, .ndimage, .signal) made "
+                      "description": "heavy imports (scipy.interpolate, scipy.ndimage) made "
                                      "eager that used to be lazy"}),
         11: Change(
             "Log the validated LM config to telemetry",

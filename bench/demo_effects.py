@@ -6,7 +6,7 @@ it prints the change and Welch's p-value; the named component must move in
 the expected direction with p < 0.01; the others must not move by more than
 the noise (not both p < 0.01 and at least 1 % of TTFB).
 
-    .venv/bin/python bench/demo_effects.py [--runs 10] [--json]
+    .venv/bin/python bench/demo_effects.py [--runs 10] [--scenario S] [--json]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ttfb.events import COMPONENTS
 from ttfb.stats import compare
 
 
-def measure(runs: int) -> list[dict]:
+def measure(runs: int, only: str | None = None) -> list[dict]:
     catalog = load_catalog()
     out = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -33,6 +33,8 @@ def measure(runs: int) -> list[dict]:
         manifest = write_demo_repo(repo)
         spaces = Workspaces(Path(tmp) / "ws")
         for change in manifest:
+            if only and change["scenario"] != only:
+                continue
             scenario = catalog.get(change["scenario"])
             assert scenario is not None
             specs = [spec_for(scenario, spaces.checkout("demo", repo, rev)[0])
@@ -69,8 +71,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--scenario", help="only the changes of this scenario")
     args = parser.parse_args()
-    results = measure(args.runs)
+    results = measure(args.runs, args.scenario)
     if args.json:
         print(json.dumps(results, indent=2))
         return

@@ -37,14 +37,11 @@ def colour_jitter(strength=0.2):
 def elastic(alpha=2.0, sigma=3.0):
     """Elastic deformation; needs scipy, imported only when used."""
     def warp(image, generator):
-        from scipy import interpolate, ndimage, signal
+        from scipy import interpolate, ndimage
 
         size = image.shape[-1]
         noise = torch.rand(2, *image.shape[1:], generator=generator).numpy() * 2 - 1
-        window = signal.windows.gaussian(4 * int(sigma) + 1, sigma)
-        window = window / window.sum()
-        dx, dy = (ndimage.convolve1d(ndimage.convolve1d(n, window, axis=0), window, axis=1)
-                  * alpha for n in noise)
+        dx, dy = (ndimage.gaussian_filter(n, sigma) * alpha for n in noise)
         grid = (range(size), range(size))
         warped = [interpolate.RegularGridInterpolator(grid, channel.numpy(), bounds_error=False,
                                                       fill_value=0.0)
