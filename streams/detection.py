@@ -63,6 +63,7 @@ class Policy:
     confirm_first_runs: int = 4  # per side, at the first look
     confirm_first_alpha: float = 0.001
     futility_p: float = 0.5  # at the first look: p above this (or the wrong sign) dismisses
+    promising_q: float = 0.05  # at the first look: another component this clear earns look 2
     dashboard_url: str = "http://127.0.0.1:8501"
     # calibration: budget of confirmed false alarms a week, at this many tests a week
     budget_per_week: float = 1.0
@@ -363,7 +364,10 @@ def _confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFa
         for n in pending.components:
             if n not in comparisons:
                 pending.decided.setdefault(n, False)
-        if len(pending.decided) < len(pending.components):
+        # another component that looks moved on these runs earns the second
+        # batch too: it is tested, like everything still open, at the final look
+        if len(pending.decided) < len(pending.components) or \
+                _also_moved(pending, policy.promising_q, policy, mark=False):
             more = policy.confirm_runs - pending.runs_per_side
             pending.runs_per_side = policy.confirm_runs
             return state, _confirm_runs(pending, event.scenario, more)
@@ -376,7 +380,8 @@ def _confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFa
     return state, _verdicts(pending, event.scenario, comparisons, policy)
 
 
-def _also_moved(c: Confirmation, alpha: float, policy: Policy) -> dict[str, Any]:
+def _also_moved(c: Confirmation, alpha: float, policy: Policy,
+                mark: bool = True) -> dict[str, Any]:
     """Components the candidate did not name that the fresh runs show moving
     (BH at the level of the deciding look, and big enough to matter): the
     verdict names every component that moved, not only the suspected one."""
@@ -390,6 +395,8 @@ def _also_moved(c: Confirmation, alpha: float, policy: Policy) -> dict[str, Any]
            and abs(cmp.effect_ms) >= policy.min_effect_ttfb_pct / 100 * ttfb]
     keep = benjamini_hochberg([comparisons[n].p_value for n in big], q=alpha)
     moved = {n: comparisons[n] for n, k in zip(big, keep, strict=True) if k}
+    if not mark:
+        return moved
     for n, cmp in moved.items():
         c.components[n] = "regression" if cmp.delta_log > 0 else "improvement"
         c.decided[n] = True

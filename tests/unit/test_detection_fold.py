@@ -102,6 +102,22 @@ def test_the_verdict_names_every_component_that_moved() -> None:
         [("improvement", "imports"), ("regression", "data")]
 
 
+def test_a_component_that_only_looks_moved_earns_the_second_batch() -> None:
+    """data is clear at the first look; imports (-5 %) is not yet (this seed's
+    first look has it at p = 0.009), so the second batch runs for it and the
+    verdict names both."""
+    rng = np.random.default_rng(16)
+    state, _ = feed(ScenarioState(), monitor(rng, 6))
+    state, out = feed(state, monitor(rng, 1, start=6, bump_from=6, bump={"data": 300.0}))
+    det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
+    both = {"data": 300.0, "imports": -100.0}
+    state, out = feed(state, answer(rng, out, det, both))
+    assert [e.type for e in out] == ["RunRequested"] * len(out) and out
+    state, out = feed(state, answer(rng, out, det, both))
+    found = sorted((e.type, e.component) for e in out if isinstance(e, ev.Finding))
+    assert found == [("ImprovementConfirmed", "imports"), ("RegressionConfirmed", "data")]
+
+
 def test_a_later_candidate_is_not_confirmed_against_a_commit_before_a_known_change() -> None:
     rng = np.random.default_rng(12)
     config = {"config": 350.0}
