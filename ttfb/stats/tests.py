@@ -8,36 +8,58 @@ t-test. numpy and scipy only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
+from scipy import special
 
 MAD_SCALE = 1.4826
 OUTLIER_MADS = 5.0
 MIN_CLEAN = 8
 
 
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def _clean(values: Sequence[float] | np.ndarray, mads: float = OUTLIER_MADS) -> list[float]:
+    # plain Python: the samples a detector tests are tens of values, where
+    # numpy's per-call overhead is most of the cost (the fold calls this for
+    # every component of every commit, the calibration thousands of times)
+    logs = [math.log(v) for v in (values.tolist() if isinstance(values, np.ndarray) else values)
+            if v > 0]
+    if len(logs) < MIN_CLEAN:  # a MAD from a handful of points would drop real data
+        return logs
+    center = _median(logs)
+    spread = MAD_SCALE * _median([abs(x - center) for x in logs])
+    if spread <= 0:
+        return logs
+    return [x for x in logs if abs(x - center) <= mads * spread]
+
+
 def clean_log(values: Sequence[float] | np.ndarray, mads: float = OUTLIER_MADS) -> np.ndarray:
     """Log of the positive values, without points beyond ``mads`` robust deviations."""
-    arr = np.asarray(values, dtype=float)
-    arr = np.log(arr[arr > 0])
-    if arr.size < MIN_CLEAN:  # a MAD from a handful of points would drop real data
-        return arr
-    center = np.median(arr)
-    spread = MAD_SCALE * np.median(np.abs(arr - center))
-    if spread <= 0:
-        return arr
-    return arr[np.abs(arr - center) <= mads * spread]
+    return np.asarray(_clean(values, mads), dtype=float)
 
 
-def robust_sigma(logs: np.ndarray) -> float:
+def _mean_var(xs: list[float]) -> tuple[float, float]:
+    n = len(xs)
+    mean = sum(xs) / n
+    return mean, sum((x - mean) ** 2 for x in xs) / (n - 1) if n > 1 else 0.0
+
+
+def robust_sigma(logs: Sequence[float] | np.ndarray) -> float:
     """Run-to-run spread (log scale): MAD-based, std when the MAD is degenerate."""
-    if logs.size < 2:
+    xs = logs.tolist() if isinstance(logs, np.ndarray) else list(logs)
+    if len(xs) < 2:
         return 0.0
-    spread = MAD_SCALE * float(np.median(np.abs(logs - np.median(logs))))
-    return spread if spread > 0 else float(np.std(logs, ddof=1))
+    center = _median(xs)
+    spread = MAD_SCALE * _median([abs(x - center) for x in xs])
+    return spread if spread > 0 else math.sqrt(_mean_var(xs)[1])
 
 
 @dataclass(frozen=True)
@@ -71,31 +93,33 @@ def compare(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
     Welch-Satterthwaite's df (more power, slightly liberal), for callers whose
     findings are confirmed by fresh runs anyway.
     """
-    la, lb = clean_log(a), clean_log(b)
-    if la.size < 2 or lb.size < 2:
-        raise ValueError(f"need at least 2 valid values per sample, got {la.size} and {lb.size}")
-    delta = float(lb.mean() - la.mean())
-    va, vb = la.var(ddof=1) / la.size, lb.var(ddof=1) / lb.size
-    se = float(np.sqrt(va + vb))
+    la, lb = _clean(a), _clean(b)
+    na, nb = len(la), len(lb)
+    if na < 2 or nb < 2:
+        raise ValueError(f"need at least 2 valid values per sample, got {na} and {nb}")
+    (mean_a, var_a), (mean_b, var_b) = _mean_var(la), _mean_var(lb)
+    delta = mean_b - mean_a
+    va, vb = var_a / na, var_b / nb
+    se = math.sqrt(va + vb)
     if se == 0.0:
-        t, p, df = (0.0, 1.0, 1.0) if delta == 0 else (np.inf * np.sign(delta), 0.0, 1.0)
+        t, p, df = (0.0, 1.0, 1.0) if delta == 0 else (math.copysign(math.inf, delta), 0.0, 1.0)
     else:
         t = delta / se
         # Welch's statistic with Hsu's conservative degrees of freedom,
         # min(n_a, n_b) - 1: Welch-Satterthwaite's df is anti-conservative for
         # the small, unequal windows a detector tests (12 vs 4 commits)
         if conservative_df:
-            df = float(max(min(la.size, lb.size) - 1, 1))
+            df = float(max(min(na, nb) - 1, 1))
         else:
-            df = (va + vb) ** 2 / (va**2 / max(la.size - 1, 1) + vb**2 / max(lb.size - 1, 1))
-        p = float(2 * sps.t.sf(abs(t), df))
-    half = float(sps.t.ppf(0.5 + confidence / 2, df)) * se if se and with_ci else 0.0
+            df = (va + vb) ** 2 / (va**2 / max(na - 1, 1) + vb**2 / max(nb - 1, 1))
+        p = float(2 * special.stdtr(df, -abs(t)))
+    half = float(special.stdtrit(df, 0.5 + confidence / 2)) * se if se and with_ci else 0.0
     return Comparison(
-        n_a=int(la.size), n_b=int(lb.size),
-        mean_a=float(np.exp(la.mean())), mean_b=float(np.exp(lb.mean())),
-        delta_log=delta, effect_pct=float(np.expm1(delta) * 100),
-        ci_low_pct=float(np.expm1(delta - half) * 100),
-        ci_high_pct=float(np.expm1(delta + half) * 100),
+        n_a=na, n_b=nb,
+        mean_a=math.exp(mean_a), mean_b=math.exp(mean_b),
+        delta_log=delta, effect_pct=math.expm1(delta) * 100,
+        ci_low_pct=math.expm1(delta - half) * 100,
+        ci_high_pct=math.expm1(delta + half) * 100,
         t=float(t), p_value=float(p), sigma_log=robust_sigma(la),
     )
 
