@@ -12,7 +12,7 @@ from agents.agent import Agent, AgentConfig, consume
 from agents.catalog import load_catalog
 from agents.workspace import Workspaces
 from producers.emitter import Emitter
-from ttfb.bus import kafka_client_options, stop_on_signals
+from ttfb.bus import consumer_options, stop_on_signals
 from ttfb.settings import Settings
 from ttfb.signing import Verifier
 
@@ -44,7 +44,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     emitter = await Emitter(settings, settings.agent_id).start()
     agent = Agent(config, emitter)
     try:
-        await consume(agent, settings.topic("commands"), kafka_client_options(settings),
+        await consume(agent, settings.topic("commands"), consumer_options(settings),
                       f"{settings.topic_prefix}-agents", stop,
                       session_ms=int(settings.group_session_timeout_s * 1000))
     finally:

@@ -2,7 +2,8 @@
 
 All in one run, on the real parts (Tansu, one Faust worker, chDB):
 
-* ceiling: a plain aiokafka consumer reading the measurements topic;
+* ceilings: a plain aiokafka consumer reading the measurements topic, and a
+  Faust worker whose only agent counts them (Faust's own cost per event);
 * streams: one worker (sink + detection fold) processing a burst of
   ``RunCompleted`` events for many scenarios: events per second until the
   fold has handled the last one (a marker regression at the end of the burst
@@ -34,7 +35,7 @@ import numpy as np
 
 from streams.detection import _series_to_json
 from ttfb import events as ev
-from ttfb.bus import EmbeddedBroker, ensure_topics, kafka_client_options
+from ttfb.bus import EmbeddedBroker, consumer_options, ensure_topics, kafka_client_options
 from ttfb.settings import Settings
 from ttfb.stats import Point, SeriesState
 from ttfb.store import open_store
@@ -106,7 +107,7 @@ class Detections:
 
         consumer = AIOKafkaConsumer(self.settings.topic("detections"), group_id=None,
                                     auto_offset_reset="earliest",
-                                    **kafka_client_options(self.settings))
+                                    **consumer_options(self.settings))
         await consumer.start()
         try:
             while not stop.is_set():
@@ -131,6 +132,8 @@ async def measure(settings: Settings, events: int, scenarios: int, probes: int,
     # warm: the worker joins, recovers and stores a first commit
     await produce(settings, [(b"warm", run_event(rng, "warm", "c0", r)) for r in range(3)])
     while not store.query("SELECT count() AS n FROM ttfb.runs WHERE scenario = 'warm'")[0]["n"]:
+        if worker.poll() is not None:
+            raise RuntimeError(f"the streams worker exited with {worker.returncode}")
         await asyncio.sleep(0.5)
     messages = burst(rng, events, scenarios)
     # the marker: a commit with a large regression on a scenario with a baseline
@@ -176,6 +179,48 @@ async def measure(settings: Settings, events: int, scenarios: int, probes: int,
             "probes": probes}
 
 
+def faust_ceiling_worker(settings: Settings, expected: int, out: Path) -> None:
+    """A Faust worker whose one agent only counts (and acks) the measurements:
+    what Faust itself costs per event on this machine, the fold's real ceiling."""
+    import faust
+
+    from streams.app import broker_url
+    from streams.transport import SCHEME
+
+    app = faust.App("ttfb-bench-ceiling", broker=broker_url(settings.kafka_bootstrap),
+                    broker_consumer=broker_url(settings.kafka_bootstrap, SCHEME),
+                    store="memory://", web_enabled=False, consumer_auto_offset_reset="earliest",
+                    topic_partitions=settings.partitions, stream_wait_empty=False)
+    app.ttfb_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
+    topic = app.topic(settings.topic("measurements"), key_serializer="raw",
+                      value_serializer="raw")
+    seen: dict[str, Any] = {"n": 0, "start": None}
+
+    @app.agent(topic)
+    async def count(stream: faust.StreamT) -> None:
+        take = stream.noack_take  # type: ignore[attr-defined]
+        async for batch in take(settings.decide_batch_size, within=settings.decide_batch_seconds):
+            seen["start"] = seen["start"] or time.perf_counter()
+            seen["n"] += len(batch)
+            for event in batch:
+                await stream.ack(event)
+            if seen["n"] >= expected:
+                out.write_text(str(expected / (time.perf_counter() - seen["start"])))
+                os._exit(0)
+
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    sys.argv = [sys.argv[0], "worker"]
+    worker.execute_from_commandline()
+
+
+def faust_ceiling(settings: Settings, expected: int, tmp: Path) -> float:
+    out = tmp / "ceiling.txt"
+    subprocess.run([sys.executable, __file__, "--ceiling-worker", str(expected), str(out)],
+                   env={**os.environ, **settings.to_env()}, timeout=600, check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return float(out.read_text())
+
+
 def memory_per_series(n: int) -> dict[str, float]:
     rng = np.random.default_rng(2)
     tracemalloc.start()
@@ -200,25 +245,43 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=40)
     parser.add_argument("--series", type=int, default=100_000)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--ceiling-worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ceiling_worker:
+        faust_ceiling_worker(Settings(), int(args.ceiling_worker[0]), Path(args.ceiling_worker[1]))
+        return
     broker = EmbeddedBroker().start()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), kafka_bootstrap=broker.bootstrap,
                             _env_file=None)  # type: ignore[call-arg]
         asyncio.run(ensure_topics(settings))
+        log = open(Path(tmp) / "worker.log", "wb")  # noqa: SIM115
         worker = subprocess.Popen([sys.executable, "-m", "streams.app"],
                                   env={**os.environ, **settings.to_env()},
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  stdout=log, stderr=subprocess.STDOUT)
         try:
             result = asyncio.run(measure(settings, args.events, args.scenarios, args.probes,
                                          worker))
         finally:
             worker.terminate()
-            worker.wait(30)
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                print("the worker did not stop in 30 s after SIGTERM; killed", file=sys.stderr)
+                print((Path(tmp) / "worker.log").read_text()[-3000:], file=sys.stderr)
+                worker.kill()
+                worker.wait()
+            log.close()
+        try:
+            result["faust_trivial_agent_events_per_s"] = round(
+                faust_ceiling(settings, result["events"], Path(tmp)))
+        finally:
             broker.stop()
     result |= memory_per_series(args.series)
     result["fold_vs_ceiling"] = round(result["fold_events_per_s"]
                                       / result["raw_consume_events_per_s"], 3)
+    result["fold_vs_faust_ceiling"] = round(result["fold_events_per_s"]
+                                            / result["faust_trivial_agent_events_per_s"], 3)
     if args.json:
         print(json.dumps(result, indent=2))
         return

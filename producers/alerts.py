@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ttfb import events as ev
-from ttfb.bus import kafka_client_options, stop_on_signals
+from ttfb.bus import consumer_options, stop_on_signals
 from ttfb.settings import Settings
 
 
@@ -39,7 +39,7 @@ async def follow(bootstrap: str, settings: Settings, from_beginning: bool,
                  show: Callable[[dict[str, Any]], None], stop: asyncio.Event) -> None:
     from aiokafka import AIOKafkaConsumer
 
-    options = kafka_client_options(settings.model_copy(update={"kafka_bootstrap": bootstrap}))
+    options = consumer_options(settings.model_copy(update={"kafka_bootstrap": bootstrap}))
     consumer = AIOKafkaConsumer(settings.topic("alerts"), group_id=None,
                                 auto_offset_reset="earliest" if from_beginning else "latest",
                                 **options)

@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 
+from streams import transport
 from streams.sink import StoreWriter, decode_batch
 from ttfb.events import encode
 from ttfb.settings import TOPICS, Settings
@@ -22,8 +23,9 @@ from ttfb.store import open_store
 log = logging.getLogger(__name__)
 
 
-def broker_url(bootstrap: str) -> str:
-    return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
+def broker_url(bootstrap: str, scheme: str = "kafka") -> str:
+    return ";".join(f"{scheme}://{host.strip()}" for host in bootstrap.split(",")
+                    if host.strip())
 
 
 def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
@@ -39,6 +41,11 @@ def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
     app = faust.App(
         app_id or settings.streams_app_id,
         broker=broker_url(settings.kafka_bootstrap),
+        # the consumer with a short fetch wait (streams.transport says why)
+        broker_consumer=broker_url(settings.kafka_bootstrap, transport.SCHEME),
+        # a batch is acked only once its effects are durable: on shutdown there
+        # is nothing to wait for, the unacked rest is processed again on restart
+        stream_wait_empty=False,
         store="memory://",
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
@@ -58,6 +65,7 @@ def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
                               value_serializer="raw", partitions=settings.partitions)
               for name in TOPICS}
     app.ttfb_topics = topics  # type: ignore[attr-defined]
+    app.ttfb_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
     register_sink(app, settings, topics)
     from streams.decisions import register_decisions
 
@@ -69,6 +77,7 @@ def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
 
 def register_webhooks(app: faust.App, settings: Settings, topics: dict[str, faust.TopicT]) -> None:
     """POST each alert to the configured URLs, off the stream's path."""
+    from streams.decisions import decoded
     from streams.webhooks import WebhookSink
     from ttfb import events as ev
 
@@ -78,10 +87,7 @@ def register_webhooks(app: faust.App, settings: Settings, topics: dict[str, faus
     @app.agent(topics["alerts"], name="ttfb-webhooks")
     async def alerts(stream: faust.StreamT) -> None:
         async for raw in stream:
-            try:
-                alert = ev.decode(raw, max_bytes=settings.max_event_bytes)
-            except ev.EventRejected:
-                continue  # the sink dead-letters it
+            alert = decoded(raw, settings.max_event_bytes)  # invalid: the sink dead-letters it
             if isinstance(alert, ev.Alert):
                 webhooks.offer(alert)
 

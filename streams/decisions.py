@@ -2,24 +2,40 @@
 
 Detection state lives in a Faust table keyed by scenario (messages are keyed
 by scenario, so the table is co-partitioned and one worker owns a scenario);
-its changelog brings it back after a worker restart. Commands the fold asks
-for are signed here, at the edge, before they go on the bus.
+its changelog brings it back after a worker restart. Events are folded in
+batches, and a batch's offsets are acked only after its outputs and the
+states it led to are acknowledged by the broker. Commands the fold asks for
+are signed here, at the edge, before they go on the bus.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import multiprocessing
 import os
 import socket
+import sys
+import zlib
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import faust
 
-from streams.bisect import BisectPolicy, attributed_alert
+from streams.bisect import BisectBook, BisectPolicy, attributed_alert
 from streams.bisect import decide as decide_bisect
 from streams.bisect import from_json as bisect_from_json
 from streams.bisect import to_json as bisect_to_json
-from streams.detection import Policy, decide, from_json, to_json
+from streams.detection import (
+    Policy,
+    ScenarioState,
+    calibration_answer,
+    decide,
+    from_json,
+    to_json,
+)
 from ttfb import events as ev
 from ttfb.settings import STREAMS_TABLES, Settings
 from ttfb.signing import sign
@@ -28,7 +44,8 @@ log = logging.getLogger(__name__)
 
 ROUTES: dict[type[ev.Event], str] = {
     ev.RunRequested: "commands", ev.CommitRangeRequested: "commands", ev.Alert: "alerts",
-    ev.ThresholdCalibrated: "calibration", ev.BisectCompleted: "bisect",
+    ev.CalibrationRequested: "calibration", ev.ThresholdCalibrated: "calibration",
+    ev.BisectCompleted: "bisect",
 }
 
 
@@ -49,46 +66,209 @@ def pin_ids(out: list[ev.Event], source: ev.Event) -> list[ev.Event]:
     return pinned
 
 
-def register_decisions(app: faust.App, settings: Settings,
-                       topics: dict[str, Any]) -> None:
-    """One agent over measurements, detections and bisect: detection and bisect folds."""
-    table = app.Table(STREAMS_TABLES[0], default=dict, partitions=settings.partitions,
-                      key_type=str)  # values are JSON (the app default serializer)
-    policy = Policy(dashboard_url=settings.public_url())
-    bisect_policy = BisectPolicy()
-    key = settings.signing_key.get_secret_value()
-    source = app.topic(settings.topic("measurements"), settings.topic("detections"),
-                       settings.topic("bisect"), key_serializer="raw", value_serializer="raw")
+def decoded(raw: bytes | None, max_bytes: int,
+            skip: tuple[bytes, ...] = ()) -> ev.Event | None:
+    """The event in ``raw``, or None for bytes the sink dead-letters (and for
+    the types in ``skip``, recognised without decoding: a run streams a
+    ``ComponentMeasured`` per phase, which the folds never read)."""
+    raw = raw or b""
+    if any(marker in raw for marker in skip):
+        return None
+    try:
+        return ev.decode(raw, max_bytes=max_bytes)
+    except ev.EventRejected:
+        return None
 
+
+# In the encoded JSON the type is a string value; one inside another string
+# would have its quotes escaped, so this cannot match a different event.
+NOT_FOLDED = (b'"type":"ComponentMeasured"',)
+
+
+def pack(detector: ScenarioState, book: BisectBook) -> bytes:
+    """A scenario's state as the table stores it: compressed JSON (a third of
+    the bytes on the changelog, and no second encoding by Faust)."""
+    return zlib.compress(json.dumps({"detector": to_json(detector),
+                                     "bisect": bisect_to_json(book)}).encode(), 1)
+
+
+def unpack(stored: bytes | dict[str, Any] | None) -> tuple[ScenarioState, BisectBook]:
+    if not stored:
+        data: dict[str, Any] = {}
+    elif isinstance(stored, dict):
+        data = stored
+    else:  # compressed, or plain JSON as earlier builds stored it
+        data = json.loads(stored if stored[:1] == b"{" else zlib.decompress(stored))
+    return from_json(data.get("detector")), bisect_from_json(data.get("bisect"))
+
+
+class StateCache:
+    """Decoded fold states, kept in the worker between events.
+
+    The table holds the encoded state, the truth that its changelog
+    restores; decoding and re-encoding a scenario's state for every event
+    was most of the fold's cost. An entry is used only while the table still
+    holds the very value it was decoded from: after a rebalance or a
+    recovery the table's values are new objects, and the entry is decoded
+    again.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[Any, ScenarioState, BisectBook]] = {}
+
+    def load(self, table: Any, scenario: str) -> tuple[ScenarioState, BisectBook]:
+        stored = table.get(scenario)
+        hit = self._entries.get(scenario)
+        if hit is not None and hit[0] is stored:
+            return hit[1], hit[2]
+        return unpack(stored)
+
+    def keep(self, scenario: str, stored: Any, detector: ScenarioState,
+             book: BisectBook) -> None:
+        self._entries[scenario] = (stored, detector, book)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+Emit = Callable[[ev.Event], Awaitable[Any]]
+
+
+def emitter(topics: dict[str, Any], settings: Settings) -> Emit:
+    """Signs commands, tags the worker, sends; returns the future of the
+    broker's acknowledgement."""
+    key = settings.signing_key.get_secret_value()
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
-    async def emit(event: ev.Event) -> None:
+    async def emit(event: ev.Event) -> Any:
         # which worker decided: operators see how scenarios are spread over workers
         event = event.model_copy(update={"producer": f"{event.producer}@{worker}"})
         if isinstance(event, ev.Signed):
             event = sign(event, key)
-        await topics[topic_for(event)].send(key=event.key.encode(), value=ev.encode(event))
+        return await topics[topic_for(event)].send(key=event.key.encode(),
+                                                   value=ev.encode(event))
+
+    return emit
+
+
+class Folds:
+    """The detection and bisect folds of every scenario a worker owns."""
+
+    def __init__(self, table: Any, policy: Policy, emit: Emit, max_bytes: int) -> None:
+        self.table, self.policy, self.emit, self.max_bytes = table, policy, emit, max_bytes
+        self.bisect_policy = BisectPolicy()
+        self.cache = StateCache()
+
+    def fold(self, scenario: str, event: ev.Event, detector: ScenarioState,
+             book: BisectBook) -> tuple[ScenarioState, BisectBook, list[ev.Event]]:
+        detector, out = decide(detector, event, self.policy, inplace=True)
+        book, more = decide_bisect(book, event, self.bisect_policy)
+        out += more
+        out += [attributed_alert(e, self.policy.dashboard_url) for e in more
+                if isinstance(e, ev.BisectCompleted) and e.culprit]
+        if out:
+            log.info("%s: %s", scenario, ", ".join(type(e).__name__ for e in out))
+        return detector, book, pin_ids(out, event)
+
+    async def batch(self, messages: list[Any]) -> None:
+        """Fold every event, write each changed scenario's state once, and
+        return only when the outputs and the new states are on the broker."""
+        try:
+            delivered = []
+            changed: dict[str, tuple[int, ScenarioState, BisectBook]] = {}
+            for message in messages:
+                event = decoded(message.value, self.max_bytes, NOT_FOLDED)
+                scenario = str(getattr(event, "scenario", "") or "")
+                if event is None or not scenario:
+                    continue
+                detector, book = changed[scenario][1:] if scenario in changed \
+                    else self.cache.load(self.table, scenario)
+                detector, book, out = self.fold(scenario, event, detector, book)
+                changed[scenario] = (message.partition, detector, book)
+                delivered += [await self.emit(produced) for produced in out]
+            for scenario, (partition, detector, book) in changed.items():
+                stored = pack(detector, book)
+                self.table.data[scenario] = stored
+                delivered.append(self.table.send_changelog(partition, scenario, stored))
+                self.cache.keep(scenario, stored, detector, book)
+            await asyncio.gather(*delivered)
+        except BaseException:
+            self.cache.clear()  # states changed in place that may not be durable
+            raise
+
+
+def register_decisions(app: faust.App, settings: Settings,
+                       topics: dict[str, Any]) -> None:
+    """The decision agent (detection and bisect folds over measurements,
+    detections, bisect and calibration answers) and the calibration agent."""
+    table = app.Table(STREAMS_TABLES[0], partitions=settings.partitions,
+                      schema=faust.Schema(key_type=str, value_type=bytes,
+                                          value_serializer="raw"))  # values: pack()
+    policy = Policy(dashboard_url=settings.public_url())
+    emit = emitter(topics, settings)
+    folds = Folds(table, policy, emit, settings.max_event_bytes)
+    app.ttfb_folds = folds  # type: ignore[attr-defined]
+    source = app.topic(settings.topic("measurements"), settings.topic("detections"),
+                       settings.topic("bisect"), settings.topic("calibration"),
+                       key_serializer="raw", value_serializer="raw")
 
     @app.agent(source, name="ttfb-decisions")
     async def decisions(stream: faust.StreamT) -> None:
+        """A batch is acked only once its effects are durable: a crash before
+        that replays it from the last durable state, and the outputs it emits
+        again carry the same ids."""
+        take = stream.noack_take  # type: ignore[attr-defined]  # faust-streaming >= 0.11
+        async for batch in take(settings.decide_batch_size, within=settings.decide_batch_seconds):
+            await folds.batch([item.message for item in batch])
+            for item in batch:
+                await stream.ack(item)
+
+    register_calibration(app, settings, topics, emit, policy)
+
+
+def register_calibration(app: faust.App, settings: Settings, topics: dict[str, Any],
+                         emit: Emit, policy: Policy) -> None:
+    """Answers calibration requests in a worker process, off the fold's path."""
+    calibrations = _CalibrationPool()
+
+    @app.agent(topics["calibration"], name="ttfb-calibration")
+    async def calibration(stream: faust.StreamT) -> None:
         async for raw in stream:
-            try:
-                event = ev.decode(raw, max_bytes=settings.max_event_bytes)
-            except ev.EventRejected:
-                continue  # the sink dead-letters it
-            scenario = str(getattr(event, "scenario", ""))
-            if not scenario:
+            request = decoded(raw, settings.max_event_bytes)
+            if not isinstance(request, ev.CalibrationRequested):
                 continue
-            stored = table[scenario] or {}
-            detector, out = decide(from_json(stored.get("detector")), event, policy)
-            book, more = decide_bisect(bisect_from_json(stored.get("bisect")), event,
-                                       bisect_policy)
-            out += more
-            out += [attributed_alert(e, policy.dashboard_url) for e in more
-                    if isinstance(e, ev.BisectCompleted) and e.culprit]
-            for produced in pin_ids(out, event):
-                await emit(produced)
-            if out or isinstance(event, (ev.RunCompleted, ev.RunFailed)):
-                table[scenario] = {"detector": to_json(detector), "bisect": bisect_to_json(book)}
-            if out:
-                log.info("%s: %s", scenario, ", ".join(type(e).__name__ for e in out))
+            answer = await calibrations.answer(request, policy)
+            await (await emit(pin_ids([answer], request)[0]))  # on the broker before the ack
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def stop_pool(app: faust.App, **kwargs: Any) -> None:
+        calibrations.close()
+
+
+def _die_with_parent() -> None:
+    """A worker killed with SIGKILL must not leave its calibration process behind."""
+    if sys.platform == "linux":
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class _CalibrationPool:
+    """One process for calibrations (seconds of CPU each), started on first use."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def answer(self, request: ev.CalibrationRequested,
+                     policy: Policy) -> ev.ThresholdCalibrated:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_die_with_parent)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, calibration_answer, request, policy)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

@@ -19,7 +19,12 @@ changelog) keyed by scenario.
   direction or no hint of an effect), and only an undecided one pays for the
   second batch, tested at the rest of the level (0.001 + 0.009 = 0.01,
   Bonferroni over the looks, so the overall false-alarm rate stays <= 0.01).
-* Duplicates change nothing: processed event ids are remembered.
+* Calibration: at set history lengths the fold emits ``CalibrationRequested``;
+  ``calibration_answer`` (run by the calibration agent, off this path) turns
+  it into ``ThresholdCalibrated``, which the fold applies as its operating
+  point.
+* Duplicates change nothing: recent event ids are remembered, and runs of a
+  commit already tested are ignored.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from ttfb.stats.calibration import OperatingPoint, calibrate
 
 MONITOR_PURPOSES = ("monitor", "demo")
 TOTAL = "ttfb"
-REMEMBER_IDS = 5000
+REMEMBER_IDS = 512  # with the commits in ``arrivals``, what makes replays harmless
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,7 @@ class ScenarioState:
     operating: list[float] = field(default_factory=list)  # calibrated [alpha, k]
     arrivals: list[str] = field(default_factory=list)  # monitored commits, in order (last 256)
     last_change: str = ""  # the latest commit with a confirmed change, any component
+    calibrated_on: int = 0  # accepted commits behind the operating point in use
 
 
 # ------------------------------------------------------------------ serialisation
@@ -133,6 +139,7 @@ def to_json(state: ScenarioState) -> dict[str, Any]:
         "baseline_commits": state.baseline_commits, "accepted": state.accepted,
         "history": state.history, "operating": state.operating,
         "arrivals": state.arrivals, "last_change": state.last_change,
+        "calibrated_on": state.calibrated_on,
     }
 
 
@@ -148,21 +155,36 @@ def from_json(data: dict[str, Any] | None) -> ScenarioState:
         history=[list(h) for h in data.get("history", [])],
         operating=list(data.get("operating", [])),
         arrivals=list(data.get("arrivals", [])), last_change=str(data.get("last_change", "")),
+        calibrated_on=int(data.get("calibrated_on", 0)),
     )
 
 
 # ------------------------------------------------------------------ the fold
 
 
-def decide(state: ScenarioState, event: ev.Event,
-           policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
-    """Apply one measurement event; returns the new state and events to emit."""
+def decide(state: ScenarioState, event: ev.Event, policy: Policy,
+           inplace: bool = False) -> tuple[ScenarioState, list[ev.Event]]:
+    """Apply one measurement event; returns the new state and events to emit.
+
+    ``inplace`` changes ``state`` itself instead of a copy: for a caller that
+    owns it (the worker's cache) and throws it away if this raises.
+    """
+    if isinstance(event, ev.ThresholdCalibrated):
+        if event.accepted < state.calibrated_on:
+            return state, []  # an answer overtaken by a later one
+        state = state if inplace else _copy(state)
+        state.operating, state.calibrated_on = [event.chosen.threshold, event.chosen_k], \
+            event.accepted
+        return state, []
     if not isinstance(event, (ev.RunCompleted, ev.RunFailed)):
         return state, []
     if event.event_id in state.processed:
         return state, []  # a duplicate or a replay: no effect beyond the first
-    state = _copy(state)
-    state.processed = (state.processed + [event.event_id])[-REMEMBER_IDS:]
+    if event.purpose in MONITOR_PURPOSES and event.commit in state.arrivals:
+        return state, []  # a replay of a commit already tested (older than the ids kept)
+    state = state if inplace else _copy(state)
+    state.processed.append(event.event_id)
+    del state.processed[:-REMEMBER_IDS]
     if event.purpose == "confirm" and event.correlation_id in state.confirming:
         return _confirmation_result(state, event, policy)
     if event.purpose in MONITOR_PURPOSES:
@@ -177,7 +199,8 @@ def _copy(state: ScenarioState) -> ScenarioState:
         confirming=copy.deepcopy(state.confirming), processed=list(state.processed),
         baseline_ttfb=state.baseline_ttfb, baseline_commits=state.baseline_commits,
         accepted=state.accepted, history=list(state.history), operating=list(state.operating),
-        arrivals=list(state.arrivals), last_change=state.last_change)
+        arrivals=list(state.arrivals), last_change=state.last_change,
+        calibrated_on=state.calibrated_on)
 
 
 def _monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
@@ -225,7 +248,9 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         state.accepted += 1
         state.history = (state.history + [list(totals)])[-64:]
         if state.accepted in policy.calibrate_at:
-            return state, [_calibrate(state, scenario, policy)]
+            return state, [ev.CalibrationRequested(
+                scenario=scenario, history=state.history, accepted=state.accepted,
+                producer="ttfb-detector")]
     if not found:
         return state, []
     tested = len(entry["values"])
@@ -311,26 +336,31 @@ def _rebase(state: ScenarioState, c: Confirmation, policy: Policy) -> None:
             window=())
 
 
-def _calibrate(state: ScenarioState, scenario: str, policy: Policy) -> ev.ThresholdCalibrated:
-    """ROC on the scenario's own accepted history (pooled: the total TTFB series)."""
-    history = [Point(float(i), f"h{i}", tuple(v)) for i, v in enumerate(state.history)]
+def calibration_answer(request: ev.CalibrationRequested,
+                       policy: Policy) -> ev.ThresholdCalibrated:
+    """ROC on the scenario's own accepted history (pooled: the total TTFB series).
+
+    Pure and deterministic (seeded by the history's length), so a request
+    answered twice gets the same answer; the calibration agent runs it off the
+    fold's path, in a worker process.
+    """
+    history = [Point(float(i), f"h{i}", tuple(v)) for i, v in enumerate(request.history)]
     result = calibrate(history, tests_per_week=policy.tests_per_week,
                        budget_per_week=policy.budget_per_week, base=policy.detector,
                        trials=policy.calibration_trials, length=max(12, len(history)),
-                       seed=state.accepted, confirm_alpha=policy.confirm_alpha,
+                       seed=request.accepted, confirm_alpha=policy.confirm_alpha,
                        alphas=(0.001, 0.01, 0.05), ks=(0.5, 1.0),
                        max_fpr=policy.max_candidate_rate)
-    state.operating = [result.chosen.alpha, result.chosen.k]
 
     def point(p: OperatingPoint) -> ev.RocPoint:
         return ev.RocPoint(threshold=p.alpha, false_positive_rate=p.false_positive_rate,
                            power=p.power)
 
     return ev.ThresholdCalibrated(
-        scenario=scenario, series=f"{scenario}/ttfb (pooled)",
+        scenario=request.scenario, series=f"{request.scenario}/ttfb (pooled)",
         tests_per_week=policy.tests_per_week, budget_per_week=policy.budget_per_week,
         points=[point(p) for p in result.points], chosen=point(result.chosen),
-        producer="ttfb-calibration")
+        chosen_k=result.chosen.k, accepted=request.accepted, producer="ttfb-calibration")
 
 
 def _confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,

@@ -53,6 +53,13 @@ def kafka_client_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+def consumer_options(settings: Settings) -> dict[str, Any]:
+    """``kafka_client_options`` for a consumer: with the configured fetch wait,
+    since a broker may hold an empty fetch that long before it delivers new
+    records (``streams.transport`` has the figures)."""
+    return {**kafka_client_options(settings), "fetch_max_wait_ms": settings.fetch_max_wait_ms}
+
+
 class EmbeddedBroker:
     """A Tansu broker child process on a loopback port; stopped on exit."""
 

@@ -244,6 +244,19 @@ class RocPoint(Model):
     power: dict[str, float] = Field(default_factory=dict)
 
 
+class CalibrationRequested(Event):
+    """The detection fold asks for a ROC calibration on a scenario's history.
+
+    Calibrating takes seconds of CPU; the fold emits this instead of doing it
+    inline, a calibration agent answers with ``ThresholdCalibrated``, and the
+    fold takes the chosen operating point from that answer."""
+
+    type: Literal["CalibrationRequested"] = "CalibrationRequested"
+    scenario: str
+    history: list[list[float]] = Field(max_length=1024)  # total TTFB runs per accepted commit
+    accepted: int = Field(ge=0)  # commits accepted so far (the calibration's seed)
+
+
 class ThresholdCalibrated(Event):
     type: Literal["ThresholdCalibrated"] = "ThresholdCalibrated"
     scenario: str
@@ -252,6 +265,8 @@ class ThresholdCalibrated(Event):
     budget_per_week: float
     points: list[RocPoint]
     chosen: RocPoint
+    chosen_k: float = Field(1.0, ge=0)  # the chosen point's minimum shift in sigmas
+    accepted: int = Field(0, ge=0)  # the history it was calibrated on, in accepted commits
 
 
 class BisectStep(Model):
@@ -344,6 +359,7 @@ AnyEvent = Annotated[
     | RegressionConfirmed
     | ImprovementConfirmed
     | DetectionDismissed
+    | CalibrationRequested
     | ThresholdCalibrated
     | BisectCompleted
     | Alert
@@ -356,7 +372,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         RunRequested, CommitRangeRequested, ComponentMeasured, RunCompleted, RunFailed,
         CommitRangeListed, ScenarioSkipped, CandidateDetected, RegressionConfirmed,
-        ImprovementConfirmed, DetectionDismissed, ThresholdCalibrated, BisectCompleted,
+        ImprovementConfirmed, DetectionDismissed, CalibrationRequested, ThresholdCalibrated,
+        BisectCompleted,
         Alert, ExperimentCompleted, DeadLettered,
     )
 }

@@ -46,8 +46,11 @@ class Settings(BaseSettings):
                                   description="allowlisted repo name -> path/URL")
     log_level: str = "WARNING"
     group_session_timeout_s: float = Field(6.0, gt=0)
-    sink_batch_size: int = Field(500, ge=1)
+    sink_batch_size: int = Field(2000, ge=1)
     sink_batch_seconds: float = Field(0.5, gt=0)
+    decide_batch_size: int = Field(2000, ge=1)  # events folded per changelog write
+    decide_batch_seconds: float = Field(0.1, gt=0)  # the longest an event waits for its batch
+    fetch_max_wait_ms: int = Field(50, ge=1, le=1500)  # a consumer fetch held this long at most
     max_event_bytes: int = Field(1_000_000, ge=1024)
     store_lock_timeout_s: float = Field(
         60.0, gt=0, description="how long a chDB call waits for the lock before it fails")

@@ -6,7 +6,14 @@ import json
 
 import numpy as np
 
-from streams.detection import Policy, ScenarioState, decide, from_json, to_json
+from streams.detection import (
+    Policy,
+    ScenarioState,
+    calibration_answer,
+    decide,
+    from_json,
+    to_json,
+)
 from ttfb import events as ev
 from ttfb.stats import compare
 
@@ -256,13 +263,33 @@ def test_duplicates_change_nothing_and_state_survives_json() -> None:
 def test_thresholds_are_calibrated_as_history_grows() -> None:
     rng = np.random.default_rng(5)
     state, out = feed(ScenarioState(), monitor(rng, 9))  # 8 accepted after the first
-    calibrated = [e for e in out if isinstance(e, ev.ThresholdCalibrated)]
-    assert len(calibrated) == 1
-    event = calibrated[0]
+    requests = [e for e in out if isinstance(e, ev.CalibrationRequested)]
+    # the fold only asks: calibrating takes seconds, the calibration agent answers
+    assert len(requests) == 1 and requests[0].accepted == 8 and len(requests[0].history) == 8
+    assert state.operating == []
+    policy = Policy()
+    event = calibration_answer(requests[0], policy)
+    assert event == calibration_answer(requests[0], policy).model_copy(
+        update={"event_id": event.event_id, "occurred_at": event.occurred_at})  # deterministic
     assert event.budget_per_week == 1.0 and len(event.points) == 6
     assert set(event.chosen.power) == {"2%", "5%", "10%"}
     # the chosen point keeps the expected confirmed false alarms within the budget
-    policy = Policy()
     assert event.chosen.false_positive_rate * policy.confirm_alpha * \
         policy.tests_per_week <= policy.budget_per_week
-    assert state.operating and state.operating[0] == event.chosen.threshold
+    state, _ = feed(state, [event])
+    assert state.operating == [event.chosen.threshold, event.chosen_k]
+    # a late answer to an older request does not replace a newer operating point
+    newer = event.model_copy(update={"accepted": 16, "chosen_k": 0.5})
+    state, _ = feed(state, [newer, event])
+    assert state.operating == [event.chosen.threshold, 0.5] and state.calibrated_on == 16
+
+
+def test_a_replayed_commit_is_not_tested_again() -> None:
+    rng = np.random.default_rng(6)
+    events = monitor(rng, 7)
+    state, _ = feed(ScenarioState(), events)
+    state.processed.clear()  # as if its ids were long forgotten
+    # the same runs, and new runs of an already tested commit (a re-request)
+    again = events[-3:] + [run(rng, "c6", r, bump={"config": 350.0}) for r in range(3)]
+    after, out = feed(state, again)
+    assert out == [] and to_json(after)["series"] == to_json(state)["series"]

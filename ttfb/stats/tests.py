@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from scipy import special
@@ -26,12 +27,15 @@ def _median(xs: list[float]) -> float:
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
+def _floats(values: Sequence[float] | np.ndarray) -> list[float]:
+    return cast(list[float], values.tolist()) if isinstance(values, np.ndarray) else list(values)
+
+
 def _clean(values: Sequence[float] | np.ndarray, mads: float = OUTLIER_MADS) -> list[float]:
     # plain Python: the samples a detector tests are tens of values, where
     # numpy's per-call overhead is most of the cost (the fold calls this for
     # every component of every commit, the calibration thousands of times)
-    logs = [math.log(v) for v in (values.tolist() if isinstance(values, np.ndarray) else values)
-            if v > 0]
+    logs = [math.log(v) for v in _floats(values) if v > 0]
     if len(logs) < MIN_CLEAN:  # a MAD from a handful of points would drop real data
         return logs
     center = _median(logs)
@@ -54,7 +58,7 @@ def _mean_var(xs: list[float]) -> tuple[float, float]:
 
 def robust_sigma(logs: Sequence[float] | np.ndarray) -> float:
     """Run-to-run spread (log scale): MAD-based, std when the MAD is degenerate."""
-    xs = logs.tolist() if isinstance(logs, np.ndarray) else list(logs)
+    xs = _floats(logs)
     if len(xs) < 2:
         return 0.0
     center = _median(xs)
