@@ -201,9 +201,10 @@ def register_decisions(app: faust.App, settings: Settings,
                        topics: dict[str, Any]) -> None:
     """The decision agent (detection and bisect folds over measurements,
     detections, bisect and calibration answers) and the calibration agent."""
-    table = app.Table(STREAMS_TABLES[0], partitions=settings.partitions,
-                      schema=faust.Schema(key_type=str, value_type=bytes,
-                                          value_serializer="raw"))  # values: pack()
+    # value_type bytes: the raw serializer (pack() encodes); a schema's
+    # serializer would not reach the changelog's recovery, which decoded JSON
+    table = app.Table(STREAMS_TABLES[0], partitions=settings.partitions, key_type=str,
+                      value_type=bytes)
     policy = Policy(dashboard_url=settings.public_url())
     emit = emitter(topics, settings)
     folds = Folds(table, policy, emit, settings.max_event_bytes)
