@@ -49,6 +49,13 @@ def monitor(rng: np.random.Generator, commits: int, start: int = 0,
     return events
 
 
+def candidate(rng: np.random.Generator, bump: dict[str, float]
+              ) -> tuple[ScenarioState, list[ev.Event]]:
+    """Six ordinary commits, then c6 with ``bump``: the state and what c6 emitted."""
+    state, _ = feed(ScenarioState(), monitor(rng, 6))
+    return feed(state, monitor(rng, 1, start=6, bump_from=6, bump=bump))
+
+
 def answer(rng: np.random.Generator, commands: list[ev.Event], det: str,
            bump: dict[str, float] | None) -> list[ev.Event]:
     """The agent's fresh runs for confirmation commands; ``bump`` on the after side."""
@@ -95,8 +102,7 @@ def test_regression_is_candidate_then_confirmed_with_an_alert() -> None:
 def test_the_verdict_names_every_component_that_moved() -> None:
     """The candidate named data; the fresh runs show imports improving too."""
     rng = np.random.default_rng(11)
-    state, _ = feed(ScenarioState(), monitor(rng, 6))
-    state, out = feed(state, monitor(rng, 1, start=6, bump_from=6, bump={"data": 300.0}))
+    state, out = candidate(rng, {"data": 300.0})
     commands = [e for e in out if isinstance(e, ev.RunRequested)]
     det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
     both = {"data": 300.0, "imports": -400.0}
@@ -114,8 +120,7 @@ def test_a_component_that_only_looks_moved_earns_the_second_batch() -> None:
     first look has it at p = 0.009), so the second batch runs for it and the
     verdict names both."""
     rng = np.random.default_rng(16)
-    state, _ = feed(ScenarioState(), monitor(rng, 6))
-    state, out = feed(state, monitor(rng, 1, start=6, bump_from=6, bump={"data": 300.0}))
+    state, out = candidate(rng, {"data": 300.0})
     det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
     both = {"data": 300.0, "imports": -100.0}
     state, out = feed(state, answer(rng, out, det, both))
@@ -128,20 +133,19 @@ def test_a_component_that_only_looks_moved_earns_the_second_batch() -> None:
 def test_a_later_candidate_is_not_confirmed_against_a_commit_before_a_known_change() -> None:
     rng = np.random.default_rng(12)
     config = {"config": 350.0}
-    state, _ = feed(ScenarioState(), monitor(rng, 6))
-    state, out = feed(state, monitor(rng, 1, start=6, bump_from=6, bump=config))
+    state, out = candidate(rng, config)
     det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
     state, out = feed(state, answer(rng, out, det, config))
     assert any(isinstance(e, ev.RegressionConfirmed) for e in out)
     state, _ = feed(state, monitor(rng, 2, start=7, bump_from=7, bump=config))
     both = {"config": 350.0, "model": 300.0}
     state, out = feed(state, monitor(rng, 1, start=9, bump_from=9, bump=both))
-    candidate = next(e for e in out if isinstance(e, ev.CandidateDetected))
+    later = next(e for e in out if isinstance(e, ev.CandidateDetected))
     # the model series' baseline reaches back to c0, but config changed at c6
-    assert (candidate.component, candidate.good_commit) == ("model", "c6")
-    state, out = feed(state, answer(rng, out, candidate.detection_id, {"model": 300.0}))
+    assert (later.component, later.good_commit) == ("model", "c6")
+    state, out = feed(state, answer(rng, out, later.detection_id, {"model": 300.0}))
     if any(isinstance(e, ev.RunRequested) for e in out):
-        state, out = feed(state, answer(rng, out, candidate.detection_id, {"model": 300.0}))
+        state, out = feed(state, answer(rng, out, later.detection_id, {"model": 300.0}))
     found = [(e.type, e.component) for e in out if isinstance(e, ev.Finding)]
     assert found == [("RegressionConfirmed", "model")]  # config is not found again
 
@@ -149,8 +153,7 @@ def test_a_later_candidate_is_not_confirmed_against_a_commit_before_a_known_chan
 def test_an_unclear_first_look_asks_for_the_second_batch() -> None:
     policy = Policy()
     rng = np.random.default_rng(7)
-    state, _ = feed(ScenarioState(), monitor(rng, 6))
-    state, out = feed(state, monitor(rng, 1, start=6, bump_from=6, bump={"config": 350.0}))
+    state, out = candidate(rng, {"config": 350.0})
     commands = [e for e in out if isinstance(e, ev.RunRequested)]
     det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
     # the fresh runs show a small effect (~2.5 sd on the log scale per run)
@@ -214,8 +217,7 @@ def test_two_look_confirmation_keeps_its_level_and_power() -> None:
 
 def test_a_candidate_that_does_not_replicate_is_dismissed() -> None:
     rng = np.random.default_rng(2)
-    state, _ = feed(ScenarioState(), monitor(rng, 6))
-    state, out = feed(state, monitor(rng, 1, start=6, bump_from=6, bump={"data": 300.0}))
+    state, out = candidate(rng, {"data": 300.0})
     commands = [e for e in out if isinstance(e, ev.RunRequested)]
     det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
     # the fresh runs show no difference
@@ -241,8 +243,7 @@ def test_ordinary_commits_raise_nothing_over_many_seeds() -> None:
 
 def test_improvement_in_imports_is_found() -> None:
     rng = np.random.default_rng(3)
-    state, _ = feed(ScenarioState(), monitor(rng, 6))
-    _, out = feed(state, monitor(rng, 1, start=6, bump_from=6, bump={"imports": -360.0}))
+    _, out = candidate(rng, {"imports": -360.0})
     found = [(e.component, e.direction) for e in out if isinstance(e, ev.CandidateDetected)]
     assert found == [("imports", "improvement")]
 
