@@ -8,8 +8,9 @@ changelog) keyed by scenario.
 
 * Monitoring runs (purpose monitor/demo) accumulate per commit; when a
   commit's runs are all in, every component series and the total are tested
-  (``ttfb.stats.detector``), with Benjamini–Hochberg across the series tested
-  at that commit. Candidates become ``CandidateDetected`` plus interleaved
+  (``ttfb.stats.detector``); Benjamini–Hochberg across them only when
+  ``Policy.fdr_q`` is set (by default not: every candidate is re-tested on
+  fresh runs). Candidates become ``CandidateDetected`` plus interleaved
   confirmation commands (before, after, before, ...).
 * Confirmation runs (purpose confirm, correlated by detection id) are decided
   on the fresh data only: ``RegressionConfirmed`` / ``ImprovementConfirmed``
