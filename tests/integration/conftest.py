@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from producers.emitter import Emitter
 from producers.lab import Lab
+from ttfb import events as ev
 from ttfb.settings import Settings
 from ttfb.store import Store, open_store
 
@@ -50,6 +54,26 @@ def wait_until(check: Callable[[], Any], timeout: float = 120.0, every: float = 
             return value
         time.sleep(every)
     raise AssertionError(f"condition not met within {timeout:.0f}s (last value {value!r})")
+
+
+def start_streams_worker(settings: Settings, log: Path, new_session: bool = False,
+                         **env: str) -> subprocess.Popen[bytes]:
+    """A streams worker (``python -m streams.app``) on ``settings``, its output
+    appended to ``log``; ``new_session`` for a test that kills its process group."""
+    return subprocess.Popen([sys.executable, "-m", "streams.app"],
+                            env={**os.environ, **settings.to_env(), **env},
+                            stdout=open(log, "ab"),  # noqa: SIM115
+                            stderr=subprocess.STDOUT, start_new_session=new_session)
+
+
+async def emit_measurements(settings: Settings, producer: str,
+                            events: Sequence[ev.Event]) -> None:
+    """Emit ``events`` on the measurements topic; return once the broker has them all."""
+    emitter = await Emitter(settings, producer).start()
+    for event in events:
+        await emitter.emit(event, "measurements")
+    assert await emitter.flush(timeout=60)
+    await emitter.stop()
 
 
 @pytest.fixture

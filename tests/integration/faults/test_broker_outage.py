@@ -9,13 +9,11 @@ and the worker reconnects by itself.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from producers.emitter import Emitter
-from tests.integration.conftest import clean_settings, wait_until
+from tests.integration.conftest import clean_settings, start_streams_worker, wait_until
 from ttfb import events as ev
 from ttfb.bus import EmbeddedBroker, ensure_topics
 from ttfb.store import open_store
@@ -27,10 +25,7 @@ def test_outage_is_spooled_and_replayed_exactly_once(tmp_path: Path) -> None:
     asyncio.run(ensure_topics(settings))
     store = open_store(settings)
     def start_worker() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "streams.app"],
-                                env={**os.environ, **settings.to_env()},
-                                stdout=open(tmp_path / "worker.log", "ab"),  # noqa: SIM115
-                                stderr=subprocess.STDOUT)
+        return start_streams_worker(settings, tmp_path / "worker.log")
 
     worker = start_worker()
     events = [ev.ComponentMeasured(scenario=f"outage{i % 4}", commit=f"c{i}",

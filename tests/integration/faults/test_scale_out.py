@@ -16,13 +16,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from producers.emitter import Emitter
-from tests.integration.conftest import clean_settings, wait_until
+from tests.integration.conftest import (
+    clean_settings,
+    emit_measurements,
+    start_streams_worker,
+    wait_until,
+)
 from ttfb import events as ev
 from ttfb.bus import EmbeddedBroker, ensure_topics
 from ttfb.store import open_store
@@ -49,22 +52,12 @@ def test_two_workers_split_the_scenarios_and_survive_a_sigkill(tmp_path: Path) -
     settings = clean_settings(tmp_path, kafka_bootstrap=broker.bootstrap)
     asyncio.run(ensure_topics(settings))
     store = open_store(settings)
-    env = {**os.environ, **settings.to_env()}
 
     def worker(name: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "streams.app"], env=env,
-                                stdout=open(tmp_path / f"{name}.log", "ab"),  # noqa: SIM115
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return start_streams_worker(settings, tmp_path / f"{name}.log", new_session=True)
 
     workers = [worker("w1"), worker("w2")]
     rng = np.random.default_rng(5)
-
-    async def feed(events: list[ev.RunCompleted]) -> None:
-        emitter = await Emitter(settings, "scale-agent").start()
-        for event in events:
-            await emitter.emit(event, "measurements")
-        assert await emitter.flush(timeout=60)
-        await emitter.stop()
 
     def candidates() -> list[tuple[str, str, str]]:
         rows = store.query("SELECT payload FROM ttfb.events FINAL"
@@ -79,7 +72,7 @@ def test_two_workers_split_the_scenarios_and_survive_a_sigkill(tmp_path: Path) -
         first = [e for s in SCENARIOS for c in range(6)
                  for e in runs(rng, s, f"a{c}", 10.0)]
         first += [e for s in SCENARIOS for e in runs(rng, s, "a6", 400.0)]
-        asyncio.run(feed(first))
+        asyncio.run(emit_measurements(settings, "scale-agent", first))
         found = wait_until(lambda: (c := candidates()) and len({s for s, _, _ in c}) == 8
                            and c, timeout=180)
         assert sorted((s, c) for s, c, _ in found) == sorted((s, "a6") for s in SCENARIOS)
@@ -93,7 +86,7 @@ def test_two_workers_split_the_scenarios_and_survive_a_sigkill(tmp_path: Path) -
         second = [e for s in SCENARIOS for c in range(7, 11)
                   for e in runs(rng, s, f"a{c}", 400.0)]
         second += [e for s in SCENARIOS for e in runs(rng, s, "a11", 900.0)]
-        asyncio.run(feed(second))
+        asyncio.run(emit_measurements(settings, "scale-agent", second))
         survivor = f"{os.uname().nodename}:{workers[1].pid}"
         later = wait_until(lambda: [c for c in candidates() if c[1] == "a11"]
                            if len([c for c in candidates() if c[1] == "a11"]) == 8 else None,

@@ -18,15 +18,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from producers.emitter import Emitter
 from streams.decisions import unpack
 from streams.detection import TOTAL
-from tests.integration.conftest import clean_settings, wait_until
+from tests.integration.conftest import (
+    clean_settings,
+    emit_measurements,
+    start_streams_worker,
+    wait_until,
+)
 from ttfb import events as ev
 from ttfb.bus import EmbeddedBroker, consumer_options, ensure_topics
 from ttfb.settings import STREAMS_TABLES, Settings
@@ -82,19 +85,9 @@ def test_a_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -> None:
                               decide_batch_size=50, decide_batch_seconds=0.02)
     asyncio.run(ensure_topics(settings))
     store = open_store(settings)
-    env = {**os.environ, **settings.to_env()}
 
     def worker(name: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "streams.app"], env=env,
-                                stdout=open(tmp_path / f"{name}.log", "ab"),  # noqa: SIM115
-                                stderr=subprocess.STDOUT, start_new_session=True)
-
-    async def feed(events: list[ev.RunCompleted]) -> None:
-        emitter = await Emitter(settings, "load-agent").start()
-        for event in events:
-            await emitter.emit(event, "measurements")
-        assert await emitter.flush(timeout=60)
-        await emitter.stop()
+        return start_streams_worker(settings, tmp_path / f"{name}.log", new_session=True)
 
     def stored_runs() -> int:
         return int(store.query("SELECT count() AS n FROM ttfb.runs"
@@ -104,7 +97,7 @@ def test_a_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -> None:
     first = worker("w1")
     second: subprocess.Popen[bytes] | None = None
     try:
-        asyncio.run(feed(events))
+        asyncio.run(emit_measurements(settings, "load-agent", events))
         # the worker is busy with the burst: kill it a third of the way in
         wait_until(lambda: stored_runs() >= len(events) // 3, timeout=180)
         assert stored_runs() < len(events), "the burst was over before the kill"

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from producers.emitter import Emitter
-from tests.integration.conftest import clean_settings, wait_until
+from tests.integration.conftest import (
+    clean_settings,
+    emit_measurements,
+    start_streams_worker,
+    wait_until,
+)
 from ttfb import events as ev
 from ttfb.bus import EmbeddedBroker, ensure_topics
 from ttfb.store import open_store
@@ -37,11 +39,7 @@ def test_store_lock_held_for_long_loses_nothing(tmp_path: Path) -> None:
                               store_lock_timeout_s=1.0)
     asyncio.run(ensure_topics(settings))
     store = open_store(settings, lock_timeout=60.0)
-    worker = subprocess.Popen([sys.executable, "-m", "streams.app"],
-                              env={**os.environ, **settings.to_env(),
-                                   "TTFB_LOG_LEVEL": "WARNING"},
-                              stdout=open(tmp_path / "worker.log", "ab"),  # noqa: SIM115
-                              stderr=subprocess.STDOUT)
+    worker = start_streams_worker(settings, tmp_path / "worker.log", TTFB_LOG_LEVEL="WARNING")
     first = [ev.ComponentMeasured(scenario=f"lock{i % 4}", commit=f"c{i}", component="data",
                                   ms=float(i + 1)) for i in range(20)]
     held = [ev.ComponentMeasured(scenario=f"lock{i % 4}", commit=f"h{i}", component="data",
@@ -52,22 +50,15 @@ def test_store_lock_held_for_long_loses_nothing(tmp_path: Path) -> None:
                            " WHERE scenario LIKE 'lock%'")
         return int(rows[0]["u"])
 
-    async def emit(events: list[ev.Event]) -> None:
-        emitter = await Emitter(settings, "lock-agent").start()
-        for event in events:
-            await emitter.emit(event, "measurements")
-        assert await emitter.flush(timeout=60)
-        await emitter.stop()
-
     try:
-        asyncio.run(emit(first))  # type: ignore[arg-type]
+        asyncio.run(emit_measurements(settings, "lock-agent", first))
         wait_until(lambda: stored() == len(first), timeout=120)  # the worker is live
         baseline_rss = rss_mb(worker.pid)
         fd = os.open(settings.chdb_path.parent / f"{settings.chdb_path.name}.lock",
                      os.O_CREAT | os.O_RDWR, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            asyncio.run(emit(held))  # type: ignore[arg-type]
+            asyncio.run(emit_measurements(settings, "lock-agent", held))
             time.sleep(12)  # several write attempts time out meanwhile
             assert worker.poll() is None, "the worker must wait, not die"
             peak_rss = rss_mb(worker.pid)
