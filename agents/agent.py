@@ -3,18 +3,22 @@
 An agent trusts no command by default: it runs only scenarios from its own
 catalog, only repositories on its allowlist, and only commands signed with
 the shared key. Everything else is refused, dead-lettered with the reason and
-counted. Runs execute one at a time (one agent per host keeps timings clean)
-in a worker thread, so the consumer keeps its group membership alive.
+counted. Runs execute in worker threads, so the consumer keeps its group
+membership alive: one at a time by default (one agent per host keeps timings
+clean), or one per slot, each slot on its own core. A scenario always runs in
+the same slot, so its baseline, its confirmations and its bisects compare
+runs made on one core.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +45,7 @@ class AgentConfig:
     verifier: Verifier
     agent_id: str = "agent-local"
     warmup: bool = True
-    cpu_affinity: tuple[int, ...] = ()
+    slot_cores: tuple[tuple[int, ...], ...] = ((),)  # per slot: the cores its runs get
     profile_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
 
 
@@ -51,6 +55,30 @@ class Agent:
         self.emitter = emitter
         self.refused: Counter[str] = Counter()
         self._warm: set[tuple[str, str]] = set()
+        # each slot its own worktrees: one slot's checkout must not clean or evict
+        # the tree another slot is running from
+        root = config.workspaces.root
+        self._workspaces = [config.workspaces] + [
+            Workspaces(root.parent / f"{root.name}-slot{i}", config.workspaces.max_worktrees)
+            for i in range(1, self.slots)]
+
+    @property
+    def slots(self) -> int:
+        return max(1, len(self.config.slot_cores))
+
+    def slot_of(self, scenario: str) -> int:
+        """The slot a scenario always runs in: its place in the sorted catalog."""
+        names = self.config.catalog.names()
+        return names.index(scenario) % self.slots if scenario in names else 0
+
+    def lane(self, raw: bytes) -> int:
+        """The slot a command message will run in (0 for anything unreadable:
+        ``handle`` refuses it there)."""
+        try:
+            scenario = json.loads(raw).get("scenario", "")
+        except (ValueError, AttributeError):
+            return 0
+        return self.slot_of(scenario) if isinstance(scenario, str) else 0
 
     # ------------------------------------------------------------------ intake
 
@@ -76,7 +104,7 @@ class Agent:
                     asyncio.run_coroutine_threadsafe(
                         self.emitter.emit(result, "measurements"), loop).result()
 
-            await asyncio.to_thread(self.execute, event, publish)
+            await asyncio.to_thread(self.execute, event, publish, self.slot_of(event.scenario))
         else:
             await self.emitter.emit(await asyncio.to_thread(self.list_range, event), "bisect")
 
@@ -111,8 +139,10 @@ class Agent:
                                     authors=[r[1] for r in rows], subjects=[r[2] for r in rows])
 
     def execute(self, request: ev.RunRequested,
-                publish: Callable[[list[ev.Event]], None] | None = None) -> list[ev.Event]:
-        """Run every repetition of a request; each repetition's events go to ``publish``."""
+                publish: Callable[[list[ev.Event]], None] | None = None,
+                slot: int = 0) -> list[ev.Event]:
+        """Run every repetition of a request in ``slot``; each repetition's events
+        go to ``publish``."""
         received_ns = time.monotonic_ns()
         scenario = self.config.catalog.get(request.scenario)
         assert scenario is not None
@@ -123,7 +153,7 @@ class Agent:
                   "runs_total": request.runs,
                   "producer": self.config.agent_id}
         try:
-            root, sha = self.config.workspaces.checkout(request.repo, repo, request.commit)
+            root, sha = self._workspaces[slot].checkout(request.repo, repo, request.commit)
             author, subject = commit_info(repo, sha)
         except WorkspaceError as exc:
             failed: list[ev.Event] = [ev.RunFailed(**common, commit=request.commit,
@@ -131,7 +161,7 @@ class Agent:
             if publish:
                 publish(failed)
             return failed
-        spec = self._spec(scenario, root, request)
+        spec = self._spec(scenario, root, request, self.config.slot_cores[slot])
         warm_ns = time.monotonic_ns()
         self._warm_up(spec, request)
         # the discarded warm-up is the lab's method, not the job's queueing
@@ -152,12 +182,13 @@ class Agent:
             out.extend(events)
         return out
 
-    def _spec(self, scenario: Scenario, root: Path, request: ev.RunRequested) -> RunSpec:
+    def _spec(self, scenario: Scenario, root: Path, request: ev.RunRequested,
+              cores: tuple[int, ...]) -> RunSpec:
         return RunSpec(
             root=root, entry=scenario.entry, script=scenario.script, args=tuple(scenario.args),
             config=shrink(scenario.config, scenario.shrink) if scenario.entry else {},
             python=request.arm.python or RunSpec.python, env=dict(request.arm.env),
-            timeout_s=scenario.timeout_s, cpu_affinity=self.config.cpu_affinity,
+            timeout_s=scenario.timeout_s, cpu_affinity=cores,
         )
 
     def _warm_up(self, spec: RunSpec, request: ev.RunRequested) -> None:
@@ -199,9 +230,90 @@ class Agent:
         return [*measured, completed]
 
 
+class _Offsets:
+    """Per partition, the offsets handed out and not yet done: the committed
+    offset is the lowest one still in flight, so a crash replays every command
+    whose effects may be missing and none whose effects are all out."""
+
+    def __init__(self) -> None:
+        self.in_flight: dict[Any, set[int]] = {}
+        self.next: dict[Any, int] = {}
+        self.committed: dict[Any, int] = {}
+
+    def start(self, tp: Any, offset: int) -> None:
+        self.in_flight.setdefault(tp, set()).add(offset)
+        self.next[tp] = max(self.next.get(tp, 0), offset + 1)
+
+    def done(self, tp: Any, offset: int) -> None:
+        self.in_flight.get(tp, set()).discard(offset)
+
+    def forget(self, partitions: set[Any]) -> None:
+        for tp in partitions:
+            for table in (self.in_flight, self.next, self.committed):
+                table.pop(tp, None)
+
+    def count(self) -> int:
+        return sum(len(v) for v in self.in_flight.values())
+
+    def to_commit(self) -> dict[Any, int]:
+        """Partitions whose committable offset moved since the last commit."""
+        out = {}
+        for tp, nxt in self.next.items():
+            offset = min(self.in_flight.get(tp) or {nxt})
+            if self.committed.get(tp) != offset:
+                out[tp] = offset
+        return out
+
+
+class _Lanes:
+    """One queue per slot; each slot runs its commands in order, one at a time."""
+
+    def __init__(self, agent: Agent, offsets: _Offsets) -> None:
+        self.agent, self.offsets = agent, offsets
+        self.queued: list[deque[tuple[Any, Any]]] = [deque() for _ in range(agent.slots)]
+        self.running: list[tuple[asyncio.Task[None], tuple[Any, int]] | None] = \
+            [None] * agent.slots
+
+    def put(self, tp: Any, record: Any) -> None:
+        self.offsets.start(tp, record.offset)
+        self.queued[self.agent.lane(record.value or b"")].append((tp, record))
+
+    @property
+    def busy(self) -> bool:
+        return any(self.running)
+
+    def advance(self) -> None:
+        """Retire finished commands and start each idle slot's next one."""
+        for slot, queue in enumerate(self.queued):
+            current = self.running[slot]
+            if current is not None and current[0].done():
+                self.offsets.done(*current[1])
+                self.running[slot] = current = None
+            if current is None and queue:
+                tp, record = queue.popleft()
+                self.running[slot] = (asyncio.create_task(self._handle(record)),
+                                      (tp, record.offset))
+
+    async def finish(self) -> None:
+        """Let the running commands end; the queued ones stay uncommitted."""
+        for queue in self.queued:
+            queue.clear()
+        await asyncio.gather(*(c[0] for c in self.running if c is not None))
+        self.advance()
+
+    async def _handle(self, record: Any) -> None:
+        try:
+            await self.agent.handle(record.value or b"")
+        except Exception:  # one bad command must never stop the agent
+            log.exception("command at offset %s failed", record.offset)
+
+
 async def consume(agent: Agent, settings_topic: str, client_options: dict[str, object],
-                  group_id: str, stop: asyncio.Event, session_ms: int = 10_000) -> None:
-    """Consume commands until ``stop`` is set; commit each after its effects."""
+                  group_id: str, stop: asyncio.Event, session_ms: int = 10_000,
+                  max_in_flight: int = 256) -> None:
+    """Consume commands until ``stop`` is set, each slot's in order; an offset
+    is committed once every command up to it has had its effects. On stop, the
+    commands already running finish; the queued ones are replayed later."""
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
@@ -210,16 +322,34 @@ async def consume(agent: Agent, settings_topic: str, client_options: dict[str, o
         session_timeout_ms=session_ms, rebalance_timeout_ms=session_ms,
         heartbeat_interval_ms=1_000, **client_options)
     await consumer.start()
+    offsets = _Offsets()
+    lanes = _Lanes(agent, offsets)
+
+    async def commit() -> None:
+        moved = offsets.to_commit()
+        if moved:
+            try:
+                await consumer.commit(moved)
+                offsets.committed.update(moved)
+            except Exception:  # a rebalance took a partition: its new owner replays
+                log.warning("commit of %s failed", moved, exc_info=True)
+                offsets.forget(set(moved) - consumer.assignment())
+
     try:
         while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=500, max_records=1)
-            for records in batch.values():
+            lanes.advance()
+            await commit()
+            room = max_in_flight - offsets.count()
+            if room <= 0:
+                await asyncio.sleep(0.2)
+                continue
+            batch = await consumer.getmany(timeout_ms=200 if lanes.busy else 500,
+                                           max_records=room)
+            for tp, records in batch.items():
                 for record in records:
-                    try:
-                        await agent.handle(record.value or b"")
-                    except Exception:  # one bad command must never stop the agent
-                        log.exception("command at offset %s failed", record.offset)
-                    await consumer.commit()
+                    lanes.put(tp, record)
+        await lanes.finish()
+        await commit()
     finally:
         with contextlib.suppress(Exception):
             await consumer.stop()

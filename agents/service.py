@@ -19,21 +19,30 @@ from ttfb.signing import Verifier
 log = logging.getLogger(__name__)
 
 
+def slot_cores(slots: int, cores: int) -> tuple[tuple[int, ...], ...]:
+    """The cores each slot's runs are pinned to: the machine's last cores, one
+    a slot (the machine's, not this process's: it may already be pinned)."""
+    if cores < 2 or not hasattr(os, "sched_setaffinity"):
+        return ((),)
+    return tuple((cores - 1 - i,) for i in range(min(slots, cores)))
+
+
 def agent_config(settings: Settings) -> AgentConfig:
-    affinity: tuple[int, ...] = ()
     cores = os.cpu_count() or 1
-    if hasattr(os, "sched_setaffinity") and cores >= 2:
-        # the workflow gets the machine's last core to itself; `ttfb up` keeps
-        # the lab's own processes (broker, streams, agent, dashboard) on the
-        # others. The machine's, not this process's: it may already be pinned.
-        affinity = (cores - 1,)
+    # one core stays with the lab's own processes (`ttfb up` pins them there):
+    # measured on 2 cores, a slot sharing the lab's core ran the demo's
+    # scenarios up to twice as slow, and noisy enough for 6 false candidates
+    slots = max(1, min(settings.agent_slots, cores - 1))
+    if slots < settings.agent_slots:
+        log.warning("agent_slots=%d on %d core(s): running %d at once, one core is the lab's",
+                    settings.agent_slots, cores, slots)
     return AgentConfig(
         repos={name: Path(path) for name, path in settings.repos.items()},
         catalog=load_catalog(settings.catalog),
         workspaces=Workspaces(settings.workspace_dir),
         verifier=Verifier(settings.signing_key.get_secret_value(), settings.command_max_age_s),
         agent_id=settings.agent_id,
-        cpu_affinity=affinity,
+        slot_cores=slot_cores(slots, cores),
         profile_dir=settings.data_dir / "profiles",
     )
 

@@ -13,6 +13,9 @@ import threading
 from pathlib import Path
 
 REV_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/~^@{}+-]{0,199}$")
+# one lock for every Workspaces of the process: an agent's slots each keep their
+# own worktrees, but `git worktree add/remove/prune` write the shared repository
+_GIT_LOCK = threading.Lock()
 
 
 class WorkspaceError(ValueError):
@@ -71,7 +74,7 @@ class Workspaces:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_worktrees = max_worktrees
-        self._lock = threading.Lock()
+        self._lock = _GIT_LOCK
 
     def _path(self, name: str, sha: str) -> Path:
         path = (self.root / re.sub(r"[^A-Za-z0-9_.-]", "_", name) / sha).resolve()

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import signal
@@ -32,23 +33,26 @@ from ttfb.store import Store, open_store, queries
 DASHBOARD_APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(slots: int = 1) -> None:
     """Linux: the child gets SIGTERM when the lab process dies, even by SIGKILL.
 
-    It also keeps off the last core, which the agent reserves for workflows, so
-    the lab's own work does not add noise to the measurements.
+    It also keeps off the last cores, which the agent reserves for workflows,
+    so the lab's own work does not add noise to the measurements.
     """
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    lab_cores()
+    lab_cores(slots)
 
 
-def lab_cores() -> None:
-    """Pin the calling process to every core but the last (where there are two or more)."""
+def lab_cores(slots: int = 1) -> None:
+    """Pin the calling process off the agent's slots: every core but the last
+    ``slots`` of the machine (``agent_slots`` is capped so that one is left)."""
     if hasattr(os, "sched_getaffinity"):
-        cores = sorted(os.sched_getaffinity(0))
-        if len(cores) >= 2:
-            os.sched_setaffinity(0, cores[:-1])
+        machine = os.cpu_count() or 1
+        keep = [c for c in sorted(os.sched_getaffinity(0))
+                if c < machine - max(1, min(slots, machine - 1))]
+        if keep:
+            os.sched_setaffinity(0, keep)
 
 
 class Lab:
@@ -66,10 +70,11 @@ class Lab:
 
     def start(self) -> Lab:
         self.logs.mkdir(parents=True, exist_ok=True)
-        lab_cores()  # this process too polls the store: keep it off the workflow's core
+        slots = self.settings.agent_slots
+        lab_cores(slots)  # this process too polls the store: keep it off the workflows' cores
         if self.settings.embedded_bus:
             self.broker = EmbeddedBroker(log_path=self.logs / "broker.log",
-                                         preexec=lab_cores).start()
+                                         preexec=functools.partial(lab_cores, slots)).start()
             self.settings = self.settings.model_copy(
                 update={"kafka_bootstrap": self.broker.bootstrap})
         asyncio.run(ensure_topics(self.settings))
@@ -93,7 +98,8 @@ class Lab:
         with open(self.logs / f"{name}.log", "ab") as log:
             self.children[name] = subprocess.Popen(
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509
+                start_new_session=True,  # noqa: PLW1509
+                preexec_fn=functools.partial(_die_with_parent, self.settings.agent_slots),
                 cwd=Path(__file__).resolve().parent.parent)
 
     def restart(self, name: str, sig: int = signal.SIGKILL) -> None:

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     dashboard_port: int = Field(8501, ge=1, le=65535)
     dashboard_url: str = ""
     agent_id: str = "agent-local"
+    agent_slots: int = Field(
+        1, ge=1, le=64, description="runs at once, each on its own core (at most the "
+        "cores but one); a scenario always runs in the same slot, so its series "
+        "compare runs of one core")
     catalog: Path | None = None
     repos: dict[str, str] = Field(default_factory=dict,
                                   description="allowlisted repo name -> path/URL")
