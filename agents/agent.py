@@ -28,7 +28,13 @@ from agents.catalog import Catalog, Scenario
 from agents.fingerprint import fingerprint
 from agents.runner import RunOutcome, RunSpec, run_once
 from agents.shrink import shrink
-from agents.workspace import WorkspaceError, Workspaces, commit_info, commit_range
+from agents.workspace import (
+    WorkspaceError,
+    Workspaces,
+    commit_info,
+    commit_range,
+    range_files,
+)
 from producers.emitter import Emitter
 from ttfb import events as ev
 from ttfb.signing import CommandRefused, Verifier
@@ -55,6 +61,7 @@ class Agent:
         self.emitter = emitter
         self.refused: Counter[str] = Counter()
         self._warm: set[tuple[str, str]] = set()
+        self._modules: dict[str, set[str]] = {}  # scenario -> repo files its latest run imported
         # each slot its own worktrees: one slot's checkout must not clean or evict
         # the tree another slot is running from
         root = config.workspaces.root
@@ -135,8 +142,17 @@ class Agent:
             return ev.CommitRangeListed(
                 **base, error=f"range of {len(rows) - 1} commits exceeds {MAX_RANGE}; "
                               "narrow it with a closer good commit")
+        affected: list[bool] = []
+        modules = self._modules.get(command.scenario)
+        if modules:  # a hint for the bisect's prior, as for the scheduler's selection
+            try:
+                files = range_files(self.config.repos[command.repo], command.good, command.bad)
+                affected = [bool(files.get(r[0], set()) & modules) for r in rows]
+            except WorkspaceError:
+                affected = []
         return ev.CommitRangeListed(**base, commits=[r[0] for r in rows],
-                                    authors=[r[1] for r in rows], subjects=[r[2] for r in rows])
+                                    authors=[r[1] for r in rows], subjects=[r[2] for r in rows],
+                                    affected=affected)
 
     def execute(self, request: ev.RunRequested,
                 publish: Callable[[list[ev.Event]], None] | None = None,
@@ -211,6 +227,8 @@ class Agent:
                                  exit_code=outcome.exit_code,
                                  stderr_tail=outcome.stderr_tail[-2000:])]
         run_id = ev.new_id()
+        if outcome.modules:
+            self._modules[str(fields["scenario"])] = set(outcome.modules)
         measured: list[ev.Event] = [
             ev.ComponentMeasured(**fields, run_id=run_id, fingerprint=fp,  # type: ignore[arg-type]
                                  component=name, ms=ms)

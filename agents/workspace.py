@@ -61,6 +61,17 @@ def commit_range(repo: Path, good: str, bad: str) -> list[tuple[str, str, str]]:
     return [(good_sha, good_author, good_subject), *rows]  # type: ignore[list-item]
 
 
+def range_files(repo: Path, good: str, bad: str) -> dict[str, set[str]]:
+    """The files each commit of good..bad (first-parent) changed, in one git call."""
+    out = git(repo, "log", "--first-parent", "--name-only", "--format=%x00%H",
+              "--end-of-options", f"{resolve(repo, good)}..{resolve(repo, bad)}")
+    files: dict[str, set[str]] = {}
+    for block in out.split("\x00")[1:]:
+        sha, *paths = block.split("\n")
+        files[sha.strip()] = {p for p in paths if p}
+    return files
+
+
 def changed_files(repo: Path, rev: str) -> list[str]:
     sha = resolve(repo, rev)
     out = git(repo, "show", "--format=", "--name-only", "--end-of-options", sha)

@@ -14,9 +14,10 @@ from ttfb import events as ev
 def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: float = 0.03,
                     fails: set[int] | None = None, restart_every: int = 0,
                     duplicate: bool = False, policy: BisectPolicy | None = None,
-                    component: str = "config",
-                    direction: str = "regression") -> ev.BisectCompleted:
-    """Bisect commits c00..c{n-1}; ``level(i)`` is commit i's mean in ms."""
+                    component: str = "config", direction: str = "regression",
+                    affected: list[bool] | None = None) -> ev.BisectCompleted:
+    """Bisect commits c00..c{n-1}; ``level(i)`` is commit i's mean in ms;
+    ``affected``: the agent's hint, per commit, of which ones touch the scenario."""
     policy = policy or BisectPolicy(explain=False)
     rng = np.random.default_rng(seed)
     commits = [f"c{i:02d}" for i in range(n)]
@@ -30,7 +31,8 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
     queue: list[ev.Event] = [ev.CommitRangeListed(
         request_id=request.request_id, scenario="sim", repo="demo",
         correlation_id=request.correlation_id, commits=commits,
-        authors=[f"a{i}" for i in range(n)], subjects=[f"s{i}" for i in range(n)])]
+        authors=[f"a{i}" for i in range(n)], subjects=[f"s{i}" for i in range(n)],
+        affected=affected or [])]
     applied = 0
     while queue:
         event = queue.pop(0)

@@ -186,6 +186,9 @@ class CommitRangeListed(Event):
     commits: list[str] = Field(default_factory=list, description="oldest first, good..bad")
     authors: list[str] = Field(default_factory=list)
     subjects: list[str] = Field(default_factory=list)
+    affected: list[bool] = Field(
+        default_factory=list, description="per commit: it changes a file the scenario "
+        "imported on the agent's latest run of it; empty when the agent has not run it")
     error: str = ""
 
 

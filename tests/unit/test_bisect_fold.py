@@ -109,3 +109,29 @@ def test_an_improvement_is_bisected_and_its_alert_keeps_its_kind() -> None:
     assert result.effect_pct < -10
     alert = attributed_alert(result, "http://lab")
     assert alert.kind == "improvement" and alert.culprit == "c09"
+
+
+def _hinted(n: int, seed: int, share: float, culprit_hint: bool) -> tuple[int, list[bool]]:
+    rng = np.random.default_rng(seed)
+    at = int(rng.integers(1, n))
+    hint = [bool(x) for x in rng.random(n) < share]
+    hint[at] = culprit_hint
+    return at, hint
+
+
+def test_the_agents_hint_saves_runs_and_a_wrong_hint_costs_only_runs() -> None:
+    """Commits that touch none of the scenario's files get a low prior: the
+    search spends less where the hint is right, and still finds a culprit the
+    hint calls unaffected (a data file the workflow reads, say)."""
+    plain, hinted, wrong = [], [], []
+    for seed in range(40):
+        at, hint = _hinted(32, seed, 0.2, True)
+        level = step(at, 0.10)
+        for out, affected in ((plain, None), (hinted, hint), (wrong, [not h for h in hint])):
+            r = simulate_bisect(32, level, seed, 0.05, policy=POLICY, affected=affected)
+            out.append((r.culprit == f"c{at:02d}", r.runs_spent))
+    rate = lambda rows: sum(ok for ok, _ in rows) / len(rows)  # noqa: E731
+    runs = lambda rows: sum(r for _, r in rows) / len(rows)  # noqa: E731
+    assert rate(hinted) >= 0.95 and rate(plain) >= 0.95
+    assert runs(hinted) < runs(plain) - 2, (runs(hinted), runs(plain))
+    assert rate(wrong) >= 0.9, "a wrong hint must not hide the culprit"
