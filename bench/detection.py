@@ -5,7 +5,8 @@ bimodality, outliers, slow drift; CV 2-10 %; 1-3 runs per commit) with zero
 or one shift of 2-20 % at a random commit. Every method sees the same series;
 peers get one value per commit (the mean of its runs), ttfb-lab the runs.
 
-* ttfb-lab: ``ttfb.stats.detect`` with the offline defaults of ``ttfb detect``.
+* ttfb-lab: ``ttfb.stats.detect_history`` with the defaults of ``ttfb detect``
+  (the streams' detector raises candidates, the history around each confirms it).
 * Perfherder-style t-test: back window 12, fore window 12, |t| > 7, >= 2 %.
 * asv: ``asv.step_detect.detect_steps`` step boundaries with a change >= 2 %.
 * Apache Otava: ``otava.analysis.compute_change_points``.
@@ -14,6 +15,11 @@ peers get one value per commit (the mean of its runs), ttfb-lab the runs.
 A detection is a true positive when it lies within 2 commits of the change;
 everything else is a false alarm. Prints precision, recall, F1, false alarms
 per 1,000 points, and recall on the target slice (3-10 % shifts, CV 3-5 %).
+
+Then the same for real series: every component of every scenario, measured
+by the agent's runner at each commit of the demo repository
+(``bench/record_demo.py`` wrote ``bench/data/demo_series.csv``), labelled with
+the demo's injected changes.
 
     .venv/bin/python bench/detection.py [--series 400] [--json]
 """
@@ -26,14 +32,16 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from producers.offline import OFFLINE_DEFAULT
-from ttfb.stats import detect
+from producers.offline import OFFLINE_DEFAULT, read_history
+from ttfb.stats import detect_history, group_points
 from ttfb.stats.simulate import SHAPES, Series, series
 
 TOLERANCE = 2
+DATA = Path(__file__).parent / "data"
 
 
 @dataclass
@@ -57,8 +65,23 @@ def suite(count: int, seed: int = 2026, length: int = 60) -> list[Case]:
     return cases
 
 
+def demo_suite(data: Path = DATA) -> list[Case]:
+    """The recorded demo series, each with its labelled change (or none)."""
+    history = read_history(data / "demo_series.csv")
+    labels = {lab["series"]: lab for lab in json.loads((data / "demo_labels.json").read_text())}
+    cases = []
+    for name in sorted(history):
+        points = group_points(history[name])
+        means = np.array([np.mean(p.values) for p in points])
+        at = labels[name]["index"] if name in labels else None
+        shift = 100 * (means[at:].mean() / means[:at].mean() - 1) if at is not None else 0.0
+        spread = np.median([np.std(p.values, ddof=1) / np.mean(p.values) for p in points])
+        cases.append(Case(Series(points, at, float(shift)), float(spread), means))
+    return cases
+
+
 def ours(case: Case) -> list[int]:
-    return [c.index for c in detect(case.data.points, OFFLINE_DEFAULT)]
+    return [c.index for c in detect_history(case.data.points, OFFLINE_DEFAULT)]
 
 
 def perfherder(case: Case, back: int = 12, fore: int = 12, t_min: float = 7.0,
@@ -71,7 +94,7 @@ def perfherder(case: Case, back: int = 12, fore: int = 12, t_min: float = 7.0,
         t = abs(b.mean() - a.mean()) / se if se else 0.0
         if t > t_min and abs(b.mean() / a.mean() - 1) * 100 >= min_pct:
             scores[i] = t
-    picked = []
+    picked: list[int] = []
     for i, _ in sorted(scores.items(), key=lambda kv: -kv[1]):  # local maxima of t
         if all(abs(i - j) >= fore for j in picked):
             picked.append(i)
@@ -129,12 +152,7 @@ def score(cases: list[Case], found: list[list[int]]) -> dict[str, float]:
             "recall_3_10pct_cv_3_5pct": target_hits / target_total if target_total else 0.0}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--series", type=int, default=400)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    cases = suite(args.series)
+def evaluate(cases: list[Case]) -> dict[str, dict[str, float]]:
     results = {}
     for name, method in METHODS.items():
         started = time.perf_counter()
@@ -142,16 +160,43 @@ def main() -> None:
             warnings.simplefilter("ignore")
             found = [method(c) for c in cases]
         results[name] = {**score(cases, found), "seconds": time.perf_counter() - started}
+    return results
+
+
+def table(title: str, cases: list[Case], results: dict[str, dict[str, float]],
+          target: bool = True) -> None:
+    print(f"{title}: {len(cases)} series, {sum(len(c.means) for c in cases)} points,"
+          f" {sum(c.data.change_index is not None for c in cases)} with a change")
+    print(f"{'method':<11} {'precision':>9} {'recall':>7} {'F1':>6} {'FA/1000':>8} "
+          + (f"{'recall 3-10% @CV3-5%':>21} " if target else "") + f"{'seconds':>8}")
+    for name, r in results.items():
+        print(f"{name:<11} {r['precision']:>9.3f} {r['recall']:>7.3f} {r['f1']:>6.3f} "
+              f"{r['false_alarms_per_1000']:>8.2f} "
+              + (f"{r['recall_3_10pct_cv_3_5pct']:>21.3f} " if target else "")
+              + f"{r['seconds']:>8.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--series", type=int, default=400)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    cases = suite(args.series)
+    real = demo_suite() if (DATA / "demo_series.csv").exists() else []
+    results = {"synthetic": evaluate(cases)}
+    if real:
+        results["demo"] = evaluate(real)
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"{len(cases)} series, {sum(len(c.means) for c in cases)} points")
-    print(f"{'method':<11} {'precision':>9} {'recall':>7} {'F1':>6} {'FA/1000':>8} "
-          f"{'recall 3-10% @CV3-5%':>21} {'seconds':>8}")
-    for name, r in results.items():
-        print(f"{name:<11} {r['precision']:>9.3f} {r['recall']:>7.3f} {r['f1']:>6.3f} "
-              f"{r['false_alarms_per_1000']:>8.2f} {r['recall_3_10pct_cv_3_5pct']:>21.3f} "
-              f"{r['seconds']:>8.1f}")
+    table("synthetic", cases, results["synthetic"])
+    if real:
+        print()
+        table("demo repository (real runs)", real, results["demo"], target=False)
+        for case in real:
+            if case.data.change_index is not None:
+                print(f"  labelled: index {case.data.change_index},"
+                      f" {case.data.shift_pct:+.1f} %, within-commit CV {case.cv:.1%}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ttfb.settings import Settings
-from ttfb.stats import DetectorConfig, detect, group_points
+from ttfb.stats import HistoryConfig, detect_history, group_points
 
 
 class HistoryError(ValueError):
@@ -54,10 +54,10 @@ def read_history(path: Path) -> dict[str, list[tuple[float, float, str]]]:
 
 
 def detections(history: dict[str, list[tuple[float, float, str]]],
-               cfg: DetectorConfig) -> list[dict[str, Any]]:
+               cfg: HistoryConfig) -> list[dict[str, Any]]:
     out = []
     for name in sorted(history):
-        for change in detect(group_points(history[name]), cfg):
+        for change in detect_history(group_points(history[name]), cfg):
             out.append({"series": name, "index": change.index, "order": change.order,
                         "commit": change.commit, "direction": change.direction,
                         "effect_pct": round(change.effect_pct, 3),
@@ -67,7 +67,7 @@ def detections(history: dict[str, list[tuple[float, float, str]]],
     return out
 
 
-OFFLINE_DEFAULT = DetectorConfig(alpha=0.01, k=0.5, fore=6)
+OFFLINE_DEFAULT = HistoryConfig()
 
 
 def detect_command(args: argparse.Namespace, settings: Settings) -> int:

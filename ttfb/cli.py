@@ -60,7 +60,8 @@ def _misc(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("detect", help="run the detector over a CSV history")
     p.add_argument("--input", required=True, help="CSV with series, order, value[, commit]")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--alpha", type=float, default=None, help="significance level")
+    p.add_argument("--alpha", type=float, default=None,
+                   help="the confirmation's significance level (default 0.001)")
 
 
 def _lab(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

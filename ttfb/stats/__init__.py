@@ -3,16 +3,19 @@
 from ttfb.stats.detector import (
     ChangePoint,
     DetectorConfig,
+    HistoryConfig,
     Point,
     SeriesState,
     accept,
     apply,
     detect,
+    detect_history,
     group_points,
 )
 from ttfb.stats.tests import Comparison, benjamini_hochberg, compare
 
 __all__ = [
-    "ChangePoint", "Comparison", "DetectorConfig", "Point", "SeriesState", "accept", "apply",
-    "benjamini_hochberg", "compare", "detect", "group_points",
+    "ChangePoint", "Comparison", "DetectorConfig", "HistoryConfig", "Point", "SeriesState",
+    "accept", "apply", "benjamini_hochberg", "compare", "detect", "detect_history",
+    "group_points",
 ]
