@@ -12,6 +12,9 @@ and the mean runs spent.
 * Pinpoint-style: 10 runs per side per step, 10 more when inconclusive,
   p = min(Mann-Whitney, Kolmogorov-Smirnov) <= 0.01 means "differs".
 * git bisect: one run per step, classified by the nearer endpoint run.
+* ttfb-lab+hint: the same fold where the agent marks the commits that touch
+  the scenario's files: a random 20 % of the range, the culprits among them
+  (a monorepo where most commits are about something else).
 
     .venv/bin/python bench/bisection.py [--trials 100] [--json]
 """
@@ -83,7 +86,8 @@ def scenario(rng: np.random.Generator, n: int, shift: float,
         {big, small}, big
 
 
-METHODS = ("ttfb-lab", "pinpoint", "git-bisect")
+METHODS = ("ttfb-lab", "ttfb-lab+hint", "pinpoint", "git-bisect")
+HINT_SHARE = 0.2
 
 
 def run(trials: int, configs: list[tuple[int, float, float]],
@@ -98,9 +102,12 @@ def run(trials: int, configs: list[tuple[int, float, float]],
         for t in range(trials):
             two = rng.random() < two_share
             level, culprits, larger = scenario(rng, n, shift, two)
-            result = simulate_bisect(n, level, seed=t, cv=cv)
-            found = {"ttfb-lab": (int(result.culprit[1:]) if result.culprit else -1,
-                                  result.runs_spent)}
+            touched = [bool(x) or i in culprits for i, x in enumerate(rng.random(n) < HINT_SHARE)]
+            found = {}
+            for name, hint in (("ttfb-lab", None), ("ttfb-lab+hint", touched)):
+                result = simulate_bisect(n, level, seed=t, cv=cv, affected=hint)
+                found[name] = (int(result.culprit[1:]) if result.culprit else -1,
+                               result.runs_spent)
             for name, method in (("pinpoint", pinpoint), ("git-bisect", git_bisect)):
                 found[name] = method(level, n, cv, rng)
             for name, (got, spent) in found.items():
@@ -129,11 +136,11 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'commits':>7} {'shift':>6} {'cv':>4}  {'method':<11} {'correct':>8}"
+    print(f"{'commits':>7} {'shift':>6} {'cv':>4}  {'method':<13} {'correct':>8}"
           f" {'single':>7} {'a culprit':>9} {'runs':>7}")
     for r in rows:
         print(f"{r['commits']:>7} {r['shift_pct']:>5.0f}% {r['cv_pct']:>3.0f}%  "
-              f"{r['method']:<11} {r['correct']:>8.1%} {r['correct_single']:>7.1%}"
+              f"{r['method']:<13} {r['correct']:>8.1%} {r['correct_single']:>7.1%}"
               f" {r['names_a_culprit']:>9.1%} {r['mean_runs']:>7.1f}")
 
 

@@ -193,9 +193,10 @@ def main() -> None:
     if real:
         print()
         table("demo repository (real runs)", real, results["demo"], target=False)
-        for case in real:
+        names = sorted(read_history(DATA / "demo_series.csv"))
+        for name, case in zip(names, real, strict=True):
             if case.data.change_index is not None:
-                print(f"  labelled: index {case.data.change_index},"
+                print(f"  {name}: change at index {case.data.change_index},"
                       f" {case.data.shift_pct:+.1f} %, within-commit CV {case.cv:.1%}")
 
 
