@@ -98,8 +98,9 @@ class Lab:
         with open(self.logs / f"{name}.log", "ab") as log:
             self.children[name] = subprocess.Popen(
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,  # noqa: PLW1509
-                preexec_fn=functools.partial(_die_with_parent, self.settings.agent_slots),
+                start_new_session=True,
+                preexec_fn=functools.partial(_die_with_parent,  # noqa: PLW1509
+                                             self.settings.agent_slots),
                 cwd=Path(__file__).resolve().parent.parent)
 
     def restart(self, name: str, sig: int = signal.SIGKILL) -> None:
