@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import functools
 import json
 import os
@@ -27,6 +26,7 @@ from typing import Any
 from producers.commands import CommandSender
 from ttfb import events as ev
 from ttfb.bus import EmbeddedBroker, ensure_topics
+from ttfb.process import die_with_parent
 from ttfb.settings import Settings
 from ttfb.store import Store, open_store, queries
 
@@ -40,7 +40,7 @@ def _die_with_parent(slots: int = 1) -> None:
     so the lab's own work does not add noise to the measurements.
     """
     with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        die_with_parent(signal.SIGTERM)
     lab_cores(slots)
 
 

@@ -15,8 +15,8 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import socket
-import sys
 import zlib
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -37,6 +37,7 @@ from streams.detection import (
     to_json,
 )
 from ttfb import events as ev
+from ttfb.process import die_with_parent
 from ttfb.settings import STREAMS_TABLES, Settings
 from ttfb.signing import sign
 
@@ -246,15 +247,6 @@ def register_calibration(app: faust.App, settings: Settings, topics: dict[str, A
         calibrations.close()
 
 
-def _die_with_parent() -> None:
-    """A worker killed with SIGKILL must not leave its calibration process behind."""
-    if sys.platform == "linux":
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 class _CalibrationPool:
     """One process for calibrations (seconds of CPU each), started on first use."""
 
@@ -264,8 +256,10 @@ class _CalibrationPool:
     async def answer(self, request: ev.CalibrationRequested,
                      policy: Policy) -> ev.ThresholdCalibrated:
         if self._pool is None:
+            # a worker killed with SIGKILL must not leave its calibration process behind
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_die_with_parent)
+                                             initializer=die_with_parent,
+                                             initargs=(signal.SIGKILL,))
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, calibration_answer, request, policy)
 
