@@ -184,14 +184,9 @@ def faust_ceiling_worker(settings: Settings, expected: int, out: Path) -> None:
     what Faust itself costs per event on this machine, the fold's real ceiling."""
     import faust
 
-    from streams.app import broker_url
-    from streams.transport import SCHEME
+    from streams.app import new_app
 
-    app = faust.App("ttfb-bench-ceiling", broker=broker_url(settings.kafka_bootstrap),
-                    broker_consumer=broker_url(settings.kafka_bootstrap, SCHEME),
-                    store="memory://", web_enabled=False, consumer_auto_offset_reset="earliest",
-                    topic_partitions=settings.partitions, stream_wait_empty=False)
-    app.ttfb_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
+    app = new_app(settings, "ttfb-bench-ceiling")
     topic = app.topic(settings.topic("measurements"), key_serializer="raw",
                       value_serializer="raw")
     seen: dict[str, Any] = {"n": 0, "start": None}

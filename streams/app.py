@@ -30,6 +30,23 @@ def broker_url(bootstrap: str, scheme: str = "kafka") -> str:
 
 def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
     """The lab's Faust app over the configured (or embedded, already started) bus."""
+    app = new_app(settings, app_id or settings.streams_app_id)
+    topics = {name: app.topic(settings.topic(name), key_serializer="raw",
+                              value_serializer="raw", partitions=settings.partitions)
+              for name in TOPICS}
+    app.ttfb_topics = topics  # type: ignore[attr-defined]
+    register_sink(app, settings, topics)
+    from streams.decisions import register_decisions
+
+    register_decisions(app, settings, topics)
+    if settings.alert_webhooks:
+        register_webhooks(app, settings, topics)
+    return app
+
+
+def new_app(settings: Settings, app_id: str) -> faust.App:
+    """A Faust app on the bus as the lab configures it (fetch wait, timeouts,
+    credentials), with no agents yet: the lab's, or a benchmark's."""
     if not settings.kafka_bootstrap:
         raise ValueError("build_app needs a bootstrap address; start the embedded bus first")
     extra: dict[str, Any] = {}
@@ -39,7 +56,7 @@ def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
             password=settings.kafka_sasl_password.get_secret_value(),
             mechanism=settings.kafka_sasl_mechanism)
     app = faust.App(
-        app_id or settings.streams_app_id,
+        app_id,
         broker=broker_url(settings.kafka_bootstrap),
         # the consumer with a short fetch wait (streams.transport says why)
         broker_consumer=broker_url(settings.kafka_bootstrap, transport.SCHEME),
@@ -61,17 +78,7 @@ def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
         broker_heartbeat_interval=1.0,
         **extra,
     )
-    topics = {name: app.topic(settings.topic(name), key_serializer="raw",
-                              value_serializer="raw", partitions=settings.partitions)
-              for name in TOPICS}
-    app.ttfb_topics = topics  # type: ignore[attr-defined]
     app.ttfb_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
-    register_sink(app, settings, topics)
-    from streams.decisions import register_decisions
-
-    register_decisions(app, settings, topics)
-    if settings.alert_webhooks:
-        register_webhooks(app, settings, topics)
     return app
 
 
