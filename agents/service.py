@@ -27,12 +27,17 @@ def slot_cores(slots: int, cores: int) -> tuple[tuple[int, ...], ...]:
     return tuple((cores - 1 - i,) for i in range(min(slots, cores)))
 
 
+def usable_slots(requested: int, cores: int) -> int:
+    """Slots the agent runs: one core stays with the lab's own processes
+    (`ttfb up` pins them there). Measured on 2 cores, a slot sharing the lab's
+    core ran the demo's scenarios up to twice as slow, and noisy enough for 6
+    false candidates."""
+    return max(1, min(requested, cores - 1))
+
+
 def agent_config(settings: Settings) -> AgentConfig:
     cores = os.cpu_count() or 1
-    # one core stays with the lab's own processes (`ttfb up` pins them there):
-    # measured on 2 cores, a slot sharing the lab's core ran the demo's
-    # scenarios up to twice as slow, and noisy enough for 6 false candidates
-    slots = max(1, min(settings.agent_slots, cores - 1))
+    slots = usable_slots(settings.agent_slots, cores)
     if slots < settings.agent_slots:
         log.warning("agent_slots=%d on %d core(s): running %d at once, one core is the lab's",
                     settings.agent_slots, cores, slots)

@@ -45,12 +45,11 @@ def _die_with_parent(slots: int = 1) -> None:
 
 
 def lab_cores(slots: int = 1) -> None:
-    """Pin the calling process off the agent's slots: every core but the last
-    ``slots`` of the machine (``agent_slots`` is capped so that one is left)."""
+    """Pin the calling process off the agent's slots: every core of the machine
+    but its last ``slots`` (the count ``agents.service.usable_slots`` gives)."""
     if hasattr(os, "sched_getaffinity"):
         machine = os.cpu_count() or 1
-        keep = [c for c in sorted(os.sched_getaffinity(0))
-                if c < machine - max(1, min(slots, machine - 1))]
+        keep = [c for c in sorted(os.sched_getaffinity(0)) if c < machine - slots]
         if keep:
             os.sched_setaffinity(0, keep)
 
@@ -67,10 +66,13 @@ class Lab:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.commands: dict[str, list[str]] = {}
         self.logs = settings.data_dir / "logs"
+        self.slots = 1  # the agent's slots, as many cores kept free of the lab's processes
 
     def start(self) -> Lab:
         self.logs.mkdir(parents=True, exist_ok=True)
-        slots = self.settings.agent_slots
+        from agents.service import usable_slots
+
+        self.slots = slots = usable_slots(self.settings.agent_slots, os.cpu_count() or 1)
         lab_cores(slots)  # this process too polls the store: keep it off the workflows' cores
         if self.settings.embedded_bus:
             self.broker = EmbeddedBroker(log_path=self.logs / "broker.log",
@@ -99,8 +101,7 @@ class Lab:
             self.children[name] = subprocess.Popen(
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=functools.partial(_die_with_parent,  # noqa: PLW1509
-                                             self.settings.agent_slots),
+                preexec_fn=functools.partial(_die_with_parent, self.slots),  # noqa: PLW1509
                 cwd=Path(__file__).resolve().parent.parent)
 
     def restart(self, name: str, sig: int = signal.SIGKILL) -> None:
