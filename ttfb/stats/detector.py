@@ -182,6 +182,15 @@ def detect_history(points: Iterable[Point], cfg: HistoryConfig | None = None) ->
     cfg = cfg or HistoryConfig()
     pts = list(points)
     candidates = [c.index for c in detect(pts, cfg.screen)]
+    confirm = replace(cfg.screen, alpha=cfg.alpha)
+
+    def around(split: int, start: int, end: int, with_ci: bool) -> Comparison:
+        """The commits before ``split`` (from ``start``) against those from it
+        (before ``end``), ``span`` at most each."""
+        return compare(_values(pts[max(start, split - cfg.span):split]),
+                       _values(pts[split:min(end, split + cfg.span)]), with_ci=with_ci,
+                       conservative_df=cfg.screen.conservative_df)
+
     found: list[ChangePoint] = []
     start = 0
     for i, at in enumerate(candidates):
@@ -189,9 +198,7 @@ def detect_history(points: Iterable[Point], cfg: HistoryConfig | None = None) ->
         best: tuple[int, Comparison] | None = None
         for split in range(max(start + 2, at - cfg.refine), min(end - 1, at + cfg.refine) + 1):
             try:
-                c = compare(_values(pts[max(start, split - cfg.span):split]),
-                            _values(pts[split:min(end, split + cfg.span)]), with_ci=False,
-                            conservative_df=cfg.screen.conservative_df)
+                c = around(split, start, end, with_ci=False)
             except ValueError:
                 continue
             if best is None or abs(c.t) > abs(best[1].t):
@@ -199,10 +206,8 @@ def detect_history(points: Iterable[Point], cfg: HistoryConfig | None = None) ->
         if best is None:
             continue
         split = best[0]
-        c = compare(_values(pts[max(start, split - cfg.span):split]),
-                    _values(pts[split:min(end, split + cfg.span)]),
-                    conservative_df=cfg.screen.conservative_df)
-        if _is_candidate(c, replace(cfg.screen, alpha=cfg.alpha)):
+        c = around(split, start, end, with_ci=True)  # the CI for the winner only
+        if _is_candidate(c, confirm):
             found.append(ChangePoint(
                 index=split, order=pts[split].order, commit=pts[split].commit,
                 good_commit=pts[split - 1].commit,
