@@ -65,18 +65,18 @@ def suite(count: int, seed: int = 2026, length: int = 60) -> list[Case]:
     return cases
 
 
-def demo_suite(data: Path = DATA) -> list[Case]:
-    """The recorded demo series, each with its labelled change (or none)."""
+def demo_suite(data: Path = DATA) -> dict[str, Case]:
+    """The recorded demo series by name, each with its labelled change (or none)."""
     history = read_history(data / "demo_series.csv")
     labels = {lab["series"]: lab for lab in json.loads((data / "demo_labels.json").read_text())}
-    cases = []
+    cases = {}
     for name in sorted(history):
         points = group_points(history[name])
         means = np.array([np.mean(p.values) for p in points])
         at = labels[name]["index"] if name in labels else None
         shift = 100 * (means[at:].mean() / means[:at].mean() - 1) if at is not None else 0.0
         spread = np.median([np.std(p.values, ddof=1) / np.mean(p.values) for p in points])
-        cases.append(Case(Series(points, at, float(shift)), float(spread), means))
+        cases[name] = Case(Series(points, at, float(shift)), float(spread), means)
     return cases
 
 
@@ -182,7 +182,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     cases = suite(args.series)
-    real = demo_suite() if (DATA / "demo_series.csv").exists() else []
+    named = demo_suite() if (DATA / "demo_series.csv").exists() else {}
+    real = list(named.values())
     results = {"synthetic": evaluate(cases)}
     if real:
         results["demo"] = evaluate(real)
@@ -193,8 +194,7 @@ def main() -> None:
     if real:
         print()
         table("demo repository (real runs)", real, results["demo"], target=False)
-        names = sorted(read_history(DATA / "demo_series.csv"))
-        for name, case in zip(names, real, strict=True):
+        for name, case in named.items():
             if case.data.change_index is not None:
                 print(f"  {name}: change at index {case.data.change_index},"
                       f" {case.data.shift_pct:+.1f} %, within-commit CV {case.cv:.1%}")
