@@ -19,12 +19,13 @@ import os
 import subprocess
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from agents.catalog import load_catalog
 from agents.demo_history import write_demo_repo
-from agents.runner import RunSpec, run_once
-from agents.shrink import shrink
+from agents.local import spec_for
+from agents.runner import run_once
 from agents.workspace import Workspaces
 
 
@@ -50,9 +51,7 @@ def main() -> None:
         for index, commit in enumerate(commits):
             root, _ = spaces.checkout("demo", repo, commit)
             for name in catalog.names():
-                s = catalog.scenarios[name]
-                spec = RunSpec(root=root, entry=s.entry, config=shrink(s.config, s.shrink),
-                               timeout_s=s.timeout_s, cpu_affinity=cores)
+                spec = replace(spec_for(catalog.scenarios[name], root), cpu_affinity=cores)
                 if name not in warm:
                     run_once(spec)
                     warm.add(name)
