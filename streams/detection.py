@@ -20,6 +20,8 @@ changelog) keyed by scenario.
   direction or no hint of an effect), and only an undecided one pays for the
   second batch, tested at the rest of the level (0.001 + 0.009 = 0.01,
   Bonferroni over the looks, so the overall false-alarm rate stays <= 0.01).
+  Each look's runs are a block of the test (``compare_blocked``): other work
+  runs between the looks, and the machine's level may differ between them.
 * Calibration: at set history lengths the fold emits ``CalibrationRequested``;
   ``calibration_answer`` (run by the calibration agent, off this path) turns
   it into ``ThresholdCalibrated``, which the fold applies as its operating
@@ -44,7 +46,7 @@ from ttfb.stats import (
     accept,
     apply,
     benjamini_hochberg,
-    compare,
+    compare_blocked,
 )
 from ttfb.stats.calibration import OperatingPoint, calibrate
 
@@ -95,6 +97,16 @@ class Confirmation:
     author: str = ""
     subject: str = ""
     decided: dict[str, bool] = field(default_factory=dict)  # component -> confirmed, at look 1
+    looked: list[int] = field(default_factory=list)  # [before, after] runs at look 1, once past it
+
+    def sides(self, name: str) -> tuple[list[list[float]], list[list[float]]]:
+        """``name``'s values per look: the looks are the blocks of the test."""
+        def blocks(rows: list[dict[str, float]], cut: int | None) -> list[list[float]]:
+            values = [r[name] for r in rows]
+            return [values] if cut is None else [values[:cut], values[cut:]]
+
+        cut_before, cut_after = self.looked if self.looked else (None, None)
+        return blocks(self.before, cut_before), blocks(self.after, cut_after)
 
     @property
     def complete(self) -> bool:
@@ -401,6 +413,7 @@ def _confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFa
                 _also_moved(pending, policy.promising_q, policy, mark=False):
             more = policy.confirm_runs - pending.runs_per_side
             pending.runs_per_side = policy.confirm_runs
+            pending.looked = [len(pending.before), len(pending.after)]
             return state, _confirm_runs(pending, event.scenario, more)
     comparisons.update(_also_moved(pending, alpha, policy))
     del state.confirming[event.correlation_id]
@@ -438,9 +451,9 @@ def _compare_sides(c: Confirmation, names: list[str]) -> dict[str, Any]:
     comparisons = {}
     for n in sorted(names):
         try:
-            # equal, interleaved samples: Welch-Satterthwaite's df is accurate here
-            comparisons[n] = compare([r[n] for r in c.before], [r[n] for r in c.after],
-                                     conservative_df=False)
+            # each look's runs are a block: the machine's level between two
+            # looks (other work ran in between) is not taken for the shift
+            comparisons[n] = compare_blocked(*c.sides(n))
         except ValueError:
             continue
     return comparisons

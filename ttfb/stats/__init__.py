@@ -12,10 +12,10 @@ from ttfb.stats.detector import (
     detect_history,
     group_points,
 )
-from ttfb.stats.tests import Comparison, benjamini_hochberg, compare
+from ttfb.stats.tests import Comparison, benjamini_hochberg, compare, compare_blocked
 
 __all__ = [
     "ChangePoint", "Comparison", "DetectorConfig", "HistoryConfig", "Point", "SeriesState",
-    "accept", "apply", "benjamini_hochberg", "compare", "detect", "detect_history",
-    "group_points",
+    "accept", "apply", "benjamini_hochberg", "compare", "compare_blocked", "detect",
+    "detect_history", "group_points",
 ]
