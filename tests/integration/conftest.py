@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -45,7 +46,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory, demo_repo: Path) -> Iterator[L
         running.stop()
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 120.0, every: float = 0.5) -> Any:
+def wait_until(check: Callable[[], Any], timeout: float = 120.0, every: float = 0.5,
+               describe: Callable[[], Any] | None = None) -> Any:
+    """``check()`` once it is truthy; on timeout an error with its last value,
+    or with ``describe()`` where the check's falsy value says nothing."""
     deadline = time.monotonic() + timeout
     value = None
     while time.monotonic() < deadline:
@@ -53,7 +57,22 @@ def wait_until(check: Callable[[], Any], timeout: float = 120.0, every: float = 
         if value:
             return value
         time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout:.0f}s (last value {value!r})")
+    last = describe() if describe else value
+    raise AssertionError(f"condition not met within {timeout:.0f}s (last value {last!r})")
+
+
+@contextlib.contextmanager
+def logs_on_failure(*logs: Path, lines: int = 60) -> Iterator[None]:
+    """On a failed assertion, the tails of the processes' logs go with it: a
+    fault test that fails once in CI must say why without a second run."""
+    try:
+        yield
+    except AssertionError as failure:
+        tails = []
+        for log in logs:
+            text = log.read_text(errors="replace").splitlines() if log.exists() else []
+            tails.append(f"--- {log.name} (last {lines} lines)\n" + "\n".join(text[-lines:]))
+        raise AssertionError(f"{failure}\n" + "\n".join(tails)) from failure
 
 
 def start_streams_worker(settings: Settings, log: Path, new_session: bool = False,

@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +24,13 @@ import numpy as np
 from tests.integration.conftest import (
     clean_settings,
     emit_measurements,
+    logs_on_failure,
     start_streams_worker,
     wait_until,
 )
 from ttfb import events as ev
-from ttfb.bus import EmbeddedBroker, ensure_topics
+from ttfb.bus import EmbeddedBroker, ensure_topics, kafka_client_options
+from ttfb.settings import Settings
 from ttfb.store import open_store
 
 # two scenario keys per partition of 4 (aiokafka's murmur2 partitioner)
@@ -47,9 +50,28 @@ def runs(rng: np.random.Generator, scenario: str, commit: str, config_ms: float,
     return out
 
 
+async def measurement_offsets(settings: Settings) -> dict[str, dict[int, int]]:
+    """The group's committed offsets and the log end of each measurements
+    partition: for a failure, whether the survivor fetched at all."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    topic = settings.topic("measurements")
+    tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+    # in the group but never subscribed: it reads the offsets, it does not join
+    consumer = AIOKafkaConsumer(group_id=settings.streams_app_id, enable_auto_commit=False,
+                                **kafka_client_options(settings))
+    await consumer.start()
+    try:
+        return {"committed": {tp.partition: await consumer.committed(tp) for tp in tps},
+                "end": {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()}}
+    finally:
+        await consumer.stop()
+
+
 def test_two_workers_split_the_scenarios_and_survive_a_sigkill(tmp_path: Path) -> None:
     broker = EmbeddedBroker().start()
-    settings = clean_settings(tmp_path, kafka_bootstrap=broker.bootstrap)
+    # INFO: the rebalance and the recovery are in the logs a failure shows
+    settings = clean_settings(tmp_path, kafka_bootstrap=broker.bootstrap, log_level="INFO")
     asyncio.run(ensure_topics(settings))
     store = open_store(settings)
 
@@ -65,39 +87,46 @@ def test_two_workers_split_the_scenarios_and_survive_a_sigkill(tmp_path: Path) -
         found = [json.loads(r["payload"]) for r in rows]
         return [(f["scenario"], f["commit"], f["producer"]) for f in found]
 
-    try:
-        # both workers in the group, then a baseline and a regression everywhere
-        wait_until(lambda: all(w.poll() is None for w in workers) and (
-            tmp_path / "w2.log").exists(), timeout=30)
-        first = [e for s in SCENARIOS for c in range(6)
-                 for e in runs(rng, s, f"a{c}", 10.0)]
-        first += [e for s in SCENARIOS for e in runs(rng, s, "a6", 400.0)]
-        asyncio.run(emit_measurements(settings, "scale-agent", first))
-        found = wait_until(lambda: (c := candidates()) and len({s for s, _, _ in c}) == 8
-                           and c, timeout=180)
-        assert sorted((s, c) for s, c, _ in found) == sorted((s, "a6") for s in SCENARIOS)
-        deciders = {p.split("@")[1] for _, _, p in found}
-        assert deciders == {f"{os.uname().nodename}:{w.pid}" for w in workers}, \
-            "the scenarios' state must be split across both workers"
-        victim = workers[0]
-        os.killpg(victim.pid, signal.SIGKILL)
-        victim.wait(10)
-        # the post-regression level becomes the baseline, then a second regression
-        second = [e for s in SCENARIOS for c in range(7, 11)
-                  for e in runs(rng, s, f"a{c}", 400.0)]
-        second += [e for s in SCENARIOS for e in runs(rng, s, "a11", 900.0)]
-        asyncio.run(emit_measurements(settings, "scale-agent", second))
-        survivor = f"{os.uname().nodename}:{workers[1].pid}"
-        later = wait_until(lambda: [c for c in candidates() if c[1] == "a11"]
-                           if len([c for c in candidates() if c[1] == "a11"]) == 8 else None,
-                           timeout=240)
-        assert {p.split("@")[1] for _, _, p in later} == {survivor}
-        final = candidates()
-        for scenario in SCENARIOS:  # nothing lost, nothing doubled
-            assert sorted(c for s, c, _ in final if s == scenario) == ["a11", "a6"]
-    finally:
-        for w in workers:
-            if w.poll() is None:
-                os.killpg(w.pid, signal.SIGTERM)
-                w.wait(30)
-        broker.stop()
+    with logs_on_failure(tmp_path / "w1.log", tmp_path / "w2.log"):
+        try:
+            # both workers in the group, then a baseline and a regression everywhere
+            wait_until(lambda: all(w.poll() is None for w in workers) and (
+                tmp_path / "w2.log").exists(), timeout=30)
+            first = [e for s in SCENARIOS for c in range(6)
+                     for e in runs(rng, s, f"a{c}", 10.0)]
+            first += [e for s in SCENARIOS for e in runs(rng, s, "a6", 400.0)]
+            asyncio.run(emit_measurements(settings, "scale-agent", first))
+            found = wait_until(lambda: (c := candidates()) and len({s for s, _, _ in c}) == 8
+                               and c, timeout=180)
+            assert sorted((s, c) for s, c, _ in found) == sorted((s, "a6") for s in SCENARIOS)
+            deciders = {p.split("@")[1] for _, _, p in found}
+            assert deciders == {f"{os.uname().nodename}:{w.pid}" for w in workers}, \
+                "the scenarios' state must be split across both workers"
+            victim = workers[0]
+            os.killpg(victim.pid, signal.SIGKILL)
+            victim.wait(10)
+            # the post-regression level becomes the baseline, then a second regression
+            second = [e for s in SCENARIOS for c in range(7, 11)
+                      for e in runs(rng, s, f"a{c}", 400.0)]
+            second += [e for s in SCENARIOS for e in runs(rng, s, "a11", 900.0)]
+            asyncio.run(emit_measurements(settings, "scale-agent", second))
+            survivor = f"{os.uname().nodename}:{workers[1].pid}"
+            later = wait_until(lambda: len(c := [c for c in candidates() if c[1] == "a11"]) == 8
+                               and c, timeout=240, describe=lambda: (
+                                   candidates(), asyncio.run(measurement_offsets(settings))))
+            assert {p.split("@")[1] for _, _, p in later} == {survivor}
+            final = candidates()
+            for scenario in SCENARIOS:  # nothing lost, nothing doubled
+                assert sorted(c for s, c, _ in final if s == scenario) == ["a11", "a6"]
+        except AssertionError:
+            for w in workers:  # what each live worker's tasks wait on, into its log
+                if w.poll() is None:
+                    os.kill(w.pid, signal.SIGUSR1)
+            time.sleep(3)
+            raise
+        finally:
+            for w in workers:
+                if w.poll() is None:
+                    os.killpg(w.pid, signal.SIGTERM)
+                    w.wait(30)
+            broker.stop()
