@@ -55,7 +55,7 @@ def new_app(settings: Settings, app_id: str) -> faust.App:
             username=settings.kafka_sasl_username,
             password=settings.kafka_sasl_password.get_secret_value(),
             mechanism=settings.kafka_sasl_mechanism)
-    app = faust.App(
+    app = transport.App(
         app_id,
         broker=broker_url(settings.kafka_bootstrap),
         # the consumer with a short fetch wait (streams.transport says why)
