@@ -12,7 +12,7 @@ idle.
 It also closes two holes in Faust's rebalance through which a worker that
 took over partitions could skip their records until restarted (seen after
 a SIGKILLed worker's partitions moved to the survivor,
-tests/integration/faults/test_scale_out.py, about one run in five):
+tests/integration/faults/test_scale_out.py, about one fault-suite run in four):
 
 * Faust asks aiokafka for the records of its live set of active partitions.
   aiokafka waits for records with that set, which a rebalance empties
