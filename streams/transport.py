@@ -62,11 +62,9 @@ class Consumer(faust_aiokafka.Consumer):
         partitions = None if active_partitions is None else set(active_partitions)
         return await super()._getmany(partitions, timeout)
 
-    def _held(self) -> set[TP]:
-        held: set[TP] | None = self.__dict__.get("_ttfb_held")
-        if held is None:
-            held = self.__dict__["_ttfb_held"] = set()
-        return held
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._held: set[TP] = set()  # stream partitions resumed mid-rebalance
 
     def resume_partitions(self, tps: Iterable[TP]) -> None:
         """Changelog partitions resume at once (recovery reads them); stream
@@ -74,20 +72,18 @@ class Consumer(faust_aiokafka.Consumer):
         resume = set(tps)
         if self.app.rebalancing:
             held = {tp for tp in resume if not self._is_changelog_tp(tp)}
-            self._held().update(held)
+            self._held.update(held)
             resume -= held
         super().resume_partitions(resume)
 
     def release_held_partitions(self) -> None:
         """Resume the stream partitions held during the rebalance that just ended."""
-        held = self._held()
-        release = set(held)
-        held.clear()
+        release, self._held = self._held, set()
         if release:
             super().resume_partitions(release)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
-        self._held().difference_update(revoked)
+        self._held.difference_update(revoked)
         await super().on_partitions_revoked(revoked)
 
 
