@@ -102,29 +102,36 @@ def compare(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
     if na < 2 or nb < 2:
         raise ValueError(f"need at least 2 valid values per sample, got {na} and {nb}")
     (mean_a, var_a), (mean_b, var_b) = _mean_var(la), _mean_var(lb)
-    delta = mean_b - mean_a
     va, vb = var_a / na, var_b / nb
     se = math.sqrt(va + vb)
+    # Welch's statistic with Hsu's conservative degrees of freedom,
+    # min(n_a, n_b) - 1: Welch-Satterthwaite's df is anti-conservative for
+    # the small, unequal windows a detector tests (12 vs 4 commits)
+    if conservative_df or se == 0.0:
+        df = float(max(min(na, nb) - 1, 1))
+    else:
+        df = (va + vb) ** 2 / (va**2 / max(na - 1, 1) + vb**2 / max(nb - 1, 1))
+    return _t_result(na, nb, mean_a, mean_b - mean_a, se, df, confidence, with_ci,
+                     robust_sigma(la))
+
+
+def _t_result(n_a: int, n_b: int, mean_a: float, delta: float, se: float, df: float,
+              confidence: float, with_ci: bool, sigma_log: float) -> Comparison:
+    """The t-test of a log shift ``delta`` with standard error ``se`` and
+    ``df`` degrees of freedom, and its CI, as percent changes of B against A."""
     if se == 0.0:
-        t, p, df = (0.0, 1.0, 1.0) if delta == 0 else (math.copysign(math.inf, delta), 0.0, 1.0)
+        t, p = (0.0, 1.0) if delta == 0 else (math.copysign(math.inf, delta), 0.0)
     else:
         t = delta / se
-        # Welch's statistic with Hsu's conservative degrees of freedom,
-        # min(n_a, n_b) - 1: Welch-Satterthwaite's df is anti-conservative for
-        # the small, unequal windows a detector tests (12 vs 4 commits)
-        if conservative_df:
-            df = float(max(min(na, nb) - 1, 1))
-        else:
-            df = (va + vb) ** 2 / (va**2 / max(na - 1, 1) + vb**2 / max(nb - 1, 1))
         p = float(2 * special.stdtr(df, -abs(t)))
     half = float(special.stdtrit(df, 0.5 + confidence / 2)) * se if se and with_ci else 0.0
     return Comparison(
-        n_a=na, n_b=nb,
-        mean_a=math.exp(mean_a), mean_b=math.exp(mean_b),
+        n_a=n_a, n_b=n_b,
+        mean_a=math.exp(mean_a), mean_b=math.exp(mean_a + delta),
         delta_log=delta, effect_pct=math.expm1(delta) * 100,
         ci_low_pct=math.expm1(delta - half) * 100,
         ci_high_pct=math.expm1(delta + half) * 100,
-        t=float(t), p_value=float(p), sigma_log=robust_sigma(la),
+        t=float(t), p_value=float(p), sigma_log=sigma_log,
     )
 
 
@@ -168,22 +175,7 @@ def compare_blocked(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]],
         weighted += w * (my - mx)
     if df < 1:
         raise ValueError("need at least one degree of freedom within the blocks")
-    delta = weighted / weight
     s = math.sqrt(ss / df)
-    se = s / math.sqrt(weight)
-    if se == 0.0:
-        t, p = (0.0, 1.0) if delta == 0 else (math.copysign(math.inf, delta), 0.0)
-    else:
-        t = delta / se
-        p = float(2 * special.stdtr(df, -abs(t)))
-    half = float(special.stdtrit(df, 0.5 + confidence / 2)) * se
     la = [x for xs, _ in cells for x in xs]
-    mean_a = sum(la) / len(la)
-    return Comparison(
-        n_a=len(la), n_b=sum(len(ys) for _, ys in cells),
-        mean_a=math.exp(mean_a), mean_b=math.exp(mean_a + delta),
-        delta_log=delta, effect_pct=math.expm1(delta) * 100,
-        ci_low_pct=math.expm1(delta - half) * 100,
-        ci_high_pct=math.expm1(delta + half) * 100,
-        t=float(t), p_value=float(p), sigma_log=s,
-    )
+    return _t_result(len(la), sum(len(ys) for _, ys in cells), sum(la) / len(la),
+                     weighted / weight, s / math.sqrt(weight), df, confidence, True, s)
