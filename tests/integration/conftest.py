@@ -16,6 +16,7 @@ import pytest
 from producers.emitter import Emitter
 from producers.lab import Lab
 from ttfb import events as ev
+from ttfb.bus import consumer_options
 from ttfb.settings import Settings
 from ttfb.store import Store, open_store
 
@@ -83,6 +84,25 @@ def start_streams_worker(settings: Settings, log: Path, new_session: bool = Fals
                             env={**os.environ, **settings.to_env(), **env},
                             stdout=open(log, "ab"),  # noqa: SIM115
                             stderr=subprocess.STDOUT, start_new_session=new_session)
+
+
+async def group_offsets(settings: Settings, group: str,
+                        topic: str) -> dict[int, tuple[int | None, int]]:
+    """Per partition of ``topic``: ``group``'s committed offset (None before
+    its first commit) and the log end. Read from inside the group without
+    joining it (the consumer never subscribes)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(group_id=group, enable_auto_commit=False,
+                                **consumer_options(settings))
+    await consumer.start()
+    try:
+        await consumer.topics()  # fetches the metadata
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = await consumer.end_offsets(tps)
+        return {tp.partition: (await consumer.committed(tp), ends[tp]) for tp in tps}
+    finally:
+        await consumer.stop()
 
 
 async def emit_measurements(settings: Settings, producer: str,

@@ -18,7 +18,7 @@ from agents.service import slot_cores
 from agents.workspace import Workspaces
 from producers.commands import CommandSender
 from producers.emitter import Emitter
-from tests.integration.conftest import clean_settings
+from tests.integration.conftest import clean_settings, group_offsets
 from ttfb import events as ev
 from ttfb.bus import EmbeddedBroker, consumer_options, ensure_topics
 from ttfb.settings import Settings
@@ -71,23 +71,9 @@ async def _serve(settings: Settings, tmp: Path, slots: int,
     stop.set()
     await task
     await emitter.stop()
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.structs import TopicPartition
-
-    check = AIOKafkaConsumer(group_id="slots", enable_auto_commit=False,
-                             **consumer_options(settings))
-    await check.start()
-    try:
-        await check.topics()  # fetches the metadata
-        parts = [TopicPartition(settings.topic("commands"), p)
-                 for p in check.partitions_for_topic(settings.topic("commands")) or ()]
-        assert parts
-        ends = await check.end_offsets(parts)
-        behind = 0
-        for tp in parts:
-            behind += ends[tp] - ((await check.committed(tp)) or 0)
-    finally:
-        await check.stop()
+    offsets = await group_offsets(settings, "slots", settings.topic("commands"))
+    assert offsets
+    behind = sum(end - (committed or 0) for committed, end in offsets.values())
     return [json.loads(p.read_text()) for p in stamps.iterdir()], behind
 
 

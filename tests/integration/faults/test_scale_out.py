@@ -24,13 +24,13 @@ import numpy as np
 from tests.integration.conftest import (
     clean_settings,
     emit_measurements,
+    group_offsets,
     logs_on_failure,
     start_streams_worker,
     wait_until,
 )
 from ttfb import events as ev
-from ttfb.bus import EmbeddedBroker, ensure_topics, kafka_client_options
-from ttfb.settings import Settings
+from ttfb.bus import EmbeddedBroker, ensure_topics
 from ttfb.store import open_store
 
 # two scenario keys per partition of 4 (aiokafka's murmur2 partitioner)
@@ -48,24 +48,6 @@ def runs(rng: np.random.Generator, scenario: str, commit: str, config_ms: float,
                                    repetition=rep, runs_total=n, ttfb_ms=sum(comps.values()),
                                    components=comps))  # type: ignore[arg-type]
     return out
-
-
-async def measurement_offsets(settings: Settings) -> dict[str, dict[int, int]]:
-    """The group's committed offsets and the log end of each measurements
-    partition: for a failure, whether the survivor fetched at all."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    topic = settings.topic("measurements")
-    tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
-    # in the group but never subscribed: it reads the offsets, it does not join
-    consumer = AIOKafkaConsumer(group_id=settings.streams_app_id, enable_auto_commit=False,
-                                **kafka_client_options(settings))
-    await consumer.start()
-    try:
-        return {"committed": {tp.partition: await consumer.committed(tp) for tp in tps},
-                "end": {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()}}
-    finally:
-        await consumer.stop()
 
 
 def test_two_workers_split_the_scenarios_and_survive_a_sigkill(tmp_path: Path) -> None:
@@ -113,7 +95,9 @@ def test_two_workers_split_the_scenarios_and_survive_a_sigkill(tmp_path: Path) -
             survivor = f"{os.uname().nodename}:{workers[1].pid}"
             later = wait_until(lambda: len(c := [c for c in candidates() if c[1] == "a11"]) == 8
                                and c, timeout=240, describe=lambda: (
-                                   candidates(), asyncio.run(measurement_offsets(settings))))
+                                   candidates(), asyncio.run(group_offsets(
+                                       settings, settings.streams_app_id,
+                                       settings.topic("measurements")))))
             assert {p.split("@")[1] for _, _, p in later} == {survivor}
             final = candidates()
             for scenario in SCENARIOS:  # nothing lost, nothing doubled
