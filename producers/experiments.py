@@ -1,9 +1,10 @@
 """``ttfb ab`` and ``ttfb check``: interleaved A/B runs through the bus.
 
 An ARM is any mix of tokens: a revision, ``python=PATH``, ``env=KEY=VALUE``
-(repeatable). Both arms run interleaved (A, B, A, B, ...) so drift hits both
-alike; per component and in total the result is each arm's mean, the delta
-in ms and %, a 95 % confidence interval, Welch's p-value and a verdict.
+(repeatable). Both arms run interleaved and counterbalanced (A, B, B, A, ...)
+so drift and whatever a run leaves for the next hit both alike; per component
+and in total the result is each arm's mean, the delta in ms and %, a 95 %
+confidence interval, Welch's p-value and a verdict.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from producers.emitter import emit_all
 from ttfb import events as ev
 from ttfb.events import COMPONENTS
 from ttfb.settings import Settings
-from ttfb.stats import benjamini_hochberg, compare
+from ttfb.stats import benjamini_hochberg, compare, counterbalanced
 from ttfb.store import Store
 
 ALPHA = 0.05  # false-discovery rate across the components that matter (the CIs are 95 %)
@@ -100,14 +101,11 @@ def overall(deltas: list[ev.ComponentDelta]) -> str:
 
 def _requests(scenario: str, arms: tuple[ArmSpec, ArmSpec], runs: int,
               experiment_id: str) -> list[ev.RunRequested]:
-    out = []
-    for _ in range(runs):
-        for side, arm in zip(("a", "b"), arms, strict=True):
-            out.append(ev.RunRequested(
-                scenario=scenario, repo=REPO_NAME, commit=arm.revision, runs=1, purpose="ab",
-                arm=ev.Arm(label=side, python=arm.python, env=arm.env),
-                correlation_id=experiment_id, producer="ttfb-ab"))
-    return out
+    return [ev.RunRequested(
+        scenario=scenario, repo=REPO_NAME, commit=arms[i].revision, runs=1, purpose="ab",
+        arm=ev.Arm(label="ab"[i], python=arms[i].python, env=arms[i].env),
+        correlation_id=experiment_id, producer="ttfb-ab")
+        for i in counterbalanced(runs)]
 
 
 def _results(store: Store, experiment_id: str) -> list[dict[str, Any]]:

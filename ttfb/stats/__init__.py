@@ -12,10 +12,17 @@ from ttfb.stats.detector import (
     detect_history,
     group_points,
 )
-from ttfb.stats.tests import Comparison, benjamini_hochberg, compare, compare_blocked
+from ttfb.stats.tests import (
+    Comparison,
+    benjamini_hochberg,
+    compare,
+    compare_blocked,
+    counterbalanced,
+    rank_p_blocked,
+)
 
 __all__ = [
     "ChangePoint", "Comparison", "DetectorConfig", "HistoryConfig", "Point", "SeriesState",
-    "accept", "apply", "benjamini_hochberg", "compare", "compare_blocked", "detect",
-    "detect_history", "group_points",
+    "accept", "apply", "benjamini_hochberg", "compare", "compare_blocked", "counterbalanced",
+    "detect", "detect_history", "group_points", "rank_p_blocked",
 ]
