@@ -28,10 +28,21 @@ def wanted(alert: dict[str, Any], scenario: str | None, kind: str | None) -> boo
     return (not scenario or alert["scenario"] == scenario) and (not kind or alert["kind"] == kind)
 
 
+SURE = 0.99  # the bisect's stop (streams.bisect.BisectPolicy.confidence)
+
+
 def line(alert: dict[str, Any]) -> str:
-    culprit = f" culprit {alert['culprit'][:10]}" if alert.get("culprit") else ""
+    culprit = ""
+    if alert.get("culprit"):
+        culprit = f" culprit {alert['culprit'][:10]}"
+        sure = float(alert.get("culprit_confidence") or 0.0)
+        if sure < SURE:  # the run budget ended the search
+            culprit += f" (a best guess: posterior {sure:.2f})"
+    ci = ""
+    if alert.get("ci_low_pct") or alert.get("ci_high_pct"):
+        ci = f" [{float(alert['ci_low_pct']):+.1f}%, {float(alert['ci_high_pct']):+.1f}%]"
     return (f"[{alert['status']}] {alert['kind']} {alert['scenario']}/{alert['component']} "
-            f"{float(alert['effect_pct']):+.1f}% ({float(alert['effect_ms']):+,.0f} ms) at "
+            f"{float(alert['effect_pct']):+.1f}%{ci} ({float(alert['effect_ms']):+,.0f} ms) at "
             f"{alert['commit'][:10]}{culprit}: {alert.get('subject', '')} {alert.get('link', '')}")
 
 

@@ -129,6 +129,7 @@ def summarise(store: Store, repo: Path, elapsed_s: float) -> dict[str, Any]:
         latest[a["alert_id"]] = a
     rows = [{"scenario": a["scenario"], "component": a["component"], "kind": a["kind"],
              "commit": a["commit"], "culprit": a["culprit"] or a["commit"],
+             "culprit_confidence": round(float(a["culprit_confidence"]), 3),
              "effect_pct": round(float(a["effect_pct"]), 1), "subject": a["subject"]}
             for a in latest.values()]
     expected = {(m["scenario"], m["component"], m["direction"], m["commit"]) for m in manifest}

@@ -444,8 +444,10 @@ def attributed_alert(done: ev.BisectCompleted, dashboard_url: str) -> ev.Alert:
     return ev.Alert(
         alert_id=f"{done.detection_id}:{done.component}", kind=done.direction,
         scenario=done.scenario, component=done.component, commit=done.bad,
-        effect_ms=done.effect_ms, effect_pct=done.effect_pct, culprit=done.culprit,
-        author=done.author, subject=done.subject, status="attributed",
+        effect_ms=done.effect_ms, effect_pct=done.effect_pct, ci_low_pct=done.ci_low_pct,
+        ci_high_pct=done.ci_high_pct, culprit=done.culprit,
+        culprit_confidence=done.confidence, author=done.author, subject=done.subject,
+        status="attributed",
         link=f"{dashboard_url}/regressions?detection={done.detection_id}",
         producer="ttfb-bisect")
 
@@ -486,6 +488,8 @@ def _completed(b: Bisect, error: str = "") -> ev.BisectCompleted:
         subject=b.subjects[first] if first >= 0 else "",
         effect_ms=effect.effect_ms if effect else 0.0,
         effect_pct=effect.effect_pct if effect else 0.0,
+        ci_low_pct=effect.ci_low_pct if effect else 0.0,
+        ci_high_pct=effect.ci_high_pct if effect else 0.0,
         confidence=round(b.confidence, 6) if culprits else 0.0,
         steps=[ev.BisectStep(**s) for s in b.steps],
         runs_spent=sum(b.requested.values()), error=error, explanation=explanation,

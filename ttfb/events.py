@@ -294,6 +294,8 @@ class BisectCompleted(Event):
     subject: str = ""
     effect_ms: float = 0.0
     effect_pct: float = 0.0
+    ci_low_pct: float = 0.0  # 95 % CI of effect_pct, from the endpoints' runs
+    ci_high_pct: float = 0.0
     confidence: float = 0.0
     steps: list[BisectStep] = Field(default_factory=list)
     runs_spent: int = 0
@@ -313,6 +315,9 @@ class Alert(Event):
     ci_low_pct: float = 0.0
     ci_high_pct: float = 0.0
     culprit: str = ""
+    # the bisect's posterior mass on the culprit: below the bisect's stop
+    # (0.99) the run budget ended the search and the culprit is a best guess
+    culprit_confidence: float = 0.0
     author: str = ""
     subject: str = ""
     link: str = ""

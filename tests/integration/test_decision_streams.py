@@ -67,6 +67,8 @@ def test_a_regression_is_confirmed_bisected_and_alerted(lab: Lab, store: Store,
     alerts = wait_until(lambda: [a for a in queries.alerts(store)
                                  if a["scenario"] == SCENARIO and a["status"] == "attributed"])
     assert alerts[0]["culprit"] == "w6" and alerts[0]["component"] == "config"
+    assert alerts[0]["ci_low_pct"] <= alerts[0]["effect_pct"] <= alerts[0]["ci_high_pct"]
+    assert alerts[0]["culprit_confidence"] == bisect["confidence"] > 0
     assert alerts[0]["subject"] == "subject of w6"
     # the real agent refused the commands for a scenario outside its catalog
     refused = [d for d in queries.dead_letters(store) if d["refused_command"]

@@ -109,6 +109,9 @@ def test_an_improvement_is_bisected_and_its_alert_keeps_its_kind() -> None:
     assert result.effect_pct < -10
     alert = attributed_alert(result, "http://lab")
     assert alert.kind == "improvement" and alert.culprit == "c09"
+    # the attributed alert keeps a CI of the effect and says how sure the culprit is
+    assert alert.ci_low_pct <= alert.effect_pct <= alert.ci_high_pct < 0
+    assert alert.culprit_confidence == result.confidence >= POLICY.confidence
 
 
 def _hinted(n: int, seed: int, share: float, culprit_hint: bool) -> tuple[int, list[bool]]:

@@ -65,8 +65,9 @@ def findings(store: Store, types: list[str] | None = None) -> list[dict[str, Any
 def alerts(store: Store, limit: int = 200) -> list[dict[str, Any]]:
     return store.query(
         f"SELECT alert_id, kind, status, scenario, component, commit, effect_ms, effect_pct,"
-        f" ci_low_pct, ci_high_pct, culprit, author, subject, link, occurred_at"
-        f" FROM {store.db}.alerts FINAL ORDER BY occurred_at LIMIT {{n:UInt32}}", {"n": limit})
+        f" ci_low_pct, ci_high_pct, culprit, culprit_confidence, author, subject, link,"
+        f" occurred_at FROM {store.db}.alerts FINAL ORDER BY occurred_at LIMIT {{n:UInt32}}",
+        {"n": limit})
 
 
 def runs_spent(store: Store) -> dict[str, int]:

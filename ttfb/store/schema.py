@@ -87,6 +87,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "ALTER TABLE {db}.bisects ADD COLUMN IF NOT EXISTS direction"
         " LowCardinality(String) DEFAULT 'regression'",
     ]),
+    (5, "bisects carry the effect's CI; alerts their culprit's posterior", [
+        "ALTER TABLE {db}.bisects ADD COLUMN IF NOT EXISTS ci_low_pct Float64 DEFAULT 0",
+        "ALTER TABLE {db}.bisects ADD COLUMN IF NOT EXISTS ci_high_pct Float64 DEFAULT 0",
+        "ALTER TABLE {db}.alerts ADD COLUMN IF NOT EXISTS culprit_confidence Float64 DEFAULT 0",
+    ]),
 ]
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
