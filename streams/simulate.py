@@ -1,4 +1,5 @@
-"""Drive the bisect fold against a simulated agent (tests and ``bench/bisect.py``)."""
+"""Drive the bisect fold and the confirmation against a simulated agent (tests,
+``bench/bisection.py`` and ``bench/confirmation.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,74 @@ from collections.abc import Callable
 import numpy as np
 
 from streams.bisect import BisectBook, BisectPolicy, decide, from_json, to_json
+from streams.detection import (
+    Confirmation,
+    Policy,
+    ScenarioState,
+    _confirm_runs,
+    _confirmation_result,
+)
 from ttfb import events as ev
+
+# a run's components, from (rng, arm label, the look's level on the log scale)
+Draw = Callable[[np.random.Generator, str, float], dict[str, float]]
+
+
+def simulate_confirmation(rng: np.random.Generator, policy: Policy, draw: Draw,
+                          between: float = 0.0) -> list[ev.Event]:
+    """One ``imports`` candidate through the two-look confirmation, its runs
+    answered in the order the fold asks for them; each look's runs share a
+    level of their own, drawn with sd ``between`` (other work ran between the
+    looks). Returns the verdicts."""
+    state = ScenarioState()
+    state.confirming["d"] = pending = Confirmation(
+        detection_id="d", commit="b", good_commit="a", components={"imports": "regression"},
+        hardware_id="", branch="main", runs_per_side=policy.confirm_first_runs)
+    out: list[ev.Event] = _confirm_runs(pending, "s", policy.confirm_first_runs)
+    level = float(rng.normal(0.0, between))
+    while requests := [c for c in out if isinstance(c, ev.RunRequested)]:
+        for request in requests:
+            components = draw(rng, request.arm.label, level)
+            event = ev.RunCompleted(scenario="s", commit=request.commit, purpose="confirm",
+                                    arm=request.arm.label, correlation_id="d",
+                                    ttfb_ms=sum(components.values()), components=components)
+            state, out = _confirmation_result(state, event, policy)
+        level = float(rng.normal(0.0, between))  # the next look's runs
+    return out
+
+
+def unnamed_component(shift: float, bimodal: bool) -> Draw:
+    """imports as the candidate named it, unmoved, and one component the
+    candidate did not name: first_step, ~100 ms and bimodal (40 % of runs
+    near 200 ms: a cold cache, the lab's own work, on both sides), or data,
+    ~300 ms and log-normal (8 %); ``shift`` moves it on the after side."""
+    def draw(rng: np.random.Generator, arm: str, level: float) -> dict[str, float]:
+        after = shift if arm == "after" else 0.0
+        runs = {"imports": 2000.0 * float(rng.lognormal(level, 0.05))}
+        if bimodal:
+            mode = 200.0 if rng.random() < 0.4 else 100.0
+            runs["first_step"] = mode * float(rng.lognormal(level + after, 0.08))
+        else:
+            runs["data"] = 300.0 * float(rng.lognormal(level + after, 0.08))
+        return runs
+    return draw
+
+
+def carry_over(slow: float) -> Draw:
+    """imports unmoved, but a run that follows a run of the good commit is
+    ``slow`` (log) slower: whatever one run leaves for the next."""
+    previous = [""]
+
+    def draw(rng: np.random.Generator, arm: str, level: float) -> dict[str, float]:
+        extra = slow if previous[0] == "before" else 0.0
+        previous[0] = arm
+        return {"imports": 2000.0 * float(rng.lognormal(level + extra, 0.05))}
+    return draw
+
+
+def confirmed(verdicts: list[ev.Event], component: str) -> bool:
+    return any(isinstance(e, (ev.RegressionConfirmed, ev.ImprovementConfirmed))
+               and e.component == component for e in verdicts)
 
 
 def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: float = 0.03,

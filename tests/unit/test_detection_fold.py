@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -15,6 +14,13 @@ from streams.detection import (
     decide,
     from_json,
     to_json,
+)
+from streams.simulate import (
+    Draw,
+    carry_over,
+    confirmed,
+    simulate_confirmation,
+    unnamed_component,
 )
 from ttfb import events as ev
 from ttfb.stats import compare, compare_blocked
@@ -170,34 +176,6 @@ def test_an_unclear_first_look_asks_for_the_second_batch() -> None:
     assert found[0].p_value < policy.confirm_alpha - policy.confirm_first_alpha
 
 
-Draw = Callable[[np.random.Generator, str, float], dict[str, float]]
-
-
-def confirm_verdicts(rng: np.random.Generator, policy: Policy, draw: Draw,
-                     between: float = 0.0) -> list[ev.Event]:
-    """One ``imports`` candidate through the two-look confirmation, in the
-    order the fold asks for its runs; ``draw(rng, arm, level)`` gives a run's
-    components. Each look's runs share a level of their own, drawn with sd
-    ``between`` (other work ran between the looks). The verdicts."""
-    from streams.detection import Confirmation, _confirm_runs, _confirmation_result
-
-    state = ScenarioState()
-    state.confirming["d"] = pending = Confirmation(
-        detection_id="d", commit="b", good_commit="a", components={"imports": "regression"},
-        hardware_id="", branch="main", runs_per_side=policy.confirm_first_runs)
-    out: list[ev.Event] = _confirm_runs(pending, "s", policy.confirm_first_runs)
-    level = float(rng.normal(0.0, between))
-    while requests := [c for c in out if isinstance(c, ev.RunRequested)]:
-        for request in requests:
-            components = draw(rng, request.arm.label, level)
-            event = ev.RunCompleted(scenario="s", commit=request.commit, purpose="confirm",
-                                    arm=request.arm.label, correlation_id="d",
-                                    ttfb_ms=sum(components.values()), components=components)
-            state, out = _confirmation_result(state, event, policy)
-        level = float(rng.normal(0.0, between))  # the next look's runs
-    return out
-
-
 def confirm_trial(rng: np.random.Generator, shift: float, policy: Policy,
                   between: float = 0.0) -> tuple[bool, int]:
     """Log-normal runs (5 % noise, ``shift`` on the after side): (confirmed, runs spent)."""
@@ -205,7 +183,7 @@ def confirm_trial(rng: np.random.Generator, shift: float, policy: Policy,
         return {"imports": 2000.0 * float(rng.lognormal(
             level + (shift if arm == "after" else 0.0), 0.05))}
 
-    verdict = [e for e in confirm_verdicts(rng, policy, draw, between)
+    verdict = [e for e in simulate_confirmation(rng, policy, draw, between)
                if isinstance(e, (ev.RegressionConfirmed, ev.DetectionDismissed))][0]
     return isinstance(verdict, ev.RegressionConfirmed), verdict.runs_spent
 
@@ -260,23 +238,6 @@ def test_a_level_change_between_the_looks_neither_hides_nor_fakes_a_shift() -> N
     assert power >= np.mean([pooled(rng) for _ in range(600)]) + 0.2
 
 
-def unnamed(shift: float, bimodal: bool) -> Draw:
-    """imports as named and unmoved, and one component the candidate did not
-    name: first_step, ~100 ms and bimodal (40 % of runs near 200 ms: a cold
-    cache, the lab's own work, on both sides), or data, ~300 ms and
-    log-normal; ``shift`` moves it on the after side."""
-    def draw(rng: np.random.Generator, arm: str, level: float) -> dict[str, float]:
-        after = shift if arm == "after" else 0.0
-        runs = {"imports": 2000.0 * float(rng.lognormal(level, 0.05))}
-        if bimodal:
-            mode = 200.0 if rng.random() < 0.4 else 100.0
-            runs["first_step"] = mode * float(rng.lognormal(level + after, 0.08))
-        else:
-            runs["data"] = 300.0 * float(rng.lognormal(level + after, 0.08))
-        return runs
-    return draw
-
-
 def test_an_unnamed_component_is_confirmed_at_its_level_and_found_when_it_moves(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo's one false alarm: the candidate named imports, and first_step
@@ -288,7 +249,7 @@ def test_an_unnamed_component_is_confirmed_at_its_level_and_found_when_it_moves(
     policy = Policy()
     final = policy.confirm_alpha - policy.confirm_first_alpha
     rng = np.random.default_rng(5)
-    draw = unnamed(0.0, bimodal=True)
+    draw = unnamed_component(0.0, bimodal=True)
 
     def t_alone(rng: np.random.Generator) -> bool:  # both looks' runs, as the final look
         sides = [[[draw(rng, arm, 0.0)["first_step"] for _ in range(4)] for _ in range(2)]
@@ -299,16 +260,15 @@ def test_an_unnamed_component_is_confirmed_at_its_level_and_found_when_it_moves(
 
     def found(draw: Draw, name: str, trials: int) -> float:
         rng = np.random.default_rng(6)
-        return float(np.mean([any(
-            isinstance(e, (ev.RegressionConfirmed, ev.ImprovementConfirmed)) and e.component == name
-            for e in confirm_verdicts(rng, policy, draw)) for _ in range(trials)]))
+        return float(np.mean([confirmed(simulate_confirmation(rng, policy, draw), name)
+                              for _ in range(trials)]))
 
     # binomial sd at 0.01 over 2000 trials is 0.0022
     assert found(draw, "first_step", 2000) <= policy.confirm_alpha
-    power = {pct: found(unnamed(float(np.log1p(pct / 100)), bimodal=False), "data", 300)
+    power = {pct: found(unnamed_component(float(np.log1p(pct / 100)), bimodal=False), "data", 300)
              for pct in (20, 30)}
     monkeypatch.setattr("streams.detection.rank_p_blocked", lambda a, b: 0.0)
-    t_only = found(unnamed(float(np.log1p(0.20)), bimodal=False), "data", 300)
+    t_only = found(unnamed_component(float(np.log1p(0.20)), bimodal=False), "data", 300)
     # the exact rank test is discrete (8 + 8 runs in two looks): 69 % against 76 % at 20 %
     assert power[30] >= 0.9 and power[20] >= t_only - 0.1, (power, t_only)
 
@@ -322,18 +282,10 @@ def test_what_a_run_leaves_for_the_next_does_not_fake_a_shift(
     as often, and the level holds."""
     policy = Policy()
 
-    previous = [""]
-
-    def carry_over(rng: np.random.Generator, arm: str, level: float) -> dict[str, float]:
-        slow = 0.1 if previous[0] == "before" else 0.0
-        previous[0] = arm
-        return {"imports": 2000.0 * float(rng.lognormal(level + slow, 0.05))}
-
     def false_rate() -> float:
         rng = np.random.default_rng(8)
-        return float(np.mean([any(isinstance(e, ev.RegressionConfirmed)
-                                  for e in confirm_verdicts(rng, policy, carry_over))
-                              for _ in range(1000)]))
+        return float(np.mean([confirmed(simulate_confirmation(rng, policy, carry_over(0.1)),
+                                        "imports") for _ in range(1000)]))
 
     assert false_rate() <= policy.confirm_alpha  # binomial sd at 0.01: 0.003
     monkeypatch.setattr("streams.detection.counterbalanced",
