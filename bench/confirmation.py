@@ -68,7 +68,7 @@ def measure(null_trials: int, power_trials: int) -> list[dict[str, Any]]:
         rows.append({"case": name, "trials": trials, "old_rule": "t-test alone",
                      "old": old, "rule": rule})
     rule = rate(lambda: carry_over(0.1), "imports", null_trials // 6, seed=8)
-    with replaced("counterbalanced", lambda pairs: [0, 1] * pairs):
+    with replaced("counterbalanced", lambda pairs, first=0: [0, 1] * pairs):
         old = rate(lambda: carry_over(0.1), "imports", null_trials // 6, seed=8)
     rows.append({"case": "10 % carry-over after a before run, no change",
                  "trials": null_trials // 6, "old_rule": "A, B, A, B", "old": old, "rule": rule})

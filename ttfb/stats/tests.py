@@ -181,12 +181,14 @@ def compare_blocked(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]],
                      weighted / weight, s / math.sqrt(weight), df, confidence, True, s)
 
 
-def counterbalanced(pairs: int) -> list[int]:
-    """The order of ``pairs`` interleaved runs of two arms (0, 1, 1, 0, 0, 1, ...):
-    drift hits both arms alike, and each arm follows each arm as often, so
-    whatever one run leaves behind for the next (a cache, the lab's work on
-    the run just finished) cannot fall on one arm only, as A, B, A, B lets it."""
-    return [side for i in range(pairs) for side in ((0, 1) if i % 2 == 0 else (1, 0))]
+def counterbalanced(pairs: int, first: int = 0) -> list[int]:
+    """The order of ``pairs`` interleaved runs of two arms (0, 1, 1, 0, 0, 1, ...
+    with ``first`` = 0; 1, 0, 0, 1, ... with 1): drift hits both arms alike,
+    and each arm follows each arm as often, so whatever one run leaves behind
+    for the next (a cache, the lab's work on the run just finished) cannot
+    fall on one arm only, as A, B, A, B lets it."""
+    start = (0, 1) if first == 0 else (1, 0)
+    return [side for i in range(pairs) for side in (start if i % 2 == 0 else start[::-1])]
 
 
 def _rank_sum_null(doubled_ranks: list[int], n: int) -> np.ndarray:
