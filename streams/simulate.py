@@ -74,19 +74,6 @@ def carry_over(slow: float) -> Draw:
     return draw
 
 
-def slow_start(slow: float, shift: float = 0.0, runs: int = 3, look: int = 8) -> Draw:
-    """imports moved by ``shift`` (log) on the after side, and the first
-    ``runs`` runs of each look (``look`` runs) ``slow`` (log) slower: the
-    lab's slow start after other work."""
-    count = [0]
-
-    def draw(rng: np.random.Generator, arm: str, level: float) -> dict[str, float]:
-        extra = (slow if count[0] % look < runs else 0.0) + (shift if arm == "after" else 0.0)
-        count[0] += 1
-        return {"imports": 2000.0 * float(rng.lognormal(level + extra, 0.05))}
-    return draw
-
-
 def confirmed(verdicts: list[ev.Event], component: str) -> bool:
     return any(isinstance(e, (ev.RegressionConfirmed, ev.ImprovementConfirmed))
                and e.component == component for e in verdicts)
