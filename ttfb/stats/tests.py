@@ -149,6 +149,14 @@ def benjamini_hochberg(p_values: Sequence[float], q: float = 0.05) -> list[bool]
     return rejected.tolist()
 
 
+def _blocks(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]
+            ) -> list[tuple[Sequence[float], Sequence[float]]]:
+    """Each block's two samples, A's and B's; both sides need the same blocks."""
+    if len(a) != len(b):
+        raise ValueError(f"need the same blocks on both sides, got {len(a)} and {len(b)}")
+    return list(zip(a, b, strict=True))
+
+
 def compare_blocked(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]],
                     confidence: float = 0.95) -> Comparison:
     """B against A measured in blocks: batches of interleaved runs, each run
@@ -160,9 +168,7 @@ def compare_blocked(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]],
     two-sample t-test on the logs; with several, a machine that got 20 %
     slower between two batches no longer hides a shift inside either.
     """
-    if len(a) != len(b):
-        raise ValueError(f"need the same blocks on both sides, got {len(a)} and {len(b)}")
-    cells = [(_clean(x), _clean(y)) for x, y in zip(a, b, strict=True)]
+    cells = [(_clean(x), _clean(y)) for x, y in _blocks(a, b)]
     cells = [(x, y) for x, y in cells if x and y]
     ss = weight = weighted = 0.0
     df = 0
@@ -214,11 +220,9 @@ def rank_p_blocked(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -
     """
     from scipy import stats  # ~1 s to import: only confirmations need it
 
-    if len(a) != len(b):
-        raise ValueError(f"need the same blocks on both sides, got {len(a)} and {len(b)}")
     null = np.ones(1)
     observed = 0
-    for block_a, block_b in zip(a, b, strict=True):
+    for block_a, block_b in _blocks(a, b):
         xs, ys = _floats(block_a), _floats(block_b)
         if not xs or not ys:
             continue
