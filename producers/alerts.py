@@ -28,15 +28,12 @@ def wanted(alert: dict[str, Any], scenario: str | None, kind: str | None) -> boo
     return (not scenario or alert["scenario"] == scenario) and (not kind or alert["kind"] == kind)
 
 
-SURE = 0.99  # the bisect's stop (streams.bisect.BisectPolicy.confidence)
-
-
 def line(alert: dict[str, Any]) -> str:
     culprit = ""
     if alert.get("culprit"):
         culprit = f" culprit {alert['culprit'][:10]}"
         sure = float(alert.get("culprit_confidence") or 0.0)
-        if sure < SURE:  # the run budget ended the search
+        if sure < ev.BISECT_STOP:  # the run budget ended the search
             culprit += f" (a best guess: posterior {sure:.2f})"
     ci = ""
     if alert.get("ci_low_pct") or alert.get("ci_high_pct"):

@@ -43,7 +43,7 @@ MAX_RANGE = 1000
 class BisectPolicy:
     endpoint_runs: int = 8
     batch: int = 2
-    confidence: float = 0.99  # posterior mass on one commit that ends a search
+    confidence: float = ev.BISECT_STOP  # posterior mass on one commit that ends a search
     runs_per_bit: int = 12  # run budget of a search: this many per halving of the range
     alpha: float = 0.005  # level of the test for a second, separable culprit
     residual_runs: int = 6  # runs of the culprit and its parent for that test

@@ -303,6 +303,9 @@ class BisectCompleted(Event):
     explanation: list[dict[str, Any]] = Field(default_factory=list)
 
 
+BISECT_STOP = 0.99  # a bisect ends when one commit holds this much of its posterior
+
+
 class Alert(Event):
     type: Literal["Alert"] = "Alert"
     alert_id: str
@@ -316,7 +319,7 @@ class Alert(Event):
     ci_high_pct: float = 0.0
     culprit: str = ""
     # the bisect's posterior mass on the culprit: below the bisect's stop
-    # (0.99) the run budget ended the search and the culprit is a best guess
+    # (BISECT_STOP) the run budget ended the search and the culprit is a best guess
     culprit_confidence: float = 0.0
     author: str = ""
     subject: str = ""
