@@ -17,12 +17,13 @@ from ttfb.stats.tests import (
     benjamini_hochberg,
     compare,
     compare_blocked,
+    compare_paired,
     counterbalanced,
     rank_p_blocked,
 )
 
 __all__ = [
     "ChangePoint", "Comparison", "DetectorConfig", "HistoryConfig", "Point", "SeriesState",
-    "accept", "apply", "benjamini_hochberg", "compare", "compare_blocked", "counterbalanced",
-    "detect", "detect_history", "group_points", "rank_p_blocked",
+    "accept", "apply", "benjamini_hochberg", "compare", "compare_blocked", "compare_paired",
+    "counterbalanced", "detect", "detect_history", "group_points", "rank_p_blocked",
 ]

@@ -187,6 +187,37 @@ def compare_blocked(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]],
                      weighted / weight, s / math.sqrt(weight), df, confidence, True, s)
 
 
+def compare_paired(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]],
+                   confidence: float = 0.95) -> Comparison:
+    """B against A from interleaved runs, each B run paired with the A run
+    next to it: within each block (a batch of runs, as for
+    :func:`compare_blocked`) the i-th A run with the i-th B run, which in a
+    :func:`counterbalanced` order (A, B, B, A, ...) are neighbours. The test
+    is the one-sample t-test of the pairs' log differences, with pairs - 1
+    degrees of freedom.
+
+    The machine's level wanders between runs, not only between batches (in
+    the demo, a look's runs of one commit spanned 1,801-2,739 ms and fell
+    steadily across it): neighbours share most of it, so it leaves the
+    differences, where a comparison of the two arms' samples counts it as
+    noise. Under a random walk of the level the pairs' differences are
+    independent and centred on the shift, so the level holds; a run's
+    effect on the next (a carry-over) falls on each side as often in the
+    counterbalanced order and cancels in their mean.
+    """
+    pairs = [(math.log(x), math.log(y)) for xs, ys in _blocks(a, b)
+             for x, y in zip(_floats(xs), _floats(ys), strict=False) if x > 0 and y > 0]
+    diffs = [y - x for x, y in pairs]  # all of them: dropping "outliers" among a
+    # handful of differences shrinks their spread, and the test's level with it
+    if len(diffs) < 2:
+        raise ValueError(f"need at least 2 pairs of runs, got {len(diffs)}")
+    delta, var = _mean_var(diffs)
+    spread = math.sqrt(var)
+    mean_a = sum(x for x, _ in pairs) / len(pairs)
+    return _t_result(len(pairs), len(pairs), mean_a, delta, spread / math.sqrt(len(diffs)),
+                     float(len(diffs) - 1), confidence, True, spread / math.sqrt(2))
+
+
 def counterbalanced(pairs: int, first: int = 0) -> list[int]:
     """The order of ``pairs`` interleaved runs of two arms (0, 1, 1, 0, 0, 1, ...
     with ``first`` = 0; 1, 0, 0, 1, ... with 1): drift hits both arms alike,
