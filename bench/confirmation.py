@@ -8,7 +8,12 @@ Seeded candidates through the streams' two-look confirmation
   a bimodal null component (false confirmations) and a log-normal one moved
   by 20 % and 30 % (power);
 * a carry-over (a run after a run of the good commit is 10 % slower): runs
-  ordered A, B, A, B, or counterbalanced A, B, B, A (the rule).
+  ordered A, B, A, B, or counterbalanced A, B, B, A (the rule); and each look
+  without, or behind (the rule), a discarded warm-up run of its first side;
+* the final look's test: the two sides' samples, each look a block, or each
+  run paired with its neighbour of the other side (the rule), on a machine
+  whose level wanders from run to run (a random walk, 5 % steps, and 15 %
+  between looks) and on one whose level holds still (the price).
 
     .venv/bin/python bench/confirmation.py [--null 6000] [--power 300] [--json]
 """
@@ -16,9 +21,11 @@ Seeded candidates through the streams' two-look confirmation
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -31,6 +38,7 @@ from streams.simulate import (
     confirmed,
     simulate_confirmation,
     unnamed_component,
+    wander,
 )
 
 
@@ -45,10 +53,11 @@ def replaced(name: str, value: Callable[..., Any]) -> Iterator[None]:
         setattr(detection, name, old)
 
 
-def rate(draw: Callable[[], Draw], component: str, trials: int, seed: int) -> float:
-    rng, policy = np.random.default_rng(seed), Policy()
-    return float(np.mean([confirmed(simulate_confirmation(rng, policy, draw()), component)
-                          for _ in range(trials)]))
+def rate(draw: Callable[[], Draw], component: str, trials: int, seed: int,
+         policy: Policy | None = None, between: float = 0.0) -> float:
+    rng, policy = np.random.default_rng(seed), policy or Policy()
+    return float(np.mean([confirmed(simulate_confirmation(rng, policy, draw(), between),
+                                    component) for _ in range(trials)]))
 
 
 def measure(null_trials: int, power_trials: int) -> list[dict[str, Any]]:
@@ -72,6 +81,24 @@ def measure(null_trials: int, power_trials: int) -> list[dict[str, Any]]:
         old = rate(lambda: carry_over(0.1), "imports", null_trials // 6, seed=8)
     rows.append({"case": "10 % carry-over after a before run, no change",
                  "trials": null_trials // 6, "old_rule": "A, B, A, B", "old": old, "rule": rule})
+    old = rate(lambda: carry_over(0.1), "imports", null_trials // 6, seed=8,
+               policy=dataclasses.replace(Policy(), confirm_warmup=0))
+    rows.append({"case": "10 % carry-over after a before run, no change",
+                 "trials": null_trials // 6, "old_rule": "no warm-up run", "old": old,
+                 "rule": rule})
+    sides = dataclasses.replace(Policy(), paired_final=False)
+    for name, step, between, pct, trials in (
+            ("wandering machine, no change", 0.05, 0.15, 0, null_trials // 3),
+            ("wandering machine, +10 %", 0.05, 0.15, 10, power_trials),
+            ("wandering machine, +15 %", 0.05, 0.15, 15, power_trials),
+            ("still machine, no change", 0.0, 0.0, 0, null_trials // 3),
+            ("still machine, +10 %", 0.0, 0.0, 10, power_trials),
+            ("still machine, +15 %", 0.0, 0.0, 15, power_trials)):
+        shift = float(np.log1p(pct / 100))
+        rule, old = (rate(partial(wander, shift, step), "imports", trials, 12, policy, between)
+                     for policy in (Policy(), sides))
+        rows.append({"case": name, "trials": trials, "old_rule": "sides' samples",
+                     "old": old, "rule": rule})
     return rows
 
 

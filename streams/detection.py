@@ -20,8 +20,10 @@ changelog) keyed by scenario.
   direction or no hint of an effect), and only an undecided one pays for the
   second batch, tested at the rest of the level (0.001 + 0.009 = 0.01,
   Bonferroni over the looks, so the overall false-alarm rate stays <= 0.01).
-  Each look's runs are a block of the test (``compare_blocked``): other work
-  runs between the looks, and the machine's level may differ between them.
+  The first look's runs are one block of a two-sample test
+  (``compare_blocked``). The final look pairs each run with its neighbour of
+  the other side, within each look (``compare_paired``): the machine's level
+  wanders from run to run, by more than most shifts, and neighbours share it.
 * Calibration: at set history lengths the fold emits ``CalibrationRequested``;
   ``calibration_answer`` (run by the calibration agent, off this path) turns
   it into ``ThresholdCalibrated``, which the fold applies as its operating
@@ -40,6 +42,7 @@ from typing import Any
 from ttfb import events as ev
 from ttfb.stats import (
     ChangePoint,
+    Comparison,
     DetectorConfig,
     Point,
     SeriesState,
@@ -47,6 +50,7 @@ from ttfb.stats import (
     apply,
     benjamini_hochberg,
     compare_blocked,
+    compare_paired,
     counterbalanced,
     rank_p_blocked,
 )
@@ -54,6 +58,7 @@ from ttfb.stats.calibration import OperatingPoint, calibrate
 
 MONITOR_PURPOSES = ("monitor", "demo")
 TOTAL = "ttfb"
+WARMUP = "warmup"  # the arm label of a confirmation's discarded runs
 REMEMBER_IDS = 512  # with the commits in ``arrivals``, what makes replays harmless
 
 
@@ -72,8 +77,17 @@ class Policy:
     confirm_alpha: float = 0.01  # overall: spent over the looks below
     confirm_first_runs: int = 4  # per side, at the first look
     confirm_first_alpha: float = 0.001
-    futility_p: float = 0.5  # at the first look: p above this (or the wrong sign) dismisses
+    # at the first look, a named component's p above this dismisses it (one-sided:
+    # the wrong sign is above 0.5)
+    futility_p: float = 0.25
     promising_q: float = 0.05  # at the first look: another component this clear earns look 2
+    # the final look tests the differences of neighbouring runs (False: the
+    # two sides' samples, each look a block), see ``compare_paired``
+    paired_final: bool = True
+    # each look starts with this many runs of its first side, not counted: the
+    # look's first counted run then follows a run of its own side, as every
+    # other run's predecessor is balanced across the sides (see _confirm_runs)
+    confirm_warmup: int = 1
     dashboard_url: str = "http://127.0.0.1:8501"
     # calibration: budget of confirmed false alarms a week, at this many tests a week
     budget_per_week: float = 1.0
@@ -96,6 +110,7 @@ class Confirmation:
     before: list[dict[str, float]] = field(default_factory=list)
     after: list[dict[str, float]] = field(default_factory=list)
     failed: int = 0
+    warmups: int = 0  # discarded runs that have arrived
     author: str = ""
     subject: str = ""
     decided: dict[str, bool] = field(default_factory=dict)  # component -> confirmed, at look 1
@@ -315,23 +330,32 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
             threshold=cfg.k, producer="ttfb-detector")
         for n, c in moved.items()]
     return state, out + _confirm_runs(state.confirming[detection_id], scenario,
-                                      state.confirming[detection_id].runs_per_side)
+                                      state.confirming[detection_id].runs_per_side,
+                                      warmup=policy.confirm_warmup)
 
 
 def _confirm_runs(c: Confirmation, scenario: str, per_side: int,
-                  first: str = "before") -> list[ev.Event]:
+                  first: str = "before", warmup: int = 0) -> list[ev.Event]:
     """Interleaved and counterbalanced (before, after, after, before, ...).
 
     The second look starts with the other side (after, before, before, ...):
     the first runs of a look are slower (in the demo, imports +3-6 % on runs
     1-3, other scenarios having run just before), and a look is a block of
-    the test, so the two looks' slow starts cancel in the pooled shift."""
+    the test, so the two looks' slow starts cancel in the pooled shift.
+
+    ``warmup`` runs of the first side go ahead, labelled ``WARMUP`` and not
+    counted. Whatever a run leaves for the next (a carry-over, which may
+    differ by side) then reaches each pair of neighbours, (B, A) or (A, B),
+    from the same side, and cancels within the pair; without them the look's
+    first run follows whatever ran before the look (often the suspect's own
+    monitoring runs), and its pair is biased by the difference."""
     pair = (("before", c.good_commit), ("after", c.commit))
+    order = counterbalanced(per_side, first=0 if first == "before" else 1)
     return [ev.RunRequested(
         scenario=scenario, repo=c.repo, commit=pair[side][1], branch=c.branch, runs=1,
-        purpose="confirm", arm=ev.Arm(label=pair[side][0]), correlation_id=c.detection_id,
+        purpose="confirm", arm=ev.Arm(label=label), correlation_id=c.detection_id,
         producer="ttfb-detector")
-        for side in counterbalanced(per_side, first=0 if first == "before" else 1)]
+        for side, label in [(order[0], WARMUP)] * warmup + [(s, pair[s][0]) for s in order]]
 
 
 def _position(state: ScenarioState, commit: str) -> int:
@@ -389,17 +413,13 @@ def calibration_answer(request: ev.CalibrationRequested,
 def _confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
                          policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
     pending = state.confirming[event.correlation_id]
-    if isinstance(event, ev.RunFailed):
-        pending.failed += 1
-    else:
-        side = pending.before if event.arm == "before" else pending.after
-        row: dict[str, float] = {str(k): v for k, v in event.components.items()}
-        row[TOTAL] = event.ttfb_ms
-        side.append(row)
-    if not pending.complete:
+    _record(pending, event)
+    if event.arm == WARMUP or not pending.complete:
         return state, []
     final = pending.runs_per_side >= policy.confirm_runs
-    comparisons = _compare_sides(pending, list(pending.components))
+    paired = final and policy.paired_final
+    comparisons = _directed(pending, _compare_sides(pending, list(pending.components),
+                                                    paired=paired))
     alpha = policy.confirm_first_alpha
     if final:
         alpha = policy.confirm_alpha - (policy.confirm_first_alpha
@@ -411,8 +431,7 @@ def _confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFa
         for n in _significant(pending, comparisons, policy.confirm_first_alpha):
             pending.decided[n] = True
         for n, cmp in comparisons.items():
-            if n not in pending.decided and (cmp.p_value > policy.futility_p or not _agrees(
-                    pending, n, cmp.delta_log)):
+            if n not in pending.decided and cmp.p_value > policy.futility_p:
                 pending.decided[n] = False
         for n in pending.components:
             if n not in comparisons:
@@ -424,8 +443,9 @@ def _confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFa
             more = policy.confirm_runs - pending.runs_per_side
             pending.runs_per_side = policy.confirm_runs
             pending.looked = [len(pending.before), len(pending.after)]
-            return state, _confirm_runs(pending, event.scenario, more, first="after")
-    comparisons.update(_also_moved(pending, alpha, policy))
+            return state, _confirm_runs(pending, event.scenario, more, first="after",
+                                        warmup=policy.confirm_warmup)
+    comparisons.update(_also_moved(pending, alpha, policy, paired=paired))
     del state.confirming[event.correlation_id]
     if any(pending.decided.values()) and \
             _position(state, pending.commit) > _position(state, state.last_change):
@@ -434,8 +454,19 @@ def _confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFa
     return state, _verdicts(pending, event.scenario, comparisons, policy)
 
 
+def _record(c: Confirmation, event: ev.RunCompleted | ev.RunFailed) -> None:
+    if event.arm == WARMUP:
+        c.warmups += 1
+    elif isinstance(event, ev.RunFailed):
+        c.failed += 1
+    else:
+        row: dict[str, float] = {str(k): v for k, v in event.components.items()}
+        row[TOTAL] = event.ttfb_ms
+        (c.before if event.arm == "before" else c.after).append(row)
+
+
 def _also_moved(c: Confirmation, alpha: float, policy: Policy,
-                mark: bool = True) -> dict[str, Any]:
+                mark: bool = True, paired: bool = False) -> dict[str, Comparison]:
     """Components the candidate did not name that the fresh runs show moving
     (BH at the level of the deciding look, and big enough to matter): the
     verdict names every component that moved, not only the suspected one.
@@ -449,7 +480,7 @@ def _also_moved(c: Confirmation, alpha: float, policy: Policy,
     if not c.before or not c.after:
         return {}
     names = sorted((set(c.before[0]) & set(c.after[0])) - set(c.components) - {TOTAL})
-    comparisons = _compare_sides(c, names)
+    comparisons = _compare_sides(c, names, paired=paired)
     ttfb = sum(r[TOTAL] for r in c.before) / len(c.before)
     big = [n for n, cmp in comparisons.items()
            if abs(cmp.effect_pct) >= policy.detector.min_effect_pct
@@ -467,35 +498,50 @@ def _also_moved(c: Confirmation, alpha: float, policy: Policy,
     return moved
 
 
-def _compare_sides(c: Confirmation, names: list[str]) -> dict[str, Any]:
+def _compare_sides(c: Confirmation, names: list[str],
+                   paired: bool = False) -> dict[str, Comparison]:
+    """Each look's runs are a block: the machine's level between two looks
+    (other work ran in between) is not taken for the shift. ``paired``: each
+    run against its neighbour of the other side, which leaves out the level's
+    wander within a look too."""
+    test = compare_paired if paired else compare_blocked
     comparisons = {}
     for n in sorted(names):
         try:
-            # each look's runs are a block: the machine's level between two
-            # looks (other work ran in between) is not taken for the shift
-            comparisons[n] = compare_blocked(*c.sides(n))
+            comparisons[n] = test(*c.sides(n))
         except ValueError:
             continue
     return comparisons
 
 
-def _agrees(c: Confirmation, component: str, delta_log: float) -> bool:
-    return (delta_log > 0) == (c.components[component] == "regression")
+def _directed(c: Confirmation, comparisons: dict[str, Comparison]) -> dict[str, Comparison]:
+    """The named components' p-values, one-sided in the candidate's direction.
+
+    The candidate says which way each component moved before any fresh run is
+    made, and only that way can be confirmed: a two-sided level would spend
+    half the false-alarm budget on verdicts that cannot happen. So the fresh
+    runs test "moved that way" at the whole level (a shift the other way has
+    p > 0.5)."""
+    def one_sided(n: str, cmp: Comparison) -> Comparison:
+        agrees = (cmp.delta_log > 0) == (c.components[n] == "regression")
+        return dataclasses.replace(
+            cmp, p_value=cmp.p_value / 2 if agrees else 1 - cmp.p_value / 2)
+    return {n: one_sided(n, cmp) for n, cmp in comparisons.items()}
 
 
-def _significant(c: Confirmation, comparisons: dict[str, Any], alpha: float) -> set[str]:
-    """Components still open that move as the candidate said, BH at ``alpha``."""
+def _significant(c: Confirmation, comparisons: dict[str, Comparison], alpha: float) -> set[str]:
+    """Components still open that move as the candidate said (their one-sided
+    p-values), BH at ``alpha``."""
     open_ = [n for n in comparisons if n not in c.decided]
     ok = benjamini_hochberg([comparisons[n].p_value for n in open_], q=alpha)
-    return {n for n, keep in zip(open_, ok, strict=True)
-            if keep and _agrees(c, n, comparisons[n].delta_log)}
+    return {n for n, keep in zip(open_, ok, strict=True) if keep}
 
 
-def _verdicts(c: Confirmation, scenario: str, comparisons: dict[str, Any],
+def _verdicts(c: Confirmation, scenario: str, comparisons: dict[str, Comparison],
               policy: Policy) -> list[ev.Event]:
     names = sorted(c.components)
     confirmed = {n for n, yes in c.decided.items() if yes}
-    runs = len(c.before) + len(c.after) + c.failed
+    runs = len(c.before) + len(c.after) + c.failed + c.warmups
     out: list[ev.Event] = []
     for n in names:
         cmp = comparisons.get(n)

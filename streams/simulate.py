@@ -32,11 +32,13 @@ def simulate_confirmation(rng: np.random.Generator, policy: Policy, draw: Draw,
     state.confirming["d"] = pending = Confirmation(
         detection_id="d", commit="b", good_commit="a", components={"imports": "regression"},
         hardware_id="", branch="main", runs_per_side=policy.confirm_first_runs)
-    out: list[ev.Event] = _confirm_runs(pending, "s", policy.confirm_first_runs)
+    out: list[ev.Event] = _confirm_runs(pending, "s", policy.confirm_first_runs,
+                                        warmup=policy.confirm_warmup)
     level = float(rng.normal(0.0, between))
     while requests := [c for c in out if isinstance(c, ev.RunRequested)]:
         for request in requests:
-            components = draw(rng, request.arm.label, level)
+            side = "before" if request.commit == pending.good_commit else "after"
+            components = draw(rng, side, level)  # a warm-up run is of one side too
             event = ev.RunCompleted(scenario="s", commit=request.commit, purpose="confirm",
                                     arm=request.arm.label, correlation_id="d",
                                     ttfb_ms=sum(components.values()), components=components)
@@ -71,6 +73,21 @@ def carry_over(slow: float) -> Draw:
         extra = slow if previous[0] == "before" else 0.0
         previous[0] = arm
         return {"imports": 2000.0 * float(rng.lognormal(level + extra, 0.05))}
+    return draw
+
+
+def wander(shift: float, step: float, noise: float = 0.05) -> Draw:
+    """imports moved by ``shift`` (log) on the after side, on a machine whose
+    level wanders from run to run (a random walk, steps of sd ``step``)
+    besides each run's own noise: in the demo, one look's runs of a commit
+    fell steadily from 2,739 to 1,801 ms."""
+    walk = [0.0]
+
+    def draw(rng: np.random.Generator, arm: str, level: float) -> dict[str, float]:
+        walk[0] += float(rng.normal(0.0, step))
+        moved = shift if arm == "after" else 0.0
+        return {"imports": 2000.0 * float(np.exp(level + walk[0] + moved
+                                                 + rng.normal(0.0, noise)))}
     return draw
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -21,6 +22,7 @@ from streams.simulate import (
     confirmed,
     simulate_confirmation,
     unnamed_component,
+    wander,
 )
 from ttfb import events as ev
 from ttfb.stats import compare, compare_blocked
@@ -81,18 +83,19 @@ def test_regression_is_candidate_then_confirmed_with_an_alert() -> None:
     commands = [e for e in out if isinstance(e, ev.RunRequested)]
     assert [(c.component, c.commit, c.good_commit, c.direction) for c in candidates] == \
         [("config", "c6", "c0", "regression")]  # against the baseline's oldest commit
-    # interleaved and counterbalanced: each side follows each side as often
-    assert [(c.arm.label, c.commit) for c in commands[:4]] == \
-        [("before", "c0"), ("after", "c6"), ("after", "c6"), ("before", "c0")]
+    # a warm-up run of the first side, not counted; then interleaved and
+    # counterbalanced: each side follows each side as often
+    assert [(c.arm.label, c.commit) for c in commands[:5]] == \
+        [("warmup", "c0"), ("before", "c0"), ("after", "c6"), ("after", "c6"), ("before", "c0")]
     first = Policy().confirm_first_runs
-    assert len(commands) == 2 * first and all(c.purpose == "confirm" for c in commands)
+    assert len(commands) == 2 * first + 1 and all(c.purpose == "confirm" for c in commands)
     det = candidates[0].detection_id
     state, out = feed(state, answer(rng, commands, det, {"config": 350.0}))
     confirmed = [e for e in out if isinstance(e, ev.RegressionConfirmed)]
     alerts = [e for e in out if isinstance(e, ev.Alert)]
     # a clear effect is confirmed at the first look: no second batch
     assert [(c.component, c.commit, c.runs_spent) for c in confirmed] == \
-        [("config", "c6", 2 * first)]
+        [("config", "c6", 2 * first + 1)]
     assert not [e for e in out if isinstance(e, ev.RunRequested)]
     assert confirmed[0].effect_pct > 3000 and confirmed[0].p_value < 0.001
     assert confirmed[0].ci_low_pct <= confirmed[0].effect_pct <= confirmed[0].ci_high_pct
@@ -165,14 +168,17 @@ def test_an_unclear_first_look_asks_for_the_second_batch() -> None:
     state, out = candidate(rng, {"config": 350.0})
     commands = [e for e in out if isinstance(e, ev.RunRequested)]
     det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
-    # the fresh runs show a small effect (~2.5 sd on the log scale per run)
-    state, out = feed(state, answer(rng, commands, det, {"config": 0.5}))
+    # the fresh runs show a small effect (~1.5 sd on the log scale per run)
+    state, out = feed(state, answer(rng, commands, det, {"config": 0.3}))
     more = [e for e in out if isinstance(e, ev.RunRequested)]
-    assert len(more) == 2 * (policy.confirm_runs - policy.confirm_first_runs)
-    assert {(c.arm.label, c.correlation_id) for c in more} == {("before", det), ("after", det)}
-    state, out = feed(state, answer(rng, more, det, {"config": 0.5}))
+    assert len(more) == 2 * (policy.confirm_runs - policy.confirm_first_runs) + 1
+    # the second look starts with the other side, behind a warm-up run of it
+    assert [(c.arm.label, c.commit) for c in more[:2]] == [("warmup", "c6"), ("after", "c6")]
+    assert {(c.arm.label, c.correlation_id) for c in more} == \
+        {("warmup", det), ("before", det), ("after", det)}
+    state, out = feed(state, answer(rng, more, det, {"config": 0.3}))
     found = [e for e in out if isinstance(e, ev.RegressionConfirmed)]
-    assert len(found) == 1 and found[0].runs_spent == 2 * policy.confirm_runs
+    assert len(found) == 1 and found[0].runs_spent == 2 * policy.confirm_runs + 2
     assert found[0].p_value < policy.confirm_alpha - policy.confirm_first_alpha
 
 
@@ -189,7 +195,12 @@ def confirm_trial(rng: np.random.Generator, shift: float, policy: Policy,
 
 
 def test_two_look_confirmation_keeps_its_level_and_power() -> None:
-    """Over many seeded candidates: false confirmations <= the level, power at 8 % shifts."""
+    """Over many seeded candidates on a machine whose level holds still (5 %
+    noise, independent runs): false confirmations <= the level, power at 10
+    and 15 % shifts. Here the final look's pairs of neighbours cost power
+    against one Welch test of all the runs (7 degrees of freedom, not 14: at
+    10 %, ~0.65 against ~0.75); where the level wanders they gain it (the
+    next test)."""
     policy = Policy()
 
     def single_look(rng: np.random.Generator, shift: float) -> bool:
@@ -205,14 +216,15 @@ def test_two_look_confirmation_keeps_its_level_and_power() -> None:
     assert false_rate <= policy.confirm_alpha + 0.0045
     # futility stops many null candidates at the first look: a quarter of the runs saved
     assert np.mean([r for _, r in null]) <= 0.75 * 2 * policy.confirm_runs
-    for pct, min_power in ((10, 0.6), (15, 0.95)):
+    for pct, min_power in ((10, 0.55), (15, 0.9)):
         shift = float(np.log1p(pct / 100))
         shifted = [confirm_trial(rng, shift, policy) for _ in range(600)]
         power = sum(c for c, _ in shifted) / len(shifted)
         fixed = np.mean([single_look(rng, shift) for _ in range(600)])
-        # as powerful as one look at all the runs (binomial sd ~0.02), and never more runs
-        assert power >= min_power and power >= fixed - 0.05, (pct, power, fixed)
-        assert max(r for _, r in shifted) <= 2 * policy.confirm_runs
+        # nearly as powerful as one look at all the runs (binomial sd ~0.02),
+        # and never more runs
+        assert power >= min_power and power >= fixed - 0.15, (pct, power, fixed)
+        assert max(r for _, r in shifted) <= 2 * (policy.confirm_runs + policy.confirm_warmup)
 
 
 def test_a_level_change_between_the_looks_neither_hides_nor_fakes_a_shift() -> None:
@@ -238,12 +250,33 @@ def test_a_level_change_between_the_looks_neither_hides_nor_fakes_a_shift() -> N
     assert power >= np.mean([pooled(rng) for _ in range(600)]) + 0.2
 
 
+def test_the_final_look_pairs_neighbours_so_a_wandering_machine_is_not_noise() -> None:
+    """The machine's level wanders from run to run (a random walk, steps of
+    5 %, besides 5 % noise per run, and 15 % between looks): in the demo one
+    look's runs of a commit fell from 2,739 to 1,801 ms, and the recsys
+    improvement (-22.8 %) came out at p = 0.0073 comparing the sides'
+    samples, 0.0001 pairing neighbours. The paired final look keeps the level
+    and finds a 15 % shift clearly more often than the sides' samples do."""
+    def rate(shift: float, paired: bool, trials: int) -> float:
+        policy = dataclasses.replace(Policy(), paired_final=paired)
+        rng = np.random.default_rng(12)
+        return float(np.mean([confirmed(simulate_confirmation(
+            rng, policy, wander(shift, 0.05), between=0.15), "imports")
+            for _ in range(trials)]))
+
+    assert rate(0.0, True, 2000) <= Policy().confirm_alpha + 0.0045  # binomial sd: 0.0022
+    shift = float(np.log1p(0.15))
+    paired, sides = rate(shift, True, 600), rate(shift, False, 600)
+    assert paired >= 0.7 and paired >= sides + 0.08, (paired, sides)  # ~0.79 against ~0.63
+
+
 def test_an_unnamed_component_is_confirmed_at_its_level_and_found_when_it_moves(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo's one false alarm: the candidate named imports, and first_step
     (bimodal, all 8 good runs in the fast mode) passed the t-test at
-    p = 0.005. On that shape the final look's t-test alone passes more often
-    than its level; with the rank test asked to agree, a component the
+    p = 0.005. On that shape the two sides' t-test alone (the final look's
+    test then) passes more often than its level; with the rank test asked to
+    agree, a component the
     candidate did not name is confirmed at most at the level, and a real move
     of a component is found nearly as often as by the t-test alone."""
     policy = Policy()
@@ -251,7 +284,7 @@ def test_an_unnamed_component_is_confirmed_at_its_level_and_found_when_it_moves(
     rng = np.random.default_rng(5)
     draw = unnamed_component(0.0, bimodal=True)
 
-    def t_alone(rng: np.random.Generator) -> bool:  # both looks' runs, as the final look
+    def t_alone(rng: np.random.Generator) -> bool:  # both looks' runs, the sides compared
         sides = [[[draw(rng, arm, 0.0)["first_step"] for _ in range(4)] for _ in range(2)]
                  for arm in ("before", "after")]
         return compare_blocked(*sides).p_value < final
@@ -279,18 +312,22 @@ def test_what_a_run_leaves_for_the_next_does_not_fake_a_shift(
     the cause: a cache, the lab's work on the run just finished). Interleaved
     A, B, A, B puts every after run behind a before run and confirms that as
     a regression; counterbalanced A, B, B, A puts each side behind each side
-    as often, and the level holds."""
+    as often. What precedes a look's first run is still unbalanced (the first
+    look follows nothing here, the second look follows the first one's last
+    before run), and the paired final look sees the +2.5 % that leaves; a
+    warm-up run of the look's first side, not counted, and the level holds."""
     policy = Policy()
 
-    def false_rate() -> float:
+    def false_rate(policy: Policy) -> float:
         rng = np.random.default_rng(8)
         return float(np.mean([confirmed(simulate_confirmation(rng, policy, carry_over(0.1)),
                                         "imports") for _ in range(1000)]))
 
-    assert false_rate() <= policy.confirm_alpha  # binomial sd at 0.01: 0.003
+    assert false_rate(policy) <= policy.confirm_alpha  # binomial sd at 0.01: 0.003
+    assert false_rate(dataclasses.replace(policy, confirm_warmup=0)) >= 0.015  # ~0.026
     monkeypatch.setattr("streams.detection.counterbalanced",
                         lambda pairs, first=0: [0, 1] * pairs)  # A, B, A, B
-    assert false_rate() >= 0.5
+    assert false_rate(policy) >= 0.2
 
 
 def test_the_second_look_starts_with_the_other_side_so_a_slow_start_cancels() -> None:
