@@ -80,7 +80,9 @@ class Policy:
     # at the first look, a named component's p above this dismisses it (one-sided:
     # the wrong sign is above 0.5)
     futility_p: float = 0.25
-    promising_q: float = 0.05  # at the first look: another component this clear earns look 2
+    # at the first look, another component this clear (its own p, no correction:
+    # it buys runs, the final look decides) earns the second batch
+    promising_p: float = 0.2
     # the final look tests the differences of neighbouring runs (False: the
     # two sides' samples, each look a block), see ``compare_paired``
     paired_final: bool = True
@@ -439,7 +441,7 @@ def _confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFa
         # another component that looks moved on these runs earns the second
         # batch too: it is tested, like everything still open, at the final look
         if len(pending.decided) < len(pending.components) or \
-                _also_moved(pending, policy.promising_q, policy, mark=False):
+                _also_moved(pending, policy.promising_p, policy, mark=False):
             more = policy.confirm_runs - pending.runs_per_side
             pending.runs_per_side = policy.confirm_runs
             pending.looked = [len(pending.before), len(pending.after)]
@@ -470,6 +472,8 @@ def _also_moved(c: Confirmation, alpha: float, policy: Policy,
     """Components the candidate did not name that the fresh runs show moving
     (BH at the level of the deciding look, and big enough to matter): the
     verdict names every component that moved, not only the suspected one.
+    Without ``mark``, a screen at the first look: each component at ``alpha``
+    on its own (it only buys the second batch, whose final look decides).
 
     Nothing in the history pointed at these, so the verdict (``mark``) also
     asks a rank test to agree: each component's p-value is the larger of the
@@ -485,13 +489,11 @@ def _also_moved(c: Confirmation, alpha: float, policy: Policy,
     big = [n for n, cmp in comparisons.items()
            if abs(cmp.effect_pct) >= policy.detector.min_effect_pct
            and abs(cmp.effect_ms) >= policy.min_effect_ttfb_pct / 100 * ttfb]
-    p_values = [comparisons[n].p_value for n in big]
-    if mark:
-        p_values = [max(p, rank_p_blocked(*c.sides(n))) for p, n in zip(p_values, big, strict=True)]
+    if not mark:  # a screen for more runs: each component on its own
+        return {n: comparisons[n] for n in big if comparisons[n].p_value < alpha}
+    p_values = [max(comparisons[n].p_value, rank_p_blocked(*c.sides(n))) for n in big]
     keep = benjamini_hochberg(p_values, q=alpha)
     moved = {n: comparisons[n] for n, k in zip(big, keep, strict=True) if k}
-    if not mark:
-        return moved
     for n, cmp in moved.items():
         c.components[n] = "regression" if cmp.delta_log > 0 else "improvement"
         c.decided[n] = True
