@@ -27,7 +27,7 @@ def simulate_confirmation(rng: np.random.Generator, policy: Policy, draw: Draw,
     """One ``imports`` candidate through the two-look confirmation, its runs
     answered in the order the fold asks for them; each look's runs share a
     level of their own, drawn with sd ``between`` (other work ran between the
-    looks). Returns the verdicts."""
+    looks). Returns the verdicts (a follow-up candidate's too, after it)."""
     state = ScenarioState()
     state.confirming["d"] = pending = Confirmation(
         detection_id="d", commit="b", good_commit="a", components={"imports": "regression"},
@@ -35,16 +35,20 @@ def simulate_confirmation(rng: np.random.Generator, policy: Policy, draw: Draw,
     out: list[ev.Event] = _confirm_runs(pending, "s", policy.confirm_first_runs,
                                         warmup=policy.confirm_warmup)
     level = float(rng.normal(0.0, between))
+    decided: list[ev.Event] = []
     while requests := [c for c in out if isinstance(c, ev.RunRequested)]:
+        decided += [e for e in out if not isinstance(e, ev.RunRequested)]
+        out = []
         for request in requests:
             side = "before" if request.commit == pending.good_commit else "after"
             components = draw(rng, side, level)  # a warm-up run is of one side too
             event = ev.RunCompleted(scenario="s", commit=request.commit, purpose="confirm",
-                                    arm=request.arm.label, correlation_id="d",
+                                    arm=request.arm.label, correlation_id=request.correlation_id,
                                     ttfb_ms=sum(components.values()), components=components)
-            state, out = _confirmation_result(state, event, policy)
+            state, emitted = _confirmation_result(state, event, policy)
+            out += emitted
         level = float(rng.normal(0.0, between))  # the next look's runs
-    return out
+    return decided + out
 
 
 def unnamed_component(shift: float, bimodal: bool) -> Draw:
