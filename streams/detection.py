@@ -477,8 +477,7 @@ def _follow_ups(state: ScenarioState, c: Confirmation, scenario: str, policy: Po
     shared by every component the candidate did not name.)"""
     if c.follow_up:
         return []
-    names = sorted((set(c.before[0]) & set(c.after[0])) - set(c.components) - {TOTAL})
-    comparisons = _compare_sides(c, names, paired=paired)
+    comparisons = _compare_sides(c, _unnamed(c), paired=paired)
     out: list[ev.Event] = []
     for n in _big(c, comparisons, policy):
         cmp = comparisons[n]
@@ -526,10 +525,7 @@ def _also_moved(c: Confirmation, alpha: float, policy: Policy,
     each). A bimodal component whose fast mode happened to fill one arm's
     runs passes a t-test more often than its level; its ranks do not.
     """
-    if not c.before or not c.after:
-        return {}
-    names = sorted((set(c.before[0]) & set(c.after[0])) - set(c.components) - {TOTAL})
-    comparisons = _compare_sides(c, names, paired=paired)
+    comparisons = _compare_sides(c, _unnamed(c), paired=paired)
     big = _big(c, comparisons, policy)
     if not mark:  # a screen for more runs: each component on its own
         return {n: comparisons[n] for n in big if comparisons[n].p_value < alpha}
@@ -542,9 +538,18 @@ def _also_moved(c: Confirmation, alpha: float, policy: Policy,
     return moved
 
 
+def _unnamed(c: Confirmation) -> list[str]:
+    """The components measured on both sides that the candidate did not name."""
+    if not c.before or not c.after:
+        return []
+    return sorted((set(c.before[0]) & set(c.after[0])) - set(c.components) - {TOTAL})
+
+
 def _big(c: Confirmation, comparisons: dict[str, Comparison], policy: Policy) -> list[str]:
     """The components whose shift is big enough to matter, as a share of the
     component and in ms as a share of TTFB."""
+    if not comparisons:
+        return []
     ttfb = sum(r[TOTAL] for r in c.before) / len(c.before)
     return [n for n, cmp in comparisons.items()
             if abs(cmp.effect_pct) >= policy.detector.min_effect_pct
