@@ -447,37 +447,39 @@ def _confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFa
                 pending.decided.setdefault(n, False)
         # another component that looks moved on these runs earns the second
         # batch too: it is tested, like everything still open, at the final look
-        if len(pending.decided) < len(pending.components) or not pending.follow_up and \
-                _also_moved(pending, policy.promising_p, policy, mark=False):
+        if len(pending.decided) < len(pending.components) or _also_moved(
+                pending, _compare_sides(pending, _unnamed(pending)), policy.promising_p, policy,
+                mark=False):
             more = policy.confirm_runs - pending.runs_per_side
             pending.runs_per_side = policy.confirm_runs
             pending.looked = [len(pending.before), len(pending.after)]
             return state, _confirm_runs(pending, event.scenario, more, first="after",
                                         warmup=policy.confirm_warmup)
-    if not pending.follow_up:  # its parent tested the other components
-        comparisons.update(_also_moved(pending, alpha, policy, paired=paired))
+    unnamed = _compare_sides(pending, _unnamed(pending), paired=paired)
+    moved = _also_moved(pending, unnamed, alpha, policy)
+    comparisons.update(moved)
     del state.confirming[event.correlation_id]
     if any(pending.decided.values()) and \
             _position(state, pending.commit) > _position(state, state.last_change):
         state.last_change = pending.commit
     _rebase(state, pending, policy)
-    follow_ups = _follow_ups(state, pending, event.scenario, policy, paired) if final else []
+    follow_ups = _follow_ups(state, pending, {n: cmp for n, cmp in unnamed.items()
+                                              if n not in moved}, event.scenario, policy) \
+        if final else []
     return state, _verdicts(pending, event.scenario, comparisons, policy) + follow_ups
 
 
-def _follow_ups(state: ScenarioState, c: Confirmation, scenario: str, policy: Policy,
-                paired: bool) -> list[ev.Event]:
-    """Components the candidate did not name that the final look shows moved
-    (p < ``follow_up_p``, big enough) but did not confirm, each a candidate
+def _follow_ups(state: ScenarioState, c: Confirmation, comparisons: dict[str, Comparison],
+                scenario: str, policy: Policy) -> list[ev.Event]:
+    """Components the candidate did not name (``comparisons``: the final
+    look's, of those it did not confirm) that the final look shows moved
+    (p < ``follow_up_p``, big enough), each a candidate
     of its own, confirmed on fresh runs as a named one: one-sided, and not
     sharing a level with the others. These runs chose it, so they cannot
     confirm it; the fresh ones decide alone, at the confirmation's level.
     (The demo's recsys improvement, not a candidate at its commit, came out
     at -19 %, p = 0.009 beside the data regression, against a bar of 0.009
     shared by every component the candidate did not name.)"""
-    if c.follow_up:
-        return []
-    comparisons = _compare_sides(c, _unnamed(c), paired=paired)
     out: list[ev.Event] = []
     for n in _big(c, comparisons, policy):
         cmp = comparisons[n]
@@ -511,9 +513,10 @@ def _record(c: Confirmation, event: ev.RunCompleted | ev.RunFailed) -> None:
         (c.before if event.arm == "before" else c.after).append(row)
 
 
-def _also_moved(c: Confirmation, alpha: float, policy: Policy,
-                mark: bool = True, paired: bool = False) -> dict[str, Comparison]:
-    """Components the candidate did not name that the fresh runs show moving
+def _also_moved(c: Confirmation, comparisons: dict[str, Comparison], alpha: float,
+                policy: Policy, mark: bool = True) -> dict[str, Comparison]:
+    """Components the candidate did not name (``comparisons``, from
+    ``_unnamed``) that the fresh runs show moving
     (BH at the level of the deciding look, and big enough to matter): the
     verdict names every component that moved, not only the suspected one.
     Without ``mark``, a screen at the first look: each component at ``alpha``
@@ -525,7 +528,6 @@ def _also_moved(c: Confirmation, alpha: float, policy: Policy,
     each). A bimodal component whose fast mode happened to fill one arm's
     runs passes a t-test more often than its level; its ranks do not.
     """
-    comparisons = _compare_sides(c, _unnamed(c), paired=paired)
     big = _big(c, comparisons, policy)
     if not mark:  # a screen for more runs: each component on its own
         return {n: comparisons[n] for n in big if comparisons[n].p_value < alpha}
@@ -539,8 +541,10 @@ def _also_moved(c: Confirmation, alpha: float, policy: Policy,
 
 
 def _unnamed(c: Confirmation) -> list[str]:
-    """The components measured on both sides that the candidate did not name."""
-    if not c.before or not c.after:
+    """The components measured on both sides that the candidate did not name;
+    none for a follow-up, which tests its own component only (its parent
+    tested the others, and would otherwise see them confirmed again)."""
+    if c.follow_up or not c.before or not c.after:
         return []
     return sorted((set(c.before[0]) & set(c.after[0])) - set(c.components) - {TOTAL})
 
