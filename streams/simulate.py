@@ -22,16 +22,31 @@ from ttfb import events as ev
 Draw = Callable[[np.random.Generator, str, float], dict[str, float]]
 
 
+def confirming(components: dict[str, str], policy: Policy) -> tuple[ScenarioState, Confirmation]:
+    """A state with one confirmation under way, ``d``: commit ``b`` against
+    ``a``, of ``components`` (component -> the candidate's direction)."""
+    state = ScenarioState()
+    state.confirming["d"] = pending = Confirmation(
+        detection_id="d", commit="b", good_commit="a", components=components,
+        hardware_id="", branch="main", runs_per_side=policy.confirm_first_runs)
+    return state, pending
+
+
+def confirm_run(commit: str, arm: str, components: dict[str, float], correlation_id: str = "d",
+                scenario: str = "s") -> ev.RunCompleted:
+    """The agent's answer to a confirmation run: ``components`` in ms."""
+    return ev.RunCompleted(scenario=scenario, commit=commit, purpose="confirm", arm=arm,
+                           correlation_id=correlation_id, ttfb_ms=sum(components.values()),
+                           components=components)  # type: ignore[arg-type]
+
+
 def simulate_confirmation(rng: np.random.Generator, policy: Policy, draw: Draw,
                           between: float = 0.0) -> list[ev.Event]:
     """One ``imports`` candidate through the two-look confirmation, its runs
     answered in the order the fold asks for them; each look's runs share a
     level of their own, drawn with sd ``between`` (other work ran between the
     looks). Returns the verdicts (a follow-up candidate's too, after it)."""
-    state = ScenarioState()
-    state.confirming["d"] = pending = Confirmation(
-        detection_id="d", commit="b", good_commit="a", components={"imports": "regression"},
-        hardware_id="", branch="main", runs_per_side=policy.confirm_first_runs)
+    state, pending = confirming({"imports": "regression"}, policy)
     out: list[ev.Event] = _confirm_runs(pending, "s", policy.confirm_first_runs,
                                         warmup=policy.confirm_warmup)
     level = float(rng.normal(0.0, between))
@@ -42,10 +57,8 @@ def simulate_confirmation(rng: np.random.Generator, policy: Policy, draw: Draw,
         for request in requests:
             side = "before" if request.commit == pending.good_commit else "after"
             components = draw(rng, side, level)  # a warm-up run is of one side too
-            event = ev.RunCompleted(scenario="s", commit=request.commit, purpose="confirm",
-                                    arm=request.arm.label, correlation_id=request.correlation_id,
-                                    ttfb_ms=sum(components.values()), components=components)
-            state, emitted = _confirmation_result(state, event, policy)
+            state, emitted = _confirmation_result(state, confirm_run(
+                request.commit, request.arm.label, components, request.correlation_id), policy)
             out += emitted
         level = float(rng.normal(0.0, between))  # the next look's runs
     return decided + out

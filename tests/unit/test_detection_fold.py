@@ -19,7 +19,9 @@ from streams.detection import (
 from streams.simulate import (
     Draw,
     carry_over,
+    confirm_run,
     confirmed,
+    confirming,
     simulate_confirmation,
     unnamed_component,
     wander,
@@ -57,6 +59,14 @@ def monitor(rng: np.random.Generator, commits: int, start: int = 0,
         b = bump if bump_from is not None and i >= bump_from else None
         events += [run(rng, f"c{i}", r, bump=b) for r in range(3)]
     return events
+
+
+def stored_run(scenario: str, arm: str, components: dict[str, float],
+               correlation_id: str = "d") -> ev.RunCompleted:
+    """A confirmation run of the state ``confirming`` makes: commit ``a`` on the
+    before side, ``b`` otherwise."""
+    return confirm_run("a" if arm == "before" else "b", arm, components, correlation_id,
+                       scenario)
 
 
 def candidate(rng: np.random.Generator, bump: dict[str, float]
@@ -149,25 +159,18 @@ def test_a_component_the_first_look_barely_shows_moved_still_earns_the_second_ba
     second batch takes each component at 0.2 on its own, so imports gets its
     8 + 8 runs; Benjamini-Hochberg at 0.05, the old screen, dismissed the
     candidate here and the regression was never found."""
-    from streams.detection import Confirmation, _confirmation_result
+    from streams.detection import _confirmation_result
 
     look = [("warmup", 1717, 1762), ("before", 1747, 1920), ("after", 2193, 1668),
             ("after", 2158, 1576), ("before", 2141, 1598), ("before", 1733, 1514),
             ("after", 2192, 1753), ("after", 1971, 1683), ("before", 2051, 1923)]
 
     def first_look(policy: Policy) -> list[ev.Event]:
-        state = ScenarioState()
-        state.confirming["d"] = Confirmation(
-            detection_id="d", commit="b", good_commit="a",
-            components={"model": "improvement"}, hardware_id="", branch="main",
-            runs_per_side=policy.confirm_first_runs)
+        state, _ = confirming({"model": "improvement"}, policy)
         out: list[ev.Event] = []
         for arm, imports, model in look:
-            components = {"imports": float(imports), "model": float(model), "data": 150.0}
-            state, out = _confirmation_result(state, ev.RunCompleted(
-                scenario="vision", commit="a" if arm == "before" else "b", purpose="confirm",
-                arm=arm, correlation_id="d", ttfb_ms=sum(components.values()),
-                components=components), policy)  # type: ignore[arg-type]
+            state, out = _confirmation_result(state, stored_run("vision", arm, {
+                "imports": float(imports), "model": float(model), "data": 150.0}), policy)
         return out
 
     more = first_look(Policy())
@@ -187,7 +190,7 @@ def test_a_component_the_final_look_shows_moved_but_cannot_confirm_gets_runs_of_
     look, against the bar of 0.009 it shares (Benjamini-Hochberg) with the
     other components the candidate did not name. It becomes a candidate of
     its own, whose fresh runs confirm it as a named component."""
-    from streams.detection import Confirmation, _confirmation_result
+    from streams.detection import _confirmation_result
 
     stored = [  # arm, imports, data, model (ms)
         ("warmup", 2164, 371, 2115), ("before", 2164, 334, 1743), ("after", 2180, 850, 1918),
@@ -197,19 +200,10 @@ def test_a_component_the_final_look_shows_moved_but_cannot_confirm_gets_runs_of_
         ("before", 2313, 341, 1715), ("after", 1821, 644, 1377), ("after", 1540, 697, 1787),
         ("before", 2446, 318, 1671), ("before", 2377, 326, 1725), ("after", 2044, 687, 1637)]
     policy = Policy()
-    state = ScenarioState()
-    state.confirming["d"] = Confirmation(
-        detection_id="d", commit="b", good_commit="a", components={"data": "regression"},
-        hardware_id="", branch="main", runs_per_side=policy.confirm_first_runs)
-
-    def completed(arm: str, corr: str, comps: dict[str, float]) -> ev.RunCompleted:
-        return ev.RunCompleted(scenario="recsys", commit="a" if arm == "before" else "b",
-                               purpose="confirm", arm=arm, correlation_id=corr,
-                               ttfb_ms=sum(comps.values()), components=comps)  # type: ignore[arg-type]
-
+    state, _ = confirming({"data": "regression"}, policy)
     out: list[ev.Event] = []
     for arm, imports, data, model in stored:
-        state, out = _confirmation_result(state, completed(arm, "d", {
+        state, out = _confirmation_result(state, stored_run("recsys", arm, {
             "imports": float(imports), "data": float(data), "model": float(model)}), policy)
     verdicts = (ev.RegressionConfirmed, ev.ImprovementConfirmed, ev.DetectionDismissed)
     assert [(e.type, e.component) for e in out if isinstance(e, verdicts)] == \
@@ -227,10 +221,10 @@ def test_a_component_the_final_look_shows_moved_but_cannot_confirm_gets_runs_of_
         out = []
         for r in requests:
             after = r.commit == "b"
-            state, emitted = _confirmation_result(state, completed(r.arm.label, r.correlation_id, {
+            state, emitted = _confirmation_result(state, stored_run("recsys", r.arm.label, {
                 "imports": 2200.0 * float(rng.lognormal(np.log(0.81) if after else 0.0, 0.08)),
                 "data": (650.0 if after else 310.0) * float(rng.lognormal(0.0, 0.1)),
-                "model": 1700.0 * float(rng.lognormal(0.0, 0.1))}), policy)
+                "model": 1700.0 * float(rng.lognormal(0.0, 0.1))}, r.correlation_id), policy)
             out += emitted
         found += [e for e in out if isinstance(e, verdicts)]
         requests = [e for e in out if isinstance(e, ev.RunRequested)]
@@ -433,11 +427,9 @@ def test_the_second_look_starts_with_the_other_side_so_a_slow_start_cancels() ->
     both looks with the before side gives the after side two of them in each
     look, a shift of +1.25 % with nothing changed; the second look starts with
     the after side, and the looks' biases cancel in the blocked shift."""
-    from streams.detection import Confirmation, _confirm_runs
+    from streams.detection import _confirm_runs
 
-    pending = Confirmation(detection_id="d", commit="b", good_commit="a",
-                           components={"imports": "regression"}, hardware_id="",
-                           branch="main", runs_per_side=4)
+    _, pending = confirming({"imports": "regression"}, Policy())  # 4 runs a side
     looks = [_confirm_runs(pending, "s", 4), _confirm_runs(pending, "s", 4, first="after")]
     labels = [[r.arm.label for r in look if isinstance(r, ev.RunRequested)] for look in looks]
     assert labels[0][:4] == ["before", "after", "after", "before"]
