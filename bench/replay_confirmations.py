@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from streams.detection import TOTAL, WARMUP
+from streams.detection import TOTAL, WARMUP, Policy
 from ttfb.settings import Settings
 from ttfb.stats import compare_blocked, compare_paired
 from ttfb.store import open_store
 
-LOOK = 8  # runs of both sides in the first look (4 + 4)
+LOOK = 2 * Policy().confirm_first_runs  # counted runs of both sides in the first look
 
 
 def _looks(runs: list[dict[str, Any]], name: str) -> tuple[list[list[float]], list[list[float]]]:
@@ -38,7 +38,10 @@ def _looks(runs: list[dict[str, Any]], name: str) -> tuple[list[list[float]], li
             [[value(r) for r in look if r["arm"] == "after"] for look in looks])
 
 
-def replay(data_dir: str) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
+def replay(data_dir: str, shared: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """The confirmed findings' rows; adds each look's variance of the
+    neighbours' differences and twice a side's variance to ``shared``
+    (component -> [sum of the first, sum of the second])."""
     store = open_store(Settings(data_dir=data_dir))
     verdicts = {}
     for row in store.query("SELECT type, payload FROM ttfb.events WHERE type IN"
@@ -50,7 +53,7 @@ def replay(data_dir: str) -> tuple[list[dict[str, Any]], dict[str, list[float]]]
                          " FROM ttfb.runs WHERE purpose = 'confirm' AND status = 'completed'"
                          " AND arm != {w:String} ORDER BY occurred_at", {"w": WARMUP}):
         by.setdefault(r["correlation_id"], []).append(r)
-    rows, shared = [], {}  # type: list[dict[str, Any]], dict[str, list[float]]
+    rows = []
     for detection, runs in by.items():
         for name in [*sorted(runs[0]["components"]), TOTAL]:
             before, after = _looks(runs, name)
@@ -58,8 +61,9 @@ def replay(data_dir: str) -> tuple[list[dict[str, Any]], dict[str, list[float]]]
                 n = min(len(xs), len(ys))
                 if n > 2:
                     diffs = [math.log(ys[i] / xs[i]) for i in range(n)]
-                    shared.setdefault(name, []).extend([float(np.var(diffs, ddof=1)), float(
-                        np.var(np.log(xs), ddof=1) + np.var(np.log(ys), ddof=1))])
+                    sums = shared.setdefault(name, [0.0, 0.0])
+                    sums[0] += float(np.var(diffs, ddof=1))
+                    sums[1] += float(np.var(np.log(xs), ddof=1) + np.var(np.log(ys), ddof=1))
             if (detection, name) not in verdicts:
                 continue
             sides, pairs = compare_blocked(before, after), compare_paired(before, after)
@@ -67,7 +71,7 @@ def replay(data_dir: str) -> tuple[list[dict[str, Any]], dict[str, list[float]]]
                          "component": name, "verdict": verdicts[(detection, name)],
                          "runs": len(runs), "effect_pct": round(sides.effect_pct, 1),
                          "p_sides": sides.p_value, "p_pairs": pairs.p_value})
-    return rows, shared
+    return rows
 
 
 def main() -> None:
@@ -75,14 +79,9 @@ def main() -> None:
     parser.add_argument("data_dirs", nargs="+")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    rows: list[dict[str, Any]] = []
     shared: dict[str, list[float]] = {}
-    for d in args.data_dirs:
-        found, ratios = replay(d)
-        rows += found
-        for name, values in ratios.items():
-            shared.setdefault(name, []).extend(values)
-    ratio = {n: sum(v[0::2]) / sum(v[1::2]) for n, v in sorted(shared.items()) if sum(v[1::2])}
+    rows = [row for d in args.data_dirs for row in replay(d, shared)]
+    ratio = {n: diffs / sides for n, (diffs, sides) in sorted(shared.items()) if sides}
     if args.json:
         print(json.dumps({"confirmed": rows, "neighbour_variance_ratio": ratio}, indent=2))
         return
