@@ -102,6 +102,11 @@ class Policy:
     calibration_trials: int = 12
     max_candidate_rate: float = 0.01  # each candidate costs 2 x confirm_runs runs
 
+    @property
+    def first_look_runs(self) -> int:
+        """Runs per side of a confirmation's first look."""
+        return min(self.confirm_first_runs, self.confirm_runs)
+
 
 @dataclass
 class Confirmation:
@@ -325,7 +330,7 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         detection_id=detection_id, commit=commit, good_commit=good,
         components={n: c.direction for n, c in moved.items()},
         hardware_id=entry["hardware_id"], branch=entry["branch"],
-        runs_per_side=min(policy.confirm_first_runs, policy.confirm_runs),
+        runs_per_side=policy.first_look_runs,
         author=entry["author"], subject=entry["subject"],
         repo=entry["repo"])
     out: list[ev.Event] = [
@@ -489,7 +494,7 @@ def _follow_ups(state: ScenarioState, c: Confirmation, comparisons: dict[str, Co
         direction = "regression" if cmp.delta_log > 0 else "improvement"
         state.confirming[detection_id] = follow_up = dataclasses.replace(
             c, detection_id=detection_id, components={n: direction},
-            runs_per_side=min(policy.confirm_first_runs, policy.confirm_runs), before=[],
+            runs_per_side=policy.first_look_runs, before=[],
             after=[], failed=0, warmups=0, decided={}, looked=[], follow_up=True)
         out.append(ev.CandidateDetected(
             detection_id=detection_id, scenario=scenario, repo=c.repo, component=n,
