@@ -16,6 +16,14 @@ and the mean runs spent.
   the scenario's files: a random 20 % of the range, the culprits among them
   (a monorepo where most commits are about something else).
 
+A second table puts the lab's machine in: its level wanders from run to run
+(a mean-reverting walk, spread ``drift``), and the confirmation hands over
+endpoint runs taken when the machine was 10 % slower (as in a demo run that
+bisected an improvement to an ordinary commit). It compares, in the same
+run and on the same draws, the fold's batches run beside one run of each
+endpoint with a level per batch (``paired``, the default) and bare batches
+against every endpoint run (``unpaired``, before session 8).
+
     .venv/bin/python bench/bisection.py [--trials 100] [--json]
 """
 
@@ -28,6 +36,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import stats as sps
 
+from streams.bisect import BisectPolicy
 from streams.simulate import simulate_bisect
 
 
@@ -126,6 +135,36 @@ def run(trials: int, configs: list[tuple[int, float, float]],
     return rows
 
 
+DRIFTS = [(17, 0.10, 0.04, 0.05, True), (17, -0.20, 0.06, 0.05, True),
+          (32, 0.05, 0.03, 0.0, False), (32, 0.05, 0.03, 0.05, False),
+          (32, 0.05, 0.03, 0.10, False), (64, 0.10, 0.05, 0.05, False)]
+
+
+def drifting(trials: int) -> list[dict[str, object]]:
+    """Paired against unpaired batches on a wandering machine, same draws."""
+    rows = []
+    for n, shift, cv, drift, evidence in DRIFTS:
+        for paired in (True, False):
+            policy = BisectPolicy(explain=False, paired=paired)
+            rng = np.random.default_rng(int(n * 1000 + abs(shift) * 100 + drift * 10))
+            correct = runs = 0
+            for t in range(trials):
+                at = int(rng.integers(1, n))
+                hint = [bool(x) or i == at for i, x in enumerate(rng.random(n) < HINT_SHARE)]
+                result = simulate_bisect(
+                    n, lambda i, at=at, s=shift: 1000.0 * (1 + s if i >= at else 1.0),  # type: ignore[misc]
+                    seed=t, cv=cv, policy=policy, affected=hint, drift=drift,
+                    direction="regression" if shift > 0 else "improvement",
+                    evidence=(8, 0.10) if evidence else None)
+                correct += result.culprit == f"c{at:02d}"
+                runs += result.runs_spent
+            rows.append({"commits": n, "shift_pct": shift * 100, "cv_pct": cv * 100,
+                         "drift_pct": drift * 100, "evidence_off": evidence,
+                         "batches": "paired" if paired else "unpaired",
+                         "correct": correct / trials, "mean_runs": runs / trials})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=100)
@@ -133,8 +172,9 @@ def main() -> None:
     args = parser.parse_args()
     configs = [(n, s, cv) for n in (64, 256) for s in (0.03, 0.05, 0.10) for cv in (0.03, 0.05)]
     rows = run(args.trials, configs)
+    drift_rows = drifting(args.trials)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"methods": rows, "drifting": drift_rows}, indent=2))
         return
     print(f"{'commits':>7} {'shift':>6} {'cv':>4}  {'method':<13} {'correct':>8}"
           f" {'single':>7} {'a culprit':>9} {'runs':>7}")
@@ -142,6 +182,15 @@ def main() -> None:
         print(f"{r['commits']:>7} {r['shift_pct']:>5.0f}% {r['cv_pct']:>3.0f}%  "
               f"{r['method']:<13} {r['correct']:>8.1%} {r['correct_single']:>7.1%}"
               f" {r['names_a_culprit']:>9.1%} {r['mean_runs']:>7.1f}")
+    print("\nA wandering machine (hinted ranges; 'evidence' = the confirmation's endpoint runs"
+          " taken at a 10 % slower level)")
+    print(f"{'commits':>7} {'shift':>6} {'cv':>4} {'drift':>5} {'evidence':>8}  {'batches':<9}"
+          f" {'correct':>8} {'runs':>7}")
+    for r in drift_rows:
+        print(f"{r['commits']:>7} {r['shift_pct']:>5.0f}% {r['cv_pct']:>3.0f}%"
+              f" {r['drift_pct']:>4.0f}% {'10 %' if r['evidence_off'] else '-':>8}"
+              f"  {r['batches']:<9}"
+              f" {r['correct']:>8.1%} {r['mean_runs']:>7.1f}")
 
 
 if __name__ == "__main__":

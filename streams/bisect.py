@@ -10,6 +10,10 @@
    at the posterior median, so one batch classifies a commit as like-good or
    like-bad as far as the evidence goes, and a misleading batch is corrected
    by later ones instead of sending the search down the wrong half for good.
+   A batch is a block: one run of each endpoint around it (good, mid, mid,
+   bad, then bad, mid, mid, good), and the model gives each block a level of
+   its own, so a machine whose speed wanders between batches cannot make a
+   commit look like the other endpoint (``BisectPolicy.paired``).
    The search stops as soon as one commit holds ``confidence`` of the
    posterior (or at a run budget, with the likeliest commit).
 4. A commit whose workflow fails is skipped (like ``git bisect skip``).
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import special
 from scipy.stats import chi2
 
 from ttfb import events as ev
@@ -46,7 +51,7 @@ class BisectPolicy:
     confidence: float = ev.BISECT_STOP  # posterior mass on one commit that ends a search
     runs_per_bit: int = 12  # run budget of a search: this many per halving of the range
     alpha: float = 0.005  # level of the test for a second, separable culprit
-    residual_runs: int = 6  # runs of the culprit and its parent for that test
+    residual_runs: int = 2  # runs of the culprit, its parent and each endpoint for that test
     second_culprit_share: float = 0.25  # the rest must be >= this share of the effect
     # prior weight of a commit that changes no file the scenario imports (the
     # agent's hint, as the scheduler's test selection): the search looks at the
@@ -54,6 +59,11 @@ class BisectPolicy:
     # CV 3 % has a likelihood ratio in the thousands), so a culprit outside the
     # scenario's modules (a config file it reads, say) is still found
     unaffected_prior: float = 0.1
+    # each batch runs beside one run of each endpoint, and each batch has a
+    # level of its own in the model: the lab's machine moves 15 % in minutes,
+    # and a batch compared with endpoint runs taken at another time took
+    # an ordinary commit for the improvement in a demo run
+    paired: bool = True
     explain: bool = True
 
 
@@ -89,6 +99,8 @@ class Bisect:
     search_bad: int = -1
     topped: dict[str, int] = field(default_factory=dict)  # top-up runs before the residual test
     affected: list[bool] = field(default_factory=list)  # per commit, from the range's lister
+    block: int = 0  # the last block (batch) requested; 0 holds the confirmation's runs
+    cells: list[tuple[str, int, float]] = field(default_factory=list)  # (commit, block, value)
 
 
 @dataclass
@@ -151,9 +163,12 @@ def _start(book: BisectBook,
         component=found.component, repo=found.repo, branch=found.branch,
         direction=found.direction,
         good=found.good_commit, bad=found.commit,
-        # the confirmation's fresh runs of both ends are the endpoints' first samples
+        # the confirmation's fresh runs of both ends are the endpoints' first
+        # samples, taken side by side: block 0
         samples={k: list(v) for k, v in ((found.good_commit, found.evidence_before),
-                                         (found.commit, found.evidence_after)) if v})
+                                         (found.commit, found.evidence_after)) if v},
+        cells=[(k, 0, float(x)) for k, v in ((found.good_commit, found.evidence_before),
+                                             (found.commit, found.evidence_after)) for x in v])
     return [ev.CommitRangeRequested(scenario=found.scenario, repo=found.repo,
                                     good=found.good_commit, bad=found.commit,
                                     correlation_id=bisect_id, producer="ttfb-bisect")]
@@ -161,11 +176,32 @@ def _start(book: BisectBook,
 
 def _runs(b: Bisect, commit: str, count: int, purpose: str = "bisect",
           profile: bool = False) -> list[ev.Event]:
+    """``count`` runs of ``commit`` in the current block, whose number the arm
+    label carries (``bisect-3``) and the agent hands back with each run."""
     b.requested[commit] = b.requested.get(commit, 0) + count
+    label = f"{purpose}-{b.block}" if purpose == "bisect" else purpose
     return [ev.RunRequested(scenario=b.scenario, repo=b.repo, commit=commit, branch=b.branch,
                             runs=1, purpose=purpose, correlation_id=b.bisect_id,  # type: ignore[arg-type]
-                            profile=profile, arm=ev.Arm(label=purpose),
+                            profile=profile, arm=ev.Arm(label=label),
                             producer="ttfb-bisect") for _ in range(count)]
+
+
+def _block_of(arm: str) -> int:
+    """The block a run's arm label names; a run without one shares block 0."""
+    _, _, number = arm.rpartition("-")
+    return int(number) if number.isdigit() else 0
+
+
+def _batch(b: Bisect, commit: str, policy: BisectPolicy) -> list[ev.Event]:
+    """One block: ``batch`` runs of ``commit``, between one run of each of the
+    search's endpoints (their order alternates, so a steady drift within a
+    block weighs on both alike)."""
+    b.block += 1
+    if not policy.paired:
+        return _runs(b, commit, policy.batch)
+    ends = [b.commits[b.search_good], b.commits[b.search_bad]]
+    first, last = ends if b.block % 2 else ends[::-1]
+    return _runs(b, first, 1) + _runs(b, commit, policy.batch) + _runs(b, last, 1)
 
 
 def _on_range(b: Bisect, listed: ev.CommitRangeListed, policy: BisectPolicy) -> list[ev.Event]:
@@ -186,11 +222,13 @@ def _on_range(b: Bisect, listed: ev.CommitRangeListed, policy: BisectPolicy) -> 
     for given, full in ((b.good, b.commits[0]), (b.bad, b.commits[-1])):
         if given != full and given in b.samples:
             b.samples[full] = b.samples.pop(given)
+        b.cells = [(full if c == given else c, k, v) for c, k, v in b.cells]
     b.preloaded = {c: len(b.samples.get(c, [])) for c in (b.commits[0], b.commits[-1])}
     missing = [max(0, policy.endpoint_runs - b.preloaded[c])
                for c in (b.commits[0], b.commits[-1])]
     if not any(missing):
         return _advance(b, policy)
+    b.block += 1
     out: list[ev.Event] = []
     for i in range(max(missing)):  # interleaved endpoints
         out += _runs(b, b.commits[0], 1) if i < missing[0] else []
@@ -211,6 +249,7 @@ def _record(b: Bisect, event: ev.RunCompleted | ev.RunFailed) -> None:
     value = event.ttfb_ms if b.component == "ttfb" else event.components.get(b.component)  # type: ignore[call-overload]
     if value is not None:
         b.samples.setdefault(event.commit, []).append(float(value))
+        b.cells.append((event.commit, _block_of(event.arm), float(value)))
 
 
 def _received(b: Bisect, commit: str) -> int:
@@ -229,12 +268,12 @@ def _advance(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
         b.search_good, b.search_bad = 0, len(b.commits) - 1
         return _judge(b, policy)
     if b.phase == "search":
-        commit = b.commits[b.current]
-        if _received(b, commit) < b.requested.get(commit, 0):
+        if _waiting(b, (b.commits[b.search_good], b.commits[b.current],
+                        b.commits[b.search_bad])):
             return []
         return _judge(b, policy)
     if b.phase == "residual":
-        if _waiting(b, (b.commits[b.lo], b.commits[b.hi])):
+        if _waiting(b, (b.commits[0], b.commits[b.lo], b.commits[b.hi], b.commits[-1])):
             return []
         return _conclude(b, policy)
     if b.phase == "explain":
@@ -245,14 +284,15 @@ def _advance(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     return []
 
 
-def _search_samples(b: Bisect) -> dict[int, np.ndarray]:
-    """Log run values of the commits strictly inside the current search."""
-    out = {}
-    for i in range(b.search_good + 1, b.search_bad):
-        values = [v for v in b.samples.get(b.commits[i], []) if v > 0]
-        if values:
-            out[i] = np.log(np.asarray(values, dtype=float))
-    return out
+def _search_cells(b: Bisect, first: int, last: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs of commits ``first``..``last`` (a search's, endpoints included):
+    each run's position in the range, its block and its log value."""
+    index = {c: i for i, c in enumerate(b.commits)}
+    rows = [(index[c], k, math.log(v)) for c, k, v in b.cells
+            if c in index and first <= index[c] <= last and v > 0]
+    pos, block, logs = (np.asarray(x) for x in zip(*rows, strict=True)) if rows else \
+        (np.zeros(0, int), np.zeros(0, int), np.zeros(0))
+    return pos.astype(int), block.astype(int), logs.astype(float)
 
 
 def _candidates(b: Bisect) -> list[int]:
@@ -262,44 +302,110 @@ def _candidates(b: Bisect) -> list[int]:
             if j == b.search_bad or b.commits[j] not in b.skipped]
 
 
-def _posterior(b: Bisect, unaffected_prior: float = 1.0) -> tuple[list[int], np.ndarray]:
+def _posterior(b: Bisect, unaffected_prior: float = 1.0,
+               paired: bool = True) -> tuple[list[int], np.ndarray]:
     """Posterior over the culprit's position: a change-point model on the log
-    scale whose two levels are fitted, for each position, from every run on
-    either side (endpoints included), so an unlucky endpoint mean cannot
-    mislead the search; sigma from the runs' spread within each commit, taken
-    at its upper 90 % bound. The prior is uniform, but for commits known to
-    change nothing the scenario imports: ``unaffected_prior`` each."""
-    logs = _search_samples(b)
-    good = np.log([v for v in b.samples.get(b.commits[b.search_good], []) if v > 0])
-    bad = np.log([v for v in b.samples.get(b.commits[b.search_bad], []) if v > 0])
-    if good.size < 2 or bad.size < 2:
-        raise ValueError("each endpoint needs at least 2 valid runs")
-    groups = [good, *logs.values(), bad]
-    df = sum(g.size for g in groups) - len(groups)
-    within = sum(float(((g - g.mean()) ** 2).sum()) for g in groups)
+    scale, fitted for each position from every run of the search (endpoints
+    included), so an unlucky endpoint mean cannot mislead the search.
+
+    Each block (a batch and the endpoint runs beside it) has a level of its
+    own, drawn around the common one with a variance estimated from how the
+    endpoints' runs move from block to block: on a still machine the blocks
+    pool, on a wandering one only differences within a block weigh (a random
+    intercept, fitted by quasi-demeaning each block). Sigma from the runs'
+    spread within each commit's block, taken at its upper 90 % bound. The
+    prior is uniform, but for commits known to change nothing the scenario
+    imports: ``unaffected_prior`` each. Unpaired batches (``paired`` false)
+    share one level."""
+    pos, block, y = _search_cells(b, b.search_good, b.search_bad)
+    block = block if paired else np.zeros_like(block)
+    for end in (b.search_good, b.search_bad):
+        if int((pos == end).sum()) < 2:
+            raise ValueError("each endpoint needs at least 2 valid runs")
+    _, blocks = np.unique(block, return_inverse=True)
+    within, df = _spread(pos, blocks, y)
     sigma2 = max(within / float(chi2.ppf(0.1, df)), 1e-8)  # upper 90 % bound
+    # quasi-demeaning: each block keeps 1 - theta of its mean level
+    size = np.bincount(blocks)
+    tau2 = _between(b, pos, blocks, y, within / df)
+    theta = (1.0 - np.sqrt(sigma2 / (sigma2 + size * tau2)))[blocks]
+    one = 1.0 - theta
+    y_q = y - theta * _group_means(y, blocks)
+    a, a_y = float((one * one).sum()), float((one * y_q).sum())
     candidates = _candidates(b)
-    # cumulative sums over the commits in order: left of j is good, j and after bad
-    order = sorted(logs)
-    n_left, s_left, q_left = [good.size], [float(good.sum())], [float((good ** 2).sum())]
-    for i in order:
-        x = logs[i]
-        n_left.append(n_left[-1] + x.size)
-        s_left.append(s_left[-1] + float(x.sum()))
-        q_left.append(q_left[-1] + float((x ** 2).sum()))
-    n_all = n_left[-1] + bad.size
-    s_all, q_all = s_left[-1] + float(bad.sum()), q_left[-1] + float((bad ** 2).sum())
     scores = []
     for j in candidates:
-        k = int(np.searchsorted(order, j))  # commits tested left of j
-        nl, sl, ql = n_left[k], s_left[k], q_left[k]
-        nr, sr, qr = n_all - nl, s_all - sl, q_all - ql
-        ssr = (ql - sl * sl / nl) + (qr - sr * sr / nr)
+        x = (pos >= j).astype(float)
+        x_q = x - theta * _group_means(x, blocks)
+        a_x = float((one * x_q).sum())
+        # the step's least squares fit once the common level is fitted (the
+        # part of x and y the level does not explain), the step integrated
+        # out (-log(sxx)/2); no block holds both sides of j: no evidence
+        sxx = float((x_q * x_q).sum()) - (a_x * a_x / a if a > 1e-12 else 0.0)
+        sxy = float((x_q * y_q).sum()) - (a_x * a_y / a if a > 1e-12 else 0.0)
+        fit = sxy * sxy / sxx / (2 * sigma2) - 0.5 * math.log(sxx) if sxx > 1e-9 else 0.0
         prior = unaffected_prior if b.affected and not b.affected[j] else 1.0
-        scores.append(-ssr / (2 * sigma2) - 0.5 * math.log(nl) - 0.5 * math.log(nr)
-                      + math.log(prior))
+        scores.append(fit + math.log(prior))
     post = np.exp(np.asarray(scores) - max(scores))
     return candidates, post / post.sum()
+
+
+def _between(b: Bisect, pos: np.ndarray, blocks: np.ndarray, y: np.ndarray,
+             sigma2: float) -> float:
+    """The variance of the blocks' own levels (method of moments): the mean
+    square of each block's mean residual about the endpoints' means, less
+    what run noise alone gives it. Only the endpoints, which every block
+    runs, are used: a commit run in one block hides that block's level."""
+    ends = (pos == b.search_good) | (pos == b.search_bad)
+    if np.unique(blocks[ends]).size < 2:
+        return 0.0
+    side = (pos[ends] == b.search_bad).astype(int)
+    resid = y[ends] - _group_means(y[ends], side)
+    n = np.bincount(blocks[ends]).astype(float)
+    total = np.bincount(blocks[ends], resid, minlength=n.size)
+    seen = n > 0
+    excess = (total[seen] / n[seen]) ** 2 - sigma2 / n[seen]
+    return max(float(excess.mean()), 0.0)
+
+
+def _spread(pos: np.ndarray, blocks: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+    """The runs' sum of squares about their commit's mean within each block,
+    and its degrees of freedom (about each commit's mean over all blocks
+    where too few commits ran twice in one block)."""
+    _, cells = np.unique(pos * (int(blocks.max()) + 1) + blocks, return_inverse=True)
+    df = y.size - int(cells.max()) - 1
+    if df < 2:
+        _, cells = np.unique(pos, return_inverse=True)
+        df = y.size - int(cells.max()) - 1
+    return float(((y - _group_means(y, cells)) ** 2).sum()), max(df, 1)
+
+
+def _contrast(b: Bisect, good: int, other: int, paired: bool) -> tuple[float, float] | None:
+    """The log step from commit ``good`` to commit ``other``, from the blocks that
+    ran both (each block weighed by its runs), and its two-sided p-value."""
+    pos, block, y = _search_cells(b, 0, len(b.commits) - 1)
+    block = block if paired else np.zeros_like(block)
+    if y.size < 3:
+        return None
+    _, blocks = np.unique(block, return_inverse=True)
+    within, df = _spread(pos, blocks, y)
+    step = weight = 0.0
+    for k in np.unique(blocks):
+        here = blocks == k
+        a, c = y[here & (pos == good)], y[here & (pos == other)]
+        if a.size and c.size:
+            w = 1.0 / (1.0 / a.size + 1.0 / c.size)
+            step, weight = step + w * float(c.mean() - a.mean()), weight + w
+    if not weight:
+        return None
+    step /= weight
+    se = math.sqrt(max(within / df, 1e-12) / weight)
+    return step, float(2 * special.stdtr(df, -abs(step) / se))
+
+
+def _group_means(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Each value's group mean."""
+    return (np.bincount(groups, values) / np.bincount(groups))[groups]
 
 
 def _search_budget(b: Bisect, policy: BisectPolicy) -> int:
@@ -316,7 +422,7 @@ def _next_step(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     search ends when one position holds ``confidence`` of the posterior (or, at
     the run budget, with the likeliest position and its probability)."""
     while True:
-        candidates, post = _posterior(b, policy.unaffected_prior)
+        candidates, post = _posterior(b, policy.unaffected_prior, policy.paired)
         best = int(np.argmax(post))
         if post[best] >= policy.confidence or _search_runs(b) >= _search_budget(b, policy):
             if b.current >= 0:
@@ -343,7 +449,7 @@ def _next_step(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
                             "decision": "skipped", "mean_ms": 0.0})
             b.current = -1
             continue
-        return _runs(b, commit, policy.batch)
+        return _batch(b, commit, policy)
 
 
 def _cdf_at(candidates: list[int], cdf: np.ndarray, i: int) -> float:
@@ -373,18 +479,18 @@ def _judge(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
 
 
 def _second_search(b: Bisect, policy: BisectPolicy) -> tuple[int, int] | None:
-    """Endpoints of a search for a second, separable culprit, if one remains."""
+    """Endpoints of a search for a second, separable culprit, if one remains:
+    the culprit's parent still differs from the good endpoint, or the culprit
+    from the bad one, by a significant share of the whole effect (within
+    blocks, as the search compares)."""
     first, last = b.culprits[0], len(b.commits) - 1
-    total = compare(b.samples[b.commits[0]], b.samples[b.commits[last]]).delta_log
-    if not total:
+    total = _contrast(b, 0, last, policy.paired)
+    if total is None or not total[0]:
         return None
     sides = [(0, b.lo), (first, last)]  # left: good..last like-good; right: culprit..bad
     for good, bad in sides:
-        g, k = b.samples.get(b.commits[good]), b.samples.get(b.commits[bad])
-        if good == bad or not g or not k or len(g) < 2 or len(k) < 2:
-            continue
-        rest = compare(g, k)
-        if rest.p_value < policy.alpha and rest.delta_log / total >= policy.second_culprit_share:
+        rest = _contrast(b, good, bad, policy.paired) if good != bad else None
+        if rest and rest[1] < policy.alpha and rest[0] / total[0] >= policy.second_culprit_share:
             return good, bad
     return None
 
@@ -392,14 +498,19 @@ def _second_search(b: Bisect, policy: BisectPolicy) -> tuple[int, int] | None:
 def _found(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     b.culprits.append(b.hi)
     if len(b.culprits) == 1:
-        # top up the culprit and its last good neighbour: the test for a second,
-        # separable culprit compares them with the endpoints
+        # a block for the test for a second, separable culprit: the culprit's
+        # parent beside the good endpoint, the culprit beside the bad one
+        # (good, parent, culprit, bad, then the other way round)
+        order = list(dict.fromkeys(
+            c for c in (b.commits[0], b.commits[b.lo], b.commits[b.hi], b.commits[-1])
+            if b.failed.get(c, 0) < policy.batch))
+        b.block += 1
         out: list[ev.Event] = []
-        for c in (b.commits[b.lo], b.commits[b.hi]):
-            missing = policy.residual_runs - len(b.samples.get(c, []))
-            if missing > 0 and b.failed.get(c, 0) < policy.batch:
-                out += _runs(b, c, missing)
-                b.topped[c] = missing
+        for r in range(policy.residual_runs):
+            for c in order if r % 2 == 0 else order[::-1]:
+                out += _runs(b, c, 1)
+                if c not in (b.commits[0], b.commits[-1]):  # the parent or the culprit
+                    b.topped[c] = b.topped.get(c, 0) + 1
         if out:
             b.phase = "residual"
             return out

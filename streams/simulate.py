@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -117,16 +118,28 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
                     fails: set[int] | None = None, restart_every: int = 0,
                     duplicate: bool = False, policy: BisectPolicy | None = None,
                     component: str = "config", direction: str = "regression",
-                    affected: list[bool] | None = None) -> ev.BisectCompleted:
+                    affected: list[bool] | None = None,
+                    drift: float = 0.0,
+                    evidence: tuple[int, float] | None = None) -> ev.BisectCompleted:
     """Bisect commits c00..c{n-1}; ``level(i)`` is commit i's mean in ms;
-    ``affected``: the agent's hint, per commit, of which ones touch the scenario."""
+    ``affected``: the agent's hint, per commit, of which ones touch the scenario;
+    ``drift``: the machine's own level wanders from run to run, a mean-reverting
+    walk (AR(1), 0.9 per run) whose spread is ``drift`` on the log scale;
+    ``evidence``: the confirmation hands over (runs per endpoint, the log level
+    the machine had then, minutes before the bisect)."""
     policy = policy or BisectPolicy(explain=False)
     rng = np.random.default_rng(seed)
     commits = [f"c{i:02d}" for i in range(n)]
     found = ev.RegressionConfirmed if direction == "regression" else ev.ImprovementConfirmed
+    handed = {}
+    if evidence:
+        runs, then = evidence
+        handed = {f"evidence_{side}": [level(i) * math.exp(then) * _noise(rng, cv)
+                                       for _ in range(runs)]
+                  for side, i in (("before", 0), ("after", n - 1))}
     start = found(scenario="sim", component=component, commit=commits[-1],
                   good_commit=commits[0], direction=direction,  # type: ignore[arg-type]
-                  detection_id="det")
+                  detection_id="det", **handed)
     book, out = decide(BisectBook(), start, policy)
     request = out[0]
     assert isinstance(request, ev.CommitRangeRequested)
@@ -135,7 +148,7 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
         correlation_id=request.correlation_id, commits=commits,
         authors=[f"a{i}" for i in range(n)], subjects=[f"s{i}" for i in range(n)],
         affected=affected or [])]
-    applied = 0
+    applied, machine = 0, [0.0]
     while queue:
         event = queue.pop(0)
         applied += 1
@@ -150,7 +163,9 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
             if isinstance(produced, ev.BisectCompleted):
                 return produced
             if isinstance(produced, ev.RunRequested):
-                queue.append(_answer(produced, commits, level, rng, cv, fails, component))
+                machine[0] = 0.9 * machine[0] + float(rng.normal(0.0, drift * math.sqrt(0.19)))
+                queue.append(_answer(produced, commits, lambda i: level(i) * math.exp(machine[0]),
+                                     rng, cv, fails, component))
     raise AssertionError("the bisect never completed")
 
 
@@ -160,9 +175,15 @@ def _answer(request: ev.RunRequested, commits: list[str], level: Callable[[int],
     i = commits.index(request.commit)
     if fails and i in fails:
         return ev.RunFailed(scenario="sim", commit=request.commit, purpose=request.purpose,
-                            correlation_id=request.correlation_id, reason="workflow crashed")
-    ms = level(i) * float(rng.lognormal(-0.5 * np.log1p(cv**2), np.sqrt(np.log1p(cv**2))))
+                            arm=request.arm.label, correlation_id=request.correlation_id,
+                            reason="workflow crashed")
+    ms = level(i) * _noise(rng, cv)
     comps = {c: 10.0 for c in ev.COMPONENTS} | {component: ms}
     return ev.RunCompleted(scenario="sim", commit=request.commit, purpose=request.purpose,
-                           correlation_id=request.correlation_id, ttfb_ms=sum(comps.values()),
-                           components=comps)  # type: ignore[arg-type]
+                           arm=request.arm.label, correlation_id=request.correlation_id,
+                           ttfb_ms=sum(comps.values()), components=comps)  # type: ignore[arg-type]
+
+
+def _noise(rng: np.random.Generator, cv: float) -> float:
+    """A run's log-normal factor about its mean: coefficient of variation ``cv``."""
+    return float(rng.lognormal(-0.5 * np.log1p(cv**2), np.sqrt(np.log1p(cv**2))))
