@@ -12,14 +12,16 @@
    by later ones instead of sending the search down the wrong half for good.
    A batch is a block: one run of each endpoint around it (good, mid, mid,
    bad, then bad, mid, mid, good), and the model gives each block a level of
-   its own, so a machine whose speed wanders between batches cannot make a
-   commit look like the other endpoint (``BisectPolicy.paired``).
+   its own (a random intercept whose variance the endpoints' runs show), so
+   a machine whose speed wanders between batches cannot make a commit look
+   like the other endpoint (``BisectPolicy.paired``).
    The search stops as soon as one commit holds ``confidence`` of the
    posterior (or at a run budget, with the likeliest commit).
 4. A commit whose workflow fails is skipped (like ``git bisect skip``).
-5. When the culprit still differs from the bad endpoint by a significant part
-   of the effect, a second search over the rest of the range reports the
-   second culprit.
+5. When the culprit still differs from the bad endpoint (or its parent from
+   the good one) by a significant part of the effect, within a block of its
+   own, a second search over the rest of the range reports the second
+   culprit.
 6. One profiled run of the culprit and of its parent explain the regression
    (functions whose cumulative time grew most); then ``BisectCompleted``.
 

@@ -36,6 +36,13 @@ class DetectorConfig:
     min_effect_pct: float = 1.0
     min_effect_ms: float = 0.0  # ignore shifts too small to matter for TTFB
     conservative_df: bool = True  # False where fresh confirmation runs follow
+    # a window that differs from the baseline at p < hold_p without being a
+    # candidate is held (not accepted into the baseline) for up to ``hold``
+    # more commits, and tested again with them: a shift too small to show in
+    # one commit's few runs shows in two or three, where accepting it would
+    # have hidden it in the baseline for good (0: off)
+    hold_p: float = 0.0
+    hold: int = 2
 
     def with_point(self, alpha: float, k: float) -> DetectorConfig:
         return replace(self, alpha=alpha, k=k)
@@ -120,6 +127,9 @@ def apply(state: SeriesState, point: Point, cfg: DetectorConfig) -> tuple[Series
                                  conservative_df=cfg.conservative_df)
         except ValueError:
             comparison = None
+        if comparison is not None and not _is_candidate(comparison, cfg) and \
+                comparison.p_value < cfg.hold_p and len(window) < cfg.fore + cfg.hold:
+            return replace(state, window=window, seen=seen), None  # held for another look
         if comparison is not None and _is_candidate(comparison, cfg):
             split, refined = _refine(baseline, window, cfg)
             if _is_candidate(refined, cfg):
