@@ -328,10 +328,7 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
     anchors = [before[n].baseline[0] for n in moved if before[n].baseline]
     good = min(anchors, key=lambda pt: pt.order).commit if anchors else \
         next(iter(moved.values())).good_commit
-    # ... but not from before a change already confirmed in this scenario: the
-    # fresh runs would show that change again in its component
-    if state.last_change and _position(state, state.last_change) > _position(state, good):
-        good = state.last_change
+    good = _since_change(state, good, commit)
     state.confirming[detection_id] = Confirmation(
         detection_id=detection_id, commit=commit, good_commit=good,
         components={n: c.direction for n, c in moved.items()},
@@ -380,6 +377,17 @@ def _confirm_runs(c: Confirmation, scenario: str, per_side: int,
 
 def _position(state: ScenarioState, commit: str) -> int:
     return state.arrivals.index(commit) if commit in state.arrivals else -1
+
+
+def _since_change(state: ScenarioState, good: str, commit: str) -> str:
+    """The good commit of a confirmation of ``commit``: ``good``, but not from
+    before a change already confirmed in this scenario since (the fresh runs
+    would show that change again in its component, and it would be alerted
+    and bisected twice)."""
+    last = _position(state, state.last_change)
+    if state.last_change and _position(state, good) < last < _position(state, commit):
+        return state.last_change
+    return good
 
 
 def _series_key(component: str, hardware_id: str, branch: str) -> str:
@@ -470,13 +478,17 @@ def _confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFa
     moved = _also_moved(pending, unnamed, alpha, policy)
     comparisons.update(moved)
     del state.confirming[event.correlation_id]
+    # follow-ups start where this confirmation would start now: not from before
+    # a change confirmed since it began (the demo's recsys improvement came back
+    # as the follow-up of a later `model` candidate's confirmation)
+    since = _since_change(state, pending.good_commit, pending.commit)
     if any(pending.decided.values()) and \
             _position(state, pending.commit) > _position(state, state.last_change):
         state.last_change = pending.commit
     _rebase(state, pending, policy)
-    follow_ups = _follow_ups(state, pending, {n: cmp for n, cmp in unnamed.items()
-                                              if n not in moved}, event.scenario, policy) \
-        if final else []
+    follow_ups = _follow_ups(state, dataclasses.replace(pending, good_commit=since),
+                             {n: cmp for n, cmp in unnamed.items() if n not in moved},
+                             event.scenario, policy) if final else []
     return state, _verdicts(pending, event.scenario, comparisons, policy) + follow_ups
 
 

@@ -182,6 +182,27 @@ def test_a_component_the_first_look_barely_shows_moved_still_earns_the_second_ba
     assert [e.type for e in first_look(old)] == ["DetectionDismissed"]
 
 
+# a confirmation stored by a demo run (session 7): arm, imports, data, model (ms)
+DATA_CONFIRMATION = [
+    ("warmup", 2164, 371, 2115), ("before", 2164, 334, 1743), ("after", 2180, 850, 1918),
+    ("after", 2127, 691, 1935), ("before", 2180, 291, 1748), ("before", 2308, 331, 1878),
+    ("after", 1675, 545, 1234), ("after", 1470, 600, 1690), ("before", 2118, 262, 1650),
+    ("warmup", 1959, 641, 1898), ("after", 1958, 825, 1780), ("before", 2219, 300, 1684),
+    ("before", 2313, 341, 1715), ("after", 1821, 644, 1377), ("after", 1540, 697, 1787),
+    ("before", 2446, 318, 1671), ("before", 2377, 326, 1725), ("after", 2044, 687, 1637)]
+
+
+def _data_confirmation(state: ScenarioState, policy: Policy) -> tuple[ScenarioState,
+                                                                       list[ev.Event]]:
+    from streams.detection import _confirmation_result
+
+    out: list[ev.Event] = []
+    for arm, imports, data, model in DATA_CONFIRMATION:
+        state, out = _confirmation_result(state, stored_run("recsys", arm, {
+            "imports": float(imports), "data": float(data), "model": float(model)}), policy)
+    return state, out
+
+
 def test_a_component_the_final_look_shows_moved_but_cannot_confirm_gets_runs_of_its_own(
         ) -> None:
     """A confirmation stored by a demo run (session 7): the candidate named
@@ -192,19 +213,9 @@ def test_a_component_the_final_look_shows_moved_but_cannot_confirm_gets_runs_of_
     its own, whose fresh runs confirm it as a named component."""
     from streams.detection import _confirmation_result
 
-    stored = [  # arm, imports, data, model (ms)
-        ("warmup", 2164, 371, 2115), ("before", 2164, 334, 1743), ("after", 2180, 850, 1918),
-        ("after", 2127, 691, 1935), ("before", 2180, 291, 1748), ("before", 2308, 331, 1878),
-        ("after", 1675, 545, 1234), ("after", 1470, 600, 1690), ("before", 2118, 262, 1650),
-        ("warmup", 1959, 641, 1898), ("after", 1958, 825, 1780), ("before", 2219, 300, 1684),
-        ("before", 2313, 341, 1715), ("after", 1821, 644, 1377), ("after", 1540, 697, 1787),
-        ("before", 2446, 318, 1671), ("before", 2377, 326, 1725), ("after", 2044, 687, 1637)]
     policy = Policy()
     state, _ = confirming({"data": "regression"}, policy)
-    out: list[ev.Event] = []
-    for arm, imports, data, model in stored:
-        state, out = _confirmation_result(state, stored_run("recsys", arm, {
-            "imports": float(imports), "data": float(data), "model": float(model)}), policy)
+    state, out = _data_confirmation(state, policy)
     verdicts = (ev.RegressionConfirmed, ev.ImprovementConfirmed, ev.DetectionDismissed)
     assert [(e.type, e.component) for e in out if isinstance(e, verdicts)] == \
         [("RegressionConfirmed", "data")]
@@ -231,6 +242,22 @@ def test_a_component_the_final_look_shows_moved_but_cannot_confirm_gets_runs_of_
     # the follow-up confirms only what it was raised for, and raises nothing more
     assert [(e.type, e.component) for e in found] == [("ImprovementConfirmed", "imports")]
     assert not [e for e in out if isinstance(e, ev.CandidateDetected)] and not state.confirming
+
+
+def test_a_follow_up_starts_after_a_change_confirmed_since_its_parent_began() -> None:
+    """A demo run (session 8): the recsys improvement was confirmed while a
+    later candidate's confirmation ran against a good commit before it; that
+    confirmation's follow-up raised the improvement again, alerted and
+    bisected twice. The follow-up starts after the known change (``x``)."""
+    policy = Policy()
+    state, _ = confirming({"data": "regression"}, policy)
+    state.arrivals, state.last_change = ["a", "x", "b"], "x"
+    state, out = _data_confirmation(state, policy)
+    candidate = next(e for e in out if isinstance(e, ev.CandidateDetected))
+    assert (candidate.component, candidate.good_commit) == ("imports", "x")
+    assert {e.commit for e in out if isinstance(e, ev.RunRequested)} == {"x", "b"}
+    # the parent's own verdict at b moves the scenario's last change there
+    assert state.last_change == "b"
 
 
 def test_a_later_candidate_is_not_confirmed_against_a_commit_before_a_known_change() -> None:
