@@ -68,7 +68,7 @@ class Policy:
         back=12, fore=1, min_back=1, min_back_values=4, alpha=0.05, k=1.0, min_effect_pct=3.0,
         conservative_df=False,  # every candidate is confirmed by fresh runs
         # a commit 3 runs of which differ at p < 0.2 is tested again with the next
-        # ones: a demo run's vision regression (+15 %, p = 0.055 on its 3 runs
+        # ones: a demo run's vision regression (+14.7 %, p = 0.057 on its 3 runs
         # against 5) was otherwise taken into the baseline and never raised
         hold_p=0.2)
     min_effect_ttfb_pct: float = 1.5  # a component must move >= this share of TTFB
