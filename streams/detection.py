@@ -162,6 +162,8 @@ class ScenarioState:
     arrivals: list[str] = field(default_factory=list)  # monitored commits, in order (last 256)
     last_change: str = ""  # the latest commit with a confirmed change, any component
     calibrated_on: int = 0  # accepted commits behind the operating point in use
+    # per component, the latest confirmed change: [commit, direction]
+    changes: dict[str, list[str]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ serialisation
@@ -187,7 +189,7 @@ def to_json(state: ScenarioState) -> dict[str, Any]:
         "baseline_commits": state.baseline_commits, "accepted": state.accepted,
         "history": state.history, "operating": state.operating,
         "arrivals": state.arrivals, "last_change": state.last_change,
-        "calibrated_on": state.calibrated_on,
+        "calibrated_on": state.calibrated_on, "changes": state.changes,
     }
 
 
@@ -204,6 +206,7 @@ def from_json(data: dict[str, Any] | None) -> ScenarioState:
         operating=list(data.get("operating", [])),
         arrivals=list(data.get("arrivals", [])), last_change=str(data.get("last_change", "")),
         calibrated_on=int(data.get("calibrated_on", 0)),
+        changes={k: list(v) for k, v in data.get("changes", {}).items()},
     )
 
 
@@ -248,7 +251,7 @@ def _copy(state: ScenarioState) -> ScenarioState:
         baseline_ttfb=state.baseline_ttfb, baseline_commits=state.baseline_commits,
         accepted=state.accepted, history=list(state.history), operating=list(state.operating),
         arrivals=list(state.arrivals), last_change=state.last_change,
-        calibrated_on=state.calibrated_on)
+        calibrated_on=state.calibrated_on, changes=dict(state.changes))
 
 
 def _monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
@@ -482,14 +485,42 @@ def _confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFa
     # a change confirmed since it began (the demo's recsys improvement came back
     # as the follow-up of a later `model` candidate's confirmation)
     since = _since_change(state, pending.good_commit, pending.commit)
-    if any(pending.decided.values()) and \
-            _position(state, pending.commit) > _position(state, state.last_change):
-        state.last_change = pending.commit
+    known = _known(state, pending)
+    for n in known:
+        pending.decided[n] = False
+    _remember(state, pending)
     _rebase(state, pending, policy)
     follow_ups = _follow_ups(state, dataclasses.replace(pending, good_commit=since),
                              {n: cmp for n, cmp in unnamed.items() if n not in moved},
                              event.scenario, policy) if final else []
-    return state, _verdicts(pending, event.scenario, comparisons, policy) + follow_ups
+    return state, _verdicts(pending, event.scenario, comparisons, policy, known) + follow_ups
+
+
+def _known(state: ScenarioState, c: Confirmation) -> dict[str, str]:
+    """The components ``c`` confirmed whose change, same direction, was already
+    confirmed in its range (after its good commit, up to its commit): the same
+    change seen again by a confirmation that began before that verdict (a
+    demo run confirmed its recsys improvement a second time beside the data
+    regression whose candidate was raised a minute before). Component -> the
+    commit it was confirmed at."""
+    out = {}
+    for n, yes in c.decided.items():
+        at, direction = state.changes.get(n, ["", ""])
+        if yes and at and direction == c.components[n] and \
+                _position(state, c.good_commit) < _position(state, at) \
+                <= _position(state, c.commit):
+            out[n] = at
+    return out
+
+
+def _remember(state: ScenarioState, c: Confirmation) -> None:
+    """The scenario's latest confirmed change, and each component's."""
+    later = _position(state, c.commit)
+    for n, yes in c.decided.items():
+        if yes and later >= _position(state, state.changes.get(n, [""])[0]):
+            state.changes[n] = [c.commit, c.components[n]]
+    if any(c.decided.values()) and later > _position(state, state.last_change):
+        state.last_change = c.commit
 
 
 def _follow_ups(state: ScenarioState, c: Confirmation, comparisons: dict[str, Comparison],
@@ -623,7 +654,7 @@ def _significant(c: Confirmation, comparisons: dict[str, Comparison], alpha: flo
 
 
 def _verdicts(c: Confirmation, scenario: str, comparisons: dict[str, Comparison],
-              policy: Policy) -> list[ev.Event]:
+              policy: Policy, known: dict[str, str] | None = None) -> list[ev.Event]:
     names = sorted(c.components)
     confirmed = {n for n, yes in c.decided.items() if yes}
     runs = len(c.before) + len(c.after) + c.failed + c.warmups
@@ -641,7 +672,8 @@ def _verdicts(c: Confirmation, scenario: str, comparisons: dict[str, Comparison]
             p_value=cmp.p_value if cmp else 1.0, threshold=policy.confirm_alpha,
             runs_spent=runs, producer="ttfb-detector")
         if n not in confirmed:
-            out.append(ev.DetectionDismissed(**fields))  # type: ignore[arg-type]
+            out.append(ev.DetectionDismissed(  # type: ignore[arg-type]
+                **fields, known_at=(known or {}).get(n, "")))
             continue
         kind = c.components[n]
         finding_cls = ev.RegressionConfirmed if kind == "regression" else ev.ImprovementConfirmed

@@ -239,6 +239,9 @@ class ImprovementConfirmed(Finding):
 
 class DetectionDismissed(Finding):
     type: Literal["DetectionDismissed"] = "DetectionDismissed"
+    known_at: str = Field("", description="the fresh runs show a change of this component "
+                          "and direction already confirmed at this commit, inside this "
+                          "range: not alerted or bisected again")
 
 
 class RocPoint(Model):

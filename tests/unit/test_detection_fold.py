@@ -551,3 +551,49 @@ def test_a_replayed_commit_is_not_tested_again() -> None:
     again = events[-3:] + [run(rng, "c6", r, bump={"config": 350.0}) for r in range(3)]
     after, out = feed(state, again)
     assert out == [] and to_json(after)["series"] == to_json(state)["series"]
+
+
+def _confirm_data_with_imports_moved(state: ScenarioState, policy: Policy) -> list[ev.Event]:
+    """The runs of a `data` candidate's confirmation of ``b`` against ``a`` in
+    which `imports` moved too (-20 %): the verdicts."""
+    from streams.detection import _confirm_runs, _confirmation_result
+
+    rng = np.random.default_rng(4)
+    out = _confirm_runs(state.confirming["d"], "recsys", policy.first_look_runs,
+                        warmup=policy.confirm_warmup)
+    verdicts: list[ev.Event] = []
+    while requests := [e for e in out if isinstance(e, ev.RunRequested)]:
+        out = []
+        for r in requests:
+            after = r.commit == "b"
+            state, emitted = _confirmation_result(state, stored_run("recsys", r.arm.label, {
+                "imports": 2200.0 * float(rng.lognormal(np.log(0.8) if after else 0.0, 0.03)),
+                "data": (650.0 if after else 310.0) * float(rng.lognormal(0.0, 0.05))},
+                r.correlation_id), policy)
+            out += emitted
+        verdicts += [e for e in out if isinstance(e, ev.Finding)]
+    return verdicts
+
+
+def test_a_change_confirmed_meanwhile_is_not_confirmed_again_by_an_older_confirmation() -> None:
+    """A demo run (session 8): the recsys data candidate was raised a minute
+    before the improvement's own confirmation ended, against a good commit
+    before the improvement; its fresh runs showed imports moved too and
+    confirmed it a second time (a second alert and bisect). A change of the
+    same component and direction confirmed inside the range is dismissed
+    with the commit it was confirmed at."""
+    policy = Policy()
+    verdicts: dict[bool, list[tuple[str, str, str]]] = {}
+    for meanwhile in (False, True):
+        state, _ = confirming({"data": "regression"}, policy)
+        state.arrivals = ["a", "x", "b"]
+        if meanwhile:
+            state.changes, state.last_change = {"imports": ["x", "improvement"]}, "x"
+        found = _confirm_data_with_imports_moved(state, policy)
+        verdicts[meanwhile] = sorted(
+            (e.type, e.component, getattr(e, "known_at", "")) for e in found)
+        assert state.changes["data"] == ["b", "regression"] and state.last_change == "b"
+    assert verdicts[False] == [("ImprovementConfirmed", "imports", ""),
+                               ("RegressionConfirmed", "data", "")]
+    assert verdicts[True] == [("DetectionDismissed", "imports", "x"),
+                              ("RegressionConfirmed", "data", "")]
