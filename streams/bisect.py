@@ -499,7 +499,7 @@ def _second_search(b: Bisect, policy: BisectPolicy) -> tuple[int, int] | None:
 
 def _found(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     b.culprits.append(b.hi)
-    if len(b.culprits) == 1:
+    if len(b.culprits) == 1 and (b.lo > 0 or b.hi < len(b.commits) - 1):
         # a block for the test for a second, separable culprit: the culprit's
         # parent beside the good endpoint, the culprit beside the bad one
         # (good, parent, culprit, bad, then the other way round)
