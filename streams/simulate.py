@@ -148,7 +148,7 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
         correlation_id=request.correlation_id, commits=commits,
         authors=[f"a{i}" for i in range(n)], subjects=[f"s{i}" for i in range(n)],
         affected=affected or [])]
-    applied, machine = 0, [0.0]
+    applied, machine = 0, 0.0  # the machine's own log level now
     while queue:
         event = queue.pop(0)
         applied += 1
@@ -163,21 +163,22 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
             if isinstance(produced, ev.BisectCompleted):
                 return produced
             if isinstance(produced, ev.RunRequested):
-                machine[0] = 0.9 * machine[0] + float(rng.normal(0.0, drift * math.sqrt(0.19)))
-                queue.append(_answer(produced, commits, lambda i: level(i) * math.exp(machine[0]),
-                                     rng, cv, fails, component))
+                # AR(1) at 0.9: steps of sd drift * sqrt(1 - 0.9 ** 2) keep its spread at drift
+                machine = 0.9 * machine + float(rng.normal(0.0, drift * math.sqrt(0.19)))
+                queue.append(_answer(produced, commits, level, rng, cv, fails, component,
+                                     math.exp(machine)))
     raise AssertionError("the bisect never completed")
 
 
 def _answer(request: ev.RunRequested, commits: list[str], level: Callable[[int], float],
             rng: np.random.Generator, cv: float, fails: set[int] | None,
-            component: str) -> ev.Event:
+            component: str, machine: float = 1.0) -> ev.Event:
     i = commits.index(request.commit)
     if fails and i in fails:
         return ev.RunFailed(scenario="sim", commit=request.commit, purpose=request.purpose,
                             arm=request.arm.label, correlation_id=request.correlation_id,
                             reason="workflow crashed")
-    ms = level(i) * _noise(rng, cv)
+    ms = level(i) * machine * _noise(rng, cv)
     comps = {c: 10.0 for c in ev.COMPONENTS} | {component: ms}
     return ev.RunCompleted(scenario="sim", commit=request.commit, purpose=request.purpose,
                            arm=request.arm.label, correlation_id=request.correlation_id,
