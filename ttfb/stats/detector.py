@@ -94,10 +94,11 @@ def _is_candidate(c: Comparison, cfg: DetectorConfig) -> bool:
 
 
 def _refine(baseline: tuple[Point, ...], window: tuple[Point, ...],
-            cfg: DetectorConfig) -> tuple[int, Comparison]:
-    """The split inside the window with the largest |t| (at least 2 changed commits)."""
+            cfg: DetectorConfig, least: int = 2) -> tuple[int, Comparison]:
+    """The split inside the window with the largest |t| (at least ``least``
+    changed commits)."""
     best: tuple[int, Comparison] | None = None
-    for split in range(0, max(1, len(window) - 1)):
+    for split in range(0, max(1, len(window) - least + 1)):
         before = _values(baseline + window[:split])[-len(_values(baseline)):]
         after = _values(window[split:])
         try:
@@ -113,6 +114,23 @@ def _refine(baseline: tuple[Point, ...], window: tuple[Point, ...],
     return split, compare(before, _values(window[split:]), conservative_df=cfg.conservative_df)
 
 
+def _window_test(baseline: tuple[Point, ...], window: tuple[Point, ...],
+                 cfg: DetectorConfig) -> tuple[int, Comparison] | None:
+    """The window against the baseline: where a change starts in it and its
+    test. A window that holds commits kept back (``hold_p``) may change at
+    any of them or at the newest alone (a 40x step must not be diluted by the
+    held commits before it); otherwise the whole window is tested, and only
+    a candidate is refined to its split."""
+    if cfg.hold_p and len(window) > cfg.fore:
+        return _refine(baseline, window, cfg, least=1)
+    try:
+        comparison = compare(_values(baseline), _values(window), with_ci=False,
+                             conservative_df=cfg.conservative_df)
+    except ValueError:
+        return None
+    return _refine(baseline, window, cfg) if _is_candidate(comparison, cfg) else (0, comparison)
+
+
 def apply(state: SeriesState, point: Point, cfg: DetectorConfig) -> tuple[SeriesState,
                                                                           ChangePoint | None]:
     """Add one commit's values; return the new state and a change found now, if any."""
@@ -122,16 +140,12 @@ def apply(state: SeriesState, point: Point, cfg: DetectorConfig) -> tuple[Series
     if len(window) < cfg.fore:
         return replace(state, window=window, seen=seen), None
     if len(baseline) >= cfg.min_back and len(_values(baseline)) >= cfg.min_back_values:
-        try:
-            comparison = compare(_values(baseline), _values(window), with_ci=False,
-                                 conservative_df=cfg.conservative_df)
-        except ValueError:
-            comparison = None
-        if comparison is not None and not _is_candidate(comparison, cfg) and \
-                comparison.p_value < cfg.hold_p and len(window) < cfg.fore + cfg.hold:
-            return replace(state, window=window, seen=seen), None  # held for another look
-        if comparison is not None and _is_candidate(comparison, cfg):
-            split, refined = _refine(baseline, window, cfg)
+        tested = _window_test(baseline, window, cfg)
+        if tested is not None:
+            split, refined = tested
+            if not _is_candidate(refined, cfg) and refined.p_value < cfg.hold_p and \
+                    len(window) < cfg.fore + cfg.hold:
+                return replace(state, window=window, seen=seen), None  # held for another look
             if _is_candidate(refined, cfg):
                 first = window[split]
                 index = seen - len(window) + split
