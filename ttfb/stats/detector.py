@@ -94,11 +94,11 @@ def _is_candidate(c: Comparison, cfg: DetectorConfig) -> bool:
 
 
 def _refine(baseline: tuple[Point, ...], window: tuple[Point, ...],
-            cfg: DetectorConfig, least: int = 2) -> tuple[int, Comparison]:
-    """The split inside the window with the largest |t| (at least ``least``
-    changed commits)."""
+            cfg: DetectorConfig, splits: Sequence[int] = ()) -> tuple[int, Comparison]:
+    """The split inside the window with the largest |t| (at least 2 changed
+    commits), or the best of ``splits``."""
     best: tuple[int, Comparison] | None = None
-    for split in range(0, max(1, len(window) - least + 1)):
+    for split in splits or range(0, max(1, len(window) - 1)):
         before = _values(baseline + window[:split])[-len(_values(baseline)):]
         after = _values(window[split:])
         try:
@@ -118,11 +118,11 @@ def _window_test(baseline: tuple[Point, ...], window: tuple[Point, ...],
                  cfg: DetectorConfig) -> tuple[int, Comparison] | None:
     """The window against the baseline: where a change starts in it and its
     test. A window that holds commits kept back (``hold_p``) may change at
-    any of them or at the newest alone (a 40x step must not be diluted by the
-    held commits before it); otherwise the whole window is tested, and only
+    its first commit or at the newest alone (a 40x step must not be diluted by
+    the held commits before it); otherwise the whole window is tested, and only
     a candidate is refined to its split."""
-    if cfg.hold_p and len(window) > cfg.fore:
-        return _refine(baseline, window, cfg, least=1)
+    if cfg.hold_p and len(window) > cfg.fore:  # the whole window, or the newest alone
+        return _refine(baseline, window, cfg, splits=(0, len(window) - 1))
     try:
         comparison = compare(_values(baseline), _values(window), with_ci=False,
                              conservative_df=cfg.conservative_df)
