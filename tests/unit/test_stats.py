@@ -327,5 +327,6 @@ def test_holding_a_doubtful_commit_finds_small_shifts_for_a_few_more_candidates(
     _, power_held = _screened(held, 0.10, 800, 2)
     _, power_plain = _screened(plain, 0.10, 800, 2)
     assert power_held >= power_plain + 0.05, (power_held, power_plain)
-    # a held window is tested at each of its splits: more candidates, each confirmed
+    # a held window is tested again, whole and at its newest commit: more
+    # candidates, each confirmed
     assert null_held <= 1.5 * null_plain and null_held <= 0.07, (null_held, null_plain)

@@ -143,10 +143,11 @@ def apply(state: SeriesState, point: Point, cfg: DetectorConfig) -> tuple[Series
         tested = _window_test(baseline, window, cfg)
         if tested is not None:
             split, refined = tested
-            if not _is_candidate(refined, cfg) and refined.p_value < cfg.hold_p and \
+            candidate = _is_candidate(refined, cfg)
+            if not candidate and refined.p_value < cfg.hold_p and \
                     len(window) < cfg.fore + cfg.hold:
                 return replace(state, window=window, seen=seen), None  # held for another look
-            if _is_candidate(refined, cfg):
+            if candidate:
                 first = window[split]
                 index = seen - len(window) + split
                 good = window[split - 1].commit if split else baseline[-1].commit
