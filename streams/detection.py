@@ -654,7 +654,7 @@ def _significant(c: Confirmation, comparisons: dict[str, Comparison], alpha: flo
 
 
 def _verdicts(c: Confirmation, scenario: str, comparisons: dict[str, Comparison],
-              policy: Policy, known: dict[str, str] | None = None) -> list[ev.Event]:
+              policy: Policy, known: dict[str, str]) -> list[ev.Event]:
     names = sorted(c.components)
     confirmed = {n for n, yes in c.decided.items() if yes}
     runs = len(c.before) + len(c.after) + c.failed + c.warmups
@@ -673,7 +673,7 @@ def _verdicts(c: Confirmation, scenario: str, comparisons: dict[str, Comparison]
             runs_spent=runs, producer="ttfb-detector")
         if n not in confirmed:
             out.append(ev.DetectionDismissed(  # type: ignore[arg-type]
-                **fields, known_at=(known or {}).get(n, "")))
+                **fields, known_at=known.get(n, "")))
             continue
         kind = c.components[n]
         finding_cls = ev.RegressionConfirmed if kind == "regression" else ev.ImprovementConfirmed
