@@ -99,6 +99,12 @@ METHODS = ("ttfb-lab", "ttfb-lab+hint", "pinpoint", "git-bisect")
 HINT_SHARE = 0.2
 
 
+def hinted(rng: np.random.Generator, n: int, culprits: set[int]) -> list[bool]:
+    """The agent's hint: a random share of the range touches the scenario,
+    the culprits among it."""
+    return [bool(x) or i in culprits for i, x in enumerate(rng.random(n) < HINT_SHARE)]
+
+
 def run(trials: int, configs: list[tuple[int, float, float]],
         two_share: float = 0.2) -> list[dict[str, object]]:
     """Per method: correct = names the larger culprit (the only one of a single-culprit
@@ -111,7 +117,7 @@ def run(trials: int, configs: list[tuple[int, float, float]],
         for t in range(trials):
             two = rng.random() < two_share
             level, culprits, larger = scenario(rng, n, shift, two)
-            touched = [bool(x) or i in culprits for i, x in enumerate(rng.random(n) < HINT_SHARE)]
+            touched = hinted(rng, n, culprits)
             found = {}
             for name, hint in (("ttfb-lab", None), ("ttfb-lab+hint", touched)):
                 result = simulate_bisect(n, level, seed=t, cv=cv, affected=hint)
@@ -149,11 +155,10 @@ def drifting(trials: int) -> list[dict[str, object]]:
             rng = np.random.default_rng(int(n * 1000 + abs(shift) * 100 + drift * 10))
             correct = runs = 0
             for t in range(trials):
-                at = int(rng.integers(1, n))
-                hint = [bool(x) or i == at for i, x in enumerate(rng.random(n) < HINT_SHARE)]
+                level, culprits, at = scenario(rng, n, shift, two=False)
                 result = simulate_bisect(
-                    n, lambda i, at=at, s=shift: 1000.0 * (1 + s if i >= at else 1.0),  # type: ignore[misc]
-                    seed=t, cv=cv, policy=policy, affected=hint, drift=drift,
+                    n, level, seed=t, cv=cv, policy=policy, affected=hinted(rng, n, culprits),
+                    drift=drift,
                     direction="regression" if shift > 0 else "improvement",
                     evidence=(8, 0.10) if evidence else None)
                 correct += result.culprit == f"c{at:02d}"
