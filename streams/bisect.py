@@ -382,27 +382,34 @@ def _spread(pos: np.ndarray, blocks: np.ndarray, y: np.ndarray) -> tuple[float, 
     return float(((y - _group_means(y, cells)) ** 2).sum()), max(df, 1)
 
 
-def _contrast(b: Bisect, good: int, other: int, paired: bool) -> tuple[float, float] | None:
-    """The log step from commit ``good`` to commit ``other``, from the blocks that
-    ran both (each block weighed by its runs), and its two-sided p-value."""
+def _contrasts(b: Bisect, pairs: list[tuple[int, int]],
+               paired: bool) -> list[tuple[float, float] | None]:
+    """For each pair (good, other) of positions: the log step from commit
+    ``good`` to commit ``other``, from the blocks that ran both (each block
+    weighed by its runs), and its two-sided p-value; None where no block ran
+    both. The runs and their spread are read once for all pairs."""
     pos, block, y = _search_cells(b, 0, len(b.commits) - 1)
     block = block if paired else np.zeros_like(block)
     if y.size < 3:
-        return None
+        return [None] * len(pairs)
     _, blocks = np.unique(block, return_inverse=True)
     within, df = _spread(pos, blocks, y)
-    step = weight = 0.0
-    for k in np.unique(blocks):
-        here = blocks == k
-        a, c = y[here & (pos == good)], y[here & (pos == other)]
-        if a.size and c.size:
-            w = 1.0 / (1.0 / a.size + 1.0 / c.size)
-            step, weight = step + w * float(c.mean() - a.mean()), weight + w
-    if not weight:
-        return None
-    step /= weight
-    se = math.sqrt(max(within / df, 1e-12) / weight)
-    return step, float(2 * special.stdtr(df, -abs(step) / se))
+    out: list[tuple[float, float] | None] = []
+    for good, other in pairs:
+        step = weight = 0.0
+        for k in np.unique(blocks):
+            here = blocks == k
+            a, c = y[here & (pos == good)], y[here & (pos == other)]
+            if a.size and c.size:
+                w = 1.0 / (1.0 / a.size + 1.0 / c.size)
+                step, weight = step + w * float(c.mean() - a.mean()), weight + w
+        if not weight:
+            out.append(None)
+            continue
+        step /= weight
+        se = math.sqrt(max(within / df, 1e-12) / weight)
+        out.append((step, float(2 * special.stdtr(df, -abs(step) / se))))
+    return out
 
 
 def _group_means(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -486,13 +493,13 @@ def _second_search(b: Bisect, policy: BisectPolicy) -> tuple[int, int] | None:
     from the bad one, by a significant share of the whole effect (within
     blocks, as the search compares)."""
     first, last = b.culprits[0], len(b.commits) - 1
-    total = _contrast(b, 0, last, policy.paired)
+    sides = [(0, b.lo), (first, last)]  # left: good..last like-good; right: culprit..bad
+    total, *rests = _contrasts(b, [(0, last), *sides], policy.paired)
     if total is None or not total[0]:
         return None
-    sides = [(0, b.lo), (first, last)]  # left: good..last like-good; right: culprit..bad
-    for good, bad in sides:
-        rest = _contrast(b, good, bad, policy.paired) if good != bad else None
-        if rest and rest[1] < policy.alpha and rest[0] / total[0] >= policy.second_culprit_share:
+    for (good, bad), rest in zip(sides, rests, strict=True):
+        if good != bad and rest and rest[1] < policy.alpha and \
+                rest[0] / total[0] >= policy.second_culprit_share:
             return good, bad
     return None
 
