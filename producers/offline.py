@@ -1,4 +1,4 @@
-"""``ttfb detect --input FILE.csv``: the streams' detector over a history, offline."""
+"""``ttfb detect --input FILE.csv``: the lab's change detection over a whole history, offline."""
 
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def read_history(path: Path) -> dict[str, list[tuple[float, float, str]]]:
             except (TypeError, ValueError):
                 raise HistoryError(f"{path}:{line}: value {row['value']!r} is not a number") \
                     from None
-            if value != value or value <= 0:  # NaN or non-positive: not a timing
-                continue
+            # a NaN or non-positive value is no timing: the detector ignores it,
+            # but its order still counts for the index of what comes after
             order = row["order"]
             rows[row["series"]].append((_order(order), value, row.get("commit") or order))
     return rows
@@ -72,6 +72,9 @@ OFFLINE_DEFAULT = HistoryConfig()
 
 def detect_command(args: argparse.Namespace, settings: Settings) -> int:
     cfg = OFFLINE_DEFAULT if args.alpha is None else replace(OFFLINE_DEFAULT, alpha=args.alpha)
+    if not 0 < cfg.alpha < 1:
+        print(f"ttfb detect: --alpha must lie between 0 and 1, got {cfg.alpha}", file=sys.stderr)
+        return 2
     try:
         history = read_history(Path(args.input))
     except (OSError, HistoryError) as exc:

@@ -61,7 +61,7 @@ def _misc(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--input", required=True, help="CSV with series, order, value[, commit]")
     p.add_argument("--json", action="store_true")
     p.add_argument("--alpha", type=float, default=None,
-                   help="the confirmation's significance level (default 0.001)")
+                   help="chance that a series with no change shows one (default 0.02)")
 
 
 def _lab(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

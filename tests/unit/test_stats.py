@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ttfb.stats import (
     DetectorConfig,
-    HistoryConfig,
     Point,
     benjamini_hochberg,
     compare,
@@ -22,7 +17,6 @@ from ttfb.stats import (
     compare_paired,
     counterbalanced,
     detect,
-    detect_history,
     rank_p_blocked,
 )
 from ttfb.stats.calibration import calibrate
@@ -59,45 +53,6 @@ def test_power_on_shifted_series(cv: float, runs: int, shift: float, power: floa
         hits += any(abs(c.index - 15) <= 1 and c.direction == "regression"
                     for c in detect(s.points, CFG))
     assert hits / trials >= power, f"power {hits / trials:.2f} < {power}"
-
-
-def test_history_mode_raises_under_one_false_alarm_per_1000_commits_on_2000_null_series(
-        ) -> None:
-    """``ttfb detect``'s history mode: its confirming segments overlap the data
-    that raised the candidate, so its level is not a derived one; the budget it
-    is held to is one false alarm per 1,000 commits, over every noise shape."""
-    rng = np.random.default_rng(20261127)
-    false_alarms = 0
-    for i in range(2000):
-        s = series(rng, length=60, cv=float(rng.uniform(0.02, 0.10)),
-                   runs=int(rng.integers(1, 4)), shape=SHAPES[i % len(SHAPES)])
-        false_alarms += len(detect_history(s.points, HistoryConfig()))
-    rate = 1000 * false_alarms / (2000 * 60)
-    assert rate <= 1.0, f"{rate:.2f} false alarms per 1,000 commits"
-
-
-@pytest.mark.parametrize(("cv", "runs", "shift", "power"), [
-    (0.03, 1, 5.0, 0.75),
-    (0.05, 2, 5.0, 0.62),
-    (0.05, 1, 10.0, 0.82),
-    (0.03, 3, -5.0, 0.93),
-])
-def test_history_mode_has_the_power_of_long_segments(cv: float, runs: int, shift: float,
-                                                     power: float) -> None:
-    """Where a window of six commits is too short, the history around the
-    candidate confirms it: more power than the streams' detector alone."""
-    rng = np.random.default_rng(int(cv * 1000) + runs * 7 + int(abs(shift)))
-    direction = "regression" if shift > 0 else "improvement"
-    hits = online = 0
-    trials = 300
-    for _ in range(trials):
-        s = series(rng, length=60, cv=cv, runs=runs, shift_pct=shift, change_index=30)
-        hit = lambda found: any(abs(c.index - 30) <= 2 and c.direction == direction  # noqa: E731
-                                for c in found)
-        hits += hit(detect_history(s.points, HistoryConfig()))
-        online += hit(detect(s.points, CFG))
-    assert hits / trials >= power, f"power {hits / trials:.2f} < {power}"
-    assert hits >= online, "confirmation on the history must not lose what the window found"
 
 
 def test_improvements_are_detected_with_their_direction() -> None:
@@ -265,32 +220,6 @@ def test_calibration_respects_the_budget_and_prefers_power() -> None:
     assert set(result.chosen.power) == {"2%", "5%", "10%"}
     strict = calibrate(history, tests_per_week=500, budget_per_week=0.01, trials=30, seed=1)
     assert strict.chosen.false_positive_rate <= result.chosen.false_positive_rate
-
-
-def test_detect_cli_on_a_csv(tmp_path: Path) -> None:
-    rng = np.random.default_rng(9)
-    rows = ["series,order,value,commit"]
-    for name, shift in (("slow", 12.0), ("flat", 0.0)):
-        s = series(rng, length=40, cv=0.03, runs=2, shift_pct=shift,
-                   change_index=25 if shift else None)
-        rows += [f"{name},{int(p.order)},{v:.3f},{p.commit}" for p in s.points for v in p.values]
-    path = tmp_path / "history.csv"
-    path.write_text("\n".join(rows) + "\n")
-    out = subprocess.run([sys.executable, "-m", "ttfb.cli", "detect", "--input", str(path),
-                          "--json"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    found = json.loads(out.stdout)["detections"]
-    assert [(d["series"], d["index"], d["direction"]) for d in found] == \
-        [("slow", 25, "regression")]
-    assert found[0]["effect_pct"] > 5 and found[0]["p_value"] < 0.01
-
-
-def test_detect_cli_rejects_a_bad_csv(tmp_path: Path) -> None:
-    path = tmp_path / "bad.csv"
-    path.write_text("series,value\na,1\n")
-    out = subprocess.run([sys.executable, "-m", "ttfb.cli", "detect", "--input", str(path)],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and "missing column" in out.stderr
 
 
 def _screened(cfg: DetectorConfig, shift: float, trials: int, seed: int) -> tuple[float, float]:

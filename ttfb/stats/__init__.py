@@ -3,15 +3,14 @@
 from ttfb.stats.detector import (
     ChangePoint,
     DetectorConfig,
-    HistoryConfig,
     Point,
     SeriesState,
     accept,
     apply,
     detect,
-    detect_history,
     group_points,
 )
+from ttfb.stats.history import HistoryConfig, detect_history
 from ttfb.stats.tests import (
     Comparison,
     benjamini_hochberg,

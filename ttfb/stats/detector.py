@@ -183,64 +183,6 @@ def detect(points: Iterable[Point], cfg: DetectorConfig | None = None) -> list[C
     return list(state.changes)
 
 
-@dataclass(frozen=True)
-class HistoryConfig:
-    """Offline detection over a whole history (``ttfb detect``)."""
-
-    screen: DetectorConfig = DetectorConfig(alpha=0.05, k=0.5, fore=6)  # finds candidates
-    alpha: float = 0.001  # the confirmation's level
-    span: int = 30  # commits on each side of a candidate that confirm it, at most
-    refine: int = 3  # how far the confirmed change point may move from the candidate
-
-
-def detect_history(points: Iterable[Point], cfg: HistoryConfig | None = None) -> list[ChangePoint]:
-    """Change points of a whole history, found as the lab finds them: the
-    streams' detector raises candidates (at a lenient level), and each is
-    confirmed or dropped on other data, as fresh runs confirm one in the lab.
-    Offline, the other data are the history around the candidate: the commits
-    since the last confirmed change (or ``span``) before it against those up to
-    the next candidate (or ``span``) after it, at ``alpha``, with the split
-    refined to the largest |t| within ``refine`` commits. The long segments
-    give the power that a window of a few commits lacks; the strict level and
-    the bounded segments (a drifting series meets no long-range comparison)
-    keep false alarms down."""
-    cfg = cfg or HistoryConfig()
-    pts = list(points)
-    candidates = [c.index for c in detect(pts, cfg.screen)]
-    confirm = replace(cfg.screen, alpha=cfg.alpha)
-
-    def around(split: int, start: int, end: int, with_ci: bool) -> Comparison:
-        """The commits before ``split`` (from ``start``) against those from it
-        (before ``end``), ``span`` at most each."""
-        return compare(_values(pts[max(start, split - cfg.span):split]),
-                       _values(pts[split:min(end, split + cfg.span)]), with_ci=with_ci,
-                       conservative_df=cfg.screen.conservative_df)
-
-    found: list[ChangePoint] = []
-    start = 0
-    for i, at in enumerate(candidates):
-        end = candidates[i + 1] if i + 1 < len(candidates) else len(pts)
-        best: tuple[int, Comparison] | None = None
-        for split in range(max(start + 2, at - cfg.refine), min(end - 1, at + cfg.refine) + 1):
-            try:
-                c = around(split, start, end, with_ci=False)
-            except ValueError:
-                continue
-            if best is None or abs(c.t) > abs(best[1].t):
-                best = (split, c)
-        if best is None:
-            continue
-        split = best[0]
-        c = around(split, start, end, with_ci=True)  # the CI for the winner only
-        if _is_candidate(c, confirm):
-            found.append(ChangePoint(
-                index=split, order=pts[split].order, commit=pts[split].commit,
-                good_commit=pts[split - 1].commit,
-                direction="regression" if c.delta_log > 0 else "improvement", comparison=c))
-            start = split
-    return found
-
-
 def group_points(rows: Iterable[tuple[float, float, str]]) -> list[Point]:
     """(order, value, commit) rows -> one Point per distinct order, in order."""
     by_order: dict[float, tuple[str, list[float]]] = {}

@@ -1,0 +1,197 @@
+"""Change points of a whole history (``ttfb detect``): a rank scan over every
+split, calibrated by permuting commits, applied by binary segmentation.
+
+The streaming detector sees one commit at a time and tests a window of a few
+commits; a history is all there at once, so offline every split of it can be
+tested. For a segment of commits:
+
+* its runs' values are ranked, and every split between commits gets the
+  pooled two-sample t of the ranks; the split with the largest |t| is the
+  candidate (ranks: a cold-cache mode or a heavy tail inflates a t-test of
+  the logs, and so hides small shifts, far more than it moves ranks; an
+  outlier is one rank among many, so none needs dropping);
+* its p-value is the share of random orders of the commits whose best split
+  reaches the same |t|: commits, not runs, are shuffled, so runs that share
+  a commit's machine state stay together, and the level holds for any noise
+  shape;
+* a candidate is a change when p <= ``alpha``, its shift (of the medians,
+  log scale) exceeds ``k`` times the robust run-to-run spread before it and
+  ``min_effect_pct``, and a step fits the ranks better than a straight line
+  does (slow drift is not a step).
+
+A change splits its segment in two and each half is scanned again. A history
+whose commits are exchangeable (no change, no drift) raises a false alarm
+with probability at most ``alpha``: the first test is a permutation test at
+that level, and later ones run only after it has rejected. Pure numpy and
+scipy; the permutations come from ``seed``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ttfb.stats.detector import ChangePoint, Point
+from ttfb.stats.tests import MAD_SCALE, compare
+
+Cells = tuple[np.ndarray, np.ndarray, np.ndarray]
+CELLS_PER_CHUNK = 1_000_000  # permutation x commit cells computed at once (memory bound)
+
+
+@dataclass(frozen=True)
+class HistoryConfig:
+    """Offline detection over a whole history (``ttfb detect``)."""
+
+    alpha: float = 0.02  # a history without a change shows one with this probability, at most
+    permutations: int = 999
+    min_commits: int = 2  # commits on each side of a split, at least
+    k: float = 0.5  # the shift must exceed k times the robust run-to-run spread before it
+    min_effect_pct: float = 1.0
+    refine_sweeps: int = 3  # passes that test each change again between its neighbours
+    seed: int = 0
+
+
+def _logs(points: Sequence[Point]) -> list[np.ndarray]:
+    return [np.log(np.asarray([v for v in p.values if v > 0], dtype=float)) for p in points]
+
+
+def _ranks(commits: list[np.ndarray]) -> list[np.ndarray]:
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate(commits))
+    return np.split(ranks, np.cumsum([c.size for c in commits])[:-1])
+
+
+def _split_t(sums: np.ndarray, counts: np.ndarray, squares: np.ndarray, lo: int) -> np.ndarray:
+    """Pooled two-sample t of every split, rows of per-commit sums, counts and
+    sums of squares (centred); column j is the split before commit ``lo + j``."""
+    cs, cn, cq = sums.cumsum(1), counts.cumsum(1), squares.cumsum(1)
+    s_left, n_left, q_left = cs[:, lo - 1:-lo], cn[:, lo - 1:-lo], cq[:, lo - 1:-lo]
+    s_right, n_right = cs[:, -1:] - s_left, cn[:, -1:] - n_left
+    q_right = cq[:, -1:] - q_left
+    m_left, m_right = s_left / n_left, s_right / n_right
+    rss = q_left - s_left * m_left + q_right - s_right * m_right
+    var = np.maximum(rss / (cn[:, -1:] - 2), 1e-300)
+    return (m_right - m_left) / np.sqrt(var * (1 / n_left + 1 / n_right))
+
+
+def _permutation_p(cells: Cells, observed: float, lo: int,
+                   cfg: HistoryConfig, rng: np.random.Generator) -> float:
+    """Share of shuffled commit orders whose best split has |t| >= ``observed``
+    (with the observed order counted). Stops once p > alpha is certain."""
+    commits = cells[0].size
+    enough = math.ceil(cfg.alpha * (cfg.permutations + 1))  # this many: p > alpha
+    chunk = max(1, min(cfg.permutations, CELLS_PER_CHUNK // commits))
+    done = reached = 0
+    while done < cfg.permutations and reached < enough:
+        n = min(chunk, cfg.permutations - done)
+        order = np.argsort(rng.random((n, commits)), axis=1)
+        t = _split_t(cells[0][order], cells[1][order], cells[2][order], lo)
+        reached += int((np.abs(t).max(axis=1) >= abs(observed) * (1 - 1e-12)).sum())
+        done += n
+    return (1 + reached) / (1 + done)
+
+
+def _cells(ranks: list[np.ndarray]) -> Cells:
+    """Per-commit sums, counts and sums of squares of the centred ranks."""
+    centre = float(np.concatenate(ranks).mean())
+    return (np.array([float((r - centre).sum()) for r in ranks]),
+            np.array([float(r.size) for r in ranks]),
+            np.array([float(((r - centre) ** 2).sum()) for r in ranks]))
+
+
+def _step_beats_line(ranks: list[np.ndarray], split: int) -> bool:
+    """A step at ``split`` leaves less residual than a straight line through the ranks."""
+    y = np.concatenate(ranks)
+    x = np.concatenate([np.full(r.size, float(i)) for i, r in enumerate(ranks)])
+    step = (x >= split).astype(float)
+
+    def residual(regressor: np.ndarray) -> float:
+        design = np.column_stack([np.ones_like(y), regressor])
+        beta = np.linalg.lstsq(design, y, rcond=None)[0]
+        return float(((y - design @ beta) ** 2).sum())
+
+    return residual(step) < residual(x)
+
+
+def _is_change(logs: list[np.ndarray], ranks: list[np.ndarray], split: int,
+               cfg: HistoryConfig) -> bool:
+    before, after = np.concatenate(logs[:split]), np.concatenate(logs[split:])
+    shift = float(np.median(after) - np.median(before))
+    spread = MAD_SCALE * float(np.median(np.abs(before - np.median(before))))
+    return (abs(math.expm1(shift)) * 100 >= cfg.min_effect_pct and abs(shift) > cfg.k * spread
+            and _step_beats_line(ranks, split))
+
+
+def _best_split(logs: list[np.ndarray], lo: int, cfg: HistoryConfig,
+                rng: np.random.Generator) -> tuple[int, float] | None:
+    """The segment's best split and its p-value, if it is a change."""
+    if len(logs) < 2 * lo or sum(v.size for v in logs) < 2 * lo + 2:
+        return None
+    ranks = _ranks(logs)
+    cells = _cells(ranks)
+    t = _split_t(cells[0][None, :], cells[1][None, :], cells[2][None, :], lo)[0]
+    best = int(np.argmax(np.abs(t)))
+    split = best + lo
+    p = _permutation_p(cells, float(t[best]), lo, cfg, rng)
+    return (split, p) if p <= cfg.alpha and _is_change(logs, ranks, split, cfg) else None
+
+
+def _segments(logs: list[np.ndarray], cfg: HistoryConfig) -> list[tuple[int, float]]:
+    """Binary segmentation, then each change tested again between its
+    neighbours (where it moves to that segment's best split, or goes: a change
+    found beside a misplaced one, in the misplaced one's segment, is its
+    correction): (split, p) of every change, by position."""
+    rng = np.random.default_rng(cfg.seed)
+    lo = max(2, cfg.min_commits)  # both sides' comparison needs two values
+    found = []
+    todo = [(0, len(logs))]
+    while todo:
+        start, end = todo.pop()
+        change = _best_split(logs[start:end], lo, cfg, rng)
+        if change is not None:
+            found.append((start + change[0], change[1]))
+            todo += [(start, start + change[0]), (start + change[0], end)]
+    for _ in range(cfg.refine_sweeps):
+        splits = sorted(split for split, _ in found)
+        kept: list[tuple[int, float]] = []
+        for j in range(len(splits)):
+            start = kept[-1][0] if kept else 0
+            end = splits[j + 1] if j + 1 < len(splits) else len(logs)
+            change = _best_split(logs[start:end], lo, cfg, rng)
+            if change is not None:
+                kept.append((start + change[0], change[1]))
+        if [s for s, _ in kept] == splits:
+            return kept
+        found = kept
+    return sorted(found)
+
+
+def detect_history(points: Iterable[Point], cfg: HistoryConfig | None = None) -> list[ChangePoint]:
+    """Every change point of a history (points in order). A commit with no
+    positive value keeps its place (``index`` counts it) but takes no part.
+    Each change's effect and CI compare the commits between its neighbouring
+    changes; its ``p_value`` is the scan's permutation p-value."""
+    cfg = cfg or HistoryConfig()
+    pts = list(points)
+    used = [i for i, p in enumerate(pts) if any(v > 0 for v in p.values)]
+    if len(used) < 2 * max(2, cfg.min_commits):
+        return []
+    logs = _logs([pts[i] for i in used])
+    found = _segments(logs, cfg)
+    bounds = [0] + [split for split, _ in found] + [len(used)]
+    out = []
+    for j, (split, p) in enumerate(found):
+        before = [v for i in used[bounds[j]:split] for v in pts[i].values]
+        after = [v for i in used[split:bounds[j + 2]] for v in pts[i].values]
+        comparison = replace(compare(before, after), p_value=p)
+        first = pts[used[split]]
+        out.append(ChangePoint(
+            index=used[split], order=first.order, commit=first.commit,
+            good_commit=pts[used[split - 1]].commit,
+            direction="regression" if comparison.delta_log > 0 else "improvement",
+            comparison=comparison))
+    return out
