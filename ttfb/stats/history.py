@@ -23,11 +23,13 @@ tested. For a segment of commits:
   ``min_effect_pct``, and a step fits the ranks better than a straight line
   does (slow drift is not a step).
 
-A change splits its segment in two and each half is scanned again. A history
-whose commits are exchangeable (no change, no drift) raises a false alarm
-with probability at most ``alpha``: the first test is a permutation test at
-that level, and later ones run only after it has rejected. Pure numpy and
-scipy; the permutations come from ``seed``.
+A change splits its segment in two and each half is scanned again (binary
+segmentation); then each change is tested again between its neighbours,
+where one placed off by a neighbour it was found before moves or goes. A
+history whose commits are exchangeable (no change, no drift) raises a false
+alarm with probability at most ``alpha``: its first test is two permutation
+tests at 0.1 and 0.9 of that level, and every later one runs only after it
+has rejected. Pure numpy and scipy; the permutations come from ``seed``.
 """
 
 from __future__ import annotations
