@@ -119,6 +119,26 @@ def play(settings: Settings, store: Store, lab_check: Callable[[], None],
     return summarise(store, repo, time.monotonic() - started)
 
 
+def classify(manifest: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The alerts against the injected changes, by the commit each is attributed
+    to: ``found`` and ``missed`` (the manifest's changes), ``other_moves`` (at an
+    injected commit, in a component the manifest does not name for it: the
+    commit's side effects, such as an import moved from one phase into
+    another) and ``false_alarms`` (at an ordinary commit, or a named
+    component moved the wrong way)."""
+    expected = {(m["scenario"], m["component"], m["direction"], m["commit"]) for m in manifest}
+    named_at = {(m["scenario"], m["component"], m["commit"]) for m in manifest}
+    injected = {m["commit"] for m in manifest}
+    seen = {(a["scenario"], a["component"], a["kind"], a["culprit"]) for a in alerts}
+    other = {k for k in seen - expected if k[3] in injected and (k[0], k[1], k[3]) not in named_at}
+
+    def named(keys: set[tuple[str, str, str, str]]) -> list[str]:
+        return sorted(f"{s}/{c} {d} {k[:10]}" for s, c, d, k in keys)
+
+    return {"found": named(expected & seen), "missed": named(expected - seen),
+            "other_moves": named(other), "false_alarms": named(seen - expected - other)}
+
+
 def summarise(store: Store, repo: Path, elapsed_s: float) -> dict[str, Any]:
     manifest_path = repo.parent / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else []
@@ -132,13 +152,9 @@ def summarise(store: Store, repo: Path, elapsed_s: float) -> dict[str, Any]:
              "culprit_confidence": round(float(a["culprit_confidence"]), 3),
              "effect_pct": round(float(a["effect_pct"]), 1), "subject": a["subject"]}
             for a in latest.values()]
-    expected = {(m["scenario"], m["component"], m["direction"], m["commit"]) for m in manifest}
-    seen = {(r["scenario"], r["component"], r["kind"], r["culprit"]) for r in rows}
     return {
         "alerts": rows,
-        "found": sorted(f"{s}/{c} {d} {k[:10]}" for s, c, d, k in expected & seen),
-        "missed": sorted(f"{s}/{c} {d} {k[:10]}" for s, c, d, k in expected - seen),
-        "false_alarms": sorted(f"{s}/{c} {d} {k[:10]}" for s, c, d, k in seen - expected),
+        **classify(manifest, rows),
         "candidates": len({f["detection_id"] for f in found
                            if f["type"] == "CandidateDetected"}),
         "dismissed": len({f["detection_id"] for f in found
