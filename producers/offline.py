@@ -35,9 +35,12 @@ def _order(text: str) -> float:
 def read_history(path: Path) -> dict[str, list[tuple[float, float, str]]]:
     """CSV columns series, order, value[, commit] -> rows per series."""
     rows: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
-    with open(path, newline="", encoding="utf-8") as handle:
+    # utf-8-sig: a spreadsheet's export starts with a byte-order mark
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        missing = {"series", "order", "value"} - set(reader.fieldnames or [])
+        # " Value" is the column value: exports pad and capitalise headers
+        reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
+        missing = {"series", "order", "value"} - set(reader.fieldnames)
         if missing:
             raise HistoryError(f"{path}: missing column(s) {sorted(missing)}")
         for line, row in enumerate(reader, start=2):
@@ -48,7 +51,7 @@ def read_history(path: Path) -> dict[str, list[tuple[float, float, str]]]:
                     from None
             # a NaN or non-positive value is no timing: the detector ignores it,
             # but its order still counts for the index of what comes after
-            order = row["order"]
+            order = row["order"].strip()
             rows[row["series"]].append((_order(order), value, row.get("commit") or order))
     return rows
 

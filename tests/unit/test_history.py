@@ -169,6 +169,20 @@ def test_an_order_without_a_timing_still_counts_for_the_index(tmp_path: Path) ->
     assert [d["index"] for d in json.loads(out.stdout)["detections"]] == [25]
 
 
+def test_detect_cli_reads_a_spreadsheet_export(tmp_path: Path) -> None:
+    """A byte-order mark, padded and capitalised headers, ISO timestamps as
+    the order: the same detection as the plain file."""
+    s = series(np.random.default_rng(4), length=30, cv=0.02, runs=1, shift_pct=20.0,
+               change_index=18)
+    rows = [f"a, 2026-01-{int(p.order) + 1:02d}T00:00:00Z ,{p.values[0]:.3f}" for p in s.points]
+    path = tmp_path / "export.csv"
+    path.write_text("\ufeffSeries, Order ,Value\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    out = _detect(path, "--json")
+    assert out.returncode == 0, out.stderr
+    assert [(d["index"], d["direction"]) for d in json.loads(out.stdout)["detections"]] == \
+        [(18, "regression")]
+
+
 def test_detect_cli_rejects_a_bad_csv_and_a_bad_alpha(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("series,value\na,1\n")
