@@ -14,7 +14,7 @@ on fresh runs of a machine whose level holds still, or wanders from run to
 run (a random walk, 5 % steps, and 15 % between looks); a false alarm is a
 confirmation of any component.
 
-    .venv/bin/python bench/week.py [--weeks 20] [--json]
+    .venv/bin/python bench/week.py [--weeks 40] [--json]
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def _poisson_upper(count: int, confidence: float = 0.95) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--weeks", type=int, default=20)
+    parser.add_argument("--weeks", type=int, default=40)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows = measure(args.weeks)
