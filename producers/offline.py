@@ -44,6 +44,8 @@ def read_history(path: Path) -> dict[str, list[tuple[float, float, str]]]:
         if missing:
             raise HistoryError(f"{path}: missing column(s) {sorted(missing)}")
         for line, row in enumerate(reader, start=2):
+            if None in (row["series"], row["order"], row["value"]):
+                raise HistoryError(f"{path}:{line}: the row has fewer columns than the header")
             try:
                 value = float(row["value"])
             except (TypeError, ValueError):

@@ -190,3 +190,5 @@ def test_detect_cli_rejects_a_bad_csv_and_a_bad_alpha(tmp_path: Path) -> None:
     assert out.returncode == 2 and "missing column" in out.stderr
     out = _detect(_write(tmp_path / "ok.csv", ["a,1,1.0,x"]), "--alpha", "1.5")
     assert out.returncode == 2 and "--alpha" in out.stderr
+    out = _detect(_write(tmp_path / "short.csv", ["a,1,1.0,x", "a,2"]))
+    assert out.returncode == 2 and "short.csv:3: the row has fewer columns" in out.stderr
