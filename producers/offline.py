@@ -48,7 +48,7 @@ def read_history(path: Path) -> dict[str, list[tuple[float, float, str]]]:
                 raise HistoryError(f"{path}:{line}: the row has fewer columns than the header")
             try:
                 value = float(row["value"])
-            except (TypeError, ValueError):
+            except ValueError:
                 raise HistoryError(f"{path}:{line}: value {row['value']!r} is not a number") \
                     from None
             # a NaN or non-positive value is no timing: the detector ignores it,

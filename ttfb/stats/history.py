@@ -62,6 +62,12 @@ class HistoryConfig:
     seed: int = 0
 
 
+def _side(cfg: HistoryConfig) -> int:
+    """Commits on each side of a split, at least: two, as both sides'
+    comparison needs two values."""
+    return max(2, cfg.min_commits)
+
+
 def _logs(points: Sequence[Point]) -> list[np.ndarray]:
     return [np.log(np.asarray([v for v in p.values if v > 0], dtype=float)) for p in points]
 
@@ -104,12 +110,12 @@ def _permutation_p(cells: Cells, observed: float, lo: int, alpha: float, permuta
     return (1 + reached) / (1 + done)
 
 
-def _cells(ranks: list[np.ndarray]) -> Cells:
-    """Per-commit sums, counts and sums of squares of the centred ranks."""
-    centre = float(np.concatenate(ranks).mean())
-    return (np.array([float((r - centre).sum()) for r in ranks]),
-            np.array([float(r.size) for r in ranks]),
-            np.array([float(((r - centre) ** 2).sum()) for r in ranks]))
+def _cells(values: list[np.ndarray]) -> Cells:
+    """Per-commit sums, counts and sums of squares of the centred values (ranks or logs)."""
+    centre = float(np.concatenate(values).mean())
+    return (np.array([float((v - centre).sum()) for v in values]),
+            np.array([float(v.size) for v in values]),
+            np.array([float(((v - centre) ** 2).sum()) for v in values]))
 
 
 def _step_beats_line(ranks: list[np.ndarray], split: int) -> bool:
@@ -169,7 +175,7 @@ def _segments(logs: list[np.ndarray], cfg: HistoryConfig) -> list[tuple[int, flo
     found beside a misplaced one, in the misplaced one's segment, is its
     correction): (split, p) of every change, by position."""
     rng = np.random.default_rng(cfg.seed)
-    lo = max(2, cfg.min_commits)  # both sides' comparison needs two values
+    lo = _side(cfg)
     found = []
     todo = [(0, len(logs))]
     while todo:
@@ -201,7 +207,7 @@ def detect_history(points: Iterable[Point], cfg: HistoryConfig | None = None) ->
     cfg = cfg or HistoryConfig()
     pts = list(points)
     used = [i for i, p in enumerate(pts) if any(v > 0 for v in p.values)]
-    if len(used) < 2 * max(2, cfg.min_commits):
+    if len(used) < 2 * _side(cfg):
         return []
     logs = _logs([pts[i] for i in used])
     found = _segments(logs, cfg)
