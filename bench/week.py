@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 
 from streams.detection import Policy
-from streams.simulate import Draw, simulate_confirmation, unnamed_component, wander
-from ttfb import events as ev
+from streams.simulate import Draw, confirmed, simulate_confirmation, unnamed_component, wander
 from ttfb.stats import DetectorConfig, Point, SeriesState, apply
 
 COMMITS = 24 * 7  # a commit an hour
@@ -54,10 +53,8 @@ def false_confirmations(rng: np.random.Generator, count: int, machine: str) -> i
     for _ in range(count):
         draw: Draw = wander(0.0, 0.05) if machine == "wandering" else \
             unnamed_component(0.0, bimodal=True)
-        verdicts = simulate_confirmation(rng, policy, draw,
-                                         between=0.15 if machine == "wandering" else 0.0)
-        alarms += any(isinstance(e, (ev.RegressionConfirmed, ev.ImprovementConfirmed))
-                      for e in verdicts)
+        alarms += confirmed(simulate_confirmation(
+            rng, policy, draw, between=0.15 if machine == "wandering" else 0.0))
     return alarms
 
 

@@ -109,9 +109,10 @@ def wander(shift: float, step: float, noise: float = 0.05) -> Draw:
     return draw
 
 
-def confirmed(verdicts: list[ev.Event], component: str) -> bool:
+def confirmed(verdicts: list[ev.Event], component: str | None = None) -> bool:
+    """Whether ``component`` (any, when None) was confirmed among the verdicts."""
     return any(isinstance(e, (ev.RegressionConfirmed, ev.ImprovementConfirmed))
-               and e.component == component for e in verdicts)
+               and component in (None, e.component) for e in verdicts)
 
 
 def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: float = 0.03,
