@@ -35,6 +35,8 @@ def line(alert: dict[str, Any]) -> str:
         sure = float(alert.get("culprit_confidence") or 0.0)
         if sure < ev.BISECT_STOP:  # the run budget ended the search
             culprit += f" (a best guess: posterior {sure:.2f})"
+    if alert.get("status") == "not_reproduced":
+        culprit = " retracted: the bisect ran both ends again and they no longer differ"
     ci = ""
     if alert.get("ci_low_pct") or alert.get("ci_high_pct"):
         ci = f" [{float(alert['ci_low_pct']):+.1f}%, {float(alert['ci_high_pct']):+.1f}%]"

@@ -148,13 +148,19 @@ def summarise(store: Store, repo: Path, elapsed_s: float) -> dict[str, Any]:
     for a in alerts:  # an attributed alert replaces the confirmed one
         latest[a["alert_id"]] = a
     rows = [{"scenario": a["scenario"], "component": a["component"], "kind": a["kind"],
+             "status": a["status"],
              "commit": a["commit"], "culprit": a["culprit"] or a["commit"],
              "culprit_confidence": round(float(a["culprit_confidence"]), 3),
              "effect_pct": round(float(a["effect_pct"]), 1), "subject": a["subject"]}
             for a in latest.values()]
+    # a retracted alert (its bisect's runs no longer showed the change) is
+    # judged by nobody: it blames no commit, and it is listed on its own
+    retracted = [r for r in rows if r["status"] == "not_reproduced"]
     return {
         "alerts": rows,
-        **classify(manifest, rows),
+        **classify(manifest, [r for r in rows if r["status"] != "not_reproduced"]),
+        "not_reproduced": sorted(f"{r['scenario']}/{r['component']} {r['kind']} {r['commit'][:10]}"
+                                 for r in retracted),
         "candidates": len({f["detection_id"] for f in found
                            if f["type"] == "CandidateDetected"}),
         "dismissed": len({f["detection_id"] for f in found

@@ -166,7 +166,7 @@ class Folds:
         book, more = decide_bisect(book, event, self.bisect_policy)
         out += more
         out += [attributed_alert(e, self.policy.dashboard_url) for e in more
-                if isinstance(e, ev.BisectCompleted) and e.culprit]
+                if isinstance(e, ev.BisectCompleted) and (e.culprit or not e.reproduced)]
         if out:
             log.info("%s: %s", scenario, ", ".join(type(e).__name__ for e in out))
         return detector, book, pin_ids(out, event)

@@ -121,13 +121,16 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
                     component: str = "config", direction: str = "regression",
                     affected: list[bool] | None = None,
                     drift: float = 0.0,
-                    evidence: tuple[int, float] | None = None) -> ev.BisectCompleted:
+                    evidence: tuple[int, float] | None = None,
+                    evidence_shift: float = 0.0) -> ev.BisectCompleted:
     """Bisect commits c00..c{n-1}; ``level(i)`` is commit i's mean in ms;
     ``affected``: the agent's hint, per commit, of which ones touch the scenario;
     ``drift``: the machine's own level wanders from run to run, a mean-reverting
     walk (AR(1), 0.9 per run) whose spread is ``drift`` on the log scale;
     ``evidence``: the confirmation hands over (runs per endpoint, the log level
-    the machine had then, minutes before the bisect)."""
+    the machine had then, minutes before the bisect); ``evidence_shift``: a
+    log shift of the handed runs of the bad endpoint alone, as a confirmation
+    fooled by its runs would hand over."""
     policy = policy or BisectPolicy(explain=False)
     rng = np.random.default_rng(seed)
     commits = [f"c{i:02d}" for i in range(n)]
@@ -135,9 +138,9 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
     handed = {}
     if evidence:
         runs, then = evidence
-        handed = {f"evidence_{side}": [level(i) * math.exp(then) * _noise(rng, cv)
+        handed = {f"evidence_{side}": [level(i) * math.exp(then + shift) * _noise(rng, cv)
                                        for _ in range(runs)]
-                  for side, i in (("before", 0), ("after", n - 1))}
+                  for side, i, shift in (("before", 0, 0.0), ("after", n - 1, evidence_shift))}
     start = found(scenario="sim", component=component, commit=commits[-1],
                   good_commit=commits[0], direction=direction,  # type: ignore[arg-type]
                   detection_id="det", **handed)

@@ -304,6 +304,9 @@ class BisectCompleted(Event):
     runs_spent: int = 0
     error: str = ""
     explanation: list[dict[str, Any]] = Field(default_factory=list)
+    # false: the endpoints, run again by the bisect, no longer show the
+    # confirmed change (no culprit is named, the alert is retracted)
+    reproduced: bool = True
 
 
 BISECT_STOP = 0.99  # a bisect ends when one commit holds this much of its posterior
@@ -327,7 +330,9 @@ class Alert(Event):
     author: str = ""
     subject: str = ""
     link: str = ""
-    status: Literal["confirmed", "attributed"] = "confirmed"
+    # not_reproduced: the bisect's runs of the endpoints no longer show the
+    # change; the alert is retracted and no culprit is named
+    status: Literal["confirmed", "attributed", "not_reproduced"] = "confirmed"
 
 
 class ComponentDelta(Model):

@@ -29,6 +29,8 @@ def render() -> None:
                    "DetectionDismissed": "dismissed"}.get(head["type"], "suspected")
         bisect = bisects[bisects["detection_id"] == detection_id] if not bisects.empty \
             else pd.DataFrame()
+        if not bisect.empty and not bool(bisect.iloc[0]["reproduced"]):
+            verdict += ", not reproduced"
         title = (f"{head['scenario']} / {head['component']}: {verdict}, "
                  f"{float(head['effect_pct']):+.1f}% at {str(head['commit'])[:10]}")
         with st.expander(title, expanded=bool(wanted) or head["type"] != "DetectionDismissed"):
@@ -45,9 +47,16 @@ def render() -> None:
                      f"p = {float(head['p_value']):.2g}")
             if not bisect.empty:
                 b = bisect.iloc[0]
-                st.markdown(f"**Culprit** `{str(b['culprit'])[:12]}` by {b['author']}: "
-                            f"*{b['subject']}* (confidence {float(b['confidence']):.3f}, "
-                            f"{int(b['runs_spent'])} runs)")
+                if not bool(b["reproduced"]):
+                    st.warning(f"Not reproduced: the bisect ran both ends again and they no "
+                               f"longer differ ({float(b['effect_pct']):+.1f}%, 95% CI "
+                               f"{float(b['ci_low_pct']):+.1f}% to "
+                               f"{float(b['ci_high_pct']):+.1f}%, {int(b['runs_spent'])} runs); "
+                               f"the alert is retracted and no commit is blamed.")
+                else:
+                    st.markdown(f"**Culprit** `{str(b['culprit'])[:12]}` by {b['author']}: "
+                                f"*{b['subject']}* (confidence {float(b['confidence']):.3f}, "
+                                f"{int(b['runs_spent'])} runs)")
                 if b["error"]:
                     st.error(b["error"])
                 st.dataframe(pd.DataFrame(b["steps"]), hide_index=True)

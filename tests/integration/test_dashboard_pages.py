@@ -40,6 +40,16 @@ def seed(data_dir: Path) -> None:
         steps=[ev.BisectStep(commit=f"{3:040d}", runs=2, decision="good", mean_ms=100.0)],
         explanation=[{"name": "telemetry.py:30:log", "good_ms": 0.0, "bad_ms": 360.0,
                       "delta_ms": 360.0}]))
+    # lm: a confirmed model change the bisect's runs did not reproduce
+    retracted = dict(detection_id="det2", scenario="lm", component="model", commit="a" * 40,
+                     good_commit="9" * 40, direction="regression", effect_ms=6.0,
+                     effect_pct=6.2, ci_low_pct=2.0, ci_high_pct=10.0, p_value=0.006,
+                     runs_spent=16)
+    events += [ev.CandidateDetected(**retracted), ev.RegressionConfirmed(**retracted)]  # type: ignore[arg-type]
+    events.append(ev.BisectCompleted(
+        bisect_id="b2", detection_id="det2", scenario="lm", component="model",
+        good="9" * 40, bad="a" * 40, effect_ms=1.0, effect_pct=1.9, ci_low_pct=-1.3,
+        ci_high_pct=5.1, runs_spent=82, reproduced=False))
     events.append(ev.ExperimentCompleted(
         experiment_id="x1", scenario="lm", arm_a="a:HEAD~1", arm_b="b:HEAD", verdict="improvement",
         runs_spent=20, components=[ev.ComponentDelta(
@@ -91,6 +101,7 @@ def test_overview_shows_each_scenario_with_latest_ttfb_and_status(seeded: Path) 
     assert table.loc["recsys", "baseline_ms"] == pytest.approx(700.0)
     assert "bisecting" in table.loc["recsys", "status"] or \
         "attributed" in table.loc["recsys", "status"]
+    assert table.loc["lm", "status"] == "healthy"  # its one confirmation did not reproduce
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["dead letters"] == "2" and metrics["refused commands"] == "1"
 
@@ -109,6 +120,9 @@ def test_regressions_page_names_the_culprit_and_its_steps(seeded: Path) -> None:
     text = " ".join(m.value for m in at.markdown)
     assert "Bo Chen" in text and "Log the config synchronously" in text
     assert any("telemetry.py:30:log" in str(df.value) for df in at.dataframe)
+    assert any("lm / model: regression confirmed, not reproduced" in label for label in labels)
+    warning = " ".join(w.value for w in at.warning)
+    assert "Not reproduced" in warning and "-1.3% to +5.1%" in warning and "82 runs" in warning
 
 
 def test_experiments_page_shows_the_verdict_and_deltas(seeded: Path) -> None:

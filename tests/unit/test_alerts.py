@@ -21,3 +21,9 @@ def test_the_line_carries_the_ci_and_says_when_a_culprit_is_only_a_best_guess() 
     assert "culprit cccccccccc:" in sure and "best guess" not in sure
     unsure = line(alert(status="attributed", culprit="c" * 40, culprit_confidence=0.70))
     assert "culprit cccccccccc (a best guess: posterior 0.70)" in unsure
+
+
+def test_a_retracted_alert_says_so_and_blames_nobody() -> None:
+    retracted = line(alert(status="not_reproduced"))
+    assert retracted.startswith("[not_reproduced] regression vision/imports")
+    assert "retracted" in retracted and "culprit" not in retracted

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from producers.demo import classify
 
 MANIFEST = [
@@ -32,3 +35,27 @@ def test_the_injected_change_the_wrong_way_is_a_false_alarm_and_a_miss() -> None
     verdict = classify(MANIFEST, [alert("lm", "config", "improvement", "c" * 40)])
     assert verdict["false_alarms"] == ["lm/config improvement cccccccccc"]
     assert verdict["other_moves"] == [] and len(verdict["missed"]) == 2
+
+
+def test_a_retracted_alert_is_listed_apart_and_judged_by_nobody(tmp_path: Path) -> None:
+    """Through the store: the bisect's retraction replaces the confirmed alert,
+    so the summary counts it neither as found nor as a false alarm."""
+    from producers.demo import summarise
+    from streams.bisect import attributed_alert
+    from ttfb import events as ev
+    from ttfb.settings import Settings
+    from ttfb.store import open_store
+
+    (tmp_path / "manifest.json").write_text(json.dumps(MANIFEST))
+    store = open_store(Settings(data_dir=tmp_path / "data"))
+    fields = dict(alert_id="d:model", kind="regression", scenario="recsys", component="model",
+                  commit="i" * 40, effect_ms=60.0, effect_pct=6.2)
+    done = ev.BisectCompleted(bisect_id="b", detection_id="d", scenario="recsys",
+                              component="model", good="o" * 40, bad="i" * 40,
+                              reproduced=False, effect_pct=1.9, ci_low_pct=-1.3,
+                              ci_high_pct=5.1)
+    store.write([ev.Alert(**fields), attributed_alert(done, "http://lab")])  # type: ignore[arg-type]
+    summary = summarise(store, tmp_path / "repo", 1.0)
+    assert summary["not_reproduced"] == ["recsys/model regression iiiiiiiiii"]
+    assert summary["false_alarms"] == [] and summary["other_moves"] == []
+    assert [a["status"] for a in summary["alerts"]] == ["not_reproduced"]

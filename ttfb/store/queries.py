@@ -99,17 +99,19 @@ def scenario_overview(store: Store) -> list[dict[str, Any]]:
 
 
 def scenario_status(store: Store) -> dict[str, str]:
-    """healthy, suspected, confirmed, bisecting or attributed: the latest finding's stage."""
+    """healthy, suspected, confirmed, bisecting or attributed: the latest finding's
+    stage (a confirmed change whose bisect did not reproduce it leaves it healthy)."""
     rows = store.query(f"""
         SELECT scenario, argMax(type, occurred_at) AS last_type
         FROM (SELECT scenario, type, occurred_at FROM {store.db}.detections FINAL
               UNION ALL
-              SELECT scenario, 'BisectCompleted' AS type, occurred_at FROM {store.db}.bisects FINAL
-              WHERE culprit != '')
+              SELECT scenario, if(reproduced, 'BisectCompleted', 'NotReproduced') AS type,
+                     occurred_at FROM {store.db}.bisects FINAL
+              WHERE culprit != '' OR NOT reproduced)
         GROUP BY scenario""")
     stage = {"CandidateDetected": "suspected", "RegressionConfirmed": "bisecting",
              "ImprovementConfirmed": "confirmed", "DetectionDismissed": "healthy",
-             "BisectCompleted": "attributed"}
+             "BisectCompleted": "attributed", "NotReproduced": "healthy"}
     return {r["scenario"]: stage.get(r["last_type"], "healthy") for r in rows}
 
 
@@ -156,8 +158,9 @@ def bisects(store: Store, limit: int = 100) -> list[dict[str, Any]]:
     return store.query(
         f"SELECT bisect_id, detection_id, scenario, component, direction, good, bad, culprit,"
         f" culprits,"
-        f" author, subject, effect_ms, effect_pct, confidence, runs_spent, steps, explanation,"
-        f" error, occurred_at FROM {store.db}.bisects FINAL"
+        f" author, subject, effect_ms, effect_pct, ci_low_pct, ci_high_pct, confidence,"
+        f" runs_spent, steps, explanation,"
+        f" error, reproduced, occurred_at FROM {store.db}.bisects FINAL"
         " ORDER BY occurred_at DESC LIMIT {n:UInt32}", {"n": limit})
 
 

@@ -92,6 +92,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "ALTER TABLE {db}.bisects ADD COLUMN IF NOT EXISTS ci_high_pct Float64 DEFAULT 0",
         "ALTER TABLE {db}.alerts ADD COLUMN IF NOT EXISTS culprit_confidence Float64 DEFAULT 0",
     ]),
+    (6, "bisects say whether the confirmed change reproduced", [
+        "ALTER TABLE {db}.bisects ADD COLUMN IF NOT EXISTS reproduced Bool DEFAULT true",
+    ]),
 ]
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
