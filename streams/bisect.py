@@ -22,13 +22,13 @@
    the good one) by a significant part of the effect, within a block of its
    own, a second search over the rest of the range reports the second
    culprit.
-6. Reproduction: the confirmation's runs of the two endpoints and every run
-   of them the bisect added, compared block by block, must still show the
-   change in its direction (p < ``reproduce_alpha``). When the bisect added
-   runs of both and they no longer do, the confirmed change did not
-   reproduce: ``BisectCompleted`` says so (``reproduced`` false, no culprit)
-   and the alert is retracted (status ``not_reproduced``), instead of a best
-   guess blaming a commit for a change nobody can measure.
+6. Reproduction: before a culprit is named, the bisect's own runs of the
+   two endpoints (blocks after the confirmation's; a short range's search
+   has few, a commit and its parent none, so it tops them up, 4 of each at a
+   time, to 12) must bear the confirmed change out (``_reproduction``).
+   When they do not, ``BisectCompleted`` says so (``reproduced`` false, no
+   culprit) and the alert is retracted (status ``not_reproduced``), instead
+   of a best guess blaming a commit for a change nobody can measure.
 7. One profiled run of the culprit and of its parent explain the regression
    (functions whose cumulative time grew most); then ``BisectCompleted``.
 
@@ -77,13 +77,14 @@ class BisectPolicy:
     # model: in two demo runs a small `model` change was confirmed (p 0.0006 to
     # 0.006) whose endpoints, run 14 to 42 times more by the bisect, showed
     # nothing (95 % CIs -4.3 to +2.1 %, -1.3 to +5.1 %, -4.3 to +7.7 %), and one
-    # was blamed on an ordinary commit. Once the bisect has added
-    # ``reproduce_min_runs`` runs of each endpoint, the change must still
-    # show (see ``_reproduces``); with fewer, the confirmation stands
+    # was blamed on an ordinary commit. The change must still show on the
+    # bisect's own runs of the endpoints (see ``_reproduction``), which it
+    # tops up, ``reproduce_min_runs`` each at a time, to ``reproduce_max_runs``
     reproduce_alpha: float = 0.05
     reproduce_odds: float = 10.0
     reproduce_min_effect_pct: float = 3.0  # the detector's min_effect_pct
-    reproduce_min_runs: int = 2
+    reproduce_min_runs: int = 4
+    reproduce_max_runs: int = 12
     explain: bool = True
 
 
@@ -295,6 +296,10 @@ def _advance(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
         return _judge(b, policy)
     if b.phase == "residual":
         if _waiting(b, (b.commits[0], b.commits[b.lo], b.commits[b.hi], b.commits[-1])):
+            return []
+        return _conclude(b, policy)
+    if b.phase == "reproduce":
+        if _waiting(b, (b.commits[0], b.commits[-1])):
             return []
         return _conclude(b, policy)
     if b.phase == "explain":
@@ -511,41 +516,74 @@ def _judge(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
         return [_completed(b, error="endpoint runs failed; cannot bisect")]
 
 
-def _reproduces(b: Bisect, policy: BisectPolicy) -> bool:
-    """Whether the confirmed change still stands once the bisect has run its
-    endpoints again (within blocks, as the search compares). It falls when
-    either holds:
+def _fresh(b: Bisect) -> list[int]:
+    """The runs of each endpoint (good, bad) the bisect has had beyond the
+    confirmation's (block 0)."""
+    return [sum(1 for c, k, _ in b.cells if c == end and k > 0)
+            for end in (b.commits[0], b.commits[-1])]
 
-    - all the endpoints' runs, the confirmation's included, no longer show a
-      step in its direction at ``reproduce_alpha`` (two-sided);
-    - the bisect's own runs of them favour no step over a step of
+
+def _reproduction(b: Bisect, policy: BisectPolicy) -> str:
+    """Whether the confirmed change still stands once the bisect has run its
+    endpoints again (within blocks, as the search compares): ``stands``,
+    ``retract`` or ``more`` (run the endpoints again first). Only the
+    bisect's own runs of them (fresh: beyond the confirmation's) judge at
+    first, since the confirmation's runs were chosen by their own
+    significance and overstate the step. Once each endpoint has
+    ``reproduce_min_runs`` fresh runs:
+
+    - it stands when they show the step in its direction (one-sided
+      p < ``reproduce_alpha``);
+    - it is retracted when they favour no step over a step of
       ``reproduce_min_effect_pct`` in its direction (the smallest change
       the detector raises) by a likelihood ratio of ``reproduce_odds`` or
-      more. Only the fresh runs judge here: the confirmation's runs were
-      chosen by their own significance and overstate the step (compared
-      with the step they measured, a true 3 % change was retracted one time
-      in five). Were the change that smallest one or larger, the fresh runs
-      would favour none that strongly with probability at most
-      Phi(-sqrt(2 ln odds)) (1.6 % at 10), however many there are.
+      more: were the change that large or larger, they would with
+      probability at most Phi(-sqrt(2 ln odds)) (1.6 % at 10) at a look;
+    - otherwise more runs, up to ``reproduce_max_runs`` fresh ones, where
+      all the endpoints' runs, the confirmation's included, must still show
+      the step in its direction (two-sided p < ``reproduce_alpha``) for it
+      to stand.
 
-    With fewer than ``reproduce_min_runs`` fresh runs of either endpoint
-    there is nothing new to judge by, and the confirmation stands."""
-    ends = (b.commits[0], b.commits[-1])
-    fresh = [sum(1 for c, k, _ in b.cells if c == end and k > 0) for end in ends]
-    if min(fresh) < policy.reproduce_min_runs:
-        return True
+    A search over a long range has usually run the endpoints that often
+    already; a short one, or a commit and its parent, has them run here.
+    An endpoint whose workflow fails is not run again: the change stands."""
+    fresh = min(_fresh(b))
     pair = [(0, len(b.commits) - 1)]
-    every, own = _contrasts(b, pair, policy.paired) + _contrasts(b, pair, policy.paired, "fresh")
     sign = 1.0 if b.direction == "regression" else -1.0
-    if every is not None and not (every[0] * sign > 0 and every[1] < policy.reproduce_alpha):
-        return False
-    if own is None:
-        return True
-    smallest = sign * math.log1p(policy.reproduce_min_effect_pct / 100)
-    step, se = own[0], own[2]
-    # the log likelihood ratio of no step against the smallest one, on the fresh step
-    log_odds = smallest * (smallest - 2 * step) / (2 * se * se)
-    return log_odds < math.log(policy.reproduce_odds)
+    if fresh >= policy.reproduce_min_runs:
+        (own,) = _contrasts(b, pair, policy.paired, "fresh")
+        if own is not None:
+            step, p, se = own
+            if step * sign > 0 and p / 2 < policy.reproduce_alpha:
+                return "stands"
+            smallest = sign * math.log1p(policy.reproduce_min_effect_pct / 100)
+            # the log likelihood ratio of no step against the smallest one
+            if smallest * (smallest - 2 * step) / (2 * se * se) >= \
+                    math.log(policy.reproduce_odds):
+                return "retract"
+    if any(b.failed.get(c, 0) >= policy.batch for c in (b.commits[0], b.commits[-1])):
+        return "stands"
+    if fresh < policy.reproduce_max_runs:
+        return "more"
+    (every,) = _contrasts(b, pair, policy.paired)
+    shown = every is not None and every[0] * sign > 0 and every[1] < policy.reproduce_alpha
+    return "stands" if shown else "retract"
+
+
+def _reproduction_runs(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
+    """``reproduce_min_runs`` more runs of each endpoint (up to
+    ``reproduce_max_runs`` fresh ones), in a block of their own: good, bad,
+    bad, good, ..."""
+    have = _fresh(b)
+    target = min(policy.reproduce_max_runs, min(have) + policy.reproduce_min_runs)
+    missing = [max(0, target - n) for n in have]
+    b.block += 1
+    out: list[ev.Event] = []
+    for i in range(max(missing)):
+        order = [(0, b.commits[0]), (1, b.commits[-1])]
+        for side, commit in order if i % 2 == 0 else order[::-1]:
+            out += _runs(b, commit, 1) if i < missing[side] else []
+    return out
 
 
 def _second_search(b: Bisect, policy: BisectPolicy) -> tuple[int, int] | None:
@@ -594,9 +632,14 @@ def _conclude(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
                         "decision": "bad" if c == b.commits[b.hi] else "good",
                         "mean_ms": sum(values) / len(values) if values else 0.0})
     b.topped = {}
-    if len(b.culprits) == 1 and not _reproduces(b, policy):
-        b.reproduced, b.phase = False, "done"
-        return [_completed(b)]
+    if len(b.culprits) == 1:
+        verdict = _reproduction(b, policy)
+        if verdict == "retract":
+            b.reproduced, b.phase = False, "done"
+            return [_completed(b)]
+        if verdict == "more":
+            b.phase = "reproduce"
+            return _reproduction_runs(b, policy)
     if len(b.culprits) == 1:
         second = _second_search(b, policy)
         if second is not None:  # a second commit adds a separable part of the regression

@@ -208,3 +208,22 @@ def test_a_real_change_reproduces_and_keeps_its_culprit(size: float, drift: floa
                             policy=POLICY, drift=drift, evidence=(8, 0.10 if drift else 0.0))
         kept += r.reproduced and r.culprit == f"c{at:02d}"
     assert kept / trials >= 0.9, kept
+
+
+def test_a_commit_and_its_parent_are_run_again_before_the_culprit_is_named() -> None:
+    """No search runs between a commit and its parent, so the bisect runs
+    both again itself (A, B, B, A, ...) before naming the culprit: a real
+    change keeps it, a confirmation its runs do not bear out is retracted."""
+    trials, kept, retracted, spent = 60, 0, 0, []
+    for seed in range(trials):
+        real = simulate_bisect(2, step(1, 0.05), seed, 0.03, policy=POLICY, evidence=(8, 0.0))
+        kept += real.reproduced and real.culprit == "c01"
+        spent.append(real.runs_spent)
+        fake = simulate_bisect(2, lambda i: 300.0, seed, 0.03, policy=POLICY,
+                               evidence=(8, 0.0), evidence_shift=0.06)
+        retracted += not fake.reproduced
+        assert POLICY.reproduce_min_runs * 2 <= fake.runs_spent <= POLICY.reproduce_max_runs * 2
+    assert kept / trials >= 0.9, kept
+    assert retracted / trials >= 0.6, retracted
+    # a clear real change needs one block of fresh runs most of the time
+    assert np.median(spent) == 2 * POLICY.reproduce_min_runs, spent
