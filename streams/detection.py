@@ -164,6 +164,10 @@ class ScenarioState:
     calibrated_on: int = 0  # accepted commits behind the operating point in use
     # per component, the latest confirmed change: [commit, direction]
     changes: dict[str, list[str]] = field(default_factory=dict)
+    # commits whose runs arrived while a series they moved was being confirmed,
+    # in arrival order: each {"commit", "values" (of those series), and the
+    # entry's hardware_id, branch, repo, author, subject}; tested after the verdict
+    held: list[dict[str, Any]] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ serialisation
@@ -190,6 +194,7 @@ def to_json(state: ScenarioState) -> dict[str, Any]:
         "history": state.history, "operating": state.operating,
         "arrivals": state.arrivals, "last_change": state.last_change,
         "calibrated_on": state.calibrated_on, "changes": state.changes,
+        "held": state.held,
     }
 
 
@@ -207,6 +212,7 @@ def from_json(data: dict[str, Any] | None) -> ScenarioState:
         arrivals=list(data.get("arrivals", [])), last_change=str(data.get("last_change", "")),
         calibrated_on=int(data.get("calibrated_on", 0)),
         changes={k: list(v) for k, v in data.get("changes", {}).items()},
+        held=list(data.get("held", [])),
     )
 
 
@@ -251,7 +257,8 @@ def _copy(state: ScenarioState) -> ScenarioState:
         baseline_ttfb=state.baseline_ttfb, baseline_commits=state.baseline_commits,
         accepted=state.accepted, history=list(state.history), operating=list(state.operating),
         arrivals=list(state.arrivals), last_change=state.last_change,
-        calibrated_on=state.calibrated_on, changes=dict(state.changes))
+        calibrated_on=state.calibrated_on, changes=dict(state.changes),
+        held=copy.deepcopy(state.held))
 
 
 def _monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
@@ -277,15 +284,27 @@ def _monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
 
 
 def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[str, Any],
-                 policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
+                 policy: Policy, released: bool = False) -> tuple[ScenarioState, list[ev.Event]]:
+    """Test one commit's runs in each of its series. A series being confirmed
+    does not take them: its baseline restarted at the candidate, so they
+    would join it untested (a demo run lost its recsys data regression,
+    +100 %, that way: its runs arrived while an ordinary commit's data
+    candidate was being confirmed, and the dismissal took them into the
+    baseline). They are held, and tested after the verdict (``_release``,
+    which passes ``released``: the commit was counted when it arrived)."""
     floor = policy.min_effect_ttfb_pct / 100 * state.baseline_ttfb
     cfg = dataclasses.replace(policy.detector, min_effect_ms=floor)
     if state.operating:
         cfg = cfg.with_point(*state.operating)
     found: dict[str, ChangePoint] = {}
     before: dict[str, SeriesState] = {}
+    confirming = _being_confirmed(state)
+    held = {}
     for name, values in entry["values"].items():
         key = _series_key(name, entry["hardware_id"], entry["branch"])
+        if key in confirming:
+            held[name] = values
+            continue
         series = before[name] = state.series.get(key, SeriesState())
         point = Point(float(series.seen), commit, tuple(values))
         # a change may start at a held commit before this one (``hold_p``): the
@@ -293,7 +312,10 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         state.series[key], change = apply(series, point, cfg)
         if change is not None:
             found[name] = change
-    totals = entry["values"].get(TOTAL, [])
+    if held:
+        state.held.append({**{k: v for k, v in entry.items() if k not in ("done", "total")},
+                           "commit": commit, "values": held})
+    totals = entry["values"].get(TOTAL, []) if not released else []
     if totals and not found:  # a running mean over (up to) the last 12 accepted commits
         state.baseline_commits = min(state.baseline_commits + 1, 12)
         state.baseline_ttfb += (sum(totals) / len(totals) - state.baseline_ttfb) \
@@ -323,7 +345,7 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
     if not moved:
         return state, []
     detection_id = ev.derived_id("detection", scenario, commit, entry["hardware_id"],
-                                 entry["branch"])
+                                 entry["branch"], *(sorted(moved) if released else []))
     # confirm against the oldest commit of the baseline, not the one just before:
     # with 3 runs a commit and drift between them, a change is often only clear
     # a commit or two later, and a fresh A/B against its neighbour would then
@@ -397,20 +419,56 @@ def _series_key(component: str, hardware_id: str, branch: str) -> str:
     return f"{component}|{hardware_id}|{branch}"
 
 
-def _rebase(state: ScenarioState, c: Confirmation, policy: Policy) -> None:
+def _being_confirmed(state: ScenarioState) -> set[str]:
+    """The series an open confirmation (or follow-up) is testing."""
+    return {_series_key(n, c.hardware_id, c.branch)
+            for c in state.confirming.values() for n in c.components}
+
+
+def _release(state: ScenarioState, scenario: str,
+             policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
+    """Test the held commits, in the order they arrived, in each series no
+    longer being confirmed (a candidate raised here holds its series'
+    later commits again)."""
+    out: list[ev.Event] = []
+    waiting, state.held = state.held, []
+    for entry in waiting:
+        confirming = _being_confirmed(state)
+        free = {n: v for n, v in entry["values"].items()
+                if _series_key(n, entry["hardware_id"], entry["branch"]) not in confirming}
+        kept = {n: v for n, v in entry["values"].items() if n not in free}
+        if kept:
+            state.held.append({**entry, "values": kept})
+        if free:
+            state, emitted = _test_commit(state, scenario, entry["commit"],
+                                          {**entry, "values": free}, policy, released=True)
+            out += emitted
+    return state, out
+
+
+def _rebase(state: ScenarioState, c: Confirmation, policy: Policy,
+            changed: set[str]) -> None:
     """After a verdict each tested series restarts from the fresh runs of the
     suspect commit: interleaved with the good commit's, they are the best
-    sample of the current level (confirmed or not), and they are enough
-    values to test the next commit at once."""
+    sample of the current level, and they are enough values to test the
+    next commit at once. Where no change was confirmed (``changed``: the
+    components confirmed, now or before), the good commit's fresh runs are
+    of that level too, and the suspect's own monitoring runs, the ones that
+    looked moved, are left out: kept, a fluke's slow runs widened the
+    baseline so much that the next commit's doubled data went unseen."""
     for n in c.components:
         key = _series_key(n, c.hardware_id, c.branch)
         series = state.series.get(key)
         fresh = tuple(r[n] for r in c.after if n in r)
         if series is None or not fresh:
             continue
+        window = series.window
+        if n not in changed:
+            fresh += tuple(r[n] for r in c.before if n in r)
+            window = tuple(p for p in window if p.commit != c.commit)
         point = Point(float(series.seen), c.commit, fresh)
         state.series[key] = dataclasses.replace(
-            series, baseline=(series.baseline + series.window + (point,))[-policy.detector.back:],
+            series, baseline=(series.baseline + window + (point,))[-policy.detector.back:],
             window=())
 
 
@@ -489,11 +547,14 @@ def _confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFa
     for n in known:
         pending.decided[n] = False
     _remember(state, pending)
-    _rebase(state, pending, policy)
+    _rebase(state, pending, policy,
+            {n for n, yes in pending.decided.items() if yes} | set(known))
     follow_ups = _follow_ups(state, dataclasses.replace(pending, good_commit=since),
                              {n: cmp for n, cmp in unnamed.items() if n not in moved},
                              event.scenario, policy) if final else []
-    return state, _verdicts(pending, event.scenario, comparisons, policy, known) + follow_ups
+    state, released = _release(state, event.scenario, policy)
+    return state, _verdicts(pending, event.scenario, comparisons, policy, known) + follow_ups \
+        + released
 
 
 def _known(state: ScenarioState, c: Confirmation) -> dict[str, str]:

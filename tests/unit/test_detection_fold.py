@@ -597,3 +597,35 @@ def test_a_change_confirmed_meanwhile_is_not_confirmed_again_by_an_older_confirm
                                ("RegressionConfirmed", "data", "")]
     assert verdicts[True] == [("DetectionDismissed", "imports", "x"),
                               ("RegressionConfirmed", "data", "")]
+
+
+def test_a_commit_that_arrives_while_its_series_is_confirmed_is_tested_after_the_verdict(
+) -> None:
+    """A demo run's miss: an ordinary commit's data runs looked slow (a
+    candidate), the next recsys commit doubled data while that candidate was
+    being confirmed, and the dismissal took its runs into the baseline
+    untested. Now they wait for the verdict and are tested then; the other
+    series test them on arrival."""
+    rng = np.random.default_rng(4)
+    state, out = candidate(rng, {"data": 300.0})  # c6: a fluke
+    det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
+    commands = [e for e in out if isinstance(e, ev.RunRequested)]
+    # c7 doubles data (and moves config) while c6 is being confirmed
+    state, arrived = feed(state, monitor(rng, 1, start=7, bump_from=7,
+                                         bump={"data": 200.0, "config": 350.0}))
+    assert [(e.component, e.commit) for e in arrived if isinstance(e, ev.CandidateDetected)] \
+        == [("config", "c7")]  # config is not being confirmed: tested at once
+    assert [h["commit"] for h in state.held] == ["c7"] and list(state.held[0]["values"]) == \
+        ["data"]
+    state = from_json(json.loads(json.dumps(to_json(state))))  # held survives a restart
+    state, out = feed(state, answer(rng, commands, det, None))  # c6 is no different
+    while any(isinstance(e, ev.RunRequested) and e.correlation_id == det for e in out):
+        state, out = feed(state, answer(rng, [e for e in out if isinstance(e, ev.RunRequested)
+                                              and e.correlation_id == det], det, None))
+    assert any(isinstance(e, ev.DetectionDismissed) and e.component == "data" for e in out)
+    raised = [e for e in out if isinstance(e, ev.CandidateDetected)]
+    assert [(e.component, e.commit, e.direction) for e in raised] == \
+        [("data", "c7", "regression")]
+    assert raised[0].detection_id != next(e for e in arrived
+                                          if isinstance(e, ev.CandidateDetected)).detection_id
+    assert state.held == []
