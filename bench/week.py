@@ -9,7 +9,8 @@ the streams' detector at its default operating point (``Policy().detector``:
 alpha 0.05, k 1, in use until the first calibration) or at the fold's
 calibrated points with k 1 (alpha 0.01 and 0.001, the strictest the fold's
 calibration offers). Each candidate goes
-through the two-look confirmation (``streams.simulate.simulate_confirmation``)
+through the two-look confirmation, and its replication look where the
+verdict is near the level (``streams.simulate.simulate_confirmation``)
 on fresh runs of a machine whose level holds still, or wanders from run to
 run (a random walk, 5 % steps, and 15 % between looks); a false alarm is a
 confirmation of any component.
