@@ -101,6 +101,11 @@ class Policy:
     # the bisect's runs then did not reproduce (one at an ordinary commit);
     # the real changes' verdicts there were at p < 0.0001 or clear again on
     # fresh runs. A null verdict passes it 5 % of the time
+    # a series being confirmed holds the runs of later commits until the
+    # verdict, up to this many commits; past that its confirmation is taken
+    # for stalled (its runs lost, an agent down) and the series goes on
+    # without it, testing the held commits in order
+    hold_commits: int = 4
     replicate_above: float = 1e-4
     replicate_runs: int = 8
     replicate_alpha: float = 0.05
@@ -185,6 +190,9 @@ class ScenarioState:
     # in arrival order: each {"commit", "values" (of those series), and the
     # entry's hardware_id, branch, repo, author, subject}; tested after the verdict
     held: list[dict[str, Any]] = field(default_factory=list)
+    # series whose confirmation held ``hold_commits`` commits: they hold no
+    # more until that confirmation ends
+    unheld: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ serialisation
@@ -211,7 +219,7 @@ def to_json(state: ScenarioState) -> dict[str, Any]:
         "history": state.history, "operating": state.operating,
         "arrivals": state.arrivals, "last_change": state.last_change,
         "calibrated_on": state.calibrated_on, "changes": state.changes,
-        "held": state.held,
+        "held": state.held, "unheld": state.unheld,
     }
 
 
@@ -229,7 +237,7 @@ def from_json(data: dict[str, Any] | None) -> ScenarioState:
         arrivals=list(data.get("arrivals", [])), last_change=str(data.get("last_change", "")),
         calibrated_on=int(data.get("calibrated_on", 0)),
         changes={k: list(v) for k, v in data.get("changes", {}).items()},
-        held=list(data.get("held", [])),
+        held=list(data.get("held", [])), unheld=list(data.get("unheld", [])),
     )
 
 
@@ -275,7 +283,7 @@ def _copy(state: ScenarioState) -> ScenarioState:
         accepted=state.accepted, history=list(state.history), operating=list(state.operating),
         arrivals=list(state.arrivals), last_change=state.last_change,
         calibrated_on=state.calibrated_on, changes=dict(state.changes),
-        held=copy.deepcopy(state.held))
+        held=copy.deepcopy(state.held), unheld=list(state.unheld))
 
 
 def _monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
@@ -332,6 +340,9 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
     if held:
         state.held.append({**{k: v for k, v in entry.items() if k not in ("done", "total")},
                            "commit": commit, "values": held})
+    freed: list[ev.Event] = []
+    if held and not released and _stalled(state, policy):
+        state, freed = _release(state, scenario, policy)
     totals = entry["values"].get(TOTAL, []) if not released else []
     if totals and not found:  # a running mean over (up to) the last 12 accepted commits
         state.baseline_commits = min(state.baseline_commits + 1, 12)
@@ -340,11 +351,11 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         state.accepted += 1
         state.history = (state.history + [list(totals)])[-64:]
         if state.accepted in policy.calibrate_at:
-            return state, [ev.CalibrationRequested(
+            return state, freed + [ev.CalibrationRequested(
                 scenario=scenario, history=state.history, accepted=state.accepted,
                 producer="ttfb-detector")]
     if not found:
-        return state, []
+        return state, freed
     tested = len(entry["values"])
     names = sorted(found)
     rejected = [True] * len(names) if policy.fdr_q is None else benjamini_hochberg(
@@ -360,7 +371,7 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         state.series[key] = accept(dataclasses.replace(
             old, window=old.window + (point,), seen=old.seen + 1), cfg)
     if not moved:
-        return state, []
+        return state, freed
     detection_id = ev.derived_id("detection", scenario, commit, entry["hardware_id"],
                                  entry["branch"], *(sorted(moved) if released else []))
     # confirm against the oldest commit of the baseline, not the one just before:
@@ -388,7 +399,7 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
             ci_high_pct=c.comparison.ci_high_pct, p_value=c.p_value,
             threshold=cfg.k, producer="ttfb-detector")
         for n, c in moved.items()]
-    return state, out + _confirm_runs(state.confirming[detection_id], scenario,
+    return state, freed + out + _confirm_runs(state.confirming[detection_id], scenario,
                                       state.confirming[detection_id].runs_per_side,
                                       warmup=policy.confirm_warmup)
 
@@ -436,10 +447,25 @@ def _series_key(component: str, hardware_id: str, branch: str) -> str:
     return f"{component}|{hardware_id}|{branch}"
 
 
-def _being_confirmed(state: ScenarioState) -> set[str]:
-    """The series an open confirmation (or follow-up) is testing."""
-    return {_series_key(n, c.hardware_id, c.branch)
+def _being_confirmed(state: ScenarioState, holding: bool = True) -> set[str]:
+    """The series an open confirmation (or follow-up) is testing; with
+    ``holding``, less those whose confirmation is taken for stalled."""
+    keys = {_series_key(n, c.hardware_id, c.branch)
             for c in state.confirming.values() for n in c.components}
+    return keys - set(state.unheld) if holding else keys
+
+
+def _stalled(state: ScenarioState, policy: Policy) -> bool:
+    """Marks the series that hold more than ``hold_commits`` commits as no
+    longer holding (their confirmation is taken for stalled); whether any was."""
+    counts: dict[str, int] = {}
+    for entry in state.held:
+        for n in entry["values"]:
+            key = _series_key(n, entry["hardware_id"], entry["branch"])
+            counts[key] = counts.get(key, 0) + 1
+    over = [k for k, count in counts.items() if count > policy.hold_commits]
+    state.unheld += [k for k in over if k not in state.unheld]
+    return bool(over)
 
 
 def _release(state: ScenarioState, scenario: str,
@@ -629,6 +655,8 @@ def _conclude(state: ScenarioState, pending: Confirmation, scenario: str, policy
     """The verdicts; then each tested series goes on, follow-ups are raised
     and the commits held meanwhile are tested."""
     del state.confirming[pending.detection_id]
+    live = _being_confirmed(state, holding=False)
+    state.unheld = [k for k in state.unheld if k in live]
     # follow-ups start where this confirmation would start now: not from before
     # a change confirmed since it began (the demo's recsys improvement came back
     # as the follow-up of a later `model` candidate's confirmation)

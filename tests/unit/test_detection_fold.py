@@ -664,3 +664,18 @@ def test_a_verdict_near_the_level_is_taken_again_on_fresh_runs() -> None:
     shifted = lambda: imports(float(np.log1p(0.10)))  # noqa: E731
     power, before = rate(policy, shifted, 300, "imports"), rate(once, shifted, 300, "imports")
     assert power >= 0.65 and power >= before - 0.08, (power, before)
+
+
+def test_a_confirmation_that_never_ends_holds_its_series_only_so_long() -> None:
+    """Its runs lost (an agent down): past ``hold_commits`` held commits the
+    series goes on without the verdict, testing them in order, so a later
+    change is still raised."""
+    rng = np.random.default_rng(4)
+    state, out = candidate(rng, {"config": 350.0})  # c6; nobody answers its runs
+    limit = Policy().hold_commits
+    state, out = feed(state, monitor(rng, limit, start=7, bump_from=7, bump={"config": 350.0}))
+    assert out == [] and len(state.held) == limit  # held, nothing tested
+    state, out = feed(state, monitor(rng, 1, start=7 + limit, bump_from=7,
+                                     bump={"config": 1200.0}))
+    raised = [(e.component, e.commit) for e in out if isinstance(e, ev.CandidateDetected)]
+    assert raised == [("config", f"c{7 + limit}")] and state.held == []
