@@ -250,12 +250,7 @@ def _on_range(b: Bisect, listed: ev.CommitRangeListed, policy: BisectPolicy) -> 
                for c in (b.commits[0], b.commits[-1])]
     if not any(missing):
         return _advance(b, policy)
-    b.block += 1
-    out: list[ev.Event] = []
-    for i in range(max(missing)):  # interleaved endpoints
-        out += _runs(b, b.commits[0], 1) if i < missing[0] else []
-        out += _runs(b, b.commits[-1], 1) if i < missing[1] else []
-    return out
+    return _endpoint_block(b, missing)
 
 
 def _record(b: Bisect, event: ev.RunCompleted | ev.RunFailed) -> None:
@@ -576,12 +571,18 @@ def _reproduction_runs(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     bad, good, ..."""
     have = _fresh(b)
     target = min(policy.reproduce_max_runs, min(have) + policy.reproduce_min_runs)
-    missing = [max(0, target - n) for n in have]
+    return _endpoint_block(b, [max(0, target - n) for n in have], alternate=True)
+
+
+def _endpoint_block(b: Bisect, missing: list[int], alternate: bool = False) -> list[ev.Event]:
+    """A block of its own of ``missing`` = [good, bad] runs of the endpoints,
+    interleaved: good, bad, good, bad, ...; ``alternate``: good, bad, bad,
+    good, ... (each side follows each as often)."""
     b.block += 1
+    ends = [(0, b.commits[0]), (1, b.commits[-1])]
     out: list[ev.Event] = []
     for i in range(max(missing)):
-        order = [(0, b.commits[0]), (1, b.commits[-1])]
-        for side, commit in order if i % 2 == 0 else order[::-1]:
+        for side, commit in ends if i % 2 == 0 or not alternate else ends[::-1]:
             out += _runs(b, commit, 1) if i < missing[side] else []
     return out
 

@@ -641,11 +641,10 @@ def _replicated(state: ScenarioState, pending: Confirmation, scenario: str,
                                    [[r[n] for r in pending.after[after:] if n in r]])
         except ValueError:
             continue  # its runs failed: the verdict stands on the runs it had
-        agrees = (fresh.delta_log > 0) == (direction == "regression")
-        one_sided = fresh.p_value / 2 if agrees else 1 - fresh.p_value / 2
-        if one_sided >= policy.replicate_alpha:
+        fresh = _one_sided(fresh, direction)
+        if fresh.p_value >= policy.replicate_alpha:
             pending.decided[n] = False
-            look[0][n] = dataclasses.replace(fresh, p_value=one_sided)
+            look[0][n] = fresh
     return _conclude(state, pending, scenario, policy, *look)
 
 
@@ -817,11 +816,13 @@ def _directed(c: Confirmation, comparisons: dict[str, Comparison]) -> dict[str, 
     half the false-alarm budget on verdicts that cannot happen. So the fresh
     runs test "moved that way" at the whole level (a shift the other way has
     p > 0.5)."""
-    def one_sided(n: str, cmp: Comparison) -> Comparison:
-        agrees = (cmp.delta_log > 0) == (c.components[n] == "regression")
-        return dataclasses.replace(
-            cmp, p_value=cmp.p_value / 2 if agrees else 1 - cmp.p_value / 2)
-    return {n: one_sided(n, cmp) for n, cmp in comparisons.items()}
+    return {n: _one_sided(cmp, c.components[n]) for n, cmp in comparisons.items()}
+
+
+def _one_sided(cmp: Comparison, direction: str) -> Comparison:
+    """``cmp`` with its two-sided p-value made one-sided in ``direction``."""
+    agrees = (cmp.delta_log > 0) == (direction == "regression")
+    return dataclasses.replace(cmp, p_value=cmp.p_value / 2 if agrees else 1 - cmp.p_value / 2)
 
 
 def _significant(c: Confirmation, comparisons: dict[str, Comparison], alpha: float) -> set[str]:
