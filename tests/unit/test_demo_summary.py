@@ -59,3 +59,25 @@ def test_a_retracted_alert_is_listed_apart_and_judged_by_nobody(tmp_path: Path) 
     assert summary["not_reproduced"] == ["recsys/model regression iiiiiiiiii"]
     assert summary["false_alarms"] == [] and summary["other_moves"] == []
     assert [a["status"] for a in summary["alerts"]] == ["not_reproduced"]
+
+
+def test_each_injected_change_is_tested_against_a_baseline_of_several_commits(
+        tmp_path: Path) -> None:
+    """Before its injected change, each scenario is measured at its first commit
+    and at two or more ordinary commits that touch its package: a baseline of
+    one commit's burst is one moment of the machine, and a run measured in a
+    slow spell hid a +20 % change behind it."""
+    import subprocess
+
+    from agents.demo_history import write_demo_repo
+    from agents.workspace import changed_files
+
+    repo = tmp_path / "repo"
+    manifest = write_demo_repo(repo)
+    history = subprocess.run(["git", "-C", str(repo), "rev-list", "--reverse", "HEAD"],
+                             capture_output=True, text=True, check=True).stdout.split()
+    for change in manifest:
+        before = history[1:history.index(change["commit"])]
+        touching = [c for c in before if any(
+            f.startswith(f"trainlab/{change['scenario']}/") for f in changed_files(repo, c))]
+        assert len(touching) >= 2, (change["scenario"], change["component"], len(touching))
