@@ -6,6 +6,7 @@ workspace paths never leave the workspace root.
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
@@ -70,6 +71,44 @@ def range_files(repo: Path, good: str, bad: str) -> dict[str, set[str]]:
         sha, *paths = block.split("\n")
         files[sha.strip()] = {p for p in paths if p}
     return files
+
+
+def _code(source: str) -> str | None:
+    """The code of a Python file without its comments and docstrings (the AST,
+    docstrings dropped, positions not kept); None where it does not parse."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    scopes = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    for node in ast.walk(tree):
+        if not isinstance(node, scopes) or not node.body:
+            continue
+        first = node.body[0]
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                and isinstance(first.value.value, str):
+            node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def _blob(repo: Path, sha: str, path: str) -> str | None:
+    result = subprocess.run(["git", "-C", str(repo), "show", f"{sha}:{path}"],
+                            capture_output=True, text=True, timeout=60)
+    return result.stdout if result.returncode == 0 else None
+
+
+def changes_code(repo: Path, sha: str, path: str) -> bool:
+    """Whether commit ``sha`` changes what ``path`` does: False only for a
+    Python file whose edit is to comments, docstrings or layout (both sides
+    parse to the same code); any other file, an added or deleted one, or one
+    that does not parse, counts as changed."""
+    if not path.endswith(".py"):
+        return True
+    before, after = _blob(repo, f"{sha}^", path), _blob(repo, sha, path)
+    if before is None or after is None:
+        return True
+    old, new = _code(before), _code(after)
+    return old is None or new is None or old != new
 
 
 def changed_files(repo: Path, rev: str) -> list[str]:

@@ -41,9 +41,10 @@ def test_slots_leave_the_lab_a_core(tmp_path, monkeypatch) -> None:  # type: ign
         assert config.slot_cores[0] == (cores - 1,)
 
 
-def test_a_range_listing_marks_the_commits_that_touch_the_scenarios_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_range_listing_marks_the_commits_that_change_the_scenarios_code(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The bisect's prior comes from the files the scenario imported on the
-    agent's latest run of it; before any run, no hint at all."""
+    agent's latest run of it, less edits to their comments and docstrings;
+    before any run, no hint at all."""
     import subprocess
 
     from agents.agent import Agent, AgentConfig
@@ -61,13 +62,49 @@ def test_a_range_listing_marks_the_commits_that_touch_the_scenarios_files(tmp_pa
                   emitter=None)  # type: ignore[arg-type]
     ask = ev.CommitRangeRequested(scenario="vision", repo="demo", good="HEAD~6", bad="HEAD")
     assert agent.list_range(ask).affected == []
+    modules = {"trainlab/lm/model.py", "trainlab/recsys/features.py"}
     agent._events(RunOutcome(status="completed", components={"imports": 1.0},
-                             modules=["trainlab/lm/model.py", "trainlab/vision/model.py"]),
+                             modules=sorted(modules)),
                   {"scenario": "vision", "commit": "c"}, "", "", "")
     listed = agent.list_range(ask)
-    changed = [subprocess.run(["git", "-C", str(repo), "show", "--name-only", "--format=", c],
-                              capture_output=True, text=True, check=True).stdout.split()
-               for c in listed.commits]
-    assert listed.affected == [bool({"trainlab/lm/model.py", "trainlab/vision/model.py"} & set(f))
-                               for f in changed]
-    assert any(listed.affected[1:]) and not all(listed.affected[1:])
+    touching = {subject for c, subject in zip(listed.commits, listed.subjects, strict=True)
+                if modules & set(subprocess.run(
+                    ["git", "-C", str(repo), "show", "--name-only", "--format=", c],
+                    capture_output=True, text=True, check=True).stdout.split())}
+    # three commits of the range touch those files: one changes code, one a
+    # docstring, one adds a comment
+    assert touching == {"Memoize click-log conversion", "Describe the synthetic click log",
+                        "Explain the causal mask"}
+    assert {s for s, hit in zip(listed.subjects, listed.affected, strict=True) if hit} == \
+        {"Memoize click-log conversion"}
+
+
+def test_only_comments_docstrings_and_layout_leave_a_file_s_code_unchanged(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    from agents.workspace import changes_code
+
+    repo = tmp_path / "r"
+    repo.mkdir()
+
+    def commit(text: str, name: str = "m.py") -> str:
+        (repo / name).write_text(text)
+        for args in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t",
+                                     "commit", "-qm", "c"]):
+            subprocess.run(["git", "-C", str(repo), *args], check=True)
+        return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    subprocess.run(["git", "-C", str(repo), "init", "-q"], check=True)
+    commit("def f(x):\n    return x + 1\n")
+    same = [commit('"""Module."""\n\ndef f(x):\n    # add one\n    return x + 1\n'),
+            commit('"""Module, said otherwise."""\n\n\ndef f(x):\n    """One more."""\n'
+                   '    return (x\n            + 1)\n')]
+    other = [commit('"""Module."""\n\ndef f(x):\n    """One more."""\n    return x + 2\n'),
+             commit('"""Module."""\nimport os\n\ndef f(x):\n    return x + 2\n')]
+    assert [changes_code(repo, c, "m.py") for c in same] == [False, False]
+    assert [changes_code(repo, c, "m.py") for c in other] == [True, True]
+    broken = commit("def f(x:\n")
+    assert changes_code(repo, broken, "m.py")  # does not parse: counted as changed
+    assert changes_code(repo, commit("a = 1\n", "new.py"), "new.py")  # added
+    assert changes_code(repo, commit("# x\n", "notes.txt"), "notes.txt")  # not Python
