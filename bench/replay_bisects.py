@@ -9,6 +9,13 @@ did not reproduce), the runs it no longer asks for are left out. Prints,
 per bisect, the stored result beside the replayed one.
 
     .venv/bin/python bench/replay_bisects.py DATA_DIR [DATA_DIR ...]
+    .venv/bin/python bench/replay_bisects.py --rehint DATA_DIR ...
+
+``--rehint`` lists each range's ``affected`` hint again with today's agent
+rule (``agents.workspace.changes_code``) on the lab's own demo repository
+(``DATA_DIR/demo/repo``), from the modules of the scenario's latest run
+before the listing. A bisect whose prior changes may ask for runs the lab
+never made; it then stays unfinished.
 
 DATA_DIR is a lab's data directory (``.ttfb/demo-lab`` after
 ``ttfb up --demo``); nothing else may hold its store while this reads it.
@@ -18,15 +25,28 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
+from agents.workspace import changes_code, range_files
 from streams.bisect import BisectBook, BisectPolicy, decide
 from ttfb import events as ev
 from ttfb.settings import Settings
 from ttfb.store import open_store
 
 
-def replay(data_dir: str, policy: BisectPolicy) -> list[dict[str, Any]]:
+def rehinted(listed: ev.CommitRangeListed, repo: Path,
+             modules: set[str]) -> ev.CommitRangeListed:
+    """The listing with its ``affected`` hint as the agent would give it now."""
+    if not listed.affected or not listed.commits:
+        return listed
+    files = range_files(repo, listed.commits[0], listed.commits[-1])
+    return listed.model_copy(update={"affected": [
+        any(changes_code(repo, c, f) for f in sorted(files.get(c, set()) & modules))
+        for c in listed.commits]})
+
+
+def replay(data_dir: str, policy: BisectPolicy, rehint: bool = False) -> list[dict[str, Any]]:
     store = open_store(Settings(data_dir=data_dir))
     rows = store.query("SELECT type, payload FROM ttfb.events WHERE type IN"
                        " ('RegressionConfirmed', 'ImprovementConfirmed', 'CommitRangeListed',"
@@ -34,8 +54,14 @@ def replay(data_dir: str, policy: BisectPolicy) -> list[dict[str, Any]]:
                        " ORDER BY occurred_at, event_id")
     stored = {}
     book, results = BisectBook(), {}
+    latest_modules: dict[str, set[str]] = {}
+    repo = Path(data_dir) / "demo" / "repo"
     for row in rows:
         event = ev.decode(row["payload"])
+        if isinstance(event, ev.RunCompleted) and event.modules:
+            latest_modules[event.scenario] = set(event.modules)
+        if rehint and isinstance(event, ev.CommitRangeListed):
+            event = rehinted(event, repo, latest_modules.get(event.scenario, set()))
         if isinstance(event, ev.BisectCompleted):
             stored[event.bisect_id] = event
             continue
@@ -65,11 +91,13 @@ def replay(data_dir: str, policy: BisectPolicy) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data_dirs", nargs="+")
+    parser.add_argument("--rehint", action="store_true",
+                        help="the ranges' affected hints as today's agent gives them")
     args = parser.parse_args()
     policy = BisectPolicy()
     for data_dir in args.data_dirs:
         print(f"== {data_dir}")
-        for row in replay(data_dir, policy):
+        for row in replay(data_dir, policy, rehint=args.rehint):
             print(json.dumps(row))
 
 

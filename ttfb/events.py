@@ -187,8 +187,9 @@ class CommitRangeListed(Event):
     authors: list[str] = Field(default_factory=list)
     subjects: list[str] = Field(default_factory=list)
     affected: list[bool] = Field(
-        default_factory=list, description="per commit: it changes a file the scenario "
-        "imported on the agent's latest run of it; empty when the agent has not run it")
+        default_factory=list, description="per commit: it changes the code (not only "
+        "comments or docstrings) of a file the scenario imported on the agent's latest "
+        "run of it; empty when the agent has not run it")
     error: str = ""
 
 
