@@ -92,9 +92,11 @@ def _code(source: str) -> str | None:
 
 
 def _blob(repo: Path, sha: str, path: str) -> str | None:
-    result = subprocess.run(["git", "-C", str(repo), "show", f"{sha}:{path}"],
-                            capture_output=True, text=True, timeout=60)
-    return result.stdout if result.returncode == 0 else None
+    """``path`` as of ``sha``; None where it does not exist there."""
+    try:
+        return git(repo, "show", f"{sha}:{path}")
+    except WorkspaceError:
+        return None
 
 
 def changes_code(repo: Path, sha: str, path: str) -> bool:
