@@ -31,10 +31,9 @@ from agents.shrink import shrink
 from agents.workspace import (
     WorkspaceError,
     Workspaces,
-    changes_code,
     commit_info,
     commit_range,
-    range_files,
+    touches_code,
 )
 from producers.emitter import Emitter
 from ttfb import events as ev
@@ -146,16 +145,13 @@ class Agent:
         affected: list[bool] = []
         modules = self._modules.get(command.scenario)
         if modules:  # a hint for the bisect's prior, finer than the scheduler's selection
-            repo = self.config.repos[command.repo]
             try:
-                files = range_files(repo, command.good, command.bad)
                 # a commit that edits only comments or docstrings of the modules
                 # runs the same code: measured (the scheduler selects by file),
                 # but not a likely culprit. A demo run's bisect of a real -5 %
                 # side effect, weak on its runs, was drawn to such a commit
-                affected = [any(changes_code(repo, r[0], f)
-                                for f in sorted(files.get(r[0], set()) & modules))
-                            for r in rows]
+                affected = touches_code(self.config.repos[command.repo], command.good,
+                                        command.bad, [r[0] for r in rows], modules)
             except WorkspaceError:
                 affected = []
         return ev.CommitRangeListed(**base, commits=[r[0] for r in rows],

@@ -113,6 +113,15 @@ def changes_code(repo: Path, sha: str, path: str) -> bool:
     return old is None or new is None or old != new
 
 
+def touches_code(repo: Path, good: str, bad: str, commits: list[str],
+                 modules: set[str]) -> list[bool]:
+    """Per commit of ``commits`` (of good..bad, first-parent): whether it changes
+    the code of any of ``modules`` (see ``changes_code``)."""
+    files = range_files(repo, good, bad)
+    return [any(changes_code(repo, c, f) for f in sorted(files.get(c, set()) & modules))
+            for c in commits]
+
+
 def changed_files(repo: Path, rev: str) -> list[str]:
     sha = resolve(repo, rev)
     out = git(repo, "show", "--format=", "--name-only", "--end-of-options", sha)

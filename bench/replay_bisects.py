@@ -12,7 +12,7 @@ per bisect, the stored result beside the replayed one.
     .venv/bin/python bench/replay_bisects.py --rehint DATA_DIR ...
 
 ``--rehint`` lists each range's ``affected`` hint again with today's agent
-rule (``agents.workspace.changes_code``) on the lab's own demo repository
+rule (``agents.workspace.touches_code``) on the lab's own demo repository
 (``DATA_DIR/demo/repo``), from the modules of the scenario's latest run
 before the listing. A bisect whose prior changes may ask for runs the lab
 never made; it then stays unfinished.
@@ -28,7 +28,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agents.workspace import changes_code, range_files
+from agents.workspace import touches_code
 from streams.bisect import BisectBook, BisectPolicy, decide
 from ttfb import events as ev
 from ttfb.settings import Settings
@@ -40,10 +40,8 @@ def rehinted(listed: ev.CommitRangeListed, repo: Path,
     """The listing with its ``affected`` hint as the agent would give it now."""
     if not listed.affected or not listed.commits:
         return listed
-    files = range_files(repo, listed.commits[0], listed.commits[-1])
-    return listed.model_copy(update={"affected": [
-        any(changes_code(repo, c, f) for f in sorted(files.get(c, set()) & modules))
-        for c in listed.commits]})
+    return listed.model_copy(update={"affected": touches_code(
+        repo, listed.commits[0], listed.commits[-1], listed.commits, modules)})
 
 
 def replay(data_dir: str, policy: BisectPolicy, rehint: bool = False) -> list[dict[str, Any]]:
