@@ -40,6 +40,8 @@ class RunSpec:
     timeout_s: float = 300.0
     profile_path: str = ""
     cpu_affinity: tuple[int, ...] = ()
+    workdir: str = ""  # relative to root
+    pythonpath: tuple[str, ...] = (".",)  # relative to root, first on sys.path
 
 
 @dataclass
@@ -98,10 +100,14 @@ class _Marks(threading.Thread):
 
 def command_for(spec: RunSpec) -> list[str]:
     cmd = [spec.python, str(HARNESS), "--root", str(Path(spec.root).resolve())]
+    for folder in spec.pythonpath:
+        cmd += ["--path", folder]
     if spec.entry:
         cmd += ["--entry", spec.entry, "--config", json.dumps(spec.config)]
     else:
-        cmd += ["--script", spec.script]
+        script = Path(spec.script)
+        cmd += ["--script", str(script if script.is_absolute()
+                                else (Path(spec.root) / script).resolve())]
     if spec.profile_path:
         cmd += ["--profile", spec.profile_path]
     if spec.script:
@@ -113,6 +119,8 @@ def child_env(spec: RunSpec, fd: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
     env.update(spec.env)
     env["TTFB_SDK_FD"] = str(fd)
+    if spec.script:  # zero-code mode stops a script with no recognisable step, and says so
+        env["TTFB_STEP_LIMIT_S"] = str(max(1.0, spec.timeout_s - 5.0))
     env.setdefault("PYTHONHASHSEED", "0")
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
@@ -132,7 +140,8 @@ def run_once(spec: RunSpec, requested_ns: int | None = None) -> RunOutcome:
     spawned_ns = time.monotonic_ns()
     try:
         proc = subprocess.Popen(
-            command_for(spec), cwd=Path(spec.root).resolve(), env=child_env(spec, write_fd),
+            command_for(spec), cwd=(Path(spec.root) / spec.workdir).resolve(),
+            env=child_env(spec, write_fd),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             pass_fds=(write_fd,), start_new_session=True, preexec_fn=pin,  # noqa: PLW1509
         )

@@ -1,16 +1,26 @@
 """Zero-code-change mode: measure an unmodified PyTorch training script.
 
 The launcher runs the script as ``__main__`` with hooks that need no change to
-it, and stops it right after its first training step:
+it, and stops it right after its first training step, whatever idioms the
+script uses (a ``DataLoader`` or hand-made batches, ``torch.optim`` or a
+hand-written update, a trainer that steps through a closure):
 
 * imports: time inside outermost ``import`` statements;
 * model: time inside outermost ``nn.Module`` construction, ``.to()``/``.cuda()``
   and optimizer construction;
-* data: from the first ``Dataset``/``DataLoader`` construction until the first
-  batch is fetched from a DataLoader, less imports and model time;
+* data: from the first ``Dataset``/``DataLoader`` construction (else from the
+  end of the last import or model span) until the first step starts, less
+  imports and model time;
 * config: everything else before data starts (argument parsing, set-up);
-* first_step: from the first top-level forward after the first batch to the
-  end of the first ``optimizer.step()`` (or of that forward if none follows).
+* first_step: from the first top-level module call with gradients enabled
+  and a tensor argument (after the first batch, when a ``DataLoader`` is
+  used) to the end of the first ``optimizer.step()``; with no optimizer, to
+  the end of the first backward or, where the script updates the weights by
+  hand after ``torch.autograd.grad``, to the start of the next step's forward.
+
+A script that reaches no such step is stopped at ``TTFB_STEP_LIMIT_S``
+seconds (when set) with a message that says so, and one that ends without a
+step is reported as such: neither counts as a measurement.
 
 Standard library only at import; torch hooks are installed when the script
 imports torch.
@@ -40,6 +50,9 @@ class Timeline:
         self.step_start: int | None = None
         self.step_end: int | None = None
         self.forward_end: int | None = None
+        self.backward_end: int | None = None
+        self.optimizers = 0  # torch.optim optimizers constructed so far
+        self.loaders = 0  # DataLoaders constructed so far
         self.depth = {"import": 0, "model": 0, "forward": 0}
 
     def components(self) -> dict[str, float]:
@@ -55,7 +68,7 @@ class Timeline:
             - inside(self.model, self.start, data_start)
         data = (end - data_start) - inside(self.imports, data_start, end) \
             - inside(self.model, data_start, end)
-        step = (self.step_end or self.forward_end or clock()) - end
+        step = (self.step_end or self.backward_end or self.forward_end or clock()) - end
         ms = {"imports": imports, "config": config, "data": data, "model": model,
               "first_step": step}
         return {k: max(v, 0) / 1e6 for k, v in ms.items()}
@@ -70,6 +83,26 @@ TIMELINE = Timeline()
 
 class FirstStepDone(BaseException):
     """Raised to stop the script once the first step is measured."""
+
+
+class NoStepInTime(BaseException):
+    """Raised to stop a script that reached no training step within the limit."""
+
+
+def _done(at: int | None = None) -> None:
+    """End the first step now (or at ``at``) and stop the script."""
+    TIMELINE.step_end = at or clock()
+    raise FirstStepDone
+
+
+def _has_tensor(args: tuple[Any, ...], kwargs: dict[str, Any], tensor: type) -> bool:
+    values = [*args, *kwargs.values()]
+    for value in list(values):
+        if isinstance(value, (list, tuple)):
+            values.extend(value)
+        elif isinstance(value, dict):
+            values.extend(value.values())
+    return any(isinstance(v, tensor) for v in values)
 
 
 def _span(kind: str, attr: str):  # type: ignore[no-untyped-def]
@@ -162,6 +195,8 @@ def _hook_torch() -> None:  # noqa: C901 - one hook per torch entry point
         _wrap_init(cls)
     for cls in subclasses(torch.optim.Optimizer):
         _wrap_init(cls)
+    _count(torch.optim.Optimizer, "optimizers")
+    _count(tud.DataLoader, "loaders")
     for cls in subclasses(tud.Dataset) + [tud.DataLoader]:
         _mark_data(cls)
 
@@ -184,8 +219,17 @@ def _hook_torch() -> None:  # noqa: C901 - one hook per torch entry point
 
     def forward(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         depth = TIMELINE.depth
-        top = depth["forward"] == 0 and TIMELINE.step_start is None and \
-            (TIMELINE.batch_end is not None or TIMELINE.data_start is not None)
+        outer = depth["forward"] == 0 and torch.is_grad_enabled()
+        if outer and TIMELINE.backward_end is not None and TIMELINE.step_end is None \
+                and not TIMELINE.optimizers:
+            # no optimizer: the next step's forward ends the hand-written update (with
+            # one, its step() does: LBFGS and gradient accumulation run several forwards)
+            _done()
+        # a training step: gradients on, a tensor in (not acting or evaluating
+        # under no_grad), after the first batch where a DataLoader gives them
+        top = outer and TIMELINE.step_start is None and bool(TIMELINE.model) and \
+            (TIMELINE.batch_end is not None or not TIMELINE.loaders) and \
+            _has_tensor(args, kwargs, torch.Tensor)
         if top:
             TIMELINE.step_start = clock()
         depth["forward"] += 1
@@ -197,33 +241,91 @@ def _hook_torch() -> None:  # noqa: C901 - one hook per torch entry point
                 TIMELINE.forward_end = clock()
     nn.Module.__call__ = forward  # type: ignore[method-assign]
 
+    backward = torch.autograd.backward
+
+    def first_backward(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = backward(*args, **kwargs)
+        if TIMELINE.step_start is not None and TIMELINE.backward_end is None:
+            TIMELINE.backward_end = clock()
+            if not TIMELINE.optimizers:  # nothing will call step(): the step ends here
+                _done(TIMELINE.backward_end)
+        return result
+    torch.autograd.backward = first_backward  # Tensor.backward calls it by this name
+
+    grad = torch.autograd.grad
+
+    def first_grad(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = grad(*args, **kwargs)
+        if TIMELINE.step_start is not None and TIMELINE.backward_end is None:
+            TIMELINE.backward_end = clock()  # the update follows by hand: ends at the next step
+        return result
+    torch.autograd.grad = first_grad
+
     def after_step(optimizer, args, kwargs):  # type: ignore[no-untyped-def]
         if TIMELINE.step_start is not None and TIMELINE.step_end is None:
             if torch.cuda.is_available() and torch.cuda.is_initialized():
                 torch.cuda.synchronize()
-            TIMELINE.step_end = clock()
-            raise FirstStepDone
+            _done()
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
     register_optimizer_step_post_hook(after_step)
 
 
+def _count(base: type, attr: str) -> None:
+    """Count instances of ``base`` as they are built: where a step starts and
+    ends depends on whether there is a DataLoader and an optimizer."""
+    init = base.__init__  # type: ignore[misc]
+
+    @functools.wraps(init)
+    def inner(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        setattr(TIMELINE, attr, getattr(TIMELINE, attr) + 1)
+        return init(self, *args, **kwargs)
+    base.__init__ = inner  # type: ignore[misc]
+
+
+def _limit(seconds: float) -> None:
+    """Stop the script with ``NoStepInTime`` after ``seconds`` (main thread, POSIX)."""
+    import signal
+
+    def expire(signum: int, frame: Any) -> None:
+        if TIMELINE.step_start is None or TIMELINE.step_end is None:
+            raise NoStepInTime
+    signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
 def run_script(path: str, args: list[str]) -> dict[str, float]:
     """Run ``path`` as ``__main__`` until its first step; returns components in ms."""
+    import os
+
     TIMELINE.__init__()  # type: ignore[misc]  # reset in place: the hooks hold this object
     builtins.__import__ = _import
     if "torch.nn" in sys.modules:
         _hook_torch()
     sys.argv = [path, *args]
+    limit = float(os.environ.get("TTFB_STEP_LIMIT_S") or 0)
+    if limit > 0:
+        _limit(limit)
     try:
         runpy.run_path(path, run_name="__main__")
     except FirstStepDone:
         pass
+    except NoStepInTime:
+        raise RuntimeError(
+            f"the script reached no training step within {limit:.0f}s (a forward pass with "
+            "gradients followed by a backward or an optimizer step) and was stopped; "
+            "shrink its arguments, or give the scenario a longer timeout_s") from None
     except SystemExit as exc:
         if exc.code not in (None, 0):
             raise
     finally:
         builtins.__import__ = _original_import
+        if limit > 0:
+            import signal
+
+            signal.setitimer(signal.ITIMER_REAL, 0)
     if TIMELINE.step_start is None:
-        raise RuntimeError("the script never ran a forward pass after building its data")
+        raise RuntimeError("the script ended without a training step the lab recognises (a "
+                           "forward pass with gradients enabled and a tensor input): nothing "
+                           "to measure")
     return TIMELINE.components()

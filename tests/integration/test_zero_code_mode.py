@@ -38,6 +38,56 @@ def test_unmodified_scripts_get_every_component(script: str, args: list[str]) ->
         assert run["ttfb_ms"] < 60_000
 
 
+IDIOMS = [  # (script, arguments, the flag naming the checkpoint it writes when it ends)
+    ("word_lm.py", ["--epochs", "3"], "--save"),
+    ("nanogpt_style.py", [], "--out"),
+    ("dqn_cartpole.py", [], "--save"),
+    ("ncf_recsys.py", [], "--save"),
+    ("lightning_style.py", [], "--save"),
+    ("hf_style.py", [], "--output_dir"),
+    ("maml_manual.py", [], "--save"),
+    ("tabular_lbfgs.py", [], "--save"),
+    ("dcgan_style.py", [], "--outf"),
+]
+
+
+@pytest.mark.parametrize(("script", "args", "save"), IDIOMS, ids=[i[0] for i in IDIOMS])
+def test_scripts_of_every_idiom_stop_after_their_first_step(
+        tmp_path: Path, script: str, args: list[str], save: str) -> None:
+    """With or without a DataLoader, torch.optim, or a trainer's closure: the
+    first step is found and the script stopped there, before it trains on
+    and writes its checkpoint."""
+    source = (SCRIPTS / script).read_text()
+    assert "ttfb" not in source
+    checkpoint = tmp_path / "checkpoint"
+    result = subprocess.run(
+        [sys.executable, "-m", "ttfb.cli", "run", "--script", str(SCRIPTS / script),
+         "--json", "--", *args, save, str(checkpoint)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = json.loads(result.stdout)["runs"][0]
+    assert run["status"] == "completed", run
+    assert list(run["components"]) == list(COMPONENTS)
+    assert run["components"]["imports"] > 0 and run["components"]["first_step"] > 0, run
+    assert not list(tmp_path.glob("checkpoint*")), "the script ran to completion"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("import time, torch\nwhile True:\n    time.sleep(0.05)\n", "reached no training step"),
+    ("import torch\nprint(torch.zeros(3).sum())\n", "ended without a training step"),
+])
+def test_a_script_with_no_step_is_stopped_with_a_reason(tmp_path: Path, body: str,
+                                                        message: str) -> None:
+    script = tmp_path / "nostep.py"
+    script.write_text(body)
+    result = subprocess.run(
+        [sys.executable, "-m", "ttfb.cli", "run", "--script", str(script), "--json",
+         "--timeout", "15"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    run = json.loads(result.stdout)["runs"][0]
+    assert run["status"] == "failed" and message in run["stderr_tail"], run
+
+
 def test_script_that_crashes_is_reported(tmp_path: Path) -> None:
     script = tmp_path / "broken.py"
     script.write_text("import torch\nraise RuntimeError('no data found')\n")
