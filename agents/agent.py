@@ -20,14 +20,14 @@ import tempfile
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from agents.catalog import Catalog, Scenario
 from agents.fingerprint import fingerprint
 from agents.runner import RunOutcome, RunSpec, run_once
-from agents.shrink import shrink
+from agents.spec import SpecError, spec_for
 from agents.workspace import (
     WorkspaceError,
     Workspaces,
@@ -53,6 +53,7 @@ class AgentConfig:
     warmup: bool = True
     slot_cores: tuple[tuple[int, ...], ...] = ((),)  # per slot: the cores its runs get
     profile_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    pythons: dict[str, str] = field(default_factory=dict)  # scenario (or "*") -> interpreter
 
 
 class Agent:
@@ -181,7 +182,14 @@ class Agent:
             if publish:
                 publish(failed)
             return failed
-        spec = self._spec(scenario, root, request, self.config.slot_cores[slot])
+        try:
+            spec = self._spec(scenario, root, request, self.config.slot_cores[slot])
+        except SpecError as exc:
+            failed = [ev.RunFailed(**common, commit=sha, reason=str(exc),
+                                   fingerprint=fingerprint())]
+            if publish:
+                publish(failed)
+            return failed
         warm_ns = time.monotonic_ns()
         self._warm_up(spec, request)
         # the discarded warm-up is the lab's method, not the job's queueing
@@ -204,12 +212,9 @@ class Agent:
 
     def _spec(self, scenario: Scenario, root: Path, request: ev.RunRequested,
               cores: tuple[int, ...]) -> RunSpec:
-        return RunSpec(
-            root=root, entry=scenario.entry, script=scenario.script, args=tuple(scenario.args),
-            config=shrink(scenario.config, scenario.shrink) if scenario.entry else {},
-            python=request.arm.python or RunSpec.python, env=dict(request.arm.env),
-            timeout_s=scenario.timeout_s, cpu_affinity=cores,
-        )
+        spec = spec_for(scenario, root, python=request.arm.python,
+                        overrides=self.config.pythons)
+        return replace(spec, env=dict(request.arm.env), cpu_affinity=cores)
 
     def _warm_up(self, spec: RunSpec, request: ev.RunRequested) -> None:
         """One discarded run per (scenario, arm): bytecode and page cache settle.

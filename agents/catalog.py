@@ -34,9 +34,15 @@ class Scenario(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     repo: str = Field(min_length=1, description="allowlisted repository name")
-    entry: str = Field("", description="module:function")
-    script: str = Field("", description="a script path inside the repository")
-    args: list[str] = Field(default_factory=list)
+    entry: str = Field("", description="module:function of the repository")
+    script: str = Field("", description="a script path, relative to the repository root")
+    args: list[str] = Field(default_factory=list, description="the script's arguments")
+    python: str = Field("", description="the interpreter of the project's environment: an "
+                        "absolute path, or a name on the agent's PATH (default: the lab's)")
+    workdir: str = Field("", description="working directory, relative to the repository root")
+    pythonpath: list[str] = Field(
+        default_factory=lambda: ["."], description="repository folders put first on sys.path, "
+        "so the commit's own code is imported (default: the repository root)")
     config: dict[str, Any] = Field(default_factory=dict, description="production config")
     shrink: ShrinkRules = Field(default_factory=ShrinkRules)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -50,9 +56,34 @@ class Scenario(BaseModel):
             raise ValueError("entry must look like 'package.module:function'")
         return value
 
+    @field_validator("script", "workdir")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        return _relative(value)
+
+    @field_validator("pythonpath")
+    @classmethod
+    def _inside_all(cls, value: list[str]) -> list[str]:
+        return [_relative(v) or "." for v in value]
+
+    @field_validator("python")
+    @classmethod
+    def _interpreter(cls, value: str) -> str:
+        if value and not (value.startswith("/") or "/" not in value):
+            raise ValueError("python must be an absolute path or a command name, "
+                             f"not the relative path {value!r}")
+        return value
+
     def model_post_init(self, _: Any) -> None:
         if bool(self.entry) == bool(self.script):
             raise ValueError("exactly one of entry or script must be set")
+
+
+def _relative(value: str) -> str:
+    """A path inside the repository: relative, with no '..' part."""
+    if value.startswith(("/", "~")) or "\\" in value or ".." in Path(value).parts:
+        raise ValueError(f"{value!r} must be a path inside the repository (relative, no '..')")
+    return value
 
 
 class Catalog(BaseModel):

@@ -14,6 +14,7 @@ from agents.demo_history import write_demo_repo
 from agents.fingerprint import fingerprint
 from agents.runner import RunOutcome, RunSpec, run_once
 from agents.shrink import shrink
+from agents.spec import SpecError, spec_for
 from agents.workspace import WorkspaceError, Workspaces
 from ttfb.settings import Settings
 
@@ -46,14 +47,6 @@ def _print_runs(outcomes: list[RunOutcome], as_json: bool) -> None:
     Console().print(table)
 
 
-def spec_for(scenario: Scenario, root: Path, production: bool = False,
-             timeout: float | None = None) -> RunSpec:
-    config = scenario.config if production else shrink(scenario.config, scenario.shrink)
-    return RunSpec(root=root, entry=scenario.entry, script=scenario.script,
-                   args=tuple(scenario.args), config=config if scenario.entry else {},
-                   timeout_s=timeout or scenario.timeout_s)
-
-
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     if bool(args.script) == bool(args.scenario):
         print("ttfb run: give exactly one of --scenario or --script", file=sys.stderr)
@@ -82,7 +75,11 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         except WorkspaceError as exc:
             print(f"ttfb run: {exc}", file=sys.stderr)
             return 2
-        spec = spec_for(scenario, root, args.production, args.timeout)
+        try:
+            spec = spec_for(scenario, root, args.production, args.timeout)
+        except SpecError as exc:
+            print(f"ttfb run: {exc}", file=sys.stderr)
+            return 2
         run_once(spec)  # discarded warm-up
     outcomes = [run_once(spec) for _ in range(max(1, args.runs))]
     _print_runs(outcomes, args.json)

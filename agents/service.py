@@ -49,6 +49,7 @@ def agent_config(settings: Settings) -> AgentConfig:
         agent_id=settings.agent_id,
         slot_cores=slot_cores(slots, cores),
         profile_dir=settings.data_dir / "profiles",
+        pythons=dict(settings.agent_python),
     )
 
 

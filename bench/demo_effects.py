@@ -18,8 +18,8 @@ from pathlib import Path
 
 from agents.catalog import load_catalog
 from agents.demo_history import write_demo_repo
-from agents.local import spec_for
 from agents.runner import run_once
+from agents.spec import spec_for
 from agents.workspace import Workspaces
 from ttfb.events import COMPONENTS
 from ttfb.stats import compare

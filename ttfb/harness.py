@@ -77,21 +77,46 @@ def _software_facts() -> dict[str, str]:
     return facts
 
 
-def run_entry(entry: str, config: dict, root: Path) -> None:  # type: ignore[type-arg]
+def use_checkout(paths: "list[Path]", first: "list[Path] | None" = None) -> None:
+    """Import the repository from the checkout under test: its folders first on
+    ``sys.path``, and no editable install of one of its packages (setuptools'
+    finder would otherwise import the installed working copy instead)."""
+    sys.path[0:0] = [str(p) for p in (first or []) + paths]
+    names: set[str] = set()
+    for folder in paths:
+        if folder.is_dir():
+            names.update(child.name[:-3] if child.name.endswith(".py") else child.name
+                         for child in folder.iterdir())
+    kept = []
+    for finder in sys.meta_path:
+        module = sys.modules.get(getattr(finder, "__module__", "") or "")
+        mapping = getattr(module, "MAPPING", None)
+        if (getattr(module, "__name__", "").startswith("__editable__")
+                and isinstance(mapping, dict) and names & set(mapping)):
+            continue
+        kept.append(finder)
+    sys.meta_path[:] = kept
+
+
+def run_entry(entry: str, config: dict, root: Path,  # type: ignore[type-arg]
+              paths: "list[Path] | None" = None) -> None:
     sdk = _sdk()
     module_name, _, func_name = entry.partition(":")
-    sys.path.insert(0, str(root))
+    use_checkout(paths or [root])
     with sdk.phase("imports"):
         module = importlib.import_module(module_name)
     getattr(module, func_name or "main")(config)
 
 
-def run_script(script: str, script_args: list[str], root: Path) -> int:
-    """Zero-code-change mode: hook torch, run the script to its first step."""
+def run_script(script: str, script_args: list[str], root: Path,
+               paths: "list[Path] | None" = None) -> int:
+    """Zero-code-change mode: hook torch, run the script to its first step.
+    The script's folder and the repository root are importable, as when the
+    user runs it from a checkout with the project on its path."""
     sdk = _sdk()
     from ttfb import launcher
 
-    sys.path.insert(0, str(Path(script).resolve().parent))
+    use_checkout(paths or [root], first=[Path(script).resolve().parent])
     components = launcher.run_script(script, script_args)
     for name, ms in components.items():
         sdk.mark(name, 0, int(ms * 1e6))
@@ -109,15 +134,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="{}", help="JSON config passed to the entry")
     parser.add_argument("--root", default=".", help="repository root")
     parser.add_argument("--profile", default="", help="write cProfile stats here")
+    parser.add_argument("--path", action="append", default=[],
+                        help="a repository folder to import from (repeatable)")
     args, rest = parser.parse_known_args(argv)
     if rest and rest[0] == "--":
         rest = rest[1:]
     sdk = _sdk()
     sdk._write(f"S\t{_READY_NS}\n")
     root = Path(args.root)
+    paths = [(root / p).resolve() for p in args.path] or [root.resolve()]
     config = json.loads(args.config)
     if args.script:
-        return run_script(args.script, rest, root)
+        return run_script(args.script, rest, root, paths)
     if args.profile:
         import cProfile
 
@@ -125,14 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         profiler = cProfile.Profile()
         profiler.enable()
         try:
-            run_entry(args.entry, config, root)
+            run_entry(args.entry, config, root, paths)
         finally:
             profiler.disable()
             profiler.dump_stats(args.profile)
             if saved_stderr is not None:
                 os.dup2(saved_stderr, 2)
     else:
-        run_entry(args.entry, config, root)
+        run_entry(args.entry, config, root, paths)
     sdk.report(modules=repo_modules(root), **_software_facts())
     sdk._write(f"E\t{time.monotonic_ns()}\n")
     sdk.flush()

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
         1, ge=1, le=64, description="runs at once, each on its own core (at most the "
         "cores but one); a scenario always runs in the same slot, so its series "
         "compare runs of one core")
+    agent_python: dict[str, str] = Field(
+        default_factory=dict, description="this agent's interpreter per scenario name "
+        "(or '*' for all), over the catalog's `python`: where the project's environment "
+        "lives on this host")
     catalog: Path | None = None
     repos: dict[str, str] = Field(default_factory=dict,
                                   description="allowlisted repo name -> path/URL")
@@ -58,6 +62,9 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(1_000_000, ge=1024)
     store_lock_timeout_s: float = Field(
         60.0, gt=0, description="how long a chDB call waits for the lock before it fails")
+    rebuild_state: bool = Field(
+        False, description="streams: fold the store's event log into the decision state on "
+        "start (set by an embedded lab, whose broker forgets everything when it stops)")
     alert_webhooks: list[str] = Field(
         default_factory=list, description="URLs each Alert is POSTed to (JSON), with retries")
 
