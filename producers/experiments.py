@@ -166,7 +166,8 @@ def print_table(result: ev.ExperimentCompleted) -> None:
                       f"{c.delta_ms:+,.1f}", f"{c.delta_pct:+.1f}%",
                       f"[{c.ci_low_pct:+.1f}%, {c.ci_high_pct:+.1f}%]", f"{c.p_value:.2g}",
                       c.verdict)
-    Console().print(table)
+    # a terminal's own width; piped, wide enough that no column is cut
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 def ab_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -217,14 +218,21 @@ def check_command(args: argparse.Namespace, settings: Settings) -> int:
     known = queries.latest_modules(open_store(settings))
     affected = [n for n in catalog.names() if catalog.scenarios[n].cheap and catalog.scenarios[
         n].device != "cuda" and (n not in known or set(known[n]) & set(changed))]
-    print(f"changed files: {len(changed)}; affected CPU scenarios: {affected or 'none'}")
-    worst = 0
+    say = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    say(f"changed files: {len(changed)}; affected CPU scenarios: {affected or 'none'}")
+    results: list[ev.ExperimentCompleted] = []
     with lab_for(settings, {REPO_NAME: str(repo)}) as (lab, store):
         for scenario in affected:
             result = run_experiment(lab, store, scenario, (ArmSpec(base), ArmSpec(head)),
                                     args.runs)
-            print_table(result)
-            if result.verdict == "regression":
-                worst = 1
-    print("regression found: do not merge as is" if worst else "no regression found")
+            results.append(result)
+            if not args.json:
+                print_table(result)
+    worst = int(any(r.verdict == "regression" for r in results))
+    if args.json:
+        print(json.dumps({"base": base, "head": head, "changed_files": len(changed),
+                          "affected": affected, "regression": bool(worst),
+                          "experiments": [as_json(r) for r in results]}, indent=2))
+    else:
+        print("regression found: do not merge as is" if worst else "no regression found")
     return worst

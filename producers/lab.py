@@ -58,8 +58,11 @@ class Lab:
     """The running lab's child processes."""
 
     def __init__(self, settings: Settings, headless: bool = True,
-                 home: Path | None = None) -> None:
-        self.settings = settings
+                 home: Path | None = None, rebuild: bool = False) -> None:
+        # rebuild: the streams worker folds the store's event log into its
+        # decision state on start (the embedded broker remembers nothing)
+        self.settings = settings.model_copy(update={"rebuild_state": rebuild}) \
+            if rebuild and settings.embedded_bus else settings
         self.headless = headless
         self.home = home  # also told where this lab's bus and store are
         self.broker: EmbeddedBroker | None = None
@@ -75,8 +78,10 @@ class Lab:
         self.slots = slots = usable_slots(self.settings.agent_slots, os.cpu_count() or 1)
         lab_cores(slots)  # this process too polls the store: keep it off the workflows' cores
         if self.settings.embedded_bus:
+            # the broker too dies with the lab, whatever ends it (kill -9 included)
             self.broker = EmbeddedBroker(log_path=self.logs / "broker.log",
-                                         preexec=functools.partial(lab_cores, slots)).start()
+                                         preexec=functools.partial(_die_with_parent, slots))
+            self.broker.start()
             self.settings = self.settings.model_copy(
                 update={"kafka_bootstrap": self.broker.bootstrap})
         asyncio.run(ensure_topics(self.settings))

@@ -58,12 +58,22 @@ def plan_commit(catalog: Catalog, repo: str, commit: str, changed: Sequence[str]
     budget = len(scored) if capacity is None else max(0, capacity // max(runs, 1))
     requests = [ev.RunRequested(scenario=name, repo=repo, commit=commit, branch=branch,
                                 runs=runs, purpose=purpose,  # type: ignore[arg-type]
-                                producer="ttfb-scheduler")
+                                producer="ttfb-scheduler",
+                                event_id=plan_id(repo, branch, commit, name),
+                                request_id=plan_id(repo, branch, commit, name, "request"))
                 for _, name in scored[:budget]]
     skipped += [ev.ScenarioSkipped(scenario=name, repo=repo, commit=commit, branch=branch,
                                    reason="capacity", producer="ttfb-scheduler")
                 for _, name in scored[budget:]]
+    # a commit planned again (a restarted watcher, a backfill of a watched commit)
+    # yields the very same ids, so the store and the agents see one plan
+    skipped = [s.model_copy(update={"event_id": plan_id(repo, branch, commit, s.scenario,
+                                                         "skip")}) for s in skipped]
     return Plan(requests, skipped)
+
+
+def plan_id(repo: str, branch: str, commit: str, *parts: str) -> str:
+    return ev.derived_id("plan", repo, branch, commit, *parts)
 
 
 def new_commits(repo: Path, branch: str, since: str | None) -> list[str]:

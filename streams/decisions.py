@@ -152,6 +152,18 @@ def emitter(topics: dict[str, Any], settings: Settings) -> Emit:
     return emit
 
 
+def fold_event(event: ev.Event, detector: ScenarioState, book: BisectBook, policy: Policy,
+               bisect_policy: BisectPolicy) -> tuple[ScenarioState, BisectBook, list[ev.Event]]:
+    """One event through the detection and bisect folds; outputs with ids
+    derived from the event's (the live stream and a rebuild use this alone)."""
+    detector, out = decide(detector, event, policy, inplace=True)
+    book, more = decide_bisect(book, event, bisect_policy)
+    out += more
+    out += [attributed_alert(e, policy.dashboard_url) for e in more
+            if isinstance(e, ev.BisectCompleted) and (e.culprit or not e.reproduced)]
+    return detector, book, pin_ids(out, event)
+
+
 class Folds:
     """The detection and bisect folds of every scenario a worker owns."""
 
@@ -159,17 +171,22 @@ class Folds:
         self.table, self.policy, self.emit, self.max_bytes = table, policy, emit, max_bytes
         self.bisect_policy = BisectPolicy()
         self.cache = StateCache()
+        self.rebuilt: dict[str, tuple[ScenarioState, BisectBook]] = {}
+        self.ready = asyncio.Event()  # set once the state is rebuilt (or needs no rebuild)
 
     def fold(self, scenario: str, event: ev.Event, detector: ScenarioState,
              book: BisectBook) -> tuple[ScenarioState, BisectBook, list[ev.Event]]:
-        detector, out = decide(detector, event, self.policy, inplace=True)
-        book, more = decide_bisect(book, event, self.bisect_policy)
-        out += more
-        out += [attributed_alert(e, self.policy.dashboard_url) for e in more
-                if isinstance(e, ev.BisectCompleted) and (e.culprit or not e.reproduced)]
+        detector, book, out = fold_event(event, detector, book, self.policy, self.bisect_policy)
         if out:
             log.info("%s: %s", scenario, ", ".join(type(e).__name__ for e in out))
-        return detector, book, pin_ids(out, event)
+        return detector, book, out
+
+    def load(self, scenario: str) -> tuple[ScenarioState, BisectBook]:
+        """A scenario's state: the table's, or the one rebuilt from the store
+        while the table has none (the first batch that touches it writes it)."""
+        if scenario in self.rebuilt and self.table.get(scenario) is None:
+            return self.rebuilt.pop(scenario)
+        return self.cache.load(self.table, scenario)
 
     async def batch(self, messages: list[Any]) -> None:
         """Fold every event, write each changed scenario's state once, and
@@ -183,7 +200,7 @@ class Folds:
                 if event is None or not scenario:
                     continue
                 detector, book = changed[scenario][1:] if scenario in changed \
-                    else self.cache.load(self.table, scenario)
+                    else self.load(scenario)
                 detector, book, out = self.fold(scenario, event, detector, book)
                 changed[scenario] = (message.partition, detector, book)
                 delivered += [await self.emit(produced) for produced in out]
@@ -221,11 +238,41 @@ def register_decisions(app: faust.App, settings: Settings,
         again carry the same ids."""
         take = stream.noack_take  # type: ignore[attr-defined]  # faust-streaming >= 0.11
         async for batch in take(settings.decide_batch_size, within=settings.decide_batch_seconds):
+            await folds.ready.wait()
             await folds.batch([item.message for item in batch])
             for item in batch:
                 await stream.ack(item)
 
     register_calibration(app, settings, topics, emit, policy)
+    register_rebuild(app, settings, folds)
+
+
+def register_rebuild(app: faust.App, settings: Settings, folds: Folds) -> None:
+    """With ``rebuild_state``, fold the store's event log into the state before
+    the first batch, and send again what the lost lab never delivered."""
+    if not settings.rebuild_state:
+        folds.ready.set()
+        return
+
+    @app.task
+    async def rebuild() -> None:
+        from streams.rebuild import rebuild_from_store
+        from ttfb.store import open_store
+
+        try:
+            rebuilt, again = await asyncio.to_thread(
+                lambda: rebuild_from_store(open_store(settings), settings, folds.policy))
+        except Exception:
+            # deciding from an empty state would lose every baseline: stop, loudly
+            log.exception("rebuilding the decision state from the store failed")
+            os._exit(3)
+        folds.rebuilt = rebuilt.states
+        folds.ready.set()
+        log.info("rebuilt %d scenario state(s) from %d stored events in %.2fs; sending "
+                 "again %d output(s) the store holds no answer to", len(rebuilt.states),
+                 rebuilt.events, rebuilt.seconds, len(again))
+        for output in again:
+            await (await folds.emit(output))
 
 
 def register_calibration(app: faust.App, settings: Settings, topics: dict[str, Any],

@@ -23,11 +23,45 @@ COMMANDS = {
     "check": "producers.experiments:check_command",
     "bisect": "producers.bisect_cli:bisect_command",
     "alerts": "producers.alerts:tail_command",
+    "watch": "producers.watch_cli:watch_command",
+    "backfill": "producers.watch_cli:backfill_command",
+}
+
+EXAMPLES = {
+    "up": "ttfb up --demo                      # the demo story, dashboard on :8501",
+    "run": "ttfb run --script train.py -- --epochs 1",
+    "demo-repo": "ttfb demo-repo /tmp/trainlab",
+    "shrink": "ttfb shrink --scenario lm --check",
+    "detect": "ttfb detect --input history.csv --json",
+    "ab": "ttfb ab --scenario lm --repo . --a HEAD~1 --b HEAD",
+    "check": "ttfb check --repo . --base origin/main --head HEAD",
+    "bisect": "ttfb bisect --repo . --scenario lm --good v1.2 --bad HEAD --component imports",
+    "alerts": "ttfb alerts tail --json --from-beginning",
+    "watch": "TTFB_CATALOG=ttfb.toml ttfb watch --repo myproj=~/src/myproj --branch main",
+    "backfill": "TTFB_CATALOG=ttfb.toml ttfb backfill --repo myproj=~/src/myproj --last 20",
 }
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Each option's default shown after it (none for flags and unset options),
+    the example kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default in (None, False, argparse.SUPPRESS) \
+                or not action.option_strings:
+            return text
+        return f"{text} (default: {default})".strip()
+
+
+def _add(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    return sub.add_parser(name, help=help, description=help,  # type: ignore[no-any-return]
+                          formatter_class=_Help, epilog=f"example:\n  {EXAMPLES[name]}")
+
+
 def _up(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("up", help="start broker, streams, agent and dashboard; request demo runs")
+    p = _add(sub, "up", help="start broker, streams, agent and dashboard; request demo runs")
     p.add_argument("--headless", action="store_true", help="no dashboard; exit when done")
     p.add_argument("--runs", type=int, default=3, help="demo runs to request and wait for")
     p.add_argument("--json", action="store_true", help="print the runs as JSON")
@@ -37,60 +71,92 @@ def _up(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("run", help="measure a scenario or a script locally (no bus)")
+    p = _add(sub, "run", help="measure a scenario or a script locally (no bus)")
     p.add_argument("--scenario", help="catalog scenario name")
     p.add_argument("--repo", help="repository path (for --scenario)")
     p.add_argument("--commit", default="HEAD", help="revision (for --scenario)")
     p.add_argument("--script", help="an unmodified training script to measure")
-    p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--runs", type=int, default=1, help="repetitions, each in a fresh process")
     p.add_argument("--production", action="store_true", help="use the unshrunk config")
-    p.add_argument("--timeout", type=float, default=600.0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds a run may take")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("script_args", nargs="*", help="arguments after -- go to the script")
 
 
 def _misc(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("demo-repo", help="write the demo training repository with history")
+    p = _add(sub, "demo-repo", help="write the demo training repository with history")
     p.add_argument("path")
-    p = sub.add_parser("shrink", help="show a scenario's shrunk config; --check runs both")
+    p = _add(sub, "shrink", help="show a scenario's shrunk config; --check runs both")
     p.add_argument("--scenario", required=True)
     p.add_argument("--repo", help="repository path (default: a fresh demo repository)")
     p.add_argument("--check", action="store_true", help="run both and report parity and cost")
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("detect", help="run the detector over a CSV history")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p = _add(sub, "detect", help="run the detector over a CSV history")
     p.add_argument("--input", required=True, help="CSV with series, order, value[, commit]")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--alpha", type=float, default=None,
                    help="chance that a series with no change shows one (default 0.02)")
 
 
 def _lab(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("ab", help="A/B two arms (revision, python=PATH, env=KEY=VALUE)")
+    p = _add(sub, "ab", help="A/B two arms (revision, python=PATH, env=KEY=VALUE)")
     p.add_argument("--scenario", action="append", required=True, help="repeatable, or 'all'")
-    p.add_argument("--repo", required=True)
-    p.add_argument("--a", action="append", required=True, metavar="ARM")
-    p.add_argument("--b", action="append", required=True, metavar="ARM")
+    p.add_argument("--repo", required=True, help="the repository's path")
+    p.add_argument("--a", action="append", required=True, metavar="ARM",
+                   help="arm A: a revision, python=PATH, env=KEY=VALUE (repeatable)")
+    p.add_argument("--b", action="append", required=True, metavar="ARM",
+                   help="arm B, as arm A")
     p.add_argument("--runs", type=int, default=10, help="runs per arm")
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("check", help="pre-review: A/B merge base vs head; exit 1 on regression")
-    p.add_argument("--repo", required=True)
-    p.add_argument("--base", required=True)
-    p.add_argument("--head", default="HEAD")
-    p.add_argument("--runs", type=int, default=8)
-    p = sub.add_parser("bisect", help="find the commit that made a scenario slower")
-    p.add_argument("--repo", required=True)
-    p.add_argument("--scenario", required=True)
-    p.add_argument("--good", required=True)
-    p.add_argument("--bad", required=True)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p = _add(sub, "check", help="pre-review: A/B merge base vs head; exit 1 on regression")
+    p.add_argument("--repo", required=True, help="the repository's path")
+    p.add_argument("--base", required=True, help="the revision to compare against")
+    p.add_argument("--head", default="HEAD", help="the revision under review")
+    p.add_argument("--runs", type=int, default=8, help="runs per side and scenario")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p = _add(sub, "bisect", help="find the commit that made a scenario slower")
+    p.add_argument("--repo", required=True, help="the repository's path")
+    p.add_argument("--scenario", required=True, help="catalog scenario name")
+    p.add_argument("--good", required=True, help="a revision without the change")
+    p.add_argument("--bad", required=True, help="a revision with the change")
     p.add_argument("--component", default="ttfb", help="a TTFB component, or ttfb (total)")
-    p.add_argument("--timeout", type=float, default=1800.0)
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("alerts", help="alerts: `ttfb alerts tail`")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p = _add(sub, "alerts", help="alerts: `ttfb alerts tail`")
     p.add_argument("action", choices=["tail"])
-    p.add_argument("--scenario")
-    p.add_argument("--kind", choices=["regression", "improvement"])
-    p.add_argument("--from-beginning", action="store_true")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--scenario", help="only this scenario's alerts")
+    p.add_argument("--kind", choices=["regression", "improvement"], help="only this kind")
+    p.add_argument("--from-beginning", action="store_true", help="every stored alert first")
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+
+
+def _watch(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    for name, text in (
+            ("watch", "follow branches of repositories: measure every new commit, confirm, "
+                      "bisect and alert (starts the lab unless TTFB_KAFKA_BOOTSTRAP is set)"),
+            ("backfill", "measure past commits, oldest first, so detection has a baseline "
+                         "from the first new commit")):
+        p = _add(sub, name, text)
+        p.add_argument("--repo", action="append", required=True, metavar="[NAME=]PATH_OR_URL",
+                       help="a local repository or a Git URL (repeatable); NAME is the "
+                            "catalog's `repo` (default: the last path part)")
+        p.add_argument("--branch", action="append", metavar="BRANCH",
+                       help="branch to follow (repeatable; default: main)")
+        p.add_argument("--catalog", help="scenario catalog TOML (default: TTFB_CATALOG)")
+        p.add_argument("--runs", type=int, default=3, help="runs per commit and scenario")
+        p.add_argument("--capacity-per-hour", type=int, default=None,
+                       help="most runs an hour (default: no limit)")
+        p.add_argument("--interval", type=float, default=60.0,
+                       help="seconds between fetches")
+    p.add_argument("--last", type=int, default=None, help="the last N commits of the branch")
+    p.add_argument("--since", default=None, help="every commit after this revision")
+    p.add_argument("--timeout", type=float, default=7200.0,
+                   help="seconds to wait for the runs")
+    watch = sub.choices["watch"]
+    watch.add_argument("--headless", action="store_true", help="no dashboard")
+    watch.add_argument("--backfill", type=int, default=0, metavar="N",
+                       help="first measure the last N commits of each branch")
+    watch.add_argument("--once", action="store_true", help="plan what is new, then exit")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -100,6 +166,7 @@ def parser() -> argparse.ArgumentParser:
     _run(sub)
     _misc(sub)
     _lab(sub)
+    _watch(sub)
     return root
 
 

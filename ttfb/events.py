@@ -202,6 +202,34 @@ class ScenarioSkipped(Event):
     reason: str = "unaffected"
 
 
+class CommitPlanned(Event):
+    """The watcher planned one commit of a watched branch: which scenarios it
+    requested runs of and which it skipped. Written to the store before the
+    commit's commands go on the bus: a restarted watcher plans every commit
+    whose plan is not stored, and none whose plan is."""
+
+    type: Literal["CommitPlanned"] = "CommitPlanned"
+    repo: str = Field(min_length=1, max_length=200)
+    branch: str = Field(min_length=1, max_length=200)
+    commit: str = Field(min_length=1, max_length=200)
+    requested: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
+    purpose: Literal["monitor", "backfill"] = "monitor"
+
+
+class WatchNoted(Event):
+    """Something the watcher saw that a person should know: a branch rewritten
+    by a force-push (``vanished`` lists planned commits no longer on it), or a
+    repository or branch it could not read (``problem``)."""
+
+    type: Literal["WatchNoted"] = "WatchNoted"
+    repo: str = Field(min_length=1, max_length=200)
+    branch: str = ""
+    kind: Literal["rewritten", "problem"]
+    detail: str = Field("", max_length=2000)
+    vanished: list[str] = Field(default_factory=list)
+
+
 # --------------------------------------------------------------------------- decisions
 
 
@@ -375,6 +403,8 @@ AnyEvent = Annotated[
     | RunFailed
     | CommitRangeListed
     | ScenarioSkipped
+    | CommitPlanned
+    | WatchNoted
     | CandidateDetected
     | RegressionConfirmed
     | ImprovementConfirmed
@@ -391,7 +421,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.model_fields["type"].default: cls  # type: ignore[misc]
     for cls in (
         RunRequested, CommitRangeRequested, ComponentMeasured, RunCompleted, RunFailed,
-        CommitRangeListed, ScenarioSkipped, CandidateDetected, RegressionConfirmed,
+        CommitRangeListed, ScenarioSkipped, CommitPlanned, WatchNoted, CandidateDetected,
+        RegressionConfirmed,
         ImprovementConfirmed, DetectionDismissed, CalibrationRequested, ThresholdCalibrated,
         BisectCompleted,
         Alert, ExperimentCompleted, DeadLettered,

@@ -65,6 +65,18 @@ def _finding_row(event: ev.Finding) -> Row:
     return {**fields, **_base(event)}
 
 
+def _watch_row(event: ev.CommitPlanned | ev.WatchNoted) -> Row:
+    row: Row = {**_base(event), "type": event.type, "repo": event.repo, "branch": event.branch,
+                "commit": "", "purpose": "", "requested": [], "skipped": [], "kind": "",
+                "detail": "", "vanished": []}
+    if isinstance(event, ev.CommitPlanned):
+        row.update(commit=event.commit, purpose=event.purpose, requested=event.requested,
+                   skipped=event.skipped)
+    else:
+        row.update(kind=event.kind, detail=event.detail, vanished=event.vanished)
+    return row
+
+
 def _typed_row(event: ev.Event) -> tuple[str, Row] | None:  # noqa: C901 - one branch per type
     if isinstance(event, ev.ComponentMeasured):
         return "measurements", {**_run_fields(event), "component": event.component,
@@ -103,6 +115,8 @@ def _typed_row(event: ev.Event) -> tuple[str, Row] | None:  # noqa: C901 - one b
             "runs_spent": event.runs_spent,
             "components": json.dumps([c.model_dump() for c in event.components]),
         }
+    if isinstance(event, (ev.CommitPlanned, ev.WatchNoted)):
+        return "watch", _watch_row(event)
     if isinstance(event, ev.ScenarioSkipped):
         return "skips", {**_base(event), "scenario": event.scenario, "repo": event.repo,
                          "commit": event.commit, "branch": event.branch, "reason": event.reason}

@@ -95,6 +95,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (6, "bisects say whether the confirmed change reproduced", [
         "ALTER TABLE {db}.bisects ADD COLUMN IF NOT EXISTS reproduced Bool DEFAULT true",
     ]),
+    (7, "the watcher's planned commits, rewritten branches and problems", [
+        """CREATE TABLE IF NOT EXISTS {db}.watch (
+            event_id String, occurred_at DateTime64(6, 'UTC'), type LowCardinality(String),
+            repo String, branch String, commit String, purpose LowCardinality(String),
+            requested Array(String), skipped Array(String), kind LowCardinality(String),
+            detail String, vanished Array(String)
+        ) ENGINE = ReplacingMergeTree ORDER BY (repo, branch, occurred_at, event_id)""",
+    ]),
 ]
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
@@ -103,5 +111,5 @@ MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
 
 TABLES = (
     "events", "runs", "measurements", "commands", "dead_letters", "detections",
-    "calibration", "bisects", "alerts", "experiments", "skips",
+    "calibration", "bisects", "alerts", "experiments", "skips", "watch",
 )

@@ -1,0 +1,332 @@
+"""``ttfb watch`` and ``ttfb backfill``: follow branches of repositories and plan
+every new commit.
+
+A repository is a local path or a Git URL (cloned once, as a mirror, into the
+data directory, then fetched every interval). Each new first-parent commit of
+a watched branch is planned by the scheduler (test selection, capacity,
+release tags); the plan (``CommitPlanned``, its ``RunRequested`` and
+``ScenarioSkipped``) is written to the store *before* its commands go on the
+bus, and every id in it is derived from (repository, branch, commit,
+scenario). So a watcher stopped at any moment, ``kill -9`` included, and
+started again plans each commit exactly once: a stored plan is never planned
+again, an unstored one was never sent, and a stored plan whose runs never
+came is sent again with the same ids.
+
+A force-push is a ``WatchNoted(kind="rewritten")`` listing the planned
+commits that vanished; the new ones are planned. A repository or branch that
+cannot be read is a ``WatchNoted(kind="problem")`` and the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agents.catalog import Catalog
+from agents.workspace import WorkspaceError, changed_files, git, resolve
+from producers.scheduler import is_release, plan_commit, plan_id
+from ttfb import events as ev
+from ttfb.settings import Settings
+from ttfb.signing import sign
+from ttfb.store import Store, queries
+
+# git transports a watched URL may use; never ``ext::`` (runs a command) or ``fd::``
+GIT_PROTOCOLS = "file:git:http:https:ssh"
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_SCP = re.compile(r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:")
+
+
+class WatchError(ValueError):
+    """A repository or branch the watcher cannot follow; the message is a sentence."""
+
+
+def redact(text: str) -> str:
+    """``text`` with any credentials of a URL replaced by ``***``."""
+    return re.sub(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@", r"\g<scheme>***@", text)
+
+
+def is_url(location: str) -> bool:
+    return "://" in location or bool(_SCP.match(location))
+
+
+@dataclass
+class Source:
+    """One watched repository: its name in the catalog, where it comes from,
+    and the local git directory the lab reads."""
+
+    name: str
+    location: str
+    path: Path
+
+    @property
+    def remote(self) -> bool:
+        return is_url(self.location)
+
+    @property
+    def shown(self) -> str:
+        return redact(self.location)
+
+
+def parse_source(spec: str, data_dir: Path) -> Source:
+    """``NAME=LOCATION`` or ``LOCATION`` (the name is its last path part, less ``.git``)."""
+    head, sep, rest = spec.partition("=")
+    if sep and _NAME.match(head) and not is_url(head):
+        name, location = head, rest
+    else:
+        location = spec
+        name = re.sub(r"\.git$", "", location.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1])
+    if not _NAME.match(name or ""):
+        raise WatchError(f"cannot name repository {redact(spec)!r}: use NAME=LOCATION, "
+                         "NAME of letters, digits, '.', '_' or '-'")
+    if not location:
+        raise WatchError(f"repository {name!r} has no location")
+    if is_url(location):
+        if location.split("::", 1)[0] in ("ext", "fd") or location.startswith("-"):
+            raise WatchError(f"repository {name!r}: transport of {redact(location)!r} "
+                             "is not allowed (use https, ssh, git or file)")
+        return Source(name, location, data_dir / "repos" / f"{name}.git")
+    return Source(name, location, Path(location).expanduser().resolve())
+
+
+def _git_env() -> dict[str, str]:
+    return {**os.environ, "GIT_ALLOW_PROTOCOL": GIT_PROTOCOLS, "GIT_TERMINAL_PROMPT": "0"}
+
+
+def _run_git(args: list[str], what: str, timeout: float = 600) -> None:
+    try:
+        result = subprocess.run(["git", *args], capture_output=True, text=True,
+                                timeout=timeout, env=_git_env())
+    except subprocess.TimeoutExpired:
+        raise WatchError(f"{what}: git took more than {timeout:.0f}s") from None
+    if result.returncode != 0:
+        detail = redact(result.stderr.strip().splitlines()[-1] if result.stderr.strip()
+                        else f"exit code {result.returncode}")
+        raise WatchError(f"{what}: {detail}")
+
+
+def update(source: Source) -> None:
+    """Clone a remote repository once, fetch it on every later call; check a
+    local one is a git repository."""
+    if not source.remote:
+        if not source.path.exists():
+            raise WatchError(f"repository {source.name!r}: no such directory {source.path}")
+        try:
+            git(source.path, "rev-parse", "--git-dir")
+        except WorkspaceError:
+            raise WatchError(f"repository {source.name!r}: {source.path} is not a git "
+                             "repository") from None
+        return
+    if not (source.path / "HEAD").exists():
+        partial = source.path.with_name(source.path.name + ".partial")
+        if partial.exists():
+            import shutil
+
+            shutil.rmtree(partial)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        _run_git(["clone", "--mirror", "--quiet", "--", source.location, str(partial)],
+                 f"cannot clone {source.shown}")
+        partial.rename(source.path)  # complete, or not there at all
+        return
+    _run_git(["-C", str(source.path), "fetch", "--prune", "--quiet", "origin"],
+             f"cannot fetch {source.shown}")
+
+
+def branch_tip(source: Source, branch: str) -> str:
+    try:
+        return resolve(source.path, f"refs/heads/{branch}")
+    except WorkspaceError:
+        raise WatchError(f"repository {source.name!r} has no branch {branch!r}") from None
+
+
+def _is_ancestor(repo: Path, older: str, newer: str) -> bool:
+    result = subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", older, newer],
+                            capture_output=True, timeout=120)
+    return result.returncode == 0
+
+
+def _first_parent(repo: Path, since: str | None, tip: str) -> list[str]:
+    span = f"{since}..{tip}" if since else tip
+    out = git(repo, "rev-list", "--reverse", "--first-parent", "--end-of-options", span)
+    return [line for line in out.splitlines() if line]
+
+
+def _merge_base(repo: Path, a: str, b: str) -> str | None:
+    try:
+        return git(repo, "merge-base", a, b).strip() or None
+    except WorkspaceError:
+        return None
+
+
+Send = Callable[[list[ev.Event]], None]
+
+
+def check_named(catalog: Catalog, sources: Sequence[Source]) -> None:
+    """Refuse at once what can never work: a repository no scenario names."""
+    named = {s.repo for s in catalog.scenarios.values()}
+    for source in sources:
+        if source.name not in named:
+            raise WatchError(
+                f"no scenario of the catalog names repository {source.name!r} "
+                f"(scenarios name {', '.join(sorted(named)) or 'none'}); set repo = "
+                f"\"{source.name}\" in a [[scenario]] of the catalog, or watch it as "
+                f"NAME={source.shown}")
+
+
+@dataclass
+class Watcher:
+    """Plans commits of the watched branches; the store says what is planned."""
+
+    settings: Settings
+    store: Store
+    catalog: Catalog
+    sources: list[Source]
+    branches: list[str]
+    send: Send
+    runs: int = 3
+    capacity_per_hour: int | None = None
+    interval_s: float = 60.0
+    say: Callable[[str], None] = print
+    noted: set[str] = field(default_factory=set)
+
+    def check(self) -> None:
+        check_named(self.catalog, self.sources)
+
+    def poll(self) -> int:
+
+        """Fetch every repository and plan every new commit; returns commits planned."""
+        planned = 0
+        for source in self.sources:
+            try:
+                update(source)
+            except WatchError as exc:
+                self.problem(source, "", str(exc))
+                continue
+            for branch in self.branches:
+                try:
+                    planned += self.follow(source, branch)
+                except (WatchError, WorkspaceError) as exc:
+                    self.problem(source, branch, str(exc))
+        return planned
+
+    def follow(self, source: Source, branch: str) -> int:
+        """Plan the commits of ``branch`` the store has no plan of."""
+        tip = branch_tip(source, branch)
+        planned = queries.planned_commits(self.store, source.name, branch)
+        if not planned:
+            todo = [tip]  # a branch seen first: its tip starts the series (backfill: history)
+        elif _is_ancestor(source.path, planned[-1], tip):
+            todo = _first_parent(source.path, planned[-1], tip)
+        else:
+            todo = self._rewritten(source, branch, planned, tip)
+        done = set(planned)
+        todo = [c for c in todo if c not in done]
+        for commit in todo:
+            self.plan(source, branch, commit)
+        return len(todo)
+
+    def _rewritten(self, source: Source, branch: str, planned: list[str], tip: str) -> list[str]:
+        """A force-push: record the planned commits no longer on the branch, and
+        plan what is new since the old and new histories parted."""
+        base = _merge_base(source.path, planned[-1], tip)
+        recent = planned[-200:]
+        vanished = [c for c in recent if not _exists(source.path, c)
+                    or not _is_ancestor(source.path, c, tip)]
+        note = ev.WatchNoted(
+            repo=source.name, branch=branch, kind="rewritten", vanished=vanished,
+            detail=f"{branch} was rewritten: {len(vanished)} planned commit(s) vanished, "
+                   f"new tip {tip[:12]}", producer="ttfb-watch",
+            event_id=ev.derived_id("rewritten", source.name, branch, planned[-1], tip))
+        self._record([note])
+        self.say(f"{source.name}/{branch}: {note.detail}")
+        return _first_parent(source.path, base, tip) if base else [tip]
+
+    def plan(self, source: Source, branch: str, commit: str,
+             purpose: str = "monitor") -> ev.CommitPlanned:
+        capacity = None if self.capacity_per_hour is None else \
+            int(self.capacity_per_hour * self.interval_s / 3600) or self.runs
+        plan = plan_commit(self.catalog, source.name, commit, changed_files(source.path, commit),
+                           queries.latest_modules(self.store), self.runs, capacity,
+                           is_release(source.path, commit), branch)
+        key = self.settings.signing_key.get_secret_value()
+        requests = [sign(r, key) for r in plan.requests]
+        marker = ev.CommitPlanned(
+            repo=source.name, branch=branch, commit=commit, purpose=purpose,  # type: ignore[arg-type]
+            requested=[r.scenario for r in requests],
+            skipped=[s.scenario for s in plan.skipped], producer="ttfb-watch",
+            event_id=plan_id(source.name, branch, commit, "planned"))
+        # durable first: a plan in the store is never made again, and its
+        # commands are sent again if their runs never come
+        self._record([*requests, *plan.skipped, marker])
+        self.send([*requests, *plan.skipped, marker])
+        runs = sum(r.runs for r in requests)
+        self.say(f"{source.name}/{branch} {commit[:10]}: "
+                 + (f"{runs} runs of {', '.join(marker.requested)}" if requests
+                    else "no scenario affected"))
+        return marker
+
+    def resend_unanswered(self) -> int:
+        """Send again the stored monitor commands whose runs never came (the
+        embedded bus forgot them); the same ids, a fresh signature."""
+        key = self.settings.signing_key.get_secret_value()
+        again: list[ev.Event] = []
+        for source in self.sources:
+            for payload in queries.unanswered_requests(self.store, source.name, ["monitor"]):
+                command = ev.decode(payload)
+                if isinstance(command, ev.RunRequested):
+                    again.append(sign(command, key))
+        if again:
+            self.send(again)
+            self.say(f"sent again {len(again)} planned request(s) whose runs never came")
+        return len(again)
+
+    def backfill(self, source: Source, branch: str, last: int | None,
+                 since: str | None) -> list[ev.CommitPlanned]:
+        """Plan up to ``last`` commits before the tip (or all after ``since``),
+        oldest first, skipping any already planned."""
+        update(source)
+        tip = branch_tip(source, branch)
+        commits = _first_parent(source.path, resolve(source.path, since) if since else None, tip)
+        if last is not None:
+            commits = commits[-last:]
+        done = set(queries.planned_commits(self.store, source.name, branch))
+        return [self.plan(source, branch, c, "backfill") for c in commits if c not in done]
+
+    def problem(self, source: Source, branch: str, detail: str) -> None:
+        """Say and record a problem once (until it changes); the watcher goes on."""
+        detail = redact(detail)
+        key = f"{source.name}\x1f{branch}\x1f{detail}"
+        if key in self.noted:
+            return
+        self.noted.add(key)
+        self.say(f"problem: {detail}")
+        note = ev.WatchNoted(repo=source.name, branch=branch, kind="problem", detail=detail,
+                             producer="ttfb-watch")
+        self._record([note])
+        self.send([note])
+
+    def _record(self, events: Sequence[ev.Event]) -> None:
+        self.store.write(events, self.settings.topic("commands"))
+
+
+def _exists(repo: Path, commit: str) -> bool:
+    try:
+        git(repo, "cat-file", "-e", f"{commit}^{{commit}}")
+    except WorkspaceError:
+        return False
+    return True
+
+
+def bus_sender(settings: Settings) -> Send:
+    """Send events to the commands topic (commands are already signed)."""
+    from producers.emitter import emit_all
+
+    def send(events: list[ev.Event]) -> None:
+        if events:
+            asyncio.run(emit_all(settings, "ttfb-watch", [(e, "commands") for e in events]))
+
+    return send

@@ -1,0 +1,246 @@
+"""``ttfb watch`` and ``ttfb backfill``: the commands around ``producers.watch``.
+
+On the embedded default ``ttfb watch`` starts the whole lab itself (broker,
+streams, agent, dashboard unless ``--headless``), rebuilding the decision
+state from the store; with ``TTFB_KAFKA_BOOTSTRAP`` set it only plans and
+sends, as a service of a cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from agents.catalog import CatalogError, load_catalog
+from producers.watch import (
+    Source,
+    Watcher,
+    WatchError,
+    bus_sender,
+    check_named,
+    parse_source,
+    update,
+)
+from ttfb.settings import Settings
+from ttfb.store import Store, StoreUnavailable, open_store, queries
+
+
+class _Stop(Exception):
+    pass
+
+
+def _on_signals() -> None:
+    def stop(signum: int, _: object) -> None:
+        raise _Stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
+class Progress:
+    """One line a person follows: a live line on a terminal, plain lines otherwise."""
+
+    def __init__(self, store: Store, repos: list[str], live: bool | None = None) -> None:
+        self.store, self.repos = store, repos
+        self.live = sys.stderr.isatty() if live is None else live
+        self.last = ""
+
+    def line(self) -> str:
+        totals: dict[str, int] = {}
+        for repo in self.repos:
+            for key, value in queries.watch_progress(self.store, repo).items():
+                totals[key] = value if key == "attributed" else totals.get(key, 0) + value
+        return (f"commits planned {totals.get('planned', 0)}"
+                f" (unaffected {totals.get('unaffected', 0)}),"
+                f" runs done {totals.get('runs_done', 0)}/{totals.get('runs_queued', 0)},"
+                f" candidates {totals.get('candidates', 0)},"
+                f" confirmed {totals.get('confirmed', 0)},"
+                f" attributed alerts {totals.get('attributed', 0)}")
+
+    def show(self) -> None:
+        try:
+            line = self.line()
+        except StoreUnavailable:
+            return
+        if line == self.last:
+            return
+        self.last = line
+        if self.live:
+            sys.stderr.write("\r\x1b[2K" + line)
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def say(self, message: str) -> None:
+        if self.live and self.last:
+            sys.stderr.write("\r\x1b[2K")
+        print(message, file=sys.stderr, flush=True)
+        if self.live and self.last:
+            sys.stderr.write(self.last)
+            sys.stderr.flush()
+
+
+def _sources(args: argparse.Namespace, settings: Settings) -> list[Source]:
+    sources = [parse_source(spec, settings.data_dir) for spec in args.repo]
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise WatchError(f"two repositories share a name: {', '.join(names)}; "
+                         "name them with NAME=LOCATION")
+    return sources
+
+
+@contextlib.contextmanager
+def _lab(settings: Settings, sources: list[Source], headless: bool,
+         reuse: bool) -> Iterator[tuple[Settings, Callable[[], None]]]:
+    """The lab the watcher plans for: a cluster (nothing to start), a running
+    embedded lab (``reuse``), or an embedded lab of its own."""
+    settings = settings.model_copy(update={
+        "repos": {**settings.repos, **{s.name: str(s.path) for s in sources}}})
+    if not settings.embedded_bus:
+        yield settings, lambda: None
+        return
+    if reuse:
+        from producers.session import running_bus
+
+        bus = running_bus(settings)
+        if bus:
+            yield settings.model_copy(update={"kafka_bootstrap": bus}), lambda: None
+            return
+    from producers.lab import Lab
+
+    lab = Lab(settings, headless=headless, home=settings.data_dir, rebuild=True)
+    try:
+        lab.start()
+        print(f"lab up: bus {lab.settings.kafka_bootstrap}, store {lab.settings.chdb_path},"
+              f" logs {lab.logs}" + ("" if headless else f", dashboard "
+                                     f"{lab.settings.public_url()}"), file=sys.stderr)
+        yield lab.settings, lab.check
+    finally:
+        lab.stop()
+
+
+def _watcher(args: argparse.Namespace, settings: Settings, sources: list[Source],
+             progress_say: Callable[[str], None]) -> Watcher:
+    catalog = load_catalog(args.catalog or settings.catalog)
+    store = open_store(settings)
+    return Watcher(settings=settings, store=store, catalog=catalog, sources=sources,
+                   branches=args.branch or ["main"], send=bus_sender(settings),
+                   runs=args.runs, capacity_per_hour=args.capacity_per_hour,
+                   interval_s=args.interval, say=progress_say)
+
+
+def _prepare(args: argparse.Namespace, settings: Settings) -> tuple[Settings, list[Source]]:
+    catalog_path = Path(args.catalog) if args.catalog else settings.catalog
+    sources = _sources(args, settings)
+    # a bad catalog, or one naming none of the repositories, stops here: no process started
+    check_named(load_catalog(catalog_path), sources)
+    failed = []
+    for source in sources:
+        if source.remote and not source.path.exists():
+            print(f"cloning {source.shown} into {source.path}", file=sys.stderr)
+        try:
+            update(source)
+        except WatchError as exc:  # the others go on; the watcher retries and records it
+            failed.append(str(exc))
+            print(f"problem: {exc}", file=sys.stderr)
+    if len(failed) == len(sources):
+        raise WatchError("; ".join(failed))
+    return settings.model_copy(update={"catalog": catalog_path}), sources
+
+
+def watch_command(args: argparse.Namespace, settings: Settings) -> int:
+    _on_signals()
+    try:
+        settings, sources = _prepare(args, settings)
+        with _lab(settings, sources, args.headless, reuse=False) as (lab_settings, lab_check):
+            watcher = _watcher(args, lab_settings, sources, print)
+            progress = Progress(watcher.store, [s.name for s in sources])
+            watcher.say = progress.say
+            watcher.check()
+            watcher.resend_unanswered()
+            for source in sources:
+                for branch in watcher.branches:
+                    if args.backfill:
+                        watcher.backfill(source, branch, args.backfill, None)
+            while True:
+                lab_check()
+                watcher.poll()
+                progress.show()
+                deadline = time.monotonic() + args.interval
+                while time.monotonic() < deadline:
+                    lab_check()
+                    time.sleep(min(1.0, args.interval))
+                    progress.show()
+                if args.once:
+                    return 0
+    except _Stop as stop:
+        print(f"\nttfb watch: stopped by {stop}; every commit planned so far is recorded",
+              file=sys.stderr)
+        return 0
+    except (WatchError, CatalogError, StoreUnavailable) as exc:
+        print(f"ttfb watch: {exc}", file=sys.stderr)
+        return 2
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"ttfb watch: {exc}", file=sys.stderr)
+        return 1
+
+
+def backfill_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Plan past commits, oldest first, and wait for their runs."""
+    _on_signals()
+    try:
+        settings, sources = _prepare(args, settings)
+        with _lab(settings, sources, headless=True, reuse=True) as (lab_settings, lab_check):
+            watcher = _watcher(args, lab_settings, sources, print)
+            progress = Progress(watcher.store, [s.name for s in sources])
+            watcher.say = progress.say
+            watcher.check()
+            planned = [m for source in sources for branch in watcher.branches
+                       for m in watcher.backfill(source, branch, args.last, args.since)]
+            ids = [r for m in planned for r in _request_ids(m)]
+            wanted = sum(args.runs for m in planned for _ in m.requested)
+            progress.say(f"backfill: {len(planned)} commit(s) planned, {wanted} runs to wait for")
+            deadline = time.monotonic() + args.timeout
+            while time.monotonic() < deadline:
+                lab_check()
+                done = _runs_done(watcher.store, ids)
+                progress.show()
+                if done >= wanted:
+                    progress.say(f"backfill: done, {done} runs measured")
+                    return 0
+                time.sleep(2.0)
+            progress.say(f"ttfb backfill: timed out after {args.timeout:.0f}s with "
+                         f"{_runs_done(watcher.store, ids)} of {wanted} runs")
+            return 1
+    except _Stop as stop:
+        print(f"\nttfb backfill: interrupted by {stop}; the commits planned so far are recorded",
+              file=sys.stderr)
+        return 130
+    except (WatchError, CatalogError, StoreUnavailable) as exc:
+        print(f"ttfb backfill: {exc}", file=sys.stderr)
+        return 2
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"ttfb backfill: {exc}", file=sys.stderr)
+        return 1
+
+
+def _request_ids(marker: object) -> list[str]:
+    from producers.scheduler import plan_id
+    from ttfb import events as ev
+
+    assert isinstance(marker, ev.CommitPlanned)
+    return [plan_id(marker.repo, marker.branch, marker.commit, s, "request")
+            for s in marker.requested]
+
+
+def _runs_done(store: Store, ids: list[str]) -> int:
+    if not ids:
+        return 0
+    rows = store.query(f"SELECT count() AS n FROM {store.db}.runs FINAL"
+                       " WHERE request_id IN {ids:Array(String)}", {"ids": ids})
+    return int(rows[0]["n"])

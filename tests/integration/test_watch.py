@@ -1,0 +1,114 @@
+"""``ttfb watch`` on a real repository in the embedded lab: a regression pushed
+to the watched branch is alerted with its culprit, and a lab killed with
+SIGKILL in the middle of the confirmation resumes from the store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import wait_until
+from tests.integration.tinyrepo import make_repo, set_import_cost, write_catalog
+from ttfb.settings import Settings
+from ttfb.store import Store, open_store
+
+pytestmark = pytest.mark.integration
+
+
+def lab_processes(data_dir: Path) -> list[int]:
+    """Processes started for the lab of ``data_dir`` (they inherit its setting)."""
+    marker = f"TTFB_DATA_DIR={data_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            continue
+        if marker in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def watch(data_dir: Path, catalog: Path, repo: Path, log: Path,
+          *extra: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
+    env.update(TTFB_DATA_DIR=str(data_dir), TTFB_CATALOG=str(catalog), PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "ttfb.cli", "watch", "--repo", f"tiny={repo}", "--headless",
+         "--interval", "1", *extra], env=env, stdout=open(log, "ab"),  # noqa: SIM115
+        stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
+
+
+def count(store: Store, sql: str, **params: object) -> int:
+    return int(store.query(sql, params)[0]["n"])
+
+
+def test_watch_alerts_a_pushed_regression_once_across_a_sigkill(tmp_path: Path) -> None:
+    repo, data = tmp_path / "repo", tmp_path / "data"
+    history = make_repo(repo, import_s=0.5, commits=3)
+    catalog = write_catalog(tmp_path / "catalog.toml")
+    log = tmp_path / "watch.log"
+    store = open_store(Settings(data_dir=data, _env_file=None))
+    first = watch(data, catalog, repo, log, "--backfill", "3")
+
+    def tail() -> str:
+        return log.read_text(errors="replace")[-3000:]
+
+    try:
+        wait_until(lambda: count(store, "SELECT count() AS n FROM ttfb.runs FINAL"
+                                 " WHERE purpose = 'monitor' AND status = 'completed'") >= 9,
+                   timeout=240, describe=tail)
+        culprit = set_import_cost(repo, 0.6, "load the heavy table eagerly")  # +20 % imports
+        # the confirmation is under way: its runs are asked for, its verdict not given
+        wait_until(lambda: count(store, "SELECT count() AS n FROM ttfb.commands FINAL"
+                                 " WHERE purpose = 'confirm'") > 0, timeout=240, describe=tail)
+        assert count(store, "SELECT count() AS n FROM ttfb.detections FINAL"
+                     " WHERE type = 'RegressionConfirmed'") == 0
+        candidates = {r["detection_id"] for r in store.query(
+            "SELECT detection_id FROM ttfb.detections FINAL WHERE type = 'CandidateDetected'")}
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        # every process of the lab dies with it
+        wait_until(lambda: not lab_processes(data), timeout=20,
+                   describe=lambda: lab_processes(data))
+
+        second = watch(data, catalog, repo, log)
+        try:
+            alert = wait_until(lambda: store.query(
+                "SELECT alert_id, culprit, component, kind FROM ttfb.alerts FINAL"
+                " WHERE culprit != ''"), timeout=400, describe=tail)
+            time.sleep(5)  # anything that would follow the first alert
+            alerts = store.query("SELECT DISTINCT alert_id, culprit, component, kind"
+                                 " FROM ttfb.alerts FINAL WHERE culprit != ''")
+            assert len(alerts) == 1, (alerts, tail())
+            assert alerts[0]["culprit"] == culprit, (alert, history)
+            assert alerts[0]["component"] == "imports" and alerts[0]["kind"] == "regression"
+            planned = store.query("SELECT commit, count() AS n FROM ttfb.watch FINAL"
+                                  " WHERE type = 'CommitPlanned' GROUP BY commit")
+            assert {r["commit"]: int(r["n"]) for r in planned} == \
+                {sha: 1 for sha in [*history, culprit]}
+            # the confirmation under way when the lab died is the one that decided:
+            # its state came back from the store, not from a new candidate
+            confirmed = {r["detection_id"] for r in store.query(
+                "SELECT detection_id FROM ttfb.detections FINAL"
+                " WHERE type = 'RegressionConfirmed'")}
+            assert confirmed and confirmed <= candidates, (confirmed, candidates)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(60) == 0, tail()
+        wait_until(lambda: not lab_processes(data), timeout=20,
+                   describe=lambda: lab_processes(data))
+    finally:
+        if first.poll() is None:
+            first.kill()
+        for pid in lab_processes(data):
+            os.kill(pid, signal.SIGKILL)
