@@ -22,11 +22,12 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from agents.catalog import Catalog, Scenario
 from agents.fingerprint import fingerprint
 from agents.runner import RunOutcome, RunSpec, run_once
+from agents.sources import Source, WatchError, update
 from agents.spec import SpecError, spec_for
 from agents.workspace import (
     WorkspaceError,
@@ -41,6 +42,7 @@ from ttfb.signing import CommandRefused, Verifier
 
 log = logging.getLogger(__name__)
 MAX_RANGE = 1000
+T = TypeVar("T")
 
 
 @dataclass
@@ -54,6 +56,7 @@ class AgentConfig:
     slot_cores: tuple[tuple[int, ...], ...] = ((),)  # per slot: the cores its runs get
     profile_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     pythons: dict[str, str] = field(default_factory=dict)  # scenario (or "*") -> interpreter
+    remotes: dict[str, Source] = field(default_factory=dict)  # repositories known by URL
 
 
 class Agent:
@@ -136,8 +139,9 @@ class Agent:
                 "repo": command.repo, "correlation_id": command.correlation_id,
                 "producer": self.config.agent_id}
         try:
-            rows = commit_range(self.config.repos[command.repo], command.good, command.bad)
-        except WorkspaceError as exc:
+            rows = self._fetching(command.repo, lambda: commit_range(
+                self.config.repos[command.repo], command.good, command.bad))
+        except (WorkspaceError, WatchError) as exc:
             return ev.CommitRangeListed(**base, error=str(exc))
         if len(rows) > MAX_RANGE + 1:
             return ev.CommitRangeListed(
@@ -159,6 +163,20 @@ class Agent:
                                     authors=[r[1] for r in rows], subjects=[r[2] for r in rows],
                                     affected=affected)
 
+    def _fetching(self, name: str, work: Callable[[], T]) -> T:
+        """``work()``; for a repository known by URL, fetched first when it is
+        missing or ``work`` cannot find a commit (one announced after the last fetch)."""
+        source = self.config.remotes.get(name)
+        if source is None:
+            return work()
+        if not (source.path / "HEAD").exists():
+            update(source)
+        try:
+            return work()
+        except WorkspaceError:
+            update(source)
+            return work()
+
     def execute(self, request: ev.RunRequested,
                 publish: Callable[[list[ev.Event]], None] | None = None,
                 slot: int = 0) -> list[ev.Event]:
@@ -174,9 +192,11 @@ class Agent:
                   "runs_total": request.runs,
                   "producer": self.config.agent_id}
         try:
-            root, sha = self._workspaces[slot].checkout(request.repo, repo, request.commit)
+            root, sha = self._fetching(
+                request.repo, lambda: self._workspaces[slot].checkout(request.repo, repo,
+                                                                      request.commit))
             author, subject = commit_info(repo, sha)
-        except WorkspaceError as exc:
+        except (WorkspaceError, WatchError) as exc:
             failed: list[ev.Event] = [ev.RunFailed(**common, commit=request.commit,
                                                    reason=str(exc), fingerprint=fingerprint())]
             if publish:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from agents.agent import Agent, AgentConfig, consume
 from agents.catalog import load_catalog
+from agents.sources import is_url, parse_source
 from agents.workspace import Workspaces
 from producers.emitter import Emitter
 from ttfb.bus import consumer_options, stop_on_signals
@@ -41,8 +42,12 @@ def agent_config(settings: Settings) -> AgentConfig:
     if slots < settings.agent_slots:
         log.warning("agent_slots=%d on %d core(s): running %d at once, one core is the lab's",
                     settings.agent_slots, cores, slots)
+    remotes = {name: parse_source(f"{name}={location}", settings.data_dir)
+               for name, location in settings.repos.items() if is_url(location)}
     return AgentConfig(
-        repos={name: Path(path) for name, path in settings.repos.items()},
+        repos={name: remotes[name].path if name in remotes else Path(location)
+               for name, location in settings.repos.items()},
+        remotes=remotes,
         catalog=load_catalog(settings.catalog),
         workspaces=Workspaces(settings.workspace_dir),
         verifier=Verifier(settings.signing_key.get_secret_value(), settings.command_max_age_s),

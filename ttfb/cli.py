@@ -25,6 +25,7 @@ COMMANDS = {
     "alerts": "producers.alerts:tail_command",
     "watch": "producers.watch_cli:watch_command",
     "backfill": "producers.watch_cli:backfill_command",
+    "init": "agents.init_cli:init_command",
 }
 
 EXAMPLES = {
@@ -39,6 +40,7 @@ EXAMPLES = {
     "alerts": "ttfb alerts tail --json --from-beginning",
     "watch": "TTFB_CATALOG=ttfb.toml ttfb watch --repo myproj=~/src/myproj --branch main",
     "backfill": "TTFB_CATALOG=ttfb.toml ttfb backfill --repo myproj=~/src/myproj --last 20",
+    "init": "ttfb init --script scripts/train.py -- --batch-size 8 --epochs 1",
 }
 
 
@@ -152,6 +154,17 @@ def _watch(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--since", default=None, help="every commit after this revision")
     p.add_argument("--timeout", type=float, default=7200.0,
                    help="seconds to wait for the runs")
+    p = _add(sub, "init", "write a catalog entry for an unmodified training script, after a "
+                          "real run of it")
+    p.add_argument("--script", required=True, help="the script, inside a git repository")
+    p.add_argument("--name", help="scenario name (default: the script's name)")
+    p.add_argument("--repo-name", help="repository name (default: its folder's name)")
+    p.add_argument("--catalog", help="catalog to append to (default: ttfb.toml at the root)")
+    p.add_argument("--python", help="the project's interpreter (default: the lab's)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where the runs go")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds a run may take")
+    p.add_argument("script_args", nargs="*", help="the script's arguments, after --")
     watch = sub.choices["watch"]
     watch.add_argument("--headless", action="store_true", help="no dashboard")
     watch.add_argument("--backfill", type=int, default=0, metavar="N",

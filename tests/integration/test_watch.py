@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from producers.watch import Source, Watcher, parse_source
 from tests.integration.conftest import wait_until
 from tests.integration.tinyrepo import make_repo, set_import_cost, write_catalog
+from ttfb import events as ev
+from ttfb.bus import free_port
 from ttfb.settings import Settings
 from ttfb.store import Store, open_store
 
@@ -112,3 +115,59 @@ def test_watch_alerts_a_pushed_regression_once_across_a_sigkill(tmp_path: Path) 
             first.kill()
         for pid in lab_processes(data):
             os.kill(pid, signal.SIGKILL)
+
+
+def planner(tmp_path: Path, location: str, sent: list[object]) -> tuple[Watcher, Source]:
+    from agents.catalog import load_catalog
+
+    settings = Settings(data_dir=tmp_path / "data", _env_file=None)
+    source = parse_source(location, settings.data_dir)
+    catalog = load_catalog(write_catalog(tmp_path / "catalog.toml"))
+    said: list[str] = []
+    watcher = Watcher(settings=settings, store=open_store(settings), catalog=catalog,
+                      sources=[source], branches=["main"], send=sent.extend, say=said.append)
+    return watcher, source
+
+
+def test_a_force_push_is_recorded_and_only_new_commits_are_planned(tmp_path: Path) -> None:
+    from tests.integration.tinyrepo import commit, git
+
+    repo = tmp_path / "repo"
+    shas = make_repo(repo, commits=2)
+    sent: list[object] = []
+    watcher, _ = planner(tmp_path, f"tiny={repo}", sent)
+    assert watcher.poll() == 1  # a branch seen first: its tip
+    third = commit(repo, "third", touch="NOTES.md")
+    assert watcher.poll() == 1 and watcher.poll() == 0  # nothing twice
+    git(repo, "reset", "-q", "--hard", shas[0])  # rewrite: the last two vanish
+    rewritten = commit(repo, "rewritten", touch="NOTES.md")
+    assert watcher.poll() == 1
+    store = watcher.store
+    notes = store.query("SELECT kind, vanished FROM ttfb.watch FINAL WHERE type = 'WatchNoted'")
+    assert [(n["kind"], sorted(n["vanished"])) for n in notes] == \
+        [("rewritten", sorted([shas[1], third]))]
+    planned = store.query("SELECT commit FROM ttfb.watch FINAL WHERE type = 'CommitPlanned'"
+                          " ORDER BY occurred_at")
+    assert [r["commit"] for r in planned] == [shas[1], third, rewritten]
+    commands = [e for e in sent if isinstance(e, ev.RunRequested)]
+    assert [c.commit for c in commands] == [shas[1], third, rewritten]
+    assert all(c.signature for c in commands)
+
+
+def test_repositories_that_cannot_be_read_are_recorded_and_named(tmp_path: Path) -> None:
+    sent: list[object] = []
+    url = f"https://user:s3cret@127.0.0.1:{free_port()}/org/tiny.git"
+    watcher, _ = planner(tmp_path, f"tiny={url}", sent)
+    assert watcher.poll() == 0 and watcher.poll() == 0
+    problems = watcher.store.query(
+        "SELECT detail FROM ttfb.watch FINAL WHERE type = 'WatchNoted' AND kind = 'problem'")
+    assert len(problems) == 1  # said once, not at every poll
+    assert "cannot clone" in problems[0]["detail"] and "s3cret" not in problems[0]["detail"]
+    repo = tmp_path / "repo"
+    make_repo(repo, commits=1)
+    (tmp_path / "b").mkdir()
+    watcher, source = planner(tmp_path / "b", f"tiny={repo}", sent)
+    watcher.branches = ["release"]
+    assert watcher.poll() == 0
+    detail = watcher.store.query("SELECT detail FROM ttfb.watch FINAL WHERE kind = 'problem'")
+    assert detail[0]["detail"] == "repository 'tiny' has no branch 'release'"

@@ -1,0 +1,72 @@
+"""``ttfb init --script PATH [-- ARGS]``: a catalog entry for an unmodified
+training script, checked with a real run before it is written."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from agents.catalog import CatalogError, Scenario, load_catalog
+from agents.runner import run_once
+from agents.spec import SpecError, spec_for
+from agents.workspace import WorkspaceError, git
+from ttfb.settings import Settings
+
+
+def _toml(scenario: Scenario) -> str:
+    def value(v: object) -> str:
+        return json.dumps(v)  # TOML's basic strings, arrays and numbers read as JSON's
+
+    lines = ["", "[[scenario]]", f"name = {value(scenario.name)}", f"repo = {value(scenario.repo)}",
+             f"script = {value(scenario.script)}", f"args = {value(scenario.args)}"]
+    if scenario.workdir:
+        lines.append(f"workdir = {value(scenario.workdir)}")
+    if scenario.python:
+        lines.append(f"python = {value(scenario.python)}")
+    lines += [f"device = {value(scenario.device)}", f"timeout_s = {scenario.timeout_s:g}",
+              "cheap = true", ""]
+    return "\n".join(lines)
+
+
+def init_command(args: argparse.Namespace, settings: Settings) -> int:
+    script = Path(args.script).resolve()
+    if not script.is_file():
+        print(f"ttfb init: no such script {script}", file=sys.stderr)
+        return 2
+    try:
+        root = Path(git(script.parent, "rev-parse", "--show-toplevel").strip())
+    except WorkspaceError:
+        print(f"ttfb init: {script} is not inside a git repository", file=sys.stderr)
+        return 2
+    repo = args.repo_name or re.sub(r"[^A-Za-z0-9_.-]", "-", root.name)
+    name = args.name or re.sub(r"[^A-Za-z0-9_.-]", "-", script.stem)
+    catalog = Path(args.catalog) if args.catalog else root / "ttfb.toml"
+    try:
+        scenario = Scenario(name=name, repo=repo, script=script.relative_to(root).as_posix(),
+                            args=list(args.script_args), python=args.python or "",
+                            device=args.device, timeout_s=args.timeout)
+        if catalog.exists() and load_catalog(catalog).get(name) is not None:
+            raise CatalogError(f"{catalog}: scenario {name!r} exists; choose another --name")
+        spec = spec_for(scenario, root)
+    except (CatalogError, SpecError, ValueError) as exc:
+        print(f"ttfb init: {exc}", file=sys.stderr)
+        return 2
+    print(f"checking {scenario.script} with a real run (stopped after its first step)...",
+          file=sys.stderr)
+    outcome = run_once(spec)
+    if outcome.status != "completed":
+        print(f"ttfb init: the run failed, nothing written: {outcome.reason}\n"
+              f"{outcome.stderr_tail[-1500:]}", file=sys.stderr)
+        return 1
+    parts = ", ".join(f"{k} {v:,.0f} ms" for k, v in outcome.components.items())
+    with catalog.open("a") as out:
+        out.write(_toml(scenario))
+    print(f"measured: ttfb {outcome.ttfb_ms:,.0f} ms ({parts})")
+    print(f"wrote scenario {name!r} to {catalog}\n"
+          f"next: commit {catalog.name}, then\n"
+          f"  TTFB_CATALOG={catalog} ttfb backfill --repo {repo}={root} --last 10\n"
+          f"  TTFB_CATALOG={catalog} ttfb watch --repo {repo}={root}")
+    return 0

@@ -1,0 +1,37 @@
+"""Naming watched repositories, and keeping their credentials out of sight."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from producers.watch import WatchError, is_url, parse_source, redact
+
+
+def test_names_come_from_the_spec_or_the_last_path_part(tmp_path: Path) -> None:
+    assert parse_source("proj=/src/x", tmp_path).name == "proj"
+    assert parse_source("/src/my-repo", tmp_path).name == "my-repo"
+    remote = parse_source("https://example.com/org/trainer.git", tmp_path)
+    assert (remote.name, remote.remote) == ("trainer", True)
+    assert remote.path == tmp_path / "repos" / "trainer.git"
+    assert parse_source("git@example.com:org/vision.git", tmp_path).name == "vision"
+
+
+def test_credentials_in_a_url_are_never_shown(tmp_path: Path) -> None:
+    source = parse_source("https://user:s3cret@example.com/org/repo.git", tmp_path)
+    assert "s3cret" not in source.shown and "***@example.com" in source.shown
+    assert redact("fatal: could not read https://tok@host/x") == \
+        "fatal: could not read https://***@host/x"
+
+
+@pytest.mark.parametrize("spec", ["ext::sh -c touch% /tmp/pwned", "x=fd::3",
+                                  "x=--upload-pack=touch https://h/r"])
+def test_transports_that_run_commands_are_refused(tmp_path: Path, spec: str) -> None:
+    with pytest.raises(WatchError, match="not allowed"):
+        parse_source(spec, tmp_path)
+
+
+def test_urls_and_paths_are_told_apart() -> None:
+    assert is_url("https://h/x") and is_url("git@h:x") and not is_url("/a/b")
+    assert not is_url("relative/dir")
