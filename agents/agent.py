@@ -56,6 +56,8 @@ class AgentConfig:
     slot_cores: tuple[tuple[int, ...], ...] = ((),)  # per slot: the cores its runs get
     profile_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     pythons: dict[str, str] = field(default_factory=dict)  # scenario (or "*") -> interpreter
+    hardware_class: str = "cpu"  # the runs it takes: its class's, and unclassed ones it can run
+    cuda: bool = False  # a GPU is visible: it may take device = "cuda" scenarios
     remotes: dict[str, Source] = field(default_factory=dict)  # repositories known by URL
 
 
@@ -107,6 +109,8 @@ class Agent:
         except CommandRefused as exc:
             await self._refuse(raw, exc.reason)
             return
+        if isinstance(event, ev.RunRequested) and not self.takes(event):
+            return  # another hardware class's run: its agents take it
         if isinstance(event, ev.RunRequested):
             loop = asyncio.get_running_loop()
 
@@ -118,6 +122,14 @@ class Agent:
             await asyncio.to_thread(self.execute, event, publish, self.slot_of(event.scenario))
         else:
             await self.emitter.emit(await asyncio.to_thread(self.list_range, event), "bisect")
+
+    def takes(self, command: ev.RunRequested) -> bool:
+        """Whether this agent runs ``command``: one named for its hardware class,
+        or one named for none whose scenario's device it has."""
+        if command.hardware_class:
+            return command.hardware_class == self.config.hardware_class
+        scenario = self.config.catalog.get(command.scenario)
+        return scenario is None or scenario.device != "cuda" or self.config.cuda
 
     def _check_allowed(self, command: ev.RunRequested | ev.CommitRangeRequested) -> None:
         if command.repo not in self.config.repos:
@@ -135,9 +147,12 @@ class Agent:
     # ------------------------------------------------------------------ work
 
     def list_range(self, command: ev.CommitRangeRequested) -> ev.CommitRangeListed:
+        # one id per request: agents of several hardware classes each list the
+        # range, and the store and the fold keep one listing
         base = {"request_id": command.request_id, "scenario": command.scenario,
                 "repo": command.repo, "correlation_id": command.correlation_id,
-                "producer": self.config.agent_id}
+                "producer": self.config.agent_id,
+                "event_id": ev.derived_id(command.request_id, "listed")}
         try:
             rows = self._fetching(command.repo, lambda: commit_range(
                 self.config.repos[command.repo], command.good, command.bad))
@@ -250,7 +265,7 @@ class Agent:
 
     def _events(self, outcome: RunOutcome, fields: dict[str, object], author: str,
                 subject: str, profile_path: str) -> list[ev.Event]:
-        fp = fingerprint(outcome.facts)
+        fp = fingerprint(outcome.facts, self.config.hardware_class)
         if outcome.status != "completed":
             return [ev.RunFailed(**fields, fingerprint=fp, reason=outcome.reason,  # type: ignore[arg-type]
                                  exit_code=outcome.exit_code,

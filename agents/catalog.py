@@ -20,7 +20,8 @@ class CatalogError(ValueError):
 
 
 class ShrinkRules(BaseModel):
-    """How to turn a production config into a cheap one that runs the same code."""
+    """How to turn a production config into a cheap one that runs the same code;
+    for a script scenario the keys are its flags (``"--batch-size" = 8``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -46,6 +47,9 @@ class Scenario(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict, description="production config")
     shrink: ShrinkRules = Field(default_factory=ShrinkRules)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    hardware: list[str] = Field(
+        default_factory=list, description="hardware classes (TTFB_AGENT_CLASS) that measure "
+        "it, each its own series; empty: any one agent that can run its device")
     timeout_s: float = Field(300.0, gt=0)
     cheap: bool = Field(True, description="run on every commit (else on release tags)")
 

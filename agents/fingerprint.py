@@ -49,11 +49,17 @@ def torch_version() -> str:
         return ""
 
 
-def fingerprint(facts: dict[str, Any] | None = None) -> Fingerprint:
+def hardware_class(configured: str = "") -> str:
+    """The agent's hardware class: as configured, else ``cuda`` where a GPU is
+    visible and ``cpu`` elsewhere."""
+    return configured or ("cuda" if gpu_and_driver()[0] else "cpu")
+
+
+def fingerprint(facts: dict[str, Any] | None = None, hw_class: str = "") -> Fingerprint:
     """This host's fingerprint, refined by what the workflow process reported."""
     facts = facts or {}
     gpu, driver = gpu_and_driver()
-    return Fingerprint(
+    return Fingerprint(hardware_class=hw_class,
         host=socket.gethostname(), cpu=cpu_model(), gpu=str(facts.get("gpu", gpu)),
         python=str(facts.get("python", platform.python_version())),
         torch=str(facts.get("torch", torch_version())), driver=driver,

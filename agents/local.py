@@ -13,7 +13,7 @@ from agents.catalog import CatalogError, Scenario, load_catalog
 from agents.demo_history import write_demo_repo
 from agents.fingerprint import fingerprint
 from agents.runner import RunOutcome, RunSpec, run_once
-from agents.shrink import shrink
+from agents.shrink import shrink, shrink_args
 from agents.spec import SpecError, spec_for
 from agents.workspace import WorkspaceError, Workspaces
 from ttfb.settings import Settings
@@ -110,7 +110,7 @@ def parity(scenario: Scenario, root: Path, runs: int = 1) -> dict[str, Any]:
                 for o in outcomes]
         results[label] = {"modules": outcomes[0].modules, "phases": outcomes[0].phases,
                           "work_ms": min(work), "ttfb_ms": min(o.ttfb_ms for o in outcomes),
-                          "config": spec.config}
+                          "config": spec.config if scenario.entry else {"args": list(spec.args)}}
     prod, small = results["production"], results["shrunk"]
     return {
         "scenario": scenario.name,
@@ -137,14 +137,21 @@ def shrink_command(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ttfb shrink: unknown scenario {args.scenario!r}", file=sys.stderr)
         return 2
     if not args.check:
-        print(json.dumps(shrink(scenario.config, scenario.shrink), indent=2))
+        shrunk: Any = shrink(scenario.config, scenario.shrink) if scenario.entry else \
+            {"args": shrink_args(scenario.args, scenario.shrink)}
+        print(json.dumps(shrunk, indent=2))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(args.repo) if args.repo else Path(tmp) / "repo"
         if not args.repo:
             write_demo_repo(repo)
-        root, _ = Workspaces(Path(tmp) / "ws").checkout(scenario.repo, repo.resolve(), "HEAD")
-        report = parity(scenario, root)
+        try:
+            root, _ = Workspaces(Path(tmp) / "ws").checkout(scenario.repo, repo.resolve(),
+                                                            "HEAD")
+            report = parity(scenario, root)
+        except (WorkspaceError, SpecError) as exc:
+            print(f"ttfb shrink: {exc}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
@@ -9,7 +10,8 @@ import sys
 from pathlib import Path
 
 from agents.agent import Agent, AgentConfig, consume
-from agents.catalog import load_catalog
+from agents.catalog import CatalogError, load_catalog
+from agents.fingerprint import fingerprint, gpu_and_driver, hardware_class
 from agents.sources import is_url, parse_source
 from agents.workspace import Workspaces
 from producers.emitter import Emitter
@@ -55,6 +57,8 @@ def agent_config(settings: Settings) -> AgentConfig:
         slot_cores=slot_cores(slots, cores),
         profile_dir=settings.data_dir / "profiles",
         pythons=dict(settings.agent_python),
+        hardware_class=hardware_class(settings.agent_class),
+        cuda=bool(gpu_and_driver()[0]),
     )
 
 
@@ -64,12 +68,59 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     emitter = await Emitter(settings, settings.agent_id).start()
     agent = Agent(config, emitter)
     try:
+        # one group per hardware class: every class sees every command, one agent
+        # of a class runs it, and takes() leaves the other classes' runs alone
+        group = f"{settings.topic_prefix}-agents-{config.hardware_class}"
+        log.info("agent %s: class %s, %d slot(s), fingerprint %s", config.agent_id,
+                 config.hardware_class, agent.slots, fingerprint(hw_class=config.hardware_class))
         await consume(agent, settings.topic("commands"), consumer_options(settings),
-                      f"{settings.topic_prefix}-agents", stop,
+                      group, stop,
                       session_ms=int(settings.group_session_timeout_s * 1000))
     finally:
         await emitter.flush(timeout=30)
         await emitter.stop()
+
+
+def agent_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``ttfb agent``: a measurement agent joining the cluster's bus (or the lab
+    running here), taking the runs of its hardware class."""
+    from producers.session import running_bus
+
+    update: dict[str, object] = {}
+    if args.hardware_class:
+        update["agent_class"] = args.hardware_class
+    if args.id:
+        update["agent_id"] = args.id
+    if args.slots:
+        update["agent_slots"] = args.slots
+    if args.catalog:
+        update["catalog"] = Path(args.catalog)
+    if args.repo:
+        pairs = [spec.partition("=") for spec in args.repo]
+        if any(not sep or not name for name, sep, _ in pairs):
+            print("ttfb agent: --repo takes NAME=PATH_OR_URL", file=sys.stderr)
+            return 2
+        update["repos"] = {**settings.repos, **{name: loc for name, _, loc in pairs}}
+    if settings.embedded_bus:
+        bus = running_bus(settings)
+        if not bus:
+            print("ttfb agent: no bus to join: set TTFB_KAFKA_BOOTSTRAP to the cluster's, or "
+                  "start `ttfb watch` or `ttfb up` on this machine first", file=sys.stderr)
+            return 2
+        update["kafka_bootstrap"] = bus
+    settings = settings.model_copy(update=update)
+    try:
+        load_catalog(settings.catalog)
+    except CatalogError as exc:
+        print(f"ttfb agent: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s agent %(levelname)s %(message)s")
+
+    async def run() -> None:
+        await serve(settings, stop_on_signals())
+
+    asyncio.run(run())
+    return 0
 
 
 def main() -> int:

@@ -59,3 +59,53 @@ def shrink(config: dict[str, Any], rules: ShrinkRules) -> dict[str, Any]:
     for key, value in rules.set.items():
         out.setdefault(key, value)
     return out
+
+
+def _number(text: str) -> int | float | None:
+    for kind in (int, float):
+        try:
+            return kind(text)  # type: ignore[no-any-return]
+        except ValueError:
+            continue
+    return None
+
+
+def _rule(flag: str, text: str, rules: ShrinkRules) -> str:
+    """A flag's value under ``rules`` (keys are flags: ``--batch-size``, ``--*-size``)."""
+    if flag in rules.set:
+        return str(rules.set[flag])
+    value = _number(text)
+    limit = _first_match(flag, rules.cap)
+    if limit is not None and value is not None:
+        return str(_clamp(value, int(limit)))
+    factor = _first_match(flag, rules.scale)
+    if factor is not None and value is not None:
+        return str(_scale(value, float(factor)))
+    return text
+
+
+def shrink_args(args: list[str], rules: ShrinkRules) -> list[str]:
+    """A script's production arguments made cheap: the same rules as a config's,
+    keyed by flag, on ``--flag value`` and ``--flag=value``; a flag that ``set``
+    names and the arguments lack is added. Positional arguments are kept."""
+    out: list[str] = []
+    seen: set[str] = set()
+    i = 0
+    while i < len(args):
+        token = args[i]
+        flag, eq, inline = token.partition("=")
+        takes_next = not eq and token.startswith("-") and i + 1 < len(args) \
+            and not (args[i + 1].startswith("-") and _number(args[i + 1]) is None)
+        if token.startswith("-") and (eq or takes_next):
+            value = inline if eq else args[i + 1]
+            seen.add(flag)
+            shrunk = _rule(flag, value, rules)
+            out += [f"{flag}={shrunk}"] if eq else [flag, shrunk]
+            i += 1 if eq else 2
+            continue
+        out.append(token)
+        i += 1
+    for flag, value in rules.set.items():
+        if flag.startswith("-") and flag not in seen:
+            out += [flag, str(value)]
+    return out

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from agents.catalog import Scenario
 from agents.runner import RunSpec
-from agents.shrink import shrink
+from agents.shrink import shrink, shrink_args
 
 
 class SpecError(ValueError):
@@ -67,8 +67,10 @@ def spec_for(scenario: Scenario, root: Path, production: bool = False,
             raise SpecError(f"scenario {name!r}: field 'entry': {scenario.entry!r} names no "
                             "module of the repository at this commit")
     config = scenario.config if production else shrink(scenario.config, scenario.shrink)
+    args = scenario.args if production or not scenario.script else \
+        shrink_args(scenario.args, scenario.shrink)
     return RunSpec(root=root, entry=scenario.entry, script=scenario.script,
-                   args=tuple(scenario.args), config=config if scenario.entry else {},
+                   args=tuple(args), config=config if scenario.entry else {},
                    python=python or interpreter(scenario, overrides),
                    timeout_s=timeout or scenario.timeout_s,
                    workdir=scenario.workdir, pythonpath=tuple(scenario.pythonpath))

@@ -19,7 +19,7 @@ REPO_NAME = "bisect"
 def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
     from agents.catalog import load_catalog
     from agents.workspace import WorkspaceError, resolve
-    from producers.session import lab_for
+    from producers.session import lab_for, repo_name
     from ttfb.store import queries
 
     repo = Path(args.repo).resolve()
@@ -31,10 +31,11 @@ def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
     except WorkspaceError as exc:
         print(f"ttfb bisect: {exc}", file=sys.stderr)
         return 2
-    start = ev.RegressionConfirmed(
-        scenario=args.scenario, repo=REPO_NAME, component=args.component, commit=bad,
-        good_commit=good, direction="regression", producer="ttfb-bisect-cli")
     with lab_for(settings, {REPO_NAME: str(repo)}) as (lab, store):
+        start = ev.RegressionConfirmed(
+            scenario=args.scenario, repo=repo_name(lab, str(repo), REPO_NAME),
+            component=args.component, commit=bad, good_commit=good, direction="regression",
+            producer="ttfb-bisect-cli")
         asyncio.run(emit_all(lab, "bisect-cli", [(start, "detections")]))
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:

@@ -100,9 +100,9 @@ def overall(deltas: list[ev.ComponentDelta]) -> str:
 
 
 def _requests(scenario: str, arms: tuple[ArmSpec, ArmSpec], runs: int,
-              experiment_id: str) -> list[ev.RunRequested]:
+              experiment_id: str, repo: str = REPO_NAME) -> list[ev.RunRequested]:
     return [ev.RunRequested(
-        scenario=scenario, repo=REPO_NAME, commit=arms[i].revision, runs=1, purpose="ab",
+        scenario=scenario, repo=repo, commit=arms[i].revision, runs=1, purpose="ab",
         arm=ev.Arm(label="ab"[i], python=arms[i].python, env=arms[i].env),
         correlation_id=experiment_id, producer="ttfb-ab")
         for i in counterbalanced(runs)]
@@ -110,16 +110,16 @@ def _requests(scenario: str, arms: tuple[ArmSpec, ArmSpec], runs: int,
 
 def _results(store: Store, experiment_id: str) -> list[dict[str, Any]]:
     return store.query(
-        "SELECT arm, status, ttfb_ms, components, reason FROM ttfb.runs FINAL"
+        f"SELECT arm, status, ttfb_ms, components, reason FROM {store.db}.runs FINAL"
         " WHERE correlation_id = {c:String} AND purpose = 'ab'", {"c": experiment_id})
 
 
 def run_experiment(settings: Settings, store: Store, scenario: str,
                    arms: tuple[ArmSpec, ArmSpec], runs: int,
-                   timeout: float = 1800.0) -> ev.ExperimentCompleted:
+                   timeout: float = 1800.0, repo: str = REPO_NAME) -> ev.ExperimentCompleted:
     experiment_id = ev.new_id()
     asyncio.run(CommandSender(settings, "ab").send_all(
-        _requests(scenario, arms, runs, experiment_id)))
+        _requests(scenario, arms, runs, experiment_id, repo)))
     deadline = time.monotonic() + timeout
     rows: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
@@ -172,7 +172,7 @@ def print_table(result: ev.ExperimentCompleted) -> None:
 
 def ab_command(args: argparse.Namespace, settings: Settings) -> int:
     from agents.catalog import load_catalog
-    from producers.session import lab_for
+    from producers.session import lab_for, repo_name
 
     try:
         arms = (parse_arm(args.a), parse_arm(args.b))
@@ -187,9 +187,11 @@ def ab_command(args: argparse.Namespace, settings: Settings) -> int:
               file=sys.stderr)
         return 2
     results = []
-    with lab_for(settings, {REPO_NAME: str(Path(args.repo).resolve())}) as (lab, store):
+    path = str(Path(args.repo).resolve())
+    with lab_for(settings, {REPO_NAME: path}) as (lab, store):
         for scenario in scenarios:
-            result = run_experiment(lab, store, scenario, arms, args.runs)
+            result = run_experiment(lab, store, scenario, arms, args.runs,
+                                    repo=repo_name(lab, path, REPO_NAME))
             results.append(result)
             if not args.json:
                 print_table(result)
@@ -203,7 +205,7 @@ def check_command(args: argparse.Namespace, settings: Settings) -> int:
     """A/B of the merge base against the head over the affected CPU scenarios."""
     from agents.catalog import load_catalog
     from agents.workspace import WorkspaceError, git, resolve
-    from producers.session import lab_for
+    from producers.session import lab_for, repo_name
     from ttfb.store import open_store, queries
 
     repo = Path(args.repo).resolve()
@@ -224,7 +226,7 @@ def check_command(args: argparse.Namespace, settings: Settings) -> int:
     with lab_for(settings, {REPO_NAME: str(repo)}) as (lab, store):
         for scenario in affected:
             result = run_experiment(lab, store, scenario, (ArmSpec(base), ArmSpec(head)),
-                                    args.runs)
+                                    args.runs, repo=repo_name(lab, str(repo), REPO_NAME))
             results.append(result)
             if not args.json:
                 print_table(result)

@@ -58,10 +58,13 @@ def plan_commit(catalog: Catalog, repo: str, commit: str, changed: Sequence[str]
     budget = len(scored) if capacity is None else max(0, capacity // max(runs, 1))
     requests = [ev.RunRequested(scenario=name, repo=repo, commit=commit, branch=branch,
                                 runs=runs, purpose=purpose,  # type: ignore[arg-type]
-                                producer="ttfb-scheduler",
-                                event_id=plan_id(repo, branch, commit, name),
-                                request_id=plan_id(repo, branch, commit, name, "request"))
-                for _, name in scored[:budget]]
+                                producer="ttfb-scheduler", hardware_class=cls,
+                                event_id=plan_id(repo, branch, commit, name, *cls_part),
+                                request_id=plan_id(repo, branch, commit, name, "request",
+                                                   *cls_part))
+                for _, name in scored[:budget]
+                for cls in catalog.scenarios[name].hardware or [""]
+                for cls_part in [[cls] if cls else []]]
     skipped += [ev.ScenarioSkipped(scenario=name, repo=repo, commit=commit, branch=branch,
                                    reason="capacity", producer="ttfb-scheduler")
                 for _, name in scored[budget:]]

@@ -31,7 +31,8 @@ def record_bus(settings: Settings, home: Path | None = None) -> None:
     """Record the running lab's bus and store in its data directory, and in
     ``home`` too (``ttfb up --demo`` keeps its own directory under the user's)."""
     info = {"kafka_bootstrap": settings.kafka_bootstrap, "pid": os.getpid(),
-            "data_dir": str(settings.data_dir)}
+            "data_dir": str(settings.data_dir), "repos": settings.repos,
+            "catalog": str(settings.catalog or "")}
     for folder in {settings.data_dir, *([home] if home else [])}:
         _write(folder / "lab.json", info)
 
@@ -71,11 +72,44 @@ def running_bus(settings: Settings) -> str:
     return str(info["kafka_bootstrap"])
 
 
+def _same(a: str, b: str) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def repo_name(settings: Settings, path: str, default: str) -> str:
+    """The name the lab's agents know ``path`` by (``default`` where none)."""
+    return next((n for n, p in settings.repos.items() if _same(p, path)), default)
+
+
+def running_lab(settings: Settings, repos: dict[str, str]) -> Settings | None:
+    """Settings of the embedded lab running here whose agent already runs every
+    repository of ``repos`` (by path), or None."""
+    info = _info(settings)
+    bus = running_bus(settings)
+    known = info.get("repos")
+    if not bus or not isinstance(known, dict) or not all(
+            any(_same(str(p), path) for p in known.values()) for path in repos.values()):
+        return None
+    catalog = str(info.get("catalog") or "")
+    if catalog and settings.catalog and not _same(catalog, str(settings.catalog)):
+        return None  # its agent runs another catalog's scenarios
+    return settings.model_copy(update={
+        "kafka_bootstrap": bus, "data_dir": Path(str(info["data_dir"])),
+        "repos": {str(k): str(v) for k, v in known.items()}})
+
+
 @contextlib.contextmanager
 def lab_for(settings: Settings, repos: dict[str, str]) -> Iterator[tuple[Settings, Store]]:
-    """Settings and store of a lab able to run ``repos``: the cluster, or a fresh embedded one."""
+    """Settings and store of a lab able to run ``repos``: the cluster, the
+    embedded lab already running here when its agent runs them, or a fresh
+    embedded one of its own. Name a repository with ``repo_name``."""
     if not settings.embedded_bus:
-        yield settings, open_store(settings)
+        yield settings.model_copy(update={"repos": {**settings.repos, **repos}}), \
+            open_store(settings)
+        return
+    running = running_lab(settings, repos)
+    if running is not None:
+        yield running, open_store(running)
         return
     from producers.lab import Lab
 

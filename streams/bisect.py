@@ -99,6 +99,7 @@ class Bisect:
     good: str
     bad: str
     direction: str = "regression"
+    hardware_class: str = ""  # its runs go to the agents of the confirmed series
     phase: str = "range"  # range, endpoints, search, residual, explain, done
     commits: list[str] = field(default_factory=list)
     authors: list[str] = field(default_factory=list)
@@ -183,7 +184,7 @@ def _start(book: BisectBook,
     book.bisects[bisect_id] = Bisect(
         bisect_id=bisect_id, detection_id=found.detection_id, scenario=found.scenario,
         component=found.component, repo=found.repo, branch=found.branch,
-        direction=found.direction,
+        direction=found.direction, hardware_class=found.hardware_class,
         good=found.good_commit, bad=found.commit,
         # the confirmation's fresh runs of both ends are the endpoints' first
         # samples, taken side by side: block 0
@@ -205,6 +206,7 @@ def _runs(b: Bisect, commit: str, count: int, purpose: str = "bisect",
     return [ev.RunRequested(scenario=b.scenario, repo=b.repo, commit=commit, branch=b.branch,
                             runs=1, purpose=purpose, correlation_id=b.bisect_id,  # type: ignore[arg-type]
                             profile=profile, arm=ev.Arm(label=label),
+                            hardware_class=b.hardware_class,
                             producer="ttfb-bisect") for _ in range(count)]
 
 

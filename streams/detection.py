@@ -137,6 +137,7 @@ class Confirmation:
     branch: str
     runs_per_side: int
     repo: str = "demo"
+    hardware_class: str = ""  # the agents its runs go to: those that made the series
     before: list[dict[str, float]] = field(default_factory=list)
     after: list[dict[str, float]] = field(default_factory=list)
     failed: int = 0
@@ -290,7 +291,8 @@ def _monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
                     policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
     entry = state.pending.setdefault(event.commit, {
         "values": {}, "done": [], "total": event.runs_total, "repo": event.repo,
-        "hardware_id": event.fingerprint.hardware_id, "branch": event.branch,
+        "hardware_id": event.fingerprint.hardware_id,
+        "hardware_class": event.fingerprint.hardware_class, "branch": event.branch,
         "author": "", "subject": ""})
     if event.repetition in entry["done"]:
         return state, []
@@ -386,6 +388,7 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         detection_id=detection_id, commit=commit, good_commit=good,
         components={n: c.direction for n, c in moved.items()},
         hardware_id=entry["hardware_id"], branch=entry["branch"],
+        hardware_class=entry.get("hardware_class", ""),
         runs_per_side=policy.first_look_runs,
         author=entry["author"], subject=entry["subject"],
         repo=entry["repo"])
@@ -394,6 +397,7 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
             detection_id=detection_id, scenario=scenario, repo=entry["repo"], component=n,
             commit=commit,
             good_commit=good, direction=c.direction, hardware_id=entry["hardware_id"],
+            hardware_class=entry.get("hardware_class", ""),
             branch=entry["branch"], effect_ms=c.comparison.effect_ms,
             effect_pct=c.effect_pct, ci_low_pct=c.comparison.ci_low_pct,
             ci_high_pct=c.comparison.ci_high_pct, p_value=c.p_value,
@@ -424,7 +428,7 @@ def _confirm_runs(c: Confirmation, scenario: str, per_side: int,
     return [ev.RunRequested(
         scenario=scenario, repo=c.repo, commit=pair[side][1], branch=c.branch, runs=1,
         purpose="confirm", arm=ev.Arm(label=label), correlation_id=c.detection_id,
-        producer="ttfb-detector")
+        hardware_class=c.hardware_class, producer="ttfb-detector")
         for side, label in [(order[0], WARMUP)] * warmup + [(s, pair[s][0]) for s in order]]
 
 
@@ -726,7 +730,8 @@ def _follow_ups(state: ScenarioState, c: Confirmation, comparisons: dict[str, Co
         out.append(ev.CandidateDetected(
             detection_id=detection_id, scenario=scenario, repo=c.repo, component=n,
             commit=c.commit, good_commit=c.good_commit, direction=direction,  # type: ignore[arg-type]
-            hardware_id=c.hardware_id, branch=c.branch, effect_ms=cmp.effect_ms,
+            hardware_id=c.hardware_id, hardware_class=c.hardware_class, branch=c.branch,
+            effect_ms=cmp.effect_ms,
             effect_pct=cmp.effect_pct, ci_low_pct=cmp.ci_low_pct, ci_high_pct=cmp.ci_high_pct,
             p_value=cmp.p_value, threshold=policy.follow_up_p, producer="ttfb-detector"))
         out += _confirm_runs(follow_up, scenario, follow_up.runs_per_side,
@@ -845,6 +850,7 @@ def _verdicts(c: Confirmation, scenario: str, comparisons: dict[str, Comparison]
             detection_id=c.detection_id, scenario=scenario, repo=c.repo, component=n,
             commit=c.commit,
             good_commit=c.good_commit, direction=c.components[n], hardware_id=c.hardware_id,
+            hardware_class=c.hardware_class,
             branch=c.branch, effect_ms=cmp.effect_ms if cmp else 0.0,
             effect_pct=cmp.effect_pct if cmp else 0.0,
             ci_low_pct=cmp.ci_low_pct if cmp else 0.0,

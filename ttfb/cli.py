@@ -26,6 +26,7 @@ COMMANDS = {
     "watch": "producers.watch_cli:watch_command",
     "backfill": "producers.watch_cli:backfill_command",
     "init": "agents.init_cli:init_command",
+    "agent": "agents.service:agent_command",
 }
 
 EXAMPLES = {
@@ -41,6 +42,7 @@ EXAMPLES = {
     "watch": "TTFB_CATALOG=ttfb.toml ttfb watch --repo myproj=~/src/myproj --branch main",
     "backfill": "TTFB_CATALOG=ttfb.toml ttfb backfill --repo myproj=~/src/myproj --last 20",
     "init": "ttfb init --script scripts/train.py -- --batch-size 8 --epochs 1",
+    "agent": "TTFB_KAFKA_BOOTSTRAP=kafka:9092 ttfb agent --class h100 --repo myproj=https://...",
 }
 
 
@@ -165,6 +167,15 @@ def _watch(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="where the runs go")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds a run may take")
     p.add_argument("script_args", nargs="*", help="the script's arguments, after --")
+    p = _add(sub, "agent", "a measurement agent that joins the cluster (TTFB_KAFKA_BOOTSTRAP) "
+                           "or the lab running here, and takes its hardware class's runs")
+    p.add_argument("--class", dest="hardware_class",
+                   help="hardware class (default: TTFB_AGENT_CLASS, else cuda or cpu)")
+    p.add_argument("--id", help="the agent's name in events (default: TTFB_AGENT_ID)")
+    p.add_argument("--slots", type=int, help="runs at once (default: TTFB_AGENT_SLOTS)")
+    p.add_argument("--catalog", help="scenario catalog TOML (default: TTFB_CATALOG)")
+    p.add_argument("--repo", action="append", metavar="NAME=PATH_OR_URL",
+                   help="allowlist a repository (repeatable; adds to TTFB_REPOS)")
     watch = sub.choices["watch"]
     watch.add_argument("--headless", action="store_true", help="no dashboard")
     watch.add_argument("--backfill", type=int, default=0, metavar="N",

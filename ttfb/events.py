@@ -75,13 +75,15 @@ class Fingerprint(Model):
     torch: str = ""
     driver: str = ""
     device: str = "cpu"
+    hardware_class: str = Field("", max_length=64, description="the agent's class (its series)")
 
     @property
     def hardware_id(self) -> str:
         """Stable short id of everything that makes timings comparable."""
         import hashlib
 
-        raw = "|".join([self.cpu, self.gpu, self.python, self.torch, self.driver, self.device])
+        raw = "|".join([self.cpu, self.gpu, self.python, self.torch, self.driver, self.device,
+                        *([self.hardware_class] if self.hardware_class else [])])
         return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
 
@@ -115,6 +117,8 @@ class RunRequested(Signed):
     arm: Arm = Field(default_factory=Arm)
     correlation_id: str = ""
     profile: bool = False
+    # the agents that may run it: "" any that can run the scenario's device
+    hardware_class: str = Field("", max_length=64)
 
 
 class CommitRangeRequested(Signed):
@@ -239,6 +243,7 @@ class Finding(Event):
     repo: str = "demo"
     component: str
     hardware_id: str = ""
+    hardware_class: str = ""
     branch: str = "main"
     commit: str
     good_commit: str = ""

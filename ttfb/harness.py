@@ -109,7 +109,7 @@ def run_entry(entry: str, config: dict, root: Path,  # type: ignore[type-arg]
 
 
 def run_script(script: str, script_args: list[str], root: Path,
-               paths: "list[Path] | None" = None) -> int:
+               paths: "list[Path] | None" = None) -> None:
     """Zero-code-change mode: hook torch, run the script to its first step.
     The script's folder and the repository root are importable, as when the
     user runs it from a checkout with the project on its path."""
@@ -120,11 +120,14 @@ def run_script(script: str, script_args: list[str], root: Path,
     components = launcher.run_script(script, script_args)
     for name, ms in components.items():
         sdk.mark(name, 0, int(ms * 1e6))
-    sdk.report(modules=repo_modules(root), **_software_facts())
-    sdk._write(f"E\t{time.monotonic_ns()}\n")
-    sdk.flush()
-    sys.stdout.flush()
-    os._exit(0)
+
+
+def _workflow(args: argparse.Namespace, rest: "list[str]", root: Path,
+              paths: "list[Path]") -> None:
+    if args.script:
+        run_script(args.script, rest, root, paths)
+    else:
+        run_entry(args.entry, json.loads(args.config), root, paths)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,24 +146,21 @@ def main(argv: list[str] | None = None) -> int:
     sdk._write(f"S\t{_READY_NS}\n")
     root = Path(args.root)
     paths = [(root / p).resolve() for p in args.path] or [root.resolve()]
-    config = json.loads(args.config)
-    if args.script:
-        return run_script(args.script, rest, root, paths)
-    if args.profile:
+    if args.profile:  # a script's profile too: explanations work for both kinds
         import cProfile
 
         saved_stderr = _importtime_to(args.profile + ".imports")
         profiler = cProfile.Profile()
         profiler.enable()
         try:
-            run_entry(args.entry, config, root, paths)
+            _workflow(args, rest, root, paths)
         finally:
             profiler.disable()
             profiler.dump_stats(args.profile)
             if saved_stderr is not None:
                 os.dup2(saved_stderr, 2)
     else:
-        run_entry(args.entry, config, root, paths)
+        _workflow(args, rest, root, paths)
     sdk.report(modules=repo_modules(root), **_software_facts())
     sdk._write(f"E\t{time.monotonic_ns()}\n")
     sdk.flush()

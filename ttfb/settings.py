@@ -45,6 +45,9 @@ class Settings(BaseSettings):
         1, ge=1, le=64, description="runs at once, each on its own core (at most the "
         "cores but one); a scenario always runs in the same slot, so its series "
         "compare runs of one core")
+    agent_class: str = Field(
+        "", pattern=r"^[A-Za-z0-9_.-]{0,64}$", description="this agent's hardware class: the "
+        "runs it takes and its series (default: cuda where a GPU is visible, else cpu)")
     agent_python: dict[str, str] = Field(
         default_factory=dict, description="this agent's interpreter per scenario name "
         "(or '*' for all), over the catalog's `python`: where the project's environment "

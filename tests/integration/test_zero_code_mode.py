@@ -97,3 +97,41 @@ def test_script_that_crashes_is_reported(tmp_path: Path) -> None:
     assert result.returncode == 1
     run = json.loads(result.stdout)["runs"][0]
     assert run["status"] == "failed" and "no data found" in run["stderr_tail"]
+
+
+def test_a_script_scenario_shrinks_checks_parity_and_explains(tmp_path: Path) -> None:
+    """Argument rules, `ttfb shrink --check`, and a profile of a script run."""
+    import os
+
+    from agents.catalog import load_catalog
+    from agents.explain import summarise_profile
+    from agents.runner import run_once
+    from agents.spec import spec_for
+
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    (repo / "scripts" / "train.py").write_text((SCRIPTS / "regression_loop.py").read_text())
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=a", "-c", "user.email=a@b",
+                    "commit", "-qm", "init"], check=True)
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text('[[scenario]]\nname = "reg"\nrepo = "repo"\nscript = "scripts/train.py"\n'
+                       'args = ["--steps", "100000", "--hidden", "4096"]\n'
+                       '[scenario.shrink.cap]\n"--hidden" = 32\n"--steps" = 10\n')
+    env = {**os.environ, "TTFB_CATALOG": str(catalog), "TTFB_DATA_DIR": str(tmp_path / "d")}
+    shown = subprocess.run([sys.executable, "-m", "ttfb.cli", "shrink", "--scenario", "reg"],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert json.loads(shown.stdout) == {"args": ["--steps", "10", "--hidden", "32"]}
+    checked = subprocess.run(
+        [sys.executable, "-m", "ttfb.cli", "shrink", "--scenario", "reg", "--check", "--json",
+         "--repo", str(repo)], capture_output=True, text=True, env=env, timeout=300)
+    report = json.loads(checked.stdout)
+    assert report["parity"] is True, report
+    assert report["shrunk_config"] == {"args": ["--steps", "10", "--hidden", "32"]}
+    spec = spec_for(load_catalog(catalog).scenarios["reg"], repo)
+    profiled = run_once(type(spec)(**{**spec.__dict__, "profile_path": str(tmp_path / "p.prof"),
+                                      "env": {"PYTHONPROFILEIMPORTTIME": "1"}}))
+    assert profiled.status == "completed", profiled.reason
+    assert summarise_profile(tmp_path / "p.prof")  # what an explanation diffs
+    assert (tmp_path / "p.prof.imports").stat().st_size > 0

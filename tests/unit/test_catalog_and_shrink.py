@@ -46,3 +46,17 @@ def test_every_reference_scenario_shrinks_to_one_batch() -> None:
         small = shrink(scenario.config, scenario.shrink)
         assert small["batches"] == 1 and small["seed"] == 0
         assert set(small) >= set(scenario.config)
+
+
+def test_a_scripts_arguments_shrink_by_flag() -> None:
+    from agents.catalog import ShrinkRules
+    from agents.shrink import shrink_args
+
+    rules = ShrinkRules(set={"--epochs": 1, "--workers": 0}, cap={"--batch*": 16},
+                        scale={"--lr": 0.5})
+    args = ["data/", "--epochs", "90", "--batch-size=256", "--lr", "-0.1", "--amp",
+            "--dim", "512"]
+    assert shrink_args(args, rules) == ["data/", "--epochs", "1", "--batch-size=16", "--lr",
+                                        "-0.05", "--amp", "--dim", "512", "--workers", "0"]
+    assert shrink_args(["--batch-size", "8"], rules) == ["--batch-size", "8",
+                                                          "--epochs", "1", "--workers", "0"]

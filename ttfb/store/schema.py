@@ -103,6 +103,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             detail String, vanished Array(String)
         ) ENGINE = ReplacingMergeTree ORDER BY (repo, branch, occurred_at, event_id)""",
     ]),
+    (8, "findings carry the hardware class of their series", [
+        "ALTER TABLE {db}.detections ADD COLUMN IF NOT EXISTS hardware_class String DEFAULT ''",
+    ]),
 ]
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
