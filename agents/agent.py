@@ -59,6 +59,21 @@ class AgentConfig:
     hardware_class: str = "cpu"  # the runs it takes: its class's, and unclassed ones it can run
     cuda: bool = False  # a GPU is visible: it may take device = "cuda" scenarios
     remotes: dict[str, Source] = field(default_factory=dict)  # repositories known by URL
+    allowed_pythons: tuple[str, ...] = ()  # what an A/B arm may name
+    allowed_env: tuple[str, ...] = ()
+
+
+REFUSAL_KINDS = ("unsigned command", "bad signature", "stale command", "command signed in the "
+                 "future", "replayed command", "unknown repository", "unknown scenario",
+                 "interpreter not allowed", "environment not allowed", "malformed JSON",
+                 "unknown event type", "unsupported schema_version", "oversized payload",
+                 "empty payload", "expected a JSON object", "invalid")
+
+
+def refusal_kind(reason: str) -> str:
+    """A refusal's kind from a fixed set: counters keyed by what a message
+    says would grow with every distinct message an attacker sends."""
+    return next((k for k in REFUSAL_KINDS if reason.startswith(k)), "other")
 
 
 class Agent:
@@ -136,10 +151,26 @@ class Agent:
             raise CommandRefused(f"unknown repository {command.repo!r} (not on the allowlist)")
         if self.config.catalog.get(command.scenario) is None:
             raise CommandRefused(f"unknown scenario {command.scenario!r} (not in the catalog)")
+        if isinstance(command, ev.RunRequested):
+            self._check_arm(command.arm)
+
+    def _check_arm(self, arm: ev.Arm) -> None:
+        """An arm may name only the interpreters and environment keys this agent's
+        operator allowed: either can make the workflow load other code."""
+        if arm.python and arm.python not in self.config.allowed_pythons:
+            raise CommandRefused(f"interpreter not allowed: {arm.python!r} is not in this "
+                                 "agent's TTFB_AGENT_ALLOWED_PYTHONS")
+        refused = sorted(set(arm.env) - set(self.config.allowed_env))
+        if refused:
+            raise CommandRefused(f"environment not allowed: {', '.join(refused)[:200]} not in "
+                                 "this agent's TTFB_AGENT_ALLOWED_ENV")
 
     async def _refuse(self, raw: bytes, reason: str) -> None:
-        self.refused[reason.split(":")[0]] += 1
-        log.warning("refused command: %s", reason)
+        kind = refusal_kind(reason)
+        self.refused[kind] += 1
+        count = self.refused[kind]
+        if count <= 10 or count % 1000 == 0:  # a flood of junk must not flood the log
+            log.warning("refused command (%s no. %d): %s", kind, count, reason[:300])
         await self.emitter.emit(
             ev.dead_letter(raw, reason, "commands", self.config.agent_id, refused_command=True),
             "deadletter")

@@ -52,7 +52,11 @@ def agent_config(settings: Settings) -> AgentConfig:
         remotes=remotes,
         catalog=load_catalog(settings.catalog),
         workspaces=Workspaces(settings.workspace_dir),
-        verifier=Verifier(settings.signing_key.get_secret_value(), settings.command_max_age_s),
+        verifier=Verifier(settings.signing_key.get_secret_value(), settings.command_max_age_s,
+                          previous=settings.signing_key_previous.get_secret_value(),
+                          journal=settings.data_dir / "agent" / f"{settings.agent_id}.seen"),
+        allowed_pythons=tuple(settings.agent_allowed_pythons),
+        allowed_env=tuple(settings.agent_allowed_env),
         agent_id=settings.agent_id,
         slot_cores=slot_cores(slots, cores),
         profile_dir=settings.data_dir / "profiles",
@@ -63,6 +67,9 @@ def agent_config(settings: Settings) -> AgentConfig:
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    refusal = settings.key_refusal()
+    if refusal:
+        raise SystemExit(f"agent: {refusal}")
     config = agent_config(settings)
     config.profile_dir.mkdir(parents=True, exist_ok=True)
     emitter = await Emitter(settings, settings.agent_id).start()
@@ -108,7 +115,12 @@ def agent_command(args: argparse.Namespace, settings: Settings) -> int:
                   "start `ttfb watch` or `ttfb up` on this machine first", file=sys.stderr)
             return 2
         update["kafka_bootstrap"] = bus
+        update["embedded_lab"] = True
     settings = settings.model_copy(update=update)
+    refusal = settings.key_refusal()
+    if refusal:
+        print(f"ttfb agent: {refusal}", file=sys.stderr)
+        return 2
     try:
         load_catalog(settings.catalog)
     except CatalogError as exc:

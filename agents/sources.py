@@ -58,8 +58,10 @@ def parse_source(spec: str, data_dir: Path) -> Source:
         name, location = head, rest
     else:
         location = spec
-        name = re.sub(r"\.git$", "", location.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1])
-    if not _NAME.match(name or ""):
+        last = location.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1] if is_url(location) \
+            else Path(location).expanduser().resolve().name
+        name = re.sub(r"\.git$", "", last)
+    if not _NAME.match(name or "") or not name.strip("."):
         raise WatchError(f"cannot name repository {redact(spec)!r}: use NAME=LOCATION, "
                          "NAME of letters, digits, '.', '_' or '-'")
     if not location:

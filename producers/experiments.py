@@ -188,7 +188,14 @@ def ab_command(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     results = []
     path = str(Path(args.repo).resolve())
-    with lab_for(settings, {REPO_NAME: path}) as (lab, store):
+    # the operator of the lab this command starts allows what the arms ask for;
+    # a lab already running keeps its own allowlist, so arms that need one get a lab
+    pythons = sorted({a.python for a in arms if a.python})
+    env_keys = sorted({k for a in arms for k in a.env})
+    settings = settings.model_copy(update={
+        "agent_allowed_pythons": [*settings.agent_allowed_pythons, *pythons],
+        "agent_allowed_env": [*settings.agent_allowed_env, *env_keys]})
+    with lab_for(settings, {REPO_NAME: path}, reuse=not (pythons or env_keys)) as (lab, store):
         for scenario in scenarios:
             result = run_experiment(lab, store, scenario, arms, args.runs,
                                     repo=repo_name(lab, path, REPO_NAME))

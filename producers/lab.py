@@ -63,6 +63,8 @@ class Lab:
         # decision state on start (the embedded broker remembers nothing)
         self.settings = settings.model_copy(update={"rebuild_state": rebuild}) \
             if rebuild and settings.embedded_bus else settings
+        if self.settings.embedded_bus:  # its children talk to its own loopback broker
+            self.settings = self.settings.model_copy(update={"embedded_lab": True})
         self.headless = headless
         self.home = home  # also told where this lab's bus and store are
         self.broker: EmbeddedBroker | None = None

@@ -99,7 +99,8 @@ def running_lab(settings: Settings, repos: dict[str, str]) -> Settings | None:
 
 
 @contextlib.contextmanager
-def lab_for(settings: Settings, repos: dict[str, str]) -> Iterator[tuple[Settings, Store]]:
+def lab_for(settings: Settings, repos: dict[str, str],
+            reuse: bool = True) -> Iterator[tuple[Settings, Store]]:
     """Settings and store of a lab able to run ``repos``: the cluster, the
     embedded lab already running here when its agent runs them, or a fresh
     embedded one of its own. Name a repository with ``repo_name``."""
@@ -107,7 +108,7 @@ def lab_for(settings: Settings, repos: dict[str, str]) -> Iterator[tuple[Setting
         yield settings.model_copy(update={"repos": {**settings.repos, **repos}}), \
             open_store(settings)
         return
-    running = running_lab(settings, repos)
+    running = running_lab(settings, repos) if reuse else None
     if running is not None:
         yield running, open_store(running)
         return

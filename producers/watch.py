@@ -106,12 +106,17 @@ class Watcher:
             except WatchError as exc:
                 self.problem(source, "", str(exc))
                 continue
-            for branch in self.branches:
+            for branch in self.branches_of(source):
                 try:
                     planned += self.follow(source, branch)
                 except (WatchError, WorkspaceError) as exc:
                     self.problem(source, branch, str(exc))
         return planned
+
+    def branches_of(self, source: Source) -> list[str]:
+        """The branches given, else the repository's own (its HEAD's: ``main``,
+        ``master``, whatever its default is)."""
+        return self.branches or [default_branch(source)]
 
     def follow(self, source: Source, branch: str) -> int:
         """Plan the commits of ``branch`` the store has no plan of."""
@@ -211,6 +216,13 @@ class Watcher:
 
     def _record(self, events: Sequence[ev.Event]) -> None:
         self.store.write(events, self.settings.topic("commands"))
+
+
+def default_branch(source: Source) -> str:
+    try:
+        return git(source.path, "symbolic-ref", "--short", "HEAD").strip() or "main"
+    except WorkspaceError:
+        return "main"
 
 
 def _exists(repo: Path, commit: str) -> bool:

@@ -49,6 +49,7 @@ class Progress:
         self.store, self.repos = store, repos
         self.live = sys.stderr.isatty() if live is None else live
         self.last = ""
+        self.failures: set[str] = set()
 
     def line(self) -> str:
         totals: dict[str, int] = {}
@@ -65,8 +66,14 @@ class Progress:
     def show(self) -> None:
         try:
             line = self.line()
+            failed = queries.recent_failures(self.store, self.repos)
         except StoreUnavailable:
             return
+        for run in reversed(failed):  # each failure said once, as a line of its own
+            if run["run_id"] not in self.failures:
+                self.failures.add(run["run_id"])
+                self.say(f"run failed: {run['scenario']} at {str(run['commit'])[:10]}: "
+                         f"{run['reason']}")
         if line == self.last:
             return
         self.last = line
@@ -102,6 +109,9 @@ def _lab(settings: Settings, sources: list[Source], headless: bool,
     settings = settings.model_copy(update={
         "repos": {**settings.repos, **{s.name: str(s.path) for s in sources}}})
     if not settings.embedded_bus:
+        refusal = settings.key_refusal()
+        if refusal:
+            raise WatchError(refusal)
         yield settings, lambda: None
         return
     if reuse:
@@ -109,7 +119,8 @@ def _lab(settings: Settings, sources: list[Source], headless: bool,
 
         bus = running_bus(settings)
         if bus:
-            yield settings.model_copy(update={"kafka_bootstrap": bus}), lambda: None
+            yield settings.model_copy(update={"kafka_bootstrap": bus, "embedded_lab": True}), \
+                lambda: None
             return
     from producers.lab import Lab
 
@@ -129,12 +140,15 @@ def _watcher(args: argparse.Namespace, settings: Settings, sources: list[Source]
     catalog = load_catalog(args.catalog or settings.catalog)
     store = open_store(settings)
     return Watcher(settings=settings, store=store, catalog=catalog, sources=sources,
-                   branches=args.branch or ["main"], send=bus_sender(settings),
+                   branches=args.branch or [], send=bus_sender(settings),
                    runs=args.runs, capacity_per_hour=args.capacity_per_hour,
                    interval_s=args.interval, say=progress_say)
 
 
 def _prepare(args: argparse.Namespace, settings: Settings) -> tuple[Settings, list[Source]]:
+    refusal = settings.key_refusal()
+    if refusal:
+        raise WatchError(refusal)
     catalog_path = Path(args.catalog) if args.catalog else settings.catalog
     sources = _sources(args, settings)
     # a bad catalog, or one naming none of the repositories, stops here: no process started
@@ -164,7 +178,7 @@ def watch_command(args: argparse.Namespace, settings: Settings) -> int:
             watcher.check()
             watcher.resend_unanswered()
             for source in sources:
-                for branch in watcher.branches:
+                for branch in watcher.branches_of(source):
                     if args.backfill:
                         watcher.backfill(source, branch, args.backfill, None)
             while True:
@@ -200,7 +214,7 @@ def backfill_command(args: argparse.Namespace, settings: Settings) -> int:
             progress = Progress(watcher.store, [s.name for s in sources])
             watcher.say = progress.say
             watcher.check()
-            planned = [m for source in sources for branch in watcher.branches
+            planned = [m for source in sources for branch in watcher.branches_of(source)
                        for m in watcher.backfill(source, branch, args.last, args.since)]
             ids = [r for m in planned for r in _request_ids(m)]
             wanted = sum(args.runs for m in planned for _ in m.requested)

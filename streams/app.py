@@ -151,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run one streams worker until SIGTERM/SIGINT."""
     settings = Settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s streams %(levelname)s %(message)s")
+    refusal = settings.key_refusal()
+    if refusal:
+        print(f"streams: {refusal}", file=sys.stderr)
+        return 2
     wait_for_bus(settings)
     app = build_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)

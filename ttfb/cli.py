@@ -145,7 +145,8 @@ def _watch(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        help="a local repository or a Git URL (repeatable); NAME is the "
                             "catalog's `repo` (default: the last path part)")
         p.add_argument("--branch", action="append", metavar="BRANCH",
-                       help="branch to follow (repeatable; default: main)")
+                       help="branch to follow (repeatable; default: the repository's own, "
+                            "as its HEAD names it)")
         p.add_argument("--catalog", help="scenario catalog TOML (default: TTFB_CATALOG)")
         p.add_argument("--runs", type=int, default=3, help="runs per commit and scenario")
         p.add_argument("--capacity-per-hour", type=int, default=None,

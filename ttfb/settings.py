@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     partitions: int = Field(4, ge=1)
     data_dir: Path = Path(".ttfb")
     signing_key: SecretStr = SecretStr("ttfb-dev-signing-key-change-me")
+    signing_key_previous: SecretStr = Field(
+        SecretStr(""), description="while keys rotate: the key before signing_key, still "
+        "accepted from commands that name it")
+    embedded_lab: bool = Field(
+        False, description="set by an embedded lab for its own processes: the bus is its "
+        "loopback broker, and the development key may sign")
     command_max_age_s: float = Field(3600.0, gt=0)
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = Field(8501, ge=1, le=65535)
@@ -48,6 +54,12 @@ class Settings(BaseSettings):
     agent_class: str = Field(
         "", pattern=r"^[A-Za-z0-9_.-]{0,64}$", description="this agent's hardware class: the "
         "runs it takes and its series (default: cuda where a GPU is visible, else cpu)")
+    agent_allowed_pythons: list[str] = Field(
+        default_factory=list, description="interpreters an A/B arm (a command's arm.python) "
+        "may name on this agent; none by default")
+    agent_allowed_env: list[str] = Field(
+        default_factory=list, description="environment keys an A/B arm (a command's arm.env) "
+        "may set on this agent; none by default")
     agent_python: dict[str, str] = Field(
         default_factory=dict, description="this agent's interpreter per scenario name "
         "(or '*' for all), over the catalog's `python`: where the project's environment "
@@ -75,6 +87,21 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+    def key_refusal(self) -> str:
+        """Why a part of the lab must not start: a bus beyond this machine's
+        embedded lab with the default or a short signing key; empty when it may."""
+        from ttfb.signing import key_problem
+
+        if self.embedded_bus or self.embedded_lab:
+            return ""
+        problem = key_problem(self.signing_key.get_secret_value())
+        if not problem:
+            return ""
+        return (f"refusing to start on the bus {self.kafka_bootstrap}: {problem}, and "
+                "anyone who can write to its commands topic could run code on every agent; "
+                "set TTFB_SIGNING_KEY to the same long random key on every part of the lab "
+                "(for example: openssl rand -hex 32)")
 
     @property
     def embedded_bus(self) -> bool:

@@ -16,6 +16,7 @@ import pytest
 
 from agents.fingerprint import gpu_and_driver
 from producers.commands import CommandSender
+from tests.integration.conftest import TEST_KEY
 from tests.integration.tinyrepo import make_repo
 from ttfb import events as ev
 from ttfb.bus import EmbeddedBroker, consumer_options, ensure_topics
@@ -74,7 +75,7 @@ def test_each_agent_takes_only_its_hardware_class(tmp_path: Path) -> None:
     agents: list[subprocess.Popen[bytes]] = []
     try:
         settings = Settings(kafka_bootstrap=broker.bootstrap, data_dir=tmp_path / "bus",
-                            _env_file=None)
+                            signing_key=TEST_KEY, _env_file=None)
         asyncio.run(ensure_topics(settings))
         base = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
         for cls in ("cpu-a", "cpu-b"):
@@ -82,7 +83,7 @@ def test_each_agent_takes_only_its_hardware_class(tmp_path: Path) -> None:
             agents.append(subprocess.Popen(
                 [sys.executable, "-m", "ttfb.cli", "agent", "--class", cls, "--id", f"agent-{cls}",
                  "--catalog", str(catalog), "--repo", f"tiny={tmp_path / 'repo'}"],
-                env={**base, "TTFB_KAFKA_BOOTSTRAP": broker.bootstrap,
+                env={**base, "TTFB_KAFKA_BOOTSTRAP": broker.bootstrap, "TTFB_SIGNING_KEY": TEST_KEY,
                      "TTFB_DATA_DIR": str(tmp_path / cls)},
                 stdout=log, stderr=subprocess.STDOUT))
         sender = CommandSender(settings)

@@ -222,3 +222,11 @@ def watch_progress(store: Store, repo: str) -> dict[str, int]:
         f" (SELECT count() FROM {store.db}.alerts FINAL WHERE culprit != '') AS attributed",
         {"r": repo})
     return {k: int(v or 0) for k, v in one[0].items()} if one else {}
+
+
+def recent_failures(store: Store, repos: list[str], limit: int = 5) -> list[dict[str, Any]]:
+    """The latest failed runs of ``repos``: a crashing or hanging workflow."""
+    return store.query(
+        f"SELECT run_id, scenario, commit, reason FROM {store.db}.runs FINAL"
+        " WHERE status = 'failed' AND repo IN {r:Array(String)}"
+        " ORDER BY occurred_at DESC LIMIT {n:UInt32}", {"r": repos, "n": limit})

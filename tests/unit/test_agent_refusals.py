@@ -1,0 +1,102 @@
+"""What a command may not make an agent do: interpreters and environment keys
+its operator did not allow, replays after a restart; and a flood of junk
+leaves its memory bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from agents.agent import Agent, AgentConfig
+from agents.catalog import load_catalog
+from agents.workspace import Workspaces
+from ttfb import events as ev
+from ttfb.signing import CommandRefused, Verifier, sign
+
+KEY = "unit-test-signing-key-0123456789abcdef"
+
+
+class Letters:
+    """Collects what the agent emits instead of a bus."""
+
+    def __init__(self) -> None:
+        self.out: list[ev.Event] = []
+
+    async def emit(self, event: ev.Event, topic: str) -> None:
+        self.out.append(event)
+
+
+def agent(tmp_path: Path, **config: object) -> tuple[Agent, Letters]:
+    letters = Letters()
+    made = Agent(AgentConfig(repos={"demo": tmp_path}, catalog=load_catalog(),
+                             workspaces=Workspaces(tmp_path / "ws"),
+                             verifier=Verifier(KEY, journal=tmp_path / "seen"), **config),  # type: ignore[arg-type]
+                 emitter=letters)  # type: ignore[arg-type]
+    return made, letters
+
+
+def command(**arm: object) -> bytes:
+    return ev.encode(sign(ev.RunRequested(scenario="lm", repo="demo", commit="HEAD",
+                                          arm=ev.Arm(label="b", **arm)), KEY))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("arm", "reason"), [
+    ({"env": {"PYTHONPATH": "/tmp/evil"}}, "environment not allowed: PYTHONPATH"),
+    ({"env": {"LD_PRELOAD": "/tmp/x.so", "OMP_NUM_THREADS": "2"}},
+     "environment not allowed: LD_PRELOAD"),
+    ({"python": "/tmp/evil/python"}, "interpreter not allowed: '/tmp/evil/python'"),
+])
+def test_an_arm_may_ask_only_what_the_operator_allowed(tmp_path: Path, arm: dict[str, object],
+                                                      reason: str) -> None:
+    made, letters = agent(tmp_path, allowed_env=("OMP_NUM_THREADS",))
+    asyncio.run(made.handle(command(**arm)))
+    [letter] = letters.out
+    assert isinstance(letter, ev.DeadLettered) and letter.refused_command
+    assert letter.reason.startswith(reason), letter.reason
+
+
+def test_an_allowed_arm_passes_the_check(tmp_path: Path) -> None:
+    made, _ = agent(tmp_path, allowed_env=("OMP_NUM_THREADS",),
+                    allowed_pythons=("/opt/py/bin/python",))
+    made._check_arm(ev.Arm(env={"OMP_NUM_THREADS": "2"}, python="/opt/py/bin/python"))
+
+
+def test_a_restarted_agent_still_refuses_a_replay(tmp_path: Path) -> None:
+    signed = sign(ev.RunRequested(scenario="lm", commit="HEAD"), KEY)
+    Verifier(KEY, journal=tmp_path / "seen").verify(signed)
+    restarted = Verifier(KEY, journal=tmp_path / "seen")
+    with pytest.raises(CommandRefused, match="replayed"):
+        restarted.verify(signed)
+    restarted.verify(sign(ev.RunRequested(scenario="lm", commit="HEAD"), KEY))  # a new one
+
+
+def test_keys_rotate_a_command_signed_by_the_previous_key_still_verifies() -> None:
+    old, new = "old-key-" + "a" * 32, "new-key-" + "b" * 32
+    rotating = Verifier(new, previous=old)
+    rotating.verify(sign(ev.RunRequested(scenario="lm", commit="c"), old))
+    rotating.verify(sign(ev.RunRequested(scenario="lm", commit="c"), new))
+    with pytest.raises(CommandRefused, match="does not hold"):
+        Verifier(new).verify(sign(ev.RunRequested(scenario="lm", commit="c"), old))
+
+
+def test_ten_thousand_junk_messages_leave_memory_bounded(tmp_path: Path) -> None:
+    made, letters = agent(tmp_path)
+
+    async def flood(start: int) -> None:
+        for i in range(start, start + 5_000):
+            await made.handle(json.dumps({"type": f"Junk{i}", "schema_version": 1}).encode())
+        letters.out.clear()
+
+    asyncio.run(flood(0))  # warm: whatever is allocated once
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    asyncio.run(flood(5_000))
+    grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    tracemalloc.stop()
+    assert len(made.refused) <= 3, made.refused  # a fixed set of kinds, not one per message
+    assert made.refused["unknown event type"] == 10_000
+    assert grown < 1_000_000, grown
