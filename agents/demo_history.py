@@ -214,11 +214,28 @@ def _commit(repo: Path, subject: str, number: int) -> str:
 
 
 def write_demo_repo(path: Path) -> list[dict[str, str]]:
-    """Create the repository at ``path`` and its manifest; returns the manifest."""
+    """Create the repository at ``path`` and its manifest; returns the manifest.
+
+    It is written in a hidden folder beside ``path`` and moved into place only
+    when complete: an interrupted write leaves no repository that looks whole."""
     repo = Path(path).resolve()
     if repo.exists() and any(repo.iterdir()):
         raise FileExistsError(f"{repo} exists and is not empty")
-    repo.mkdir(parents=True, exist_ok=True)
+    partial = repo.parent / f".{repo.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        manifest = _write_history(partial)
+        (repo.parent / "manifest.json.partial").write_text(json.dumps(manifest, indent=2) + "\n")
+        (repo.parent / "manifest.json.partial").replace(repo.parent / "manifest.json")
+        partial.rename(repo)  # an empty folder at ``repo`` is replaced
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _write_history(repo: Path) -> list[dict[str, str]]:
     shutil.copytree(TEMPLATE, repo, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     _git(repo, "init", "-q", "-b", "main")
@@ -235,5 +252,4 @@ def write_demo_repo(path: Path) -> list[dict[str, str]]:
             if extra.injected:
                 manifest.append({"commit": sha, "parent": parent, **extra.injected})
             parent = sha
-    (repo.parent / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ttfb.events import COMPONENTS
+from ttfb.process import die_with_parent
 
 HARNESS = Path(__file__).resolve().parent.parent / "ttfb" / "harness.py"
 TAIL_BYTES = 4000
@@ -133,7 +134,12 @@ def run_once(spec: RunSpec, requested_ns: int | None = None) -> RunOutcome:
     marks = _Marks(read_fd)
     marks.start()
 
+    agent = os.getpid()
+
     def pin() -> None:
+        # a workflow dies with the thread that runs it (its agent's), even by
+        # kill -9: nothing would enforce its timeout once the agent is gone
+        die_with_parent(signal.SIGKILL, agent)
         if spec.cpu_affinity and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, spec.cpu_affinity)
 

@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,21 +27,21 @@ from typing import Any
 from producers.commands import CommandSender
 from ttfb import events as ev
 from ttfb.bus import EmbeddedBroker, ensure_topics
-from ttfb.process import die_with_parent
+from ttfb.process import die_with_parent, interrupted_by, raise_if_interrupted
 from ttfb.settings import Settings
 from ttfb.store import Store, open_store, queries
 
 DASHBOARD_APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 
 
-def _die_with_parent(slots: int = 1) -> None:
+def _die_with_parent(slots: int = 1, parent: int | None = None) -> None:
     """Linux: the child gets SIGTERM when the lab process dies, even by SIGKILL.
 
     It also keeps off the last cores, which the agent reserves for workflows,
     so the lab's own work does not add noise to the measurements.
     """
     with contextlib.suppress(Exception):
-        die_with_parent(signal.SIGTERM)
+        die_with_parent(signal.SIGTERM, parent)
     lab_cores(slots)
 
 
@@ -82,7 +83,8 @@ class Lab:
         if self.settings.embedded_bus:
             # the broker too dies with the lab, whatever ends it (kill -9 included)
             self.broker = EmbeddedBroker(log_path=self.logs / "broker.log",
-                                         preexec=functools.partial(_die_with_parent, slots))
+                                         preexec=functools.partial(_die_with_parent, slots,
+                                                                   os.getpid()))
             self.broker.start()
             self.settings = self.settings.model_copy(
                 update={"kafka_bootstrap": self.broker.bootstrap})
@@ -99,6 +101,7 @@ class Lab:
                 "--server.address", self.settings.dashboard_host,
                 "--server.port", str(self.settings.dashboard_port),
                 "--server.headless", "true", "--browser.gatherUsageStats", "false"])
+        raise_if_interrupted()
         return self
 
     def spawn(self, name: str, cmd: list[str]) -> None:
@@ -108,7 +111,8 @@ class Lab:
             self.children[name] = subprocess.Popen(
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=functools.partial(_die_with_parent, self.slots),  # noqa: PLW1509
+                preexec_fn=functools.partial(_die_with_parent, self.slots,  # noqa: PLW1509
+                                             os.getpid()),
                 cwd=Path(__file__).resolve().parent.parent)
 
     def restart(self, name: str, sig: int = signal.SIGKILL) -> None:
@@ -120,30 +124,47 @@ class Lab:
         self.spawn(name, self.commands[name])
 
     def check(self) -> None:
+        """Raise if a child died, or if a signal came whose raise was lost."""
+        raise_if_interrupted()
         for name, proc in self.children.items():
             if proc.poll() is not None:
                 tail = (self.logs / f"{name}.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{tail}")
 
     def stop(self, timeout: float = 15.0) -> None:
-        for proc in self.children.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for proc in self.children.values():
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+        """Stop every child, gently (SIGTERM) for up to ``timeout``; a second
+        Ctrl-C or SIGTERM while stopping kills what is left at once."""
+        hurry = threading.Event()
+        previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, lambda *_: hurry.set())
+        try:
+            procs = list(self.children.values())
+            for proc in procs:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self.children.clear()
-        from producers.session import forget_bus
+                    os.killpg(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            for proc in procs:
+                while proc.poll() is None:
+                    if hurry.is_set() or time.monotonic() > deadline:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait()
+                        break
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(0.05)
+            self.children.clear()
+            from producers.session import forget_bus
 
-        forget_bus(self.settings, self.home)
-        if self.broker is not None:
-            self.broker.stop()
-            self.broker = None
+            with contextlib.suppress(OSError):
+                forget_bus(self.settings, self.home)
+            if self.broker is not None:
+                self.broker.stop(timeout=0.2 if hurry.is_set() else 5.0)
+                self.broker = None
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
     def __enter__(self) -> Lab:
         return self.start()
@@ -259,14 +280,6 @@ def _runs(args: argparse.Namespace, lab: Lab, store: Store, say: Callable[[str],
 def up_command(args: argparse.Namespace, settings: Settings) -> int:
     home = settings.data_dir
     settings = fresh_demo(settings) if args.demo else ensure_demo_repo(settings)
-    stopped_by_signal = False
-
-    def on_signal(signum: int, _: object) -> None:
-        nonlocal stopped_by_signal
-        stopped_by_signal = True
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
     lab = Lab(settings, headless=args.headless, home=home)
     say: Callable[[str], None] = (lambda m: print(m, file=sys.stderr)) if args.json else print
     try:
@@ -278,8 +291,14 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
         store = open_store(lab.settings)
         return (_demo if args.demo else _runs)(args, lab, store, say)
     except KeyboardInterrupt:
-        say("stopping the lab")
-        return 0 if stopped_by_signal or not args.headless else 130
+        name = interrupted_by()
+        if not args.headless:  # the dashboard was up until stopped: stopping is the way out
+            say("stopping the lab")
+            return 0
+        # a headless run owes a result: without it, say so and fail
+        print(f"ttfb up: interrupted by {name} before the result was complete; stopping "
+              "the lab", file=sys.stderr)
+        return 143 if name == "SIGTERM" else 130
     except (RuntimeError, TimeoutError) as exc:
         print(f"ttfb up: {exc}", file=sys.stderr)
         return 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -26,20 +25,9 @@ from producers.watch import (
     parse_source,
     update,
 )
+from ttfb.process import interrupted_by, raise_if_interrupted
 from ttfb.settings import Settings
 from ttfb.store import Store, StoreUnavailable, open_store, queries
-
-
-class _Stop(Exception):
-    pass
-
-
-def _on_signals() -> None:
-    def stop(signum: int, _: object) -> None:
-        raise _Stop(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
 
 
 class Progress:
@@ -112,7 +100,7 @@ def _lab(settings: Settings, sources: list[Source], headless: bool,
         refusal = settings.key_refusal()
         if refusal:
             raise WatchError(refusal)
-        yield settings, lambda: None
+        yield settings, raise_if_interrupted
         return
     if reuse:
         from producers.session import running_bus
@@ -120,7 +108,7 @@ def _lab(settings: Settings, sources: list[Source], headless: bool,
         bus = running_bus(settings)
         if bus:
             yield settings.model_copy(update={"kafka_bootstrap": bus, "embedded_lab": True}), \
-                lambda: None
+                raise_if_interrupted
             return
     from producers.lab import Lab
 
@@ -168,7 +156,6 @@ def _prepare(args: argparse.Namespace, settings: Settings) -> tuple[Settings, li
 
 
 def watch_command(args: argparse.Namespace, settings: Settings) -> int:
-    _on_signals()
     try:
         settings, sources = _prepare(args, settings)
         with _lab(settings, sources, args.headless, reuse=False) as (lab_settings, lab_check):
@@ -192,9 +179,9 @@ def watch_command(args: argparse.Namespace, settings: Settings) -> int:
                     progress.show()
                 if args.once:
                     return 0
-    except _Stop as stop:
-        print(f"\nttfb watch: stopped by {stop}; every commit planned so far is recorded",
-              file=sys.stderr)
+    except KeyboardInterrupt:  # the way a watcher is stopped: not a failure
+        print(f"\nttfb watch: stopped by {interrupted_by()}; every commit planned so far is "
+              "recorded", file=sys.stderr)
         return 0
     except (WatchError, CatalogError, StoreUnavailable) as exc:
         print(f"ttfb watch: {exc}", file=sys.stderr)
@@ -206,7 +193,6 @@ def watch_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def backfill_command(args: argparse.Namespace, settings: Settings) -> int:
     """Plan past commits, oldest first, and wait for their runs."""
-    _on_signals()
     try:
         settings, sources = _prepare(args, settings)
         with _lab(settings, sources, headless=True, reuse=True) as (lab_settings, lab_check):
@@ -231,10 +217,11 @@ def backfill_command(args: argparse.Namespace, settings: Settings) -> int:
             progress.say(f"ttfb backfill: timed out after {args.timeout:.0f}s with "
                          f"{_runs_done(watcher.store, ids)} of {wanted} runs")
             return 1
-    except _Stop as stop:
-        print(f"\nttfb backfill: interrupted by {stop}; the commits planned so far are recorded",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:
+        name = interrupted_by()
+        print(f"\nttfb backfill: interrupted by {name}; the commits planned so far are "
+              "recorded", file=sys.stderr)
+        return 143 if name == "SIGTERM" else 130
     except (WatchError, CatalogError, StoreUnavailable) as exc:
         print(f"ttfb backfill: {exc}", file=sys.stderr)
         return 2

@@ -201,17 +201,32 @@ def resolve(command: str) -> Callable[..., int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pydantic import ValidationError
+    from ttfb.process import interrupt_on_signals, interrupted_by
 
-    from ttfb.settings import Settings
-
-    args = parser().parse_args(argv)
+    # from the first moment: a signal before a command sets its own handling
+    # still ends in a sentence and an exit code, and the labs started stop. A
+    # handler of our own for SIGINT too: asyncio.run replaces only the default
+    # one, by cancelling its task, which a client library may swallow
+    interrupt_on_signals()
+    command = "command"
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"ttfb: invalid settings: {exc}", file=sys.stderr)
-        return 2
-    return int(resolve(args.command)(args, settings) or 0)
+        from pydantic import ValidationError
+
+        from ttfb.settings import Settings
+
+        args = parser().parse_args(argv)
+        command = args.command
+        try:
+            settings = Settings()
+        except ValidationError as exc:
+            print(f"ttfb: invalid settings: {exc}", file=sys.stderr)
+            return 2
+        return int(resolve(args.command)(args, settings) or 0)
+    except KeyboardInterrupt:
+        name = interrupted_by()
+        print(f"ttfb {command}: interrupted by {name}; its result is incomplete",
+              file=sys.stderr)
+        return 143 if name == "SIGTERM" else 130
 
 
 if __name__ == "__main__":

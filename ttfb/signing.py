@@ -52,8 +52,8 @@ def sign(command: S, key: str, now: float | None = None) -> S:
 
 class Verifier:
     """Checks signatures (by the current key or, while keys rotate, the previous
-    one), age and replays. Seen ids are remembered in memory and, with a
-    ``journal``, on disk: a restarted agent still refuses a replay."""
+    one), age and replays. Seen signatures are remembered in memory and, with
+    a ``journal``, on disk: a restarted agent still refuses a replay."""
 
     def __init__(self, key: str, max_age_s: float = 3600.0, remember: int = 100_000,
                  previous: str = "", journal: Path | None = None) -> None:
@@ -75,13 +75,13 @@ class Verifier:
         except OSError:
             lines = []
         for line in lines[-self.remember:]:
-            event_id, _, at = line.partition("\t")
+            seen, _, at = line.partition("\t")
             try:
                 when = float(at)
             except ValueError:
                 continue
             if when >= horizon:
-                self._seen[event_id] = when
+                self._seen[seen] = when
         journal.parent.mkdir(parents=True, exist_ok=True)
         partial = journal.with_suffix(".partial")
         partial.write_text("".join(f"{i}\t{t}\n" for i, t in self._seen.items()))
@@ -105,12 +105,16 @@ class Verifier:
                 f"stale command: signed {age:.0f}s ago (max {self.max_age_s:.0f}s)")
         if age < -60:
             raise CommandRefused("command signed in the future")
-        if command.event_id in self._seen:
+        # a message is its signature: the same bytes again are a replay; the lab
+        # sending a command again on purpose (the embedded bus forgot it) signs
+        # it anew, with the same event id
+        seen = command.signature
+        if seen in self._seen:
             raise CommandRefused(f"replayed command {command.event_id}")
-        self._seen[command.event_id] = command.signed_at
+        self._seen[seen] = command.signed_at
         if self.journal is not None:
             with self.journal.open("a") as out:
-                out.write(f"{command.event_id}\t{command.signed_at}\n")
+                out.write(f"{seen}\t{command.signed_at}\n")
         while len(self._seen) > self.remember:
             self._seen.popitem(last=False)
 

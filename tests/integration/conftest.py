@@ -124,3 +124,20 @@ async def emit_measurements(settings: Settings, producer: str,
 @pytest.fixture
 def store(lab: Lab) -> Store:
     return open_store(lab.settings)
+
+
+def lab_processes(data_dir: Path) -> list[int]:
+    """Processes started for the lab of ``data_dir`` (they inherit its setting)."""
+    marker = f"TTFB_DATA_DIR={data_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            continue
+        if marker in environ and state != "Z":
+            found.append(int(entry.name))
+    return found

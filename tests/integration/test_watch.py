@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from producers.watch import Source, Watcher, parse_source
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import lab_processes, wait_until
 from tests.integration.tinyrepo import make_repo, set_import_cost, write_catalog
 from ttfb import events as ev
 from ttfb.bus import free_port
@@ -22,23 +22,6 @@ from ttfb.settings import Settings
 from ttfb.store import Store, open_store
 
 pytestmark = pytest.mark.integration
-
-
-def lab_processes(data_dir: Path) -> list[int]:
-    """Processes started for the lab of ``data_dir`` (they inherit its setting)."""
-    marker = f"TTFB_DATA_DIR={data_dir}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().split(")")[-1].split()[0]
-        except OSError:
-            continue
-        if marker in environ and state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 def watch(data_dir: Path, catalog: Path, repo: Path, log: Path,

@@ -72,6 +72,8 @@ def test_a_restarted_agent_still_refuses_a_replay(tmp_path: Path) -> None:
     with pytest.raises(CommandRefused, match="replayed"):
         restarted.verify(signed)
     restarted.verify(sign(ev.RunRequested(scenario="lm", commit="HEAD"), KEY))  # a new one
+    # the lab sending the same command again on purpose signs it anew: accepted
+    restarted.verify(sign(signed, KEY, now=signed.signed_at + 1))
 
 
 def test_keys_rotate_a_command_signed_by_the_previous_key_still_verifies() -> None:

@@ -1,0 +1,88 @@
+"""Whatever ends a command of the lab, at whatever moment, start-up included,
+no process of the lab is left behind, and an interrupted command says so and
+exits non-zero."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import lab_processes, wait_until
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    data, log = tmp_path / "data", tmp_path / "out.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
+    env.update(TTFB_DATA_DIR=str(data), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "ttfb.cli", *args], env=env, cwd=ROOT,
+                            stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    return proc, data, log
+
+
+def when(moment: str, log: Path, proc: subprocess.Popen[bytes], data: Path) -> None:
+    if moment == "start-up":
+        time.sleep(0.5)  # imports, the demo repository
+    elif moment == "broker spawned":  # between spawning Tansu and its port answering
+        wait_until(lambda: (data / "logs" / "broker.log").exists() or proc.poll() is not None,
+                   timeout=60, every=0.005)
+    else:  # the lab is up and runs are under way
+        wait_until(lambda: "lab up" in log.read_text() or proc.poll() is not None, timeout=90)
+        time.sleep(2.0)
+
+
+def send(proc: subprocess.Popen[bytes], how: str) -> None:
+    if how == "TERM twice":
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+    else:
+        proc.send_signal(getattr(signal, f"SIG{how}"))
+
+
+@pytest.mark.parametrize("moment", ["start-up", "broker spawned", "running"])
+@pytest.mark.parametrize("how", ["TERM", "INT", "TERM twice", "KILL"])
+def test_ttfb_up_leaves_nothing_behind(tmp_path: Path, how: str, moment: str) -> None:
+    proc, data, log = start(tmp_path, "up", "--headless", "--runs", "30", "--json")
+    try:
+        when(moment, log, proc, data)
+        send(proc, how)
+        code = proc.wait(60)
+        wait_until(lambda: not lab_processes(data), timeout=20,
+                   describe=lambda: (lab_processes(data), log.read_text()[-2000:]))
+        if how != "KILL":
+            assert code in (130, 143), log.read_text()[-2000:]
+            assert "interrupted" in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in lab_processes(data):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("how", ["TERM", "KILL"])
+def test_ttfb_bisect_leaves_nothing_behind(tmp_path: Path, demo_repo: Path, how: str) -> None:
+    proc, data, log = start(tmp_path, "bisect", "--repo", str(demo_repo), "--scenario", "lm",
+                            "--good", "HEAD~3", "--bad", "HEAD", "--component", "imports")
+    try:
+        wait_until(lambda: lab_processes(data) or proc.poll() is not None, timeout=60)
+        time.sleep(4.0)
+        send(proc, how)
+        code = proc.wait(60)
+        wait_until(lambda: not lab_processes(data), timeout=20,
+                   describe=lambda: (lab_processes(data), log.read_text()[-2000:]))
+        if how != "KILL":
+            assert code == 143 and "interrupted by SIGTERM" in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in lab_processes(data):
+            os.kill(pid, signal.SIGKILL)
