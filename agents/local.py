@@ -44,7 +44,8 @@ def _print_runs(outcomes: list[RunOutcome], as_json: bool) -> None:
     for i, o in enumerate(outcomes):
         table.add_row(str(i), *(f"{o.components.get(c, 0):.1f}" for c in columns),
                       f"{o.ttfb_ms:.1f}", o.status if o.status == "completed" else o.reason)
-    Console().print(table)
+    # a terminal's own width; piped, wide enough that no column is cut
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -15,6 +15,7 @@ from agents.fingerprint import fingerprint, gpu_and_driver, hardware_class
 from agents.sources import is_url, parse_source
 from agents.workspace import Workspaces
 from producers.emitter import Emitter
+from ttfb import events as ev
 from ttfb.bus import consumer_options, stop_on_signals
 from ttfb.settings import Settings
 from ttfb.signing import Verifier
@@ -74,6 +75,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     config.profile_dir.mkdir(parents=True, exist_ok=True)
     emitter = await Emitter(settings, settings.agent_id).start()
     agent = Agent(config, emitter)
+    await emitter.emit(ev.AgentAnnounced(
+        agent_id=config.agent_id, hardware_class=config.hardware_class,
+        fingerprint=fingerprint(hw_class=config.hardware_class), slots=agent.slots,
+        scenarios=config.catalog.names(), repos=sorted(config.repos),
+        producer=config.agent_id), "commands")
     try:
         # one group per hardware class: every class sees every command, one agent
         # of a class runs it, and takes() leaves the other classes' runs alone

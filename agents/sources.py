@@ -29,6 +29,11 @@ def redact(text: str) -> str:
     return re.sub(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@", r"\g<scheme>***@", text)
 
 
+def strip_credentials(url: str) -> str:
+    """``url`` without its user and password."""
+    return re.sub(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@", r"\g<scheme>", url)
+
+
 def is_url(location: str) -> bool:
     return "://" in location or "::" in location or bool(_SCP.match(location))
 
@@ -110,7 +115,11 @@ def update(source: Source) -> None:
         partial.parent.mkdir(parents=True, exist_ok=True)
         _run_git(["clone", "--mirror", "--quiet", "--", source.location, str(partial)],
                  f"cannot clone {source.shown}")
+        # credentials stay out of the clone's config: fetches name the URL each time
+        _run_git(["-C", str(partial), "remote", "set-url", "origin",
+                  strip_credentials(source.location)], f"cannot clone {source.shown}")
         partial.rename(source.path)  # complete, or not there at all
         return
-    _run_git(["-C", str(source.path), "fetch", "--prune", "--quiet", "origin"],
+    _run_git(["-C", str(source.path), "fetch", "--prune", "--quiet", "--", source.location,
+              "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
              f"cannot fetch {source.shown}")

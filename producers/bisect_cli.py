@@ -11,6 +11,7 @@ from pathlib import Path
 
 from producers.emitter import emit_all
 from ttfb import events as ev
+from ttfb.process import raise_if_interrupted
 from ttfb.settings import Settings
 
 REPO_NAME = "bisect"
@@ -37,11 +38,20 @@ def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
             component=args.component, commit=bad, good_commit=good, direction="regression",
             producer="ttfb-bisect-cli")
         asyncio.run(emit_all(lab, "bisect-cli", [(start, "detections")]))
-        deadline = time.monotonic() + args.timeout
+        began = time.monotonic()
+        deadline = began + args.timeout
+        shown = -1
         while time.monotonic() < deadline:
+            raise_if_interrupted()
             done = [b for b in queries.bisects(store) if b["detection_id"] == start.detection_id]
             if done:
                 break
+            spent = queries.runs_since(store, args.scenario, ["bisect", "explain"],
+                                       start.occurred_at)
+            if spent != shown:  # progress: a person can tell slow from stuck
+                shown = spent
+                print(f"bisect: {spent} runs so far, {time.monotonic() - began:.0f}s",
+                      file=sys.stderr, flush=True)
             time.sleep(1.0)
         else:
             print("ttfb bisect: timed out", file=sys.stderr)

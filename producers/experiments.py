@@ -22,6 +22,7 @@ from producers.commands import CommandSender
 from producers.emitter import emit_all
 from ttfb import events as ev
 from ttfb.events import COMPONENTS
+from ttfb.process import raise_if_interrupted
 from ttfb.settings import Settings
 from ttfb.stats import benjamini_hochberg, compare, counterbalanced
 from ttfb.store import Store
@@ -122,10 +123,15 @@ def run_experiment(settings: Settings, store: Store, scenario: str,
         _requests(scenario, arms, runs, experiment_id, repo)))
     deadline = time.monotonic() + timeout
     rows: list[dict[str, Any]] = []
+    shown = -1
     while time.monotonic() < deadline:
+        raise_if_interrupted()
         rows = _results(store, experiment_id)
         if len(rows) >= 2 * runs:
             break
+        if len(rows) != shown:
+            shown = len(rows)
+            print(f"{scenario}: {shown}/{2 * runs} A/B runs", file=sys.stderr, flush=True)
         time.sleep(1.0)
     else:
         raise TimeoutError(f"{scenario}: only {len(rows)} of {2 * runs} A/B runs arrived")

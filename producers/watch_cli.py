@@ -43,12 +43,15 @@ class Progress:
         totals: dict[str, int] = {}
         for repo in self.repos:
             for key, value in queries.watch_progress(self.store, repo).items():
-                totals[key] = value if key == "attributed" else totals.get(key, 0) + value
+                # alerts and bisects are the lab's, not per repository
+                totals[key] = value if key in ("attributed", "bisected") \
+                    else totals.get(key, 0) + value
         return (f"commits planned {totals.get('planned', 0)}"
                 f" (unaffected {totals.get('unaffected', 0)}),"
                 f" runs done {totals.get('runs_done', 0)}/{totals.get('runs_queued', 0)},"
                 f" candidates {totals.get('candidates', 0)},"
                 f" confirmed {totals.get('confirmed', 0)},"
+                f" bisected {totals.get('bisected', 0)},"
                 f" attributed alerts {totals.get('attributed', 0)}")
 
     def show(self) -> None:

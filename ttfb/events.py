@@ -221,6 +221,18 @@ class CommitPlanned(Event):
     purpose: Literal["monitor", "backfill"] = "monitor"
 
 
+class AgentAnnounced(Event):
+    """An agent joined the lab: what it is and what it will take."""
+
+    type: Literal["AgentAnnounced"] = "AgentAnnounced"
+    agent_id: str = Field(min_length=1, max_length=200)
+    hardware_class: str = Field("", max_length=64)
+    fingerprint: Fingerprint = Field(default_factory=Fingerprint)
+    slots: int = Field(1, ge=1)
+    scenarios: list[str] = Field(default_factory=list)
+    repos: list[str] = Field(default_factory=list)
+
+
 class WatchNoted(Event):
     """Something the watcher saw that a person should know: a branch rewritten
     by a force-push (``vanished`` lists planned commits no longer on it), or a
@@ -410,6 +422,7 @@ AnyEvent = Annotated[
     | ScenarioSkipped
     | CommitPlanned
     | WatchNoted
+    | AgentAnnounced
     | CandidateDetected
     | RegressionConfirmed
     | ImprovementConfirmed
@@ -426,7 +439,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.model_fields["type"].default: cls  # type: ignore[misc]
     for cls in (
         RunRequested, CommitRangeRequested, ComponentMeasured, RunCompleted, RunFailed,
-        CommitRangeListed, ScenarioSkipped, CommitPlanned, WatchNoted, CandidateDetected,
+        CommitRangeListed, ScenarioSkipped, CommitPlanned, WatchNoted, AgentAnnounced,
+        CandidateDetected,
         RegressionConfirmed,
         ImprovementConfirmed, DetectionDismissed, CalibrationRequested, ThresholdCalibrated,
         BisectCompleted,

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,16 +40,17 @@ device = "cuda"
 '''
 
 
-async def collect(settings: Settings, wanted: int, linger_s: float,
-                  timeout: float) -> list[ev.RunCompleted]:
-    """Runs completed on the measurements topic: ``wanted`` of them, then
-    whatever else arrives within ``linger_s``."""
+async def collect(settings: Settings, wanted: int, linger_s: float, timeout: float,
+                  topic: str = "measurements",
+                  kind: type[ev.Event] = ev.RunCompleted) -> list[Any]:
+    """Events of ``kind`` on ``topic``: ``wanted`` of them, then whatever else
+    arrives within ``linger_s``."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(settings.topic("measurements"), group_id="test-classes",
+    consumer = AIOKafkaConsumer(settings.topic(topic), group_id=f"test-classes-{topic}",
                                 auto_offset_reset="earliest", **consumer_options(settings))
     await consumer.start()
-    runs: list[ev.RunCompleted] = []
+    runs: list[Any] = []
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -56,7 +58,7 @@ async def collect(settings: Settings, wanted: int, linger_s: float,
             for records in batch.values():
                 for record in records:
                     event = ev.decode(record.value)
-                    if isinstance(event, ev.RunCompleted):
+                    if isinstance(event, kind):
                         runs.append(event)
             if len(runs) >= wanted:
                 deadline = min(deadline, time.monotonic() + linger_s)
@@ -106,6 +108,11 @@ def test_each_agent_takes_only_its_hardware_class(tmp_path: Path) -> None:
             assert run.producer == f"agent-{asked[run.request_id]}"
         series = {r.fingerprint.hardware_class: r.fingerprint.hardware_id for r in runs}
         assert len(series) == 2 and len(set(series.values())) == 2  # a series per class
+        announced = asyncio.run(collect(settings, wanted=2, linger_s=0, timeout=30,
+                                        topic="commands", kind=ev.AgentAnnounced))
+        assert sorted((a.agent_id, a.hardware_class, a.slots) for a in announced) == \
+            [("agent-cpu-a", "cpu-a", 1), ("agent-cpu-b", "cpu-b", 1)]
+        assert all(a.fingerprint.cpu and "tiny" in a.scenarios for a in announced)
     finally:
         for agent in agents:
             agent.send_signal(signal.SIGTERM)

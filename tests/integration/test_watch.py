@@ -154,3 +154,21 @@ def test_repositories_that_cannot_be_read_are_recorded_and_named(tmp_path: Path)
     assert watcher.poll() == 0
     detail = watcher.store.query("SELECT detail FROM ttfb.watch FINAL WHERE kind = 'problem'")
     assert detail[0]["detail"] == "repository 'tiny' has no branch 'release'"
+
+
+def test_a_remote_is_cloned_once_then_fetched_and_keeps_no_credentials(tmp_path: Path) -> None:
+    from agents.sources import update
+    from tests.integration.tinyrepo import commit, git
+
+    upstream = tmp_path / "up.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(upstream)], check=True)
+    work = tmp_path / "work"
+    make_repo(work, commits=1)
+    git(work, "push", "-q", str(upstream), "main")
+    source = parse_source(f"tiny=file://{upstream}", tmp_path / "data")
+    update(source)
+    newer = commit(work, "newer", touch="NOTES.md")
+    git(work, "push", "-q", str(upstream), "main")
+    update(source)
+    assert git(source.path, "rev-parse", "refs/heads/main") == newer
+    assert f"url = file://{upstream}" in (source.path / "config").read_text()

@@ -74,3 +74,45 @@ def test_the_spec_runs_from_the_workdir_with_the_root_importable(tmp_path: Path)
     spec = spec_for(Scenario(name="s", repo="r", script="scripts/train.py",
                              workdir="scripts", args=["--epochs", "1"]), root)
     assert (spec.workdir, spec.pythonpath, spec.args) == ("scripts", (".",), ("--epochs", "1"))
+
+
+def test_the_commit_is_imported_not_an_editable_install_of_it(tmp_path: Path) -> None:
+    """setuptools' editable finder sits in sys.meta_path, ahead of sys.path: a
+    project installed editable from the user's working copy would be imported
+    instead of the checkout under test, unless the harness drops it."""
+    import subprocess
+
+    checkout, installed = tmp_path / "checkout", tmp_path / "working-copy"
+    for root, marker in ((checkout, "checkout"), (installed, "working copy")):
+        (root / "proj").mkdir(parents=True)
+        (root / "proj" / "__init__.py").write_text(f"WHERE = {marker!r}\n")
+    probe = f"""
+import importlib.util, sys, types
+finder_module = types.ModuleType("__editable___proj_0_1_finder")
+finder_module.MAPPING = {{"proj": {str(installed / "proj")!r}}}
+class _EditableFinder:
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        if fullname == "proj":
+            return importlib.util.spec_from_file_location(
+                "proj", finder_module.MAPPING["proj"] + "/__init__.py")
+        return None
+_EditableFinder.__module__ = finder_module.__name__
+sys.modules[finder_module.__name__] = finder_module
+sys.meta_path.insert(0, _EditableFinder)
+import ttfb.harness as harness
+from pathlib import Path
+if sys.argv[1] == "harness":
+    harness.use_checkout([Path({str(checkout)!r})])
+else:
+    sys.path.insert(0, {str(checkout)!r})
+import proj
+print(proj.WHERE)
+"""
+    run = [sys.executable, "-c", probe]
+    cwd = Path(__file__).resolve().parents[2]
+    plain = subprocess.run([*run, "plain"], capture_output=True, text=True, cwd=cwd, check=True)
+    assert plain.stdout.strip() == "working copy"  # the trap is real
+    fixed = subprocess.run([*run, "harness"], capture_output=True, text=True, cwd=cwd,
+                           check=True)
+    assert fixed.stdout.strip() == "checkout"

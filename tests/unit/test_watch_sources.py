@@ -35,3 +35,10 @@ def test_transports_that_run_commands_are_refused(tmp_path: Path, spec: str) -> 
 def test_urls_and_paths_are_told_apart() -> None:
     assert is_url("https://h/x") and is_url("git@h:x") and not is_url("/a/b")
     assert not is_url("relative/dir")
+
+
+def test_credentials_are_stripped_for_what_is_kept() -> None:
+    from agents.sources import strip_credentials
+
+    assert strip_credentials("https://user:tok@host/org/r.git") == "https://host/org/r.git"
+    assert strip_credentials("https://host/org/r.git") == "https://host/org/r.git"

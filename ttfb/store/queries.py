@@ -219,6 +219,7 @@ def watch_progress(store: Store, repo: str) -> dict[str, int]:
         f" (SELECT uniqExactIf(detection_id, type IN ('RegressionConfirmed',"
         "   'ImprovementConfirmed')) FROM"
         f"   {store.db}.detections FINAL WHERE repo = {{r:String}}) AS confirmed,"
+        f" (SELECT uniqExact(bisect_id) FROM {store.db}.bisects FINAL) AS bisected,"
         f" (SELECT count() FROM {store.db}.alerts FINAL WHERE culprit != '') AS attributed",
         {"r": repo})
     return {k: int(v or 0) for k, v in one[0].items()} if one else {}
@@ -230,3 +231,14 @@ def recent_failures(store: Store, repos: list[str], limit: int = 5) -> list[dict
         f"SELECT run_id, scenario, commit, reason FROM {store.db}.runs FINAL"
         " WHERE status = 'failed' AND repo IN {r:Array(String)}"
         " ORDER BY occurred_at DESC LIMIT {n:UInt32}", {"r": repos, "n": limit})
+
+
+def runs_since(store: Store, scenario: str, purposes: list[str], since: Any) -> int:
+    """Runs of ``scenario`` for ``purposes`` that occurred after ``since``."""
+    from ttfb.store.rows import ts
+
+    rows = store.query(
+        f"SELECT count() AS n FROM {store.db}.runs FINAL WHERE scenario = {{s:String}}"
+        " AND purpose IN {p:Array(String)} AND occurred_at >= {t:DateTime64(6, 'UTC')}",
+        {"s": scenario, "p": purposes, "t": ts(since)})
+    return int(rows[0]["n"])
