@@ -41,8 +41,11 @@ def git(repo: Path, *args: str, timeout: float = 120) -> str:
 def resolve(repo: Path, rev: str) -> str:
     """Full commit sha of ``rev`` in ``repo``."""
     validate_rev(rev)
-    return git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options",
-               f"{rev}^{{commit}}").strip()
+    try:
+        return git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options",
+                   f"{rev}^{{commit}}").strip()
+    except WorkspaceError:  # --quiet: git says nothing of why
+        raise WorkspaceError(f"no commit {rev!r} in {repo}") from None
 
 
 def commit_info(repo: Path, sha: str) -> tuple[str, str]:

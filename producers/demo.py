@@ -41,17 +41,17 @@ def _wait(check: Callable[[], bool], timeout: float, lab_check: Callable[[], Non
 
 
 def _stored_requests(store: Store, ids: list[str]) -> int:
-    rows = store.query("SELECT count() AS n FROM ttfb.runs FINAL"
+    rows = store.query(f"SELECT count() AS n FROM {store.db}.runs FINAL"
                        " WHERE request_id IN {ids:Array(String)}", {"ids": ids})
     return int(rows[0]["n"])
 
 
 def _outstanding_runs(store: Store) -> int:
     """Runs the lab has asked for (confirmations, bisects) that have not arrived."""
-    asked = store.query("SELECT request_id, any(runs) AS runs FROM ttfb.commands FINAL"
+    asked = store.query(f"SELECT request_id, any(runs) AS runs FROM {store.db}.commands FINAL"
                         " WHERE type = 'RunRequested' GROUP BY request_id")
     done = {r["request_id"]: int(r["n"]) for r in store.query(
-        "SELECT request_id, count() AS n FROM ttfb.runs FINAL GROUP BY request_id")}
+        f"SELECT request_id, count() AS n FROM {store.db}.runs FINAL GROUP BY request_id")}
     return sum(max(0, int(a["runs"]) - done.get(a["request_id"], 0)) for a in asked)
 
 

@@ -85,7 +85,22 @@ def detect_command(args: argparse.Namespace, settings: Settings) -> int:
     except (OSError, HistoryError) as exc:
         print(f"ttfb detect: {exc}", file=sys.stderr)
         return 2
-    found = detections(history, cfg)
+    except UnicodeDecodeError:
+        print(f"ttfb detect: {args.input} is not a UTF-8 text CSV (series, order, value"
+              "[, commit])", file=sys.stderr)
+        return 2
+    usable = {name: rows for name, rows in history.items()
+              if any(v > 0 and v == v for _, v, _ in rows)}
+    if not usable:
+        print(f"ttfb detect: {args.input} holds no positive value: a timing is a positive "
+              "number of milliseconds (non-positive and NaN values are ignored)",
+              file=sys.stderr)
+        return 2
+    dropped = sorted(set(history) - set(usable))
+    if dropped:
+        print(f"ttfb detect: skipped {len(dropped)} series with no positive value: "
+              f"{', '.join(dropped[:5])}{' ...' if len(dropped) > 5 else ''}", file=sys.stderr)
+    found = detections(usable, cfg)
     if args.json:
         print(json.dumps({"detections": found}, indent=2))
     else:

@@ -64,12 +64,37 @@ def _add(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.Argu
                           formatter_class=_Help, epilog=f"example:\n  {EXAMPLES[name]}")
 
 
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``low``, else a sentence."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
 def _up(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _add(sub, "up", help="start broker, streams, agent and dashboard; request demo runs")
     p.add_argument("--headless", action="store_true", help="no dashboard; exit when done")
-    p.add_argument("--runs", type=int, default=3, help="demo runs to request and wait for")
+    p.add_argument("--runs", type=_at_least(1), default=3,
+                   help="demo runs to request and wait for")
     p.add_argument("--json", action="store_true", help="print the runs as JSON")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the runs")
+    p.add_argument("--timeout", type=_positive, default=600.0,
+                   help="seconds to wait for the runs")
     p.add_argument("--demo", action="store_true",
                    help="play the demo repository's history; print a summary of what was found")
 
@@ -80,7 +105,8 @@ def _run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--repo", help="repository path (for --scenario)")
     p.add_argument("--commit", default="HEAD", help="revision (for --scenario)")
     p.add_argument("--script", help="an unmodified training script to measure")
-    p.add_argument("--runs", type=int, default=1, help="repetitions, each in a fresh process")
+    p.add_argument("--runs", type=_at_least(1), default=1,
+                   help="repetitions, each in a fresh process")
     p.add_argument("--production", action="store_true", help="use the unshrunk config")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds a run may take")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -110,13 +136,13 @@ def _lab(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="arm A: a revision, python=PATH, env=KEY=VALUE (repeatable)")
     p.add_argument("--b", action="append", required=True, metavar="ARM",
                    help="arm B, as arm A")
-    p.add_argument("--runs", type=int, default=10, help="runs per arm")
+    p.add_argument("--runs", type=_at_least(2), default=10, help="runs per arm")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p = _add(sub, "check", help="pre-review: A/B merge base vs head; exit 1 on regression")
     p.add_argument("--repo", required=True, help="the repository's path")
     p.add_argument("--base", required=True, help="the revision to compare against")
     p.add_argument("--head", default="HEAD", help="the revision under review")
-    p.add_argument("--runs", type=int, default=8, help="runs per side and scenario")
+    p.add_argument("--runs", type=_at_least(2), default=8, help="runs per side and scenario")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p = _add(sub, "bisect", help="find the commit that made a scenario slower")
     p.add_argument("--repo", required=True, help="the repository's path")
@@ -148,10 +174,11 @@ def _watch(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        help="branch to follow (repeatable; default: the repository's own, "
                             "as its HEAD names it)")
         p.add_argument("--catalog", help="scenario catalog TOML (default: TTFB_CATALOG)")
-        p.add_argument("--runs", type=int, default=3, help="runs per commit and scenario")
+        p.add_argument("--runs", type=_at_least(1), default=3,
+                       help="runs per commit and scenario")
         p.add_argument("--capacity-per-hour", type=int, default=None,
                        help="most runs an hour (default: no limit)")
-        p.add_argument("--interval", type=float, default=60.0,
+        p.add_argument("--interval", type=_positive, default=60.0,
                        help="seconds between fetches")
     p.add_argument("--last", type=int, default=None, help="the last N commits of the branch")
     p.add_argument("--since", default=None, help="every commit after this revision")
@@ -202,6 +229,7 @@ def resolve(command: str) -> Callable[..., int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ttfb.process import interrupt_on_signals, interrupted_by
+    from ttfb.store.backends import StoreUnavailable
 
     # from the first moment: a signal before a command sets its own handling
     # still ends in a sentence and an exit code, and the labs started stop. A
@@ -222,6 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ttfb: invalid settings: {exc}", file=sys.stderr)
             return 2
         return int(resolve(args.command)(args, settings) or 0)
+    except StoreUnavailable as exc:
+        print(f"ttfb {command}: the store is unavailable: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         name = interrupted_by()
         print(f"ttfb {command}: interrupted by {name}; its result is incomplete",

@@ -40,18 +40,25 @@ def parse_json_lines(raw: bytes) -> list[Row]:
     return [json.loads(line) for line in raw.splitlines() if line.strip()]
 
 
+def _escaped(text: str) -> str:
+    """ClickHouse reads a parameter's text in its escaped form: a tab, newline
+    or backslash taken as written would end or change the value."""
+    return (text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            .replace("\r", "\\r"))
+
+
 def _literal(value: Any) -> str:
     """chDB takes query parameters as ClickHouse literals in text form."""
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_quoted(v) for v in value) + "]"
-    return str(value)
+    return _escaped(str(value))
 
 
 def _quoted(value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return repr(value)
     text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
+    return "'" + text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r") + "'"
 
 
 class ChdbBackend:

@@ -1,0 +1,54 @@
+"""Bad input ends in a sentence and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ttfb(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
+    return subprocess.run([sys.executable, "-m", "ttfb.cli", *args], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT,
+                          env={**clean, "TTFB_DATA_DIR": str(tmp_path / "data"), **env})
+
+
+def test_detect_on_a_binary_file(tmp_path: Path) -> None:
+    binary = tmp_path / "x.csv"
+    binary.write_bytes(bytes(range(256)) * 4)
+    result = ttfb(tmp_path, "detect", "--input", str(binary))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "is not a UTF-8 text CSV" in result.stderr
+
+
+def test_detect_with_no_positive_value(tmp_path: Path) -> None:
+    csv = tmp_path / "neg.csv"
+    csv.write_text("series,order,value\na,1,-1\na,2,-2\n")
+    result = ttfb(tmp_path, "detect", "--input", str(csv))
+    assert result.returncode == 2 and "holds no positive value" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["ab", "--scenario", "lm", "--repo", ".", "--a", "HEAD", "--b", "HEAD", "--runs", "0"],
+     "--runs: must be at least 2, got 0"),
+    (["up", "--runs", "-1"], "--runs: must be at least 1"),
+    (["watch", "--repo", ".", "--interval", "0"], "--interval: must be more than 0"),
+])
+def test_impossible_arguments_are_refused_before_anything_starts(
+        tmp_path: Path, args: list[str], message: str) -> None:
+    result = ttfb(tmp_path, *args)
+    assert result.returncode == 2 and message in result.stderr
+    assert not (tmp_path / "data").exists()  # no lab was started
+
+
+def test_bisect_of_an_unknown_commit_names_it(tmp_path: Path) -> None:
+    result = ttfb(tmp_path, "bisect", "--repo", str(ROOT), "--scenario", "lm", "--good",
+                  "no-such-rev", "--bad", "HEAD")
+    assert result.returncode == 2
+    assert f"no commit 'no-such-rev' in {ROOT}" in result.stderr
