@@ -159,77 +159,86 @@ def _prepare(args: argparse.Namespace, settings: Settings) -> tuple[Settings, li
 
 
 def watch_command(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        settings, sources = _prepare(args, settings)
-        with _lab(settings, sources, args.headless, reuse=False) as (lab_settings, lab_check):
-            watcher = _watcher(args, lab_settings, sources, print)
-            progress = Progress(watcher.store, [s.name for s in sources])
-            watcher.say = progress.say
-            watcher.check()
-            watcher.resend_unanswered()
-            for source in sources:
-                for branch in watcher.branches_of(source):
-                    if args.backfill:
-                        watcher.backfill(source, branch, args.backfill, None)
-            while True:
-                lab_check()
-                watcher.poll()
-                progress.show()
-                deadline = time.monotonic() + args.interval
-                while time.monotonic() < deadline:
-                    lab_check()
-                    time.sleep(min(1.0, args.interval))
-                    progress.show()
-                if args.once:
-                    return 0
-    except KeyboardInterrupt:  # the way a watcher is stopped: not a failure
-        print(f"\nttfb watch: stopped by {interrupted_by()}; every commit planned so far is "
-              "recorded", file=sys.stderr)
+    def stopped(name: str) -> int:  # the way a watcher is stopped: not a failure
+        print(f"\nttfb watch: stopped by {name}; every commit planned so far is recorded",
+              file=sys.stderr)
         return 0
-    except (WatchError, CatalogError, StoreUnavailable) as exc:
-        print(f"ttfb watch: {exc}", file=sys.stderr)
-        return 2
-    except (RuntimeError, TimeoutError) as exc:
-        print(f"ttfb watch: {exc}", file=sys.stderr)
-        return 1
+
+    return _guarded("watch", lambda: _watch(args, settings), stopped)
+
+
+def _watch(args: argparse.Namespace, settings: Settings) -> int:
+    settings, sources = _prepare(args, settings)
+    with _lab(settings, sources, args.headless, reuse=False) as (lab_settings, lab_check):
+        watcher = _watcher(args, lab_settings, sources, print)
+        progress = Progress(watcher.store, [s.name for s in sources])
+        watcher.say = progress.say
+        watcher.check()
+        watcher.resend_unanswered()
+        for source in sources:
+            for branch in watcher.branches_of(source):
+                if args.backfill:
+                    watcher.backfill(source, branch, args.backfill, None)
+        while True:
+            lab_check()
+            watcher.poll()
+            progress.show()
+            deadline = time.monotonic() + args.interval
+            while time.monotonic() < deadline:
+                lab_check()
+                time.sleep(min(1.0, args.interval))
+                progress.show()
+            if args.once:
+                return 0
 
 
 def backfill_command(args: argparse.Namespace, settings: Settings) -> int:
     """Plan past commits, oldest first, and wait for their runs."""
-    try:
-        settings, sources = _prepare(args, settings)
-        with _lab(settings, sources, headless=True, reuse=True) as (lab_settings, lab_check):
-            watcher = _watcher(args, lab_settings, sources, print)
-            progress = Progress(watcher.store, [s.name for s in sources])
-            watcher.say = progress.say
-            watcher.check()
-            planned = [m for source in sources for branch in watcher.branches_of(source)
-                       for m in watcher.backfill(source, branch, args.last, args.since)]
-            ids = [r for m in planned for r in _request_ids(m)]
-            wanted = sum(args.runs for m in planned for _ in m.requested)
-            progress.say(f"backfill: {len(planned)} commit(s) planned, {wanted} runs to wait for")
-            deadline = time.monotonic() + args.timeout
-            while time.monotonic() < deadline:
-                lab_check()
-                done = _runs_done(watcher.store, ids)
-                progress.show()
-                if done >= wanted:
-                    progress.say(f"backfill: done, {done} runs measured")
-                    return 0
-                time.sleep(2.0)
-            progress.say(f"ttfb backfill: timed out after {args.timeout:.0f}s with "
-                         f"{_runs_done(watcher.store, ids)} of {wanted} runs")
-            return 1
-    except KeyboardInterrupt:
-        name = interrupted_by()
+    def interrupted(name: str) -> int:
         print(f"\nttfb backfill: interrupted by {name}; the commits planned so far are "
               "recorded", file=sys.stderr)
         return 143 if name == "SIGTERM" else 130
+
+    return _guarded("backfill", lambda: _backfill(args, settings), interrupted)
+
+
+def _backfill(args: argparse.Namespace, settings: Settings) -> int:
+    settings, sources = _prepare(args, settings)
+    with _lab(settings, sources, headless=True, reuse=True) as (lab_settings, lab_check):
+        watcher = _watcher(args, lab_settings, sources, print)
+        progress = Progress(watcher.store, [s.name for s in sources])
+        watcher.say = progress.say
+        watcher.check()
+        planned = [m for source in sources for branch in watcher.branches_of(source)
+                   for m in watcher.backfill(source, branch, args.last, args.since)]
+        ids = [r for m in planned for r in _request_ids(m)]
+        wanted = sum(args.runs for m in planned for _ in m.requested)
+        progress.say(f"backfill: {len(planned)} commit(s) planned, {wanted} runs to wait for")
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            lab_check()
+            done = _runs_done(watcher.store, ids)
+            progress.show()
+            if done >= wanted:
+                progress.say(f"backfill: done, {done} runs measured")
+                return 0
+            time.sleep(2.0)
+        progress.say(f"ttfb backfill: timed out after {args.timeout:.0f}s with "
+                     f"{_runs_done(watcher.store, ids)} of {wanted} runs")
+        return 1
+
+
+def _guarded(command: str, body: Callable[[], int], interrupted: Callable[[str], int]) -> int:
+    """``body()``, its errors as sentences: 2 for what the user gave, 1 for the lab."""
+    try:
+        return body()
+    except KeyboardInterrupt:
+        return interrupted(interrupted_by())
     except (WatchError, CatalogError, StoreUnavailable) as exc:
-        print(f"ttfb backfill: {exc}", file=sys.stderr)
+        print(f"ttfb {command}: {exc}", file=sys.stderr)
         return 2
     except (RuntimeError, TimeoutError) as exc:
-        print(f"ttfb backfill: {exc}", file=sys.stderr)
+        print(f"ttfb {command}: {exc}", file=sys.stderr)
         return 1
 
 

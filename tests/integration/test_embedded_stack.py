@@ -57,3 +57,38 @@ def test_malformed_bytes_become_a_dead_letter_and_the_stream_goes_on(
     assert len(letters) == 1
     assert letters[0]["source_topic"] == lab.settings.topic("measurements")
     assert "malformed JSON" in letters[0]["reason"]
+
+
+def test_the_agent_refuses_what_its_operator_did_not_allow(lab: Lab, store: Store) -> None:
+    """Through the real bus: an arm that sets PYTHONPATH, one that names
+    another interpreter, and a command replayed byte for byte are refused and
+    dead-lettered with their reasons; none runs."""
+    from ttfb.signing import sign
+
+    key = lab.settings.signing_key.get_secret_value()
+    env_arm = sign(ev.RunRequested(scenario="lm", repo="demo", commit="HEAD",
+                                   arm=ev.Arm(label="b", env={"PYTHONPATH": "/tmp/x"})), key)
+    python_arm = sign(ev.RunRequested(scenario="lm", repo="demo", commit="HEAD",
+                                      arm=ev.Arm(label="b", python="/tmp/x/python")), key)
+    unknown = sign(ev.RunRequested(scenario="lm", repo="not-allowed", commit="HEAD"), key)
+
+    async def send() -> None:
+        emitter = await Emitter(lab.settings, "test-refusals").start()
+        for command in (env_arm, python_arm, unknown):
+            await emitter.emit(command, "commands")
+        await emitter.send_raw(lab.settings.topic("commands"), b"lm", ev.encode(unknown))
+        await emitter.stop()
+
+    asyncio.run(send())
+    wanted = {"environment not allowed: PYTHONPATH", "interpreter not allowed",
+              "unknown repository", "replayed command"}
+
+    def refused() -> set[str]:
+        reasons = {r["reason"] for r in queries.dead_letters(store) if r["refused_command"]}
+        return {w for w in wanted if any(r.startswith(w) for r in reasons)}
+
+    assert wait_until(lambda: refused() == wanted and refused(), timeout=60) == wanted
+    ran = store.query("SELECT count() AS n FROM ttfb.runs FINAL WHERE request_id IN"
+                      " {ids:Array(String)}", {"ids": [env_arm.request_id,
+                                                       python_arm.request_id]})
+    assert int(ran[0]["n"]) == 0

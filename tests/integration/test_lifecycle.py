@@ -86,3 +86,20 @@ def test_ttfb_bisect_leaves_nothing_behind(tmp_path: Path, demo_repo: Path, how:
             proc.kill()
         for pid in lab_processes(data):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_an_interrupted_demo_repository_is_not_left_looking_complete(tmp_path: Path) -> None:
+    proc, _, log = start(tmp_path, "demo-repo", str(tmp_path / "repo"))
+    wait_until(lambda: any(tmp_path.glob(".repo.partial-*")) or proc.poll() is not None,
+               timeout=30, every=0.01)
+    time.sleep(0.3)  # some of its commits are written
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 143, log.read_text()
+    assert "interrupted by SIGTERM" in log.read_text()
+    assert not (tmp_path / "repo").exists() and not list(tmp_path.glob(".repo.partial-*"))
+    # and the next attempt writes it whole
+    again, _, _ = start(tmp_path, "demo-repo", str(tmp_path / "repo"))
+    assert again.wait(120) == 0
+    count = subprocess.run(["git", "-C", str(tmp_path / "repo"), "rev-list", "--count", "HEAD"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert int(count) == 31

@@ -38,3 +38,35 @@ def test_a_held_store_lock_ends_in_a_sentence(tmp_path: Path) -> None:
         os.close(lock)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert "ttfb check: the store is unavailable: chDB lock" in result.stderr
+
+
+def test_every_query_reads_the_configured_database(tmp_path: Path) -> None:
+    """A lab on a shared server keeps to its own database: with one named
+    otherwise, no query may reach for ``ttfb.``, which does not exist here."""
+    import inspect
+    from datetime import UTC, datetime
+
+    from ttfb import events as ev
+    from ttfb.store import queries
+
+    store = open_store(Settings(data_dir=tmp_path, clickhouse_database="labdb",
+                                _env_file=None))
+    run = ev.RunCompleted(scenario="s", commit="c", repo="r", ttfb_ms=3.0,
+                          components={"imports": 3.0})
+    assert store.write([run, ev.CommitPlanned(repo="r", branch="main", commit="c")]) == 2
+    assert "labdb" in {r["name"] for r in store.query("SHOW DATABASES")}
+    assert "ttfb" not in {r["name"] for r in store.query("SHOW DATABASES")}
+    samples = {str: "s", int: 1, list: ["s"], "list[str]": ["s"], "Any": datetime.now(UTC)}
+    called = 0
+    for name, function in inspect.getmembers(queries, inspect.isfunction):
+        if function.__module__ != queries.__name__:
+            continue
+        arguments = []
+        for parameter in list(inspect.signature(function).parameters.values())[1:]:
+            if parameter.default is not inspect.Parameter.empty:
+                continue
+            kind = parameter.annotation
+            arguments.append(samples.get(kind, samples.get(str(kind), "s")))
+        function(store, *arguments)  # raises if it names another database
+        called += 1
+    assert called >= 20
