@@ -56,6 +56,7 @@ async def _serve(settings: Settings, tmp: Path, slots: int,
         repos={"r": _repo(tmp / "repo")}, catalog=_catalog(),
         workspaces=Workspaces(tmp / "ws"), warmup=False,
         verifier=Verifier(settings.signing_key.get_secret_value()),
+        allowed_env=("STAMPS",),  # the arm's variable, as this agent's operator allows
         slot_cores=slot_cores(slots, os.cpu_count() or 1) if slots > 1 else ((),))
     emitter = await Emitter(settings, "slots-agent").start()
     stop = asyncio.Event()
