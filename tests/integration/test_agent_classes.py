@@ -95,7 +95,7 @@ def test_each_agent_takes_only_its_hardware_class(tmp_path: Path) -> None:
         requests.append(ev.RunRequested(scenario="tiny-gpu", repo="tiny", commit="HEAD",
                                         producer="test"))
         asyncio.run(sender.send_all(requests))
-        runs = asyncio.run(collect(settings, wanted=4, linger_s=8, timeout=180))
+        runs = asyncio.run(collect(settings, wanted=4, linger_s=4, timeout=180))
         logs = "".join((tmp_path / f"{c}.log").read_text(errors="replace")[-1500:]
                        for c in ("cpu-a", "cpu-b"))
         asked = {r.request_id: r.hardware_class for r in requests}

@@ -48,8 +48,13 @@ def send(proc: subprocess.Popen[bytes], how: str) -> None:
         proc.send_signal(getattr(signal, f"SIG{how}"))
 
 
-@pytest.mark.parametrize("moment", ["start-up", "broker spawned", "running"])
-@pytest.mark.parametrize("how", ["TERM", "INT", "TERM twice", "KILL"])
+# every signal at the moment races are likeliest (between spawning the broker
+# and its port answering); at the other moments, the signals that differ there
+CASES = [(how, "broker spawned") for how in ("TERM", "INT", "TERM twice", "KILL")] + \
+    [("INT", "start-up"), ("TERM twice", "running"), ("KILL", "running")]
+
+
+@pytest.mark.parametrize(("how", "moment"), CASES)
 def test_ttfb_up_leaves_nothing_behind(tmp_path: Path, how: str, moment: str) -> None:
     proc, data, log = start(tmp_path, "up", "--headless", "--runs", "30", "--json")
     try:

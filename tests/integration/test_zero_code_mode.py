@@ -24,7 +24,7 @@ def test_unmodified_scripts_get_every_component(script: str, args: list[str]) ->
     assert "ttfb" not in source  # the scripts have never heard of the lab
     result = subprocess.run(
         [sys.executable, "-m", "ttfb.cli", "run", "--script", str(SCRIPTS / script),
-         "--runs", "2", "--json", "--", *args],
+         "--runs", "1", "--json", "--", *args],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
@@ -56,19 +56,18 @@ def test_scripts_of_every_idiom_stop_after_their_first_step(
         tmp_path: Path, script: str, args: list[str], save: str) -> None:
     """With or without a DataLoader, torch.optim, or a trainer's closure: the
     first step is found and the script stopped there, before it trains on
-    and writes its checkpoint."""
+    and writes its checkpoint. (One run each, as the agent makes them.)"""
+    from agents.runner import RunSpec, run_once
+
     source = (SCRIPTS / script).read_text()
     assert "ttfb" not in source
     checkpoint = tmp_path / "checkpoint"
-    result = subprocess.run(
-        [sys.executable, "-m", "ttfb.cli", "run", "--script", str(SCRIPTS / script),
-         "--json", "--", *args, save, str(checkpoint)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    run = json.loads(result.stdout)["runs"][0]
-    assert run["status"] == "completed", run
-    assert list(run["components"]) == list(COMPONENTS)
-    assert run["components"]["imports"] > 0 and run["components"]["first_step"] > 0, run
+    run = run_once(RunSpec(root=tmp_path, script=str(SCRIPTS / script), timeout_s=120,
+                           args=(*args, save, str(checkpoint))))
+    assert run.status == "completed", (run.reason, run.stderr_tail)
+    assert list(run.components) == list(COMPONENTS)
+    assert run.components["imports"] > 0 and run.components["first_step"] > 0, run.components
+    assert run.facts.get("torch")  # the workflow process reported its software
     assert not list(tmp_path.glob("checkpoint*")), "the script ran to completion"
 
 
@@ -82,7 +81,7 @@ def test_a_script_with_no_step_is_stopped_with_a_reason(tmp_path: Path, body: st
     script.write_text(body)
     result = subprocess.run(
         [sys.executable, "-m", "ttfb.cli", "run", "--script", str(script), "--json",
-         "--timeout", "15"], capture_output=True, text=True, timeout=120)
+         "--timeout", "8"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     run = json.loads(result.stdout)["runs"][0]
     assert run["status"] == "failed" and message in run["stderr_tail"], run
