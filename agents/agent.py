@@ -120,12 +120,12 @@ class Agent:
             return  # other events on the commands topic are not for agents
         try:
             self.config.verifier.verify(event)
+            if isinstance(event, ev.RunRequested) and not self.takes(event):
+                return  # another hardware class's run: its agents take it, and judge it
             self._check_allowed(event)
         except CommandRefused as exc:
             await self._refuse(raw, exc.reason)
             return
-        if isinstance(event, ev.RunRequested) and not self.takes(event):
-            return  # another hardware class's run: its agents take it
         if isinstance(event, ev.RunRequested):
             loop = asyncio.get_running_loop()
 
