@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ttfb.process import die_with_parent
 from ttfb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,7 +84,9 @@ class EmbeddedBroker:
             [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
              "--storage-engine", "memory://tansu/"],
             stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-            preexec_fn=self.preexec,  # noqa: PLW1509
+            # the broker dies with whoever started it, kill -9 included
+            preexec_fn=self.preexec or functools.partial(  # noqa: PLW1509
+                die_with_parent, signal.SIGTERM, os.getpid()),
         )
         if out is not subprocess.DEVNULL:
             out.close()
