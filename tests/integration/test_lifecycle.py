@@ -63,9 +63,12 @@ def test_ttfb_up_leaves_nothing_behind(tmp_path: Path, how: str, moment: str) ->
         code = proc.wait(60)
         wait_until(lambda: not lab_processes(data), timeout=20,
                    describe=lambda: (lab_processes(data), log.read_text()[-2000:]))
-        if how != "KILL":
+        if how != "KILL" and moment != "start-up":
             assert code in (130, 143), log.read_text()[-2000:]
             assert "interrupted" in log.read_text()
+        # at start-up the signal may come before the interpreter has run any of
+        # the lab's code: Python's own handling then ends it, non-zero
+        assert code != 0, log.read_text()[-2000:]
     finally:
         if proc.poll() is None:
             proc.kill()
