@@ -229,13 +229,25 @@ def resolve(command: str) -> Callable[..., int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ttfb.process import interrupt_on_signals, interrupted_by
-    from ttfb.store.backends import StoreUnavailable
 
     # from the first moment: a signal before a command sets its own handling
     # still ends in a sentence and an exit code, and the labs started stop. A
     # handler of our own for SIGINT too: asyncio.run replaces only the default
     # one, by cancelling its task, which a client library may swallow
     interrupt_on_signals()
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        name = interrupted_by()
+        print(f"ttfb {(argv or sys.argv[1:2] or ['command'])[0]}: interrupted by {name}; "
+              "its result is incomplete", file=sys.stderr)
+        return 143 if name == "SIGTERM" else 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    """Parse, build the settings, run the command; its errors as sentences."""
+    from ttfb.store.backends import StoreUnavailable
+
     command = "command"
     try:
         from pydantic import ValidationError
@@ -253,11 +265,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreUnavailable as exc:
         print(f"ttfb {command}: the store is unavailable: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        name = interrupted_by()
-        print(f"ttfb {command}: interrupted by {name}; its result is incomplete",
-              file=sys.stderr)
-        return 143 if name == "SIGTERM" else 130
 
 
 if __name__ == "__main__":
