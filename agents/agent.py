@@ -171,7 +171,7 @@ class Agent:
         count = self.refused[kind]
         if count <= 10 or count % 1000 == 0:  # a flood of junk must not flood the log
             log.warning("refused command (%s no. %d): %s", kind, count, reason[:300])
-        await self.emitter.emit(
+        await self.emitter.emit_soon(
             ev.dead_letter(raw, reason, "commands", self.config.agent_id, refused_command=True),
             "deadletter")
 
@@ -377,15 +377,29 @@ class _Lanes:
 
     def advance(self) -> None:
         """Retire finished commands and start each idle slot's next one."""
-        for slot, queue in enumerate(self.queued):
-            current = self.running[slot]
-            if current is not None and current[0].done():
-                self.offsets.done(*current[1])
-                self.running[slot] = current = None
-            if current is None and queue:
-                tp, record = queue.popleft()
-                self.running[slot] = (asyncio.create_task(self._handle(record)),
-                                      (tp, record.offset))
+        for slot in range(len(self.queued)):
+            self._advance(slot)
+
+    def _advance(self, slot: int) -> None:
+        current = self.running[slot]
+        if current is not None and current[0].done():
+            self.offsets.done(*current[1])
+            self.running[slot] = current = None
+        if current is None and self.queued[slot]:
+            tp, record = self.queued[slot].popleft()
+            task = asyncio.create_task(self._handle(record))
+            self.running[slot] = (task, (tp, record.offset))
+            # the slot's next command starts as soon as this one ends, not at the
+            # consumer loop's next turn: refusing a flood of junk is not paced by polling
+            task.add_done_callback(lambda _: self._advance(slot))
+
+    async def wait(self, timeout: float) -> None:
+        """Until a running command ends, or ``timeout``."""
+        tasks = [c[0] for c in self.running if c is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        else:
+            await asyncio.sleep(timeout)
 
     async def finish(self) -> None:
         """Let the running commands end; the queued ones stay uncommitted."""
@@ -434,7 +448,7 @@ async def consume(agent: Agent, settings_topic: str, client_options: dict[str, o
             await commit()
             room = max_in_flight - offsets.count()
             if room <= 0:
-                await asyncio.sleep(0.2)
+                await lanes.wait(0.2)
                 continue
             batch = await consumer.getmany(timeout_ms=200 if lanes.busy else 500,
                                            max_records=room)

@@ -120,6 +120,31 @@ class Emitter:
             self.spooled += 1
             self._ensure_replayer()
 
+    async def emit_soon(self, event: Event, topic: str) -> None:
+        """Send one event without waiting for the broker's acknowledgement: for
+        events whose order does not matter (dead letters), so that a flood of
+        them is sent in batches. One that fails is spooled when it fails."""
+        value, key = encode(event), event.key.encode()
+        full_topic = self.settings.topic(topic)
+        if len(self.spool) or not await self._connect():
+            await self.send_raw(full_topic, key, value)
+            return
+        try:
+            delivery = await self._producer.send(full_topic, value, key=key)
+        except Exception:
+            await self.send_raw(full_topic, key, value)
+            return
+
+        def settled(done: asyncio.Future[Any]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                self.spool.append(full_topic, key, value)
+                self.spooled += 1
+                self._ensure_replayer()
+            else:
+                self.sent += 1
+
+        delivery.add_done_callback(settled)
+
     async def _try_send(self, topic: str, key: bytes | None, value: bytes) -> bool:
         if not await self._connect():
             return False

@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import zlib
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -111,11 +112,14 @@ class StateCache:
     was most of the fold's cost. An entry is used only while the table still
     holds the very value it was decoded from: after a rebalance or a
     recovery the table's values are new objects, and the entry is decoded
-    again.
+    again. The least recently used entries beyond ``limit`` are dropped (and
+    decoded again if their scenario comes back): the scenario names arriving
+    on the bus bound nothing.
     """
 
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[Any, ScenarioState, BisectBook]] = {}
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._entries: OrderedDict[str, tuple[Any, ScenarioState, BisectBook]] = OrderedDict()
 
     def load(self, table: Any, scenario: str) -> tuple[ScenarioState, BisectBook]:
         stored = table.get(scenario)
@@ -127,6 +131,12 @@ class StateCache:
     def keep(self, scenario: str, stored: Any, detector: ScenarioState,
              book: BisectBook) -> None:
         self._entries[scenario] = (stored, detector, book)
+        self._entries.move_to_end(scenario)
+        while len(self._entries) > self.limit:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def clear(self) -> None:
         self._entries.clear()

@@ -76,19 +76,38 @@ def test_ttfb_up_leaves_nothing_behind(tmp_path: Path, how: str, moment: str) ->
             os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("how", ["TERM", "KILL"])
-def test_ttfb_bisect_leaves_nothing_behind(tmp_path: Path, demo_repo: Path, how: str) -> None:
-    proc, data, log = start(tmp_path, "bisect", "--repo", str(demo_repo), "--scenario", "lm",
-                            "--good", "HEAD~3", "--bad", "HEAD", "--component", "imports")
+ONE_OFF = {
+    "bisect": ("bisect", "--scenario", "lm", "--good", "HEAD~3", "--bad", "HEAD",
+               "--component", "imports"),
+    "ab": ("ab", "--scenario", "lm", "--a", "HEAD~1", "--b", "HEAD", "--runs", "5"),
+    "check": ("check", "--base", "HEAD~2", "--runs", "5"),
+}
+# Ctrl-C at start-up; TERM while the broker comes up; each way of ending it
+# once runs are under way
+ONE_OFF_CASES = [("INT", "start-up"), ("TERM", "broker spawned"), ("INT", "running"),
+                 ("TERM twice", "running"), ("KILL", "running")]
+
+
+@pytest.mark.parametrize("command", sorted(ONE_OFF))
+@pytest.mark.parametrize(("how", "moment"), ONE_OFF_CASES)
+def test_one_off_commands_leave_nothing_behind(tmp_path: Path, demo_repo: Path, command: str,
+                                               how: str, moment: str) -> None:
+    name, *rest = ONE_OFF[command]
+    proc, data, log = start(tmp_path, name, "--repo", str(demo_repo), *rest)
     try:
-        wait_until(lambda: lab_processes(data) or proc.poll() is not None, timeout=60)
-        time.sleep(4.0)
+        if moment == "running":
+            wait_until(lambda: lab_processes(data) or proc.poll() is not None, timeout=60)
+            time.sleep(4.0)
+        else:
+            when(moment, log, proc, data)
         send(proc, how)
         code = proc.wait(60)
         wait_until(lambda: not lab_processes(data), timeout=20,
                    describe=lambda: (lab_processes(data), log.read_text()[-2000:]))
-        if how != "KILL":
-            assert code == 143 and "interrupted by SIGTERM" in log.read_text()
+        if how != "KILL" and moment != "start-up":
+            assert code == (130 if how == "INT" else 143), log.read_text()[-2000:]
+            assert "interrupted by SIG" in log.read_text()
+        assert code != 0, log.read_text()[-2000:]
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -29,6 +29,8 @@ class Letters:
     async def emit(self, event: ev.Event, topic: str) -> None:
         self.out.append(event)
 
+    emit_soon = emit
+
 
 def agent(tmp_path: Path, **config: object) -> tuple[Agent, Letters]:
     letters = Letters()
@@ -102,3 +104,16 @@ def test_ten_thousand_junk_messages_leave_memory_bounded(tmp_path: Path) -> None
     assert len(made.refused) <= 3, made.refused  # a fixed set of kinds, not one per message
     assert made.refused["unknown event type"] == 10_000
     assert grown < 1_000_000, grown
+
+
+def test_the_decision_cache_stays_bounded_whatever_scenario_names_arrive() -> None:
+    from streams.decisions import StateCache, unpack
+
+    cache = StateCache(limit=100)
+    table: dict[str, object] = {}
+    for i in range(10_000):
+        detector, book = unpack(None)
+        cache.keep(f"junk-{i}", table.get(f"junk-{i}"), detector, book)
+    assert len(cache) == 100
+    # the most recent are kept: a live scenario is not evicted by a flood of old names
+    assert cache.load(table, "junk-9999")[0] is cache._entries["junk-9999"][1]
