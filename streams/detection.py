@@ -60,6 +60,9 @@ MONITOR_PURPOSES = ("monitor", "demo")
 TOTAL = "ttfb"
 WARMUP = "warmup"  # the arm label of a confirmation's discarded runs
 REMEMBER_IDS = 512  # with the commits in ``arrivals``, what makes replays harmless
+# commits whose runs have not all arrived; the oldest beyond this are dropped
+# (their runs were lost): measurements for commits that never complete bound nothing
+MAX_PENDING = 512
 
 
 @dataclass(frozen=True)
@@ -276,9 +279,10 @@ def decide(state: ScenarioState, event: ev.Event, policy: Policy,
 
 
 def _copy(state: ScenarioState) -> ScenarioState:
-    """A copy safe to change: series states are immutable, the rest is copied."""
+    """A copy safe to change: series states are immutable, the rest is copied
+    (``pending`` one level: ``_monitor_result`` copies the entry it changes)."""
     return ScenarioState(
-        series=dict(state.series), pending=copy.deepcopy(state.pending),
+        series=dict(state.series), pending=dict(state.pending),
         confirming=copy.deepcopy(state.confirming), processed=list(state.processed),
         baseline_ttfb=state.baseline_ttfb, baseline_commits=state.baseline_commits,
         accepted=state.accepted, history=list(state.history), operating=list(state.operating),
@@ -289,11 +293,15 @@ def _copy(state: ScenarioState) -> ScenarioState:
 
 def _monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
                     policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
-    entry = state.pending.setdefault(event.commit, {
+    if event.commit not in state.pending:
+        for stale in list(state.pending)[:max(0, len(state.pending) - MAX_PENDING + 1)]:
+            del state.pending[stale]
+    entry = copy.deepcopy(state.pending[event.commit]) if event.commit in state.pending else {
         "values": {}, "done": [], "total": event.runs_total, "repo": event.repo,
         "hardware_id": event.fingerprint.hardware_id,
         "hardware_class": event.fingerprint.hardware_class, "branch": event.branch,
-        "author": "", "subject": ""})
+        "author": "", "subject": ""}
+    state.pending[event.commit] = entry
     if event.repetition in entry["done"]:
         return state, []
     entry["done"].append(event.repetition)

@@ -679,3 +679,16 @@ def test_a_confirmation_that_never_ends_holds_its_series_only_so_long() -> None:
                                      bump={"config": 1200.0}))
     raised = [(e.component, e.commit) for e in out if isinstance(e, ev.CandidateDetected)]
     assert raised == [("config", f"c{7 + limit}")] and state.held == []
+
+
+def test_runs_of_commits_that_never_complete_leave_the_state_bounded() -> None:
+    from streams.detection import MAX_PENDING
+
+    rng = np.random.default_rng(5)
+    # one run each of 3,000 commits whose other runs never come
+    state, out = feed(ScenarioState(), [run(rng, f"lost{i}", 0) for i in range(3_000)])
+    assert out == [] and len(state.pending) == MAX_PENDING
+    assert "lost2999" in state.pending and "lost0" not in state.pending
+    # a commit whose runs do all arrive is still tested
+    state, _ = feed(state, [run(rng, "whole", r) for r in range(3)])
+    assert "whole" not in state.pending and "whole" in state.arrivals
