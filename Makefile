@@ -24,6 +24,7 @@ up: demo
 lint: install
 	$(VENV)/bin/ruff check ttfb producers agents streams dashboard tests bench
 	$(VENV)/bin/mypy ttfb producers agents streams dashboard
+	$(VENV)/bin/mypy --strict ttfb
 
 test: lint
 	$(PY) -m pytest -q

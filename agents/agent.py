@@ -13,12 +13,11 @@ runs made on one core.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import tempfile
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,12 +35,11 @@ from agents.workspace import (
     commit_range,
     touches_code,
 )
-from producers.emitter import Emitter
 from ttfb import events as ev
+from ttfb.emitter import Emitter
 from ttfb.signing import CommandRefused, Verifier
 
 log = logging.getLogger(__name__)
-MAX_RANGE = 1000
 T = TypeVar("T")
 
 
@@ -189,18 +187,16 @@ class Agent:
                 self.config.repos[command.repo], command.good, command.bad))
         except (WorkspaceError, WatchError) as exc:
             return ev.CommitRangeListed(**base, error=str(exc))
-        if len(rows) > MAX_RANGE + 1:
-            return ev.CommitRangeListed(
-                **base, error=f"range of {len(rows) - 1} commits exceeds {MAX_RANGE}; "
-                              "narrow it with a closer good commit")
+        if len(rows) > ev.MAX_RANGE + 1:
+            return ev.CommitRangeListed(**base, error=ev.range_too_long(len(rows) - 1))
         affected: list[bool] = []
         modules = self._modules.get(command.scenario)
         if modules:  # a hint for the bisect's prior, finer than the scheduler's selection
             try:
                 # a commit that edits only comments or docstrings of the modules
                 # runs the same code: measured (the scheduler selects by file),
-                # but not a likely culprit. A demo run's bisect of a real -5 %
-                # side effect, weak on its runs, was drawn to such a commit
+                # but not a likely culprit: a bisect of a weak change is drawn
+                # to whatever commit the prior favours
                 affected = touches_code(self.config.repos[command.repo], command.good,
                                         command.bad, [r[0] for r in rows], modules)
             except WorkspaceError:
@@ -321,142 +317,3 @@ class Agent:
             components=outcome.components, phases=outcome.phases, modules=outcome.modules,
             author=author, subject=subject, profile=profile)
         return [*measured, completed]
-
-
-class _Offsets:
-    """Per partition, the offsets handed out and not yet done: the committed
-    offset is the lowest one still in flight, so a crash replays every command
-    whose effects may be missing and none whose effects are all out."""
-
-    def __init__(self) -> None:
-        self.in_flight: dict[Any, set[int]] = {}
-        self.next: dict[Any, int] = {}
-        self.committed: dict[Any, int] = {}
-
-    def start(self, tp: Any, offset: int) -> None:
-        self.in_flight.setdefault(tp, set()).add(offset)
-        self.next[tp] = max(self.next.get(tp, 0), offset + 1)
-
-    def done(self, tp: Any, offset: int) -> None:
-        self.in_flight.get(tp, set()).discard(offset)
-
-    def forget(self, partitions: set[Any]) -> None:
-        for tp in partitions:
-            for table in (self.in_flight, self.next, self.committed):
-                table.pop(tp, None)
-
-    def count(self) -> int:
-        return sum(len(v) for v in self.in_flight.values())
-
-    def to_commit(self) -> dict[Any, int]:
-        """Partitions whose committable offset moved since the last commit."""
-        out = {}
-        for tp, nxt in self.next.items():
-            offset = min(self.in_flight.get(tp) or {nxt})
-            if self.committed.get(tp) != offset:
-                out[tp] = offset
-        return out
-
-
-class _Lanes:
-    """One queue per slot; each slot runs its commands in order, one at a time."""
-
-    def __init__(self, agent: Agent, offsets: _Offsets) -> None:
-        self.agent, self.offsets = agent, offsets
-        self.queued: list[deque[tuple[Any, Any]]] = [deque() for _ in range(agent.slots)]
-        self.running: list[tuple[asyncio.Task[None], tuple[Any, int]] | None] = \
-            [None] * agent.slots
-
-    def put(self, tp: Any, record: Any) -> None:
-        self.offsets.start(tp, record.offset)
-        self.queued[self.agent.lane(record.value or b"")].append((tp, record))
-
-    @property
-    def busy(self) -> bool:
-        return any(self.running)
-
-    def advance(self) -> None:
-        """Retire finished commands and start each idle slot's next one."""
-        for slot in range(len(self.queued)):
-            self._advance(slot)
-
-    def _advance(self, slot: int) -> None:
-        current = self.running[slot]
-        if current is not None and current[0].done():
-            self.offsets.done(*current[1])
-            self.running[slot] = current = None
-        if current is None and self.queued[slot]:
-            tp, record = self.queued[slot].popleft()
-            task = asyncio.create_task(self._handle(record))
-            self.running[slot] = (task, (tp, record.offset))
-            # the slot's next command starts as soon as this one ends, not at the
-            # consumer loop's next turn: refusing a flood of junk is not paced by polling
-            task.add_done_callback(lambda _: self._advance(slot))
-
-    async def wait(self, timeout: float) -> None:
-        """Until a running command ends, or ``timeout``."""
-        tasks = [c[0] for c in self.running if c is not None]
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        else:
-            await asyncio.sleep(timeout)
-
-    async def finish(self) -> None:
-        """Let the running commands end; the queued ones stay uncommitted."""
-        for queue in self.queued:
-            queue.clear()
-        await asyncio.gather(*(c[0] for c in self.running if c is not None))
-        self.advance()
-
-    async def _handle(self, record: Any) -> None:
-        try:
-            await self.agent.handle(record.value or b"")
-        except Exception:  # one bad command must never stop the agent
-            log.exception("command at offset %s failed", record.offset)
-
-
-async def consume(agent: Agent, settings_topic: str, client_options: dict[str, object],
-                  group_id: str, stop: asyncio.Event, session_ms: int = 10_000,
-                  max_in_flight: int = 256) -> None:
-    """Consume commands until ``stop`` is set, each slot's in order; an offset
-    is committed once every command up to it has had its effects. On stop, the
-    commands already running finish; the queued ones are replayed later."""
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(
-        settings_topic, group_id=group_id, enable_auto_commit=False,
-        auto_offset_reset="earliest", max_poll_interval_ms=3_600_000,
-        session_timeout_ms=session_ms, rebalance_timeout_ms=session_ms,
-        heartbeat_interval_ms=1_000, **client_options)
-    await consumer.start()
-    offsets = _Offsets()
-    lanes = _Lanes(agent, offsets)
-
-    async def commit() -> None:
-        moved = offsets.to_commit()
-        if moved:
-            try:
-                await consumer.commit(moved)
-                offsets.committed.update(moved)
-            except Exception:  # a rebalance took a partition: its new owner replays
-                log.warning("commit of %s failed", moved, exc_info=True)
-                offsets.forget(set(moved) - consumer.assignment())
-
-    try:
-        while not stop.is_set():
-            lanes.advance()
-            await commit()
-            room = max_in_flight - offsets.count()
-            if room <= 0:
-                await lanes.wait(0.2)
-                continue
-            batch = await consumer.getmany(timeout_ms=200 if lanes.busy else 500,
-                                           max_records=room)
-            for tp, records in batch.items():
-                for record in records:
-                    lanes.put(tp, record)
-        await lanes.finish()
-        await commit()
-    finally:
-        with contextlib.suppress(Exception):
-            await consumer.stop()

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from agents.workspace import git
 
 TEMPLATE = Path(__file__).parent / "demo_repo" / "template"
 AUTHORS = [("Ada Park", "ada@example.com"), ("Bo Chen", "bo@example.com"),
@@ -184,9 +185,7 @@ def _injected() -> dict[int, Change]:
 
 
 def _git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                            env={**os.environ, **(env or {})}, check=True)
-    return result.stdout.strip()
+    return git(repo, *args, env=env).strip()
 
 
 def _apply(repo: Path, change: Change) -> None:

@@ -9,14 +9,15 @@ import os
 import sys
 from pathlib import Path
 
-from agents.agent import Agent, AgentConfig, consume
+from agents.agent import Agent, AgentConfig
 from agents.catalog import CatalogError, load_catalog
+from agents.consumer import consume
 from agents.fingerprint import fingerprint, gpu_and_driver, hardware_class
 from agents.sources import is_url, parse_source
 from agents.workspace import Workspaces
-from producers.emitter import Emitter
 from ttfb import events as ev
 from ttfb.bus import consumer_options, stop_on_signals
+from ttfb.emitter import Emitter
 from ttfb.settings import Settings
 from ttfb.signing import Verifier
 
@@ -97,7 +98,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 def agent_command(args: argparse.Namespace, settings: Settings) -> int:
     """``ttfb agent``: a measurement agent joining the cluster's bus (or the lab
     running here), taking the runs of its hardware class."""
-    from producers.session import running_bus
+    from ttfb.labinfo import running_bus
 
     update: dict[str, object] = {}
     if args.hardware_class:

@@ -7,6 +7,7 @@ workspace paths never leave the workspace root.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shutil
 import subprocess
@@ -30,9 +31,13 @@ def validate_rev(rev: str) -> str:
     return rev
 
 
-def git(repo: Path, *args: str, timeout: float = 120) -> str:
+def git(repo: Path, *args: str, timeout: float = 120,
+        env: dict[str, str] | None = None) -> str:
+    """The project's one way to run git in a repository: its output, or a
+    ``WorkspaceError`` with what git said (``env``: variables to add)."""
     result = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=timeout)
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **env} if env else None)
     if result.returncode != 0:
         raise WorkspaceError(f"git {args[0]} failed: {result.stderr.strip()[:500]}")
     return result.stdout

@@ -22,7 +22,7 @@ endpoint runs taken when the machine was 10 % slower (as in a demo run that
 bisected an improvement to an ordinary commit). It compares, in the same
 run and on the same draws, the fold's batches run beside one run of each
 endpoint with a level per batch (``paired``, the default) and bare batches
-against every endpoint run (``unpaired``, before session 8).
+against every endpoint run (``unpaired``).
 
     .venv/bin/python bench/bisection.py [--trials 100] [--json]
 """

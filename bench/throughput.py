@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from streams.detection import _series_to_json
+from streams.detection.state import series_to_json
 from ttfb import events as ev
 from ttfb.bus import EmbeddedBroker, consumer_options, ensure_topics, kafka_client_options
 from ttfb.settings import Settings
@@ -48,7 +48,8 @@ def run_event(rng: np.random.Generator, scenario: str, commit: str, rep: int,
               bump: float = 0.0) -> bytes:
     comps = {k: v * float(rng.lognormal(0, 0.02)) for k, v in COMPONENTS.items()}
     comps["config"] += bump
-    return ev.encode(ev.RunCompleted(scenario=scenario, commit=commit, purpose="monitor",
+    return ev.encode(ev.RunCompleted(repo="demo",
+                     scenario=scenario, commit=commit, purpose="monitor",
                                      repetition=rep, runs_total=3, components=comps,  # type: ignore[arg-type]
                                      ttfb_ms=sum(comps.values())))
 
@@ -228,7 +229,7 @@ def memory_per_series(n: int) -> dict[str, float]:
         series[f"config|hw{i}|main"] = SeriesState(baseline=points, seen=12)
     used = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    one = json.dumps(_series_to_json(next(iter(series.values()))))
+    one = json.dumps(series_to_json(next(iter(series.values()))))
     return {"series": n, "bytes_per_series_in_memory": round(used / n),
             "json_bytes_per_series": len(one)}
 

@@ -70,7 +70,7 @@ async def follow(bootstrap: str, settings: Settings, from_beginning: bool,
 
 
 def tail_command(args: argparse.Namespace, settings: Settings) -> int:
-    from producers.session import last_lab, running_bus
+    from ttfb.labinfo import last_lab, running_bus
 
     settings = last_lab(settings)  # after ``ttfb up --demo``: the demo's lab
 

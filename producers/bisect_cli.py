@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from producers.emitter import emit_all
 from ttfb import events as ev
+from ttfb.emitter import emit_all
 from ttfb.process import raise_if_interrupted
 from ttfb.settings import Settings
 
@@ -20,7 +20,8 @@ REPO_NAME = "bisect"
 def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
     from agents.catalog import load_catalog
     from agents.workspace import WorkspaceError, resolve
-    from producers.session import lab_for, repo_name
+    from producers.lab import lab_for
+    from ttfb.labinfo import repo_name
     from ttfb.store import queries
 
     repo = Path(args.repo).resolve()

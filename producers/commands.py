@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from producers.emitter import Emitter
+from ttfb.emitter import Emitter
 from ttfb.events import Signed
 from ttfb.settings import Settings
 from ttfb.signing import sign

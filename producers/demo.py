@@ -20,9 +20,9 @@ from typing import Any
 from agents.catalog import load_catalog
 from agents.workspace import changed_files
 from producers.commands import CommandSender
-from producers.emitter import emit_all
 from producers.scheduler import new_commits, plan_commit
 from ttfb import events as ev
+from ttfb.emitter import emit_all
 from ttfb.settings import Settings
 from ttfb.store import Store, queries
 

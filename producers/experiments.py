@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from producers.commands import CommandSender
-from producers.emitter import emit_all
 from ttfb import events as ev
+from ttfb.emitter import emit_all
 from ttfb.events import COMPONENTS
 from ttfb.process import raise_if_interrupted
 from ttfb.settings import Settings
@@ -178,7 +178,8 @@ def print_table(result: ev.ExperimentCompleted) -> None:
 
 def ab_command(args: argparse.Namespace, settings: Settings) -> int:
     from agents.catalog import load_catalog
-    from producers.session import lab_for, repo_name
+    from producers.lab import lab_for
+    from ttfb.labinfo import repo_name
 
     try:
         arms = (parse_arm(args.a), parse_arm(args.b))
@@ -218,7 +219,8 @@ def check_command(args: argparse.Namespace, settings: Settings) -> int:
     """A/B of the merge base against the head over the affected CPU scenarios."""
     from agents.catalog import load_catalog
     from agents.workspace import WorkspaceError, git, resolve
-    from producers.session import lab_for, repo_name
+    from producers.lab import lab_for
+    from ttfb.labinfo import repo_name
     from ttfb.store import open_store, queries
 
     repo = Path(args.repo).resolve()

@@ -1,4 +1,4 @@
-"""``ttfb up``: the whole lab on one machine, as child processes.
+"""The lab supervisor: ``ttfb up``, and the lab a one-off command runs in.
 
 Starts the bus (embedded Tansu unless a cluster is configured), creates the
 topics, migrates the store, then spawns the streams worker, the agent and
@@ -20,13 +20,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from producers.commands import CommandSender
 from ttfb import events as ev
 from ttfb.bus import EmbeddedBroker, ensure_topics
+from ttfb.labinfo import forget_bus, record_bus, running_lab
 from ttfb.process import die_with_parent, interrupted_by, raise_if_interrupted
 from ttfb.settings import Settings
 from ttfb.store import Store, open_store, queries
@@ -89,8 +90,6 @@ class Lab:
             self.settings = self.settings.model_copy(
                 update={"kafka_bootstrap": self.broker.bootstrap})
         asyncio.run(ensure_topics(self.settings))
-        from producers.session import record_bus
-
         record_bus(self.settings, self.home)
         open_store(self.settings)  # migrate once, before the sink and dashboard start
         self.spawn("streams", [sys.executable, "-m", "streams.app"])
@@ -155,8 +154,6 @@ class Lab:
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         proc.wait(0.05)
             self.children.clear()
-            from producers.session import forget_bus
-
             with contextlib.suppress(OSError):
                 forget_bus(self.settings, self.home)
             if self.broker is not None:
@@ -304,3 +301,21 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     finally:
         lab.stop()
+
+
+@contextlib.contextmanager
+def lab_for(settings: Settings, repos: dict[str, str],
+            reuse: bool = True) -> Iterator[tuple[Settings, Store]]:
+    """Settings and store of a lab able to run ``repos``: the cluster, the
+    embedded lab already running here when its agent runs them, or a fresh
+    embedded one of its own. Name a repository with ``repo_name``."""
+    if not settings.embedded_bus:
+        yield settings.model_copy(update={"repos": {**settings.repos, **repos}}), \
+            open_store(settings)
+        return
+    running = running_lab(settings, repos) if reuse else None
+    if running is not None:
+        yield running, open_store(running)
+        return
+    with Lab(settings.model_copy(update={"repos": {**settings.repos, **repos}})) as lab:
+        yield lab.settings, open_store(lab.settings)

@@ -235,7 +235,7 @@ def _exists(repo: Path, commit: str) -> bool:
 
 def bus_sender(settings: Settings) -> Send:
     """Send events to the commands topic (commands are already signed)."""
-    from producers.emitter import emit_all
+    from ttfb.emitter import emit_all
 
     def send(events: list[ev.Event]) -> None:
         if events:

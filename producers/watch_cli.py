@@ -106,7 +106,7 @@ def _lab(settings: Settings, sources: list[Source], headless: bool,
         yield settings, raise_if_interrupted
         return
     if reuse:
-        from producers.session import running_bus
+        from ttfb.labinfo import running_bus
 
         bus = running_bus(settings)
         if bus:

@@ -25,18 +25,17 @@ from typing import Any
 
 import faust
 
-from streams.bisect import BisectBook, BisectPolicy, attributed_alert
-from streams.bisect import decide as decide_bisect
+from streams.bisect import BisectBook, BisectPolicy
 from streams.bisect import from_json as bisect_from_json
 from streams.bisect import to_json as bisect_to_json
 from streams.detection import (
     Policy,
     ScenarioState,
     calibration_answer,
-    decide,
     from_json,
     to_json,
 )
+from streams.fold import fold_event, pin_ids
 from ttfb import events as ev
 from ttfb.process import die_with_parent
 from ttfb.settings import STREAMS_TABLES, Settings
@@ -53,19 +52,6 @@ ROUTES: dict[type[ev.Event], str] = {
 
 def topic_for(event: ev.Event) -> str:
     return ROUTES.get(type(event), "detections")
-
-
-def pin_ids(out: list[ev.Event], source: ev.Event) -> list[ev.Event]:
-    """Ids of the outputs derived from the input's: if a crash makes the worker
-    process an input again (its state was not yet in the changelog), it emits
-    the very same events and commands, and the store and agents drop them."""
-    pinned: list[ev.Event] = []
-    for i, event in enumerate(out):
-        update = {"event_id": ev.derived_id(source.event_id, str(i))}
-        if isinstance(event, (ev.RunRequested, ev.CommitRangeRequested)):
-            update["request_id"] = ev.derived_id(source.event_id, str(i), "request")
-        pinned.append(event.model_copy(update=update))
-    return pinned
 
 
 def decoded(raw: bytes | None, max_bytes: int,
@@ -160,18 +146,6 @@ def emitter(topics: dict[str, Any], settings: Settings) -> Emit:
                                                    value=ev.encode(event))
 
     return emit
-
-
-def fold_event(event: ev.Event, detector: ScenarioState, book: BisectBook, policy: Policy,
-               bisect_policy: BisectPolicy) -> tuple[ScenarioState, BisectBook, list[ev.Event]]:
-    """One event through the detection and bisect folds; outputs with ids
-    derived from the event's (the live stream and a rebuild use this alone)."""
-    detector, out = decide(detector, event, policy, inplace=True)
-    book, more = decide_bisect(book, event, bisect_policy)
-    out += more
-    out += [attributed_alert(e, policy.dashboard_url) for e in more
-            if isinstance(e, ev.BisectCompleted) and (e.culprit or not e.reproduced)]
-    return detector, book, pin_ids(out, event)
 
 
 class Folds:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from streams.bisect import BisectBook, BisectPolicy
 from streams.detection import Policy, ScenarioState
+from streams.fold import fold_event
 from ttfb import events as ev
 from ttfb.settings import Settings
 from ttfb.store import Store
@@ -43,8 +44,6 @@ class Rebuilt:
 def replay(events: Iterable[ev.Event], policy: Policy,
            bisect_policy: BisectPolicy | None = None) -> Rebuilt:
     """Fold ``events`` in order from empty states; keep every output."""
-    from streams.decisions import fold_event
-
     bisect_policy = bisect_policy or BisectPolicy()
     started = time.perf_counter()
     out = Rebuilt()

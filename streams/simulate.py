@@ -14,9 +14,9 @@ from streams.detection import (
     Confirmation,
     Policy,
     ScenarioState,
-    _confirm_runs,
-    _confirmation_result,
 )
+from streams.detection.confirm import confirmation_result
+from streams.detection.runs import confirm_runs
 from ttfb import events as ev
 
 # a run's components, from (rng, arm label, the look's level on the log scale)
@@ -29,14 +29,14 @@ def confirming(components: dict[str, str], policy: Policy) -> tuple[ScenarioStat
     state = ScenarioState()
     state.confirming["d"] = pending = Confirmation(
         detection_id="d", commit="b", good_commit="a", components=components,
-        hardware_id="", branch="main", runs_per_side=policy.confirm_first_runs)
+        hardware_id="", branch="main", runs_per_side=policy.confirm_first_runs, repo="sim")
     return state, pending
 
 
 def confirm_run(commit: str, arm: str, components: dict[str, float], correlation_id: str = "d",
                 scenario: str = "s") -> ev.RunCompleted:
     """The agent's answer to a confirmation run: ``components`` in ms."""
-    return ev.RunCompleted(scenario=scenario, commit=commit, purpose="confirm", arm=arm,
+    return ev.RunCompleted(repo="sim", scenario=scenario, commit=commit, purpose="confirm", arm=arm,
                            correlation_id=correlation_id, ttfb_ms=sum(components.values()),
                            components=components)  # type: ignore[arg-type]
 
@@ -48,7 +48,7 @@ def simulate_confirmation(rng: np.random.Generator, policy: Policy, draw: Draw,
     level of their own, drawn with sd ``between`` (other work ran between the
     looks). Returns the verdicts (a follow-up candidate's too, after it)."""
     state, pending = confirming({"imports": "regression"}, policy)
-    out: list[ev.Event] = _confirm_runs(pending, "s", policy.confirm_first_runs,
+    out: list[ev.Event] = confirm_runs(pending, "s", policy.confirm_first_runs,
                                         warmup=policy.confirm_warmup)
     level = float(rng.normal(0.0, between))
     decided: list[ev.Event] = []
@@ -58,7 +58,7 @@ def simulate_confirmation(rng: np.random.Generator, policy: Policy, draw: Draw,
         for request in requests:
             side = "before" if request.commit == pending.good_commit else "after"
             components = draw(rng, side, level)  # a warm-up run is of one side too
-            state, emitted = _confirmation_result(state, confirm_run(
+            state, emitted = confirmation_result(state, confirm_run(
                 request.commit, request.arm.label, components, request.correlation_id), policy)
             out += emitted
         level = float(rng.normal(0.0, between))  # the next look's runs
@@ -141,7 +141,7 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
         handed = {f"evidence_{side}": [level(i) * math.exp(then + shift) * _noise(rng, cv)
                                        for _ in range(runs)]
                   for side, i, shift in (("before", 0, 0.0), ("after", n - 1, evidence_shift))}
-    start = found(scenario="sim", component=component, commit=commits[-1],
+    start = found(scenario="sim", repo="sim", component=component, commit=commits[-1],
                   good_commit=commits[0], direction=direction,  # type: ignore[arg-type]
                   detection_id="det", **handed)
     book, out = decide(BisectBook(), start, policy)
@@ -179,12 +179,14 @@ def _answer(request: ev.RunRequested, commits: list[str], level: Callable[[int],
             component: str, machine: float = 1.0) -> ev.Event:
     i = commits.index(request.commit)
     if fails and i in fails:
-        return ev.RunFailed(scenario="sim", commit=request.commit, purpose=request.purpose,
+        return ev.RunFailed(repo=request.repo, scenario="sim", commit=request.commit,
+                            purpose=request.purpose,
                             arm=request.arm.label, correlation_id=request.correlation_id,
                             reason="workflow crashed")
     ms = level(i) * machine * _noise(rng, cv)
     comps = {c: 10.0 for c in ev.COMPONENTS} | {component: ms}
-    return ev.RunCompleted(scenario="sim", commit=request.commit, purpose=request.purpose,
+    return ev.RunCompleted(repo=request.repo, scenario="sim", commit=request.commit,
+                           purpose=request.purpose,
                            arm=request.arm.label, correlation_id=request.correlation_id,
                            ttfb_ms=sum(comps.values()), components=comps)  # type: ignore[arg-type]
 

@@ -17,9 +17,10 @@ import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 
-def _sdk():  # type: ignore[no-untyped-def]
+def _sdk() -> "Any":
     """Import ``ttfb.sdk`` even under an interpreter that lacks ttfb-lab."""
     here = str(Path(__file__).resolve().parent.parent)
     if here not in sys.path:

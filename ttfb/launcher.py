@@ -33,6 +33,7 @@ import functools
 import runpy
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 clock = time.monotonic_ns
@@ -105,10 +106,10 @@ def _has_tensor(args: tuple[Any, ...], kwargs: dict[str, Any], tensor: type) -> 
     return any(isinstance(v, tensor) for v in values)
 
 
-def _span(kind: str, attr: str):  # type: ignore[no-untyped-def]
-    def wrap(func):  # type: ignore[no-untyped-def]
+def _span(kind: str, attr: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(func)
-        def inner(*args, **kwargs):  # type: ignore[no-untyped-def]
+        def inner(*args: Any, **kwargs: Any) -> Any:
             depth = TIMELINE.depth
             # time belongs to the outermost category: a lazy import inside
             # optimizer construction is model time, not imports
@@ -166,11 +167,11 @@ def _on_subclass(base: type, hook: Any) -> None:
     """Call ``hook(cls)`` for every subclass of ``base`` defined from now on."""
     own = base.__dict__.get("__init_subclass__")
 
-    def init_subclass(cls, **kwargs):  # type: ignore[no-untyped-def]
+    def init_subclass(cls: type, /, **kwargs: Any) -> None:
         if isinstance(own, classmethod):
             own.__func__(cls, **kwargs)
         else:
-            super(base, cls).__init_subclass__(**kwargs)  # type: ignore[misc, arg-type]
+            super(base, cls).__init_subclass__(**kwargs)  # type: ignore[arg-type]
         hook(cls)
     base.__init_subclass__ = classmethod(init_subclass)  # type: ignore[assignment]
 
@@ -263,7 +264,7 @@ def _hook_torch() -> None:  # noqa: C901 - one hook per torch entry point
 
     def after_step(optimizer, args, kwargs):  # type: ignore[no-untyped-def]
         if TIMELINE.step_start is not None and TIMELINE.step_end is None:
-            if torch.cuda.is_available() and torch.cuda.is_initialized():
+            if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
                 torch.cuda.synchronize()
             _done()
     from torch.optim.optimizer import register_optimizer_step_post_hook

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from producers.emitter import Emitter
 from producers.lab import Lab
 from ttfb import events as ev
 from ttfb.bus import consumer_options
+from ttfb.emitter import Emitter
 from ttfb.settings import Settings
 from ttfb.store import Store, open_store
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from producers.emitter import Emitter
 from ttfb import events as ev
+from ttfb.emitter import Emitter
 from ttfb.settings import Settings
 from ttfb.store import Store
 
@@ -48,7 +48,7 @@ class SimAgent:
         return ev.RunCompleted(scenario=self.scenario, commit=commit,
                                ttfb_ms=sum(comps.values()), components=comps,  # type: ignore[arg-type]
                                author="Ada Park", subject=f"subject of {commit}",
-                               **fields)  # type: ignore[arg-type]
+                               **{"repo": "demo", **fields})  # type: ignore[arg-type]
 
     def answer(self, command: ev.Event) -> tuple[ev.Event, str] | None:
         if isinstance(command, ev.CommitRangeRequested):

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from agents.agent import REFUSAL_KINDS, Agent, AgentConfig, consume
+from agents.agent import REFUSAL_KINDS, Agent, AgentConfig
 from agents.catalog import load_catalog
+from agents.consumer import consume
 from agents.workspace import Workspaces
-from producers.emitter import Emitter
 from tests.integration.conftest import clean_settings
 from ttfb import events as ev
 from ttfb.bus import EmbeddedBroker, consumer_options, ensure_topics, kafka_client_options
+from ttfb.emitter import Emitter
 from ttfb.settings import Settings
 from ttfb.signing import DEFAULT_KEY, Verifier, sign
 

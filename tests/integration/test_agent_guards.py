@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from producers.emitter import Emitter
 from producers.lab import Lab
 from tests.integration.conftest import clean_settings, wait_until
 from tests.integration.tinyrepo import make_repo
 from ttfb import events as ev
+from ttfb.emitter import Emitter
 from ttfb.signing import sign
 from ttfb.store import Store, open_store, queries
 

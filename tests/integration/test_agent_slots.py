@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from agents.agent import Agent, AgentConfig, consume
+from agents.agent import Agent, AgentConfig
 from agents.catalog import Catalog, Scenario
+from agents.consumer import consume
 from agents.service import slot_cores
 from agents.workspace import Workspaces
 from producers.commands import CommandSender
-from producers.emitter import Emitter
 from tests.integration.conftest import clean_settings, group_offsets
 from ttfb import events as ev
 from ttfb.bus import EmbeddedBroker, consumer_options, ensure_topics
+from ttfb.emitter import Emitter
 from ttfb.settings import Settings
 from ttfb.signing import Verifier
 

@@ -20,14 +20,14 @@ def seed(data_dir: Path) -> None:
     for i in range(6):  # recsys: 6 commits, the last one slower in config
         comps = {c: 100.0 for c in ev.COMPONENTS} | {"config": 100.0 + (400.0 if i == 5 else 0)}
         for rep in range(2):
-            events.append(ev.RunCompleted(
+            events.append(ev.RunCompleted(repo="demo",
                 scenario="recsys", commit=f"{i:040d}", purpose="monitor", repetition=rep,
                 ttfb_ms=sum(comps.values()), components=comps,  # type: ignore[arg-type]
                 author="Ada Park", subject=f"change {i}"))
     comps = {c: 50.0 for c in ev.COMPONENTS}
-    events.append(ev.RunCompleted(scenario="lm", commit="a" * 40, purpose="monitor",
+    events.append(ev.RunCompleted(repo="demo", scenario="lm", commit="a" * 40, purpose="monitor",
                                   ttfb_ms=350.0, components=comps))  # type: ignore[arg-type]
-    fields = dict(detection_id="det1", scenario="recsys", component="config",
+    fields = dict(detection_id="det1", scenario="recsys", repo="demo", component="config",
                   commit=f"{5:040d}", good_commit=f"{4:040d}", direction="regression",
                   effect_ms=400.0, effect_pct=400.0, ci_low_pct=380.0, ci_high_pct=420.0,
                   p_value=1e-6, runs_spent=10)
@@ -41,7 +41,8 @@ def seed(data_dir: Path) -> None:
         explanation=[{"name": "telemetry.py:30:log", "good_ms": 0.0, "bad_ms": 360.0,
                       "delta_ms": 360.0}]))
     # lm: a confirmed model change the bisect's runs did not reproduce
-    retracted = dict(detection_id="det2", scenario="lm", component="model", commit="a" * 40,
+    retracted = dict(detection_id="det2", scenario="lm", repo="demo", component="model",
+                     commit="a" * 40,
                      good_commit="9" * 40, direction="regression", effect_ms=6.0,
                      effect_pct=6.2, ci_low_pct=2.0, ci_high_pct=10.0, p_value=0.006,
                      runs_spent=16)

@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from producers.emitter import Emitter
 from producers.lab import Lab
 from tests.integration.conftest import wait_until
 from ttfb import events as ev
+from ttfb.emitter import Emitter
 from ttfb.store import Store
 
 READER = r'''
@@ -36,7 +36,8 @@ def test_dashboard_reads_while_sink_writes(lab: Lab, store: Store) -> None:
     reader = subprocess.Popen([sys.executable, "-c", READER, str(app), "20"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     comps = {c: 5.0 for c in ev.COMPONENTS}
-    events = [ev.RunCompleted(scenario=f"concurrent{i % 3}", commit=f"c{i}", ttfb_ms=35.0,
+    events = [ev.RunCompleted(repo="demo",
+                              scenario=f"concurrent{i % 3}", commit=f"c{i}", ttfb_ms=35.0,
                               components=comps) for i in range(600)]
 
     async def send() -> None:

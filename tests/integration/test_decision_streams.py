@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from producers.emitter import Emitter
 from producers.lab import Lab
 from tests.integration.conftest import clean_settings, wait_until
 from tests.integration.simagent import SimAgent
 from tests.receiver import Receiver
+from ttfb.emitter import Emitter
 from ttfb.store import Store, queries
 
 SCENARIO = "wiring"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 
-from producers.emitter import Emitter
 from producers.lab import Lab, request_demo_runs
 from tests.integration.conftest import wait_until
 from ttfb import events as ev
+from ttfb.emitter import Emitter
 from ttfb.store import Store, queries
 
 
@@ -33,7 +33,8 @@ def test_three_requested_runs_land_with_seven_components(lab: Lab, store: Store)
 def test_malformed_bytes_become_a_dead_letter_and_the_stream_goes_on(
         lab: Lab, store: Store) -> None:
     garbage = b'{"type": "ComponentMeasured", "oops'
-    valid = [ev.ComponentMeasured(scenario="dl-check", commit=f"c{i}", component="data",
+    valid = [ev.ComponentMeasured(repo="demo",
+                                  scenario="dl-check", commit=f"c{i}", component="data",
                                   ms=1.0 + i) for i in range(3)]
 
     async def send() -> None:

@@ -29,7 +29,7 @@ def test_store_sql_runs_on_clickhouse_server() -> None:
         store = open_store(settings)
         assert store.migrate() == []
         comps = {c: 1.0 for c in ev.COMPONENTS}
-        run = ev.RunCompleted(scenario="s", commit="c", ttfb_ms=7.0, components=comps,
+        run = ev.RunCompleted(repo="demo", scenario="s", commit="c", ttfb_ms=7.0, components=comps,
                               request_id="r")
         assert store.write([run, run]) == 1 and store.write([run]) == 0
         assert queries.runs_for_requests(store, ["r"])[0]["ttfb_ms"] == 7.0
@@ -39,9 +39,9 @@ def test_emitter_and_topics_on_apache_kafka(tmp_path) -> None:  # type: ignore[n
     from aiokafka import AIOKafkaConsumer
     from testcontainers.kafka import KafkaContainer
 
-    from producers.emitter import Emitter
     from ttfb import events as ev
     from ttfb.bus import ensure_topics, kafka_client_options
+    from ttfb.emitter import Emitter
     from ttfb.settings import Settings
 
     with KafkaContainer("confluentinc/cp-kafka:7.6.1").with_kraft() as kafka:
@@ -51,7 +51,8 @@ def test_emitter_and_topics_on_apache_kafka(tmp_path) -> None:  # type: ignore[n
         async def roundtrip() -> bytes:
             await ensure_topics(settings)
             emitter = await Emitter(settings, "t").start()
-            event = ev.ComponentMeasured(scenario="s", commit="c", component="data", ms=1.0)
+            event = ev.ComponentMeasured(repo="demo",
+                                         scenario="s", commit="c", component="data", ms=1.0)
             await emitter.emit(event, "measurements")
             await emitter.stop()
             consumer = AIOKafkaConsumer(settings.topic("measurements"), group_id="t",

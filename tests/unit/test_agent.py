@@ -1,10 +1,10 @@
 """The agent: commit bookkeeping of its slots, their cores, and the bisect hint."""
 
-from agents.agent import _Offsets
+from agents.consumer import Offsets
 
 
 def test_commit_stops_at_the_lowest_command_still_running() -> None:
-    offsets = _Offsets()
+    offsets = Offsets()
     for offset in (5, 6, 7):
         offsets.start("p0", offset)
     offsets.start("p1", 0)
@@ -21,7 +21,7 @@ def test_commit_stops_at_the_lowest_command_still_running() -> None:
 
 
 def test_a_revoked_partition_is_forgotten() -> None:
-    offsets = _Offsets()
+    offsets = Offsets()
     offsets.start("p0", 3)
     offsets.forget({"p0"})
     assert offsets.to_commit() == {} and offsets.count() == 0
@@ -65,7 +65,7 @@ def test_a_range_listing_marks_the_commits_that_change_the_scenarios_code(tmp_pa
     modules = {"trainlab/lm/model.py", "trainlab/recsys/features.py"}
     agent._events(RunOutcome(status="completed", components={"imports": 1.0},
                              modules=sorted(modules)),
-                  {"scenario": "vision", "commit": "c"}, "", "", "")
+                  {"scenario": "vision", "repo": "demo", "commit": "c"}, "", "", "")
     listed = agent.list_range(ask)
     touching = {subject for c, subject in zip(listed.commits, listed.subjects, strict=True)
                 if modules & set(subprocess.run(

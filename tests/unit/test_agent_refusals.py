@@ -68,12 +68,13 @@ def test_an_allowed_arm_passes_the_check(tmp_path: Path) -> None:
 
 
 def test_a_restarted_agent_still_refuses_a_replay(tmp_path: Path) -> None:
-    signed = sign(ev.RunRequested(scenario="lm", commit="HEAD"), KEY)
+    signed = sign(ev.RunRequested(repo="demo", scenario="lm", commit="HEAD"), KEY)
     Verifier(KEY, journal=tmp_path / "seen").verify(signed)
     restarted = Verifier(KEY, journal=tmp_path / "seen")
     with pytest.raises(CommandRefused, match="replayed"):
         restarted.verify(signed)
-    restarted.verify(sign(ev.RunRequested(scenario="lm", commit="HEAD"), KEY))  # a new one
+    restarted.verify(sign(ev.RunRequested(repo="demo",
+                     scenario="lm", commit="HEAD"), KEY))  # a new one
     # the lab sending the same command again on purpose signs it anew: accepted
     restarted.verify(sign(signed, KEY, now=signed.signed_at + 1))
 
@@ -81,10 +82,10 @@ def test_a_restarted_agent_still_refuses_a_replay(tmp_path: Path) -> None:
 def test_keys_rotate_a_command_signed_by_the_previous_key_still_verifies() -> None:
     old, new = "old-key-" + "a" * 32, "new-key-" + "b" * 32
     rotating = Verifier(new, previous=old)
-    rotating.verify(sign(ev.RunRequested(scenario="lm", commit="c"), old))
-    rotating.verify(sign(ev.RunRequested(scenario="lm", commit="c"), new))
+    rotating.verify(sign(ev.RunRequested(repo="demo", scenario="lm", commit="c"), old))
+    rotating.verify(sign(ev.RunRequested(repo="demo", scenario="lm", commit="c"), new))
     with pytest.raises(CommandRefused, match="does not hold"):
-        Verifier(new).verify(sign(ev.RunRequested(scenario="lm", commit="c"), old))
+        Verifier(new).verify(sign(ev.RunRequested(repo="demo", scenario="lm", commit="c"), old))
 
 
 def test_ten_thousand_junk_messages_leave_memory_bounded(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from streams import simulate
-from streams.bisect import MAX_RANGE, BisectBook, BisectPolicy, decide
+from streams.bisect import BisectBook, BisectPolicy, decide
 from streams.simulate import simulate_bisect
 from ttfb import events as ev
 
@@ -17,7 +17,7 @@ POLICY = BisectPolicy(explain=False)
 
 
 def confirmed(good: str = "c00", bad: str = "c15") -> ev.RegressionConfirmed:
-    return ev.RegressionConfirmed(scenario="lm", component="config", commit=bad,
+    return ev.RegressionConfirmed(repo="demo", scenario="lm", component="config", commit=bad,
                                   good_commit=good, direction="regression",
                                   detection_id="det1")
 
@@ -90,7 +90,7 @@ def test_ranges_over_the_limit_are_refused() -> None:
     book, out = decide(BisectBook(), confirmed(), POLICY)
     listed = ev.CommitRangeListed(request_id="r", scenario="lm", repo="demo",
                                   correlation_id=out[0].correlation_id,  # type: ignore[attr-defined]
-                                  commits=[f"x{i}" for i in range(MAX_RANGE + 2)])
+                                  commits=[f"x{i}" for i in range(ev.MAX_RANGE + 2)])
     _, done = decide(book, listed, POLICY)
     assert isinstance(done[0], ev.BisectCompleted)
     assert "exceeds 1000" in done[0].error and done[0].culprit == ""

@@ -39,7 +39,8 @@ def run(rng: np.random.Generator, commit: str, rep: int, *, purpose: str = "moni
         total: int = 3) -> ev.RunCompleted:
     comps = {k: v * float(rng.lognormal(0, 0.02)) + (bump or {}).get(k, 0.0)
              for k, v in BASE.items()}
-    return ev.RunCompleted(scenario="lm", commit=commit, repetition=rep, runs_total=total,
+    return ev.RunCompleted(repo="demo",
+                           scenario="lm", commit=commit, repetition=rep, runs_total=total,
                            purpose=purpose, arm=arm, correlation_id=corr,  # type: ignore[arg-type]
                            ttfb_ms=sum(comps.values()), components=comps,  # type: ignore[arg-type]
                            author="Bo Chen", subject=f"change {commit}")
@@ -156,13 +157,13 @@ def test_a_component_that_only_looks_moved_earns_the_second_batch() -> None:
 
 
 def test_a_component_the_first_look_barely_shows_moved_still_earns_the_second_batch() -> None:
-    """A first look stored by a demo run (session 7): the candidate named
+    """A first look stored by a demo run: the candidate named
     vision `model`, which had not moved; `imports` had (+23 % at that commit)
     but these 4 + 4 noisy runs show +11 %, p = 0.12. The screen for the
     second batch takes each component at 0.2 on its own, so imports gets its
     8 + 8 runs; Benjamini-Hochberg at 0.05, the old screen, dismissed the
     candidate here and the regression was never found."""
-    from streams.detection import _confirmation_result
+    from streams.detection.confirm import confirmation_result
 
     look = [("warmup", 1717, 1762), ("before", 1747, 1920), ("after", 2193, 1668),
             ("after", 2158, 1576), ("before", 2141, 1598), ("before", 1733, 1514),
@@ -172,7 +173,7 @@ def test_a_component_the_first_look_barely_shows_moved_still_earns_the_second_ba
         state, _ = confirming({"model": "improvement"}, policy)
         out: list[ev.Event] = []
         for arm, imports, model in look:
-            state, out = _confirmation_result(state, stored_run("vision", arm, {
+            state, out = confirmation_result(state, stored_run("vision", arm, {
                 "imports": float(imports), "model": float(model), "data": 150.0}), policy)
         return out
 
@@ -185,7 +186,7 @@ def test_a_component_the_first_look_barely_shows_moved_still_earns_the_second_ba
     assert [e.type for e in first_look(old)] == ["DetectionDismissed"]
 
 
-# a confirmation stored by a demo run (session 7): arm, imports, data, model (ms)
+# a confirmation stored by a demo run: arm, imports, data, model (ms)
 DATA_CONFIRMATION = [
     ("warmup", 2164, 371, 2115), ("before", 2164, 334, 1743), ("after", 2180, 850, 1918),
     ("after", 2127, 691, 1935), ("before", 2180, 291, 1748), ("before", 2308, 331, 1878),
@@ -197,24 +198,24 @@ DATA_CONFIRMATION = [
 
 def _data_confirmation(state: ScenarioState, policy: Policy) -> tuple[ScenarioState,
                                                                        list[ev.Event]]:
-    from streams.detection import _confirmation_result
+    from streams.detection.confirm import confirmation_result
 
     out: list[ev.Event] = []
     for arm, imports, data, model in DATA_CONFIRMATION:
-        state, out = _confirmation_result(state, stored_run("recsys", arm, {
+        state, out = confirmation_result(state, stored_run("recsys", arm, {
             "imports": float(imports), "data": float(data), "model": float(model)}), policy)
     return state, out
 
 
 def test_a_component_the_final_look_shows_moved_but_cannot_confirm_gets_runs_of_its_own(
         ) -> None:
-    """A confirmation stored by a demo run (session 7): the candidate named
+    """A confirmation stored by a demo run: the candidate named
     recsys `data` (the memoization regression); its range also held the lazy
     import, and `imports` came out at -19 %, p = 0.009 on the paired final
     look, against the bar of 0.009 it shares (Benjamini-Hochberg) with the
     other components the candidate did not name. It becomes a candidate of
     its own, whose fresh runs confirm it as a named component."""
-    from streams.detection import _confirmation_result
+    from streams.detection.confirm import confirmation_result
 
     policy = Policy()
     state, _ = confirming({"data": "regression"}, policy)
@@ -235,7 +236,7 @@ def test_a_component_the_final_look_shows_moved_but_cannot_confirm_gets_runs_of_
         out = []
         for r in requests:
             after = r.commit == "b"
-            state, emitted = _confirmation_result(state, stored_run("recsys", r.arm.label, {
+            state, emitted = confirmation_result(state, stored_run("recsys", r.arm.label, {
                 "imports": 2200.0 * float(rng.lognormal(np.log(0.81) if after else 0.0, 0.08)),
                 "data": (650.0 if after else 310.0) * float(rng.lognormal(0.0, 0.1)),
                 "model": 1700.0 * float(rng.lognormal(0.0, 0.1))}, r.correlation_id), policy)
@@ -248,7 +249,7 @@ def test_a_component_the_final_look_shows_moved_but_cannot_confirm_gets_runs_of_
 
 
 def test_a_follow_up_starts_after_a_change_confirmed_since_its_parent_began() -> None:
-    """A demo run (session 8): the recsys improvement was confirmed while a
+    """A demo run: the recsys improvement was confirmed while a
     later candidate's confirmation ran against a good commit before it; that
     confirmation's follow-up raised the improvement again, alerted and
     bisected twice. The follow-up starts after the known change (``x``)."""
@@ -423,7 +424,7 @@ def test_an_unnamed_component_is_confirmed_at_its_level_and_found_when_it_moves(
     assert found(draw, "first_step", 2000) <= policy.confirm_alpha
     power = {pct: found(unnamed_component(float(np.log1p(pct / 100)), bimodal=False), "data", 300)
              for pct in (20, 30)}
-    monkeypatch.setattr("streams.detection.rank_p_blocked", lambda a, b: 0.0)
+    monkeypatch.setattr("streams.detection.compare.rank_p_blocked", lambda a, b: 0.0)
     t_only = found(unnamed_component(float(np.log1p(0.20)), bimodal=False), "data", 300)
     # the exact rank test is discrete (8 + 8 runs in two looks): 69 % against 76 % at 20 %
     assert power[30] >= 0.9 and power[20] >= t_only - 0.1, (power, t_only)
@@ -449,7 +450,7 @@ def test_what_a_run_leaves_for_the_next_does_not_fake_a_shift(
 
     assert false_rate(policy) <= policy.confirm_alpha  # binomial sd at 0.01: 0.003
     assert false_rate(dataclasses.replace(policy, confirm_warmup=0)) >= 0.015  # ~0.026
-    monkeypatch.setattr("streams.detection.counterbalanced",
+    monkeypatch.setattr("streams.detection.runs.counterbalanced",
                         lambda pairs, first=0: [0, 1] * pairs)  # A, B, A, B
     assert false_rate(policy) >= 0.2
 
@@ -460,10 +461,10 @@ def test_the_second_look_starts_with_the_other_side_so_a_slow_start_cancels() ->
     both looks with the before side gives the after side two of them in each
     look, a shift of +1.25 % with nothing changed; the second look starts with
     the after side, and the looks' biases cancel in the blocked shift."""
-    from streams.detection import _confirm_runs
+    from streams.detection.runs import confirm_runs
 
     _, pending = confirming({"imports": "regression"}, Policy())  # 4 runs a side
-    looks = [_confirm_runs(pending, "s", 4), _confirm_runs(pending, "s", 4, first="after")]
+    looks = [confirm_runs(pending, "s", 4), confirm_runs(pending, "s", 4, first="after")]
     labels = [[r.arm.label for r in look if isinstance(r, ev.RunRequested)] for look in looks]
     assert labels[0][:4] == ["before", "after", "after", "before"]
     assert labels[1][:4] == ["after", "before", "before", "after"]
@@ -562,17 +563,18 @@ def test_a_replayed_commit_is_not_tested_again() -> None:
 def _confirm_data_with_imports_moved(state: ScenarioState, policy: Policy) -> list[ev.Event]:
     """The runs of a `data` candidate's confirmation of ``b`` against ``a`` in
     which `imports` moved too (-20 %): the verdicts."""
-    from streams.detection import _confirm_runs, _confirmation_result
+    from streams.detection.confirm import confirmation_result
+    from streams.detection.runs import confirm_runs
 
     rng = np.random.default_rng(4)
-    out = _confirm_runs(state.confirming["d"], "recsys", policy.first_look_runs,
+    out = confirm_runs(state.confirming["d"], "recsys", policy.first_look_runs,
                         warmup=policy.confirm_warmup)
     verdicts: list[ev.Event] = []
     while requests := [e for e in out if isinstance(e, ev.RunRequested)]:
         out = []
         for r in requests:
             after = r.commit == "b"
-            state, emitted = _confirmation_result(state, stored_run("recsys", r.arm.label, {
+            state, emitted = confirmation_result(state, stored_run("recsys", r.arm.label, {
                 "imports": 2200.0 * float(rng.lognormal(np.log(0.8) if after else 0.0, 0.03)),
                 "data": (650.0 if after else 310.0) * float(rng.lognormal(0.0, 0.05))},
                 r.correlation_id), policy)
@@ -582,7 +584,7 @@ def _confirm_data_with_imports_moved(state: ScenarioState, policy: Policy) -> li
 
 
 def test_a_change_confirmed_meanwhile_is_not_confirmed_again_by_an_older_confirmation() -> None:
-    """A demo run (session 8): the recsys data candidate was raised a minute
+    """A demo run: the recsys data candidate was raised a minute
     before the improvement's own confirmation ended, against a good commit
     before the improvement; its fresh runs showed imports moved too and
     confirmed it a second time (a second alert and bisect). A change of the

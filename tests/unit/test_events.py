@@ -9,13 +9,15 @@ from ttfb import events as ev
 def sample_events() -> list[ev.Event]:
     comps = {c: 1.0 + i for i, c in enumerate(ev.COMPONENTS)}
     return [
-        ev.RunRequested(scenario="recsys", commit="abc", runs=3, arm=ev.Arm(env={"A": "1"})),
-        ev.ComponentMeasured(scenario="recsys", commit="abc", component="data", ms=12.5),
-        ev.RunCompleted(scenario="lm", commit="abc", ttfb_ms=sum(comps.values()),
+        ev.RunRequested(repo="demo",
+                        scenario="recsys", commit="abc", runs=3, arm=ev.Arm(env={"A": "1"})),
+        ev.ComponentMeasured(repo="demo",
+                             scenario="recsys", commit="abc", component="data", ms=12.5),
+        ev.RunCompleted(repo="demo", scenario="lm", commit="abc", ttfb_ms=sum(comps.values()),
                         components=comps, modules=["trainlab/lm/train.py"]),
-        ev.RunFailed(scenario="lm", commit="abc", reason="boom", exit_code=1),
+        ev.RunFailed(repo="demo", scenario="lm", commit="abc", reason="boom", exit_code=1),
         ev.DeadLettered(reason="bad", raw_b64="eA=="),
-        ev.RegressionConfirmed(scenario="lm", component="config", commit="c",
+        ev.RegressionConfirmed(repo="demo", scenario="lm", component="config", commit="c",
                                direction="regression", effect_pct=10.0),
         ev.BisectCompleted(bisect_id="b", scenario="lm", component="config", good="a", bad="c",
                            steps=[ev.BisectStep(commit="b", runs=4, decision="good")]),
@@ -82,7 +84,8 @@ def test_dead_letter_keeps_the_raw_bytes_whole() -> None:
 
 def test_run_completed_rejects_absurd_component() -> None:
     with pytest.raises(Exception, match="absurd"):
-        ev.RunCompleted(scenario="s", commit="c", ttfb_ms=1.0, components={"data": -5.0})
+        ev.RunCompleted(repo="demo",
+                        scenario="s", commit="c", ttfb_ms=1.0, components={"data": -5.0})
 
 
 def test_partition_key_is_the_scenario() -> None:

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from agents.explain import summarise_imports
-from streams.bisect import Bisect, _record, grown
+from streams.bisect import Bisect, grown
+from streams.bisect.state import record
 from ttfb import events as ev
 
 
@@ -36,7 +37,7 @@ def test_an_imports_bisect_explains_with_modules_other_components_with_functions
                                 ("config", {"train.py:10:main": 900.0})):
         b = Bisect(bisect_id="b", detection_id="d", scenario="vision", component=component,
                    repo="demo", branch="main", good="g", bad="k")
-        _record(b, ev.RunCompleted(scenario="vision", commit="k", purpose="explain",
+        record(b, ev.RunCompleted(repo="demo", scenario="vision", commit="k", purpose="explain",
                                    ttfb_ms=1.0, components={"imports": 1.0},
                                    profile=profile))
         assert b.profiles["k"] == expected

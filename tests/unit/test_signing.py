@@ -7,7 +7,7 @@ KEY = "k" * 32
 
 
 def command() -> ev.RunRequested:
-    return ev.RunRequested(scenario="recsys", commit="abc")
+    return ev.RunRequested(repo="demo", scenario="recsys", commit="abc")
 
 
 def test_signed_command_verifies() -> None:

@@ -1,5 +1,14 @@
 """Statistics of ttfb-lab: pure, numpy and scipy only, randomness from seeds."""
 
+from ttfb.stats.comparisons import (
+    Comparison,
+    benjamini_hochberg,
+    compare,
+    compare_blocked,
+    compare_paired,
+    counterbalanced,
+    rank_p_blocked,
+)
 from ttfb.stats.detector import (
     ChangePoint,
     DetectorConfig,
@@ -11,15 +20,6 @@ from ttfb.stats.detector import (
     group_points,
 )
 from ttfb.stats.history import HistoryConfig, detect_history
-from ttfb.stats.tests import (
-    Comparison,
-    benjamini_hochberg,
-    compare,
-    compare_blocked,
-    compare_paired,
-    counterbalanced,
-    rank_p_blocked,
-)
 
 __all__ = [
     "ChangePoint", "Comparison", "DetectorConfig", "HistoryConfig", "Point", "SeriesState",

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from ttfb.stats.tests import Comparison, compare
+from ttfb.stats.comparisons import Comparison, compare
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ttfb.stats.comparisons import MAD_SCALE, compare
 from ttfb.stats.detector import ChangePoint, Point
-from ttfb.stats.tests import MAD_SCALE, compare
 
 Cells = tuple[np.ndarray, np.ndarray, np.ndarray]
 CELLS_PER_CHUNK = 1_000_000  # permutation x commit cells computed at once (memory bound)
@@ -89,7 +89,8 @@ def _split_t(sums: np.ndarray, counts: np.ndarray, squares: np.ndarray, lo: int)
     m_left, m_right = s_left / n_left, s_right / n_right
     rss = q_left - s_left * m_left + q_right - s_right * m_right
     var = np.maximum(rss / (cn[:, -1:] - 2), 1e-300)
-    return (m_right - m_left) / np.sqrt(var * (1 / n_left + 1 / n_right))
+    t: np.ndarray = (m_right - m_left) / np.sqrt(var * (1 / n_left + 1 / n_right))
+    return t
 
 
 def _permutation_p(cells: Cells, observed: float, lo: int, alpha: float, permutations: int,

@@ -82,7 +82,7 @@ class ChdbBackend:
             with self._file_lock():
                 from chdb import session as chdb_session
 
-                self._session = chdb_session.Session(str(self.path))
+                self._session = chdb_session.Session(str(self.path))  # type: ignore[no-untyped-call]
                 try:
                     self._session.query("SET output_format_json_quote_64bit_integers=0")
                     yield self

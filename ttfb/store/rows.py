@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ttfb import events as ev
@@ -13,7 +13,7 @@ Row = dict[str, Any]
 
 def ts(moment: datetime) -> str:
     """DateTime64(6) text ClickHouse parses in JSONEachRow, always UTC."""
-    return moment.astimezone(ev.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _base(event: ev.Event) -> Row:

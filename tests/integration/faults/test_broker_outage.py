@@ -12,10 +12,10 @@ import asyncio
 import subprocess
 from pathlib import Path
 
-from producers.emitter import Emitter
 from tests.integration.conftest import clean_settings, start_streams_worker, wait_until
 from ttfb import events as ev
 from ttfb.bus import EmbeddedBroker, ensure_topics
+from ttfb.emitter import Emitter
 from ttfb.store import open_store
 
 
@@ -28,7 +28,7 @@ def test_outage_is_spooled_and_replayed_exactly_once(tmp_path: Path) -> None:
         return start_streams_worker(settings, tmp_path / "worker.log")
 
     worker = start_worker()
-    events = [ev.ComponentMeasured(scenario=f"outage{i % 4}", commit=f"c{i}",
+    events = [ev.ComponentMeasured(repo="demo", scenario=f"outage{i % 4}", commit=f"c{i}",
                                    component="data", ms=float(i + 1)) for i in range(150)]
     try:
         def stored() -> int:

@@ -44,7 +44,7 @@ def runs(rng: np.random.Generator, scenario: str, commit: str, config_ms: float,
     for rep in range(n):
         comps = {k: v * float(rng.lognormal(0, 0.02)) for k, v in BASE.items()}
         comps["config"] = config_ms * float(rng.lognormal(0, 0.02))
-        out.append(ev.RunCompleted(scenario=scenario, commit=commit, purpose="monitor",
+        out.append(ev.RunCompleted(repo="demo", scenario=scenario, commit=commit, purpose="monitor",
                                    repetition=rep, runs_total=n, ttfb_ms=sum(comps.values()),
                                    components=comps))  # type: ignore[arg-type]
     return out

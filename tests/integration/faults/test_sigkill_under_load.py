@@ -46,7 +46,7 @@ def burst(rng: np.random.Generator) -> list[ev.RunCompleted]:
             for rep in range(3):
                 comps = {"imports": 2000.0 * float(rng.lognormal(0, 0.02)),
                          "config": 10.0 * float(rng.lognormal(0, 0.02))}
-                out.append(ev.RunCompleted(
+                out.append(ev.RunCompleted(repo="demo",
                     scenario=scenario, commit=commit, purpose="monitor", repetition=rep,
                     runs_total=3, ttfb_ms=sum(comps.values()), components=comps))  # type: ignore[arg-type]
     return out

@@ -40,9 +40,11 @@ def test_store_lock_held_for_long_loses_nothing(tmp_path: Path) -> None:
     asyncio.run(ensure_topics(settings))
     store = open_store(settings, lock_timeout=60.0)
     worker = start_streams_worker(settings, tmp_path / "worker.log", TTFB_LOG_LEVEL="WARNING")
-    first = [ev.ComponentMeasured(scenario=f"lock{i % 4}", commit=f"c{i}", component="data",
+    first = [ev.ComponentMeasured(repo="demo",
+                                  scenario=f"lock{i % 4}", commit=f"c{i}", component="data",
                                   ms=float(i + 1)) for i in range(20)]
-    held = [ev.ComponentMeasured(scenario=f"lock{i % 4}", commit=f"h{i}", component="data",
+    held = [ev.ComponentMeasured(repo="demo",
+                                 scenario=f"lock{i % 4}", commit=f"h{i}", component="data",
                                  ms=float(i + 1)) for i in range(3000)]
 
     def stored() -> int:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 
-from producers.emitter import Emitter
 from producers.lab import Lab
 from tests.integration.conftest import wait_until
 from tests.integration.simagent import SimAgent
 from ttfb import events as ev
+from ttfb.emitter import Emitter
 from ttfb.store import Store, queries
 
 SCENARIO = "killed"

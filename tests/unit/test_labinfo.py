@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from producers.session import forget_bus, last_lab, record_bus, running_bus
+from ttfb.labinfo import forget_bus, last_lab, record_bus, running_bus
 from ttfb.settings import Settings
 
 
@@ -32,7 +32,7 @@ def test_a_dead_lab_has_no_bus(tmp_path: Path) -> None:
 
 def test_one_off_commands_use_the_running_lab_only_when_its_agent_runs_the_repo(
         tmp_path: Path) -> None:
-    from producers.session import repo_name, running_lab
+    from ttfb.labinfo import repo_name, running_lab
 
     home = Settings(data_dir=tmp_path, _env_file=None)  # type: ignore[call-arg]
     (tmp_path / "proj").mkdir()

@@ -236,7 +236,8 @@ def _rank_sum_null(doubled_ranks: list[int], n: int) -> np.ndarray:
     ways[0, 0] = 1.0
     for r in doubled_ranks:  # 0/1 knapsack: the right side is read before it is written
         ways[1:, r:] = ways[1:, r:] + ways[:-1, :top + 1 - r]
-    return ways[n] / ways[n].sum()
+    exact: np.ndarray = ways[n] / ways[n].sum()
+    return exact
 
 
 def rank_p_blocked(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> float:

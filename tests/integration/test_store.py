@@ -13,7 +13,8 @@ from ttfb.store.schema import MIGRATIONS
 
 def completed(scenario: str = "recsys", **kw: object) -> ev.RunCompleted:
     comps = {c: 10.0 for c in ev.COMPONENTS}
-    return ev.RunCompleted(scenario=scenario, commit="abc", ttfb_ms=70.0, components=comps,
+    return ev.RunCompleted(scenario=scenario, repo="demo", commit="abc", ttfb_ms=70.0,
+                           components=comps,
                            **kw)  # type: ignore[arg-type]
 
 

@@ -1,21 +1,18 @@
-"""Finding or starting the lab a command talks to.
+"""Finding the lab running here.
 
 ``ttfb up`` records its embedded bus in ``<data_dir>/lab.json``; later
-commands (``ttfb alerts tail``) find it there. Commands that need agents and
-streams of their own (``ttfb ab``, ``ttfb bisect``, ``ttfb check``) start a
-headless embedded lab when no cluster is configured.
+commands (``ttfb alerts tail``, an agent joining it) find it there.
+``producers.lab.lab_for`` starts a lab of its own for a command when none
+runs the repositories it needs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 from ttfb.settings import Settings
-from ttfb.store import Store, open_store
 
 
 def lab_file(settings: Settings) -> Path:
@@ -96,23 +93,3 @@ def running_lab(settings: Settings, repos: dict[str, str]) -> Settings | None:
     return settings.model_copy(update={
         "kafka_bootstrap": bus, "data_dir": Path(str(info["data_dir"])),
         "repos": {str(k): str(v) for k, v in known.items()}})
-
-
-@contextlib.contextmanager
-def lab_for(settings: Settings, repos: dict[str, str],
-            reuse: bool = True) -> Iterator[tuple[Settings, Store]]:
-    """Settings and store of a lab able to run ``repos``: the cluster, the
-    embedded lab already running here when its agent runs them, or a fresh
-    embedded one of its own. Name a repository with ``repo_name``."""
-    if not settings.embedded_bus:
-        yield settings.model_copy(update={"repos": {**settings.repos, **repos}}), \
-            open_store(settings)
-        return
-    running = running_lab(settings, repos) if reuse else None
-    if running is not None:
-        yield running, open_store(running)
-        return
-    from producers.lab import Lab
-
-    with Lab(settings.model_copy(update={"repos": {**settings.repos, **repos}})) as lab:
-        yield lab.settings, open_store(lab.settings)

@@ -1,0 +1,120 @@
+"""The bisect fold's entry: one event in, the new book and the events to
+emit out."""
+
+from __future__ import annotations
+
+import copy
+
+from streams.bisect.policy import BisectPolicy
+from streams.bisect.search import conclude, judge
+from streams.bisect.state import Bisect, BisectBook, endpoint_block, record, waiting
+from streams.bisect.verdict import completed
+from ttfb import events as ev
+
+
+def decide(book: BisectBook, event: ev.Event,
+           policy: BisectPolicy) -> tuple[BisectBook, list[ev.Event]]:
+    """Apply one event; returns the new book and the events to emit.
+
+    The book is copied only for events that concern a bisect: every monitoring
+    run passes through here and most leave the book as it is.
+    """
+    if isinstance(event, (ev.RegressionConfirmed, ev.ImprovementConfirmed)):
+        book = copy.deepcopy(book)
+        return book, start_bisect(book, event)
+    if isinstance(event, ev.CommitRangeListed) and event.correlation_id in book.bisects:
+        book = copy.deepcopy(book)
+        return book, on_range(book.bisects[event.correlation_id], event, policy)
+    if isinstance(event, (ev.RunCompleted, ev.RunFailed)) and \
+            event.purpose in ("bisect", "explain") and event.correlation_id in book.bisects:
+        current = book.bisects[event.correlation_id]
+        if current.phase == "done" or event.run_id in current.run_ids:
+            return book, []
+        book = copy.deepcopy(book)
+        b = book.bisects[event.correlation_id]
+        b.run_ids.append(event.run_id)
+        record(b, event)
+        return book, advance(b, policy)
+    return book, []
+
+
+
+def start_bisect(book: BisectBook,
+           found: ev.RegressionConfirmed | ev.ImprovementConfirmed) -> list[ev.Event]:
+    """One bisect per confirmed component: a regression, or an improvement (worth
+    attributing too: the change to copy, or one that was detected late)."""
+    key = f"{found.detection_id}:{found.component}"
+    if key in book.by_detection:
+        return []  # a duplicate
+    bisect_id = ev.derived_id("bisect", found.detection_id, found.component)
+    book.by_detection[key] = bisect_id
+    book.bisects[bisect_id] = Bisect(
+        bisect_id=bisect_id, detection_id=found.detection_id, scenario=found.scenario,
+        component=found.component, repo=found.repo, branch=found.branch,
+        direction=found.direction, hardware_class=found.hardware_class,
+        good=found.good_commit, bad=found.commit,
+        # the confirmation's fresh runs of both ends are the endpoints' first
+        # samples, taken side by side: block 0
+        samples={k: list(v) for k, v in ((found.good_commit, found.evidence_before),
+                                         (found.commit, found.evidence_after)) if v},
+        cells=[(k, 0, float(x)) for k, v in ((found.good_commit, found.evidence_before),
+                                             (found.commit, found.evidence_after)) for x in v])
+    return [ev.CommitRangeRequested(scenario=found.scenario, repo=found.repo,
+                                    good=found.good_commit, bad=found.commit,
+                                    correlation_id=bisect_id, producer="ttfb-bisect")]
+
+
+
+def on_range(b: Bisect, listed: ev.CommitRangeListed, policy: BisectPolicy) -> list[ev.Event]:
+    if b.phase != "range":
+        return []
+    if listed.error or len(listed.commits) < 2:
+        b.phase = "done"
+        return [completed(b, error=listed.error or "empty commit range")]
+    if len(listed.commits) - 1 > ev.MAX_RANGE:
+        b.phase = "done"
+        return [completed(b, error=ev.range_too_long(len(listed.commits) - 1))]
+    b.commits, b.authors, b.subjects = listed.commits, listed.authors, listed.subjects
+    if len(listed.affected) == len(listed.commits):
+        b.affected = list(listed.affected)
+    b.lo, b.hi, b.phase = 0, len(b.commits) - 1, "endpoints"
+    # the agent lists full shas: carry over samples known under the names it was given
+    for given, full in ((b.good, b.commits[0]), (b.bad, b.commits[-1])):
+        if given != full and given in b.samples:
+            b.samples[full] = b.samples.pop(given)
+        b.cells = [(full if c == given else c, k, v) for c, k, v in b.cells]
+    b.preloaded = {c: len(b.samples.get(c, [])) for c in (b.commits[0], b.commits[-1])}
+    missing = [max(0, policy.endpoint_runs - b.preloaded[c])
+               for c in (b.commits[0], b.commits[-1])]
+    if not any(missing):
+        return advance(b, policy)
+    return endpoint_block(b, missing)
+
+
+
+def advance(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
+    if b.phase == "endpoints":
+        if waiting(b, (b.commits[0], b.commits[-1])):
+            return []
+        b.phase = "search"
+        b.search_good, b.search_bad = 0, len(b.commits) - 1
+        return judge(b, policy)
+    if b.phase == "search":
+        if waiting(b, (b.commits[b.search_good], b.commits[b.current],
+                        b.commits[b.search_bad])):
+            return []
+        return judge(b, policy)
+    if b.phase == "residual":
+        if waiting(b, (b.commits[0], b.commits[b.lo], b.commits[b.hi], b.commits[-1])):
+            return []
+        return conclude(b, policy)
+    if b.phase == "reproduce":
+        if waiting(b, (b.commits[0], b.commits[-1])):
+            return []
+        return conclude(b, policy)
+    if b.phase == "explain":
+        parent, culprit = b.commits[b.culprits[0] - 1], b.commits[b.culprits[0]]
+        if parent in b.profiles and culprit in b.profiles:
+            b.phase = "done"
+            return [completed(b)]
+    return []

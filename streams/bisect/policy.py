@@ -1,0 +1,41 @@
+"""What a bisect decides by."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ttfb import events as ev
+
+
+@dataclass(frozen=True)
+class BisectPolicy:
+    endpoint_runs: int = 8
+    batch: int = 2
+    confidence: float = ev.BISECT_STOP  # posterior mass on one commit that ends a search
+    runs_per_bit: int = 12  # run budget of a search: this many per halving of the range
+    alpha: float = 0.005  # level of the test for a second, separable culprit
+    residual_runs: int = 2  # runs of the culprit, its parent and each endpoint for that test
+    second_culprit_share: float = 0.25  # the rest must be >= this share of the effect
+    # prior weight of a commit that changes no file the scenario imports (the
+    # agent's hint, as the scheduler's test selection): the search looks at the
+    # others first, but a clear batch overturns it (one batch of a 5 % shift at
+    # CV 3 % has a likelihood ratio in the thousands), so a culprit outside the
+    # scenario's modules (a config file it reads, say) is still found
+    unaffected_prior: float = 0.1
+    # each batch runs beside one run of each endpoint, and each batch has a
+    # level of its own in the model: a machine's level moves 15 % in minutes,
+    # and a batch compared with endpoint runs taken at another time can take
+    # an ordinary commit for the culprit
+    paired: bool = True
+    # a confirmation is a test at 1 %, and a machine is noisier than the model:
+    # a small change confirmed near the level may not show on more runs of the
+    # same endpoints, and a best guess would blame an ordinary commit for it.
+    # The change must still show on the
+    # bisect's own runs of the endpoints (see ``reproduction``), which it
+    # tops up, ``reproduce_min_runs`` each at a time, to ``reproduce_max_runs``
+    reproduce_alpha: float = 0.05
+    reproduce_odds: float = 10.0
+    reproduce_min_effect_pct: float = 3.0  # the detector's min_effect_pct
+    reproduce_min_runs: int = 4
+    reproduce_max_runs: int = 12
+    explain: bool = True

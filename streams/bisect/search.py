@@ -1,0 +1,145 @@
+"""The search: each batch at the posterior median until one commit holds
+enough of the posterior, then the steps that end a bisect."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from streams.bisect.model import posterior
+from streams.bisect.policy import BisectPolicy
+from streams.bisect.state import Bisect, batch_runs, received, request_runs
+from streams.bisect.verdict import completed, reproduction, reproduction_runs, second_search
+from ttfb import events as ev
+
+
+def search_budget(b: Bisect, policy: BisectPolicy) -> int:
+    width = max(2, b.search_bad - b.search_good)
+    return policy.runs_per_bit * math.ceil(math.log2(width)) + policy.batch
+
+
+
+def search_runs(b: Bisect) -> int:
+    return sum(b.requested.get(b.commits[i], 0) for i in range(b.search_good + 1, b.search_bad))
+
+
+
+def next_step(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
+    """Probabilistic bisection: the next batch goes to the posterior median; the
+    search ends when one position holds ``confidence`` of the posterior (or, at
+    the run budget, with the likeliest position and its probability)."""
+    while True:
+        candidates, post = posterior(b, policy.unaffected_prior, policy.paired)
+        best = int(np.argmax(post))
+        if post[best] >= policy.confidence or search_runs(b) >= search_budget(b, policy):
+            if b.current >= 0:
+                close_step(b, candidates, post)
+            b.confidence *= float(post[best])
+            b.hi = candidates[best]
+            b.lo = max([i for i in range(b.search_good, b.hi)
+                        if i == b.search_good or b.commits[i] not in b.skipped])
+            return culprit_found(b, policy)
+        cdf = np.cumsum(post)
+        open_ = [i for i in range(b.search_good + 1, b.search_bad)
+                 if b.commits[i] not in b.skipped]
+        # testing commit i tells P(culprit <= i): aim where that is closest to 1/2
+        middle = (b.search_good + b.search_bad) / 2
+        chosen = min(open_, key=lambda i: (round(abs(cdf_at(candidates, cdf, i) - 0.5), 9),
+                                           abs(i - middle), i))
+        if chosen != b.current and b.current >= 0:
+            close_step(b, candidates, post)
+        b.current = chosen
+        commit = b.commits[chosen]
+        if b.failed.get(commit, 0) >= policy.batch and not b.samples.get(commit):
+            b.skipped.append(commit)  # its workflow fails: like ``git bisect skip``
+            b.steps.append({"commit": commit, "runs": received(b, commit),
+                            "decision": "skipped", "mean_ms": 0.0})
+            b.current = -1
+            continue
+        return batch_runs(b, commit, policy)
+
+
+
+def cdf_at(candidates: list[int], cdf: np.ndarray, i: int) -> float:
+    k = int(np.searchsorted(candidates, i, side="right")) - 1
+    return float(cdf[k]) if k >= 0 else 0.0
+
+
+
+def close_step(b: Bisect, candidates: list[int], post: np.ndarray) -> None:
+    """Record the step that just ended at ``b.current``: its runs and its side."""
+    commit = b.commits[b.current]
+    values = b.samples.get(commit, [])
+    runs = received(b, commit) - sum(s["runs"] for s in b.steps if s["commit"] == commit)
+    if runs <= 0 or not values:
+        return
+    p_bad = cdf_at(candidates, np.cumsum(post), b.current)
+    b.steps.append({"commit": commit, "runs": runs,
+                    "decision": "bad" if p_bad >= 0.5 else "good",
+                    "mean_ms": sum(values) / len(values)})
+
+
+
+def judge(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
+    try:
+        return next_step(b, policy)
+    except ValueError:  # endpoints failed: no baseline to compare against
+        b.phase = "done"
+        return [completed(b, error="endpoint runs failed; cannot bisect")]
+
+
+
+def culprit_found(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
+    b.culprits.append(b.hi)
+    if len(b.culprits) == 1 and (b.lo > 0 or b.hi < len(b.commits) - 1):
+        # a block for the test for a second, separable culprit: the culprit's
+        # parent beside the good endpoint, the culprit beside the bad one
+        # (good, parent, culprit, bad, then the other way round)
+        order = list(dict.fromkeys(
+            c for c in (b.commits[0], b.commits[b.lo], b.commits[b.hi], b.commits[-1])
+            if b.failed.get(c, 0) < policy.batch))
+        b.block += 1
+        out: list[ev.Event] = []
+        for r in range(policy.residual_runs):
+            for c in order if r % 2 == 0 else order[::-1]:
+                out += request_runs(b, c, 1)
+                if c not in (b.commits[0], b.commits[-1]):  # the parent or the culprit
+                    b.topped[c] = b.topped.get(c, 0) + 1
+        if out:
+            b.phase = "residual"
+            return out
+    return conclude(b, policy)
+
+
+
+def conclude(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
+    for c, runs in b.topped.items():  # the top-up runs are steps too
+        values = b.samples.get(c, [])
+        b.steps.append({"commit": c, "runs": runs,
+                        "decision": "bad" if c == b.commits[b.hi] else "good",
+                        "mean_ms": sum(values) / len(values) if values else 0.0})
+    b.topped = {}
+    if len(b.culprits) == 1:
+        verdict = reproduction(b, policy)
+        if verdict == "retract":
+            b.reproduced, b.phase = False, "done"
+            return [completed(b)]
+        if verdict == "more":
+            b.phase = "reproduce"
+            return reproduction_runs(b, policy)
+    if len(b.culprits) == 1:
+        second = second_search(b, policy)
+        if second is not None:  # a second commit adds a separable part of the regression
+            b.phase = "search"
+            b.search_good, b.search_bad = second
+            b.lo, b.hi = second
+            b.current = -1
+            return judge(b, policy)
+    if policy.explain and b.culprits[0] > 0:
+        b.phase = "explain"
+        first = b.culprits[0]
+        return request_runs(b, b.commits[first - 1], 1, "explain", True) + \
+            request_runs(b, b.commits[first], 1, "explain", True)
+    b.phase = "done"
+    return [completed(b)]

@@ -1,0 +1,147 @@
+"""A bisect's state, its JSON form, its runs and how it asks for more."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.bisect.policy import BisectPolicy
+from ttfb import events as ev
+
+
+@dataclass
+class Bisect:
+    bisect_id: str
+    detection_id: str
+    scenario: str
+    component: str
+    repo: str
+    branch: str
+    good: str
+    bad: str
+    direction: str = "regression"
+    hardware_class: str = ""  # its runs go to the agents of the confirmed series
+    phase: str = "range"  # range, endpoints, search, residual, explain, done
+    commits: list[str] = field(default_factory=list)
+    authors: list[str] = field(default_factory=list)
+    subjects: list[str] = field(default_factory=list)
+    lo: int = 0
+    hi: int = 0
+    current: int = -1
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    requested: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    run_ids: list[str] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    culprits: list[int] = field(default_factory=list)
+    confidence: float = 1.0
+    profiles: dict[str, dict[str, float]] = field(default_factory=dict)
+    preloaded: dict[str, int] = field(default_factory=dict)  # samples known before requesting
+    search_good: int = 0  # indices whose samples are the current search's endpoints
+    search_bad: int = -1
+    topped: dict[str, int] = field(default_factory=dict)  # top-up runs before the residual test
+    affected: list[bool] = field(default_factory=list)  # per commit, from the range's lister
+    block: int = 0  # the last block (batch) requested; 0 holds the confirmation's runs
+    cells: list[tuple[str, int, float]] = field(default_factory=list)  # (commit, block, value)
+    reproduced: bool = True
+
+
+
+@dataclass
+class BisectBook:
+    """All bisects of one scenario."""
+
+    bisects: dict[str, Bisect] = field(default_factory=dict)
+    by_detection: dict[str, str] = field(default_factory=dict)
+
+
+
+def to_json(book: BisectBook) -> dict[str, Any]:
+    return {"bisects": {k: dataclasses.asdict(v) for k, v in book.bisects.items()},
+            "by_detection": book.by_detection}
+
+
+
+def from_json(data: dict[str, Any] | None) -> BisectBook:
+    if not data:
+        return BisectBook()
+    return BisectBook({k: Bisect(**v) for k, v in data["bisects"].items()},
+                      dict(data["by_detection"]))
+
+
+
+def record(b: Bisect, event: ev.RunCompleted | ev.RunFailed) -> None:
+    if isinstance(event, ev.RunFailed):
+        b.failed[event.commit] = b.failed.get(event.commit, 0) + 1
+        return
+    if event.purpose == "explain":
+        # imports: modules by cumulative import time (-X importtime); any other
+        # component: functions by cumulative time in the profiled run
+        key = "imports_ms" if b.component == "imports" else "cumulative_ms"
+        b.profiles[event.commit] = dict(event.profile.get(key, {}))
+        return
+    value = event.ttfb_ms if b.component == "ttfb" else event.components.get(b.component)  # type: ignore[call-overload]
+    if value is not None:
+        b.samples.setdefault(event.commit, []).append(float(value))
+        b.cells.append((event.commit, block_of(event.arm), float(value)))
+
+
+
+def block_of(arm: str) -> int:
+    """The block a run's arm label names; a run without one shares block 0."""
+    _, _, number = arm.rpartition("-")
+    return int(number) if number.isdigit() else 0
+
+
+
+def received(b: Bisect, commit: str) -> int:
+    return len(b.samples.get(commit, [])) + b.failed.get(commit, 0)
+
+
+
+def waiting(b: Bisect, commits: tuple[str, ...]) -> bool:
+    return any(received(b, c) < b.preloaded.get(c, 0) + b.requested.get(c, 0) for c in commits)
+
+
+
+def request_runs(b: Bisect, commit: str, count: int, purpose: str = "bisect",
+          profile: bool = False) -> list[ev.Event]:
+    """``count`` runs of ``commit`` in the current block, whose number the arm
+    label carries (``bisect-3``) and the agent hands back with each run."""
+    b.requested[commit] = b.requested.get(commit, 0) + count
+    label = f"{purpose}-{b.block}" if purpose == "bisect" else purpose
+    return [ev.RunRequested(scenario=b.scenario, repo=b.repo, commit=commit, branch=b.branch,
+                            runs=1, purpose=purpose, correlation_id=b.bisect_id,  # type: ignore[arg-type]
+                            profile=profile, arm=ev.Arm(label=label),
+                            hardware_class=b.hardware_class,
+                            producer="ttfb-bisect") for _ in range(count)]
+
+
+
+def batch_runs(b: Bisect, commit: str, policy: BisectPolicy) -> list[ev.Event]:
+    """One block: ``batch`` runs of ``commit``, between one run of each of the
+    search's endpoints (their order alternates, so a steady drift within a
+    block weighs on both alike)."""
+    b.block += 1
+    if not policy.paired:
+        return request_runs(b, commit, policy.batch)
+    ends = [b.commits[b.search_good], b.commits[b.search_bad]]
+    first, last = ends if b.block % 2 else ends[::-1]
+    return request_runs(b, first, 1) + request_runs(b, commit, policy.batch) + \
+        request_runs(b, last, 1)
+
+
+
+def endpoint_block(b: Bisect, missing: list[int], alternate: bool = False) -> list[ev.Event]:
+    """A block of its own of ``missing`` = [good, bad] runs of the endpoints,
+    interleaved: good, bad, good, bad, ...; ``alternate``: good, bad, bad,
+    good, ... (each side follows each as often)."""
+    b.block += 1
+    ends = [(0, b.commits[0]), (1, b.commits[-1])]
+    out: list[ev.Event] = []
+    for i in range(max(missing)):
+        for side, commit in ends if i % 2 == 0 or not alternate else ends[::-1]:
+            out += request_runs(b, commit, 1) if i < missing[side] else []
+    return out

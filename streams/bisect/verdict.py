@@ -1,0 +1,160 @@
+"""How a bisect ends: the change must reproduce, a second culprit is looked
+for, and ``BisectCompleted`` names the culprit(s) with what grew."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from streams.bisect.model import contrasts, fresh_runs
+from streams.bisect.policy import BisectPolicy
+from streams.bisect.state import Bisect, endpoint_block
+from ttfb import events as ev
+from ttfb.stats import compare
+
+
+def reproduction(b: Bisect, policy: BisectPolicy) -> str:
+    """Whether the confirmed change still stands once the bisect has run its
+    endpoints again (within blocks, as the search compares): ``stands``,
+    ``retract`` or ``more`` (run the endpoints again first). Only the
+    bisect's own runs of them (fresh: beyond the confirmation's) judge at
+    first, since the confirmation's runs were chosen by their own
+    significance and overstate the step. Once each endpoint has
+    ``reproduce_min_runs`` fresh runs:
+
+    - it stands when they show the step in its direction (one-sided
+      p < ``reproduce_alpha``);
+    - it is retracted when they favour no step over a step of
+      ``reproduce_min_effect_pct`` in its direction (the smallest change
+      the detector raises) by a likelihood ratio of ``reproduce_odds`` or
+      more: were the change that large or larger, they would with
+      probability at most Phi(-sqrt(2 ln odds)) (1.6 % at 10) at a look;
+    - otherwise more runs, up to ``reproduce_max_runs`` fresh ones, where
+      all the endpoints' runs, the confirmation's included, must still show
+      the step in its direction (two-sided p < ``reproduce_alpha``) for it
+      to stand.
+
+    A search over a long range has usually run the endpoints that often
+    already; a short one, or a commit and its parent, has them run here.
+    An endpoint whose workflow fails is not run again: the change stands."""
+    fresh = min(fresh_runs(b))
+    pair = [(0, len(b.commits) - 1)]
+    sign = 1.0 if b.direction == "regression" else -1.0
+    if fresh >= policy.reproduce_min_runs:
+        (own,) = contrasts(b, pair, policy.paired, "fresh")
+        if own is not None:
+            step, p, se = own
+            if step * sign > 0 and p / 2 < policy.reproduce_alpha:
+                return "stands"
+            smallest = sign * math.log1p(policy.reproduce_min_effect_pct / 100)
+            # the log likelihood ratio of no step against the smallest one
+            if smallest * (smallest - 2 * step) / (2 * se * se) >= \
+                    math.log(policy.reproduce_odds):
+                return "retract"
+    if any(b.failed.get(c, 0) >= policy.batch for c in (b.commits[0], b.commits[-1])):
+        return "stands"
+    if fresh < policy.reproduce_max_runs:
+        return "more"
+    (every,) = contrasts(b, pair, policy.paired)
+    shown = every is not None and every[0] * sign > 0 and every[1] < policy.reproduce_alpha
+    return "stands" if shown else "retract"
+
+
+
+def reproduction_runs(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
+    """``reproduce_min_runs`` more runs of each endpoint (up to
+    ``reproduce_max_runs`` fresh ones), in a block of their own: good, bad,
+    bad, good, ..."""
+    have = fresh_runs(b)
+    target = min(policy.reproduce_max_runs, min(have) + policy.reproduce_min_runs)
+    return endpoint_block(b, [max(0, target - n) for n in have], alternate=True)
+
+
+
+def second_search(b: Bisect, policy: BisectPolicy) -> tuple[int, int] | None:
+    """Endpoints of a search for a second, separable culprit, if one remains:
+    the culprit's parent still differs from the good endpoint, or the culprit
+    from the bad one, by a significant share of the whole effect (within
+    blocks, as the search compares)."""
+    first, last = b.culprits[0], len(b.commits) - 1
+    sides = [(0, b.lo), (first, last)]  # left: good..last like-good; right: culprit..bad
+    total, *rests = contrasts(b, [(0, last), *sides], policy.paired)
+    if total is None or not total[0]:
+        return None
+    for (good, bad), rest in zip(sides, rests, strict=True):
+        if good != bad and rest and rest[1] < policy.alpha and \
+                rest[0] / total[0] >= policy.second_culprit_share:
+            return good, bad
+    return None
+
+
+
+def grown(good: dict[str, float], bad: dict[str, float], top: int = 10) -> list[dict[str, Any]]:
+    """Profile entries whose cumulative time grew most from good to bad."""
+    deltas: list[dict[str, Any]] = [
+        {"name": name, "good_ms": round(good.get(name, 0.0), 3), "bad_ms": round(ms, 3),
+         "delta_ms": round(ms - good.get(name, 0.0), 3)} for name, ms in bad.items()]
+    deltas.sort(key=lambda d: -d["delta_ms"])
+    return [d for d in deltas[:top] if d["delta_ms"] > 0]
+
+
+
+def attributed_alert(done: ev.BisectCompleted, dashboard_url: str) -> ev.Alert:
+    """The alert of a confirmed change, updated with its culprit, or retracted
+    (status ``not_reproduced``, no culprit) when the bisect's runs of its
+    endpoints no longer show it."""
+    return ev.Alert(
+        alert_id=f"{done.detection_id}:{done.component}", kind=done.direction,
+        scenario=done.scenario, component=done.component, commit=done.bad,
+        effect_ms=done.effect_ms, effect_pct=done.effect_pct, ci_low_pct=done.ci_low_pct,
+        ci_high_pct=done.ci_high_pct, culprit=done.culprit,
+        culprit_confidence=done.confidence, author=done.author, subject=done.subject,
+        status="attributed" if done.reproduced else "not_reproduced",
+        link=f"{dashboard_url}/regressions?detection={done.detection_id}",
+        producer="ttfb-bisect")
+
+
+
+def step_sizes(b: Bisect, positions: list[int]) -> dict[int, float]:
+    """Each culprit's step on the log scale: the mean of every run between it and
+    the next culprit minus the mean of every run between the previous one and it."""
+    bounds = [0, *positions, len(b.commits)]
+    means = []
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        logs = [math.log(v) for c in b.commits[lo:hi] for v in b.samples.get(c, []) if v > 0]
+        means.append(sum(logs) / len(logs) if logs else math.nan)
+    out = {}
+    for k, i in enumerate(positions):
+        step = means[k + 1] - means[k]
+        out[i] = step if math.isfinite(step) else 0.0
+    return out
+
+
+
+def completed(b: Bisect, error: str = "") -> ev.BisectCompleted:
+    good, bad = b.samples.get(b.commits[0], []) if b.commits else [], \
+        b.samples.get(b.commits[-1], []) if b.commits else []
+    effect = compare(good, bad) if len(good) >= 2 and len(bad) >= 2 else None
+    culprits = [b.commits[i] for i in b.culprits] if b.reproduced else []
+    if len(culprits) > 1:  # the larger part first
+        steps = step_sizes(b, sorted(b.culprits))
+        culprits = [b.commits[i] for i in sorted(b.culprits, key=lambda i: -steps[i])]
+    first = b.commits.index(culprits[0]) if culprits else -1
+    explanation = []
+    if culprits and b.culprits[0] > 0:
+        parent, culprit = b.commits[b.culprits[0] - 1], b.commits[b.culprits[0]]
+        explanation = grown(b.profiles.get(parent, {}), b.profiles.get(culprit, {}))
+    return ev.BisectCompleted(
+        bisect_id=b.bisect_id, detection_id=b.detection_id, scenario=b.scenario,
+        component=b.component, direction=b.direction,  # type: ignore[arg-type]
+        good=b.good, bad=b.bad, culprit=culprits[0] if culprits else "",
+        culprits=culprits, author=b.authors[first] if first >= 0 else "",
+        subject=b.subjects[first] if first >= 0 else "",
+        effect_ms=effect.effect_ms if effect else 0.0,
+        effect_pct=effect.effect_pct if effect else 0.0,
+        ci_low_pct=effect.ci_low_pct if effect else 0.0,
+        ci_high_pct=effect.ci_high_pct if effect else 0.0,
+        confidence=round(b.confidence, 6) if culprits else 0.0,
+        steps=[ev.BisectStep(**s) for s in b.steps],
+        runs_spent=sum(b.requested.values()), error=error, explanation=explanation,
+        reproduced=b.reproduced, producer="ttfb-bisect")

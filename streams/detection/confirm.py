@@ -1,0 +1,231 @@
+"""The confirmation: fresh interleaved runs of the suspect and the good
+commit, two looks (the first may confirm, dismiss or ask for the second),
+the replication look, then the verdicts, follow-ups and the held commits."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from streams.detection.compare import (
+    also_moved,
+    big_enough,
+    compare_sides,
+    directed,
+    one_sided,
+    significant,
+    unnamed_components,
+)
+from streams.detection.policy import TOTAL, WARMUP, Policy
+from streams.detection.runs import confirm_runs
+from streams.detection.screen import rebase, release
+from streams.detection.state import (
+    Confirmation,
+    ScenarioState,
+    being_confirmed,
+    position,
+    since_change,
+)
+from streams.detection.verdicts import verdicts
+from ttfb import events as ev
+from ttfb.stats import Comparison, compare_paired
+
+
+def confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
+                         policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
+    pending = state.confirming[event.correlation_id]
+    _record(pending, event)
+    if event.arm == WARMUP or not pending.complete:
+        return state, []
+    if pending.replicating:
+        return _replicated(state, pending, event.scenario, policy)
+    components, decided = dict(pending.components), dict(pending.decided)
+    look = _look(pending, event.scenario, policy)
+    if isinstance(look, list):  # the second batch
+        return state, look
+    again = _to_replicate(pending, look[0], policy)
+    if again:
+        pending.replicating = again
+        pending.replicate_from = [len(pending.before), len(pending.after), pending.runs_per_side]
+        pending.components_then, pending.decided_then = components, decided
+        pending.runs_per_side += policy.replicate_runs
+        return state, confirm_runs(pending, event.scenario, policy.replicate_runs,
+                                    warmup=policy.confirm_warmup)
+    return _conclude(state, pending, event.scenario, policy, *look)
+
+
+Look = tuple[dict[str, Comparison], dict[str, Comparison], dict[str, Comparison], bool]
+
+
+def _look(pending: Confirmation, scenario: str, policy: Policy) -> Look | list[ev.Event]:
+    """Decide what the runs so far show: the verdict's comparisons (the named
+    components' and the unnamed ones that moved), every unnamed component's
+    comparison, those that moved, and whether this was the final look; or
+    the second batch's runs, when the first look leaves a component open."""
+    final = pending.runs_per_side >= policy.confirm_runs
+    paired = final and policy.paired_final
+    comparisons = directed(pending, compare_sides(pending, list(pending.components),
+                                                    paired=paired))
+    alpha = policy.confirm_first_alpha
+    if final:
+        alpha = policy.confirm_alpha - (policy.confirm_first_alpha
+                                        if policy.confirm_first_runs < policy.confirm_runs else 0)
+        confirmed = significant(pending, comparisons, alpha)
+        for n in pending.components:
+            pending.decided.setdefault(n, n in confirmed)
+    else:  # first look: confirm the clear, drop the hopeless, look again at the rest
+        for n in significant(pending, comparisons, policy.confirm_first_alpha):
+            pending.decided[n] = True
+        for n, cmp in comparisons.items():
+            if n not in pending.decided and cmp.p_value > policy.futility_p:
+                pending.decided[n] = False
+        for n in pending.components:
+            if n not in comparisons:
+                pending.decided.setdefault(n, False)
+        # another component that looks moved on these runs earns the second
+        # batch too: it is tested, like everything still open, at the final look
+        still_open = len(pending.decided) < len(pending.components)
+        if still_open or also_moved(pending, compare_sides(pending, unnamed_components(pending)),
+                                    policy.promising_p, policy, mark=False):
+            more = policy.confirm_runs - pending.runs_per_side
+            pending.runs_per_side = policy.confirm_runs
+            pending.looked = [len(pending.before), len(pending.after)]
+            return confirm_runs(pending, scenario, more, first="after",
+                                 warmup=policy.confirm_warmup)
+    unnamed = compare_sides(pending, unnamed_components(pending), paired=paired)
+    moved = also_moved(pending, unnamed, alpha, policy)
+    comparisons.update(moved)
+    return comparisons, unnamed, moved, final
+
+
+def _to_replicate(pending: Confirmation, comparisons: dict[str, Comparison],
+                  policy: Policy) -> dict[str, str]:
+    """The confirmed components whose deciding p-value is above
+    ``replicate_above``: each is taken again on fresh runs before it is
+    confirmed (``replicate_runs`` > 0)."""
+    if policy.replicate_runs <= 0:
+        return {}
+    return {n: pending.components[n] for n, yes in pending.decided.items()
+            if yes and n in comparisons and comparisons[n].p_value > policy.replicate_above}
+
+
+def _replicated(state: ScenarioState, pending: Confirmation, scenario: str,
+                policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
+    """The replication look is in: the deciding look is taken again on the
+    runs it had (the fold is pure, so it decides as it did), and a component
+    taken again stays confirmed only if the fresh runs alone show it moved
+    its way (paired, one-sided p < ``replicate_alpha``)."""
+    before, after, per_side = pending.replicate_from
+    then = dataclasses.replace(pending, before=pending.before[:before],
+                               after=pending.after[:after], runs_per_side=per_side,
+                               components=dict(pending.components_then),
+                               decided=dict(pending.decided_then), replicating={},
+                               replicate_from=[], components_then={}, decided_then={})
+    look = _look(then, scenario, policy)
+    assert not isinstance(look, list), "the deciding look was a final one"
+    pending.components, pending.decided = then.components, then.decided
+    for n, direction in pending.replicating.items():
+        try:
+            fresh = compare_paired([[r[n] for r in pending.before[before:] if n in r]],
+                                   [[r[n] for r in pending.after[after:] if n in r]])
+        except ValueError:
+            continue  # its runs failed: the verdict stands on the runs it had
+        fresh = one_sided(fresh, direction)
+        if fresh.p_value >= policy.replicate_alpha:
+            pending.decided[n] = False
+            look[0][n] = fresh
+    return _conclude(state, pending, scenario, policy, *look)
+
+
+def _conclude(state: ScenarioState, pending: Confirmation, scenario: str, policy: Policy,
+              comparisons: dict[str, Comparison], unnamed: dict[str, Comparison],
+              moved: dict[str, Comparison], final: bool) -> tuple[ScenarioState, list[ev.Event]]:
+    """The verdicts; then each tested series goes on, follow-ups are raised
+    and the commits held meanwhile are tested."""
+    del state.confirming[pending.detection_id]
+    live = being_confirmed(state, holding=False)
+    state.unheld = [k for k in state.unheld if k in live]
+    # follow-ups start where this confirmation would start now: not from before
+    # a change confirmed since it began, which would come back as a follow-up
+    since = since_change(state, pending.good_commit, pending.commit)
+    known = _known(state, pending)
+    for n in known:
+        pending.decided[n] = False
+    _remember(state, pending)
+    rebase(state, pending, policy,
+            {n for n, yes in pending.decided.items() if yes} | set(known))
+    follow_ups = _follow_ups(state, dataclasses.replace(pending, good_commit=since),
+                             {n: cmp for n, cmp in unnamed.items() if n not in moved},
+                             scenario, policy) if final else []
+    state, released = release(state, scenario, policy)
+    return state, verdicts(pending, scenario, comparisons, policy, known) + follow_ups \
+        + released
+
+
+def _known(state: ScenarioState, c: Confirmation) -> dict[str, str]:
+    """The components ``c`` confirmed whose change, same direction, was already
+    confirmed in its range (after its good commit, up to its commit): the same
+    change seen again by a confirmation that began before that verdict, which
+    would alert and bisect it a second time. Component -> the commit it was
+    confirmed at."""
+    out = {}
+    for n, yes in c.decided.items():
+        at, direction = state.changes.get(n, ["", ""])
+        if yes and at and direction == c.components[n] and \
+                position(state, c.good_commit) < position(state, at) \
+                <= position(state, c.commit):
+            out[n] = at
+    return out
+
+
+def _remember(state: ScenarioState, c: Confirmation) -> None:
+    """The scenario's latest confirmed change, and each component's."""
+    later = position(state, c.commit)
+    for n, yes in c.decided.items():
+        if yes and later >= position(state, state.changes.get(n, [""])[0]):
+            state.changes[n] = [c.commit, c.components[n]]
+    if any(c.decided.values()) and later > position(state, state.last_change):
+        state.last_change = c.commit
+
+
+def _follow_ups(state: ScenarioState, c: Confirmation, comparisons: dict[str, Comparison],
+                scenario: str, policy: Policy) -> list[ev.Event]:
+    """Components the candidate did not name (``comparisons``: the final
+    look's, of those it did not confirm) that the final look shows moved
+    (p < ``follow_up_p``, big enough), each a candidate
+    of its own, confirmed on fresh runs as a named one: one-sided, and not
+    sharing a level with the others. These runs chose it, so they cannot
+    confirm it; the fresh ones decide alone, at the confirmation's level,
+    instead of a bar shared by every component the candidate did not name."""
+    out: list[ev.Event] = []
+    for n in big_enough(c, comparisons, policy):
+        cmp = comparisons[n]
+        detection_id = ev.derived_id("detection", c.detection_id, n)
+        if cmp.p_value >= policy.follow_up_p or detection_id in state.confirming:
+            continue
+        direction = "regression" if cmp.delta_log > 0 else "improvement"
+        state.confirming[detection_id] = follow_up = dataclasses.replace(
+            c, detection_id=detection_id, components={n: direction},
+            runs_per_side=policy.first_look_runs, before=[],
+            after=[], failed=0, warmups=0, decided={}, looked=[], follow_up=True)
+        out.append(ev.CandidateDetected(
+            detection_id=detection_id, scenario=scenario, repo=c.repo, component=n,
+            commit=c.commit, good_commit=c.good_commit, direction=direction,  # type: ignore[arg-type]
+            hardware_id=c.hardware_id, hardware_class=c.hardware_class, branch=c.branch,
+            effect_ms=cmp.effect_ms,
+            effect_pct=cmp.effect_pct, ci_low_pct=cmp.ci_low_pct, ci_high_pct=cmp.ci_high_pct,
+            p_value=cmp.p_value, threshold=policy.follow_up_p, producer="ttfb-detector"))
+        out += confirm_runs(follow_up, scenario, follow_up.runs_per_side,
+                             warmup=policy.confirm_warmup)
+    return out
+
+
+def _record(c: Confirmation, event: ev.RunCompleted | ev.RunFailed) -> None:
+    if event.arm == WARMUP:
+        c.warmups += 1
+    elif isinstance(event, ev.RunFailed):
+        c.failed += 1
+    else:
+        row: dict[str, float] = {str(k): v for k, v in event.components.items()}
+        row[TOTAL] = event.ttfb_ms
+        (c.before if event.arm == "before" else c.after).append(row)
+

@@ -1,0 +1,40 @@
+"""The detection fold's entry: one event in, the new state and the events
+to emit out."""
+
+from __future__ import annotations
+
+from streams.detection.confirm import confirmation_result
+from streams.detection.policy import MONITOR_PURPOSES, REMEMBER_IDS, Policy
+from streams.detection.screen import monitor_result
+from streams.detection.state import ScenarioState, copy_state
+from ttfb import events as ev
+
+
+def decide(state: ScenarioState, event: ev.Event, policy: Policy,
+           inplace: bool = False) -> tuple[ScenarioState, list[ev.Event]]:
+    """Apply one measurement event; returns the new state and events to emit.
+
+    ``inplace`` changes ``state`` itself instead of a copy: for a caller that
+    owns it (the worker's cache) and throws it away if this raises.
+    """
+    if isinstance(event, ev.ThresholdCalibrated):
+        if event.accepted < state.calibrated_on:
+            return state, []  # an answer overtaken by a later one
+        state = state if inplace else copy_state(state)
+        state.operating, state.calibrated_on = [event.chosen.threshold, event.chosen_k], \
+            event.accepted
+        return state, []
+    if not isinstance(event, (ev.RunCompleted, ev.RunFailed)):
+        return state, []
+    if event.event_id in state.processed:
+        return state, []  # a duplicate or a replay: no effect beyond the first
+    if event.purpose in MONITOR_PURPOSES and event.commit in state.arrivals:
+        return state, []  # a replay of a commit already tested (older than the ids kept)
+    state = state if inplace else copy_state(state)
+    state.processed.append(event.event_id)
+    del state.processed[:-REMEMBER_IDS]
+    if event.purpose == "confirm" and event.correlation_id in state.confirming:
+        return confirmation_result(state, event, policy)
+    if event.purpose in MONITOR_PURPOSES:
+        return monitor_result(state, event, policy)
+    return state, []

@@ -1,0 +1,207 @@
+"""The screen: a commit's monitoring runs, tested in each of its series;
+a candidate starts a confirmation. Runs of a series being confirmed are
+held and tested after its verdict."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+from streams.detection.policy import MAX_PENDING, TOTAL, Policy
+from streams.detection.runs import confirm_runs
+from streams.detection.state import (
+    Confirmation,
+    ScenarioState,
+    being_confirmed,
+    series_key,
+    since_change,
+)
+from ttfb import events as ev
+from ttfb.stats import ChangePoint, Point, SeriesState, accept, apply, benjamini_hochberg
+
+
+def monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
+                    policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
+    entry: dict[str, Any]
+    if event.commit in state.pending:
+        entry = copy.deepcopy(state.pending[event.commit])  # the state's copy shares entries
+    else:
+        for stale in list(state.pending)[:max(0, len(state.pending) - MAX_PENDING + 1)]:
+            del state.pending[stale]
+        entry = {"values": {}, "done": [], "total": event.runs_total, "repo": event.repo,
+                 "hardware_id": event.fingerprint.hardware_id,
+                 "hardware_class": event.fingerprint.hardware_class, "branch": event.branch,
+                 "author": "", "subject": ""}
+    state.pending[event.commit] = entry
+    if event.repetition in entry["done"]:
+        return state, []
+    entry["done"].append(event.repetition)
+    if isinstance(event, ev.RunCompleted):
+        entry["author"], entry["subject"] = event.author, event.subject
+        for name, ms in [*event.components.items(), (TOTAL, event.ttfb_ms)]:
+            entry["values"].setdefault(name, []).append(ms)
+    if len(entry["done"]) < entry["total"]:
+        return state, []
+    del state.pending[event.commit]
+    state.arrivals = [c for c in state.arrivals if c != event.commit][-255:] + [event.commit]
+    if not entry["values"]:
+        return state, []  # every run failed: nothing to learn about this commit
+    return _test_commit(state, event.scenario, event.commit, entry, policy)
+
+
+def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[str, Any],
+                 policy: Policy, released: bool = False) -> tuple[ScenarioState, list[ev.Event]]:
+    """Test one commit's runs in each of its series. A series being confirmed
+    does not take them: its baseline restarted at the candidate, so they
+    would join it untested, and a dismissal would take even a large change
+    into the baseline. They are held, and tested after the verdict (``release``,
+    which passes ``released``: the commit was counted when it arrived)."""
+    floor = policy.min_effect_ttfb_pct / 100 * state.baseline_ttfb
+    cfg = dataclasses.replace(policy.detector, min_effect_ms=floor)
+    if state.operating:
+        cfg = cfg.with_point(*state.operating)
+    found: dict[str, ChangePoint] = {}
+    before: dict[str, SeriesState] = {}
+    confirming = being_confirmed(state)
+    held = {}
+    for name, values in entry["values"].items():
+        key = series_key(name, entry["hardware_id"], entry["branch"])
+        if key in confirming:
+            held[name] = values
+            continue
+        series = before[name] = state.series.get(key, SeriesState())
+        point = Point(float(series.seen), commit, tuple(values))
+        # a change may start at a held commit before this one (``hold_p``): the
+        # fresh runs then confirm this commit, and the bisect finds where it began
+        state.series[key], change = apply(series, point, cfg)
+        if change is not None:
+            found[name] = change
+    if held:
+        state.held.append({**{k: v for k, v in entry.items() if k not in ("done", "total")},
+                           "commit": commit, "values": held})
+    freed: list[ev.Event] = []
+    if held and not released and _stalled(state, policy):
+        state, freed = release(state, scenario, policy)
+    totals = entry["values"].get(TOTAL, []) if not released else []
+    if totals and not found:  # a running mean over (up to) the last 12 accepted commits
+        state.baseline_commits = min(state.baseline_commits + 1, 12)
+        state.baseline_ttfb += (sum(totals) / len(totals) - state.baseline_ttfb) \
+            / state.baseline_commits
+        state.accepted += 1
+        state.history = (state.history + [list(totals)])[-64:]
+        if state.accepted in policy.calibrate_at:
+            return state, freed + [ev.CalibrationRequested(
+                scenario=scenario, history=state.history, accepted=state.accepted,
+                producer="ttfb-detector")]
+    if not found:
+        return state, freed
+    tested = len(entry["values"])
+    names = sorted(found)
+    rejected = [True] * len(names) if policy.fdr_q is None else benjamini_hochberg(
+        [found[n].p_value for n in names] + [1.0] * (tested - len(names)), q=policy.fdr_q)
+    moved = {n: found[n] for n, keep in zip(names, rejected, strict=False)
+             if keep and n != TOTAL}
+    for n in set(found) - set(moved):
+        # not raised (filtered across the series): the commit joins the baseline,
+        # which must not restart on a change nobody will confirm
+        old = before[n]
+        key = series_key(n, entry["hardware_id"], entry["branch"])
+        point = Point(float(old.seen), commit, tuple(entry["values"][n]))
+        state.series[key] = accept(dataclasses.replace(
+            old, window=old.window + (point,), seen=old.seen + 1), cfg)
+    if not moved:
+        return state, freed
+    detection_id = ev.derived_id("detection", scenario, commit, entry["hardware_id"],
+                                 entry["branch"], *(sorted(moved) if released else []))
+    # confirm against the oldest commit of the baseline, not the one just before:
+    # with 3 runs a commit and drift between them, a change is often only clear
+    # a commit or two later, and a fresh A/B against its neighbour would then
+    # dismiss it; the bisect finds the culprit inside the longer range
+    anchors = [before[n].baseline[0] for n in moved if before[n].baseline]
+    good = min(anchors, key=lambda pt: pt.order).commit if anchors else \
+        next(iter(moved.values())).good_commit
+    good = since_change(state, good, commit)
+    state.confirming[detection_id] = Confirmation(
+        detection_id=detection_id, commit=commit, good_commit=good,
+        components={n: c.direction for n, c in moved.items()},
+        hardware_id=entry["hardware_id"], branch=entry["branch"],
+        hardware_class=entry.get("hardware_class", ""),
+        runs_per_side=policy.first_look_runs,
+        author=entry["author"], subject=entry["subject"],
+        repo=entry["repo"])
+    out: list[ev.Event] = [
+        ev.CandidateDetected(
+            detection_id=detection_id, scenario=scenario, repo=entry["repo"], component=n,
+            commit=commit,
+            good_commit=good, direction=c.direction, hardware_id=entry["hardware_id"],
+            hardware_class=entry.get("hardware_class", ""),
+            branch=entry["branch"], effect_ms=c.comparison.effect_ms,
+            effect_pct=c.effect_pct, ci_low_pct=c.comparison.ci_low_pct,
+            ci_high_pct=c.comparison.ci_high_pct, p_value=c.p_value,
+            threshold=cfg.k, producer="ttfb-detector")
+        for n, c in moved.items()]
+    return state, freed + out + confirm_runs(state.confirming[detection_id], scenario,
+                                      state.confirming[detection_id].runs_per_side,
+                                      warmup=policy.confirm_warmup)
+
+
+def _stalled(state: ScenarioState, policy: Policy) -> bool:
+    """Marks the series that hold more than ``hold_commits`` commits as no
+    longer holding (their confirmation is taken for stalled); whether any was."""
+    counts: dict[str, int] = {}
+    for entry in state.held:
+        for n in entry["values"]:
+            key = series_key(n, entry["hardware_id"], entry["branch"])
+            counts[key] = counts.get(key, 0) + 1
+    over = [k for k, count in counts.items() if count > policy.hold_commits]
+    state.unheld += [k for k in over if k not in state.unheld]
+    return bool(over)
+
+
+def release(state: ScenarioState, scenario: str,
+             policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
+    """Test the held commits, in the order they arrived, in each series no
+    longer being confirmed (a candidate raised here holds its series'
+    later commits again)."""
+    out: list[ev.Event] = []
+    waiting, state.held = state.held, []
+    for entry in waiting:
+        confirming = being_confirmed(state)
+        free = {n: v for n, v in entry["values"].items()
+                if series_key(n, entry["hardware_id"], entry["branch"]) not in confirming}
+        kept = {n: v for n, v in entry["values"].items() if n not in free}
+        if kept:
+            state.held.append({**entry, "values": kept})
+        if free:
+            state, emitted = _test_commit(state, scenario, entry["commit"],
+                                          {**entry, "values": free}, policy, released=True)
+            out += emitted
+    return state, out
+
+
+def rebase(state: ScenarioState, c: Confirmation, policy: Policy,
+            changed: set[str]) -> None:
+    """After a verdict each tested series restarts from the fresh runs of the
+    suspect commit: interleaved with the good commit's, they are the best
+    sample of the current level, and they are enough values to test the
+    next commit at once. Where no change was confirmed (``changed``: the
+    components confirmed, now or before), the good commit's fresh runs are
+    of that level too, and the suspect's own monitoring runs, the ones that
+    looked moved, are left out: kept, a fluke's slow runs widened the
+    baseline so much that the next commit's doubled data went unseen."""
+    for n in c.components:
+        key = series_key(n, c.hardware_id, c.branch)
+        series = state.series.get(key)
+        fresh = tuple(r[n] for r in c.after if n in r)
+        if series is None or not fresh:
+            continue
+        window = series.window
+        if n not in changed:
+            fresh += tuple(r[n] for r in c.before if n in r)
+            window = tuple(p for p in window if p.commit != c.commit)
+        point = Point(float(series.seen), c.commit, fresh)
+        state.series[key] = dataclasses.replace(
+            series, baseline=(series.baseline + window + (point,))[-policy.detector.back:],
+            window=())
+

@@ -1,0 +1,36 @@
+"""One event through both decision folds: the detection fold, then the
+bisect fold, with output ids derived from the input's. The live stream
+(``streams.decisions``) and the rebuild from the store (``streams.rebuild``)
+both fold through this alone, so a replay reproduces the live decisions."""
+
+from __future__ import annotations
+
+from streams.bisect import BisectBook, BisectPolicy, attributed_alert
+from streams.bisect import decide as decide_bisect
+from streams.detection import Policy, ScenarioState, decide
+from ttfb import events as ev
+
+
+def pin_ids(out: list[ev.Event], source: ev.Event) -> list[ev.Event]:
+    """Ids of the outputs derived from the input's: if a crash makes the worker
+    process an input again (its state was not yet in the changelog), it emits
+    the very same events and commands, and the store and agents drop them."""
+    pinned: list[ev.Event] = []
+    for i, event in enumerate(out):
+        update = {"event_id": ev.derived_id(source.event_id, str(i))}
+        if isinstance(event, (ev.RunRequested, ev.CommitRangeRequested)):
+            update["request_id"] = ev.derived_id(source.event_id, str(i), "request")
+        pinned.append(event.model_copy(update=update))
+    return pinned
+
+
+def fold_event(event: ev.Event, detector: ScenarioState, book: BisectBook, policy: Policy,
+               bisect_policy: BisectPolicy) -> tuple[ScenarioState, BisectBook, list[ev.Event]]:
+    """One event through the detection and bisect folds; outputs with ids
+    derived from the event's (the live stream and a rebuild use this alone)."""
+    detector, out = decide(detector, event, policy, inplace=True)
+    book, more = decide_bisect(book, event, bisect_policy)
+    out += more
+    out += [attributed_alert(e, policy.dashboard_url) for e in more
+            if isinstance(e, ev.BisectCompleted) and (e.culprit or not e.reproduced)]
+    return detector, book, pin_ids(out, event)

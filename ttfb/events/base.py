@@ -1,0 +1,91 @@
+"""What every event shares: the constants, ids, and the base models."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+COMPONENTS = ("queue", "startup", "imports", "config", "data", "model", "first_step")
+Component = Literal["queue", "startup", "imports", "config", "data", "model", "first_step"]
+Purpose = Literal["adhoc", "monitor", "confirm", "bisect", "ab", "demo", "explain"]
+Direction = Literal["regression", "improvement"]
+MAX_TIMING_MS = 6 * 3600 * 1000.0  # a component longer than six hours is not a measurement
+DEFAULT_MAX_EVENT_BYTES = 1_000_000
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+_DERIVED = uuid.UUID("5f0c3c1e-7d1b-4e0e-9a59-74746662d1ab")
+
+
+def derived_id(*parts: str) -> str:
+    """A stable id from its parts: a stream processor that re-processes an input
+    after a crash emits the same ids again, so the duplicates collapse."""
+    return uuid.uuid5(_DERIVED, "\x1f".join(parts)).hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Model(BaseModel):
+    """Frozen, strict-about-extras, finite-floats-only base for every payload."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class Event(Model):
+    """Fields every event carries."""
+
+    schema_version: Literal[1] = 1
+    event_id: str = Field(default_factory=new_id, min_length=8, max_length=64)
+    occurred_at: datetime = Field(default_factory=utcnow)
+    producer: str = Field("unknown", max_length=200)
+
+    @property
+    def key(self) -> str:
+        """Partition key: all of one scenario's events land on one partition."""
+        return str(getattr(self, "scenario", "") or self.event_id)
+
+
+class Fingerprint(Model):
+    """Hardware and software identity of the machine that measured a run."""
+
+    host: str = ""
+    cpu: str = ""
+    gpu: str = ""
+    python: str = ""
+    torch: str = ""
+    driver: str = ""
+    device: str = "cpu"
+    hardware_class: str = Field("", max_length=64, description="the agent's class (its series)")
+
+    @property
+    def hardware_id(self) -> str:
+        """Stable short id of everything that makes timings comparable."""
+        import hashlib
+
+        raw = "|".join([self.cpu, self.gpu, self.python, self.torch, self.driver, self.device,
+                        *([self.hardware_class] if self.hardware_class else [])])
+        return hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+
+class Arm(Model):
+    """Overrides of one side of an A/B: interpreter and environment variables."""
+
+    label: str = "default"
+    python: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class Signed(Event):
+    """Commands are signed (HMAC-SHA256) so agents can refuse forged ones."""
+
+    signed_at: float = 0.0
+    signature: str = ""

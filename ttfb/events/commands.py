@@ -1,0 +1,44 @@
+"""Commands: what the lab asks agents to do (signed)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ttfb.events.base import Arm, Purpose, Signed, new_id
+
+
+class RunRequested(Signed):
+    type: Literal["RunRequested"] = "RunRequested"
+    request_id: str = Field(default_factory=new_id)
+    scenario: str = Field(min_length=1, max_length=200)
+    repo: str = Field(min_length=1, max_length=200)
+    commit: str = Field(min_length=1, max_length=200)
+    branch: str = "main"
+    runs: int = Field(1, ge=1, le=1000)
+    purpose: Purpose = "adhoc"
+    arm: Arm = Field(default_factory=Arm)
+    correlation_id: str = ""
+    profile: bool = False
+    # the agents that may run it: "" any that can run the scenario's device
+    hardware_class: str = Field("", max_length=64)
+
+
+# the most commits a range listing holds: a bisect's range
+MAX_RANGE = 1000
+
+
+def range_too_long(commits: int) -> str:
+    """Why a range of ``commits`` commits is not listed or bisected."""
+    return f"range of {commits} commits exceeds {MAX_RANGE}; narrow it with a closer good commit"
+
+
+class CommitRangeRequested(Signed):
+    type: Literal["CommitRangeRequested"] = "CommitRangeRequested"
+    request_id: str = Field(default_factory=new_id)
+    scenario: str
+    repo: str
+    good: str
+    bad: str
+    correlation_id: str = ""

@@ -1,0 +1,164 @@
+"""What the streams decide: candidates, verdicts, calibrations, bisects, alerts."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ttfb.events.base import Direction, Event, Model, new_id
+
+
+class Finding(Event):
+    detection_id: str = Field(default_factory=new_id)
+    scenario: str
+    repo: str
+    component: str
+    hardware_id: str = ""
+    hardware_class: str = ""
+    branch: str = "main"
+    commit: str
+    good_commit: str = ""
+    direction: Direction
+    effect_ms: float = 0.0
+    effect_pct: float = 0.0
+    ci_low_pct: float = 0.0
+    ci_high_pct: float = 0.0
+    p_value: float = 1.0
+    threshold: float = 0.0
+    runs_spent: int = 0
+    evidence_before: list[float] = Field(default_factory=list, description="fresh runs, ms")
+    evidence_after: list[float] = Field(default_factory=list)
+
+
+class CandidateDetected(Finding):
+    type: Literal["CandidateDetected"] = "CandidateDetected"
+
+
+class RegressionConfirmed(Finding):
+    type: Literal["RegressionConfirmed"] = "RegressionConfirmed"
+
+
+class ImprovementConfirmed(Finding):
+    type: Literal["ImprovementConfirmed"] = "ImprovementConfirmed"
+
+
+class DetectionDismissed(Finding):
+    type: Literal["DetectionDismissed"] = "DetectionDismissed"
+    known_at: str = Field("", description="the fresh runs show a change of this component "
+                          "and direction already confirmed at this commit, inside this "
+                          "range: not alerted or bisected again")
+
+
+class RocPoint(Model):
+    threshold: float
+    false_positive_rate: float
+    power: dict[str, float] = Field(default_factory=dict)
+
+
+class CalibrationRequested(Event):
+    """The detection fold asks for a ROC calibration on a scenario's history.
+
+    Calibrating takes seconds of CPU; the fold emits this instead of doing it
+    inline, a calibration agent answers with ``ThresholdCalibrated``, and the
+    fold takes the chosen operating point from that answer."""
+
+    type: Literal["CalibrationRequested"] = "CalibrationRequested"
+    scenario: str
+    history: list[list[float]] = Field(max_length=1024)  # total TTFB runs per accepted commit
+    accepted: int = Field(ge=0)  # commits accepted so far (the calibration's seed)
+
+
+class ThresholdCalibrated(Event):
+    type: Literal["ThresholdCalibrated"] = "ThresholdCalibrated"
+    scenario: str
+    series: str
+    tests_per_week: float
+    budget_per_week: float
+    points: list[RocPoint]
+    chosen: RocPoint
+    chosen_k: float = Field(1.0, ge=0)  # the chosen point's minimum shift in sigmas
+    accepted: int = Field(0, ge=0)  # the history it was calibrated on, in accepted commits
+
+
+class BisectStep(Model):
+    commit: str
+    runs: int
+    decision: Literal["good", "bad", "skipped", "inconclusive"]
+    mean_ms: float = 0.0
+
+
+class BisectCompleted(Event):
+    type: Literal["BisectCompleted"] = "BisectCompleted"
+    bisect_id: str
+    detection_id: str = ""
+    scenario: str
+    component: str
+    direction: Direction = "regression"
+    good: str
+    bad: str
+    culprit: str = ""
+    culprits: list[str] = Field(default_factory=list)
+    author: str = ""
+    subject: str = ""
+    effect_ms: float = 0.0
+    effect_pct: float = 0.0
+    ci_low_pct: float = 0.0  # 95 % CI of effect_pct, from the endpoints' runs
+    ci_high_pct: float = 0.0
+    confidence: float = 0.0
+    steps: list[BisectStep] = Field(default_factory=list)
+    runs_spent: int = 0
+    error: str = ""
+    explanation: list[dict[str, Any]] = Field(default_factory=list)
+    # false: the endpoints, run again by the bisect, no longer show the
+    # confirmed change (no culprit is named, the alert is retracted)
+    reproduced: bool = True
+
+
+BISECT_STOP = 0.99  # a bisect ends when one commit holds this much of its posterior
+
+
+class Alert(Event):
+    type: Literal["Alert"] = "Alert"
+    alert_id: str
+    kind: Direction
+    scenario: str
+    component: str
+    commit: str
+    effect_ms: float
+    effect_pct: float
+    ci_low_pct: float = 0.0
+    ci_high_pct: float = 0.0
+    culprit: str = ""
+    # the bisect's posterior mass on the culprit: below the bisect's stop
+    # (BISECT_STOP) the run budget ended the search and the culprit is a best guess
+    culprit_confidence: float = 0.0
+    author: str = ""
+    subject: str = ""
+    link: str = ""
+    # not_reproduced: the bisect's runs of the endpoints no longer show the
+    # change; the alert is retracted and no culprit is named
+    status: Literal["confirmed", "attributed", "not_reproduced"] = "confirmed"
+
+
+class ComponentDelta(Model):
+    component: str
+    mean_a_ms: float
+    mean_b_ms: float
+    delta_ms: float
+    delta_pct: float
+    ci_low_pct: float
+    ci_high_pct: float
+    p_value: float
+    verdict: Literal["improvement", "regression", "no change"]
+
+
+class ExperimentCompleted(Event):
+    type: Literal["ExperimentCompleted"] = "ExperimentCompleted"
+    experiment_id: str
+    scenario: str
+    arm_a: str
+    arm_b: str
+    verdict: Literal["improvement", "regression", "no change"]
+    components: list[ComponentDelta]
+    runs_spent: int
