@@ -8,7 +8,10 @@ sets of outputs (every command, finding, alert and bisect result, by id,
 with every field but the moment it was made) and the final states of every
 scenario must be identical; the first differences are printed otherwise.
 
-    .venv/bin/python bench/replay_identity.py DATA_DIR --against REV
+    .venv/bin/python bench/replay_identity.py DATA_DIR --against REV [--new-type T ...]
+
+``--new-type``: an output type this checkout emits and REV did not (it is
+left out of the comparison; every other output must keep its id).
 
 DATA_DIR is a lab's data directory (``.ttfb/demo-lab`` after
 ``ttfb up --demo``); nothing else may hold its store while this reads it.
@@ -72,6 +75,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--against", required=True, help="the revision to compare with")
+    parser.add_argument("--new-type", action="append", default=[],
+                        help="an output type only this checkout emits (repeatable)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -82,7 +87,8 @@ def main() -> int:
                                  capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive, check=True)
         old = fold(old_tree, work / "events.jsonl", work / "old.jsonl")
-        new = fold(ROOT, work / "events.jsonl", work / "new.jsonl")
+        new = [line for line in fold(ROOT, work / "events.jsonl", work / "new.jsonl")
+               if json.loads(line).get("type") not in args.new_type]
     states = sum(1 for line in new if "state" in json.loads(line))
     outputs = len(new) - states
     print(f"{count} stored events; {outputs} outputs and "

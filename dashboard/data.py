@@ -62,6 +62,11 @@ def scenario_filters(scenario: str) -> dict[str, list[str]]:
 
 
 @st.cache_data(ttl=TTL_S)
+def baseline_bands(scenario: str, hardware: str = "", branch: str = "") -> pd.DataFrame:
+    return _frame(queries.baseline_bands(store(), scenario, "ttfb", hardware, branch))
+
+
+@st.cache_data(ttl=TTL_S)
 def findings() -> pd.DataFrame:
     return _frame(queries.findings(store()))
 

@@ -33,4 +33,8 @@ def fold_event(event: ev.Event, detector: ScenarioState, book: BisectBook, polic
     out += more
     out += [attributed_alert(e, policy.dashboard_url) for e in more
             if isinstance(e, ev.BisectCompleted) and (e.culprit or not e.reproduced)]
+    # what the screen tested goes last: the other outputs keep the ids they had
+    # before it was emitted (an id is the input's and the output's place)
+    out = [e for e in out if not isinstance(e, ev.CommitTested)] + \
+        [e for e in out if isinstance(e, ev.CommitTested)]
     return detector, book, pin_ids(out, event)

@@ -68,7 +68,8 @@ def stored_events(store: Store, settings: Settings) -> Iterator[ev.Event]:
     while True:
         rows = store.query(
             f"SELECT occurred_at, event_id, payload FROM {store.db}.events FINAL"
-            " WHERE topic IN {t:Array(String)} AND type != 'ComponentMeasured'"
+            " WHERE topic IN {t:Array(String)}"
+            " AND type NOT IN ('ComponentMeasured', 'CommitTested')"
             " AND (occurred_at, event_id) > ({at:DateTime64(6, 'UTC')}, {id:String})"
             " ORDER BY occurred_at, event_id LIMIT {n:UInt32}",
             {"t": topics, "at": after[0], "id": after[1], "n": PAGE})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 from dashboard import data
@@ -37,16 +36,15 @@ def render() -> None:
         color=alt.Color("component:N", sort=list(data.COMPONENTS)),
         order=alt.Order("order:Q"),
         tooltip=["commit", "subject", "author", "component", alt.Tooltip("ms:Q", format=",.1f")])
-    totals = runs.assign(commit=runs["commit"].str[:10]).groupby("commit")["ttfb_ms"]
-    band_rows = pd.DataFrame({"commit": order})
-    baseline = totals.median().reindex(order)
-    spread = totals.std().reindex(order).fillna(0)
-    rolling = baseline.rolling(12, min_periods=1).median().shift(1).bfill()
-    band_rows["low"] = (rolling - 3 * spread.rolling(12, min_periods=1).median()).values
-    band_rows["high"] = (rolling + 3 * spread.rolling(12, min_periods=1).median()).values
-    band = alt.Chart(band_rows).mark_area(opacity=0.15, color="gray").encode(
-        x=alt.X("commit:N", sort=order), y="low:Q", y2="high:Q")
-    layers = [bars, band]
+    layers = [bars]
+    bands = data.baseline_bands(scenario, hardware, branch)
+    if not bands.empty:  # the detector's own: what each commit was tested against
+        bands = bands.assign(commit=bands["commit"].str[:10]).drop_duplicates(
+            "commit", keep="last")
+        bands = bands[bands["commit"].isin(order)]
+        layers.append(alt.Chart(bands).mark_area(opacity=0.15, color="gray").encode(
+            x=alt.X("commit:N", sort=order), y="low:Q", y2="high:Q",
+            tooltip=["commit", alt.Tooltip("level:Q", format=",.0f"), "candidate"]))
     findings = data.findings()
     if not findings.empty:
         marks = findings[(findings["scenario"] == scenario)
@@ -56,8 +54,9 @@ def render() -> None:
             layers.append(alt.Chart(marks).mark_rule(color="red", strokeDash=[4, 2]).encode(
                 x=alt.X("commit:N", sort=order), tooltip=["type", "component", "effect_pct"]))
     st.altair_chart(alt.layer(*layers), width="stretch")
-    st.caption("Gray band: rolling baseline median ± 3σ of the run-to-run spread; "
-               "red dashed rules: detections.")
+    st.caption("Gray band: the detector's baseline for each commit's total TTFB, widened "
+               "by the smallest shift that can raise a candidate (inside it, none is raised; "
+               "outside it, the t-test decides); red dashed rules: detections.")
     st.subheader("Distribution per commit")
     dist = runs.assign(commit=runs["commit"].str[:10])
     st.altair_chart(alt.Chart(dist).mark_boxplot().encode(

@@ -18,7 +18,16 @@ from streams.detection.state import (
     since_change,
 )
 from ttfb import events as ev
-from ttfb.stats import ChangePoint, Point, SeriesState, accept, apply, benjamini_hochberg
+from ttfb.stats import (
+    ChangePoint,
+    DetectorConfig,
+    Point,
+    SeriesState,
+    accept,
+    apply,
+    benjamini_hochberg,
+)
+from ttfb.stats.detector import band
 
 
 def monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
@@ -77,12 +86,14 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         state.series[key], change = apply(series, point, cfg)
         if change is not None:
             found[name] = change
+    freed: list[ev.Event] = [_tested(scenario, commit, entry, before, cfg, found)] \
+        if before else []
     if held:
         state.held.append({**{k: v for k, v in entry.items() if k not in ("done", "total")},
                            "commit": commit, "values": held})
-    freed: list[ev.Event] = []
     if held and not released and _stalled(state, policy):
-        state, freed = release(state, scenario, policy)
+        state, more = release(state, scenario, policy)
+        freed += more
     totals = entry["values"].get(TOTAL, []) if not released else []
     if totals and not found:  # a running mean over (up to) the last 12 accepted commits
         state.baseline_commits = min(state.baseline_commits + 1, 12)
@@ -144,6 +155,17 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
     return state, freed + out + confirm_runs(state.confirming[detection_id], scenario,
                                       state.confirming[detection_id].runs_per_side,
                                       warmup=policy.confirm_warmup)
+
+
+def _tested(scenario: str, commit: str, entry: dict[str, Any], before: dict[str, SeriesState],
+            cfg: DetectorConfig, found: dict[str, ChangePoint]) -> ev.CommitTested:
+    """What each series tested ``commit`` against, and what it found."""
+    bands = {name: [round(x, 3) for x in limits] for name, series in before.items()
+             if (limits := band(series, cfg)) is not None}
+    return ev.CommitTested(
+        scenario=scenario, repo=entry["repo"], commit=commit, branch=entry["branch"],
+        hardware_id=entry["hardware_id"], hardware_class=entry.get("hardware_class", ""),
+        bands=bands, candidates=sorted(found), producer="ttfb-detector")
 
 
 def _stalled(state: ScenarioState, policy: Policy) -> bool:

@@ -11,7 +11,8 @@ from streamlit.testing.v1 import AppTest
 
 from tests.integration.conftest import clean_settings
 from ttfb import events as ev
-from ttfb.store import open_store
+from ttfb.settings import Settings
+from ttfb.store import open_store, queries
 
 
 def seed(data_dir: Path) -> None:
@@ -21,23 +22,23 @@ def seed(data_dir: Path) -> None:
         comps = {c: 100.0 for c in ev.COMPONENTS} | {"config": 100.0 + (400.0 if i == 5 else 0)}
         for rep in range(2):
             events.append(ev.RunCompleted(repo="demo",
-                scenario="recsys", commit=f"{i:040d}", purpose="monitor", repetition=rep,
+                scenario="recsys", commit=f"{i}" * 40, purpose="monitor", repetition=rep,
                 ttfb_ms=sum(comps.values()), components=comps,  # type: ignore[arg-type]
                 author="Ada Park", subject=f"change {i}"))
     comps = {c: 50.0 for c in ev.COMPONENTS}
     events.append(ev.RunCompleted(repo="demo", scenario="lm", commit="a" * 40, purpose="monitor",
                                   ttfb_ms=350.0, components=comps))  # type: ignore[arg-type]
     fields = dict(detection_id="det1", scenario="recsys", repo="demo", component="config",
-                  commit=f"{5:040d}", good_commit=f"{4:040d}", direction="regression",
+                  commit=f"{5}" * 40, good_commit=f"{4}" * 40, direction="regression",
                   effect_ms=400.0, effect_pct=400.0, ci_low_pct=380.0, ci_high_pct=420.0,
                   p_value=1e-6, runs_spent=10)
     events += [ev.CandidateDetected(**fields), ev.RegressionConfirmed(**fields)]  # type: ignore[arg-type]
     events.append(ev.BisectCompleted(
         bisect_id="b1", detection_id="det1", scenario="recsys", component="config",
-        good=f"{0:040d}", bad=f"{5:040d}", culprit=f"{5:040d}", culprits=[f"{5:040d}"],
+        good=f"{0}" * 40, bad=f"{5}" * 40, culprit=f"{5}" * 40, culprits=[f"{5}" * 40],
         author="Bo Chen", subject="Log the config synchronously", effect_ms=400.0,
         effect_pct=400.0, confidence=0.99, runs_spent=14,
-        steps=[ev.BisectStep(commit=f"{3:040d}", runs=2, decision="good", mean_ms=100.0)],
+        steps=[ev.BisectStep(commit=f"{3}" * 40, runs=2, decision="good", mean_ms=100.0)],
         explanation=[{"name": "telemetry.py:30:log", "good_ms": 0.0, "bad_ms": 360.0,
                       "delta_ms": 360.0}]))
     # lm: a confirmed model change the bisect's runs did not reproduce
@@ -66,6 +67,14 @@ def seed(data_dir: Path) -> None:
                ev.DeadLettered(reason="bad signature", source_topic="ttfb.commands",
                                refused_command=True)]
     assert store.write(events) == len(events)
+    # what the detector tested each recsys commit against, from its own fold
+    from streams.detection import Policy, ScenarioState, decide
+
+    state, tested = ScenarioState(), []
+    for run in [e for e in events if isinstance(e, ev.RunCompleted) and e.scenario == "recsys"]:
+        state, out = decide(state, run.model_copy(update={"runs_total": 2}), Policy())
+        tested += [e for e in out if isinstance(e, ev.CommitTested)]
+    assert tested and store.write(tested) == len(tested)
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +121,27 @@ def test_scenario_page_charts_the_commits(seeded: Path) -> None:
     assert at.header[0].value.startswith("lm") or at.header[0].value.startswith("recsys")
     charts = at.get("vega_lite_chart")
     assert len(charts) == 2  # stacked components with band and markers; distribution
+
+
+def test_the_scenario_band_is_the_detectors_own(seeded: Path) -> None:
+    at = AppTest.from_string(
+        "import importlib, streamlit as st\nst.cache_data.clear()\n"
+        "st.query_params['scenario'] = 'recsys'\n"
+        "importlib.import_module('dashboard.views.scenario').render()\n", default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.header[0].value.startswith("recsys")
+    import pyarrow as pa
+
+    chart = at.get("vega_lite_chart")[0].proto
+    frames = [pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in chart.datasets]
+    drawn = next(f for f in frames if "low" in f.columns).to_dict("records")
+    stored = queries.baseline_bands(open_store(Settings(data_dir=seeded, _env_file=None)),
+                                    "recsys")
+    assert drawn and len(drawn) == len(stored)
+    assert [(r["low"], r["high"]) for r in drawn] == [(r["low"], r["high"]) for r in stored]
+    # the slow last commit lies above the band it was tested against
+    assert stored[-1]["candidate"] and stored[-1]["high"] < 1100.0
 
 
 def test_regressions_page_names_the_culprit_and_its_steps(seeded: Path) -> None:

@@ -694,3 +694,46 @@ def test_runs_of_commits_that_never_complete_leave_the_state_bounded() -> None:
     # a commit whose runs do all arrive is still tested
     state, _ = feed(state, [run(rng, "whole", r) for r in range(3)])
     assert "whole" not in state.pending and "whole" in state.arrivals
+
+
+def test_each_tested_commit_says_what_it_was_tested_against() -> None:
+    """The band the screen reports is the detector's own: over seeded
+    commits, none whose runs' level lies inside its band is a candidate,
+    and the band's level is the baseline's."""
+    import math
+
+    rng = np.random.default_rng(11)
+    state, out = ScenarioState(), []
+    events = monitor(rng, 40) + monitor(rng, 10, start=40, bump_from=40,
+                                        bump={"imports": 600.0})
+    state, out = feed(state, events)
+    tested = [e for e in out if isinstance(e, ev.CommitTested)]
+    assert len({t.commit for t in tested}) == 50 and all(t.repo == "demo" for t in tested)
+    banded = [t for t in tested if "imports" in t.bands]
+    assert len(banded) >= 40
+    inside = 0
+    for t in banded:
+        low, level, high = t.bands["imports"]
+        assert low < level < high
+        runs = [e.components["imports"] for e in events
+                if isinstance(e, ev.RunCompleted) and e.commit == t.commit]
+        mean = math.exp(sum(math.log(v) for v in runs) / len(runs))
+        if low < mean < high:
+            inside += 1
+            assert "imports" not in t.candidates, t
+    assert inside >= 30
+    # the step at commit 40 is outside its band, and raised there
+    step = next(t for t in tested if t.commit == "c40")
+    assert "imports" in step.candidates and step.bands["imports"][2] < 2600.0
+    # through the fold, a commit's other outputs come first, with the ids they
+    # would have without it (an output's id is the input's and its place)
+    from streams.bisect import BisectBook, BisectPolicy
+    from streams.fold import fold_event
+
+    last = max(i for i, e in enumerate(events) if e.commit == "c40")  # type: ignore[attr-defined]
+    before, _ = feed(ScenarioState(), events[:last])
+    _, _, outputs = fold_event(events[last], before, BisectBook(), Policy(), BisectPolicy())
+    kinds = [type(e).__name__ for e in outputs]
+    assert kinds[-1] == "CommitTested" and "CandidateDetected" in kinds[:-1]
+    assert [e.event_id for e in outputs[:-1]] == [
+        ev.derived_id(events[last].event_id, str(i)) for i in range(len(outputs) - 1)]

@@ -15,6 +15,7 @@ from ttfb.events.decisions import (
     BisectCompleted,
     CalibrationRequested,
     CandidateDetected,
+    CommitTested,
     DetectionDismissed,
     ExperimentCompleted,
     ImprovementConfirmed,
@@ -52,6 +53,7 @@ AnyEvent = Annotated[
     | CommitPlanned
     | WatchNoted
     | AgentAnnounced
+    | CommitTested
     | CandidateDetected
     | RegressionConfirmed
     | ImprovementConfirmed
@@ -69,7 +71,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         RunRequested, CommitRangeRequested, ComponentMeasured, RunCompleted, RunFailed,
         CommitRangeListed, ScenarioSkipped, CommitPlanned, WatchNoted, AgentAnnounced,
-        CandidateDetected,
+        CommitTested, CandidateDetected,
         RegressionConfirmed,
         ImprovementConfirmed, DetectionDismissed, CalibrationRequested, ThresholdCalibrated,
         BisectCompleted,

@@ -50,6 +50,23 @@ class DetectionDismissed(Finding):
                           "range: not alerted or bisected again")
 
 
+class CommitTested(Event):
+    """A commit's monitoring runs were tested: for each series, the band it
+    was tested against (``ttfb.stats.detector.band``: [low, level, high] in
+    ms; a commit inside it cannot be a candidate), and the components that
+    became candidates. What the dashboard draws as the baseline."""
+
+    type: Literal["CommitTested"] = "CommitTested"
+    scenario: str
+    repo: str
+    commit: str
+    branch: str = "main"
+    hardware_id: str = ""
+    hardware_class: str = ""
+    bands: dict[str, list[float]] = Field(default_factory=dict)
+    candidates: list[str] = Field(default_factory=list)
+
+
 class RocPoint(Model):
     threshold: float
     false_positive_rate: float

@@ -19,10 +19,11 @@ commits, so slow drift is followed rather than flagged).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from ttfb.stats.comparisons import Comparison, compare
+from ttfb.stats.comparisons import Comparison, clean_log, compare, robust_sigma
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,27 @@ class SeriesState:
 
 def _values(points: Sequence[Point]) -> list[float]:
     return [v for p in points for v in p.values]
+
+
+def band(state: SeriesState, cfg: DetectorConfig) -> tuple[float, float, float] | None:
+    """What the next commit is tested against: the baseline's level (the
+    geometric mean of its runs, outliers dropped as ``compare`` drops them)
+    and, either side, the smallest shift that can make a candidate (``k``
+    times the runs' spread, ``min_effect_pct``, ``min_effect_ms``); a commit
+    inside it is never one, outside it the t-test decides. None while the
+    baseline is too short to test against. (low, level, high) in the runs'
+    unit."""
+    values = _values(state.baseline)
+    if len(state.baseline) < cfg.min_back or len(values) < max(cfg.min_back_values, 2):
+        return None
+    logs = clean_log(values)
+    if logs.size < 2:
+        return None
+    center = float(logs.mean())
+    half = max(cfg.k * robust_sigma(logs), math.log1p(cfg.min_effect_pct / 100))
+    level = math.exp(center)
+    return (max(0.0, min(math.exp(center - half), level - cfg.min_effect_ms)), level,
+            max(math.exp(center + half), level + cfg.min_effect_ms))
 
 
 def _is_candidate(c: Comparison, cfg: DetectorConfig) -> bool:

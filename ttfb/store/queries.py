@@ -146,6 +146,25 @@ def scenario_runs(store: Store, scenario: str, hardware_id: str = "", branch: st
         {"s": scenario, "h": hardware_id, "b": branch, "n": limit})
 
 
+def baseline_bands(store: Store, scenario: str, component: str = "ttfb", hardware_id: str = "",
+                   branch: str = "") -> list[dict[str, Any]]:
+    """What the detector tested each commit of a scenario against, in one
+    series (``ttfb``: the total): commit, low, level and high in ms, and
+    whether the series raised a candidate there (``CommitTested``)."""
+    rows = store.query(
+        f"SELECT JSONExtractString(payload, 'commit') AS commit,"
+        " JSONExtract(payload, 'bands', {c:String}, 'Array(Float64)') AS band,"
+        " has(JSONExtract(payload, 'candidates', 'Array(String)'), {c:String}) AS candidate,"
+        f" occurred_at FROM {store.db}.events FINAL"
+        " WHERE type = 'CommitTested' AND scenario = {s:String}"
+        " AND ({h:String} = '' OR JSONExtractString(payload, 'hardware_id') = {h:String})"
+        " AND ({b:String} = '' OR JSONExtractString(payload, 'branch') = {b:String})"
+        " ORDER BY occurred_at", {"s": scenario, "c": component, "h": hardware_id, "b": branch})
+    return [{"commit": r["commit"], "low": r["band"][0], "level": r["band"][1],
+             "high": r["band"][2], "candidate": bool(r["candidate"])}
+            for r in rows if len(r["band"]) == 3]
+
+
 def scenario_filters(store: Store, scenario: str) -> dict[str, list[str]]:
     rows = store.query(
         f"SELECT groupUniqArray(hardware_id) AS hw, groupUniqArray(branch) AS br"
