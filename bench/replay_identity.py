@@ -11,7 +11,9 @@ scenario must be identical; the first differences are printed otherwise.
     .venv/bin/python bench/replay_identity.py DATA_DIR --against REV [--new-type T ...]
 
 ``--new-type``: an output type this checkout emits and REV did not (it is
-left out of the comparison; every other output must keep its id).
+left out of the comparison; every other output must keep its id). Fields
+this checkout added to an event or a state (absent at REV) are left out of
+the comparison and listed.
 
 DATA_DIR is a lab's data directory (``.ttfb/demo-lab`` after
 ``ttfb up --demo``); nothing else may hold its store while this reads it.
@@ -51,16 +53,15 @@ with open(sys.argv[2], "w") as out:
 
 
 def export(data_dir: Path, path: Path) -> int:
-    from streams.rebuild import stored_events
-    from ttfb import events as ev
+    from streams.rebuild import stored_payloads
     from ttfb.settings import Settings
     from ttfb.store import open_store
 
     settings = Settings(data_dir=data_dir, _env_file=None)  # type: ignore[call-arg]
     count = 0
-    with path.open("w") as out:
-        for event in stored_events(open_store(settings), settings):
-            out.write(ev.encode(event).decode() + "\n")
+    with path.open("w") as out:  # as stored: each version decodes them itself
+        for _, payload in stored_payloads(open_store(settings), settings):
+            out.write(payload.replace("\n", " ") + "\n")
             count += 1
     return count
 
@@ -69,6 +70,17 @@ def fold(tree: Path, events: Path, result: Path) -> list[str]:
     subprocess.run([sys.executable, "-c", FOLD, str(events), str(result)], cwd=tree,
                    env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"}, check=True)
     return result.read_text().splitlines()
+
+
+def _shared(new: object, old: object, added: set[str], path: str) -> object:
+    """``new`` without the keys ``old`` lacks, at every depth (named in ``added``)."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        for key in set(new) - set(old):
+            added.add(f"{path}{key}")
+        return {k: _shared(v, old[k], added, f"{path}{k}.") for k, v in new.items() if k in old}
+    if isinstance(new, list) and isinstance(old, list) and len(new) == len(old):
+        return [_shared(n, o, added, path) for n, o in zip(new, old, strict=True)]
+    return new
 
 
 def main() -> int:
@@ -89,6 +101,13 @@ def main() -> int:
         old = fold(old_tree, work / "events.jsonl", work / "old.jsonl")
         new = [line for line in fold(ROOT, work / "events.jsonl", work / "new.jsonl")
                if json.loads(line).get("type") not in args.new_type]
+    added: set[str] = set()
+    if len(old) == len(new):
+        new = [json.dumps(_shared(json.loads(n), json.loads(o), added, ""), sort_keys=True)
+               for o, n in zip(old, new, strict=True)]
+        old = [json.dumps(json.loads(o), sort_keys=True) for o in old]
+    if added:
+        print(f"fields only this checkout has, left out: {', '.join(sorted(added))}")
     states = sum(1 for line in new if "state" in json.loads(line))
     outputs = len(new) - states
     print(f"{count} stored events; {outputs} outputs and "

@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from ttfb import events as ev
 from ttfb.emitter import emit_all
@@ -37,22 +38,20 @@ def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
         start = ev.RegressionConfirmed(
             scenario=args.scenario, repo=repo_name(lab, str(repo), REPO_NAME),
             component=args.component, commit=bad, good_commit=good, direction="regression",
-            producer="ttfb-bisect-cli")
+            bisect_max_runs=args.max_runs or 0, producer="ttfb-bisect-cli")
         asyncio.run(emit_all(lab, "bisect-cli", [(start, "detections")]))
         began = time.monotonic()
         deadline = began + args.timeout
-        shown = -1
+        shown = ""
         while time.monotonic() < deadline:
             raise_if_interrupted()
             done = [b for b in queries.bisects(store) if b["detection_id"] == start.detection_id]
             if done:
                 break
-            spent = queries.runs_since(store, args.scenario, ["bisect", "explain"],
-                                       start.occurred_at)
-            if spent != shown:  # progress: a person can tell slow from stuck
-                shown = spent
-                print(f"bisect: {spent} runs so far, {time.monotonic() - began:.0f}s",
-                      file=sys.stderr, flush=True)
+            line = _progress(store, start)
+            if line != shown:  # a person can tell slow from stuck
+                shown = line
+                print(f"{line}, {time.monotonic() - began:.0f}s", file=sys.stderr, flush=True)
             time.sleep(1.0)
         else:
             print("ttfb bisect: timed out", file=sys.stderr)
@@ -64,10 +63,32 @@ def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(result, indent=2, default=str))
     elif result["error"]:
         print(f"bisect failed: {result['error']}")
+    elif result["inconclusive"]:
+        print(f"inconclusive after {result['runs_spent']} runs (--max-runs): the culprit is "
+              f"most likely (p = {float(result['likely_mass']):.2f}) after "
+              f"{result['likely_after'][:10]} up to {result['likely_last'][:10]}; bisect "
+              "that range again, or allow more runs")
     else:
         print(f"culprit {result['culprit']} by {result['author']}: {result['subject']}\n"
               f"effect {float(result['effect_pct']):+.1f}% on {result['component']}, confidence"
               f" {float(result['confidence']):.3f}, {result['runs_spent']} runs")
         for step in result["steps"]:
             print(f"  {step['commit'][:10]} {step['decision']:<8} {step['runs']} runs")
-    return 1 if result["error"] else 0
+    return 1 if result["error"] or result["inconclusive"] else 0
+
+
+def _progress(store: Any, start: ev.RegressionConfirmed) -> str:
+    """One line of where the bisect stands: runs, the range the culprit most
+    likely lies in, the likeliest commit; runs alone until its search begins."""
+    from ttfb.store import queries
+
+    state = queries.bisect_progress(store, start.scenario, start.detection_id)
+    if state is None:
+        spent = queries.runs_since(store, start.scenario, ["bisect", "explain"],
+                                   start.occurred_at)
+        return f"bisect: {spent} runs so far (endpoints)"
+    budget = f"/{state['max_runs']}" if state["max_runs"] else ""
+    return (f"bisect: {state['runs_spent']}{budget} runs, {state['candidates']} commits "
+            f"left; likely after {state['likely_after'][:10]} up to "
+            f"{state['likely_last'][:10]} (p = {state['likely_mass']:.2f}); likeliest "
+            f"{state['likeliest'][:10]} at {state['probability']:.2f}")

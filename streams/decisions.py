@@ -70,7 +70,8 @@ def decoded(raw: bytes | None, max_bytes: int,
 
 # In the encoded JSON the type is a string value; one inside another string
 # would have its quotes escaped, so this cannot match a different event.
-NOT_FOLDED = (b'"type":"ComponentMeasured"', b'"type":"CommitTested"')
+NOT_FOLDED = (b'"type":"ComponentMeasured"', b'"type":"CommitTested"',
+              b'"type":"BisectProgressed"')
 
 
 def pack(detector: ScenarioState, book: BisectBook) -> bytes:

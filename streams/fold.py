@@ -35,6 +35,7 @@ def fold_event(event: ev.Event, detector: ScenarioState, book: BisectBook, polic
             if isinstance(e, ev.BisectCompleted) and (e.culprit or not e.reproduced)]
     # what the screen tested goes last: the other outputs keep the ids they had
     # before it was emitted (an id is the input's and the output's place)
-    out = [e for e in out if not isinstance(e, ev.CommitTested)] + \
-        [e for e in out if isinstance(e, ev.CommitTested)]
+    trailing = (ev.CommitTested, ev.BisectProgressed)
+    out = [e for e in out if not isinstance(e, trailing)] + \
+        [e for e in out if isinstance(e, trailing)]
     return detector, book, pin_ids(out, event)

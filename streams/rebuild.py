@@ -63,21 +63,28 @@ def replay(events: Iterable[ev.Event], policy: Policy,
 
 def stored_events(store: Store, settings: Settings) -> Iterator[ev.Event]:
     """The fold's input events in the store, in the order they occurred."""
+    for event_id, payload in stored_payloads(store, settings):
+        try:
+            yield ev.decode(payload)
+        except ev.EventRejected as exc:  # stored by an older build: skip, say so
+            log.warning("rebuild: stored event %s not readable: %s", event_id, exc)
+
+
+def stored_payloads(store: Store, settings: Settings) -> Iterator[tuple[str, str]]:
+    """(event id, the bytes as stored) of the fold's input events, in the
+    order they occurred."""
     topics = [settings.topic(name) for name in FOLDED_TOPICS]
     after = ("1970-01-01 00:00:00.000000", "")
     while True:
         rows = store.query(
             f"SELECT occurred_at, event_id, payload FROM {store.db}.events FINAL"
             " WHERE topic IN {t:Array(String)}"
-            " AND type NOT IN ('ComponentMeasured', 'CommitTested')"
+            " AND type NOT IN ('ComponentMeasured', 'CommitTested', 'BisectProgressed')"
             " AND (occurred_at, event_id) > ({at:DateTime64(6, 'UTC')}, {id:String})"
             " ORDER BY occurred_at, event_id LIMIT {n:UInt32}",
             {"t": topics, "at": after[0], "id": after[1], "n": PAGE})
         for row in rows:
-            try:
-                yield ev.decode(row["payload"])
-            except ev.EventRejected as exc:  # stored by an older build: skip, say so
-                log.warning("rebuild: stored event %s not readable: %s", row["event_id"], exc)
+            yield str(row["event_id"]), str(row["payload"])
         if len(rows) < PAGE:
             return
         last = rows[-1]

@@ -122,7 +122,8 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
                     affected: list[bool] | None = None,
                     drift: float = 0.0,
                     evidence: tuple[int, float] | None = None,
-                    evidence_shift: float = 0.0) -> ev.BisectCompleted:
+                    evidence_shift: float = 0.0, max_runs: int = 0,
+                    progress: list[ev.BisectProgressed] | None = None) -> ev.BisectCompleted:
     """Bisect commits c00..c{n-1}; ``level(i)`` is commit i's mean in ms;
     ``affected``: the agent's hint, per commit, of which ones touch the scenario;
     ``drift``: the machine's own level wanders from run to run, a mean-reverting
@@ -143,7 +144,7 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
                   for side, i, shift in (("before", 0, 0.0), ("after", n - 1, evidence_shift))}
     start = found(scenario="sim", repo="sim", component=component, commit=commits[-1],
                   good_commit=commits[0], direction=direction,  # type: ignore[arg-type]
-                  detection_id="det", **handed)
+                  detection_id="det", bisect_max_runs=max_runs, **handed)
     book, out = decide(BisectBook(), start, policy)
     request = out[0]
     assert isinstance(request, ev.CommitRangeRequested)
@@ -166,6 +167,8 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
         for produced in out:
             if isinstance(produced, ev.BisectCompleted):
                 return produced
+            if isinstance(produced, ev.BisectProgressed) and progress is not None:
+                progress.append(produced)
             if isinstance(produced, ev.RunRequested):
                 # AR(1) at 0.9: steps of sd drift * sqrt(1 - 0.9 ** 2) keep its spread at drift
                 machine = 0.9 * machine + float(rng.normal(0.0, drift * math.sqrt(0.19)))

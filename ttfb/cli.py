@@ -151,6 +151,9 @@ def _lab(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--bad", required=True, help="a revision with the change")
     p.add_argument("--component", default="ttfb", help="a TTFB component, or ttfb (total)")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait")
+    p.add_argument("--max-runs", type=_at_least(20), default=None,
+                   help="runs the bisect may ask for; past them it ends inconclusive with "
+                        "the range the culprit most likely lies in (default: its own budget)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p = _add(sub, "alerts", help="alerts: `ttfb alerts tail`")
     p.add_argument("action", choices=["tail"])

@@ -38,7 +38,6 @@ def decide(book: BisectBook, event: ev.Event,
     return book, []
 
 
-
 def start_bisect(book: BisectBook,
            found: ev.RegressionConfirmed | ev.ImprovementConfirmed) -> list[ev.Event]:
     """One bisect per confirmed component: a regression, or an improvement (worth
@@ -52,6 +51,7 @@ def start_bisect(book: BisectBook,
         bisect_id=bisect_id, detection_id=found.detection_id, scenario=found.scenario,
         component=found.component, repo=found.repo, branch=found.branch,
         direction=found.direction, hardware_class=found.hardware_class,
+        max_runs=found.bisect_max_runs,
         good=found.good_commit, bad=found.commit,
         # the confirmation's fresh runs of both ends are the endpoints' first
         # samples, taken side by side: block 0
@@ -62,7 +62,6 @@ def start_bisect(book: BisectBook,
     return [ev.CommitRangeRequested(scenario=found.scenario, repo=found.repo,
                                     good=found.good_commit, bad=found.commit,
                                     correlation_id=bisect_id, producer="ttfb-bisect")]
-
 
 
 def on_range(b: Bisect, listed: ev.CommitRangeListed, policy: BisectPolicy) -> list[ev.Event]:
@@ -89,7 +88,6 @@ def on_range(b: Bisect, listed: ev.CommitRangeListed, policy: BisectPolicy) -> l
     if not any(missing):
         return advance(b, policy)
     return endpoint_block(b, missing)
-
 
 
 def advance(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:

@@ -22,13 +22,11 @@ def search_cells(b: Bisect, first: int, last: int) -> tuple[np.ndarray, np.ndarr
     return pos.astype(int), block.astype(int), logs.astype(float)
 
 
-
 def culprit_positions(b: Bisect) -> list[int]:
     """Positions the culprit may take: the first bad commit (a skipped commit
     cannot be told from its successor, as with ``git bisect skip``)."""
     return [j for j in range(b.search_good + 1, b.search_bad + 1)
             if j == b.search_bad or b.commits[j] not in b.skipped]
-
 
 
 def posterior(b: Bisect, unaffected_prior: float = 1.0,

@@ -19,10 +19,8 @@ def search_budget(b: Bisect, policy: BisectPolicy) -> int:
     return policy.runs_per_bit * math.ceil(math.log2(width)) + policy.batch
 
 
-
 def search_runs(b: Bisect) -> int:
     return sum(b.requested.get(b.commits[i], 0) for i in range(b.search_good + 1, b.search_bad))
-
 
 
 def next_step(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
@@ -57,14 +55,51 @@ def next_step(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
                             "decision": "skipped", "mean_ms": 0.0})
             b.current = -1
             continue
-        return batch_runs(b, commit, policy)
+        after, last, mass = likely_range(b, candidates, post)
+        if b.max_runs and spent(b) + policy.batch + 2 * policy.paired > b.max_runs:
+            # the next batch would pass the budget: say where the culprit most
+            # likely is instead of asking for more
+            close_step(b, candidates, post)
+            b.phase = "done"
+            if b.culprits:  # a second search: the first culprit stands
+                return [completed(b)]
+            return [completed(b, inconclusive=(after, last, mass))]
+        batch = batch_runs(b, commit, policy)
+        return batch + [ev.BisectProgressed(
+            bisect_id=b.bisect_id, detection_id=b.detection_id, scenario=b.scenario,
+            component=b.component, runs_spent=spent(b),
+            max_runs=b.max_runs, candidates=len(candidates),
+            likeliest=b.commits[candidates[best]], probability=round(float(post[best]), 4),
+            likely_after=after, likely_last=last, likely_mass=round(mass, 4),
+            producer="ttfb-bisect")]
 
+
+def spent(b: Bisect) -> int:
+    """Runs the bisect has asked for so far."""
+    return sum(b.requested.values())
+
+
+def likely_range(b: Bisect, candidates: list[int], post: np.ndarray,
+                 mass: float = 0.9) -> tuple[str, str, float]:
+    """The fewest consecutive candidates holding ``mass`` of the posterior:
+    (the commit before the first, the last, the mass they hold)."""
+    cdf = np.concatenate([[0.0], np.cumsum(post)])
+    best = (0, len(candidates) - 1)
+    j = 0
+    for i in range(len(candidates)):
+        j = max(j, i)
+        while j < len(candidates) - 1 and cdf[j + 1] - cdf[i] < mass:
+            j += 1
+        if cdf[j + 1] - cdf[i] >= mass - 1e-12 and j - i < best[1] - best[0]:
+            best = (i, j)
+    first, last = best
+    return (b.commits[candidates[first] - 1], b.commits[candidates[last]],
+            float(cdf[last + 1] - cdf[first]))
 
 
 def cdf_at(candidates: list[int], cdf: np.ndarray, i: int) -> float:
     k = int(np.searchsorted(candidates, i, side="right")) - 1
     return float(cdf[k]) if k >= 0 else 0.0
-
 
 
 def close_step(b: Bisect, candidates: list[int], post: np.ndarray) -> None:
@@ -80,14 +115,12 @@ def close_step(b: Bisect, candidates: list[int], post: np.ndarray) -> None:
                     "mean_ms": sum(values) / len(values)})
 
 
-
 def judge(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     try:
         return next_step(b, policy)
     except ValueError:  # endpoints failed: no baseline to compare against
         b.phase = "done"
         return [completed(b, error="endpoint runs failed; cannot bisect")]
-
 
 
 def culprit_found(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
@@ -110,7 +143,6 @@ def culprit_found(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
             b.phase = "residual"
             return out
     return conclude(b, policy)
-
 
 
 def conclude(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:

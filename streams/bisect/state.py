@@ -46,7 +46,7 @@ class Bisect:
     block: int = 0  # the last block (batch) requested; 0 holds the confirmation's runs
     cells: list[tuple[str, int, float]] = field(default_factory=list)  # (commit, block, value)
     reproduced: bool = True
-
+    max_runs: int = 0  # runs it may ask for in all before it ends inconclusive (0: no cap)
 
 
 @dataclass
@@ -57,11 +57,9 @@ class BisectBook:
     by_detection: dict[str, str] = field(default_factory=dict)
 
 
-
 def to_json(book: BisectBook) -> dict[str, Any]:
     return {"bisects": {k: dataclasses.asdict(v) for k, v in book.bisects.items()},
             "by_detection": book.by_detection}
-
 
 
 def from_json(data: dict[str, Any] | None) -> BisectBook:
@@ -69,7 +67,6 @@ def from_json(data: dict[str, Any] | None) -> BisectBook:
         return BisectBook()
     return BisectBook({k: Bisect(**v) for k, v in data["bisects"].items()},
                       dict(data["by_detection"]))
-
 
 
 def record(b: Bisect, event: ev.RunCompleted | ev.RunFailed) -> None:
@@ -88,22 +85,18 @@ def record(b: Bisect, event: ev.RunCompleted | ev.RunFailed) -> None:
         b.cells.append((event.commit, block_of(event.arm), float(value)))
 
 
-
 def block_of(arm: str) -> int:
     """The block a run's arm label names; a run without one shares block 0."""
     _, _, number = arm.rpartition("-")
     return int(number) if number.isdigit() else 0
 
 
-
 def received(b: Bisect, commit: str) -> int:
     return len(b.samples.get(commit, [])) + b.failed.get(commit, 0)
 
 
-
 def waiting(b: Bisect, commits: tuple[str, ...]) -> bool:
     return any(received(b, c) < b.preloaded.get(c, 0) + b.requested.get(c, 0) for c in commits)
-
 
 
 def request_runs(b: Bisect, commit: str, count: int, purpose: str = "bisect",
@@ -119,7 +112,6 @@ def request_runs(b: Bisect, commit: str, count: int, purpose: str = "bisect",
                             producer="ttfb-bisect") for _ in range(count)]
 
 
-
 def batch_runs(b: Bisect, commit: str, policy: BisectPolicy) -> list[ev.Event]:
     """One block: ``batch`` runs of ``commit``, between one run of each of the
     search's endpoints (their order alternates, so a steady drift within a
@@ -131,7 +123,6 @@ def batch_runs(b: Bisect, commit: str, policy: BisectPolicy) -> list[ev.Event]:
     first, last = ends if b.block % 2 else ends[::-1]
     return request_runs(b, first, 1) + request_runs(b, commit, policy.batch) + \
         request_runs(b, last, 1)
-
 
 
 def endpoint_block(b: Bisect, missing: list[int], alternate: bool = False) -> list[ev.Event]:

@@ -60,7 +60,6 @@ def reproduction(b: Bisect, policy: BisectPolicy) -> str:
     return "stands" if shown else "retract"
 
 
-
 def reproduction_runs(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     """``reproduce_min_runs`` more runs of each endpoint (up to
     ``reproduce_max_runs`` fresh ones), in a block of their own: good, bad,
@@ -68,7 +67,6 @@ def reproduction_runs(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     have = fresh_runs(b)
     target = min(policy.reproduce_max_runs, min(have) + policy.reproduce_min_runs)
     return endpoint_block(b, [max(0, target - n) for n in have], alternate=True)
-
 
 
 def second_search(b: Bisect, policy: BisectPolicy) -> tuple[int, int] | None:
@@ -88,7 +86,6 @@ def second_search(b: Bisect, policy: BisectPolicy) -> tuple[int, int] | None:
     return None
 
 
-
 def grown(good: dict[str, float], bad: dict[str, float], top: int = 10) -> list[dict[str, Any]]:
     """Profile entries whose cumulative time grew most from good to bad."""
     deltas: list[dict[str, Any]] = [
@@ -96,7 +93,6 @@ def grown(good: dict[str, float], bad: dict[str, float], top: int = 10) -> list[
          "delta_ms": round(ms - good.get(name, 0.0), 3)} for name, ms in bad.items()]
     deltas.sort(key=lambda d: -d["delta_ms"])
     return [d for d in deltas[:top] if d["delta_ms"] > 0]
-
 
 
 def attributed_alert(done: ev.BisectCompleted, dashboard_url: str) -> ev.Alert:
@@ -114,7 +110,6 @@ def attributed_alert(done: ev.BisectCompleted, dashboard_url: str) -> ev.Alert:
         producer="ttfb-bisect")
 
 
-
 def step_sizes(b: Bisect, positions: list[int]) -> dict[int, float]:
     """Each culprit's step on the log scale: the mean of every run between it and
     the next culprit minus the mean of every run between the previous one and it."""
@@ -130,8 +125,11 @@ def step_sizes(b: Bisect, positions: list[int]) -> dict[int, float]:
     return out
 
 
-
-def completed(b: Bisect, error: str = "") -> ev.BisectCompleted:
+def completed(b: Bisect, error: str = "",
+              inconclusive: tuple[str, str, float] | None = None) -> ev.BisectCompleted:
+    """The bisect's result; ``inconclusive``: its budget ran out, and the
+    culprit most likely lies after the first commit up to the second, with
+    that posterior mass."""
     good, bad = b.samples.get(b.commits[0], []) if b.commits else [], \
         b.samples.get(b.commits[-1], []) if b.commits else []
     effect = compare(good, bad) if len(good) >= 2 and len(bad) >= 2 else None
@@ -157,4 +155,8 @@ def completed(b: Bisect, error: str = "") -> ev.BisectCompleted:
         confidence=round(b.confidence, 6) if culprits else 0.0,
         steps=[ev.BisectStep(**s) for s in b.steps],
         runs_spent=sum(b.requested.values()), error=error, explanation=explanation,
-        reproduced=b.reproduced, producer="ttfb-bisect")
+        reproduced=b.reproduced, inconclusive=inconclusive is not None,
+        likely_after=inconclusive[0] if inconclusive else "",
+        likely_last=inconclusive[1] if inconclusive else "",
+        likely_mass=round(inconclusive[2], 4) if inconclusive else 0.0,
+        producer="ttfb-bisect")

@@ -227,3 +227,39 @@ def test_a_commit_and_its_parent_are_run_again_before_the_culprit_is_named() -> 
     assert retracted / trials >= 0.6, retracted
     # a clear real change needs one block of fresh runs most of the time
     assert np.median(spent) == 2 * POLICY.reproduce_min_runs, spent
+
+
+def test_a_bisect_says_where_it_stands_as_it_goes() -> None:
+    progress: list[ev.BisectProgressed] = []
+    result = simulate_bisect(32, step(20), seed=3, progress=progress, policy=POLICY)
+    assert result.culprit == "c20" and not result.inconclusive
+    assert len(progress) >= 2
+    spent = [p.runs_spent for p in progress]
+    assert spent == sorted(spent) and spent[-1] <= result.runs_spent
+    assert progress[-1].probability > progress[0].probability
+    assert progress[-1].candidates <= progress[0].candidates
+    assert all(0.9 <= p.likely_mass <= 1.0 + 1e-9 for p in progress)
+
+
+def test_a_spent_budget_ends_inconclusive_with_the_likely_range() -> None:
+    """Over seeded hard bisects (3 % at CV 3 %, 64 commits) cut short at 40
+    runs: none names a culprit or asks past its budget, and the range it
+    reports holds the true culprit about as often as its mass says."""
+    rng = np.random.default_rng(8)
+    covered = inconclusive = 0
+    for seed in range(60):
+        at = int(rng.integers(1, 64))
+        progress: list[ev.BisectProgressed] = []
+        result = simulate_bisect(64, step(at, 0.03), seed=seed, cv=0.03, policy=POLICY,
+                                 max_runs=40, progress=progress)
+        assert result.runs_spent <= 40 and all(p.runs_spent <= 40 for p in progress)
+        assert not progress or progress[-1].runs_spent <= result.runs_spent
+        if not result.inconclusive:  # it found one within the budget
+            assert result.culprit
+            continue
+        inconclusive += 1
+        assert not result.culprit and 0.9 <= result.likely_mass <= 1.0 + 1e-9
+        after, last = int(result.likely_after[1:]), int(result.likely_last[1:])
+        covered += after < at <= last
+    assert inconclusive >= 30  # the budget is short for this shift: most end here
+    assert covered >= 0.75 * inconclusive

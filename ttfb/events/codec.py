@@ -13,6 +13,7 @@ from ttfb.events.commands import CommitRangeRequested, RunRequested
 from ttfb.events.decisions import (
     Alert,
     BisectCompleted,
+    BisectProgressed,
     CalibrationRequested,
     CandidateDetected,
     CommitTested,
@@ -61,6 +62,7 @@ AnyEvent = Annotated[
     | CalibrationRequested
     | ThresholdCalibrated
     | BisectCompleted
+    | BisectProgressed
     | Alert
     | ExperimentCompleted
     | DeadLettered,
@@ -74,7 +76,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CommitTested, CandidateDetected,
         RegressionConfirmed,
         ImprovementConfirmed, DetectionDismissed, CalibrationRequested, ThresholdCalibrated,
-        BisectCompleted,
+        BisectCompleted, BisectProgressed,
         Alert, ExperimentCompleted, DeadLettered,
     )
 }

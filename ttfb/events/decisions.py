@@ -29,6 +29,9 @@ class Finding(Event):
     runs_spent: int = 0
     evidence_before: list[float] = Field(default_factory=list, description="fresh runs, ms")
     evidence_after: list[float] = Field(default_factory=list)
+    # a bisect this finding starts ends inconclusive once it has asked for this
+    # many runs (0: the bisect policy's own budget)
+    bisect_max_runs: int = Field(0, ge=0, le=100_000)
 
 
 class CandidateDetected(Finding):
@@ -64,6 +67,8 @@ class CommitTested(Event):
     hardware_id: str = ""
     hardware_class: str = ""
     bands: dict[str, list[float]] = Field(default_factory=dict)
+    # the series whose test found a change here (the total among them; only
+    # components are raised as candidates)
     candidates: list[str] = Field(default_factory=list)
 
 
@@ -130,6 +135,34 @@ class BisectCompleted(Event):
     # false: the endpoints, run again by the bisect, no longer show the
     # confirmed change (no culprit is named, the alert is retracted)
     reproduced: bool = True
+    # true: its run budget was spent before one commit held enough of the
+    # posterior; no culprit is named, and the culprit is most likely (with
+    # ``likely_mass``) among the commits after ``likely_after`` up to ``likely_last``
+    inconclusive: bool = False
+    likely_after: str = ""
+    likely_last: str = ""
+    likely_mass: float = 0.0
+
+
+class BisectProgressed(Event):
+    """Where a bisect stands as it asks for its next runs: where the culprit
+    most likely is (the commits after ``likely_after`` up to ``likely_last``
+    hold ``likely_mass`` of the posterior), the likeliest commit, and the
+    runs asked for so far against the budget (0: the policy's)."""
+
+    type: Literal["BisectProgressed"] = "BisectProgressed"
+    bisect_id: str
+    detection_id: str = ""
+    scenario: str
+    component: str
+    runs_spent: int = 0
+    max_runs: int = 0
+    candidates: int = 0  # commits the culprit may still be
+    likeliest: str = ""
+    probability: float = 0.0
+    likely_after: str = ""
+    likely_last: str = ""
+    likely_mass: float = 0.0
 
 
 BISECT_STOP = 0.99  # a bisect ends when one commit holds this much of its posterior

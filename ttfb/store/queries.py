@@ -6,6 +6,7 @@ spliced into SQL.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ttfb.store import Store
@@ -179,8 +180,19 @@ def bisects(store: Store, limit: int = 100) -> list[dict[str, Any]]:
         f" culprits,"
         f" author, subject, effect_ms, effect_pct, ci_low_pct, ci_high_pct, confidence,"
         f" runs_spent, steps, explanation,"
-        f" error, reproduced, occurred_at FROM {store.db}.bisects FINAL"
+        f" error, reproduced, inconclusive, likely_after, likely_last, likely_mass,"
+        f" occurred_at FROM {store.db}.bisects FINAL"
         " ORDER BY occurred_at DESC LIMIT {n:UInt32}", {"n": limit})
+
+
+def bisect_progress(store: Store, scenario: str, detection_id: str) -> dict[str, Any] | None:
+    """The latest ``BisectProgressed`` of the bisect a detection started."""
+    rows = store.query(
+        f"SELECT payload FROM {store.db}.events"
+        " WHERE type = 'BisectProgressed' AND scenario = {s:String}"
+        " AND JSONExtractString(payload, 'detection_id') = {d:String}"
+        " ORDER BY occurred_at DESC LIMIT 1", {"s": scenario, "d": detection_id})
+    return json.loads(rows[0]["payload"]) if rows else None
 
 
 def experiments(store: Store, limit: int = 100) -> list[dict[str, Any]]:

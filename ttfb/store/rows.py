@@ -61,7 +61,8 @@ def _command_row(event: ev.RunRequested | ev.CommitRangeRequested) -> Row:
 
 def _finding_row(event: ev.Finding) -> Row:
     fields = event.model_dump(exclude={"schema_version", "producer", "occurred_at",
-                                       "evidence_before", "evidence_after"})
+                                       "evidence_before", "evidence_after",
+                                       "bisect_max_runs"})
     return {**fields, **_base(event)}
 
 

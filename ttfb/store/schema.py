@@ -106,6 +106,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (8, "findings carry the hardware class of their series", [
         "ALTER TABLE {db}.detections ADD COLUMN IF NOT EXISTS hardware_class String DEFAULT ''",
     ]),
+    (9, "a bisect whose run budget ran out says where the culprit most likely is", [
+        "ALTER TABLE {db}.bisects ADD COLUMN IF NOT EXISTS inconclusive Bool DEFAULT false",
+        "ALTER TABLE {db}.bisects ADD COLUMN IF NOT EXISTS likely_after String DEFAULT ''",
+        "ALTER TABLE {db}.bisects ADD COLUMN IF NOT EXISTS likely_last String DEFAULT ''",
+        "ALTER TABLE {db}.bisects ADD COLUMN IF NOT EXISTS likely_mass Float64 DEFAULT 0",
+    ]),
 ]
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
