@@ -82,10 +82,11 @@ ONE_OFF = {
     "ab": ("ab", "--scenario", "lm", "--a", "HEAD~1", "--b", "HEAD", "--runs", "5"),
     "check": ("check", "--base", "HEAD~2", "--runs", "5"),
 }
-# Ctrl-C at start-up; TERM while the broker comes up; each way of ending it
-# once runs are under way
-ONE_OFF_CASES = [("INT", "start-up"), ("TERM", "broker spawned"), ("INT", "running"),
-                 ("TERM twice", "running"), ("KILL", "running")]
+# Ctrl-C at start-up; TERM while the broker comes up; with runs under way,
+# a double TERM (the second lands while the first is being handled) and KILL.
+# SIGINT and SIGTERM share one handler (``ttfb.process.interrupt_on_signals``)
+ONE_OFF_CASES = [("INT", "start-up"), ("TERM", "broker spawned"), ("TERM twice", "running"),
+                 ("KILL", "running")]
 
 
 @pytest.mark.parametrize("command", sorted(ONE_OFF))
