@@ -35,7 +35,7 @@ from streams.detection import (
     from_json,
     to_json,
 )
-from streams.fold import fold_event, pin_ids
+from streams.fold import NOT_FOLDED_TYPES, fold_event, pin_ids
 from ttfb import events as ev
 from ttfb.process import die_with_parent
 from ttfb.settings import STREAMS_TABLES, Settings
@@ -70,8 +70,7 @@ def decoded(raw: bytes | None, max_bytes: int,
 
 # In the encoded JSON the type is a string value; one inside another string
 # would have its quotes escaped, so this cannot match a different event.
-NOT_FOLDED = (b'"type":"ComponentMeasured"', b'"type":"CommitTested"',
-              b'"type":"BisectProgressed"')
+NOT_FOLDED = tuple(f'"type":"{name}"'.encode() for name in NOT_FOLDED_TYPES)
 
 
 def pack(detector: ScenarioState, book: BisectBook) -> bytes:

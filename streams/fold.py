@@ -10,6 +10,11 @@ from streams.bisect import decide as decide_bisect
 from streams.detection import Policy, ScenarioState, decide
 from ttfb import events as ev
 
+# inputs the folds never read: a run's per-phase measurements, and what the
+# folds themselves report (the live stream skips them undecoded, the rebuild
+# does not load them)
+NOT_FOLDED_TYPES = ("ComponentMeasured", "CommitTested", "BisectProgressed")
+
 
 def pin_ids(out: list[ev.Event], source: ev.Event) -> list[ev.Event]:
     """Ids of the outputs derived from the input's: if a crash makes the worker

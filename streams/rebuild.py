@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from streams.bisect import BisectBook, BisectPolicy
 from streams.detection import Policy, ScenarioState
-from streams.fold import fold_event
+from streams.fold import NOT_FOLDED_TYPES, fold_event
 from ttfb import events as ev
 from ttfb.settings import Settings
 from ttfb.store import Store
@@ -79,10 +79,11 @@ def stored_payloads(store: Store, settings: Settings) -> Iterator[tuple[str, str
         rows = store.query(
             f"SELECT occurred_at, event_id, payload FROM {store.db}.events FINAL"
             " WHERE topic IN {t:Array(String)}"
-            " AND type NOT IN ('ComponentMeasured', 'CommitTested', 'BisectProgressed')"
+            " AND type NOT IN {skip:Array(String)}"
             " AND (occurred_at, event_id) > ({at:DateTime64(6, 'UTC')}, {id:String})"
             " ORDER BY occurred_at, event_id LIMIT {n:UInt32}",
-            {"t": topics, "at": after[0], "id": after[1], "n": PAGE})
+            {"t": topics, "skip": list(NOT_FOLDED_TYPES), "at": after[0], "id": after[1],
+             "n": PAGE})
         for row in rows:
             yield str(row["event_id"]), str(row["payload"])
         if len(rows) < PAGE:

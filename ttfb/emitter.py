@@ -116,9 +116,13 @@ class Emitter:
         async with self._lock:
             if len(self.spool) == 0 and await self._try_send(topic, key, value):
                 return
-            self.spool.append(topic, key, value)
-            self.spooled += 1
-            self._ensure_replayer()
+            self._spool(topic, key, value)
+
+    def _spool(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Keep an event the broker did not take; the replayer sends it later."""
+        self.spool.append(topic, key, value)
+        self.spooled += 1
+        self._ensure_replayer()
 
     async def emit_soon(self, event: Event, topic: str) -> None:
         """Send one event without waiting for the broker's acknowledgement: for
@@ -137,9 +141,7 @@ class Emitter:
 
         def settled(done: asyncio.Future[Any]) -> None:
             if done.cancelled() or done.exception() is not None:
-                self.spool.append(full_topic, key, value)
-                self.spooled += 1
-                self._ensure_replayer()
+                self._spool(full_topic, key, value)
             else:
                 self.sent += 1
 

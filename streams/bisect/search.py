@@ -9,7 +9,7 @@ import numpy as np
 
 from streams.bisect.model import posterior
 from streams.bisect.policy import BisectPolicy
-from streams.bisect.state import Bisect, batch_runs, received, request_runs
+from streams.bisect.state import Bisect, batch_runs, received, request_runs, spent
 from streams.bisect.verdict import completed, reproduction, reproduction_runs, second_search
 from ttfb import events as ev
 
@@ -72,11 +72,6 @@ def next_step(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
             likeliest=b.commits[candidates[best]], probability=round(float(post[best]), 4),
             likely_after=after, likely_last=last, likely_mass=round(mass, 4),
             producer="ttfb-bisect")]
-
-
-def spent(b: Bisect) -> int:
-    """Runs the bisect has asked for so far."""
-    return sum(b.requested.values())
 
 
 def likely_range(b: Bisect, candidates: list[int], post: np.ndarray,

@@ -85,6 +85,11 @@ def record(b: Bisect, event: ev.RunCompleted | ev.RunFailed) -> None:
         b.cells.append((event.commit, block_of(event.arm), float(value)))
 
 
+def spent(b: Bisect) -> int:
+    """Runs the bisect has asked for so far."""
+    return sum(b.requested.values())
+
+
 def block_of(arm: str) -> int:
     """The block a run's arm label names; a run without one shares block 0."""
     _, _, number = arm.rpartition("-")

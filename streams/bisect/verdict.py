@@ -8,7 +8,7 @@ from typing import Any
 
 from streams.bisect.model import contrasts, fresh_runs
 from streams.bisect.policy import BisectPolicy
-from streams.bisect.state import Bisect, endpoint_block
+from streams.bisect.state import Bisect, endpoint_block, spent
 from ttfb import events as ev
 from ttfb.stats import compare
 
@@ -154,7 +154,7 @@ def completed(b: Bisect, error: str = "",
         ci_high_pct=effect.ci_high_pct if effect else 0.0,
         confidence=round(b.confidence, 6) if culprits else 0.0,
         steps=[ev.BisectStep(**s) for s in b.steps],
-        runs_spent=sum(b.requested.values()), error=error, explanation=explanation,
+        runs_spent=spent(b), error=error, explanation=explanation,
         reproduced=b.reproduced, inconclusive=inconclusive is not None,
         likely_after=inconclusive[0] if inconclusive else "",
         likely_last=inconclusive[1] if inconclusive else "",

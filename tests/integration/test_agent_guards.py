@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from producers.lab import Lab
+from tests.integration import tinyrepo
 from tests.integration.conftest import clean_settings, wait_until
-from tests.integration.tinyrepo import make_repo
+from tests.integration.tinyrepo import commit, make_repo
 from ttfb import events as ev
 from ttfb.emitter import Emitter
 from ttfb.signing import sign
@@ -21,12 +22,7 @@ from ttfb.store import Store, open_store, queries
 
 pytestmark = pytest.mark.integration
 
-CATALOG = '''
-[[scenario]]
-name = "tiny"
-repo = "tiny"
-entry = "tiny.train:main"
-
+CATALOG = tinyrepo.CATALOG + '''
 [[scenario]]
 name = "escape"
 repo = "tiny"
@@ -47,8 +43,6 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     outside = root / "outside.py"
     outside.write_text("open('ESCAPED', 'w').write('x')\n")
     os.symlink(outside, repo / "outside.py")  # committed as a link out of the checkout
-    from tests.integration.tinyrepo import commit
-
     commit(repo, "a script that is a link")
     (root / "catalog.toml").write_text(CATALOG)
     settings = clean_settings(root / "data", repos={"tiny": str(repo)},
