@@ -31,6 +31,7 @@ from agents.spec import SpecError, spec_for
 from agents.workspace import (
     WorkspaceError,
     Workspaces,
+    changed_lines,
     commit_info,
     commit_range,
     touches_code,
@@ -238,6 +239,7 @@ class Agent:
                 request.repo, lambda: self._workspaces[slot].checkout(request.repo, repo,
                                                                       request.commit))
             author, subject = commit_info(repo, sha)
+            changed = changed_lines(repo, sha) if request.profile else {}
         except (WorkspaceError, WatchError) as exc:
             failed: list[ev.Event] = [ev.RunFailed(**common, commit=request.commit,
                                                    reason=str(exc), fingerprint=fingerprint())]
@@ -260,13 +262,15 @@ class Agent:
         for repetition in range(request.runs):
             profile = request.profile and repetition == 0
             # a profiled run also records ``-X importtime`` (to explain imports)
+            # one file per request: a side's profiled runs may run at once
+            dump = self.config.profile_dir / f"{sha[:12]}-{request.request_id}.prof"
             run_spec = spec if not profile else RunSpec(**{
-                **spec.__dict__, "profile_path": str(self.config.profile_dir / f"{sha}.prof"),
+                **spec.__dict__, "profile_path": str(dump),
                 "env": {**spec.env, "PYTHONPROFILEIMPORTTIME": "1"}})
             outcome = run_once(run_spec, requested_ns=started_ns)
             started_ns = time.monotonic_ns()
             events = self._events(outcome, {**common, "commit": sha, "repetition": repetition},
-                                  author, subject, run_spec.profile_path)
+                                  author, subject, run_spec.profile_path, root, changed)
             if publish:
                 publish(events)
             out.extend(events)
@@ -291,7 +295,8 @@ class Agent:
             self._warm.add(key)
 
     def _events(self, outcome: RunOutcome, fields: dict[str, object], author: str,
-                subject: str, profile_path: str) -> list[ev.Event]:
+                subject: str, profile_path: str, root: Path | None = None,
+                changed: dict[str, set[int]] | None = None) -> list[ev.Event]:
         fp = fingerprint(outcome.facts, self.config.hardware_class)
         if outcome.status != "completed":
             return [ev.RunFailed(**fields, fingerprint=fp, reason=outcome.reason,  # type: ignore[arg-type]
@@ -306,12 +311,16 @@ class Agent:
             for name, ms in outcome.components.items()]
         profile: dict[str, Any] = {}
         if profile_path and Path(profile_path).exists():
-            from agents.explain import summarise_imports, summarise_profile
+            from agents.explain import summarise
 
-            profile = summarise_profile(Path(profile_path))
-            imports = Path(profile_path + ".imports")
-            if imports.exists():
-                profile["imports_ms"] = summarise_imports(imports)
+            try:
+                profile = summarise(Path(profile_path), root, changed or {}, outcome.modules)
+            except Exception as exc:  # an unreadable profile must not lose the run
+                log.warning("profile of %s unreadable: %s", fields.get("commit"), exc)
+                profile = {"error": f"profile unreadable: {exc}"[:500]}
+            finally:
+                for dump in (Path(profile_path), Path(profile_path + ".imports")):
+                    dump.unlink(missing_ok=True)
         completed = ev.RunCompleted(
             **fields, run_id=run_id, fingerprint=fp, ttfb_ms=outcome.ttfb_ms,  # type: ignore[arg-type]
             components=outcome.components, phases=outcome.phases, modules=outcome.modules,

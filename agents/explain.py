@@ -1,20 +1,70 @@
-"""Summarise a cProfile dump of a run, for explaining a regression."""
+"""Summarise a profiled run, for explaining a regression: cProfile's
+cumulative time per function, ``-X importtime``'s per module, and which of
+them belong to the repository and to what the run's commit changed (the
+functions its changed lines fall in, the modules of its changed files)."""
 
 from __future__ import annotations
 
+import ast
 import pstats
 from pathlib import Path
 from typing import Any
 
 
-def summarise_profile(path: Path, top: int = 40) -> dict[str, Any]:
-    """Cumulative time per function (ms) of a cProfile dump, the heaviest first."""
+def _relative(filename: str, root: Path | None) -> str:
+    """``filename`` relative to ``root`` (POSIX), or "" outside it."""
+    if root is None or not filename or filename.startswith("<"):
+        return ""
+    try:
+        rel = Path(filename).resolve().relative_to(root.resolve())
+    except (ValueError, OSError):
+        return ""
+    return "" if "site-packages" in rel.parts else rel.as_posix()
+
+
+def summarise_profile(path: Path, top: int = 40, root: Path | None = None,
+                      touched: frozenset[tuple[str, int, str]] = frozenset()) -> dict[str, Any]:
+    """Cumulative time per function (ms) of a cProfile dump, the heaviest
+    first: the ``top`` heaviest of all, and the ``top`` heaviest of the
+    repository's own (under ``root``; listed under ``repository``), which are
+    listed again under ``changed`` when they are one of ``touched`` (path
+    relative to ``root``, first line, name)."""
     stats = pstats.Stats(str(path))
-    rows: list[tuple[str, float]] = []
+    rows: list[tuple[str, float, tuple[str, int, str]]] = []
     for (filename, line, name), (_, _, _, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
-        rows.append((f"{Path(filename).name}:{line}:{name}", cumtime * 1000.0))
+        rows.append((f"{Path(filename).name}:{line}:{name}", cumtime * 1000.0,
+                     (_relative(filename, root), line, name)))
     rows.sort(key=lambda r: -r[1])
-    return {"cumulative_ms": dict(rows[:top])}
+    ours = [r for r in rows if r[2][0]][:top]
+    kept = dict((k, ms) for k, ms, _ in rows[:top]) | {k: ms for k, ms, _ in ours}
+    out: dict[str, Any] = {"cumulative_ms": dict(sorted(kept.items(), key=lambda kv: -kv[1]))}
+    if root is not None:
+        out["repository"] = [k for k, _, _ in ours]
+        out["changed"] = [k for k, _, where in ours if where in touched]
+    return out
+
+
+def touched_functions(root: Path, lines: dict[str, set[int]]) -> frozenset[tuple[str, int, str]]:
+    """The functions (path, first line as a profile names it, name) whose
+    code the changed ``lines`` of each Python file fall in, the innermost;
+    a changed line outside every function touches the module's own code
+    (``<module>``, line 1)."""
+    out: set[tuple[str, int, str]] = set()
+    for rel, changed in lines.items():
+        if not rel.endswith(".py") or not changed:
+            continue
+        try:
+            tree = ast.parse((root / rel).read_text())
+        except (OSError, SyntaxError, ValueError):
+            continue
+        functions = [(min([n.lineno, *(d.lineno for d in n.decorator_list)]),
+                      n.end_lineno or n.lineno, n.name) for n in ast.walk(tree)
+                     if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+        for line in changed:
+            inside = [f for f in functions if f[0] <= line <= f[1]]
+            first, _, name = max(inside) if inside else (1, 0, "<module>")
+            out.add((rel, first, name))
+    return frozenset(out)
 
 
 def summarise_imports(path: Path, top: int = 2000, min_ms: float = 0.5) -> dict[str, float]:
@@ -36,3 +86,40 @@ def summarise_imports(path: Path, top: int = 2000, min_ms: float = 0.5) -> dict[
     heaviest = sorted(((k, v) for k, v in cumulative.items() if v >= min_ms),
                       key=lambda kv: -kv[1])[:top]
     return dict(heaviest)
+
+
+def module_files(module: str, files: list[str]) -> list[str]:
+    """The repository files (relative paths) that module ``module`` may be:
+    ``pkg/mod.py`` or ``pkg/mod/__init__.py`` is ``pkg.mod``, or ``mod`` when
+    ``pkg`` is on the path."""
+    out = []
+    for f in files:
+        if not f.endswith(".py"):
+            continue
+        dotted = f[:-3].replace("/", ".").removesuffix(".__init__")
+        if dotted == module or dotted.endswith("." + module):
+            out.append(f)
+    return out
+
+
+def summarise(path: Path, root: Path | None, changed: dict[str, set[int]],
+              modules: list[str]) -> dict[str, Any]:
+    """A profiled run's summary: functions (``cumulative_ms``), imports
+    (``imports_ms``, when ``-X importtime`` wrote them), and the names of
+    either that are the repository's (``repository``; ``modules`` are the
+    repository files the run imported) and that the commit changed
+    (``changed``: the functions its changed lines fall in, the modules of
+    the files it changed; ``changed`` maps each file to those lines)."""
+    touched = touched_functions(root, changed) if root is not None else frozenset()
+    profile = summarise_profile(path, root=root, touched=touched)
+    imports = Path(str(path) + ".imports")
+    if imports.exists():
+        profile["imports_ms"] = summarise_imports(imports)
+        # marked whatever they cost: a module a change made cheap is what it changed
+        for name in summarise_imports(imports, min_ms=0.0):
+            files = module_files(name, modules)
+            if files and root is not None:
+                profile["repository"].append(name)
+                if set(changed).intersection(files):
+                    profile["changed"].append(name)
+    return profile

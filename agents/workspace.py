@@ -131,9 +131,30 @@ def touches_code(repo: Path, good: str, bad: str, commits: list[str],
 
 
 def changed_files(repo: Path, rev: str) -> list[str]:
+    """Paths (relative to the repository root) the commit changed."""
     sha = resolve(repo, rev)
     out = git(repo, "show", "--format=", "--name-only", "--end-of-options", sha)
     return [line for line in out.splitlines() if line]
+
+
+def changed_lines(repo: Path, rev: str) -> dict[str, set[int]]:
+    """Per file the commit changed: the lines of its new version that the
+    change touched (for a deletion, the lines either side of it)."""
+    sha = resolve(repo, rev)
+    out = git(repo, "show", "-U0", "--format=", "--no-color", "--first-parent", "-m",
+              "--end-of-options", sha)
+    lines: dict[str, set[int]] = {}
+    current: set[int] | None = None
+    for line in out.splitlines():
+        if line.startswith("+++ "):
+            path = line[4:]
+            current = lines.setdefault(path[2:], set()) if path.startswith("b/") else None
+        elif line.startswith("@@") and current is not None:
+            match = re.match(r"@@ -\S+ \+(\d+)(?:,(\d+))? @@", line)
+            if match:
+                start, count = int(match[1]), int(match[2] if match[2] is not None else 1)
+                current.update(range(start, start + count) if count else (start, start + 1))
+    return lines
 
 
 class Workspaces:

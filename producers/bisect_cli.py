@@ -37,7 +37,7 @@ def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
     with lab_for(settings, {REPO_NAME: str(repo)}) as (lab, store):
         start = ev.RegressionConfirmed(
             scenario=args.scenario, repo=repo_name(lab, str(repo), REPO_NAME),
-            component=args.component, commit=bad, good_commit=good, direction="regression",
+            component=args.component, commit=bad, good_commit=good, direction=args.direction,
             bisect_max_runs=args.max_runs or 0, producer="ttfb-bisect-cli")
         asyncio.run(emit_all(lab, "bisect-cli", [(start, "detections")]))
         began = time.monotonic()

@@ -150,6 +150,8 @@ def _lab(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--good", required=True, help="a revision without the change")
     p.add_argument("--bad", required=True, help="a revision with the change")
     p.add_argument("--component", default="ttfb", help="a TTFB component, or ttfb (total)")
+    p.add_argument("--direction", choices=["regression", "improvement"], default="regression",
+                   help="what the change did to the component")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait")
     p.add_argument("--max-runs", type=_at_least(20), default=None,
                    help="runs the bisect may ask for; past them it ends inconclusive with "

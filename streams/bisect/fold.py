@@ -112,7 +112,7 @@ def advance(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
         return conclude(b, policy)
     if b.phase == "explain":
         parent, culprit = b.commits[b.culprits[0] - 1], b.commits[b.culprits[0]]
-        if parent in b.profiles and culprit in b.profiles:
+        if all(b.explained.get(c, 0) >= policy.explain_runs for c in (parent, culprit)):
             b.phase = "done"
             return [completed(b)]
     return []

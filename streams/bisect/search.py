@@ -166,7 +166,7 @@ def conclude(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     if policy.explain and b.culprits[0] > 0:
         b.phase = "explain"
         first = b.culprits[0]
-        return request_runs(b, b.commits[first - 1], 1, "explain", True) + \
-            request_runs(b, b.commits[first], 1, "explain", True)
+        return request_runs(b, b.commits[first - 1], policy.explain_runs, "explain", True) + \
+            request_runs(b, b.commits[first], policy.explain_runs, "explain", True)
     b.phase = "done"
     return [completed(b)]

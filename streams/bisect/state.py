@@ -37,7 +37,11 @@ class Bisect:
     steps: list[dict[str, Any]] = field(default_factory=list)
     culprits: list[int] = field(default_factory=list)
     confidence: float = 1.0
-    profiles: dict[str, dict[str, float]] = field(default_factory=dict)
+    profiles: dict[str, dict[str, float]] = field(default_factory=dict)  # the last, per commit
+    profile_runs: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # every one
+    explained: dict[str, int] = field(default_factory=dict)  # explain runs back, failed ones too
+    ours: list[str] = field(default_factory=list)  # profile names in the repository
+    changed: list[str] = field(default_factory=list)  # ... in files the culprit changed
     preloaded: dict[str, int] = field(default_factory=dict)  # samples known before requesting
     search_good: int = 0  # indices whose samples are the current search's endpoints
     search_bad: int = -1
@@ -70,19 +74,33 @@ def from_json(data: dict[str, Any] | None) -> BisectBook:
 
 
 def record(b: Bisect, event: ev.RunCompleted | ev.RunFailed) -> None:
+    if event.purpose == "explain":
+        b.explained[event.commit] = b.explained.get(event.commit, 0) + 1
+        if isinstance(event, ev.RunCompleted):
+            record_profile(b, event)
+        return
     if isinstance(event, ev.RunFailed):
         b.failed[event.commit] = b.failed.get(event.commit, 0) + 1
-        return
-    if event.purpose == "explain":
-        # imports: modules by cumulative import time (-X importtime); any other
-        # component: functions by cumulative time in the profiled run
-        key = "imports_ms" if b.component == "imports" else "cumulative_ms"
-        b.profiles[event.commit] = dict(event.profile.get(key, {}))
         return
     value = event.ttfb_ms if b.component == "ttfb" else event.components.get(b.component)  # type: ignore[call-overload]
     if value is not None:
         b.samples.setdefault(event.commit, []).append(float(value))
         b.cells.append((event.commit, block_of(event.arm), float(value)))
+
+
+def record_profile(b: Bisect, event: ev.RunCompleted) -> None:
+    """A profiled run's names and times: for imports, modules by cumulative
+    import time (-X importtime); for any other component, functions by
+    cumulative time. Which are the repository's, and in the files the
+    culprit changed, is what its agent said (runs of the culprit say both)."""
+    key = "imports_ms" if b.component == "imports" else "cumulative_ms"
+    times = {str(k): float(v) for k, v in dict(event.profile.get(key, {})).items()}
+    b.profiles[event.commit] = times
+    b.profile_runs.setdefault(event.commit, []).append(times)
+    for mine, names in ((b.ours, event.profile.get("repository", [])),
+                        (b.changed, event.profile.get("changed", []) if b.culprits
+                         and event.commit == b.commits[b.culprits[0]] else [])):
+        mine.extend(n for n in names if n not in mine)
 
 
 def spent(b: Bisect) -> int:

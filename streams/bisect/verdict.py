@@ -4,6 +4,7 @@ for, and ``BisectCompleted`` names the culprit(s) with what grew."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from streams.bisect.model import contrasts, fresh_runs
@@ -86,13 +87,49 @@ def second_search(b: Bisect, policy: BisectPolicy) -> tuple[int, int] | None:
     return None
 
 
-def grown(good: dict[str, float], bad: dict[str, float], top: int = 10) -> list[dict[str, Any]]:
-    """Profile entries whose cumulative time grew most from good to bad."""
+def least(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each name's least time over a side's profiled runs; a name missing from
+    a run took no time in it."""
+    if not runs:
+        return {}
+    names = set().union(*runs)
+    return {n: min(r.get(n, 0.0) for r in runs) for n in names}
+
+
+def grown(good: dict[str, float], bad: dict[str, float], top: int = 10,
+          changed: Iterable[str] = (), ours: Iterable[str] = (),
+          material: float = 0.05) -> list[dict[str, Any]]:
+    """Profile entries whose cumulative time grew from good to bad. Among
+    those that grew by at least ``material`` of the largest growth, entries in
+    the files the culprit changed come first, then the repository's own, then
+    the rest; each by growth. ``where`` says which an entry is."""
+    changed, ours = set(changed), set(ours)
     deltas: list[dict[str, Any]] = [
         {"name": name, "good_ms": round(good.get(name, 0.0), 3), "bad_ms": round(ms, 3),
-         "delta_ms": round(ms - good.get(name, 0.0), 3)} for name, ms in bad.items()]
-    deltas.sort(key=lambda d: -d["delta_ms"])
-    return [d for d in deltas[:top] if d["delta_ms"] > 0]
+         "delta_ms": round(ms - good.get(name, 0.0), 3),
+         "where": "changed" if name in changed else "repository" if name in ours else ""}
+        for name, ms in bad.items()]
+    deltas = [d for d in deltas if d["delta_ms"] > 0]
+    largest = max((d["delta_ms"] for d in deltas), default=0.0)
+    rank = {"changed": 0, "repository": 1, "": 2}
+    deltas.sort(key=lambda d: (d["delta_ms"] < material * largest, rank[d["where"]],
+                               -d["delta_ms"]))
+    return deltas[:top]
+
+
+def explain(b: Bisect, parent: str, culprit: str) -> list[dict[str, Any]]:
+    """What grew from the culprit's parent to the culprit, over their
+    profiled runs (of an improvement: what shrank, with negative deltas)."""
+    def side(commit: str) -> dict[str, float]:
+        return least(b.profile_runs.get(commit) or
+                     ([b.profiles[commit]] if commit in b.profiles else []))
+
+    before, after = side(parent), side(culprit)
+    if b.direction != "improvement":
+        return grown(before, after, changed=b.changed, ours=b.ours)
+    shrank = grown(after, before, changed=b.changed, ours=b.ours)
+    return [{**row, "good_ms": row["bad_ms"], "bad_ms": row["good_ms"],
+             "delta_ms": -row["delta_ms"]} for row in shrank]
 
 
 def attributed_alert(done: ev.BisectCompleted, dashboard_url: str) -> ev.Alert:
@@ -141,7 +178,7 @@ def completed(b: Bisect, error: str = "",
     explanation = []
     if culprits and b.culprits[0] > 0:
         parent, culprit = b.commits[b.culprits[0] - 1], b.commits[b.culprits[0]]
-        explanation = grown(b.profiles.get(parent, {}), b.profiles.get(culprit, {}))
+        explanation = explain(b, parent, culprit)
     return ev.BisectCompleted(
         bisect_id=b.bisect_id, detection_id=b.detection_id, scenario=b.scenario,
         component=b.component, direction=b.direction,  # type: ignore[arg-type]

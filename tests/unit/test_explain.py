@@ -41,3 +41,112 @@ def test_an_imports_bisect_explains_with_modules_other_components_with_functions
                                    ttfb_ms=1.0, components={"imports": 1.0},
                                    profile=profile))
         assert b.profiles["k"] == expected
+
+
+def _profiled(b: Bisect, commit: str, times: dict[str, float], repository: list[str],
+              changed: list[str]) -> None:
+    record(b, ev.RunCompleted(repo="demo", scenario="recsys", commit=commit, purpose="explain",
+                               ttfb_ms=1.0, components={"data": 1.0},
+                               profile={"cumulative_ms": times, "repository": repository,
+                                        "changed": changed}))
+
+
+def test_what_grew_puts_the_changed_files_first_and_drops_what_one_run_loaded_lazily() -> None:
+    """Two profiled runs a side: a torch internal that one culprit run
+    happened to import lazily (0.9 s) counts at its least over the side (0),
+    and the changed function ranks above the enclosing ``main`` of the
+    repository and above a library frame that grew more."""
+    from streams.bisect.verdict import explain
+
+    b = Bisect(bisect_id="b", detection_id="d", scenario="recsys", component="data",
+               repo="demo", branch="main", good="g", bad="k", commits=["g", "p", "k"],
+               culprits=[2])
+    base = {"train.py:1:main": 1000.0, "features.py:74:build_dataset": 100.0,
+            "json/decoder.py:343:raw_decode": 50.0}
+    ours = ["train.py:1:main", "features.py:74:build_dataset"]
+    for extra in (0.0, 30.0):
+        _profiled(b, "p", {k: v + extra for k, v in base.items()}, ours, [])
+    grew = {"train.py:1:main": 2000.0, "features.py:74:build_dataset": 1015.0,
+            "json/decoder.py:343:raw_decode": 1040.0}
+    _profiled(b, "k", {**grew, "_flat_param.py:1:<module>": 900.0}, ours,
+              ["features.py:74:build_dataset"])
+    _profiled(b, "k", {k: v + 20 for k, v in grew.items()}, ours,
+              ["features.py:74:build_dataset"])
+    rows = explain(b, "p", "k")
+    assert [(r["name"], r["where"]) for r in rows[:3]] == [
+        ("features.py:74:build_dataset", "changed"), ("train.py:1:main", "repository"),
+        ("json/decoder.py:343:raw_decode", "")]
+    assert rows[0]["delta_ms"] == 915.0  # least of each side: 1015 - 100
+    assert "_flat_param.py:1:<module>" not in {r["name"] for r in rows}
+    # an improvement lists what shrank, the changed files first too
+    b.direction = "improvement"
+    b.profile_runs = {"p": b.profile_runs["k"], "k": b.profile_runs["p"]}
+    shrank = explain(b, "p", "k")
+    assert shrank[0]["name"] == "features.py:74:build_dataset"
+    assert shrank[0]["delta_ms"] == -915.0 and shrank[0]["good_ms"] > shrank[0]["bad_ms"]
+
+
+def test_a_change_that_grew_nothing_material_does_not_lead() -> None:
+    """A changed file's frame that grew by noise (under 5 % of the largest
+    growth) ranks after the entries that grew materially."""
+    top = grown({"a.py:1:f": 10.0, "lib.py:1:g": 10.0}, {"a.py:1:f": 10.5, "lib.py:1:g": 500.0},
+                changed=["a.py:1:f"])
+    assert [r["name"] for r in top] == ["lib.py:1:g", "a.py:1:f"]
+
+
+def test_a_commit_touches_the_functions_its_changed_lines_fall_in(tmp_path: Path) -> None:
+    """Frames are named as a profile names them (file, first line, function):
+    the innermost function around each changed line (a decorator's line is
+    the function's first), module-level code as ``<module>`` at line 1."""
+    from agents.explain import touched_functions
+    from agents.workspace import changed_lines
+
+    def commit(text: str) -> str:
+        (tmp_path / "pkg").mkdir(exist_ok=True)
+        (tmp_path / "pkg" / "features.py").write_text(text)
+        for args in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t",
+                                     "commit", "-qm", "c"]):
+            subprocess.run(["git", "-C", str(tmp_path), *args], check=True)
+        return subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    before = ("import json\n\n\ndef to_arrays(records):\n    return list(records)\n\n\n"
+              "def build_dataset(path):\n    def inner(x):\n        return x\n"
+              "    return to_arrays(json.load(open(path)))\n")
+    commit(before)
+    after = before.replace("    return list(records)\n",
+                           "    key = repr(records)\n    return list(records)\n")
+    after = after.replace("        return x\n", "        return x + 1\n")
+    sha = commit("import functools\n" + after.replace("def build_dataset", "@functools.cache\n"
+                                                     "def build_dataset"))
+    lines = changed_lines(tmp_path, sha)
+    assert set(lines) == {"pkg/features.py"}
+    touched = touched_functions(tmp_path, lines)
+    # the import, a line in to_arrays, the decorator added to build_dataset
+    # (its first line now), a line of the function nested in it
+    assert touched == {("pkg/features.py", 1, "<module>"), ("pkg/features.py", 5, "to_arrays"),
+                       ("pkg/features.py", 10, "build_dataset"),
+                       ("pkg/features.py", 12, "inner")}, touched
+
+
+def test_a_profile_that_cannot_be_read_keeps_its_run(tmp_path: Path) -> None:
+    """The bisect waits for each explain run: one whose profile dump is
+    unreadable still comes back, with the reason in place of the profile."""
+    from agents.agent import Agent, AgentConfig
+    from agents.catalog import Catalog
+    from agents.runner import RunOutcome
+    from agents.workspace import Workspaces
+    from ttfb.signing import Verifier
+
+    agent = Agent(AgentConfig(repos={}, catalog=Catalog(scenarios={}),
+                              workspaces=Workspaces(tmp_path / "ws"), verifier=Verifier("k")),
+                  emitter=None)  # type: ignore[arg-type]
+    dump = tmp_path / "c.prof"
+    dump.write_bytes(b"not a profile")
+    events = agent._events(RunOutcome(status="completed", components={"imports": 1.0}),
+                           {"scenario": "s", "repo": "r", "commit": "c", "purpose": "explain"},
+                           "", "", str(dump), tmp_path, {})
+    done = [e for e in events if isinstance(e, ev.RunCompleted)]
+    assert len(done) == 1 and "profile unreadable" in done[0].profile["error"]
+    assert not dump.exists()  # removed all the same
