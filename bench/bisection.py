@@ -7,8 +7,9 @@ the correct-culprit rate (the larger culprit of a two-culprit range), the
 rate on single-culprit ranges, the rate of naming one of the true culprits,
 and the mean runs spent.
 
-* ttfb-lab: the streams' bisect fold (probabilistic bisection, batches of 2
-  runs, stop at 99 % posterior on one commit).
+* ttfb-lab: the streams' bisect fold from scratch (4 runs of each endpoint,
+  then probabilistic bisection in batches of 2 runs beside one run of each
+  endpoint, stop at 99 % posterior on one commit).
 * Pinpoint-style: 10 runs per side per step, 10 more when inconclusive,
   p = min(Mann-Whitney, Kolmogorov-Smirnov) <= 0.01 means "differs".
 * git bisect: one run per step, classified by the nearer endpoint run.
@@ -24,7 +25,7 @@ run and on the same draws, the fold's batches run beside one run of each
 endpoint with a level per batch (``paired``, the default) and bare batches
 against every endpoint run (``unpaired``).
 
-    .venv/bin/python bench/bisection.py [--trials 100] [--json]
+    .venv/bin/python bench/bisection.py [--trials 100] [--commits 64,256] [--json]
 """
 
 from __future__ import annotations
@@ -174,8 +175,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--commits", default="64,256", help="range lengths to simulate")
     args = parser.parse_args()
-    configs = [(n, s, cv) for n in (64, 256) for s in (0.03, 0.05, 0.10) for cv in (0.03, 0.05)]
+    configs = [(n, s, cv) for n in map(int, args.commits.split(","))
+               for s in (0.03, 0.05, 0.10) for cv in (0.03, 0.05)]
     rows = run(args.trials, configs)
     drift_rows = drifting(args.trials)
     if args.json:

@@ -1,13 +1,15 @@
 """The demo repository end to end through the CLI: ``ttfb bisect`` and ``ttfb ab``.
 
-* ``ttfb bisect --good <first commit> --bad HEAD --component C`` for each
-  injected regression: does it name the injected commit, and at what cost;
+* ``ttfb bisect --component C`` for each injected change, over 13 commits
+  around it (6 before its parent, up to 6 after it; ``--whole`` for the whole
+  history): does it name the injected commit, at what cost, and is the first
+  entry of its explanation in a file the commit changed;
 * ``ttfb ab`` around the lazy-import improvement (expected: ``improvement``
   in ``imports``) and around an ordinary commit (expected: ``no change``).
 
 Each command starts its own embedded lab, as a user's would.
 
-    .venv/bin/python bench/demo_attribution.py [--runs 10] [--skip-bisect] [--skip-ab]
+    .venv/bin/python bench/demo_attribution.py [--runs 10] [--skip-bisect] [--skip-ab] [--whole]
 """
 
 from __future__ import annotations
@@ -52,20 +54,31 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10, help="A/B runs per arm")
     parser.add_argument("--skip-bisect", action="store_true")
     parser.add_argument("--skip-ab", action="store_true")
+    parser.add_argument("--whole", action="store_true", help="bisect the whole history")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
         manifest = write_demo_repo(repo)
         first = git(repo, "rev-list", "--max-parents=0", "HEAD")
         if not args.skip_bisect:
-            print(f"{'scenario':<8} {'component':<9} {'named':<6} {'runs':>5} {'wall':>7}")
-            for m in (m for m in manifest if m["direction"] == "regression"):
-                out, wall = ttfb(Path(tmp) / f"bisect-{m['scenario']}", "bisect", "--repo",
-                                 str(repo), "--scenario", m["scenario"], "--good", first,
-                                 "--bad", "HEAD", "--component", m["component"])
-                print(f"{m['scenario']:<8} {m['component']:<9}"
+            order = git(repo, "rev-list", "--reverse", "--first-parent", "HEAD").split()
+            print(f"{'scenario':<8} {'component':<9} {'commits':>7} {'named':<6} {'runs':>5}"
+                  f" {'wall':>7}  explanation's first entry", flush=True)
+            for m in manifest:
+                at = order.index(m["commit"])
+                good, bad = (first, "HEAD") if args.whole else \
+                    (order[max(0, at - 7)], order[min(len(order) - 1, at + 6)])
+                commits = len(order) if args.whole else order.index(bad) - order.index(good) + 1
+                out, wall = ttfb(Path(tmp) / f"bisect-{m['scenario']}-{m['component']}",
+                                 "bisect", "--repo", str(repo), "--scenario", m["scenario"],
+                                 "--good", good, "--bad", bad, "--component", m["component"],
+                                 "--direction", m["direction"])
+                top = out["explanation"][0] if out.get("explanation") else {}
+                print(f"{m['scenario']:<8} {m['component']:<9} {commits:>7}"
                       f" {'yes' if out['culprit'] == m['commit'] else 'NO':<6}"
-                      f" {out['runs_spent']:>5} {wall:>6.0f}s   {out['subject']}")
+                      f" {out['runs_spent']:>5} {wall:>6.0f}s  {top.get('name', '-')}"
+                      f" ({top.get('where') or 'elsewhere'}, {top.get('delta_ms', 0):+.0f} ms)"
+                      f"   {out['subject']}", flush=True)
         if not args.skip_ab:
             improvement = next(m for m in manifest if m["direction"] == "improvement")
             ordinary = git(repo, "log", "--format=%H", f"--grep={ORDINARY}")

@@ -9,12 +9,12 @@ from ttfb import events as ev
 
 @dataclass(frozen=True)
 class BisectPolicy:
-    endpoint_runs: int = 8
+    endpoint_runs: int = 4  # each endpoint's first runs; every batch adds one of each
     batch: int = 2
     confidence: float = ev.BISECT_STOP  # posterior mass on one commit that ends a search
     runs_per_bit: int = 12  # run budget of a search: this many per halving of the range
     alpha: float = 0.005  # level of the test for a second, separable culprit
-    residual_runs: int = 2  # runs of the culprit, its parent and each endpoint for that test
+    residual_runs: int = 1  # runs of the culprit, its parent and each endpoint for that test
     second_culprit_share: float = 0.25  # the rest must be >= this share of the effect
     # prior weight of a commit that changes no file the scenario imports (the
     # agent's hint, as the scheduler's test selection): the search looks at the
@@ -39,3 +39,7 @@ class BisectPolicy:
     reproduce_min_runs: int = 4
     reproduce_max_runs: int = 12
     explain: bool = True
+    # profiled runs of the culprit and of its parent: an entry counts at its
+    # least over a side's runs, so a module one run happened to load lazily,
+    # or a slow moment of one run, is not what grew
+    explain_runs: int = 2
