@@ -120,7 +120,12 @@ def _cells(values: list[np.ndarray]) -> Cells:
 
 
 def _step_beats_line(ranks: list[np.ndarray], split: int) -> bool:
-    """A step at ``split`` leaves less residual than a straight line through the ranks."""
+    """A step at ``split`` leaves less residual than a straight line through
+    the ranks, around the split: as many commits each side as the shorter
+    side has (a second step or a drift further away is not this one's)."""
+    side = min(split, len(ranks) - split)
+    ranks = ranks[split - side:split + side]
+    split = side
     y = np.concatenate(ranks)
     x = np.concatenate([np.full(r.size, float(i)) for i, r in enumerate(ranks)])
     step = (x >= split).astype(float)
