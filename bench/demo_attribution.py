@@ -1,9 +1,10 @@
 """The demo repository end to end through the CLI: ``ttfb bisect`` and ``ttfb ab``.
 
-* ``ttfb bisect --component C`` for each injected change, over 13 commits
-  around it (6 before its parent, up to 6 after it; ``--whole`` for the whole
-  history): does it name the injected commit, at what cost, and is the first
-  entry of its explanation in a file the commit changed;
+* ``ttfb bisect --component C --direction D`` for each injected change,
+  over 14 commits around it (from 6 before its parent to 6 after it, fewer
+  near the end; ``--whole`` for the whole history): does it name the
+  injected commit, at what cost, and is the first entry of its explanation
+  what the commit changed;
 * ``ttfb ab`` around the lazy-import improvement (expected: ``improvement``
   in ``imports``) and around an ordinary commit (expected: ``no change``).
 

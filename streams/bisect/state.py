@@ -41,7 +41,7 @@ class Bisect:
     profile_runs: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # every one
     explained: dict[str, int] = field(default_factory=dict)  # explain runs back, failed ones too
     ours: list[str] = field(default_factory=list)  # profile names in the repository
-    changed: list[str] = field(default_factory=list)  # ... in files the culprit changed
+    changed: list[str] = field(default_factory=list)  # ... that the culprit changed
     preloaded: dict[str, int] = field(default_factory=dict)  # samples known before requesting
     search_good: int = 0  # indices whose samples are the current search's endpoints
     search_bad: int = -1
@@ -91,10 +91,13 @@ def record(b: Bisect, event: ev.RunCompleted | ev.RunFailed) -> None:
 def record_profile(b: Bisect, event: ev.RunCompleted) -> None:
     """A profiled run's names and times: for imports, modules by cumulative
     import time (-X importtime); for any other component, functions by
-    cumulative time. Which are the repository's, and in the files the
-    culprit changed, is what its agent said (runs of the culprit say both)."""
+    cumulative time. Which are the repository's, and which the culprit
+    changed, is what its agent said (runs of the culprit say both). A run
+    whose profile could not be read counts as back, with nothing in it."""
     key = "imports_ms" if b.component == "imports" else "cumulative_ms"
     times = {str(k): float(v) for k, v in dict(event.profile.get(key, {})).items()}
+    if not times:
+        return
     b.profiles[event.commit] = times
     b.profile_runs.setdefault(event.commit, []).append(times)
     for mine, names in ((b.ours, event.profile.get("repository", [])),

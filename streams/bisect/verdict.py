@@ -100,9 +100,10 @@ def grown(good: dict[str, float], bad: dict[str, float], top: int = 10,
           changed: Iterable[str] = (), ours: Iterable[str] = (),
           material: float = 0.05) -> list[dict[str, Any]]:
     """Profile entries whose cumulative time grew from good to bad. Among
-    those that grew by at least ``material`` of the largest growth, entries in
-    the files the culprit changed come first, then the repository's own, then
-    the rest; each by growth. ``where`` says which an entry is."""
+    those that grew by at least ``material`` of the largest growth, what the
+    culprit changed (``changed``: its functions, its files' modules) comes
+    first, then the repository's own (``ours``), then the rest; each by
+    growth. ``where`` says which an entry is."""
     changed, ours = set(changed), set(ours)
     deltas: list[dict[str, Any]] = [
         {"name": name, "good_ms": round(good.get(name, 0.0), 3), "bad_ms": round(ms, 3),
