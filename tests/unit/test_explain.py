@@ -150,3 +150,19 @@ def test_a_profile_that_cannot_be_read_keeps_its_run(tmp_path: Path) -> None:
     done = [e for e in events if isinstance(e, ev.RunCompleted)]
     assert len(done) == 1 and "profile unreadable" in done[0].profile["error"]
     assert not dump.exists()  # removed all the same
+
+
+def test_a_side_s_unreadable_profile_does_not_zero_the_others() -> None:
+    from streams.bisect.verdict import explain
+
+    b = Bisect(bisect_id="b", detection_id="d", scenario="recsys", component="data",
+               repo="demo", branch="main", good="g", bad="k", commits=["g", "p", "k"],
+               culprits=[2])
+    _profiled(b, "p", {"features.py:32:to_arrays": 10.0}, [], [])
+    _profiled(b, "k", {"features.py:32:to_arrays": 510.0}, [], ["features.py:32:to_arrays"])
+    record(b, ev.RunCompleted(repo="demo", scenario="recsys", commit="k", purpose="explain",
+                               ttfb_ms=1.0, components={"data": 1.0},
+                               profile={"error": "profile unreadable: bad marshal data"}))
+    assert b.explained == {"p": 1, "k": 2}
+    assert [(r["name"], r["delta_ms"]) for r in explain(b, "p", "k")] == \
+        [("features.py:32:to_arrays", 500.0)]
