@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_spent_budget_ends_inconclusive_and_progress_is_shown(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     shas = make_repo(repo, import_s=0.2, commits=3)
-    for i in range(4):
+    for i in range(6):
         shas.append(commit(repo, f"ordinary change {i}", touch="README.md"))
     culprit = set_import_cost(repo, 0.26, "import more eagerly")  # +30 % of imports
-    for i in range(5):
+    for i in range(8):  # 18 commits: three batches cannot narrow them to one
         commit(repo, f"later change {i}", touch="README.md")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
     env.update(TTFB_DATA_DIR=str(tmp_path / "data"),
@@ -34,11 +34,11 @@ def test_a_spent_budget_ends_inconclusive_and_progress_is_shown(tmp_path: Path) 
                PYTHONUNBUFFERED="1")
     result = subprocess.run(
         [sys.executable, "-m", "ttfb.cli", "bisect", "--repo", str(repo), "--scenario", "tiny",
-         "--good", shas[0], "--bad", "HEAD", "--component", "imports", "--max-runs", "24",
+         "--good", shas[0], "--bad", "HEAD", "--component", "imports", "--max-runs", "20",
          "--json"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 1, result.stderr[-2000:]
     done = json.loads(result.stdout)
-    assert done["inconclusive"] and not done["culprit"] and done["runs_spent"] <= 24
+    assert done["inconclusive"] and not done["culprit"] and done["runs_spent"] <= 20
     history = subprocess.run(["git", "-C", str(repo), "rev-list", "--reverse", "HEAD"],
                              capture_output=True, text=True, check=True).stdout.split()
     after, last = history.index(done["likely_after"]), history.index(done["likely_last"])

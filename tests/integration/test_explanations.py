@@ -32,12 +32,13 @@ def _commit(repo: Path, files: dict[str, str], message: str) -> str:
 
 def _explained(agent: Agent, repo: str, scenario: str, component: str, parent: str,
                culprit: str, direction: str = "regression") -> list[dict[str, object]]:
-    """Two profiled runs of each side, as a bisect's explain phase asks for
-    them, folded into a bisect that named ``culprit``."""
+    """A profiled run of each side, as a bisect's explain phase asks for
+    them (one request a run), folded into a bisect that named ``culprit``
+    (the least-over-runs rule of two a side is the unit tests')."""
     b = Bisect(bisect_id="b", detection_id="d", scenario=scenario, component=component,
                repo=repo, branch="main", good=parent, bad=culprit, direction=direction,
                commits=[parent, culprit], culprits=[1])
-    for commit in (parent, culprit, parent, culprit):
+    for commit in (parent, culprit):
         request = ev.RunRequested(scenario=scenario, repo=repo, commit=commit, runs=1,
                                   purpose="explain", profile=True, correlation_id="b")
         events = agent.execute(request)
