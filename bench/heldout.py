@@ -8,7 +8,7 @@ Real, labelled data nobody here wrote:
   https://github.com/alan-turing-institute/TCPD is read as it is (a work tree
   or a bare git directory); the series whose data ships in the repository,
   have one dimension and only positive values (timings are positive, and
-  ``ttfb detect`` works on their logs) take part: 27 series, 7,400 points;
+  ``ttfb detect`` works on their logs) take part: 26 series, 6,679 points;
 * the TigerBeetle throughput series that Apache Otava's tests ship
   (``bench/data/otava_tigerbeetle.json``, Apache-2.0), with the change points
   its docstring draws.
@@ -27,7 +27,7 @@ recorded series cannot give (``bench/week.py`` measures that step).
 
 Scores are TCPD's own (margin 5; the start counts as a change point;
 precision against all annotators' points together, recall averaged over the
-annotators; F1 of the two). A labelled change is a *step above 10 %* when the
+annotators; F1 of the two, averaged over the series). A labelled change is a *step above 10 %* when the
 robust lines through the points on each side of it (up to 10 a side, at
 least 3, not past a neighbouring label) are more than 10 % apart where they
 meet; the table counts those no detection came within the margin of.
