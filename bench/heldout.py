@@ -28,9 +28,10 @@ recorded series cannot give (``bench/week.py`` measures that step).
 Scores are TCPD's own (margin 5; the start counts as a change point;
 precision against all annotators' points together, recall averaged over the
 annotators; F1 of the two, averaged over the series). A labelled change is a
-*step above 10 %* when the robust lines through the points on each side of it (up to 10 a side, at
-least 3, not past a neighbouring label) are more than 10 % apart where they
-meet; the table counts those no detection came within the margin of.
+*step above 10 %* when the robust lines through the points on each side of
+it (up to 10 a side, at least 3, not past a neighbouring label) are more
+than 10 % apart where they meet; the table counts those no detection came
+within the margin of.
 
     git clone https://github.com/alan-turing-institute/TCPD /tmp/TCPD
     .venv/bin/python bench/heldout.py --tcpd /tmp/TCPD [--part held-out|tune|both]
