@@ -1,0 +1,58 @@
+"""Two bisect policies side by side on the same simulated ranges: the seeds
+a change was chosen on and seeds held out.
+
+Three rows of ``bench/bisection.py``'s kind (20 % two-culprit ranges, no
+hint): 64 commits, 5 % shift, CV 3 %; 32 commits, 5 %, CV 3 %, a machine
+drifting 5 %; 17 commits, 10 %, CV 4 %, drift 5 %, the confirmation's 8
+endpoint runs handed over from a level 10 % off. Each policy is given as
+JSON fields of ``BisectPolicy``; trials number from ``--offset``.
+
+    .venv/bin/python bench/bisect_policy.py '{"endpoint_runs": 8, "residual_runs": 2}' '{}' \
+        --offset 0      # chosen on
+    .venv/bin/python bench/bisect_policy.py '{"endpoint_runs": 8, "residual_runs": 2}' '{}' \
+        --offset 5000   # held out
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+from bisection import scenario
+
+from streams.bisect import BisectPolicy
+from streams.simulate import simulate_bisect
+
+ROWS = [(64, 0.05, 0.03, 0.0, None), (32, 0.05, 0.03, 0.05, None),
+        (17, 0.10, 0.04, 0.05, (8, 0.10))]
+
+
+def rate(policy: BisectPolicy, n: int, shift: float, cv: float, drift: float,
+         evidence: tuple[int, float] | None, trials: int, offset: int) -> tuple[float, float]:
+    """(share naming the larger culprit, mean runs) over ``trials`` ranges."""
+    rng = np.random.default_rng(int(n * 1000 + shift * 100 + cv * 10) + offset)
+    right = runs = 0
+    for t in range(trials):
+        level, _, larger = scenario(rng, n, shift, rng.random() < 0.2)
+        done = simulate_bisect(n, level, seed=t + offset, cv=cv, policy=policy, drift=drift,
+                               evidence=evidence)
+        right += done.culprit == f"c{larger:02d}"
+        runs += done.runs_spent
+    return right / trials, runs / trials
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("policies", nargs="+", help="BisectPolicy fields as JSON")
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--offset", type=int, default=0, help="first trial's seed")
+    args = parser.parse_args()
+    for fields in args.policies:
+        policy = BisectPolicy(explain=False, **json.loads(fields))
+        cells = [rate(policy, *row, args.trials, args.offset) for row in ROWS]
+        print(f"{fields:<45} " + " | ".join(f"{c:.0%} at {r:.1f}" for c, r in cells), flush=True)
+
+
+if __name__ == "__main__":
+    main()
