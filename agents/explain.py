@@ -67,7 +67,7 @@ def touched_functions(root: Path, lines: dict[str, set[int]]) -> frozenset[tuple
     return frozenset(out)
 
 
-def summarise_imports(path: Path, top: int = 2000, min_ms: float = 0.5) -> dict[str, float]:
+def import_times(path: Path) -> dict[str, float]:
     """Cumulative import time per module (ms) from ``python -X importtime`` output.
 
     Each line reads ``import time: self [us] | cumulative | <indent>module``;
@@ -82,10 +82,20 @@ def summarise_imports(path: Path, top: int = 2000, min_ms: float = 0.5) -> dict[
             continue  # the header line
         name = fields[2].strip()
         cumulative.setdefault(name, int(fields[1]) / 1000.0)
-    # every module that costs something: a module missing on one side reads as 0 ms
-    heaviest = sorted(((k, v) for k, v in cumulative.items() if v >= min_ms),
-                      key=lambda kv: -kv[1])[:top]
-    return dict(heaviest)
+    return cumulative
+
+
+def heaviest(cumulative: dict[str, float], top: int = 2000,
+             min_ms: float = 0.5) -> dict[str, float]:
+    """Every module that costs something, the heaviest first: a module missing
+    on one side reads as 0 ms."""
+    return dict(sorted(((k, v) for k, v in cumulative.items() if v >= min_ms),
+                       key=lambda kv: -kv[1])[:top])
+
+
+def summarise_imports(path: Path, top: int = 2000, min_ms: float = 0.5) -> dict[str, float]:
+    """The heaviest modules' cumulative import times (ms) of an ``-X importtime`` log."""
+    return heaviest(import_times(path), top, min_ms)
 
 
 def module_files(module: str, files: list[str]) -> list[str]:
@@ -114,9 +124,10 @@ def summarise(path: Path, root: Path | None, changed: dict[str, set[int]],
     profile = summarise_profile(path, root=root, touched=touched)
     imports = Path(str(path) + ".imports")
     if imports.exists():
-        profile["imports_ms"] = summarise_imports(imports)
+        every = import_times(imports)
+        profile["imports_ms"] = heaviest(every)
         # marked whatever they cost: a module a change made cheap is what it changed
-        for name in summarise_imports(imports, min_ms=0.0):
+        for name in every:
             files = module_files(name, modules)
             if files and root is not None:
                 profile["repository"].append(name)
