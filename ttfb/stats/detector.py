@@ -159,7 +159,7 @@ def apply(state: SeriesState, point: Point, cfg: DetectorConfig) -> tuple[Series
     window = state.window + (point,)
     seen = state.seen + 1
     baseline = state.baseline
-    if len(window) < cfg.fore or (len(_values(window)) < 2 and len(window) < cfg.fore + cfg.hold):
+    if len(window) < cfg.fore or (len(window) < cfg.fore + cfg.hold and len(_values(window)) < 2):
         # a window is tested once it has two runs: commits of one run each wait for the next
         return replace(state, window=window, seen=seen), None
     if len(baseline) >= cfg.min_back and len(_values(baseline)) >= cfg.min_back_values:
