@@ -103,7 +103,7 @@ def tcpd(root: Path) -> list[Labelled]:
             continue  # fetched from elsewhere by the benchmark's own scripts
         if data["n_dim"] != 1:
             continue
-        raw = [v for v in data["series"][0]["raw"]]
+        raw = data["series"][0]["raw"]
         if any(v is None for v in raw) or min(raw) <= 0:
             continue
         out.append(Labelled(name, np.asarray(raw, dtype=float), marks))
