@@ -27,7 +27,7 @@ lint: install
 	$(VENV)/bin/mypy --strict ttfb
 
 test: lint
-	$(PY) -m pytest -q --durations=25
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25
 
 test-fast: install
 	$(PY) -m pytest -q tests/unit

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ttfb.events import COMPONENTS, Thresholds, ThresholdsSet
+
 DEFAULT_CATALOG = Path(__file__).parent / "catalog" / "default.toml"
 
 
@@ -28,6 +30,31 @@ class ShrinkRules(BaseModel):
     set: dict[str, Any] = Field(default_factory=dict, description="exact overrides")
     cap: dict[str, int] = Field(default_factory=dict, description="glob -> maximum value")
     scale: dict[str, float] = Field(default_factory=dict, description="glob -> factor")
+
+
+KNOWN_COMPONENTS = (*COMPONENTS, "ttfb")
+
+
+class ScenarioThresholds(Thresholds):
+    """``[scenario.thresholds]``: the team's own minimum effects and false-alarm
+    budget, per scenario and per component, and components never alerted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    components: dict[str, Thresholds] = Field(default_factory=dict)
+    ignore: list[str] = Field(default_factory=list)
+
+    @field_validator("components", "ignore")
+    @classmethod
+    def _known(cls, value: Any) -> Any:
+        unknown = sorted(set(value) - set(KNOWN_COMPONENTS))
+        if unknown:
+            raise ValueError(f"unknown component(s) {unknown}; known: {list(KNOWN_COMPONENTS)}")
+        return value
+
+    @property
+    def empty(self) -> bool:
+        return self == ScenarioThresholds()
 
 
 class Scenario(BaseModel):
@@ -52,6 +79,7 @@ class Scenario(BaseModel):
         "it, each its own series; empty: any one agent that can run its device")
     timeout_s: float = Field(300.0, gt=0)
     cheap: bool = Field(True, description="run on every commit (else on release tags)")
+    thresholds: ScenarioThresholds = Field(default_factory=ScenarioThresholds)
 
     @field_validator("entry")
     @classmethod
@@ -126,3 +154,19 @@ def load_catalog(path: Path | None = None) -> Catalog:
             raise CatalogError(f"{path}: scenario {label!r}: field 'name': duplicate name")
         scenarios[scenario.name] = scenario
     return Catalog(scenarios=scenarios)
+
+
+def thresholds_set(catalog: Catalog, source: str, producer: str) -> list[ThresholdsSet]:
+    """Each scenario's overrides as the event that puts them in force (a
+    scenario without any gets an empty one: overrides removed from the
+    catalog stop applying)."""
+    out = []
+    for name in catalog.names():
+        t = catalog.scenarios[name].thresholds
+        out.append(ThresholdsSet(
+            scenario=name, scenario_thresholds=Thresholds(
+                min_effect_pct=t.min_effect_pct, min_effect_ms=t.min_effect_ms,
+                false_alarms_per_week=t.false_alarms_per_week),
+            components=dict(t.components), ignore=list(t.ignore),
+            source=source if not t.empty else "", producer=producer))
+    return out

@@ -1,6 +1,7 @@
 """Dashboard data access: store queries, cached with a short TTL.
 
-The dashboard only reads, and only through ``ttfb.store.queries``.
+The dashboard reads only through ``ttfb.store.queries``; its one write is a
+triage, sent as the event ``ttfb alerts triage`` sends.
 """
 
 from __future__ import annotations
@@ -81,8 +82,28 @@ def bisects() -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL_S)
-def alerts() -> pd.DataFrame:
-    return _frame(queries.alerts(store()))
+def current_alerts() -> pd.DataFrame:
+    return _frame(queries.current_alerts(store()))
+
+
+@st.cache_data(ttl=TTL_S)
+def false_alarms() -> dict[str, Any]:
+    return queries.false_alarms(store())
+
+
+@st.cache_data(ttl=TTL_S)
+def thresholds() -> dict[str, dict[str, Any]]:
+    return queries.thresholds(store())
+
+
+def triage(alert_id: str, status: str, by: str, note: str) -> str:
+    """Record a person's triage of an alert (the one write the dashboard
+    makes: an event, as ``ttfb alerts triage`` sends it); where it went."""
+    from producers.alerts import record_triage, triage_event
+
+    where = record_triage(Settings(), triage_event(store(), alert_id, status, by, note))
+    st.cache_data.clear()
+    return where
 
 
 @st.cache_data(ttl=TTL_S)

@@ -1,7 +1,8 @@
-"""``ttfb alerts tail``: subscribe to the alerts topic.
+"""``ttfb alerts tail|list|triage``: follow the alerts topic, list the
+alerts as they stand, and triage one.
 
-The webhook sink that POSTs each alert lives in the streams worker
-(``streams.webhooks``).
+Notifications (Slack, mail, signed webhooks) are sent by the streams worker
+(``streams.notify``).
 
 ``--from-beginning`` first prints the alerts already in the store (everything
 lands there, so this works after the lab is gone), then follows the live
@@ -100,4 +101,95 @@ def tail_command(args: argparse.Namespace, settings: Settings) -> int:
         await follow(bootstrap, settings, args.from_beginning, show, stop_on_signals())
 
     asyncio.run(run())
+    return 0
+
+
+class TriageError(ValueError):
+    """A triage that cannot be recorded; the message says why."""
+
+
+def triage_event(store: Any, alert_id: str, status: str, by: str = "",
+                 note: str = "") -> ev.AlertTriaged:
+    """The ``AlertTriaged`` of a stored alert, its fields copied from the store."""
+    from ttfb.store import queries
+
+    if status not in ev.TRIAGE_STATUSES:
+        raise TriageError(f"unknown triage status {status!r}; one of {list(ev.TRIAGE_STATUSES)}")
+    if len(note) > 2000 or len(by) > 200:
+        raise TriageError("a triage note is at most 2000 characters and a name 200")
+    row = queries.alert(store, alert_id)
+    if row is None:
+        raise TriageError(f"no alert {alert_id!r}; `ttfb alerts list` shows them")
+    return ev.AlertTriaged(
+        alert_id=alert_id, status=status, by=by, note=note,  # type: ignore[arg-type]
+        scenario=row["scenario"], component=row["component"], kind=row["kind"],
+        commit=row["commit"], culprit=row["culprit"], hardware_id=row["hardware_id"] or "",
+        branch=row["branch"] or "", effect_pct=float(row["effect_pct"]),
+        effect_ms=float(row["effect_ms"]), link=row["link"], producer="ttfb-triage")
+
+
+def record_triage(settings: Settings, event: ev.AlertTriaged) -> str:
+    """Put a triage on the bus (the folds and the notifications act on it),
+    or, with no lab running, straight into the store, whose event log the
+    next embedded lab folds on start. Returns where it went."""
+    from ttfb.emitter import emit_all
+    from ttfb.labinfo import running_bus
+
+    bus = running_bus(settings)
+    if bus:
+        asyncio.run(emit_all(settings.model_copy(update={"kafka_bootstrap": bus}),
+                             "ttfb-triage", [(event, "detections")]))
+        return "the lab"
+    from ttfb.store import open_store
+
+    open_store(settings).write([event], topic=settings.topic("detections"))
+    return "the store (no lab is running: it applies when one starts)"
+
+
+def default_author() -> str:
+    import getpass
+    import subprocess
+
+    try:
+        name = subprocess.run(["git", "config", "user.name"], capture_output=True, text=True,
+                              timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        name = ""
+    try:
+        return name or getpass.getuser()
+    except (OSError, KeyError):
+        return ""
+
+
+def alerts_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "tail":
+        return tail_command(args, settings)
+    from ttfb.labinfo import last_lab
+    from ttfb.store import open_store, queries
+
+    settings = last_lab(settings)
+    store = open_store(settings)
+    if args.action == "list":
+        rows = queries.current_alerts(store, triage=args.triage, scenario=args.scenario)
+        for row in rows:
+            if args.json:
+                print(json.dumps(row, default=str))
+            else:
+                by = f" by {row['triaged_by']}" if row["triaged_by"] else ""
+                triage = f"[{row['triage']}{by}]" if row["triage"] else "[untriaged]"
+                print(f"{row['alert_id']} {triage} {line(row)}")
+        return 0
+    if not args.alert_id or not args.status:
+        print("ttfb alerts triage: give the alert's id and --status "
+              f"({', '.join(ev.TRIAGE_STATUSES)})", file=sys.stderr)
+        return 2
+    try:
+        event = triage_event(store, args.alert_id, args.status,
+                             args.by if args.by is not None else default_author(), args.note)
+    except TriageError as exc:
+        print(f"ttfb alerts triage: {exc}", file=sys.stderr)
+        return 2
+    where = record_triage(settings, event)
+    print(f"alert {event.alert_id} ({event.scenario}/{event.component}) marked {event.status}"
+          f" in {where}")
     return 0

@@ -286,6 +286,11 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
         if not args.headless:
             say(f"dashboard: {lab.settings.public_url()}")
         store = open_store(lab.settings)
+        from agents.catalog import load_catalog
+        from producers.watch import publish_thresholds
+
+        publish_thresholds(lab.settings, load_catalog(lab.settings.catalog),
+                           str(lab.settings.catalog or "the default catalog"))
         return (_demo if args.demo else _runs)(args, lab, store, say)
     except KeyboardInterrupt:
         name = interrupted_by()

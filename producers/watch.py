@@ -233,6 +233,16 @@ def _exists(repo: Path, commit: str) -> bool:
     return True
 
 
+def publish_thresholds(settings: Settings, catalog: Catalog, source: str) -> None:
+    """Put the catalog's threshold overrides in force: one ``ThresholdsSet``
+    a scenario, to the detections topic the fold reads."""
+    from agents.catalog import thresholds_set
+    from ttfb.emitter import emit_all
+
+    events = thresholds_set(catalog, source, "ttfb-watch")
+    asyncio.run(emit_all(settings, "ttfb-watch", [(e, "detections") for e in events]))
+
+
 def bus_sender(settings: Settings) -> Send:
     """Send events to the commands topic (commands are already signed)."""
     from ttfb.emitter import emit_all

@@ -23,6 +23,7 @@ from producers.watch import (
     bus_sender,
     check_named,
     parse_source,
+    publish_thresholds,
     update,
 )
 from ttfb.process import interrupted_by, raise_if_interrupted
@@ -174,6 +175,8 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
         progress = Progress(watcher.store, [s.name for s in sources])
         watcher.say = progress.say
         watcher.check()
+        publish_thresholds(lab_settings, watcher.catalog, str(lab_settings.catalog or
+                                                               "the default catalog"))
         watcher.resend_unanswered()
         for source in sources:
             for branch in watcher.branches_of(source):

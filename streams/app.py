@@ -39,8 +39,8 @@ def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
     from streams.decisions import register_decisions
 
     register_decisions(app, settings, topics)
-    if settings.alert_webhooks:
-        register_webhooks(app, settings, topics)
+    if settings.alert_webhooks or settings.slack_webhooks or settings.smtp_host:
+        register_notifications(app, settings, topics)
     return app
 
 
@@ -82,25 +82,36 @@ def new_app(settings: Settings, app_id: str) -> faust.App:
     return app
 
 
-def register_webhooks(app: faust.App, settings: Settings, topics: dict[str, faust.TopicT]) -> None:
-    """POST each alert to the configured URLs, off the stream's path."""
+def register_notifications(app: faust.App, settings: Settings,
+                           topics: dict[str, faust.TopicT]) -> None:
+    """Send each alert and each triage to the configured channels, off the
+    stream's path; what keeps failing goes to the dead-letter topic."""
     from streams.decisions import decoded
-    from streams.webhooks import WebhookSink
+    from streams.notify import NOTICE_MARKERS, Notifier, channels
     from ttfb import events as ev
 
-    webhooks = WebhookSink(settings.alert_webhooks)
-    app.ttfb_webhooks = webhooks  # type: ignore[attr-defined]
+    async def dead_letter(letter: ev.DeadLettered) -> None:
+        await topics["deadletter"].send(key=letter.key.encode(), value=encode(letter))
 
-    @app.agent(topics["alerts"], name="ttfb-webhooks")
-    async def alerts(stream: faust.StreamT) -> None:
+    notifier = Notifier(channels(settings), dead_letter, attempts=settings.notify_attempts,
+                        base_delay=settings.notify_backoff_s)
+    app.ttfb_notifier = notifier  # type: ignore[attr-defined]
+    # alerts come on the alerts topic, triage on the detections topic
+    source = app.topic(settings.topic("alerts"), settings.topic("detections"),
+                       key_serializer="raw", value_serializer="raw")
+
+    @app.agent(source, name="ttfb-notify")
+    async def notices(stream: faust.StreamT) -> None:
         async for raw in stream:
-            alert = decoded(raw, settings.max_event_bytes)  # invalid: the sink dead-letters it
-            if isinstance(alert, ev.Alert):
-                webhooks.offer(alert)
+            if not raw or not any(marker in raw for marker in NOTICE_MARKERS):
+                continue
+            notice = decoded(raw, settings.max_event_bytes)  # invalid: the sink dead-letters it
+            if isinstance(notice, (ev.Alert, ev.AlertTriaged)):
+                notifier.offer(notice, raw)
 
     @app.task
-    async def post_alerts() -> None:
-        await webhooks.run()
+    async def send_notices() -> None:
+        await notifier.run()
 
 
 def register_sink(app: faust.App, settings: Settings, topics: dict[str, faust.TopicT]) -> None:

@@ -22,7 +22,7 @@ COMMANDS = {
     "ab": "producers.experiments:ab_command",
     "check": "producers.experiments:check_command",
     "bisect": "producers.bisect_cli:bisect_command",
-    "alerts": "producers.alerts:tail_command",
+    "alerts": "producers.alerts:alerts_command",
     "watch": "producers.watch_cli:watch_command",
     "backfill": "producers.watch_cli:backfill_command",
     "init": "agents.init_cli:init_command",
@@ -157,8 +157,16 @@ def _lab(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="runs the bisect may ask for; past them it ends inconclusive with "
                         "the range the culprit most likely lies in (default: its own budget)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p = _add(sub, "alerts", help="alerts: `ttfb alerts tail`")
-    p.add_argument("action", choices=["tail"])
+    from ttfb.events.decisions import TRIAGE_STATUSES as TRIAGE
+
+    p = _add(sub, "alerts", help="alerts: follow (tail), list as they stand, triage one")
+    p.add_argument("action", choices=["tail", "list", "triage"])
+    p.add_argument("alert_id", nargs="?", help="triage: the alert's id (`ttfb alerts list`)")
+    p.add_argument("--status", choices=list(TRIAGE), help="triage: the alert's new status")
+    p.add_argument("--note", default="", help="triage: why")
+    p.add_argument("--by", default=None, help="triage: who (default: git's user.name)")
+    p.add_argument("--triage", choices=[*TRIAGE, "untriaged"],
+                   help="list: only alerts with this triage")
     p.add_argument("--scenario", help="only this scenario's alerts")
     p.add_argument("--kind", choices=["regression", "improvement"], help="only this kind")
     p.add_argument("--from-beginning", action="store_true", help="every stored alert first")
@@ -264,7 +272,10 @@ def _main(argv: Sequence[str] | None) -> int:
         try:
             settings = Settings()
         except ValidationError as exc:
-            print(f"ttfb: invalid settings: {exc}", file=sys.stderr)
+            # the fields and why, never their values: settings hold passwords
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+                                 for e in exc.errors())
+            print(f"ttfb: invalid settings: {problems}", file=sys.stderr)
             return 2
         return int(resolve(args.command)(args, settings) or 0)
     except StoreUnavailable as exc:

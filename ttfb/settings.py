@@ -81,7 +81,62 @@ class Settings(BaseSettings):
         False, description="streams: fold the store's event log into the decision state on "
         "start (set by an embedded lab, whose broker forgets everything when it stops)")
     alert_webhooks: list[str] = Field(
-        default_factory=list, description="URLs each Alert is POSTed to (JSON), with retries")
+        default_factory=list, description="URLs each alert and triage is POSTed to (the "
+        "event's JSON, Standard Webhooks headers), with retries")
+    webhook_secret: SecretStr = Field(
+        SecretStr(""), description="signs alert_webhooks (Standard Webhooks: 'whsec_' + "
+        "base64); empty: unsigned")
+    slack_webhooks: list[str] = Field(
+        default_factory=list, description="Slack incoming-webhook URLs each alert and triage "
+        "is posted to")
+    smtp_host: str = Field("", description="SMTP server for alert mail; empty: no mail")
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = Field(True, description="upgrade the SMTP connection with STARTTLS")
+    mail_from: str = "ttfb-lab@localhost"
+    mail_to: list[str] = Field(default_factory=list, description="recipients of alert mail")
+    notify_attempts: int = Field(5, ge=1, le=100, description="tries per notification "
+                                 "before it is dead-lettered")
+    notify_backoff_s: float = Field(0.5, gt=0, description="first retry delay (doubles)")
+    github_token: SecretStr = Field(
+        SecretStr(""), description="`ttfb check`: a token that may write checks and "
+        "pull-request comments (in Actions: the job's GITHUB_TOKEN)")
+    github_api_url: str = Field("https://api.github.com", description="GitHub's REST API "
+                                "(GitHub Enterprise: https://HOST/api/v3)")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8502, ge=1, le=65535, description="the JSON API's port")
+    api_token: SecretStr = Field(
+        SecretStr(""), description="bearer token the JSON API asks of triage requests; "
+        "needed when the API listens beyond the loopback address")
+
+    @field_validator("alert_webhooks", "slack_webhooks")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"a webhook must be an http(s) URL, not {url[:40]!r}")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr) -> SecretStr:
+        import base64
+        import binascii
+
+        text = value.get_secret_value()
+        if text:
+            try:
+                body = text.removeprefix("whsec_")
+                key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+            except (binascii.Error, ValueError):
+                key = b""
+            if len(key) < 24:
+                raise ValueError("webhook_secret must be 'whsec_' followed by base64 of at "
+                                 "least 24 random bytes (for example: python -c \"import "
+                                 "base64,os; print('whsec_' + base64.b64encode(os.urandom(32))"
+                                 ".decode())\")")
+        return value
 
     @field_validator("data_dir")
     @classmethod

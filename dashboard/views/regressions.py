@@ -1,14 +1,20 @@
-"""Regressions: each finding's timeline, effect, culprit, bisect steps and explanation."""
+"""Regressions: each finding's timeline, effect, culprit, bisect steps and
+explanation; its alert's triage, with buttons to triage it; the false
+alarms a week."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import data
+from ttfb.events import TRIAGE_STATUSES
 
 STAGES = ("CandidateDetected", "RegressionConfirmed", "ImprovementConfirmed",
           "DetectionDismissed")
+FILTERS = ("all", "untriaged", *TRIAGE_STATUSES)
 
 
 def render() -> None:
@@ -17,49 +23,101 @@ def render() -> None:
     if findings.empty:
         st.info("No detections yet.")
         return
+    alarms = data.false_alarms()
+    cols = st.columns(3)
+    cols[0].metric("false alarms / week", f"{alarms['per_week']:.2f}",
+                   help="alerts retracted by their bisect or triaged invalid, per week "
+                        "measured")
+    cols[1].metric("true findings", alarms["true_findings"])
+    cols[2].metric("triaged invalid", alarms["invalid"])
+    shown = st.selectbox("triage", FILTERS, index=0)
+    alerts = data.current_alerts()
+    by_detection: dict[str, list[dict[str, Any]]] = {}
+    for row in alerts.to_dict("records") if not alerts.empty else []:
+        by_detection.setdefault(str(row["alert_id"]).rsplit(":", 1)[0], []).append(row)
     bisects = data.bisects()
     wanted = st.query_params.get("detection")
     for detection_id, group in reversed(list(findings.groupby("detection_id", sort=False))):
         if wanted and detection_id != wanted:
             continue
-        final = group[group["type"] != "CandidateDetected"]
-        head = (final if not final.empty else group).iloc[-1]
-        verdict = {"RegressionConfirmed": "regression confirmed",
-                   "ImprovementConfirmed": "improvement confirmed",
-                   "DetectionDismissed": "dismissed"}.get(head["type"], "suspected")
-        bisect = bisects[bisects["detection_id"] == detection_id] if not bisects.empty \
-            else pd.DataFrame()
-        if not bisect.empty and not bool(bisect.iloc[0]["reproduced"]):
-            verdict += ", not reproduced"
-        title = (f"{head['scenario']} / {head['component']}: {verdict}, "
-                 f"{float(head['effect_pct']):+.1f}% at {str(head['commit'])[:10]}")
-        with st.expander(title, expanded=bool(wanted) or head["type"] != "DetectionDismissed"):
-            timeline = group[["type", "occurred_at", "effect_pct", "p_value", "runs_spent"]]
-            if not bisect.empty:
-                timeline = pd.concat([timeline, pd.DataFrame([{
-                    "type": "BisectCompleted", "occurred_at": bisect.iloc[0]["occurred_at"],
-                    "effect_pct": bisect.iloc[0]["effect_pct"],
-                    "runs_spent": bisect.iloc[0]["runs_spent"]}])])
-            st.dataframe(timeline, hide_index=True)
-            st.write(f"Effect {float(head['effect_ms']):+,.1f} ms "
-                     f"({float(head['effect_pct']):+.1f}%, 95% CI "
-                     f"{float(head['ci_low_pct']):+.1f}% to {float(head['ci_high_pct']):+.1f}%), "
-                     f"p = {float(head['p_value']):.2g}")
-            if not bisect.empty:
-                b = bisect.iloc[0]
-                if not bool(b["reproduced"]):
-                    st.warning(f"Not reproduced: the bisect ran both ends again and they no "
-                               f"longer differ ({float(b['effect_pct']):+.1f}%, 95% CI "
-                               f"{float(b['ci_low_pct']):+.1f}% to "
-                               f"{float(b['ci_high_pct']):+.1f}%, {int(b['runs_spent'])} runs); "
-                               f"the alert is retracted and no commit is blamed.")
-                else:
-                    st.markdown(f"**Culprit** `{str(b['culprit'])[:12]}` by {b['author']}: "
-                                f"*{b['subject']}* (confidence {float(b['confidence']):.3f}, "
-                                f"{int(b['runs_spent'])} runs)")
-                if b["error"]:
-                    st.error(b["error"])
-                st.dataframe(pd.DataFrame(b["steps"]), hide_index=True)
-                if b["explanation"]:
-                    st.caption("What grew most between the culprit's parent and the culprit:")
-                    st.dataframe(pd.DataFrame(b["explanation"]), hide_index=True)
+        mine = by_detection.get(str(detection_id), [])
+        triages = {str(a["triage"]) for a in mine}
+        if shown != "all" and (not mine or ("" if shown == "untriaged" else shown)
+                               not in triages):
+            continue
+        _finding(str(detection_id), group, bisects, mine, bool(wanted))
+
+
+def _finding(detection_id: str, group: pd.DataFrame, bisects: pd.DataFrame,
+             alerts: list[dict[str, Any]], wanted: bool) -> None:
+    final = group[group["type"] != "CandidateDetected"]
+    head = (final if not final.empty else group).iloc[-1]
+    verdict = {"RegressionConfirmed": "regression confirmed",
+               "ImprovementConfirmed": "improvement confirmed",
+               "DetectionDismissed": "dismissed"}.get(head["type"], "suspected")
+    bisect = bisects[bisects["detection_id"] == detection_id] if not bisects.empty \
+        else pd.DataFrame()
+    if not bisect.empty and not bool(bisect.iloc[0]["reproduced"]):
+        verdict += ", not reproduced"
+    triaged = sorted({f"{a['triage']}" + (f" by {a['triaged_by']}" if a["triaged_by"] else "")
+                      for a in alerts if a["triage"]})
+    title = (f"{head['scenario']} / {head['component']}: {verdict}, "
+             f"{float(head['effect_pct']):+.1f}% at {str(head['commit'])[:10]}"
+             + (f" [{', '.join(triaged)}]" if triaged else ""))
+    with st.expander(title, expanded=wanted or head["type"] != "DetectionDismissed"):
+        timeline = group[["type", "occurred_at", "effect_pct", "p_value", "runs_spent"]]
+        if not bisect.empty:
+            timeline = pd.concat([timeline, pd.DataFrame([{
+                "type": "BisectCompleted", "occurred_at": bisect.iloc[0]["occurred_at"],
+                "effect_pct": bisect.iloc[0]["effect_pct"],
+                "runs_spent": bisect.iloc[0]["runs_spent"]}])])
+        st.dataframe(timeline, hide_index=True)
+        st.write(f"Effect {float(head['effect_ms']):+,.1f} ms "
+                 f"({float(head['effect_pct']):+.1f}%, 95% CI "
+                 f"{float(head['ci_low_pct']):+.1f}% to {float(head['ci_high_pct']):+.1f}%), "
+                 f"p = {float(head['p_value']):.2g}")
+        if not bisect.empty:
+            _bisect(bisect.iloc[0])
+        for alert in alerts:
+            _triage(alert)
+
+
+def _bisect(b: pd.Series) -> None:
+    if not bool(b["reproduced"]):
+        st.warning(f"Not reproduced: the bisect ran both ends again and they no "
+                   f"longer differ ({float(b['effect_pct']):+.1f}%, 95% CI "
+                   f"{float(b['ci_low_pct']):+.1f}% to "
+                   f"{float(b['ci_high_pct']):+.1f}%, {int(b['runs_spent'])} runs); "
+                   f"the alert is retracted and no commit is blamed.")
+    else:
+        st.markdown(f"**Culprit** `{str(b['culprit'])[:12]}` by {b['author']}: "
+                    f"*{b['subject']}* (confidence {float(b['confidence']):.3f}, "
+                    f"{int(b['runs_spent'])} runs)")
+    if b["error"]:
+        st.error(b["error"])
+    st.dataframe(pd.DataFrame(b["steps"]), hide_index=True)
+    if b["explanation"]:
+        st.caption("What grew most between the culprit's parent and the culprit:")
+        st.dataframe(pd.DataFrame(b["explanation"]), hide_index=True)
+
+
+def _triage(alert: dict[str, Any]) -> None:
+    """The alert's triage, and a form to change it."""
+    alert_id = str(alert["alert_id"])
+    if alert["triage"]:
+        note = f": {alert['triage_note']}" if alert["triage_note"] else ""
+        by = f" by {alert['triaged_by']}" if alert["triaged_by"] else ""
+        st.info(f"Alert `{alert_id}` marked **{alert['triage']}**{by}{note}")
+    with st.form(f"triage-{alert_id}"):
+        st.caption(f"Triage alert `{alert_id}`: expected makes its level the baseline; "
+                   "invalid counts it as a false alarm")
+        status = st.radio("status", TRIAGE_STATUSES, horizontal=True, key=f"s-{alert_id}")
+        by = st.text_input("by", key=f"b-{alert_id}")
+        note = st.text_input("note", key=f"n-{alert_id}")
+        if st.form_submit_button("triage", key=f"t-{alert_id}"):
+            try:
+                where = data.triage(alert_id, str(status), by, note)
+            except ValueError as exc:
+                st.error(str(exc))
+            else:
+                st.success(f"marked {status}; recorded in {where}")

@@ -18,8 +18,9 @@ def calibration_answer(request: ev.CalibrationRequested,
     fold's path, in a worker process.
     """
     history = [Point(float(i), f"h{i}", tuple(v)) for i, v in enumerate(request.history)]
+    budget = request.budget_per_week or policy.budget_per_week
     result = calibrate(history, tests_per_week=policy.tests_per_week,
-                       budget_per_week=policy.budget_per_week, base=policy.detector,
+                       budget_per_week=budget, base=policy.detector,
                        trials=policy.calibration_trials, length=max(12, len(history)),
                        seed=request.accepted, confirm_alpha=policy.confirm_alpha,
                        alphas=(0.001, 0.01, 0.05), ks=(0.5, 1.0),
@@ -31,6 +32,6 @@ def calibration_answer(request: ev.CalibrationRequested,
 
     return ev.ThresholdCalibrated(
         scenario=request.scenario, series=f"{request.scenario}/ttfb (pooled)",
-        tests_per_week=policy.tests_per_week, budget_per_week=policy.budget_per_week,
+        tests_per_week=policy.tests_per_week, budget_per_week=budget,
         points=[point(p) for p in result.points], chosen=point(result.chosen),
         chosen_k=result.chosen.k, accepted=request.accepted, producer="ttfb-calibration")

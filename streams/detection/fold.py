@@ -4,6 +4,7 @@ to emit out."""
 from __future__ import annotations
 
 from streams.detection.confirm import confirmation_result
+from streams.detection.overrides import set_thresholds, triaged
 from streams.detection.policy import MONITOR_PURPOSES, REMEMBER_IDS, Policy
 from streams.detection.screen import monitor_result
 from streams.detection.state import ScenarioState, copy_state
@@ -24,6 +25,14 @@ def decide(state: ScenarioState, event: ev.Event, policy: Policy,
         state.operating, state.calibrated_on = [event.chosen.threshold, event.chosen_k], \
             event.accepted
         return state, []
+    if isinstance(event, (ev.ThresholdsSet, ev.AlertTriaged)):
+        if event.event_id in state.processed:
+            return state, []
+        state = state if inplace else copy_state(state)
+        state.processed = [*state.processed, event.event_id][-REMEMBER_IDS:]
+        if isinstance(event, ev.ThresholdsSet):
+            return set_thresholds(state, event), []
+        return triaged(state, event), []
     if not isinstance(event, (ev.RunCompleted, ev.RunFailed)):
         return state, []
     if event.event_id in state.processed:

@@ -8,6 +8,7 @@ import copy
 import dataclasses
 from typing import Any
 
+from streams.detection.overrides import budget, config_for, ignored
 from streams.detection.policy import MAX_PENDING, TOTAL, Policy
 from streams.detection.runs import confirm_runs
 from streams.detection.state import (
@@ -70,6 +71,7 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
     cfg = dataclasses.replace(policy.detector, min_effect_ms=floor)
     if state.operating:
         cfg = cfg.with_point(*state.operating)
+    configs = {name: config_for(state, name, cfg) for name in entry["values"]}
     found: dict[str, ChangePoint] = {}
     before: dict[str, SeriesState] = {}
     confirming = being_confirmed(state)
@@ -83,10 +85,10 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         point = Point(float(series.seen), commit, tuple(values))
         # a change may start at a held commit before this one (``hold_p``): the
         # fresh runs then confirm this commit, and the bisect finds where it began
-        state.series[key], change = apply(series, point, cfg)
+        state.series[key], change = apply(series, point, configs[name])
         if change is not None:
             found[name] = change
-    freed: list[ev.Event] = [_tested(scenario, commit, entry, before, cfg, found)] \
+    freed: list[ev.Event] = [_tested(scenario, commit, entry, before, configs, found)] \
         if before else []
     if held:
         state.held.append({**{k: v for k, v in entry.items() if k not in ("done", "total")},
@@ -104,7 +106,7 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         if state.accepted in policy.calibrate_at:
             return state, freed + [ev.CalibrationRequested(
                 scenario=scenario, history=state.history, accepted=state.accepted,
-                producer="ttfb-detector")]
+                budget_per_week=budget(state, policy), producer="ttfb-detector")]
     if not found:
         return state, freed
     tested = len(entry["values"])
@@ -112,7 +114,7 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
     rejected = [True] * len(names) if policy.fdr_q is None else benjamini_hochberg(
         [found[n].p_value for n in names] + [1.0] * (tested - len(names)), q=policy.fdr_q)
     moved = {n: found[n] for n, keep in zip(names, rejected, strict=False)
-             if keep and n != TOTAL}
+             if keep and n != TOTAL and n not in ignored(state)}
     for n in set(found) - set(moved):
         # not raised (filtered across the series): the commit joins the baseline,
         # which must not restart on a change nobody will confirm
@@ -120,7 +122,7 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         key = series_key(n, entry["hardware_id"], entry["branch"])
         point = Point(float(old.seen), commit, tuple(entry["values"][n]))
         state.series[key] = accept(dataclasses.replace(
-            old, window=old.window + (point,), seen=old.seen + 1), cfg)
+            old, window=old.window + (point,), seen=old.seen + 1), configs[n])
     if not moved:
         return state, freed
     detection_id = ev.derived_id("detection", scenario, commit, entry["hardware_id"],
@@ -158,10 +160,11 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
 
 
 def _tested(scenario: str, commit: str, entry: dict[str, Any], before: dict[str, SeriesState],
-            cfg: DetectorConfig, found: dict[str, ChangePoint]) -> ev.CommitTested:
+            configs: dict[str, DetectorConfig],
+            found: dict[str, ChangePoint]) -> ev.CommitTested:
     """What each series tested ``commit`` against, and what it found."""
     bands = {name: [round(x, 3) for x in limits] for name, series in before.items()
-             if (limits := band(series, cfg)) is not None}
+             if (limits := band(series, configs[name])) is not None}
     return ev.CommitTested(
         scenario=scenario, repo=entry["repo"], commit=commit, branch=entry["branch"],
         hardware_id=entry["hardware_id"], hardware_class=entry.get("hardware_class", ""),

@@ -78,6 +78,9 @@ class ScenarioState:
     # series whose confirmation held ``hold_commits`` commits: they hold no
     # more until that confirmation ends
     unheld: list[str] = field(default_factory=list)
+    # the catalog's overrides in force (``ThresholdsSet`` as JSON, less its
+    # envelope): {"scenario_thresholds", "components", "ignore", "source"}
+    thresholds: dict[str, Any] = field(default_factory=dict)
 
 
 def series_to_json(s: SeriesState) -> dict[str, Any]:

@@ -63,6 +63,15 @@ def seed(data_dir: Path) -> None:
         points=[ev.RocPoint(threshold=0.5, false_positive_rate=0.001,
                             power={"2%": 0.2, "5%": 0.7, "10%": 0.95})],
         chosen=ev.RocPoint(threshold=0.5, false_positive_rate=0.001)))
+    link = "http://127.0.0.1:8501/regressions?detection="
+    events += [ev.Alert(alert_id="det1:config", kind="regression", scenario="recsys",
+                        component="config", commit="5" * 40, effect_ms=400.0, effect_pct=400.0,
+                        culprit="5" * 40, status="attributed", link=link + "det1"),
+               ev.Alert(alert_id="det2:model", kind="regression", scenario="lm",
+                        component="model", commit="a" * 40, effect_ms=6.0, effect_pct=6.2,
+                        status="not_reproduced", link=link + "det2"),
+               ev.ThresholdsSet(scenario="recsys", components={"config": ev.Thresholds(
+                   min_effect_pct=8.0)}, ignore=["queue"], source="team.toml")]
     events += [ev.DeadLettered(reason="malformed JSON: x", source_topic="ttfb.measurements"),
                ev.DeadLettered(reason="bad signature", source_topic="ttfb.commands",
                                refused_command=True)]
@@ -156,6 +165,31 @@ def test_regressions_page_names_the_culprit_and_its_steps(seeded: Path) -> None:
     assert "Not reproduced" in warning and "-1.3% to +5.1%" in warning and "82 runs" in warning
 
 
+def test_an_alert_is_triaged_from_its_button_and_filtered_by_triage(seeded: Path) -> None:
+    at = rendered("regressions")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["false alarms / week"] == "1.00"  # the retracted one, in under a week
+    assert metrics["true findings"] == "1"
+    at.radio(key="s-det1:config").set_value("invalid")
+    at.text_input(key="b-det1:config").input("ada")
+    at.text_input(key="n-det1:config").input("the machine was shared")
+    at.button(key="t-det1:config").click().run()
+    assert not at.exception, at.exception
+    assert any("marked invalid" in s.value for s in at.success)
+    store = open_store(Settings(data_dir=seeded, _env_file=None))
+    [row] = queries.current_alerts(store, triage="invalid")
+    assert (row["alert_id"], row["triaged_by"], row["triage_note"]) == \
+        ("det1:config", "ada", "the machine was shared")
+    at = rendered("regressions")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["false alarms / week"] == "2.00" and metrics["true findings"] == "0"
+    assert any("[invalid by ada]" in e.label for e in at.expander)
+    at.selectbox[0].set_value("expected").run()
+    assert not at.expander  # nothing marked expected
+    at.selectbox[0].set_value("untriaged").run()
+    assert [e.label.split(":")[0] for e in at.expander] == ["lm / model"]
+
+
 def test_experiments_page_shows_the_verdict_and_deltas(seeded: Path) -> None:
     at = rendered("experiments")
     assert "improvement" in at.subheader[0].value and "20 runs" in at.subheader[0].value
@@ -165,7 +199,11 @@ def test_experiments_page_shows_the_verdict_and_deltas(seeded: Path) -> None:
 
 def test_calibration_page_shows_budget_and_power(seeded: Path) -> None:
     at = rendered("calibration")
-    assert "budget 1 false alarms/week" in at.caption[0].value
+    captions = " ".join(c.value for c in at.caption)
+    assert "budget 1 false alarms/week (the lab's default)" in captions
+    assert "1 retracted" in captions
+    said = " ".join(m.value for m in at.markdown)
+    assert "recsys: set in team.toml: config: min effect 8%; never alerted: queue" in said
     points = at.dataframe[0].value
     assert points.loc[0, "power 10%"] == pytest.approx(0.95)
 

@@ -9,6 +9,7 @@ subscribes as the alert webhook.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import pytest
 from producers.lab import Lab
 from tests.integration.conftest import clean_settings, wait_until
 from tests.integration.simagent import SimAgent
+from standardwebhooks.webhooks import Webhook
+
 from tests.receiver import Receiver
 from ttfb.emitter import Emitter
 from ttfb.store import Store, queries
@@ -25,18 +28,29 @@ SCENARIO = "wiring"
 COMMITS = [f"w{i}" for i in range(7)]
 
 
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+
+
 @pytest.fixture(scope="module")
 def webhook() -> Iterator[Receiver]:
-    receiver = Receiver(fail=1)  # the first POST fails: the sink retries
+    receiver = Receiver(fail=1)  # the first POST fails: the notifier retries
     yield receiver
-    receiver.server.shutdown()
+    receiver.close()
+
+
+@pytest.fixture(scope="module")
+def slack() -> Iterator[Receiver]:
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, demo_repo: Path,
-        webhook: Receiver) -> Iterator[Lab]:
+        webhook: Receiver, slack: Receiver) -> Iterator[Lab]:
     settings = clean_settings(tmp_path_factory.mktemp("lab"), repos={"demo": str(demo_repo)},
-                              alert_webhooks=[webhook.url])
+                              alert_webhooks=[webhook.url], webhook_secret=SECRET,
+                              slack_webhooks=[slack.url], notify_backoff_s=0.1)
     running = Lab(settings, headless=True).start()
     try:
         yield running
@@ -45,7 +59,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory, demo_repo: Path,
 
 
 def test_a_regression_is_confirmed_bisected_and_alerted(lab: Lab, store: Store,
-                                                        webhook: Receiver) -> None:
+                                                        webhook: Receiver,
+                                                        slack: Receiver) -> None:
     agent = SimAgent(lab.settings, store, SCENARIO, COMMITS, culprit=6)
 
     def bisected() -> bool:
@@ -74,11 +89,16 @@ def test_a_regression_is_confirmed_bisected_and_alerted(lab: Lab, store: Store,
     refused = [d for d in queries.dead_letters(store) if d["refused_command"]
                and "unknown scenario 'wiring'" in d["reason"]]
     assert refused
-    # the webhook got the confirmed alert and its attributed update
-    posted = wait_until(lambda: [b for b in webhook.bodies if b["scenario"] == SCENARIO
-                                 and b["status"] == "attributed"], timeout=60)
-    assert posted[0]["culprit"] == "w6" and posted[0]["type"] == "Alert"
+    # the webhook got the confirmed alert and its attributed update, signed
+    posted = wait_until(lambda: [r for r in webhook.requests if r.json["scenario"] == SCENARIO
+                                 and r.json["status"] == "attributed"], timeout=60)
+    assert Webhook(SECRET).verify(posted[0].raw, posted[0].headers)["culprit"] == "w6"
     assert any(b["status"] == "confirmed" for b in webhook.bodies)
+    # Slack got both as messages
+    said = wait_until(lambda: [b["text"] for b in slack.bodies
+                               if "regression attributed in wiring/config" in b["text"]])
+    assert "+" in said[0] and any("confirmed in wiring/config" in b["text"]
+                                  for b in slack.bodies)
 
 
 def test_alerts_tail_prints_the_stored_alerts_then_follows(lab: Lab, store: Store) -> None:
@@ -109,3 +129,31 @@ def test_alerts_tail_prints_the_stored_alerts_then_follows(lab: Lab, store: Stor
     finally:
         tail.terminate()
         tail.wait(10)
+
+
+def test_a_triage_reaches_the_store_and_the_channels(lab: Lab, store: Store,
+                                                    webhook: Receiver, slack: Receiver) -> None:
+    """``ttfb alerts triage`` against the running lab: the event goes on the
+    bus, lands in the store, and every channel says so."""
+    import os
+    import subprocess
+    import sys
+
+    [alert] = wait_until(lambda: [a for a in queries.current_alerts(store, scenario=SCENARIO)
+                                  if a["status"] == "attributed"])
+    env = {**os.environ, **lab.settings.to_env()}
+    env.pop("TTFB_KAFKA_BOOTSTRAP")  # found through the running lab's lab.json
+    done = subprocess.run([sys.executable, "-m", "ttfb.cli", "alerts", "triage",
+                           alert["alert_id"], "--status", "acknowledged", "--by", "ada",
+                           "--note", "looking"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and "in the lab" in done.stdout, done.stderr
+    row = wait_until(lambda: queries.current_alerts(store, triage="acknowledged"))
+    assert row[0]["alert_id"] == alert["alert_id"] and row[0]["triaged_by"] == "ada"
+    posted = wait_until(lambda: [b for b in webhook.bodies if b["type"] == "AlertTriaged"])
+    assert posted[0]["status"] == "acknowledged" and posted[0]["culprit"] == "w6"
+    wait_until(lambda: [b for b in slack.bodies if "marked acknowledged by ada" in b["text"]])
+    unknown = subprocess.run([sys.executable, "-m", "ttfb.cli", "alerts", "triage", "nope:x",
+                              "--status", "invalid"], env=env, capture_output=True, text=True,
+                             timeout=60)
+    assert unknown.returncode == 2 and "no alert 'nope:x'" in unknown.stderr

@@ -78,6 +78,9 @@ def test_watch_alerts_a_pushed_regression_once_across_a_sigkill(tmp_path: Path) 
             assert len(alerts) == 1, (alerts, tail())
             assert alerts[0]["culprit"] == culprit, (alert, history)
             assert alerts[0]["component"] == "imports" and alerts[0]["kind"] == "regression"
+            # each start put the catalog's thresholds in force (none set: the lab's own)
+            assert count(store, "SELECT count() AS n FROM ttfb.events"
+                         " WHERE type = 'ThresholdsSet'") >= 2
             planned = store.query("SELECT commit, count() AS n FROM ttfb.watch FINAL"
                                   " WHERE type = 'CommitPlanned' GROUP BY commit")
             assert {r["commit"]: int(r["n"]) for r in planned} == \

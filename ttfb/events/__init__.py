@@ -45,7 +45,9 @@ from ttfb.events.commands import (
 )
 from ttfb.events.decisions import (
     BISECT_STOP,
+    TRIAGE_STATUSES,
     Alert,
+    AlertTriaged,
     BisectCompleted,
     BisectProgressed,
     BisectStep,
@@ -60,6 +62,9 @@ from ttfb.events.decisions import (
     RegressionConfirmed,
     RocPoint,
     ThresholdCalibrated,
+    Thresholds,
+    ThresholdsSet,
+    TriageStatus,
 )
 from ttfb.events.measurements import (
     AgentAnnounced,
@@ -77,6 +82,7 @@ __all__ = [
     "MAX_RANGE",
     "AgentAnnounced",
     "Alert",
+    "AlertTriaged",
     "AnyEvent",
     "Arm",
     "BISECT_STOP",
@@ -116,7 +122,11 @@ __all__ = [
     "SCHEMA_VERSION",
     "ScenarioSkipped",
     "Signed",
+    "TRIAGE_STATUSES",
     "ThresholdCalibrated",
+    "Thresholds",
+    "ThresholdsSet",
+    "TriageStatus",
     "WatchNoted",
     "dead_letter",
     "decode",

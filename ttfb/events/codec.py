@@ -12,6 +12,7 @@ from ttfb.events.base import DEFAULT_MAX_EVENT_BYTES, SCHEMA_VERSION, Event
 from ttfb.events.commands import CommitRangeRequested, RunRequested
 from ttfb.events.decisions import (
     Alert,
+    AlertTriaged,
     BisectCompleted,
     BisectProgressed,
     CalibrationRequested,
@@ -22,6 +23,7 @@ from ttfb.events.decisions import (
     ImprovementConfirmed,
     RegressionConfirmed,
     ThresholdCalibrated,
+    ThresholdsSet,
 )
 from ttfb.events.measurements import (
     AgentAnnounced,
@@ -64,6 +66,8 @@ AnyEvent = Annotated[
     | BisectCompleted
     | BisectProgressed
     | Alert
+    | AlertTriaged
+    | ThresholdsSet
     | ExperimentCompleted
     | DeadLettered,
     Field(discriminator="type"),
@@ -77,7 +81,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RegressionConfirmed,
         ImprovementConfirmed, DetectionDismissed, CalibrationRequested, ThresholdCalibrated,
         BisectCompleted, BisectProgressed,
-        Alert, ExperimentCompleted, DeadLettered,
+        Alert, AlertTriaged, ThresholdsSet, ExperimentCompleted, DeadLettered,
     )
 }
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)

@@ -89,6 +89,8 @@ class CalibrationRequested(Event):
     scenario: str
     history: list[list[float]] = Field(max_length=1024)  # total TTFB runs per accepted commit
     accepted: int = Field(ge=0)  # commits accepted so far (the calibration's seed)
+    # the false alarms a week to aim at: the catalog's for this scenario; 0, the lab's
+    budget_per_week: float = Field(0.0, ge=0, le=1000)
 
 
 class ThresholdCalibrated(Event):
@@ -189,6 +191,52 @@ class Alert(Event):
     # not_reproduced: the bisect's runs of the endpoints no longer show the
     # change; the alert is retracted and no culprit is named
     status: Literal["confirmed", "attributed", "not_reproduced"] = "confirmed"
+
+
+TRIAGE_STATUSES = ("acknowledged", "expected", "invalid", "fixed")
+TriageStatus = Literal["acknowledged", "expected", "invalid", "fixed"]
+
+
+class AlertTriaged(Event):
+    """A person's word on an alert. ``expected``: the change was meant, and
+    its level is the series' baseline from now on; ``invalid``: no real
+    change (a false alarm, counted as one); ``acknowledged``: being looked
+    at; ``fixed``: a later commit undid it. The alert's own fields are
+    copied in, so the fold and the notifications need no lookup."""
+    type: Literal["AlertTriaged"] = "AlertTriaged"
+    alert_id: str = Field(min_length=1, max_length=200)
+    status: TriageStatus
+    by: str = Field("", max_length=200)
+    note: str = Field("", max_length=2000)
+    scenario: str
+    component: str
+    kind: Direction
+    commit: str
+    culprit: str = ""
+    hardware_id: str = ""
+    branch: str = ""
+    effect_pct: float = 0.0
+    effect_ms: float = 0.0
+    link: str = ""
+
+
+class Thresholds(Model):
+    """A team's own thresholds for a scenario or one of its components;
+    a field left None keeps the lab's (calibrated or default) value."""
+    min_effect_pct: float | None = Field(None, ge=0, le=1000)
+    min_effect_ms: float | None = Field(None, ge=0)
+    false_alarms_per_week: float | None = Field(None, gt=0, le=1000)
+
+
+class ThresholdsSet(Event):
+    """The catalog's threshold overrides of one scenario, as the lab that
+    loaded the catalog found them (empty: none, the lab's own apply)."""
+    type: Literal["ThresholdsSet"] = "ThresholdsSet"
+    scenario: str
+    scenario_thresholds: Thresholds = Field(default_factory=Thresholds)
+    components: dict[str, Thresholds] = Field(default_factory=dict)
+    ignore: list[str] = Field(default_factory=list, description="components never alerted")
+    source: str = Field("", max_length=500, description="where the overrides were set")
 
 
 class ComponentDelta(Model):

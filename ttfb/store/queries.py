@@ -71,6 +71,99 @@ def alerts(store: Store, limit: int = 200) -> list[dict[str, Any]]:
         {"n": limit})
 
 
+_CURRENT_ALERTS = """
+    SELECT a.alert_id AS alert_id, a.kind AS kind, a.status AS status, a.scenario AS scenario,
+           a.component AS component, a.commit AS commit, a.effect_ms AS effect_ms,
+           a.effect_pct AS effect_pct, a.ci_low_pct AS ci_low_pct,
+           a.ci_high_pct AS ci_high_pct, a.culprit AS culprit,
+           a.culprit_confidence AS culprit_confidence, a.author AS author,
+           a.subject AS subject, a.link AS link, a.raised_at AS raised_at,
+           a.updated_at AS occurred_at, t.status AS triage, t.by AS triaged_by,
+           t.note AS triage_note, d.hardware_id AS hardware_id, d.branch AS branch
+    FROM (
+        SELECT alert_id, argMax(kind, occurred_at) AS kind, argMax(status, occurred_at) AS status,
+               any(scenario) AS scenario, any(component) AS component,
+               argMax(commit, occurred_at) AS commit, argMax(effect_ms, occurred_at) AS effect_ms,
+               argMax(effect_pct, occurred_at) AS effect_pct,
+               argMax(ci_low_pct, occurred_at) AS ci_low_pct,
+               argMax(ci_high_pct, occurred_at) AS ci_high_pct,
+               argMax(culprit, occurred_at) AS culprit,
+               argMax(culprit_confidence, occurred_at) AS culprit_confidence,
+               argMax(author, occurred_at) AS author, argMax(subject, occurred_at) AS subject,
+               argMax(link, occurred_at) AS link, min(occurred_at) AS raised_at,
+               max(occurred_at) AS updated_at
+        FROM {db}.alerts FINAL GROUP BY alert_id) AS a
+    LEFT JOIN (
+        SELECT alert_id, argMax(status, occurred_at) AS status, argMax(by, occurred_at) AS by,
+               argMax(note, occurred_at) AS note
+        FROM {db}.triage FINAL GROUP BY alert_id) AS t ON t.alert_id = a.alert_id
+    LEFT JOIN (
+        SELECT concat(detection_id, ':', component) AS alert_id,
+               any(hardware_id) AS hardware_id, any(branch) AS branch
+        FROM {db}.detections FINAL WHERE type IN ('RegressionConfirmed', 'ImprovementConfirmed')
+        GROUP BY alert_id) AS d ON d.alert_id = a.alert_id
+"""
+
+
+def current_alerts(store: Store, triage: str | None = None, scenario: str | None = None,
+                   limit: int = 500) -> list[dict[str, Any]]:
+    """One row per alert, as it stands: its latest status (confirmed,
+    attributed, not_reproduced) and its latest triage ('' when untriaged),
+    newest first; ``triage`` filters by the latter ('untriaged' for '')."""
+    where: list[str] = []
+    params: dict[str, Any] = {"n": limit}
+    if triage is not None:
+        where.append("triage = {t:String}")
+        params["t"] = "" if triage == "untriaged" else triage
+    if scenario:
+        where.append("scenario = {s:String}")
+        params["s"] = scenario
+    sql = _CURRENT_ALERTS.format(db=store.db) + (
+        f" WHERE {' AND '.join(where)}" if where else "") + \
+        " ORDER BY raised_at DESC LIMIT {n:UInt32}"
+    return store.query(sql, params)
+
+
+def alert(store: Store, alert_id: str) -> dict[str, Any] | None:
+    rows = store.query(_CURRENT_ALERTS.format(db=store.db) + " WHERE alert_id = {a:String}",
+                       {"a": alert_id})
+    return rows[0] if rows else None
+
+
+def false_alarms(store: Store) -> dict[str, Any]:
+    """Confirmed alerts that were not real: retracted by their bisect
+    (not reproduced) or triaged invalid; per week over the weeks the lab has
+    measured (at least one). ``true``: the other alerts."""
+    rows = store.query(
+        f"SELECT countIf(status = 'not_reproduced' OR triage = 'invalid') AS false_alarms,"
+        f" countIf(status != 'not_reproduced' AND triage != 'invalid') AS true_findings,"
+        f" countIf(triage = 'invalid') AS invalid, countIf(status = 'not_reproduced')"
+        f" AS retracted FROM ({_CURRENT_ALERTS.format(db=store.db)})")
+    span = store.query(
+        f"SELECT dateDiff('second', min(occurred_at), max(occurred_at)) AS s"
+        f" FROM {store.db}.runs FINAL WHERE purpose IN ('monitor', 'demo')")
+    seconds = float(span[0]["s"] or 0) if span else 0.0
+    weeks = max(seconds / (7 * 86400), 1.0)
+    out = {k: int(v) for k, v in rows[0].items()} if rows else \
+        {"false_alarms": 0, "true_findings": 0, "invalid": 0, "retracted": 0}
+    return {**out, "weeks": weeks, "per_week": out["false_alarms"] / weeks}
+
+
+def thresholds(store: Store) -> dict[str, dict[str, Any]]:
+    """The catalog's threshold overrides in force, per scenario (the latest
+    ``ThresholdsSet``; a scenario without overrides is left out)."""
+    rows = store.query(
+        f"SELECT scenario, argMax(payload, occurred_at) AS payload FROM {store.db}.events"
+        " WHERE type = 'ThresholdsSet' GROUP BY scenario")
+    out = {}
+    for r in rows:
+        data = json.loads(r["payload"])
+        if data.get("source"):
+            out[r["scenario"]] = {k: data[k] for k in
+                                  ("scenario_thresholds", "components", "ignore", "source")}
+    return out
+
+
 def runs_spent(store: Store) -> dict[str, int]:
     """Completed and failed runs per purpose."""
     rows = store.query(f"SELECT purpose, count() AS n FROM {store.db}.runs FINAL GROUP BY purpose")

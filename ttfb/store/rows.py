@@ -109,6 +109,10 @@ def _typed_row(event: ev.Event) -> tuple[str, Row] | None:  # noqa: C901 - one b
     if isinstance(event, ev.Alert):
         fields = event.model_dump(exclude={"schema_version", "producer", "occurred_at", "type"})
         return "alerts", {**fields, **_base(event)}
+    if isinstance(event, ev.AlertTriaged):
+        return "triage", {**_base(event), "alert_id": event.alert_id, "scenario": event.scenario,
+                          "component": event.component, "kind": event.kind,
+                          "status": event.status, "by": event.by, "note": event.note}
     if isinstance(event, ev.ExperimentCompleted):
         return "experiments", {
             **_base(event), "experiment_id": event.experiment_id, "scenario": event.scenario,

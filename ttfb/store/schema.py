@@ -112,6 +112,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "ALTER TABLE {db}.bisects ADD COLUMN IF NOT EXISTS likely_last String DEFAULT ''",
         "ALTER TABLE {db}.bisects ADD COLUMN IF NOT EXISTS likely_mass Float64 DEFAULT 0",
     ]),
+    (10, "alerts' triage: acknowledged, expected, invalid or fixed, by whom and why", [
+        """CREATE TABLE IF NOT EXISTS {db}.triage (
+            event_id String, occurred_at DateTime64(6, 'UTC'), alert_id String,
+            scenario LowCardinality(String), component String, kind LowCardinality(String),
+            status LowCardinality(String), by String, note String
+        ) ENGINE = ReplacingMergeTree ORDER BY (alert_id, occurred_at, event_id)""",
+    ]),
 ]
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
@@ -120,5 +127,5 @@ MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
 
 TABLES = (
     "events", "runs", "measurements", "commands", "dead_letters", "detections",
-    "calibration", "bisects", "alerts", "experiments", "skips", "watch",
+    "calibration", "bisects", "alerts", "experiments", "skips", "watch", "triage",
 )
