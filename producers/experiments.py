@@ -109,10 +109,30 @@ def _requests(scenario: str, arms: tuple[ArmSpec, ArmSpec], runs: int,
         for i in counterbalanced(runs)]
 
 
-def _results(store: Store, experiment_id: str) -> list[dict[str, Any]]:
+def _results(store: Store, correlation_id: str, purpose: str = "ab") -> list[dict[str, Any]]:
     return store.query(
-        f"SELECT arm, status, ttfb_ms, components, reason FROM {store.db}.runs FINAL"
-        " WHERE correlation_id = {c:String} AND purpose = 'ab'", {"c": experiment_id})
+        f"SELECT arm, status, ttfb_ms, components, reason, profile FROM {store.db}.runs FINAL"
+        " WHERE correlation_id = {c:String} AND purpose = {p:String}",
+        {"c": correlation_id, "p": purpose})
+
+
+def _wait(store: Store, correlation_id: str, purpose: str, wanted: int, timeout: float,
+          label: str) -> list[dict[str, Any]]:
+    """The runs of ``correlation_id`` once ``wanted`` have arrived, saying
+    how many so far on stderr."""
+    deadline = time.monotonic() + timeout
+    rows: list[dict[str, Any]] = []
+    shown = -1
+    while time.monotonic() < deadline:
+        raise_if_interrupted()
+        rows = _results(store, correlation_id, purpose)
+        if len(rows) >= wanted:
+            return rows
+        if len(rows) != shown:
+            shown = len(rows)
+            print(f"{label}: {shown}/{wanted} runs", file=sys.stderr, flush=True)
+        time.sleep(1.0)
+    raise TimeoutError(f"{label}: only {len(rows)} of {wanted} runs arrived")
 
 
 def run_experiment(settings: Settings, store: Store, scenario: str,
@@ -121,20 +141,7 @@ def run_experiment(settings: Settings, store: Store, scenario: str,
     experiment_id = ev.new_id()
     asyncio.run(CommandSender(settings, "ab").send_all(
         _requests(scenario, arms, runs, experiment_id, repo)))
-    deadline = time.monotonic() + timeout
-    rows: list[dict[str, Any]] = []
-    shown = -1
-    while time.monotonic() < deadline:
-        raise_if_interrupted()
-        rows = _results(store, experiment_id)
-        if len(rows) >= 2 * runs:
-            break
-        if len(rows) != shown:
-            shown = len(rows)
-            print(f"{scenario}: {shown}/{2 * runs} A/B runs", file=sys.stderr, flush=True)
-        time.sleep(1.0)
-    else:
-        raise TimeoutError(f"{scenario}: only {len(rows)} of {2 * runs} A/B runs arrived")
+    rows = _wait(store, experiment_id, "ab", 2 * runs, timeout, f"{scenario}: A/B")
     sides: dict[str, list[dict[str, float]]] = {"a": [], "b": []}
     for r in rows:
         if r["status"] == "completed":
@@ -215,10 +222,77 @@ def ab_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+PROFILED_RUNS = 2  # a side, for what grew: a module one run loaded lazily counts at its least
+
+
+def what_grew(settings: Settings, store: Store, result: ev.ExperimentCompleted,
+              arms: tuple[ArmSpec, ArmSpec], repo: str,
+              timeout: float = 900.0) -> tuple[str, list[dict[str, Any]]]:
+    """The regressed component that grew most, and what grew in it between
+    the arms' profiled runs (imports: modules by ``-X importtime``; other
+    components: functions by cumulative time), the head's own changes first."""
+    from streams.bisect.verdict import grown, least
+
+    parts = [c for c in result.components if c.component != "ttfb"]
+    regressed = [c for c in parts if c.verdict == "regression"] or parts
+    component = max(regressed, key=lambda c: c.delta_ms).component
+    correlation = f"{result.experiment_id}:profile"
+    asyncio.run(CommandSender(settings, "ab").send_all([ev.RunRequested(
+        scenario=result.scenario, repo=repo, commit=arms[i].revision, runs=1,
+        purpose="explain", profile=True, arm=ev.Arm(label="ab"[i], python=arms[i].python,
+                                                      env=arms[i].env),
+        correlation_id=correlation, producer="ttfb-check")
+        for i in (0, 1) * PROFILED_RUNS]))
+    rows = _wait(store, correlation, "explain", 2 * PROFILED_RUNS, timeout,
+                 f"{result.scenario}: profiled")
+    key = "imports_ms" if component == "imports" else "cumulative_ms"
+    sides: dict[str, list[dict[str, float]]] = {"a": [], "b": []}
+    ours: list[str] = []
+    changed: list[str] = []
+    for row in rows:
+        profile = json.loads(row["profile"] or "{}")
+        if row["status"] != "completed" or not profile.get(key):
+            continue
+        sides[row["arm"]].append({str(k): float(v) for k, v in profile[key].items()})
+        ours += [n for n in profile.get("repository", []) if n not in ours]
+        if row["arm"] == "b":
+            changed += [n for n in profile.get("changed", []) if n not in changed]
+    if not sides["a"] or not sides["b"]:
+        return component, []
+    return component, grown(least(sides["a"]), least(sides["b"]), changed=changed, ours=ours)
+
+
 def check_command(args: argparse.Namespace, settings: Settings) -> int:
-    """A/B of the merge base against the head over the affected CPU scenarios."""
+    """A/B of the merge base against the head over the affected CPU scenarios;
+    a Markdown report, and with a GitHub token a check run and a comment."""
+    from producers.github import GitHubError, pull_request
+
+    token = settings.github_token.get_secret_value()
+    try:
+        pr = pull_request(args.github_repo, args.pr, "") if token else None
+    except GitHubError as exc:
+        print(f"ttfb check: {exc}", file=sys.stderr)
+        return 2
+    if (args.github_repo or args.pr) and not token:
+        print("ttfb check: --github-repo/--pr need a token in TTFB_GITHUB_TOKEN (in Actions: "
+              "the job's GITHUB_TOKEN)", file=sys.stderr)
+        return 2
+    return _check(args, settings, pr is not None)
+
+
+def _check(args: argparse.Namespace, settings: Settings, to_github: bool) -> int:
     from agents.catalog import load_catalog
     from agents.workspace import WorkspaceError, git, resolve
+    from producers.github import (
+        GitHub,
+        GitHubError,
+        Report,
+        Scenario,
+        markdown,
+        publish,
+        pull_request,
+        write_report,
+    )
     from producers.lab import lab_for
     from ttfb.labinfo import repo_name
     from ttfb.store import open_store, queries
@@ -237,19 +311,42 @@ def check_command(args: argparse.Namespace, settings: Settings) -> int:
         n].device != "cuda" and (n not in known or set(known[n]) & set(changed))]
     say = (lambda m: print(m, file=sys.stderr)) if args.json else print
     say(f"changed files: {len(changed)}; affected CPU scenarios: {affected or 'none'}")
-    results: list[ev.ExperimentCompleted] = []
+    report = Report(base, head, len(changed), affected, [])
+    github, pr, check_id = None, None, None
+    if to_github:
+        github = GitHub(settings.github_token.get_secret_value(), settings.github_api_url)
+        pr = pull_request(args.github_repo, args.pr, head)
+        try:
+            check_id = github.start_check(pr) if pr else None
+        except GitHubError as exc:
+            report.problems.append(f"check run: {exc}")
+    arms = (ArmSpec(base), ArmSpec(head))
     with lab_for(settings, {REPO_NAME: str(repo)}) as (lab, store):
+        name = repo_name(lab, str(repo), REPO_NAME)
         for scenario in affected:
-            result = run_experiment(lab, store, scenario, (ArmSpec(base), ArmSpec(head)),
-                                    args.runs, repo=repo_name(lab, str(repo), REPO_NAME))
-            results.append(result)
+            result = run_experiment(lab, store, scenario, arms, args.runs, repo=name)
+            entry = Scenario(result)
+            if result.verdict == "regression":
+                entry.grew_component, entry.grew = what_grew(lab, store, result, arms, name)
+            report.scenarios.append(entry)
             if not args.json:
                 print_table(result)
-    worst = int(any(r.verdict == "regression" for r in results))
+    if github is not None and pr is not None:
+        report.problems += publish(github, pr, check_id, report, say)
+    for problem in report.problems:
+        print(f"ttfb check: could not update the pull request: {problem}", file=sys.stderr)
+    written = write_report(markdown(report), args.report)
+    if written:
+        say(f"report: {written}")
+    worst = int(report.regression)
     if args.json:
         print(json.dumps({"base": base, "head": head, "changed_files": len(changed),
                           "affected": affected, "regression": bool(worst),
-                          "experiments": [as_json(r) for r in results]}, indent=2))
+                          "problems": report.problems,
+                          "experiments": [as_json(s.result) for s in report.scenarios]},
+                         indent=2))
     else:
         print("regression found: do not merge as is" if worst else "no regression found")
-    return worst
+    # a regression fails the check; otherwise a report that could not be
+    # delivered where it was asked is not the result asked for
+    return worst or (3 if report.problems else 0)

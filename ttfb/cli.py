@@ -143,6 +143,15 @@ def _lab(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--base", required=True, help="the revision to compare against")
     p.add_argument("--head", default="HEAD", help="the revision under review")
     p.add_argument("--runs", type=_at_least(2), default=8, help="runs per side and scenario")
+    p.add_argument("--report", metavar="FILE",
+                   help="append the Markdown report here (default: $GITHUB_STEP_SUMMARY "
+                        "when set)")
+    p.add_argument("--github-repo", metavar="OWNER/NAME",
+                   help="with TTFB_GITHUB_TOKEN: post a check run there (default: "
+                        "$GITHUB_REPOSITORY)")
+    p.add_argument("--pr", type=_at_least(1), default=None,
+                   help="with TTFB_GITHUB_TOKEN: the pull request whose comment to keep "
+                        "up to date (default: the Actions event's)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p = _add(sub, "bisect", help="find the commit that made a scenario slower")
     p.add_argument("--repo", required=True, help="the repository's path")

@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from producers.lab import Lab
 from tests.integration.conftest import clean_settings, wait_until
 from tests.integration.simagent import SimAgent
-from standardwebhooks.webhooks import Webhook
-
 from tests.receiver import Receiver
 from ttfb.emitter import Emitter
 from ttfb.store import Store, queries

@@ -1,0 +1,51 @@
+"""``ttfb check`` as a pull request's job runs it: a real repository whose
+head makes imports slower, real runs in an embedded lab, a fake GitHub API
+on the loopback address, the step summary a file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.tinyrepo import make_repo, set_import_cost, write_catalog
+from tests.receiver import FakeGitHub
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_check_reports_a_regression_on_the_pull_request(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    make_repo(repo, import_s=0.2, commits=1)
+    head = set_import_cost(repo, 0.6, "load the heavy table eagerly")
+    github = FakeGitHub()
+    summary = tmp_path / "summary.md"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TTFB_", "GITHUB_"))}
+    env.update(TTFB_DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1",
+               TTFB_CATALOG=str(write_catalog(tmp_path / "catalog.toml")),
+               TTFB_GITHUB_TOKEN="gh-token", TTFB_GITHUB_API_URL=github.url,
+               GITHUB_STEP_SUMMARY=str(summary))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ttfb.cli", "check", "--repo", str(repo), "--base", "HEAD~1",
+             "--runs", "3", "--github-repo", "acme/tiny", "--pr", "9"],
+            env=env, capture_output=True, text=True, timeout=400, cwd=ROOT)
+    finally:
+        github.close()
+    assert done.returncode == 1, done.stdout + done.stderr  # a regression fails the check
+    assert "regression found" in done.stdout
+    [check] = github.checks.values()
+    assert (check["head_sha"], check["status"], check["conclusion"]) == \
+        (head, "completed", "failure")
+    [comment] = github.comments.values()
+    text = summary.read_text()
+    assert comment["body"] == text == check["output"]["summary"]
+    assert "### tiny: regression" in text and "| imports |" in text
+    # what grew: the head's own module first, from the profiled runs
+    grew = text.split("What grew in imports")[1].splitlines()
+    first = next(line for line in grew if line.startswith("| `"))
+    assert first.startswith("| `tiny.heavy` | changed |"), text
