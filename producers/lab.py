@@ -100,6 +100,7 @@ class Lab:
                 "--server.address", self.settings.dashboard_host,
                 "--server.port", str(self.settings.dashboard_port),
                 "--server.headless", "true", "--browser.gatherUsageStats", "false"])
+            self.spawn("api", [sys.executable, "-m", "producers.api"])
         raise_if_interrupted()
         return self
 
@@ -284,7 +285,8 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
         say(f"lab up: bus {lab.settings.kafka_bootstrap}, store "
             f"{lab.settings.clickhouse_url or lab.settings.chdb_path}, logs {lab.logs}")
         if not args.headless:
-            say(f"dashboard: {lab.settings.public_url()}")
+            say(f"dashboard: {lab.settings.public_url()}; JSON API: http://"
+                f"{lab.settings.api_host}:{lab.settings.api_port}/api/v1/")
         store = open_store(lab.settings)
         from agents.catalog import load_catalog
         from producers.watch import publish_thresholds

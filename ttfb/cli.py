@@ -27,6 +27,7 @@ COMMANDS = {
     "backfill": "producers.watch_cli:backfill_command",
     "init": "agents.init_cli:init_command",
     "agent": "agents.service:agent_command",
+    "api": "producers.api:api_command",
 }
 
 EXAMPLES = {
@@ -43,6 +44,7 @@ EXAMPLES = {
     "backfill": "TTFB_CATALOG=ttfb.toml ttfb backfill --repo myproj=~/src/myproj --last 20",
     "init": "ttfb init --script scripts/train.py -- --batch-size 8 --epochs 1",
     "agent": "TTFB_KAFKA_BOOTSTRAP=kafka:9092 ttfb agent --class h100 --repo myproj=https://...",
+    "api": "ttfb api   # then: curl -s localhost:8502/api/v1/alerts?triage=untriaged",
 }
 
 
@@ -97,6 +99,10 @@ def _up(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="seconds to wait for the runs")
     p.add_argument("--demo", action="store_true",
                    help="play the demo repository's history; print a summary of what was found")
+    p = _add(sub, "api", help="serve the lab's JSON API (scenarios, series, alerts, bisects, "
+                              "experiments; triage)")
+    p.add_argument("--host", help="address to listen on (default: TTFB_API_HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: TTFB_API_PORT, 8502)")
 
 
 def _run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
