@@ -225,12 +225,22 @@ def ab_command(args: argparse.Namespace, settings: Settings) -> int:
 PROFILED_RUNS = 2  # a side, for what grew: a module one run loaded lazily counts at its least
 
 
+def touched_by(names: set[str], files: list[str]) -> list[str]:
+    """The profile entries a change of ``files`` touched: modules of those
+    files, and functions (``file:line:name``) in them."""
+    from agents.explain import module_files
+
+    return sorted(n for n in names if (":" in n and n.split(":", 1)[0] in files)
+                  or (":" not in n and module_files(n, files)))
+
+
 def what_grew(settings: Settings, store: Store, result: ev.ExperimentCompleted,
-              arms: tuple[ArmSpec, ArmSpec], repo: str,
+              arms: tuple[ArmSpec, ArmSpec], repo: str, files: list[str],
               timeout: float = 900.0) -> tuple[str, list[dict[str, Any]]]:
     """The regressed component that grew most, and what grew in it between
     the arms' profiled runs (imports: modules by ``-X importtime``; other
-    components: functions by cumulative time), the head's own changes first."""
+    components: functions by cumulative time), what the change (``files``,
+    base to head) touched first."""
     from streams.bisect.verdict import grown, least
 
     parts = [c for c in result.components if c.component != "ttfb"]
@@ -259,6 +269,9 @@ def what_grew(settings: Settings, store: Store, result: ev.ExperimentCompleted,
             changed += [n for n in profile.get("changed", []) if n not in changed]
     if not sides["a"] or not sides["b"]:
         return component, []
+    # the agent marks what the head commit changed; a pull request is all its commits
+    names = {n for side in sides.values() for run in side for n in run}
+    changed += [n for n in touched_by(names, files) if n not in changed]
     return component, grown(least(sides["a"]), least(sides["b"]), changed=changed, ours=ours)
 
 
@@ -327,7 +340,8 @@ def _check(args: argparse.Namespace, settings: Settings, to_github: bool) -> int
             result = run_experiment(lab, store, scenario, arms, args.runs, repo=name)
             entry = Scenario(result)
             if result.verdict == "regression":
-                entry.grew_component, entry.grew = what_grew(lab, store, result, arms, name)
+                entry.grew_component, entry.grew = what_grew(lab, store, result, arms, name,
+                                                             changed)
             report.scenarios.append(entry)
             if not args.json:
                 print_table(result)
