@@ -37,6 +37,7 @@ from agents.workspace import (
     touches_code,
 )
 from ttfb import events as ev
+from ttfb import metrics
 from ttfb.emitter import Emitter
 from ttfb.signing import CommandRefused, Verifier
 
@@ -130,6 +131,9 @@ class Agent:
 
             def publish(events: list[ev.Event]) -> None:  # each repetition as soon as it ends
                 for result in events:
+                    if isinstance(result, (ev.RunCompleted, ev.RunFailed)):
+                        metrics.RUNS.labels("completed" if isinstance(
+                            result, ev.RunCompleted) else "failed").inc()
                     asyncio.run_coroutine_threadsafe(
                         self.emitter.emit(result, "measurements"), loop).result()
 
@@ -167,6 +171,7 @@ class Agent:
     async def _refuse(self, raw: bytes, reason: str) -> None:
         kind = refusal_kind(reason)
         self.refused[kind] += 1
+        metrics.REFUSED.labels(kind).inc()
         count = self.refused[kind]
         if count <= 10 or count % 1000 == 0:  # a flood of junk must not flood the log
             log.warning("refused command (%s no. %d): %s", kind, count, reason[:300])

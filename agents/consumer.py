@@ -11,6 +11,7 @@ from collections import deque
 from typing import Any
 
 from agents.agent import Agent
+from ttfb import metrics
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ class Lanes:
         """Retire finished commands and start each idle slot's next one."""
         for slot in range(len(self.queued)):
             self._advance(slot)
+        metrics.RUNS_RUNNING.set(sum(c is not None for c in self.running))
+        metrics.RUNS_QUEUED.set(sum(len(q) for q in self.queued))
 
     def _advance(self, slot: int) -> None:
         current = self.running[slot]

@@ -74,6 +74,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         raise SystemExit(f"agent: {refusal}")
     config = agent_config(settings)
     config.profile_dir.mkdir(parents=True, exist_ok=True)
+    from ttfb import metrics
+
+    metrics.serve(settings.metrics_host, settings.agent_metrics_port)
     emitter = await Emitter(settings, settings.agent_id).start()
     agent = Agent(config, emitter)
     await emitter.emit(ev.AgentAnnounced(

@@ -16,6 +16,7 @@ import faust
 
 from streams import transport
 from streams.sink import StoreWriter, decode_batch
+from ttfb import metrics
 from ttfb.events import encode
 from ttfb.settings import TOPICS, Settings
 from ttfb.store import open_store
@@ -39,6 +40,7 @@ def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
     from streams.decisions import register_decisions
 
     register_decisions(app, settings, topics)
+    register_metrics(app, settings)
     if settings.alert_webhooks or settings.slack_webhooks or settings.smtp_host:
         register_notifications(app, settings, topics)
     return app
@@ -114,6 +116,27 @@ def register_notifications(app: faust.App, settings: Settings,
         await notifier.run()
 
 
+def register_metrics(app: faust.App, settings: Settings) -> None:
+    """``/metrics`` and ``/health`` (healthy while the worker's consumer has
+    partitions or is still starting); the consumer's lag, every 5 s."""
+    def healthy() -> bool:
+        return not app.should_stop
+
+    @app.task
+    async def start_metrics() -> None:
+        metrics.serve(settings.metrics_host, settings.streams_metrics_port, healthy)
+
+    @app.timer(5.0)
+    async def lag() -> None:
+        consumer: Any = app.consumer
+        for tp in consumer.assignment():
+            read = consumer._read_offset.get(tp)  # faust keeps no public read position
+            committed = consumer._committed_offset.get(tp) or 0
+            position = read + 1 if read is not None else committed
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
+                max(0, consumer.highwater(tp) - position))
+
+
 def register_sink(app: faust.App, settings: Settings, topics: dict[str, faust.TopicT]) -> None:
     """Every topic lands in the store; acks only after the rows are durable."""
     every = app.topic(*settings.all_topics(), key_serializer="raw", value_serializer="raw")
@@ -126,10 +149,13 @@ def register_sink(app: faust.App, settings: Settings, topics: dict[str, faust.To
         take = stream.noack_take  # type: ignore[attr-defined]  # faust-streaming >= 0.11
         async for batch in take(settings.sink_batch_size, within=settings.sink_batch_seconds):
             messages = [(e.message.topic, e.message.value or b"") for e in batch]
+            for topic, _ in messages:
+                metrics.EVENTS_IN.labels(topic).inc()
             decoded = decode_batch(messages, producer, settings.topic("deadletter"),
                                    settings.max_event_bytes)
             await writer.write(decoded, stop=lambda: app.should_stop)
             for letter in decoded.dead:
+                metrics.DEAD_LETTERS.labels("sink").inc()
                 log.warning("dead letter from %s: %s", letter.source_topic, letter.reason)
                 await topics["deadletter"].send(key=letter.key.encode(), value=encode(letter))
             for event in batch:

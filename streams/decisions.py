@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,7 @@ from streams.detection import (
 )
 from streams.fold import NOT_FOLDED_TYPES, fold_event, pin_ids
 from ttfb import events as ev
+from ttfb import metrics
 from ttfb.process import die_with_parent
 from ttfb.settings import STREAMS_TABLES, Settings
 from ttfb.signing import sign
@@ -142,6 +144,7 @@ def emitter(topics: dict[str, Any], settings: Settings) -> Emit:
         event = event.model_copy(update={"producer": f"{event.producer}@{worker}"})
         if isinstance(event, ev.Signed):
             event = sign(event, key)
+        metrics.EVENTS_OUT.labels(topic_for(event)).inc()
         return await topics[topic_for(event)].send(key=event.key.encode(),
                                                    value=ev.encode(event))
 
@@ -175,6 +178,7 @@ class Folds:
     async def batch(self, messages: list[Any]) -> None:
         """Fold every event, write each changed scenario's state once, and
         return only when the outputs and the new states are on the broker."""
+        started = time.perf_counter()
         try:
             delivered = []
             changed: dict[str, tuple[int, ScenarioState, BisectBook]] = {}
@@ -194,6 +198,7 @@ class Folds:
                 delivered.append(self.table.send_changelog(partition, scenario, stored))
                 self.cache.keep(scenario, stored, detector, book)
             await asyncio.gather(*delivered)
+            metrics.FOLD_SECONDS.observe(time.perf_counter() - started)
         except BaseException:
             self.cache.clear()  # states changed in place that may not be durable
             raise

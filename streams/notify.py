@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 
 from ttfb import events as ev
+from ttfb import metrics
 from ttfb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -278,6 +279,7 @@ class Notifier:
             if queue.full():
                 queue.get_nowait()
                 tally.dropped += 1
+                metrics.NOTIFICATIONS.labels(channel.kind, "dropped").inc()
                 log.warning("%s %s: queue full, dropped the oldest notice (%d so far)",
                             channel.kind, channel.target, tally.dropped)
             queue.put_nowait((notice, body))
@@ -293,8 +295,10 @@ class Notifier:
             try:
                 await self.deliver(channel, notice, raw)
                 tally.delivered += 1
+                metrics.NOTIFICATIONS.labels(channel.kind, "delivered").inc()
             except Exception as exc:  # any failure, after the retries: recorded, not fatal
                 tally.dead += 1
+                metrics.NOTIFICATIONS.labels(channel.kind, "dead_lettered").inc()
                 reason = (f"notification to {channel.kind} {channel.target} failed "
                           f"{self.attempts} times; last: {exc}")
                 log.error("%s (alert %s)", reason, notice.alert_id)

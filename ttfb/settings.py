@@ -104,6 +104,12 @@ class Settings(BaseSettings):
         "pull-request comments (in Actions: the job's GITHUB_TOKEN)")
     github_api_url: str = Field("https://api.github.com", description="GitHub's REST API "
                                 "(GitHub Enterprise: https://HOST/api/v3)")
+    metrics_host: str = Field("127.0.0.1", description="where services serve /metrics and "
+                              "/health (0.0.0.0 in a container)")
+    streams_metrics_port: int = Field(9464, ge=0, le=65535, description="a streams worker's "
+                                      "/metrics and /health; 0: off")
+    agent_metrics_port: int = Field(9465, ge=0, le=65535, description="an agent's /metrics and "
+                                    "/health; 0: off")
     api_host: str = "127.0.0.1"
     api_port: int = Field(8502, ge=1, le=65535, description="the JSON API's port")
     api_token: SecretStr = Field(

@@ -87,3 +87,19 @@ def test_the_public_api_is_pinned() -> None:
     assert all(hasattr(ttfb, name) for name in ttfb.__all__)
     assert len(ttfb.events.EVENT_TYPES) == 24
     assert set(ttfb.events.EVENT_TYPES) <= set(ttfb.events.__all__)
+
+
+def test_the_compose_file_parses_and_its_services_report_health() -> None:
+    """Every long-running service but the watcher (a loop with no port) has a
+    healthcheck, and the streams and agent ones ask the ports they serve."""
+    import yaml
+
+    from ttfb.settings import Settings
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {n for n, s in services.items() if "healthcheck" not in s} == {"init", "watch"}
+    defaults = Settings(_env_file=None)
+    assert f":{defaults.streams_metrics_port}/health" in str(services["streams"]["healthcheck"])
+    assert f":{defaults.agent_metrics_port}/health" in str(services["agent"]["healthcheck"])
+    assert f":{defaults.api_port}/api/v1/health" in str(services["api"]["healthcheck"])
