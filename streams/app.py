@@ -41,6 +41,8 @@ def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
 
     register_decisions(app, settings, topics)
     register_metrics(app, settings)
+    if settings.retention_days > 0:
+        register_retention(app, settings)
     if settings.alert_webhooks or settings.slack_webhooks or settings.smtp_host:
         register_notifications(app, settings, topics)
     return app
@@ -114,6 +116,31 @@ def register_notifications(app: faust.App, settings: Settings,
     @app.task
     async def send_notices() -> None:
         await notifier.run()
+
+
+def register_retention(app: faust.App, settings: Settings) -> None:
+    """Expire raw runs past ``retention_days`` (``ttfb.store.retention``) on
+    start and every hour, on the leader worker only."""
+    import asyncio
+
+    from ttfb.store.retention import expire
+
+    async def run() -> None:
+        try:
+            done = await asyncio.to_thread(expire, open_store(settings), settings.retention_days)
+        except Exception:  # the store is down: the next hour tries again
+            log.exception("retention: expiring old runs failed")
+            return
+        if done["commits"]:
+            log.info("retention: %s", done)
+
+    @app.timer(3600.0, on_leader=True)
+    async def hourly() -> None:
+        await run()
+
+    @app.task
+    async def at_start() -> None:
+        await run()
 
 
 def register_metrics(app: faust.App, settings: Settings) -> None:

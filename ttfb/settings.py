@@ -104,6 +104,10 @@ class Settings(BaseSettings):
         "pull-request comments (in Actions: the job's GITHUB_TOKEN)")
     github_api_url: str = Field("https://api.github.com", description="GitHub's REST API "
                                 "(GitHub Enterprise: https://HOST/api/v3)")
+    retention_days: float = Field(
+        0.0, ge=0, description="raw runs and measurements of a commit expire this many days "
+        "after its last run, kept as per-commit aggregates; detections, bisects, alerts and "
+        "triage stay (0: keep everything)")
     metrics_host: str = Field("127.0.0.1", description="where services serve /metrics and "
                               "/health (0.0.0.0 in a container)")
     streams_metrics_port: int = Field(9464, ge=0, le=65535, description="a streams worker's "

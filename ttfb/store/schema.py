@@ -119,6 +119,16 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             status LowCardinality(String), by String, note String
         ) ENGINE = ReplacingMergeTree ORDER BY (alert_id, occurred_at, event_id)""",
     ]),
+    (11, "per-commit aggregates of runs past the retention age", [
+        """CREATE TABLE IF NOT EXISTS {db}.commit_aggregates (
+            scenario LowCardinality(String), repo String, branch String, hardware_id String,
+            commit String, purpose LowCardinality(String), component LowCardinality(String),
+            runs UInt32, mean_ms Float64, median_ms Float64, min_ms Float64, max_ms Float64,
+            first_at DateTime64(6, 'UTC'), last_at DateTime64(6, 'UTC'),
+            aggregated_at DateTime64(6, 'UTC')
+        ) ENGINE = ReplacingMergeTree(aggregated_at)
+          ORDER BY (scenario, component, hardware_id, branch, commit, purpose)""",
+    ]),
 ]
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
@@ -128,4 +138,5 @@ MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
 TABLES = (
     "events", "runs", "measurements", "commands", "dead_letters", "detections",
     "calibration", "bisects", "alerts", "experiments", "skips", "watch", "triage",
+    "commit_aggregates",
 )
