@@ -15,6 +15,7 @@ from streams.detection.compare import (
     significant,
     unnamed_components,
 )
+from streams.detection.overrides import ignored
 from streams.detection.policy import TOTAL, WARMUP, Policy
 from streams.detection.runs import confirm_runs
 from streams.detection.screen import rebase, release
@@ -157,8 +158,11 @@ def _conclude(state: ScenarioState, pending: Confirmation, scenario: str, policy
                              {n: cmp for n, cmp in unnamed.items() if n not in moved},
                              scenario, policy) if final else []
     state, released = release(state, scenario, policy)
-    return state, verdicts(pending, scenario, comparisons, policy, known) + follow_ups \
-        + released
+    # a component the team ignores may be confirmed beside a named one: the
+    # finding is kept, the alert is not sent
+    decided = [e for e in verdicts(pending, scenario, comparisons, policy, known)
+               if not (isinstance(e, ev.Alert) and e.component in ignored(state))]
+    return state, decided + follow_ups + released
 
 
 def _known(state: ScenarioState, c: Confirmation) -> dict[str, str]:
@@ -198,6 +202,8 @@ def _follow_ups(state: ScenarioState, c: Confirmation, comparisons: dict[str, Co
     instead of a bar shared by every component the candidate did not name."""
     out: list[ev.Event] = []
     for n in big_enough(c, comparisons, policy):
+        if n in ignored(state):
+            continue
         cmp = comparisons[n]
         detection_id = ev.derived_id("detection", c.detection_id, n)
         if cmp.p_value >= policy.follow_up_p or detection_id in state.confirming:
