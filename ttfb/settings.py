@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = Field(8501, ge=1, le=65535)
     dashboard_url: str = ""
+    dashboard_login: bool = Field(
+        False, description="require a login (Streamlit's OIDC: an [auth] section in "
+        ".streamlit/secrets.toml) before any page; for a shared deployment")
+    dashboard_allowed: list[str] = Field(
+        default_factory=list, description="with dashboard_login: the e-mail addresses, or "
+        "@domains, that may see the dashboard (empty: anyone the provider logs in)")
     agent_id: str = "agent-local"
     agent_slots: int = Field(
         1, ge=1, le=64, description="runs at once, each on its own core (at most the "

@@ -112,7 +112,8 @@ def _triage(alert: dict[str, Any]) -> None:
         st.caption(f"Triage alert `{alert_id}`: expected makes its level the baseline; "
                    "invalid counts it as a false alarm")
         status = st.radio("status", TRIAGE_STATUSES, horizontal=True, key=f"s-{alert_id}")
-        by = st.text_input("by", key=f"b-{alert_id}")
+        by = st.text_input("by", value=str(st.user.get("email") or "")
+                           if st.user.get("is_logged_in") else "", key=f"b-{alert_id}")
         note = st.text_input("note", key=f"n-{alert_id}")
         if st.form_submit_button("triage", key=f"t-{alert_id}"):
             try:

@@ -213,3 +213,23 @@ def test_dead_letters_page_counts_refusals(seeded: Path) -> None:
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"dead letters": "2", "refused commands": "1"}
     assert "bad signature" in at.dataframe[0].value["reason"].tolist()
+
+
+def test_with_login_required_no_page_renders_before_a_login(
+        seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboard.app import allowed
+
+    monkeypatch.setenv("TTFB_DASHBOARD_LOGIN", "true")
+    app = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+    at = AppTest.from_file(str(app), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert [b.label for b in at.button] == ["Log in"]
+    assert not at.dataframe and not at.metric  # nothing of the lab's shows
+    monkeypatch.setenv("TTFB_DASHBOARD_LOGIN", "false")
+    at = AppTest.from_file(str(app), default_timeout=60)
+    at.run()
+    assert not at.exception and "Log in" not in [b.label for b in at.button]
+    assert at.metric  # the overview, as before
+    assert allowed("Ada@Example.org", ["@example.org"]) and allowed("x@y.z", [])
+    assert not allowed("eve@evil.org", ["ada@example.org", "@example.org"])
