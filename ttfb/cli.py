@@ -28,6 +28,7 @@ COMMANDS = {
     "init": "agents.init_cli:init_command",
     "agent": "agents.service:agent_command",
     "api": "producers.api:api_command",
+    "replay": "producers.replay_cli:replay_command",
 }
 
 EXAMPLES = {
@@ -45,6 +46,7 @@ EXAMPLES = {
     "init": "ttfb init --script scripts/train.py -- --batch-size 8 --epochs 1",
     "agent": "TTFB_KAFKA_BOOTSTRAP=kafka:9092 ttfb agent --class h100 --repo myproj=https://...",
     "api": "ttfb api   # then: curl -s localhost:8502/api/v1/alerts?triage=untriaged",
+    "replay": "ttfb replay --set detector.min_effect_pct=5   # exit 1: it would decide otherwise",
 }
 
 
@@ -103,6 +105,13 @@ def _up(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                               "experiments; triage)")
     p.add_argument("--host", help="address to listen on (default: TTFB_API_HOST, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: TTFB_API_PORT, 8502)")
+    p = _add(sub, "replay", help="fold the lab's history through today's decision rules "
+                                 "(or changed ones) and say what they decide otherwise; exit 1 "
+                                 "when they do")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a detection Policy field, or detector.FIELD, for this replay "
+                        "(repeatable)")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
 
 def _run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
