@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -24,28 +23,29 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DecodedBatch:
-    by_topic: dict[str, list[ev.Event]] = field(default_factory=dict)
+    # (topic, event, the bytes it came as: stored as its payload; None for a
+    # dead letter made here)
+    items: list[tuple[str, ev.Event, bytes | None]] = field(default_factory=list)
     dead: list[ev.DeadLettered] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self.by_topic.values())
+        return len(self.items)
 
 
 def decode_batch(messages: Sequence[tuple[str, bytes]], producer: str,
                  deadletter_topic: str, max_bytes: int) -> DecodedBatch:
     """Decode raw messages; invalid ones become dead letters stored with the batch."""
-    by_topic: dict[str, list[ev.Event]] = defaultdict(list)
-    dead: list[ev.DeadLettered] = []
+    batch = DecodedBatch()
     for topic, raw in messages:
         try:
             event = ev.decode(raw, max_bytes=max_bytes)
         except ev.EventRejected as exc:
             letter = ev.dead_letter(raw, exc.reason, topic, producer)
-            dead.append(letter)
-            by_topic[deadletter_topic].append(letter)
+            batch.dead.append(letter)
+            batch.items.append((deadletter_topic, letter, None))
             continue
-        by_topic[topic].append(event)
-    return DecodedBatch(dict(by_topic), dead)
+        batch.items.append((topic, event, raw))
+    return batch
 
 
 class StoreWriter:
@@ -61,7 +61,7 @@ class StoreWriter:
     def _write_sync(self, batch: DecodedBatch) -> int:
         if self._store is None:
             self._store = self._open()
-        return sum(self._store.write(events, topic) for topic, events in batch.by_topic.items())
+        return self._store.write_batch(batch.items)  # one store session a batch
 
     async def write(self, batch: DecodedBatch, stop: Callable[[], bool] = lambda: False) -> int:
         delay = 0.1

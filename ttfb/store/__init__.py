@@ -50,25 +50,31 @@ class Store:
         return int(rows[0]["v"]) if rows else 0
 
     def write(self, events: Iterable[ev.Event], topic: str = "") -> int:
-        """Store events whose ``event_id`` is new; returns how many were new.
+        """Store events whose ``event_id`` is new; returns how many were new."""
+        return self.write_batch([(topic, event, None) for event in events])
+
+    def write_batch(self, items: Iterable[tuple[str, ev.Event, bytes | None]]) -> int:
+        """Store (topic, event, the bytes it came as or None) whose
+        ``event_id`` is new, in one session; returns how many were new.
 
         Duplicates inside the batch and ids already stored are skipped, so a
         replay changes nothing. The existence check and the insert run under
         one lock/session on chDB, so two writers cannot both insert an id.
+        The bytes, where given, are the stored payload (no second encoding).
         """
-        unique: dict[str, ev.Event] = {}
-        for event in events:
-            unique.setdefault(event.event_id, event)
+        unique: dict[str, tuple[str, ev.Event, bytes | None]] = {}
+        for item in items:
+            unique.setdefault(item[1].event_id, item)
         if not unique:
             return 0
         with self.backend.transaction() as tx:
             seen = {r["event_id"] for r in tx.query(
                 f"SELECT event_id FROM {self.db}.events WHERE event_id IN {{ids:Array(String)}}",
                 {"ids": list(unique)})}
-            fresh = [e for i, e in unique.items() if i not in seen]
+            fresh = [item for i, item in unique.items() if i not in seen]
             by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for event in fresh:
-                for table, row in rows_for(event, topic).items():
+            for topic, event, raw in fresh:
+                for table, row in rows_for(event, topic, raw).items():
                     by_table[table].append(row)
             # the events log goes last: an id is "seen" only once its typed rows exist
             for table in sorted(by_table, key=lambda t: t == "events"):

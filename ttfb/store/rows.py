@@ -128,12 +128,13 @@ def _typed_row(event: ev.Event) -> tuple[str, Row] | None:  # noqa: C901 - one b
     return None
 
 
-def rows_for(event: ev.Event, topic: str = "") -> dict[str, Row]:
-    """The rows one event adds, keyed by table."""
+def rows_for(event: ev.Event, topic: str = "", raw: bytes | None = None) -> dict[str, Row]:
+    """The rows one event adds, keyed by table; ``raw``, the bytes it came as,
+    is its payload (else it is encoded)."""
     out: dict[str, Row] = {"events": {
         **_base(event), "type": getattr(event, "type", ""),
         "scenario": str(getattr(event, "scenario", "")), "topic": topic,
-        "payload": ev.encode(event).decode(),
+        "payload": (raw if raw is not None else ev.encode(event)).decode(),
     }}
     typed = _typed_row(event)
     if typed is not None:
