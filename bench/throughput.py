@@ -248,7 +248,9 @@ def main() -> None:
         return
     broker = EmbeddedBroker().start()
     with tempfile.TemporaryDirectory() as tmp:
+        # the bench's own loopback broker: an embedded lab's, where the development key may sign
         settings = Settings(data_dir=Path(tmp), kafka_bootstrap=broker.bootstrap,
+                            embedded_lab=True, streams_metrics_port=0,
                             _env_file=None)  # type: ignore[call-arg]
         asyncio.run(ensure_topics(settings))
         log = open(Path(tmp) / "worker.log", "wb")  # noqa: SIM115
