@@ -290,6 +290,10 @@ def check_command(args: argparse.Namespace, settings: Settings) -> int:
         print("ttfb check: --github-repo/--pr need a token in TTFB_GITHUB_TOKEN (in Actions: "
               "the job's GITHUB_TOKEN)", file=sys.stderr)
         return 2
+    if token and pr is None:
+        print("ttfb check: TTFB_GITHUB_TOKEN is set but no repository is named "
+              "(--github-repo OWNER/NAME, or GITHUB_REPOSITORY in Actions): nothing is posted",
+              file=sys.stderr)
     return _check(args, settings, pr is not None)
 
 
