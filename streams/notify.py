@@ -278,6 +278,7 @@ class Notifier:
         for channel, queue, tally in zip(self.channels, self.queues, self.tallies, strict=True):
             if queue.full():
                 queue.get_nowait()
+                queue.task_done()  # dropped: ``idle`` does not wait for it
                 tally.dropped += 1
                 metrics.NOTIFICATIONS.labels(channel.kind, "dropped").inc()
                 log.warning("%s %s: queue full, dropped the oldest notice (%d so far)",
