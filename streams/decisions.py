@@ -292,10 +292,11 @@ class _CalibrationPool:
     async def answer(self, request: ev.CalibrationRequested,
                      policy: Policy) -> ev.ThresholdCalibrated:
         if self._pool is None:
-            # a worker killed with SIGKILL must not leave its calibration process behind
+            # a worker killed with SIGKILL must not leave its calibration process behind,
+            # even one it spawned a moment before (the parent's pid: see die_with_parent)
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=die_with_parent,
-                                             initargs=(signal.SIGKILL,))
+                                             initargs=(signal.SIGKILL, os.getpid()))
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, calibration_answer, request, policy)
 
