@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from producers.commands import CommandSender
 from ttfb import events as ev
@@ -26,6 +27,9 @@ from ttfb.process import raise_if_interrupted
 from ttfb.settings import Settings
 from ttfb.stats import benjamini_hochberg, compare, counterbalanced
 from ttfb.store import Store
+
+if TYPE_CHECKING:
+    from producers.github import PullRequest
 
 ALPHA = 0.05  # false-discovery rate across the components that matter (the CIs are 95 %)
 MIN_EFFECT_PCT = 1.0  # of the component
@@ -294,10 +298,10 @@ def check_command(args: argparse.Namespace, settings: Settings) -> int:
         print("ttfb check: TTFB_GITHUB_TOKEN is set but no repository is named "
               "(--github-repo OWNER/NAME, or GITHUB_REPOSITORY in Actions): nothing is posted",
               file=sys.stderr)
-    return _check(args, settings, pr is not None)
+    return _check(args, settings, pr)
 
 
-def _check(args: argparse.Namespace, settings: Settings, to_github: bool) -> int:
+def _check(args: argparse.Namespace, settings: Settings, pr: PullRequest | None) -> int:
     from agents.catalog import load_catalog
     from agents.workspace import WorkspaceError, git, resolve
     from producers.github import (
@@ -307,7 +311,6 @@ def _check(args: argparse.Namespace, settings: Settings, to_github: bool) -> int
         Scenario,
         markdown,
         publish,
-        pull_request,
         write_report,
     )
     from producers.lab import lab_for
@@ -329,12 +332,13 @@ def _check(args: argparse.Namespace, settings: Settings, to_github: bool) -> int
     say = (lambda m: print(m, file=sys.stderr)) if args.json else print
     say(f"changed files: {len(changed)}; affected CPU scenarios: {affected or 'none'}")
     report = Report(base, head, len(changed), affected, [])
-    github, pr, check_id = None, None, None
-    if to_github:
+    github, check_id = None, None
+    if pr is not None:
         github = GitHub(settings.github_token.get_secret_value(), settings.github_api_url)
-        pr = pull_request(args.github_repo, args.pr, head)
+        # the Actions event's pull-request head, else the head resolved here
+        pr = pr if pr.head_sha else dataclasses.replace(pr, head_sha=head)
         try:
-            check_id = github.start_check(pr) if pr else None
+            check_id = github.start_check(pr)
         except GitHubError as exc:
             report.problems.append(f"check run: {exc}")
     arms = (ArmSpec(base), ArmSpec(head))
