@@ -25,11 +25,10 @@ def decide(state: ScenarioState, event: ev.Event, policy: Policy,
         state.operating, state.calibrated_on = [event.chosen.threshold, event.chosen_k], \
             event.accepted
         return state, []
-    if isinstance(event, (ev.ThresholdsSet, ev.AlertTriaged)):
+    if isinstance(event, (ev.ThresholdsSet, ev.AlertTriaged)):  # a team's word
         if event.event_id in state.processed:
             return state, []
-        state = state if inplace else copy_state(state)
-        state.processed = [*state.processed, event.event_id][-REMEMBER_IDS:]
+        state = _remember(state, event.event_id, inplace)
         if isinstance(event, ev.ThresholdsSet):
             return set_thresholds(state, event), []
         return triaged(state, event), []
@@ -39,11 +38,18 @@ def decide(state: ScenarioState, event: ev.Event, policy: Policy,
         return state, []  # a duplicate or a replay: no effect beyond the first
     if event.purpose in MONITOR_PURPOSES and event.commit in state.arrivals:
         return state, []  # a replay of a commit already tested (older than the ids kept)
-    state = state if inplace else copy_state(state)
-    state.processed.append(event.event_id)
-    del state.processed[:-REMEMBER_IDS]
+    state = _remember(state, event.event_id, inplace)
     if event.purpose == "confirm" and event.correlation_id in state.confirming:
         return confirmation_result(state, event, policy)
     if event.purpose in MONITOR_PURPOSES:
         return monitor_result(state, event, policy)
     return state, []
+
+
+def _remember(state: ScenarioState, event_id: str, inplace: bool) -> ScenarioState:
+    """The state (a copy unless ``inplace``) with ``event_id`` among the last
+    ``REMEMBER_IDS`` ids processed."""
+    state = state if inplace else copy_state(state)
+    state.processed.append(event_id)
+    del state.processed[:-REMEMBER_IDS]
+    return state
