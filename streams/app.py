@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import Counter
 from typing import Any
 
 import faust
@@ -176,8 +177,8 @@ def register_sink(app: faust.App, settings: Settings, topics: dict[str, faust.To
         take = stream.noack_take  # type: ignore[attr-defined]  # faust-streaming >= 0.11
         async for batch in take(settings.sink_batch_size, within=settings.sink_batch_seconds):
             messages = [(e.message.topic, e.message.value or b"") for e in batch]
-            for topic, _ in messages:
-                metrics.EVENTS_IN.labels(topic).inc()
+            for topic, count in Counter(topic for topic, _ in messages).items():
+                metrics.EVENTS_IN.labels(topic).inc(count)
             decoded = decode_batch(messages, producer, settings.topic("deadletter"),
                                    settings.max_event_bytes)
             await writer.write(decoded, stop=lambda: app.should_stop)
