@@ -126,16 +126,23 @@ def test_regression_is_candidate_then_confirmed_with_an_alert() -> None:
         == [("config", "improvement")]
 
 
-def test_the_verdict_names_every_component_that_moved() -> None:
-    """The candidate named data; the fresh runs show imports improving too."""
-    rng = np.random.default_rng(11)
-    state, out = candidate(rng, {"data": 300.0})
+def data_and_imports_moved(rng: np.random.Generator, state: ScenarioState,
+                           out: list[ev.Event]) -> list[ev.Event]:
+    """The verdict's outputs when the candidate in ``out`` named data and the
+    fresh runs show imports improving too (a second batch answered if asked)."""
     commands = [e for e in out if isinstance(e, ev.RunRequested)]
     det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
     both = {"data": 300.0, "imports": -400.0}
     state, out = feed(state, answer(rng, commands, det, both))
     if any(isinstance(e, ev.RunRequested) for e in out):
         state, out = feed(state, answer(rng, out, det, both))
+    return out
+
+
+def test_the_verdict_names_every_component_that_moved() -> None:
+    """The candidate named data; the fresh runs show imports improving too."""
+    rng = np.random.default_rng(11)
+    out = data_and_imports_moved(rng, *candidate(rng, {"data": 300.0}))
     found = sorted((e.type, e.component) for e in out if isinstance(e, ev.Finding))
     assert found == [("ImprovementConfirmed", "imports"), ("RegressionConfirmed", "data")]
     assert sorted((a.kind, a.component) for a in out if isinstance(a, ev.Alert)) == \

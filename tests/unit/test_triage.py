@@ -173,19 +173,14 @@ def test_an_invalid_alert_is_a_false_alarm_and_unknown_ids_are_refused(
 def test_an_ignored_component_confirmed_beside_a_named_one_is_not_alerted() -> None:
     """The candidate names data; the fresh runs show imports improving too,
     and the team ignores imports: both findings are kept, data alone alerted."""
-    from tests.unit.test_detection_fold import candidate
+    from tests.unit.test_detection_fold import candidate, data_and_imports_moved
 
     rng = np.random.default_rng(11)
     ignore = ev.ThresholdsSet(scenario="lm", ignore=["imports"], source="team.toml")
     state, _ = feed(ScenarioState(), [ignore])
     start, out = candidate(rng, {"data": 300.0})
     start.thresholds = state.thresholds
-    commands = [e for e in out if isinstance(e, ev.RunRequested)]
-    det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
-    both = {"data": 300.0, "imports": -400.0}
-    state, out = feed(start, answer(rng, commands, det, both))
-    if any(isinstance(e, ev.RunRequested) for e in out):
-        state, out = feed(state, answer(rng, out, det, both))
+    out = data_and_imports_moved(rng, start, out)
     found = sorted((e.type, e.component) for e in out if isinstance(e, ev.Finding))
     assert found == [("ImprovementConfirmed", "imports"), ("RegressionConfirmed", "data")]
     assert [(a.kind, a.component) for a in out if isinstance(a, ev.Alert)] == \
