@@ -54,9 +54,11 @@ def test_watch_alerts_a_pushed_regression_once_across_a_sigkill(tmp_path: Path) 
                                  " WHERE purpose = 'monitor' AND status = 'completed'") >= 9,
                    timeout=240, describe=tail)
         culprit = set_import_cost(repo, 0.6, "load the heavy table eagerly")  # +20 % imports
-        # the confirmation is under way: its runs are asked for, its verdict not given
+        # the culprit's confirmation is under way: its runs are asked for, its verdict
+        # not given (a confirmation of an earlier commit's candidate is not it)
         wait_until(lambda: count(store, "SELECT count() AS n FROM ttfb.commands FINAL"
-                                 " WHERE purpose = 'confirm'") > 0, timeout=240, describe=tail)
+                                 " WHERE purpose = 'confirm' AND commit = {c:String}",
+                                 c=culprit) > 0, timeout=240, describe=tail)
         assert count(store, "SELECT count() AS n FROM ttfb.detections FINAL"
                      " WHERE type = 'RegressionConfirmed'") == 0
         candidates = {r["detection_id"] for r in store.query(
