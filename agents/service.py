@@ -18,6 +18,7 @@ from agents.workspace import Workspaces
 from ttfb import events as ev
 from ttfb.bus import consumer_options, stop_on_signals
 from ttfb.emitter import Emitter
+from ttfb.process import exit_with_lab
 from ttfb.settings import Settings
 from ttfb.signing import Verifier
 
@@ -148,6 +149,7 @@ def agent_command(args: argparse.Namespace, settings: Settings) -> int:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s agent %(levelname)s %(message)s")
     settings = Settings()
+    exit_with_lab()
 
     async def run() -> None:
         await serve(settings, stop_on_signals())

@@ -34,6 +34,7 @@ from typing import Any
 from aiohttp import web
 
 from ttfb import events as ev
+from ttfb.process import exit_with_lab
 from ttfb.settings import Settings
 from ttfb.store import Store, open_store, queries
 
@@ -204,4 +205,5 @@ def serve(settings: Settings) -> int:
 
 
 if __name__ == "__main__":  # the process ``Lab`` spawns beside the dashboard
+    exit_with_lab()
     sys.exit(serve(Settings()))

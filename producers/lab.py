@@ -28,21 +28,22 @@ from producers.commands import CommandSender
 from ttfb import events as ev
 from ttfb.bus import EmbeddedBroker, ensure_topics
 from ttfb.labinfo import forget_bus, record_bus, running_lab
-from ttfb.process import die_with_parent, interrupted_by, raise_if_interrupted
+from ttfb.process import LAB_PID_ENV, die_with_parent, interrupted_by, raise_if_interrupted
 from ttfb.settings import Settings
 from ttfb.store import Store, open_store, queries
 
 DASHBOARD_APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 
 
-def _die_with_parent(slots: int = 1, parent: int | None = None) -> None:
-    """Linux: the child gets SIGTERM when the lab process dies, even by SIGKILL.
+def _die_with_parent(slots: int = 1, parent: int | None = None,
+                     sig: int = signal.SIGTERM) -> None:
+    """Linux: the child gets ``sig`` when the lab process dies, even by SIGKILL.
 
     It also keeps off the last cores, which the agent reserves for workflows,
     so the lab's own work does not add noise to the measurements.
     """
     with contextlib.suppress(Exception):
-        die_with_parent(signal.SIGTERM, parent)
+        die_with_parent(sig, parent)
     lab_cores(slots)
 
 
@@ -86,10 +87,11 @@ class Lab:
         self.slots = slots = usable_slots(self.settings.agent_slots, os.cpu_count() or 1)
         lab_cores(slots)  # this process too polls the store: keep it off the workflows' cores
         if self.settings.embedded_bus:
-            # the broker too dies with the lab, whatever ends it (kill -9 included)
+            # the broker too dies with the lab, whatever ends it (kill -9 included);
+            # it keeps nothing on disk, so at once
             self.broker = EmbeddedBroker(log_path=self.logs / "broker.log",
                                          preexec=functools.partial(_die_with_parent, slots,
-                                                                   os.getpid()))
+                                                                   os.getpid(), signal.SIGKILL))
             self.broker.start()
             self.settings = self.settings.model_copy(
                 update={"kafka_bootstrap": self.broker.bootstrap})
@@ -110,7 +112,8 @@ class Lab:
 
     def spawn(self, name: str, cmd: list[str]) -> None:
         self.commands[name] = cmd
-        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1",
+               LAB_PID_ENV: str(os.getpid())}
         with open(self.logs / f"{name}.log", "ab") as log:
             self.children[name] = subprocess.Popen(
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

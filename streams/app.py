@@ -19,6 +19,7 @@ from streams import transport
 from streams.sink import StoreWriter, decode_batch
 from ttfb import metrics
 from ttfb.events import encode
+from ttfb.process import exit_with_lab
 from ttfb.settings import TOPICS, Settings
 from ttfb.store import open_store
 
@@ -220,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     if refusal:
         print(f"streams: {refusal}", file=sys.stderr)
         return 2
+    exit_with_lab()
     wait_for_bus(settings)
     app = build_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)

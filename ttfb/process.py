@@ -20,6 +20,34 @@ def die_with_parent(sig: int, parent: int | None = None) -> None:
             os.kill(os.getpid(), sig)
 
 
+# set by ``Lab.spawn`` in each child's environment: the lab process's pid
+LAB_PID_ENV = "TTFB_LAB_PID"
+
+
+def exit_with_lab(grace_s: float = 8.0) -> None:
+    """In a child the lab spawned (``TTFB_LAB_PID`` set, and still its parent):
+    once the lab process is gone, however it ended, this process is gone within
+    ``grace_s``. The SIGTERM that ``die_with_parent`` delivers starts a clean
+    shutdown; one stuck on the broker that died with the lab (a producer
+    flushing to it, a consumer committing) ends here instead. Elsewhere (a
+    worker or agent run on its own, in a cluster) nothing."""
+    import os
+    import threading
+    import time
+
+    lab = os.environ.get(LAB_PID_ENV, "")
+    if not lab.isdigit() or os.getppid() != int(lab):
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(lab):
+            time.sleep(0.25)
+        time.sleep(grace_s)
+        os._exit(143)
+
+    threading.Thread(target=watch, name="exit-with-lab", daemon=True).start()
+
+
 # signals received by this process, in order (names): set by ``stop_on_signals``
 RECEIVED: list[str] = []
 
