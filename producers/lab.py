@@ -28,7 +28,13 @@ from producers.commands import CommandSender
 from ttfb import events as ev
 from ttfb.bus import EmbeddedBroker, ensure_topics
 from ttfb.labinfo import forget_bus, record_bus, running_lab
-from ttfb.process import LAB_PID_ENV, die_with_parent, interrupted_by, raise_if_interrupted
+from ttfb.process import (
+    LAB_PID_ENV,
+    RECEIVED,
+    die_with_parent,
+    interrupted_by,
+    raise_if_interrupted,
+)
 from ttfb.settings import Settings
 from ttfb.store import Store, open_store, queries
 
@@ -146,8 +152,11 @@ class Lab:
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop every child, gently (SIGTERM) for up to ``timeout``; a second
-        Ctrl-C or SIGTERM while stopping kills what is left at once."""
+        Ctrl-C or SIGTERM while stopping (or before, since the first) kills
+        what is left at once."""
         hurry = threading.Event()
+        if len(RECEIVED) > 1:  # the second came before this handler
+            hurry.set()
         previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):

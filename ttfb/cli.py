@@ -265,7 +265,7 @@ def resolve(command: str) -> Callable[..., int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ttfb.process import interrupt_on_signals, interrupted_by
+    from ttfb.process import RECEIVED, ignore_further_signals, interrupt_on_signals, interrupted_by
 
     # from the first moment: a signal before a command sets its own handling
     # still ends in a sentence and an exit code, and the labs started stop. A
@@ -273,12 +273,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # one, by cancelling its task, which a client library may swallow
     interrupt_on_signals()
     try:
-        return _main(argv)
+        code = _main(argv)
     except KeyboardInterrupt:
         name = interrupted_by()
         print(f"ttfb {(argv or sys.argv[1:2] or ['command'])[0]}: interrupted by {name}; "
               "its result is incomplete", file=sys.stderr)
-        return 143 if name == "SIGTERM" else 130
+        code = 143 if name == "SIGTERM" else 130
+    if RECEIVED:  # a second signal now must not replace the exit code
+        ignore_further_signals()
+    return code
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -54,16 +54,30 @@ RECEIVED: list[str] = []
 
 def interrupt_on_signals() -> None:
     """SIGTERM and SIGINT raise ``KeyboardInterrupt`` in the main thread and are
-    recorded. A raise can be lost (one that lands in an at-fork handler, say, is
-    ignored by Python), so long waits also call ``raise_if_interrupted``."""
+    recorded; a later one is only recorded (a raise in the middle of the clean
+    up would cut it short; ``Lab.stop`` hurries on one). A raise can be lost
+    (one that lands in an at-fork handler, say, is ignored by Python), so long
+    waits also call ``raise_if_interrupted``."""
     import signal
 
     def interrupt(signum: int, _: object) -> None:
         RECEIVED.append(signal.Signals(signum).name)
-        raise KeyboardInterrupt
+        if len(RECEIVED) == 1:
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, interrupt)
+
+
+def ignore_further_signals() -> None:
+    """Once an interrupted command has cleaned up: SIGTERM and SIGINT ignored
+    from here to the exit. Python puts back the default handlers while it
+    finalises, and one of those would end the process by the signal, not by
+    the exit code the command chose."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def raise_if_interrupted() -> None:
