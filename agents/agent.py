@@ -81,6 +81,7 @@ class Agent:
         self.config = config
         self.emitter = emitter
         self.refused: Counter[str] = Counter()
+        self.running = self.queued = 0  # commands executing and waiting (the consumer's lanes)
         self._warm: set[tuple[str, str]] = set()
         self._modules: dict[str, set[str]] = {}  # scenario -> repo files its latest run imported
         # each slot its own worktrees: one slot's checkout must not clean or evict

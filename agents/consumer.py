@@ -72,8 +72,10 @@ class Lanes:
         """Retire finished commands and start each idle slot's next one."""
         for slot in range(len(self.queued)):
             self._advance(slot)
-        metrics.RUNS_RUNNING.set(sum(c is not None for c in self.running))
-        metrics.RUNS_QUEUED.set(sum(len(q) for q in self.queued))
+        self.agent.running = sum(c is not None for c in self.running)
+        self.agent.queued = sum(len(q) for q in self.queued)
+        metrics.RUNS_RUNNING.set(self.agent.running)
+        metrics.RUNS_QUEUED.set(self.agent.queued)
 
     def _advance(self, slot: int) -> None:
         current = self.running[slot]

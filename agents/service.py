@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -85,6 +86,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         fingerprint=fingerprint(hw_class=config.hardware_class), slots=agent.slots,
         scenarios=config.catalog.names(), repos=sorted(config.repos),
         producer=config.agent_id), "commands")
+    heartbeat = asyncio.create_task(beat(agent, emitter, settings.agent_heartbeat_s, stop))
     try:
         # one group per hardware class: every class sees every command, one agent
         # of a class runs it, and takes() leaves the other classes' runs alone
@@ -95,8 +97,24 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                       group, stop,
                       session_ms=int(settings.group_session_timeout_s * 1000))
     finally:
+        heartbeat.cancel()
         await emitter.flush(timeout=30)
         await emitter.stop()
+
+
+async def beat(agent: Agent, emitter: Emitter, every_s: float, stop: asyncio.Event) -> None:
+    """An ``AgentHeartbeat`` every ``every_s`` until ``stop``: alive, and how busy."""
+    config = agent.config
+    while not stop.is_set():
+        try:
+            await emitter.emit(ev.AgentHeartbeat(
+                agent_id=config.agent_id, hardware_class=config.hardware_class,
+                slots=agent.slots, running=agent.running, queued=agent.queued,
+                producer=config.agent_id), "measurements")
+        except Exception:  # a heartbeat missed is said by the next; the agent goes on
+            log.warning("heartbeat not sent", exc_info=True)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
 
 
 def agent_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -53,6 +53,39 @@ def health() -> dict[str, Any]:
 
 
 @st.cache_data(ttl=TTL_S)
+def agents(silent_after_s: float | None = None) -> pd.DataFrame:
+    """Every agent with its state: running, idle, or silent (no heartbeat for
+    three of its intervals)."""
+    frame = _frame(queries.agents(store()))
+    if frame.empty:
+        return frame
+    silent = silent_after_s if silent_after_s is not None else 3 * Settings().agent_heartbeat_s
+    frame["state"] = ["silent" if s > silent else "running" if r else "idle"
+                      for s, r in zip(frame["silent_s"], frame["running"], strict=True)]
+    return frame
+
+
+@st.cache_data(ttl=2 * TTL_S)
+def lag() -> tuple[pd.DataFrame, str]:
+    """The lab's consumer groups' lag per topic, from the broker; or why not."""
+    import asyncio
+
+    from ttfb.bus import consumer_lag
+    from ttfb.labinfo import running_bus
+
+    settings = Settings()
+    bootstrap = running_bus(settings)
+    if not bootstrap:
+        return _frame([]), "no lab is running here, so there is no bus to ask"
+    try:
+        rows = asyncio.run(asyncio.wait_for(
+            consumer_lag(settings.model_copy(update={"kafka_bootstrap": bootstrap})), 10))
+    except Exception as exc:  # a dashboard page must render without the bus
+        return _frame([]), f"the bus at {bootstrap} did not answer ({type(exc).__name__})"
+    return _frame(rows), ""
+
+
+@st.cache_data(ttl=TTL_S)
 def scenario_runs(scenario: str, hardware: str = "", branch: str = "") -> pd.DataFrame:
     return _frame(queries.scenario_runs(store(), scenario, hardware, branch))
 

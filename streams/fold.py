@@ -10,10 +10,10 @@ from streams.bisect import decide as decide_bisect
 from streams.detection import Policy, ScenarioState, decide
 from ttfb import events as ev
 
-# inputs the folds never read: a run's per-phase measurements, and what the
-# folds themselves report (the live stream skips them undecoded, the rebuild
-# does not load them)
-NOT_FOLDED_TYPES = ("ComponentMeasured", "CommitTested", "BisectProgressed")
+# inputs the folds never read: a run's per-phase measurements, agents'
+# heartbeats, and what the folds themselves report (the live stream skips
+# them undecoded, the rebuild does not load them)
+NOT_FOLDED_TYPES = ("ComponentMeasured", "CommitTested", "BisectProgressed", "AgentHeartbeat")
 
 
 def pin_ids(out: list[ev.Event], source: ev.Event) -> list[ev.Event]:

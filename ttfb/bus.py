@@ -178,3 +178,46 @@ def stop_on_signals() -> asyncio.Event:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+async def consumer_lag(settings: Settings, timeout_s: float = 5.0) -> list[dict[str, Any]]:
+    """The lab's consumer groups (the streams workers', each hardware class's
+    agents') and, per topic they read, the messages on it they have not
+    committed yet: the broker's end offsets less the group's committed ones,
+    summed over partitions. What the broker says, so it holds for any number
+    of workers; a topic a group commits nothing on is not listed."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    options = {**kafka_client_options(settings), "request_timeout_ms": int(timeout_s * 1000)}
+    admin = AIOKafkaAdminClient(**options)
+    await admin.start()
+    try:
+        ours = sorted(g for g, _ in await admin.list_consumer_groups()
+                      if g == settings.streams_app_id
+                      or g.startswith(f"{settings.topic_prefix}-agents-"))
+    finally:
+        await admin.close()
+    ends = AIOKafkaConsumer(**options)
+    await ends.start()
+    try:
+        partitions = [TopicPartition(topic, p) for topic in settings.all_topics()
+                      for p in sorted(ends.partitions_for_topic(topic) or ())]
+        end = await ends.end_offsets(partitions) if partitions else {}
+    finally:
+        await ends.stop()
+    rows = []
+    for group in ours:
+        reader = AIOKafkaConsumer(group_id=group, enable_auto_commit=False, **options)
+        await reader.start()
+        try:
+            committed = {tp: await reader.committed(tp) for tp in partitions}
+        finally:
+            await reader.stop()
+        for topic in settings.all_topics():
+            done = {tp: c for tp, c in committed.items() if tp.topic == topic and c is not None}
+            if done:
+                behind = sum(max(0, end[tp] - c) for tp, c in done.items())
+                rows.append({"group": group, "topic": topic, "lag": behind,
+                             "end": sum(end[tp] for tp in done)})
+    return rows

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         1, ge=1, le=64, description="runs at once, each on its own core (at most the "
         "cores but one); a scenario always runs in the same slot, so its series "
         "compare runs of one core")
+    agent_heartbeat_s: float = Field(
+        30.0, gt=0, le=3600, description="how often an agent says it is alive "
+        "(AgentHeartbeat); the dashboard calls one silent after three of these")
     agent_class: str = Field(
         "", pattern=r"^[A-Za-z0-9_.-]{0,64}$", description="this agent's hardware class: the "
         "runs it takes and its series (default: cuda where a GPU is visible, else cpu)")

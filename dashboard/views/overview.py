@@ -33,6 +33,26 @@ def render() -> None:
     cols[2].metric("refused commands", int(health.get("refused", 0)))
     cols[3].metric("agents alive (5 min)", int(health.get("agents", 0)))
     cols[4].metric("runs in the last hour", int(health.get("runs_last_hour", 0)))
+    agents = data.agents()
+    st.subheader("Agents")
+    if agents.empty:
+        st.caption("No agent has announced itself yet.")
+    else:
+        st.dataframe(
+            agents[["agent_id", "state", "hardware_class", "slots", "running", "queued",
+                    "completed_last_hour", "failed_last_hour", "last_seen"]],
+            hide_index=True, width="stretch",
+            column_config={"completed_last_hour": "runs (1 h)",
+                           "failed_last_hour": "failed (1 h)", "last_seen": "last heard"})
+    lag, problem = data.lag()
+    st.subheader("Consumer lag")
+    if problem:
+        st.caption(f"Consumer lag unknown: {problem}.")
+    elif lag.empty:
+        st.caption("No consumer group of this lab has committed an offset yet.")
+    else:
+        st.dataframe(lag, hide_index=True, width="stretch",
+                     column_config={"lag": "messages behind", "end": "messages on the topic"})
     skips = data.skips()
     if not skips.empty:
         with st.expander(f"Skipped as unaffected: {len(skips)} scenario-commits"):

@@ -72,6 +72,19 @@ def seed(data_dir: Path) -> None:
                         status="not_reproduced", link=link + "det2"),
                ev.ThresholdsSet(scenario="recsys", components={"config": ev.Thresholds(
                    min_effect_pct=8.0)}, ignore=["queue"], source="team.toml")]
+    # agents: one beating and busy, one heard of last ten minutes ago
+    from datetime import UTC, datetime, timedelta
+
+    events += [ev.AgentAnnounced(agent_id="cpu-1", hardware_class="cpu", slots=2,
+                                 producer="cpu-1"),
+               ev.AgentHeartbeat(agent_id="cpu-1", hardware_class="cpu", slots=2, running=1,
+                                 queued=3, producer="cpu-1"),
+               ev.AgentAnnounced(agent_id="gpu-1", hardware_class="cuda", producer="gpu-1",
+                                 occurred_at=datetime.now(UTC) - timedelta(minutes=10))]
+    events += [ev.RunCompleted(repo="demo", scenario="lm", commit="b" * 40, purpose="monitor",
+                               ttfb_ms=350.0, components=comps, producer="cpu-1"),  # type: ignore[arg-type]
+               ev.RunFailed(repo="demo", scenario="lm", commit="b" * 40, reason="crashed",
+                            producer="cpu-1")]
     events += [ev.DeadLettered(reason="malformed JSON: x", source_topic="ttfb.measurements"),
                ev.DeadLettered(reason="bad signature", source_topic="ttfb.commands",
                                refused_command=True)]
@@ -123,6 +136,14 @@ def test_overview_shows_each_scenario_with_latest_ttfb_and_status(seeded: Path) 
     assert table.loc["lm", "status"] == "healthy"  # its one confirmation did not reproduce
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["dead letters"] == "2" and metrics["refused commands"] == "1"
+    agents = at.dataframe[1].value.set_index("agent_id")
+    assert agents.loc["cpu-1", "state"] == "running"
+    assert (agents.loc["cpu-1", "running"], agents.loc["cpu-1", "queued"]) == (1, 3)
+    assert (agents.loc["cpu-1", "completed_last_hour"],
+            agents.loc["cpu-1", "failed_last_hour"]) == (1, 1)
+    assert agents.loc["gpu-1", "state"] == "silent" and agents.loc["gpu-1", "slots"] == 1
+    # no lab is running over this store: the lag says why it is unknown
+    assert any("Consumer lag unknown: no lab is running" in c.value for c in at.caption)
 
 
 def test_scenario_page_charts_the_commits(seeded: Path) -> None:

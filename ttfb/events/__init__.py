@@ -68,6 +68,7 @@ from ttfb.events.decisions import (
 )
 from ttfb.events.measurements import (
     AgentAnnounced,
+    AgentHeartbeat,
     CommitPlanned,
     CommitRangeListed,
     ComponentMeasured,
@@ -81,6 +82,7 @@ from ttfb.events.measurements import (
 __all__ = [
     "MAX_RANGE",
     "AgentAnnounced",
+    "AgentHeartbeat",
     "Alert",
     "AlertTriaged",
     "AnyEvent",

@@ -27,6 +27,7 @@ from ttfb.events.decisions import (
 )
 from ttfb.events.measurements import (
     AgentAnnounced,
+    AgentHeartbeat,
     CommitPlanned,
     CommitRangeListed,
     ComponentMeasured,
@@ -56,6 +57,7 @@ AnyEvent = Annotated[
     | CommitPlanned
     | WatchNoted
     | AgentAnnounced
+    | AgentHeartbeat
     | CommitTested
     | CandidateDetected
     | RegressionConfirmed
@@ -77,7 +79,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         RunRequested, CommitRangeRequested, ComponentMeasured, RunCompleted, RunFailed,
         CommitRangeListed, ScenarioSkipped, CommitPlanned, WatchNoted, AgentAnnounced,
-        CommitTested, CandidateDetected,
+        AgentHeartbeat, CommitTested, CandidateDetected,
         RegressionConfirmed,
         ImprovementConfirmed, DetectionDismissed, CalibrationRequested, ThresholdCalibrated,
         BisectCompleted, BisectProgressed,

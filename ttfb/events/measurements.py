@@ -116,6 +116,19 @@ class AgentAnnounced(Event):
     repos: list[str] = Field(default_factory=list)
 
 
+class AgentHeartbeat(Event):
+    """An agent is alive (every ``TTFB_AGENT_HEARTBEAT_S``): what it is
+    running and holding now. The dashboard's overview tells a silent agent
+    from an idle one by these."""
+
+    type: Literal["AgentHeartbeat"] = "AgentHeartbeat"
+    agent_id: str = Field(min_length=1, max_length=200)
+    hardware_class: str = Field("", max_length=64)
+    slots: int = Field(1, ge=1)
+    running: int = Field(0, ge=0)
+    queued: int = Field(0, ge=0)
+
+
 class WatchNoted(Event):
     """Something the watcher saw that a person should know: a branch rewritten
     by a force-push (``vanished`` lists planned commits no longer on it), or a

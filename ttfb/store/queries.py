@@ -226,6 +226,36 @@ def system_health(store: Store, window_s: int = 300) -> dict[str, Any]:
     return rows[0] if rows else {}
 
 
+def agents(store: Store) -> list[dict[str, Any]]:
+    """Every agent that announced itself or beat: its class and slots, when it
+    was last heard of (``AgentHeartbeat`` or ``AgentAnnounced``), what it was
+    running and holding then, and its runs over the last hour."""
+    return store.query(f"""
+        SELECT agent_id, hardware_class, slots, last_seen, running, queued,
+               ifNull(completed, 0) AS completed_last_hour,
+               ifNull(failed, 0) AS failed_last_hour,
+               dateDiff('second', last_seen, now64()) AS silent_s
+        FROM (
+          SELECT JSONExtractString(payload, 'agent_id') AS agent_id,
+                 argMax(JSONExtractString(payload, 'hardware_class'), occurred_at)
+                   AS hardware_class,
+                 argMax(JSONExtractUInt(payload, 'slots'), occurred_at) AS slots,
+                 max(occurred_at) AS last_seen,
+                 argMax(JSONExtractUInt(payload, 'running'), occurred_at) AS running,
+                 argMax(JSONExtractUInt(payload, 'queued'), occurred_at) AS queued
+          FROM {store.db}.events
+          WHERE type IN ('AgentHeartbeat', 'AgentAnnounced')
+          GROUP BY agent_id) AS seen
+        LEFT JOIN (
+          SELECT JSONExtractString(payload, 'producer') AS agent_id,
+                 countIf(type = 'RunCompleted') AS completed, countIf(type = 'RunFailed') AS failed
+          FROM {store.db}.events
+          WHERE type IN ('RunCompleted', 'RunFailed')
+            AND occurred_at > now64() - toIntervalSecond(3600)
+          GROUP BY agent_id) AS runs USING (agent_id)
+        ORDER BY agent_id""")
+
+
 def scenario_runs(store: Store, scenario: str, hardware_id: str = "", branch: str = "",
                   limit: int = 2000) -> list[dict[str, Any]]:
     """Completed monitoring runs of a scenario (optionally one hardware / branch)."""
