@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ttfb.stats import DetectorConfig, HistoryConfig, Point, detect, detect_history
-from ttfb.stats.simulate import series
+from ttfb.stats.simulate import noise, series
 
 WINDOW = DetectorConfig(alpha=0.01, k=0.5, fore=6)  # the streaming detector, for comparison
 EXCHANGEABLE = ("lognormal", "bimodal", "outliers")  # every shape but drift
@@ -98,6 +98,28 @@ def test_two_changes_are_both_found_each_measured_between_its_neighbours() -> No
     assert both >= 0.95 * trials
     assert extra <= 0.2 * trials
     assert float(np.mean(np.abs(errors))) <= 1.5
+
+
+def test_a_step_backed_out_a_few_commits_later_is_found_both_ways() -> None:
+    """+15 % for 12 commits of 150, then back (a change and its backout): the
+    history's best split cannot show it (either side of it holds most of the
+    bump's level), so binary segmentation alone stops at once; the seeded
+    intervals' scan finds both edges."""
+    def found_both(cfg: HistoryConfig, trials: int = 60) -> float:
+        rng = np.random.default_rng(5)
+        both = 0
+        for _ in range(trials):
+            level = np.where((np.arange(150) >= 70) & (np.arange(150) < 82), 1.15, 1.0)
+            points = [Point(float(i), f"c{i}", tuple(1000 * level[i] * noise(rng, 2, 0.03,
+                                                                              "lognormal")))
+                      for i in range(150)]
+            found = detect_history(points, cfg)
+            both += any(abs(c.index - 70) <= 2 and c.direction == "regression" for c in found) \
+                and any(abs(c.index - 82) <= 2 and c.direction == "improvement" for c in found)
+        return both / trials
+
+    assert found_both(HistoryConfig()) >= 0.9
+    assert found_both(HistoryConfig(seeded_share=0.0)) <= 0.2
 
 
 def test_a_long_history_keeps_its_changes_and_little_else() -> None:

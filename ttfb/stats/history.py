@@ -24,12 +24,22 @@ tested. For a segment of commits:
   does (slow drift is not a step).
 
 A change splits its segment in two and each half is scanned again (binary
-segmentation); then each change is tested again between its neighbours,
-where one placed off by a neighbour it was found before moves or goes. A
-history whose commits are exchangeable (no change, no drift) raises a false
-alarm with probability at most ``alpha``: its first test is two permutation
-tests at 0.1 and 0.9 of that level, and every later one runs only after it
-has rejected. Pure numpy and scipy; the permutations come from ``seed``.
+segmentation). A segment's best split over its whole length cannot show a
+step backed out a few commits later (each side holds part of it), nor one
+of several steps whose neighbours hide it; when that scan finds nothing,
+the ranks are scanned once more over the segment's *seeded intervals*
+(Kovacs et al., "Seeded binary segmentation", Biometrika 2023: at every
+scale from half the segment down to ``seeded_shortest`` commits, intervals
+of that length overlapping by half), with the largest |t| of any split of
+any interval as the statistic and its own permutation p-value at
+``seeded_share`` of the level; a candidate found there must be a step
+within its interval. Then each change is tested again between its
+neighbours, where one placed off by a neighbour it was found before moves
+or goes. A history whose commits are exchangeable (no change, no drift)
+raises a false alarm with probability at most ``alpha``: its first test is
+three permutation tests whose levels add up to it, and every later one
+runs only after one has rejected. Pure numpy and scipy; the permutations
+come from ``seed``.
 """
 
 from __future__ import annotations
@@ -59,6 +69,10 @@ class HistoryConfig:
     min_effect_pct: float = 1.0
     refine_sweeps: int = 3  # passes that test each change again between its neighbours
     log_share: float = 0.1  # of alpha, spent on the logs' scan
+    # of alpha, spent on the seeded intervals' scan (0: none), and their
+    # shortest length in commits
+    seeded_share: float = 0.3
+    seeded_shortest: int = 16
     seed: int = 0
 
 
@@ -158,6 +172,72 @@ def _scan(values: list[np.ndarray], lo: int, alpha: float, cfg: HistoryConfig,
     return (best + lo, p) if p <= alpha else None
 
 
+def _seeded_triples(commits: int, lo: int, shortest: int) -> tuple[np.ndarray, ...]:
+    """(start, split, end) of every split of the seeded intervals of a segment
+    of ``commits``: at each scale (half the last, from half the segment down
+    to ``shortest`` commits) intervals of that length, each starting half a
+    length after the last (Kovacs et al., "Seeded binary segmentation",
+    Biometrika 2023); ``lo`` commits on each side of a split."""
+    starts, splits, ends = [], [], []
+    length = commits // 2
+    while length >= max(shortest, 2 * lo):
+        step = max(1, length // 2)
+        for a in range(0, commits - length + 1, step):
+            b = a + length
+            for j in range(a + lo, b - lo + 1):
+                starts.append(a)
+                splits.append(j)
+                ends.append(b)
+        length //= 2
+    return np.array(starts), np.array(splits), np.array(ends)
+
+
+def _interval_t(sums: np.ndarray, counts: np.ndarray, squares: np.ndarray,
+                triples: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Pooled two-sample t of each (start, split, end), rows of per-commit
+    sums, counts and sums of squares."""
+    zero = np.zeros((sums.shape[0], 1))
+    cs, cn, cq = (np.concatenate([zero, x.cumsum(1)], axis=1) for x in (sums, counts, squares))
+    a, j, b = triples
+    s_left, n_left, q_left = cs[:, j] - cs[:, a], cn[:, j] - cn[:, a], cq[:, j] - cq[:, a]
+    s_right, n_right, q_right = cs[:, b] - cs[:, j], cn[:, b] - cn[:, j], cq[:, b] - cq[:, j]
+    m_left, m_right = s_left / n_left, s_right / n_right
+    rss = q_left - s_left * m_left + q_right - s_right * m_right
+    var = np.maximum(rss / (n_left + n_right - 2), 1e-300)
+    t: np.ndarray = (m_right - m_left) / np.sqrt(var * (1 / n_left + 1 / n_right))
+    return t
+
+
+def _seeded_scan(values: list[np.ndarray], lo: int, alpha: float, cfg: HistoryConfig,
+                 rng: np.random.Generator) -> tuple[int, float, int, int] | None:
+    """The best split inside the segment's seeded intervals, its permutation
+    p-value and its interval, if p is at most ``alpha``: a change the
+    segment's own best split cannot show (a step backed out a few commits
+    later, one of several steps, a step on a drift). p is the share of
+    shuffled commit orders of the segment whose largest |t| over every
+    interval reaches it, so the level holds over all intervals together."""
+    triples = _seeded_triples(len(values), lo, cfg.seeded_shortest)
+    if triples[0].size == 0:
+        return None
+    cells = _cells(values)
+    t = np.abs(_interval_t(cells[0][None, :], cells[1][None, :], cells[2][None, :], triples)[0])
+    k = int(np.argmax(t))
+    observed = float(t[k]) * (1 - 1e-12)
+    enough = math.ceil(alpha * (cfg.permutations + 1))  # this many: p > alpha
+    chunk = max(1, min(BATCH, CELLS_PER_CHUNK // triples[0].size))
+    done = reached = 0
+    while done < cfg.permutations and reached < enough:
+        n = min(chunk, cfg.permutations - done)
+        order = np.argsort(rng.random((n, len(values))), axis=1)
+        best = np.abs(_interval_t(cells[0][order], cells[1][order], cells[2][order],
+                                  triples)).max(axis=1)
+        reached += int((best >= observed).sum())
+        done += n
+    p = (1 + reached) / (1 + done)
+    return (int(triples[1][k]), p, int(triples[0][k]), int(triples[2][k])) if p <= alpha \
+        else None
+
+
 def _best_split(logs: list[np.ndarray], lo: int, cfg: HistoryConfig,
                 rng: np.random.Generator) -> tuple[int, float] | None:
     """The segment's change, if it has one: the logs' best split at a small
@@ -168,10 +248,16 @@ def _best_split(logs: list[np.ndarray], lo: int, cfg: HistoryConfig,
         return None
     ranks = _ranks(logs)
     for values, alpha in ((logs, cfg.alpha * cfg.log_share),
-                          (ranks, cfg.alpha * (1 - cfg.log_share))):
+                          (ranks, cfg.alpha * (1 - cfg.log_share - cfg.seeded_share))):
         found = _scan(values, lo, alpha, cfg, rng)
         if found is not None and _is_change(logs, ranks, found[0], cfg):
             return found
+    seeded = _seeded_scan(ranks, lo, cfg.alpha * cfg.seeded_share, cfg, rng) \
+        if cfg.seeded_share > 0 else None
+    if seeded is not None:
+        split, p, start, end = seeded
+        if _is_change(logs[start:end], ranks[start:end], split - start, cfg):
+            return split, p
     return None
 
 
