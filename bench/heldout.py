@@ -35,7 +35,12 @@ within the margin of.
 
     git clone https://github.com/alan-turing-institute/TCPD /tmp/TCPD
     .venv/bin/python bench/heldout.py --tcpd /tmp/TCPD [--part held-out|tune|both]
-        [--synthetic 1000]
+        [--several 200] [--synthetic 1000] [--set seeded_share=0]
+
+``--several`` adds synthetic histories with several changes (steps,
+backouts, drift; ``several_changes``), split by seed as the synthetic suites
+are; ``--set`` changes a field of ttfb-lab's ``HistoryConfig`` (a before and
+after of a setting, on the same series).
 """
 
 from __future__ import annotations
@@ -270,11 +275,27 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tcpd", type=Path, required=True, help="a clone of the TCPD repository")
     parser.add_argument("--part", choices=("held-out", "tune", "both"), default="both")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a HistoryConfig field for ttfb-lab's scan (a before/after: "
+                             "--set seeded_share=0)")
     parser.add_argument("--several", type=int, default=0,
                         help="also this many synthetic series of several changes per seed")
     parser.add_argument("--synthetic", type=int, default=0,
                         help="also this many synthetic series per seed of the part")
     args = parser.parse_args()
+    if args.set:
+        import dataclasses
+
+        import detection
+
+        fields = {f.name: f.type for f in dataclasses.fields(detection.OFFLINE_DEFAULT)}
+        changes = {}
+        for item in args.set:
+            key, _, value = item.partition("=")
+            if key not in fields:
+                parser.error(f"--set: HistoryConfig has no field {key!r}")
+            changes[key] = int(value) if fields[key] in ("int", int) else float(value)
+        detection.OFFLINE_DEFAULT = dataclasses.replace(detection.OFFLINE_DEFAULT, **changes)
     everything = [*tcpd(args.tcpd), otava_tigerbeetle()]
     parts = ("tune", "held-out") if args.part == "both" else (args.part,)
     for part in parts:
