@@ -4,7 +4,9 @@ a change was chosen on and seeds held out.
 Three rows of ``bench/bisection.py``'s kind (20 % two-culprit ranges, no
 hint): 64 commits, 5 % shift, CV 3 %; 32 commits, 5 %, CV 3 %, a machine
 drifting 5 %; 17 commits, 10 %, CV 4 %, drift 5 %, the confirmation's 8
-endpoint runs handed over from a level 10 % off. Each policy is given as
+endpoint runs handed over from a level 10 % off; and two with hiccups (a
+share of runs 20-50 % slow): 14 commits, 25 %, CV 4 %, drift 5 %, 5 % of
+runs; 64 commits, 5 %, CV 3 %, 3 % of runs. Each policy is given as
 JSON fields of ``BisectPolicy``; trials number from ``--offset``.
 
     .venv/bin/python bench/bisect_policy.py '{"endpoint_runs": 8, "residual_runs": 2}' '{}' \
@@ -24,19 +26,23 @@ from bisection import scenario
 from streams.bisect import BisectPolicy
 from streams.simulate import simulate_bisect
 
-ROWS = [(64, 0.05, 0.03, 0.0, None), (32, 0.05, 0.03, 0.05, None),
-        (17, 0.10, 0.04, 0.05, (8, 0.10))]
+ROWS = [(64, 0.05, 0.03, 0.0, None, 0.0), (32, 0.05, 0.03, 0.05, None, 0.0),
+        (17, 0.10, 0.04, 0.05, (8, 0.10), 0.0),
+        # the demo's imports bisects: a large step, a drifting machine, and a
+        # run in twenty 20-50 % slow (a hiccup)
+        (14, 0.25, 0.04, 0.05, None, 0.05), (64, 0.05, 0.03, 0.0, None, 0.03)]
 
 
 def rate(policy: BisectPolicy, n: int, shift: float, cv: float, drift: float,
-         evidence: tuple[int, float] | None, trials: int, offset: int) -> tuple[float, float]:
+         evidence: tuple[int, float] | None, outliers: float, trials: int,
+         offset: int) -> tuple[float, float]:
     """(share naming the larger culprit, mean runs) over ``trials`` ranges."""
     rng = np.random.default_rng(int(n * 1000 + shift * 100 + cv * 10) + offset)
     right = runs = 0
     for t in range(trials):
         level, _, larger = scenario(rng, n, shift, rng.random() < 0.2)
         done = simulate_bisect(n, level, seed=t + offset, cv=cv, policy=policy, drift=drift,
-                               evidence=evidence)
+                               evidence=evidence, outliers=outliers)
         right += done.culprit == f"c{larger:02d}"
         runs += done.runs_spent
     return right / trials, runs / trials

@@ -11,6 +11,7 @@
 Each command starts its own embedded lab, as a user's would.
 
     .venv/bin/python bench/demo_attribution.py [--runs 10] [--skip-bisect] [--skip-ab] [--whole]
+        [--logs DIR]
 """
 
 from __future__ import annotations
@@ -30,10 +31,16 @@ TTFB = [sys.executable, "-m", "ttfb.cli"]
 ORDINARY = "Document device selection"  # touches every scenario, changes nothing
 
 
+LOGS: Path | None = None  # --logs: each command's progress (its stderr) is kept here
+
+
 def ttfb(data: Path, *args: str) -> tuple[dict[str, Any], float]:
     start = time.monotonic()
     done = subprocess.run([*TTFB, *args, "--json"], capture_output=True, text=True,
                           env={**_env(), "TTFB_DATA_DIR": str(data)}, check=False)
+    if LOGS is not None:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        (LOGS / f"{data.name}.log").write_text(done.stderr)
     if done.returncode not in (0, 1):
         raise RuntimeError(f"ttfb {' '.join(args)} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout), time.monotonic() - start
@@ -56,7 +63,10 @@ def main() -> None:
     parser.add_argument("--skip-bisect", action="store_true")
     parser.add_argument("--skip-ab", action="store_true")
     parser.add_argument("--whole", action="store_true", help="bisect the whole history")
+    parser.add_argument("--logs", type=Path, help="keep each command's progress here")
     args = parser.parse_args()
+    global LOGS
+    LOGS = args.logs
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
         manifest = write_demo_repo(repo)

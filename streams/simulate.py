@@ -123,7 +123,8 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
                     drift: float = 0.0,
                     evidence: tuple[int, float] | None = None,
                     evidence_shift: float = 0.0, max_runs: int = 0,
-                    progress: list[ev.BisectProgressed] | None = None) -> ev.BisectCompleted:
+                    progress: list[ev.BisectProgressed] | None = None,
+                    outliers: float = 0.0) -> ev.BisectCompleted:
     """Bisect commits c00..c{n-1}; ``level(i)`` is commit i's mean in ms;
     ``affected``: the agent's hint, per commit, of which ones touch the scenario;
     ``drift``: the machine's own level wanders from run to run, a mean-reverting
@@ -131,7 +132,8 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
     ``evidence``: the confirmation hands over (runs per endpoint, the log level
     the machine had then, minutes before the bisect); ``evidence_shift``: a
     log shift of the handed runs of the bad endpoint alone, as a confirmation
-    fooled by its runs would hand over."""
+    fooled by its runs would hand over; ``outliers``: the share of runs a
+    machine's hiccup makes 20-50 % slower."""
     policy = policy or BisectPolicy(explain=False)
     rng = np.random.default_rng(seed)
     commits = [f"c{i:02d}" for i in range(n)]
@@ -172,8 +174,9 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
             if isinstance(produced, ev.RunRequested):
                 # AR(1) at 0.9: steps of sd drift * sqrt(1 - 0.9 ** 2) keep its spread at drift
                 machine = 0.9 * machine + float(rng.normal(0.0, drift * math.sqrt(0.19)))
+                hiccup = float(rng.uniform(1.2, 1.5)) if rng.random() < outliers else 1.0
                 queue.append(_answer(produced, commits, level, rng, cv, fails, component,
-                                     math.exp(machine)))
+                                     math.exp(machine) * hiccup))
     raise AssertionError("the bisect never completed")
 
 

@@ -30,18 +30,19 @@ def culprit_positions(b: Bisect) -> list[int]:
 
 
 def posterior(b: Bisect, unaffected_prior: float = 1.0,
-              paired: bool = True) -> tuple[list[int], np.ndarray]:
+              paired: bool = True, huber: float = 0.0) -> tuple[list[int], np.ndarray]:
     """Posterior over the culprit's position among the current search's
     candidates (``ttfb.stats.changepoint.step_posterior``), fitted from every
     run of the search, endpoints included, so an unlucky endpoint mean cannot
     mislead it. The prior is uniform, but for commits the agent's listing
     marks as changing nothing the scenario imports: ``unaffected_prior``
-    each. Unpaired batches (``paired`` false) share one level."""
+    each. Unpaired batches (``paired`` false) share one level; ``huber``: runs
+    far off the fit weigh less (``step_posterior``)."""
     pos, block, y = search_cells(b, b.search_good, b.search_bad)
     candidates = culprit_positions(b)
     prior = [unaffected_prior if b.affected and not b.affected[j] else 1.0 for j in candidates]
     return candidates, step_posterior(pos, block if paired else np.zeros_like(block), y,
-                                      b.search_good, b.search_bad, candidates, prior)
+                                      b.search_good, b.search_bad, candidates, prior, huber)
 
 
 def contrasts(b: Bisect, pairs: list[tuple[int, int]], paired: bool,

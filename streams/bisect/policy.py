@@ -27,6 +27,10 @@ class BisectPolicy:
     # and a batch compared with endpoint runs taken at another time can take
     # an ordinary commit for the culprit
     paired: bool = True
+    # a run beyond this many robust deviations of the likeliest fit's
+    # residuals weighs less (Huber): a machine's hiccup of 30-40 % on one run
+    # inflated sigma for all and kept the posterior from concentrating
+    huber: float = 2.0
     # a confirmation is a test at 1 %, and a machine is noisier than the model:
     # a small change confirmed near the level may not show on more runs of the
     # same endpoints, and a best guess would blame an ordinary commit for it.

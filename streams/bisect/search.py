@@ -28,7 +28,7 @@ def next_step(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     search ends when one position holds ``confidence`` of the posterior (or, at
     the run budget, with the likeliest position and its probability)."""
     while True:
-        candidates, post = posterior(b, policy.unaffected_prior, policy.paired)
+        candidates, post = posterior(b, policy.unaffected_prior, policy.paired, policy.huber)
         best = int(np.argmax(post))
         if post[best] >= policy.confidence or search_runs(b) >= search_budget(b, policy):
             if b.current >= 0:

@@ -59,14 +59,21 @@ def between_blocks(pos: np.ndarray, blocks: np.ndarray, y: np.ndarray, good: int
 
 
 def step_posterior(pos: np.ndarray, block: np.ndarray, y: np.ndarray, good: int, bad: int,
-                   candidates: list[int], prior: list[float]) -> np.ndarray:
+                   candidates: list[int], prior: list[float],
+                   huber: float = 0.0) -> np.ndarray:
     """Posterior over the first position at the new level, among
     ``candidates`` (``prior``: each one's weight), from every run between the
     endpoints ``good`` and ``bad`` (included): a change-point model on the log
     scale whose two levels are fitted for each candidate, the step
     integrated out. Sigma from the runs' spread within each commit's block,
     taken at its upper 90 % bound. Raises ``ValueError`` unless each endpoint
-    has 2 runs."""
+    has 2 runs.
+
+    ``huber`` > 0: a run far from what the likeliest position's fit expects
+    (beyond ``huber`` robust deviations of the residuals) weighs less, as in
+    Huber's M-estimate, and sigma is what the weighted runs leave: one run
+    40 % off its commit (a machine's hiccup) no longer inflates sigma for
+    every other run, nor pulls a step towards itself."""
     for end in (good, bad):
         if int((pos == end).sum()) < 2:
             raise ValueError("each endpoint needs at least 2 valid runs")
@@ -79,22 +86,51 @@ def step_posterior(pos: np.ndarray, block: np.ndarray, y: np.ndarray, good: int,
     theta = (1.0 - np.sqrt(sigma2 / (sigma2 + size * tau2)))[blocks]
     one = 1.0 - theta
     y_q = y - theta * group_means(y, blocks)
-    a, a_y = float((one * one).sum()), float((one * y_q).sum())
+    xs = [(pos >= j).astype(float) for j in candidates]
+    x_qs = [x - theta * group_means(x, blocks) for x in xs]
+    weights = np.ones_like(y)
+    post = _step_scores(one, y_q, x_qs, prior, weights, sigma2)
+    if huber > 0:
+        best = int(np.argmax(post))
+        residual = _residuals(one, y_q, x_qs[best], weights)
+        scale = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+        if scale > 0:
+            far = np.abs(residual) > huber * scale
+            if far.any():
+                weights = np.where(far, huber * scale / np.maximum(np.abs(residual), 1e-300),
+                                   1.0)
+                kept = float((weights * residual**2).sum()) / float((residual**2).sum())
+                post = _step_scores(one, y_q, x_qs, prior, weights, sigma2 * kept)
+    return post
+
+
+def _step_scores(one: np.ndarray, y_q: np.ndarray, x_qs: list[np.ndarray], prior: list[float],
+                 w: np.ndarray, sigma2: float) -> np.ndarray:
+    """The normalised posterior of each candidate step (its indicator, quasi-
+    demeaned, in ``x_qs``) given runs weighted by ``w``."""
+    a, a_y = float((w * one * one).sum()), float((w * one * y_q).sum())
     scores = []
-    for j, weight in zip(candidates, prior, strict=True):
-        x = (pos >= j).astype(float)
-        x_q = x - theta * group_means(x, blocks)
-        a_x = float((one * x_q).sum())
+    for x_q, weight in zip(x_qs, prior, strict=True):
+        a_x = float((w * one * x_q).sum())
         # the step's least squares fit once the common level is fitted (the
         # part of x and y the level does not explain), the step integrated
         # out (-log(sxx)/2); no block holds both sides of j: no evidence
-        sxx = float((x_q * x_q).sum()) - (a_x * a_x / a if a > 1e-12 else 0.0)
-        sxy = float((x_q * y_q).sum()) - (a_x * a_y / a if a > 1e-12 else 0.0)
+        sxx = float((w * x_q * x_q).sum()) - (a_x * a_x / a if a > 1e-12 else 0.0)
+        sxy = float((w * x_q * y_q).sum()) - (a_x * a_y / a if a > 1e-12 else 0.0)
         fit = sxy * sxy / sxx / (2 * sigma2) - 0.5 * math.log(sxx) if sxx > 1e-9 else 0.0
         scores.append(fit + math.log(weight))
     post = np.exp(np.asarray(scores) - max(scores))
     normalised: np.ndarray = post / post.sum()
     return normalised
+
+
+def _residuals(one: np.ndarray, y_q: np.ndarray, x_q: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The runs' residuals from the weighted fit of a level and one step."""
+    design = np.column_stack([one, x_q]) * np.sqrt(w)[:, None]
+    beta = np.linalg.lstsq(design, y_q * np.sqrt(w), rcond=None)[0]
+    fitted: np.ndarray = np.column_stack([one, x_q]) @ beta
+    residual: np.ndarray = y_q - fitted
+    return residual
 
 
 Contrast = tuple[float, float, float]  # log step, two-sided p-value, standard error
