@@ -88,7 +88,8 @@ def _progress(store: Any, start: ev.RegressionConfirmed) -> str:
                                    start.occurred_at)
         return f"bisect: {spent} runs so far (endpoints)"
     budget = f"/{state['max_runs']}" if state["max_runs"] else ""
+    # the candidates stay every commit of the range: what narrows is the likely range
     return (f"bisect: {state['runs_spent']}{budget} runs, {state['candidates']} commits "
-            f"left; likely after {state['likely_after'][:10]} up to "
+            f"in range; likely after {state['likely_after'][:10]} up to "
             f"{state['likely_last'][:10]} (p = {state['likely_mass']:.2f}); likeliest "
             f"{state['likeliest'][:10]} at {state['probability']:.2f}")

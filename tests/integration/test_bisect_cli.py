@@ -46,5 +46,5 @@ def test_a_spent_budget_ends_inconclusive_and_progress_is_shown(tmp_path: Path) 
     # while it ran: the endpoints first, then the range and the likeliest commit
     lines = [line for line in result.stderr.splitlines() if line.startswith("bisect:")]
     assert any("(endpoints)" in line for line in lines), result.stderr[-2000:]
-    assert any("commits left; likely after" in line for line in lines), result.stderr[-2000:]
+    assert any("commits in range; likely after" in line for line in lines), result.stderr[-2000:]
     assert history.index(culprit) > 0 and not lab_processes(tmp_path / "data")
