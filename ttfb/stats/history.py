@@ -45,7 +45,7 @@ come from ``seed``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -107,20 +107,23 @@ def _split_t(sums: np.ndarray, counts: np.ndarray, squares: np.ndarray, lo: int)
     return t
 
 
-def _permutation_p(cells: Cells, observed: float, lo: int, alpha: float, permutations: int,
-                   rng: np.random.Generator) -> float:
-    """Share of shuffled commit orders whose best split has |t| >= ``observed``
-    (with the observed order counted). Stops once p > alpha is certain."""
+def _permutation_p(cells: Cells, observed: float, alpha: float, permutations: int,
+                   rng: np.random.Generator, best: Callable[[Cells], np.ndarray],
+                   width: int) -> float:
+    """Share of shuffled commit orders whose ``best`` (each order's largest
+    |t|, from rows of shuffled cells; ``width`` values a row) reaches
+    |``observed``| (with the observed order counted). Stops once p > alpha is
+    certain."""
     commits = cells[0].size
     enough = math.ceil(alpha * (permutations + 1))  # this many: p > alpha
     # in batches: most segments show p > alpha within the first
-    chunk = max(1, min(BATCH, CELLS_PER_CHUNK // commits))
+    chunk = max(1, min(BATCH, CELLS_PER_CHUNK // width))
     done = reached = 0
     while done < permutations and reached < enough:
         n = min(chunk, permutations - done)
         order = np.argsort(rng.random((n, commits)), axis=1)
-        t = _split_t(cells[0][order], cells[1][order], cells[2][order], lo)
-        reached += int((np.abs(t).max(axis=1) >= abs(observed) * (1 - 1e-12)).sum())
+        shuffled = (cells[0][order], cells[1][order], cells[2][order])
+        reached += int((best(shuffled) >= abs(observed) * (1 - 1e-12)).sum())
         done += n
     return (1 + reached) / (1 + done)
 
@@ -168,7 +171,8 @@ def _scan(values: list[np.ndarray], lo: int, alpha: float, cfg: HistoryConfig,
     cells = _cells(values)
     t = _split_t(cells[0][None, :], cells[1][None, :], cells[2][None, :], lo)[0]
     best = int(np.argmax(np.abs(t)))
-    p = _permutation_p(cells, float(t[best]), lo, alpha, cfg.permutations, rng)
+    p = _permutation_p(cells, float(t[best]), alpha, cfg.permutations, rng,
+                       lambda c: np.abs(_split_t(*c, lo)).max(axis=1), cells[0].size)
     return (best + lo, p) if p <= alpha else None
 
 
@@ -222,18 +226,8 @@ def _seeded_scan(values: list[np.ndarray], lo: int, alpha: float, cfg: HistoryCo
     cells = _cells(values)
     t = np.abs(_interval_t(cells[0][None, :], cells[1][None, :], cells[2][None, :], triples)[0])
     k = int(np.argmax(t))
-    observed = float(t[k]) * (1 - 1e-12)
-    enough = math.ceil(alpha * (cfg.permutations + 1))  # this many: p > alpha
-    chunk = max(1, min(BATCH, CELLS_PER_CHUNK // triples[0].size))
-    done = reached = 0
-    while done < cfg.permutations and reached < enough:
-        n = min(chunk, cfg.permutations - done)
-        order = np.argsort(rng.random((n, len(values))), axis=1)
-        best = np.abs(_interval_t(cells[0][order], cells[1][order], cells[2][order],
-                                  triples)).max(axis=1)
-        reached += int((best >= observed).sum())
-        done += n
-    p = (1 + reached) / (1 + done)
+    p = _permutation_p(cells, float(t[k]), alpha, cfg.permutations, rng,
+                       lambda c: np.abs(_interval_t(*c, triples)).max(axis=1), triples[0].size)
     return (int(triples[1][k]), p, int(triples[0][k]), int(triples[2][k])) if p <= alpha \
         else None
 
