@@ -174,7 +174,9 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
             if isinstance(produced, ev.RunRequested):
                 # AR(1) at 0.9: steps of sd drift * sqrt(1 - 0.9 ** 2) keep its spread at drift
                 machine = 0.9 * machine + float(rng.normal(0.0, drift * math.sqrt(0.19)))
-                hiccup = float(rng.uniform(1.2, 1.5)) if rng.random() < outliers else 1.0
+                # drawn only when asked for: other simulations keep their random streams
+                hiccup = float(rng.uniform(1.2, 1.5)) if outliers and rng.random() < outliers \
+                    else 1.0
                 queue.append(_answer(produced, commits, level, rng, cv, fails, component,
                                      math.exp(machine) * hiccup))
     raise AssertionError("the bisect never completed")
