@@ -53,13 +53,13 @@ def health() -> dict[str, Any]:
 
 
 @st.cache_data(ttl=TTL_S)
-def agents(silent_after_s: float | None = None) -> pd.DataFrame:
+def agents() -> pd.DataFrame:
     """Every agent with its state: running, idle, or silent (no heartbeat for
     three of its intervals)."""
     frame = _frame(queries.agents(store()))
     if frame.empty:
         return frame
-    silent = silent_after_s if silent_after_s is not None else 3 * Settings().agent_heartbeat_s
+    silent = 3 * Settings().agent_heartbeat_s
     frame["state"] = ["silent" if s > silent else "running" if r else "idle"
                       for s, r in zip(frame["silent_s"], frame["running"], strict=True)]
     return frame
