@@ -90,7 +90,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     try:
         # one group per hardware class: every class sees every command, one agent
         # of a class runs it, and takes() leaves the other classes' runs alone
-        group = f"{settings.topic_prefix}-agents-{config.hardware_class}"
+        group = settings.agents_group(config.hardware_class)
         log.info("agent %s: class %s, %d slot(s), fingerprint %s", config.agent_id,
                  config.hardware_class, agent.slots, fingerprint(hw_class=config.hardware_class))
         await consume(agent, settings.topic("commands"), consumer_options(settings),

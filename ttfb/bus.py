@@ -195,7 +195,7 @@ async def consumer_lag(settings: Settings, timeout_s: float = 5.0) -> list[dict[
     try:
         ours = sorted(g for g, _ in await admin.list_consumer_groups()
                       if g == settings.streams_app_id
-                      or g.startswith(f"{settings.topic_prefix}-agents-"))
+                      or g.startswith(settings.agents_group("")))
     finally:
         await admin.close()
     ends = AIOKafkaConsumer(**options)

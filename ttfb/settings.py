@@ -198,6 +198,10 @@ class Settings(BaseSettings):
     def streams_app_id(self) -> str:
         return f"{self.topic_prefix}-streams"
 
+    def agents_group(self, hardware_class: str) -> str:
+        """The consumer group of a hardware class's agents on the commands topic."""
+        return f"{self.topic_prefix}-agents-{hardware_class}"
+
     def streams_internal_topics(self) -> list[tuple[str, int]]:
         """Faust's own topics (name, partitions): its leader topic and table changelogs.
 
