@@ -20,6 +20,8 @@ import numpy as np
 from scipy import special
 from scipy.stats import chi2
 
+from ttfb.stats.comparisons import MAD_SCALE
+
 
 def group_means(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Each value's group mean."""
@@ -86,14 +88,14 @@ def step_posterior(pos: np.ndarray, block: np.ndarray, y: np.ndarray, good: int,
     theta = (1.0 - np.sqrt(sigma2 / (sigma2 + size * tau2)))[blocks]
     one = 1.0 - theta
     y_q = y - theta * group_means(y, blocks)
-    xs = [(pos >= j).astype(float) for j in candidates]
-    x_qs = [x - theta * group_means(x, blocks) for x in xs]
+    x_qs = [x - theta * group_means(x, blocks)
+            for x in ((pos >= j).astype(float) for j in candidates)]
     weights = np.ones_like(y)
     post = _step_scores(one, y_q, x_qs, prior, weights, sigma2)
     if huber > 0:
         best = int(np.argmax(post))
         residual = _residuals(one, y_q, x_qs[best], weights)
-        scale = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+        scale = MAD_SCALE * float(np.median(np.abs(residual - np.median(residual))))
         if scale > 0:
             far = np.abs(residual) > huber * scale
             if far.any():
