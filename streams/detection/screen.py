@@ -4,7 +4,6 @@ held and tested after its verdict."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from typing import Any
 
@@ -35,7 +34,9 @@ def monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
                     policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
     entry: dict[str, Any]
     if event.commit in state.pending:
-        entry = copy.deepcopy(state.pending[event.commit])  # the state's copy shares entries
+        old = state.pending[event.commit]  # the state's copy shares entries: copy it
+        entry = {**old, "values": {k: list(v) for k, v in old["values"].items()},
+                 "done": list(old["done"])}
     else:
         for stale in list(state.pending)[:max(0, len(state.pending) - MAX_PENDING + 1)]:
             del state.pending[stale]

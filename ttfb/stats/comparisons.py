@@ -35,25 +35,32 @@ def _clean(values: Sequence[float] | np.ndarray, mads: float = OUTLIER_MADS) -> 
     # plain Python: the samples a detector tests are tens of values, where
     # numpy's per-call overhead is most of the cost (the fold calls this for
     # every component of every commit, the calibration thousands of times)
-    logs = [math.log(v) for v in _floats(values) if v > 0]
+    return _clean_logs([math.log(v) for v in _floats(values) if v > 0], mads)
+
+
+def _clean_logs(logs: list[float], mads: float = OUTLIER_MADS) -> list[float]:
+    """``logs`` without points beyond ``mads`` robust deviations."""
+    return _cleaned(logs, mads)[0]
+
+
+def _cleaned(logs: list[float], mads: float = OUTLIER_MADS) -> tuple[list[float], float | None]:
+    """``_clean_logs``, and the MAD spread of what it returns where that is
+    the spread it cleaned by (nothing dropped), else None."""
     if len(logs) < MIN_CLEAN:  # a MAD from a handful of points would drop real data
-        return logs
+        return logs, None
     center = _median(logs)
     spread = MAD_SCALE * _median([abs(x - center) for x in logs])
     if spread <= 0:
-        return logs
-    return [x for x in logs if abs(x - center) <= mads * spread]
-
-
-def clean_log(values: Sequence[float] | np.ndarray, mads: float = OUTLIER_MADS) -> np.ndarray:
-    """Log of the positive values, without points beyond ``mads`` robust deviations."""
-    return np.asarray(_clean(values, mads), dtype=float)
+        return logs, None
+    limit = mads * spread
+    kept = [x for x in logs if abs(x - center) <= limit]
+    return kept, spread if len(kept) == len(logs) else None
 
 
 def _mean_var(xs: list[float]) -> tuple[float, float]:
     n = len(xs)
     mean = sum(xs) / n
-    return mean, sum((x - mean) ** 2 for x in xs) / (n - 1) if n > 1 else 0.0
+    return mean, sum([(x - mean) ** 2 for x in xs]) / (n - 1) if n > 1 else 0.0
 
 
 def robust_sigma(logs: Sequence[float] | np.ndarray) -> float:
@@ -64,6 +71,36 @@ def robust_sigma(logs: Sequence[float] | np.ndarray) -> float:
     center = _median(xs)
     spread = MAD_SCALE * _median([abs(x - center) for x in xs])
     return spread if spread > 0 else math.sqrt(_mean_var(xs)[1])
+
+
+class Sample:
+    """A sample as the tests read it: the log of its positive values,
+    outliers dropped (``_clean``), their mean and variance, and their
+    run-to-run spread (``robust_sigma``, on first use). A detector tests one
+    baseline against a window and draws its band from it: summarised once,
+    it is read by both."""
+
+    __slots__ = ("logs", "mean", "var", "_sigma")
+
+    def __init__(self, logs: list[float]) -> None:
+        """``logs``: the log of a sample's positive values, uncleaned."""
+        # the spread it was cleaned by is its robust sigma if nothing was dropped
+        self.logs, self._sigma = _cleaned(logs)
+        self.mean, self.var = _mean_var(self.logs) if self.logs else (math.nan, math.nan)
+
+    @classmethod
+    def of(cls, values: Sequence[float] | np.ndarray) -> Sample:
+        return cls([math.log(v) for v in _floats(values) if v > 0])
+
+    @property
+    def n(self) -> int:
+        return len(self.logs)
+
+    @property
+    def sigma(self) -> float:
+        if self._sigma is None:
+            self._sigma = robust_sigma(self.logs)
+        return self._sigma
 
 
 @dataclass(frozen=True)
@@ -97,11 +134,16 @@ def compare(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
     Welch-Satterthwaite's df (more power, slightly liberal), for callers whose
     findings are confirmed by fresh runs anyway.
     """
-    la, lb = _clean(a), _clean(b)
-    na, nb = len(la), len(lb)
+    return compare_samples(Sample.of(a), Sample.of(b), confidence, with_ci, conservative_df)
+
+
+def compare_samples(a: Sample, b: Sample, confidence: float = 0.95, with_ci: bool = True,
+                    conservative_df: bool = True) -> Comparison:
+    """``compare`` of two samples already summarised."""
+    na, nb = a.n, b.n
     if na < 2 or nb < 2:
         raise ValueError(f"need at least 2 valid values per sample, got {na} and {nb}")
-    (mean_a, var_a), (mean_b, var_b) = _mean_var(la), _mean_var(lb)
+    mean_a, var_a, mean_b, var_b = a.mean, a.var, b.mean, b.var
     va, vb = var_a / na, var_b / nb
     se = math.sqrt(va + vb)
     # Welch's statistic with Hsu's conservative degrees of freedom,
@@ -111,8 +153,7 @@ def compare(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
         df = float(max(min(na, nb) - 1, 1))
     else:
         df = (va + vb) ** 2 / (va**2 / max(na - 1, 1) + vb**2 / max(nb - 1, 1))
-    return _t_result(na, nb, mean_a, mean_b - mean_a, se, df, confidence, with_ci,
-                     robust_sigma(la))
+    return _t_result(na, nb, mean_a, mean_b - mean_a, se, df, confidence, with_ci, a.sigma)
 
 
 def _t_result(n_a: int, n_b: int, mean_a: float, delta: float, se: float, df: float,

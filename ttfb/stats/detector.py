@@ -22,8 +22,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
-from ttfb.stats.comparisons import Comparison, clean_log, compare, robust_sigma
+from ttfb.stats.comparisons import Comparison, Sample, compare_samples
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,21 @@ class SeriesState:
     seen: int = 0  # points applied so far (the index of the next one)
     changes: tuple[ChangePoint, ...] = field(default_factory=tuple)
 
+    @cached_property
+    def reference(self) -> Sample:
+        """The baseline's runs as the tests read them: summarised once for
+        the window's test and the band."""
+        return _sample(self.baseline)
+
+    @cached_property
+    def runs(self) -> int:
+        """The baseline's run values."""
+        return sum(len(p.values) for p in self.baseline)
+
+
+def _sample(points: Sequence[Point]) -> Sample:
+    return Sample([math.log(v) for p in points for v in p.values if v > 0])
+
 
 def _values(points: Sequence[Point]) -> list[float]:
     return [v for p in points for v in p.values]
@@ -96,14 +112,13 @@ def band(state: SeriesState, cfg: DetectorConfig) -> tuple[float, float, float] 
     inside it is never one, outside it the t-test decides. None while the
     baseline is too short to test against. (low, level, high) in the runs'
     unit."""
-    values = _values(state.baseline)
-    if len(state.baseline) < cfg.min_back or len(values) < max(cfg.min_back_values, 2):
+    if len(state.baseline) < cfg.min_back or state.runs < max(cfg.min_back_values, 2):
         return None
-    logs = clean_log(values)
-    if logs.size < 2:
+    sample = state.reference
+    if sample.n < 2:
         return None
-    center = float(logs.mean())
-    half = max(cfg.k * robust_sigma(logs), math.log1p(cfg.min_effect_pct / 100))
+    center = sample.mean
+    half = max(cfg.k * sample.sigma, math.log1p(cfg.min_effect_pct / 100))
     level = math.exp(center)
     return (max(0.0, min(math.exp(center - half), level - cfg.min_effect_ms)), level,
             max(math.exp(center + half), level + cfg.min_effect_ms))
@@ -115,28 +130,30 @@ def _is_candidate(c: Comparison, cfg: DetectorConfig) -> bool:
             and abs(c.effect_ms) >= cfg.min_effect_ms)
 
 
-def _refine(baseline: tuple[Point, ...], window: tuple[Point, ...],
-            cfg: DetectorConfig, splits: Sequence[int] = ()) -> tuple[int, Comparison]:
+def _refine(state: SeriesState, window: tuple[Point, ...], cfg: DetectorConfig,
+            splits: Sequence[int] = ()) -> tuple[int, Comparison]:
     """The split inside the window with the largest |t| (at least 2 changed
-    commits), or the best of ``splits``."""
-    best: tuple[int, Comparison] | None = None
+    commits), or the best of ``splits``. Before a split: the baseline's
+    number of runs, the newest of the baseline's and the window's before it."""
+    baseline = state.baseline
+    best: tuple[int, Comparison, Sample, Sample] | None = None
     for split in splits or range(0, max(1, len(window) - 1)):
-        before = _values(baseline + window[:split])[-len(_values(baseline)):]
-        after = _values(window[split:])
+        before = state.reference if split == 0 else \
+            Sample.of(_values(baseline + window[:split])[-state.runs:])
+        after = _sample(window[split:])
         try:
-            comparison = compare(before, after, with_ci=False,
-                                 conservative_df=cfg.conservative_df)
+            comparison = compare_samples(before, after, with_ci=False,
+                                         conservative_df=cfg.conservative_df)
         except ValueError:
             continue
         if best is None or abs(comparison.t) > abs(best[1].t):
-            best = (split, comparison)
+            best = (split, comparison, before, after)
     assert best is not None
-    split = best[0]
-    before = _values(baseline + window[:split])[-len(_values(baseline)):]
-    return split, compare(before, _values(window[split:]), conservative_df=cfg.conservative_df)
+    split, _, before, after = best
+    return split, compare_samples(before, after, conservative_df=cfg.conservative_df)
 
 
-def _window_test(baseline: tuple[Point, ...], window: tuple[Point, ...],
+def _window_test(state: SeriesState, window: tuple[Point, ...],
                  cfg: DetectorConfig) -> tuple[int, Comparison] | None:
     """The window against the baseline: where a change starts in it and its
     test. A window that holds commits kept back (``hold_p``) may change at
@@ -144,13 +161,13 @@ def _window_test(baseline: tuple[Point, ...], window: tuple[Point, ...],
     the held commits before it); otherwise the whole window is tested, and only
     a candidate is refined to its split."""
     if cfg.hold_p and len(window) > cfg.fore:  # the whole window, or the newest alone
-        return _refine(baseline, window, cfg, splits=(0, len(window) - 1))
+        return _refine(state, window, cfg, splits=(0, len(window) - 1))
     try:
-        comparison = compare(_values(baseline), _values(window), with_ci=False,
-                             conservative_df=cfg.conservative_df)
+        comparison = compare_samples(state.reference, _sample(window), with_ci=False,
+                                     conservative_df=cfg.conservative_df)
     except ValueError:
         return None
-    return _refine(baseline, window, cfg) if _is_candidate(comparison, cfg) else (0, comparison)
+    return _refine(state, window, cfg) if _is_candidate(comparison, cfg) else (0, comparison)
 
 
 def apply(state: SeriesState, point: Point, cfg: DetectorConfig) -> tuple[SeriesState,
@@ -159,17 +176,19 @@ def apply(state: SeriesState, point: Point, cfg: DetectorConfig) -> tuple[Series
     window = state.window + (point,)
     seen = state.seen + 1
     baseline = state.baseline
-    if len(window) < cfg.fore or (len(window) < cfg.fore + cfg.hold and len(_values(window)) < 2):
+    if len(window) < cfg.fore or (len(window) < cfg.fore + cfg.hold and
+                                  sum(len(p.values) for p in window) < 2):
         # a window is tested once it has two runs: commits of one run each wait for the next
-        return replace(state, window=window, seen=seen), None
-    if len(baseline) >= cfg.min_back and len(_values(baseline)) >= cfg.min_back_values:
-        tested = _window_test(baseline, window, cfg)
+        return SeriesState(state.baseline, window, seen, state.changes), None
+    if len(baseline) >= cfg.min_back and state.runs >= cfg.min_back_values:
+        tested = _window_test(state, window, cfg)
         if tested is not None:
             split, refined = tested
             candidate = _is_candidate(refined, cfg)
             if not candidate and refined.p_value < cfg.hold_p and \
                     len(window) < cfg.fore + cfg.hold:
-                return replace(state, window=window, seen=seen), None  # held for another look
+                # held for another look
+                return SeriesState(baseline, window, seen, state.changes), None
             if candidate:
                 first = window[split]
                 index = seen - len(window) + split
@@ -181,7 +200,7 @@ def apply(state: SeriesState, point: Point, cfg: DetectorConfig) -> tuple[Series
                 # the baseline restarts at the change: only post-change commits remain
                 return SeriesState(baseline=(), window=window[split:], seen=seen,
                                    changes=state.changes + (change,)), change
-    return accept(replace(state, window=window, seen=seen), cfg), None
+    return accept(SeriesState(baseline, window, seen, state.changes), cfg), None
 
 
 def accept(state: SeriesState, cfg: DetectorConfig) -> SeriesState:
@@ -193,8 +212,9 @@ def accept(state: SeriesState, cfg: DetectorConfig) -> SeriesState:
     longer window later, and a change found there is not at the newest commit).
     """
     n = max(1, len(state.window) - cfg.fore + 1)
-    return replace(state, baseline=(state.baseline + state.window[:n])[-cfg.back:],
-                   window=state.window[n:])
+    # constructed, not ``replace``d: the fold does this for every series of every commit
+    return SeriesState((state.baseline + state.window[:n])[-cfg.back:], state.window[n:],
+                       state.seen, state.changes)
 
 
 def detect(points: Iterable[Point], cfg: DetectorConfig | None = None) -> list[ChangePoint]:
