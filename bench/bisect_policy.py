@@ -35,14 +35,14 @@ ROWS = [(64, 0.05, 0.03, 0.0, None, 0.0), (32, 0.05, 0.03, 0.05, None, 0.0),
 
 def rate(policy: BisectPolicy, n: int, shift: float, cv: float, drift: float,
          evidence: tuple[int, float] | None, outliers: float, trials: int,
-         offset: int) -> tuple[float, float]:
+         offset: int, monitored: int = 0) -> tuple[float, float]:
     """(share naming the larger culprit, mean runs) over ``trials`` ranges."""
     rng = np.random.default_rng(int(n * 1000 + shift * 100 + cv * 10) + offset)
     right = runs = 0
     for t in range(trials):
         level, _, larger = scenario(rng, n, shift, rng.random() < 0.2)
         done = simulate_bisect(n, level, seed=t + offset, cv=cv, policy=policy, drift=drift,
-                               evidence=evidence, outliers=outliers)
+                               evidence=evidence, outliers=outliers, monitored=monitored)
         right += done.culprit == f"c{larger:02d}"
         runs += done.runs_spent
     return right / trials, runs / trials
@@ -53,10 +53,12 @@ def main() -> None:
     parser.add_argument("policies", nargs="+", help="BisectPolicy fields as JSON")
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--offset", type=int, default=0, help="first trial's seed")
+    parser.add_argument("--monitored", type=int, default=0,
+                        help="monitoring runs of every commit handed to the bisect")
     args = parser.parse_args()
     for fields in args.policies:
         policy = BisectPolicy(explain=False, **json.loads(fields))
-        cells = [rate(policy, *row, args.trials, args.offset) for row in ROWS]
+        cells = [rate(policy, *row, args.trials, args.offset, args.monitored) for row in ROWS]
         print(f"{fields:<45} " + " | ".join(f"{c:.0%} at {r:.1f}" for c, r in cells), flush=True)
 
 

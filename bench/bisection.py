@@ -16,6 +16,9 @@ and the mean runs spent.
 * ttfb-lab+hint: the same fold where the agent marks the commits that touch
   the scenario's files: a random 20 % of the range, the culprits among them
   (a monorepo where most commits are about something else).
+* ttfb-lab+handed: the same fold handed what a confirmation hands over: its
+  8 runs of each endpoint and 3 monitoring runs of every commit of the
+  range, each commit's taken at a machine level of its own, 2 % apart.
 
 A second table puts the lab's machine in: its level wanders from run to run
 (a mean-reverting walk, spread ``drift``), and the confirmation hands over
@@ -23,7 +26,9 @@ endpoint runs taken when the machine was 10 % slower (as in a demo run that
 bisected an improvement to an ordinary commit). It compares, in the same
 run and on the same draws, the fold's batches run beside one run of each
 endpoint with a level per batch (``paired``, the default) and bare batches
-against every endpoint run (``unpaired``).
+against every endpoint run (``unpaired``), and paired batches handed 3
+monitoring runs of every commit, each commit's at a level drawn with the
+spread ``drift`` (``paired+mon``).
 
     .venv/bin/python bench/bisection.py [--trials 100] [--commits 64,256] [--json]
 """
@@ -96,7 +101,11 @@ def scenario(rng: np.random.Generator, n: int, shift: float,
         {big, small}, big
 
 
-METHODS = ("ttfb-lab", "ttfb-lab+hint", "pinpoint", "git-bisect")
+METHODS = ("ttfb-lab", "ttfb-lab+hint", "ttfb-lab+handed", "pinpoint", "git-bisect")
+# "+handed": what a confirmation hands over: its 8 runs of each endpoint, and
+# 3 monitoring runs of every commit of the range, each commit's taken at a
+# machine level of its own (2 % spread)
+EVIDENCE, MONITORED, MONITOR_SPREAD = (8, 0.0), 3, 0.02
 HINT_SHARE = 0.2
 
 
@@ -120,8 +129,12 @@ def run(trials: int, configs: list[tuple[int, float, float]],
             level, culprits, larger = scenario(rng, n, shift, two)
             touched = hinted(rng, n, culprits)
             found = {}
-            for name, hint in (("ttfb-lab", None), ("ttfb-lab+hint", touched)):
-                result = simulate_bisect(n, level, seed=t, cv=cv, affected=hint)
+            for name, hint, handed in (("ttfb-lab", None, False), ("ttfb-lab+hint", touched, False),
+                                       ("ttfb-lab+handed", None, True)):
+                result = simulate_bisect(n, level, seed=t, cv=cv, affected=hint,
+                                         evidence=EVIDENCE if handed else None,
+                                         monitored=MONITORED if handed else 0,
+                                         monitor_spread=MONITOR_SPREAD)
                 found[name] = (int(result.culprit[1:]) if result.culprit else -1,
                                result.runs_spent)
             for name, method in (("pinpoint", pinpoint), ("git-bisect", git_bisect)):
@@ -151,7 +164,7 @@ def drifting(trials: int) -> list[dict[str, object]]:
     """Paired against unpaired batches on a wandering machine, same draws."""
     rows = []
     for n, shift, cv, drift, evidence in DRIFTS:
-        for paired in (True, False):
+        for paired, monitored in ((True, 0), (False, 0), (True, MONITORED)):
             policy = BisectPolicy(explain=False, paired=paired)
             rng = np.random.default_rng(int(n * 1000 + abs(shift) * 100 + drift * 10))
             correct = runs = 0
@@ -161,12 +174,13 @@ def drifting(trials: int) -> list[dict[str, object]]:
                     n, level, seed=t, cv=cv, policy=policy, affected=hinted(rng, n, culprits),
                     drift=drift,
                     direction="regression" if shift > 0 else "improvement",
-                    evidence=(8, 0.10) if evidence else None)
+                    evidence=(8, 0.10) if evidence else None, monitored=monitored)
                 correct += result.culprit == f"c{at:02d}"
                 runs += result.runs_spent
             rows.append({"commits": n, "shift_pct": shift * 100, "cv_pct": cv * 100,
                          "drift_pct": drift * 100, "evidence_off": evidence,
-                         "batches": "paired" if paired else "unpaired",
+                         "batches": ("paired" if paired else "unpaired")
+                         + ("+mon" if monitored else ""),
                          "correct": correct / trials, "mean_runs": runs / trials})
     return rows
 

@@ -20,7 +20,7 @@ REPO_NAME = "bisect"
 
 def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
     from agents.catalog import load_catalog
-    from agents.workspace import WorkspaceError, resolve
+    from agents.workspace import WorkspaceError, commit_range, resolve
     from producers.lab import lab_for
     from ttfb.labinfo import repo_name
     from ttfb.store import queries
@@ -31,14 +31,22 @@ def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     try:
         good, bad = resolve(repo, args.good), resolve(repo, args.bad)
+        listed = [sha for sha, _, _ in commit_range(repo, good, bad)][:ev.MAX_RANGE + 1]
     except WorkspaceError as exc:
         print(f"ttfb bisect: {exc}", file=sys.stderr)
         return 2
     with lab_for(settings, {REPO_NAME: str(repo)}) as (lab, store):
+        # the lab's monitoring runs of the range, if it has made any: the
+        # search starts from them, as it does after a confirmation
+        monitored = monitored_runs(store, args.scenario, args.component, listed)
         start = ev.RegressionConfirmed(
             scenario=args.scenario, repo=repo_name(lab, str(repo), REPO_NAME),
             component=args.component, commit=bad, good_commit=good, direction=args.direction,
-            bisect_max_runs=args.max_runs or 0, producer="ttfb-bisect-cli")
+            bisect_max_runs=args.max_runs or 0, monitored=monitored,
+            producer="ttfb-bisect-cli")
+        if monitored:
+            print(f"starting from {sum(map(len, monitored.values()))} monitoring runs of "
+                  f"{len(monitored)} commits in the range", file=sys.stderr, flush=True)
         asyncio.run(emit_all(lab, "bisect-cli", [(start, "detections")]))
         began = time.monotonic()
         deadline = began + args.timeout
@@ -75,6 +83,39 @@ def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
         for step in result["steps"]:
             print(f"  {step['commit'][:10]} {step['decision']:<8} {step['runs']} runs")
     return 1 if result["error"] or result["inconclusive"] else 0
+
+
+def monitored_runs(store: Any, scenario: str, component: str, commits: list[str],
+                   per_commit: int = 3) -> dict[str, list[float]]:
+    """The stored monitoring runs of ``commits`` in one component (``ttfb``:
+    the total), ms: each commit's newest ``per_commit``, oldest first, from
+    the hardware that ran most of them (a bisect's runs are compared with
+    them)."""
+    if not commits:
+        return {}
+    rows = store.query(
+        f"SELECT commit, hardware_id,"
+        " if({c:String} = 'ttfb', ttfb_ms, components[{c:String}]) AS ms,"
+        " row_number() OVER (PARTITION BY commit, hardware_id"
+        "   ORDER BY occurred_at DESC) AS newest"
+        f" FROM {store.db}.runs FINAL"
+        " WHERE scenario = {s:String} AND status = 'completed'"
+        " AND purpose IN ('monitor', 'demo', 'adhoc') AND commit IN {cs:Array(String)}"
+        " AND ({c:String} = 'ttfb' OR mapContains(components, {c:String}))"
+        " ORDER BY occurred_at",
+        {"s": scenario, "c": component, "cs": commits})
+    rows = [r for r in rows if int(r["newest"]) <= per_commit and float(r["ms"]) > 0]
+    if not rows:
+        return {}
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["hardware_id"]] = counts.get(r["hardware_id"], 0) + 1
+    hardware = max(counts, key=lambda h: counts[h])
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        if r["hardware_id"] == hardware:
+            out.setdefault(str(r["commit"]), []).append(float(r["ms"]))
+    return {c: out[c] for c in commits if c in out}
 
 
 def _progress(store: Any, start: ev.RegressionConfirmed) -> str:

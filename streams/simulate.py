@@ -124,7 +124,8 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
                     evidence: tuple[int, float] | None = None,
                     evidence_shift: float = 0.0, max_runs: int = 0,
                     progress: list[ev.BisectProgressed] | None = None,
-                    outliers: float = 0.0) -> ev.BisectCompleted:
+                    outliers: float = 0.0, monitored: int = 0,
+                    monitor_spread: float | None = None) -> ev.BisectCompleted:
     """Bisect commits c00..c{n-1}; ``level(i)`` is commit i's mean in ms;
     ``affected``: the agent's hint, per commit, of which ones touch the scenario;
     ``drift``: the machine's own level wanders from run to run, a mean-reverting
@@ -133,7 +134,11 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
     the machine had then, minutes before the bisect); ``evidence_shift``: a
     log shift of the handed runs of the bad endpoint alone, as a confirmation
     fooled by its runs would hand over; ``outliers``: the share of runs a
-    machine's hiccup makes 20-50 % slower."""
+    machine's hiccup makes 20-50 % slower; ``monitored``: the confirmation
+    hands over this many monitoring runs of every commit, each commit's
+    taken at a machine level of its own (drawn with the spread
+    ``monitor_spread``, ``drift`` unless given: hours apart, nothing of the
+    walk is left between them)."""
     policy = policy or BisectPolicy(explain=False)
     rng = np.random.default_rng(seed)
     commits = [f"c{i:02d}" for i in range(n)]
@@ -144,6 +149,11 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
         handed = {f"evidence_{side}": [level(i) * math.exp(then + shift) * _noise(rng, cv)
                                        for _ in range(runs)]
                   for side, i, shift in (("before", 0, 0.0), ("after", n - 1, evidence_shift))}
+    if monitored:
+        spread = drift if monitor_spread is None else monitor_spread
+        handed["monitored"] = {  # type: ignore[assignment]
+            c: [level(i) * math.exp(then) * _noise(rng, cv) for _ in range(monitored)]
+            for i, c in enumerate(commits) for then in [float(rng.normal(0.0, spread))]}
     start = found(scenario="sim", repo="sim", component=component, commit=commits[-1],
                   good_commit=commits[0], direction=direction,  # type: ignore[arg-type]
                   detection_id="det", bisect_max_runs=max_runs, **handed)

@@ -58,10 +58,21 @@ def start_bisect(book: BisectBook,
         samples={k: list(v) for k, v in ((found.good_commit, found.evidence_before),
                                          (found.commit, found.evidence_after)) if v},
         cells=[(k, 0, float(x)) for k, v in ((found.good_commit, found.evidence_before),
-                                             (found.commit, found.evidence_after)) for x in v])
+                                             (found.commit, found.evidence_after)) for x in v]
+        + monitored_cells(found.monitored))
     return [ev.CommitRangeRequested(scenario=found.scenario, repo=found.repo,
                                     good=found.good_commit, bad=found.commit,
                                     correlation_id=bisect_id, producer="ttfb-bisect")]
+
+
+def monitored_cells(monitored: dict[str, list[float]]) -> list[tuple[str, int, float]]:
+    """The monitoring runs of the range's commits as cells of the search's
+    model, each commit's in a block of its own (negative: before the
+    bisect's), since each was run at a time of its own: on a still machine
+    they pool with the bisect's runs and the search starts near the culprit;
+    on a wandering one their blocks' levels leave them little weight."""
+    return [(commit, -1 - k, float(x)) for k, (commit, values) in enumerate(monitored.items())
+            for x in values if x > 0]
 
 
 def on_range(b: Bisect, listed: ev.CommitRangeListed, policy: BisectPolicy) -> list[ev.Event]:
@@ -81,13 +92,22 @@ def on_range(b: Bisect, listed: ev.CommitRangeListed, policy: BisectPolicy) -> l
     for given, full in ((b.good, b.commits[0]), (b.bad, b.commits[-1])):
         if given != full and given in b.samples:
             b.samples[full] = b.samples.pop(given)
-        b.cells = [(full if c == given else c, k, v) for c, k, v in b.cells]
+    b.cells = [(full_name(c, b.commits), k, v) for c, k, v in b.cells]
     b.preloaded = {c: len(b.samples.get(c, [])) for c in (b.commits[0], b.commits[-1])}
     missing = [max(0, policy.endpoint_runs - b.preloaded[c])
                for c in (b.commits[0], b.commits[-1])]
     if not any(missing):
         return advance(b, policy)
     return endpoint_block(b, missing)
+
+
+def full_name(commit: str, listed: list[str]) -> str:
+    """``commit`` as the range lists it: the listed sha it abbreviates (or
+    that abbreviates it); itself if none (its runs then stay out of the
+    search)."""
+    if commit in listed or len(commit) < 7:
+        return commit
+    return next((c for c in listed if c.startswith(commit) or commit.startswith(c)), commit)
 
 
 def advance(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:

@@ -143,7 +143,10 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         hardware_class=entry.get("hardware_class", ""),
         runs_per_side=policy.first_look_runs,
         author=entry["author"], subject=entry["subject"],
-        repo=entry["repo"])
+        repo=entry["repo"],
+        monitored={n: {p.commit: list(p.values) for p in
+                       (*before[n].baseline, *before[n].window,
+                        Point(0.0, commit, tuple(entry["values"][n])))} for n in moved})
     out: list[ev.Event] = [
         ev.CandidateDetected(
             detection_id=detection_id, scenario=scenario, repo=entry["repo"], component=n,

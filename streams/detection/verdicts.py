@@ -35,7 +35,8 @@ def verdicts(c: Confirmation, scenario: str, comparisons: dict[str, Comparison],
         kind = c.components[n]
         finding_cls = ev.RegressionConfirmed if kind == "regression" else ev.ImprovementConfirmed
         out.append(finding_cls(**fields, evidence_before=[r[n] for r in c.before],  # type: ignore[arg-type]
-                               evidence_after=[r[n] for r in c.after]))
+                               evidence_after=[r[n] for r in c.after],
+                               monitored=c.monitored.get(n, {})))
         out.append(ev.Alert(
             alert_id=f"{c.detection_id}:{n}", kind=kind, scenario=scenario,  # type: ignore[arg-type]
             component=n, commit=c.commit, effect_ms=fields["effect_ms"],  # type: ignore[arg-type]

@@ -100,3 +100,28 @@ def test_dashboard_queries_run_on_an_empty_and_a_filled_store(settings: Settings
         assert len(queries.scenario_runs(store, "a")) == (3 if scenario_rows else 0)
         assert queries.findings(store) == [] and queries.bisects(store) == []
         assert queries.experiments(store) == [] and queries.calibrations(store) == []
+
+
+def test_a_bisect_starts_from_the_newest_monitoring_runs_of_its_range(settings: Settings) -> None:
+    """``ttfb bisect`` hands the range's stored monitoring runs to the search:
+    each commit's newest three of the one component, from the hardware that
+    ran most, and nothing of commits outside the range or of other purposes."""
+    from producers.bisect_cli import monitored_runs
+
+    store = open_store(settings)
+
+    def run(commit: str, config: float, **kw: object) -> ev.RunCompleted:
+        return ev.RunCompleted(scenario="recsys", repo="demo", commit=commit, ttfb_ms=70.0,
+                               components={"config": config}, **kw)  # type: ignore[arg-type]
+
+    box, other = ev.Fingerprint(cpu="box"), ev.Fingerprint(cpu="other")
+    runs = [run(f"sha{c}", 10.0 + c + r / 10, repetition=r, fingerprint=box)
+            for c in range(3) for r in range(4)]
+    runs += [run("sha1", 99.0, fingerprint=other),
+             run("sha1", 1.0, purpose="bisect", fingerprint=box)]
+    store.write(runs)
+    got = monitored_runs(store, "recsys", "config", ["sha0", "sha1", "gone"])
+    assert got == {"sha0": [10.1, 10.2, 10.3], "sha1": [11.1, 11.2, 11.3]}
+    assert monitored_runs(store, "recsys", "ttfb", ["sha2"], per_commit=2) == \
+        {"sha2": [70.0, 70.0]}
+    assert monitored_runs(store, "recsys", "data", ["sha2"]) == {}

@@ -177,6 +177,28 @@ def test_batches_beside_endpoint_runs_survive_a_wandering_machine() -> None:
     assert found[False] / trials <= 0.5, found
 
 
+def test_the_range_s_monitoring_runs_start_the_search_near_the_culprit() -> None:
+    """The confirmation hands over the monitoring runs of the range's commits
+    (three a commit, each commit's at a time of its own). On a still machine
+    the search starts near the culprit and names it at well under half the
+    runs; where the machine's level moved between the commits' monitoring
+    (a 5 % spread, as large as the step), those runs weigh little and the
+    culprit is still named."""
+    rows: dict[tuple[int, float], list[tuple[bool, int]]] = {
+        (0, 0.0): [], (3, 0.0): [], (3, 0.05): []}
+    for (monitored, drift), out in rows.items():
+        for seed in range(30):
+            at = int(np.random.default_rng(seed).integers(1, 32))
+            r = simulate_bisect(32, step(at, 0.05), seed, 0.03, policy=POLICY, drift=drift,
+                                monitored=monitored)
+            out.append((r.culprit == f"c{at:02d}", r.runs_spent))
+    rate = {k: sum(ok for ok, _ in out) / len(out) for k, out in rows.items()}
+    runs = {k: sum(r for _, r in out) / len(out) for k, out in rows.items()}
+    assert rate[(3, 0.0)] >= 0.95 and rate[(0, 0.0)] >= 0.95, rate
+    assert runs[(3, 0.0)] < 0.5 * runs[(0, 0.0)], runs
+    assert rate[(3, 0.05)] >= 0.85, rate
+
+
 def test_a_machine_s_hiccups_cost_less_with_runs_far_off_the_fit_weighed_down() -> None:
     """One run in twenty 20-50 % slow (what the demo's imports bisects met):
     with Gaussian weights such a run inflates sigma for every other run and

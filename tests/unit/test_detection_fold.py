@@ -113,6 +113,11 @@ def test_regression_is_candidate_then_confirmed_with_an_alert() -> None:
     assert not [e for e in out if isinstance(e, ev.RunRequested)]
     assert confirmed[0].effect_pct > 3000 and confirmed[0].p_value < 0.001
     assert confirmed[0].ci_low_pct <= confirmed[0].effect_pct <= confirmed[0].ci_high_pct
+    # the bisect gets the range's monitoring runs: three of each commit, c6's moved
+    monitored = confirmed[0].monitored
+    assert list(monitored) == [f"c{i}" for i in range(7)]
+    assert all(len(v) == 3 for v in monitored.values())
+    assert min(monitored["c6"]) > 350 > max(monitored["c5"])
     assert [(a.kind, a.component, a.author, a.subject) for a in alerts] == \
         [("regression", "config", "Bo Chen", "change c6")]
     assert state.confirming == {}

@@ -29,6 +29,10 @@ class Finding(Event):
     runs_spent: int = 0
     evidence_before: list[float] = Field(default_factory=list, description="fresh runs, ms")
     evidence_after: list[float] = Field(default_factory=list)
+    # the component's monitoring runs of the commits its series held when the
+    # change was found (commit -> runs, ms), each commit's taken at a time of
+    # its own: a bisect of the range starts from them
+    monitored: dict[str, list[float]] = Field(default_factory=dict)
     # a bisect this finding starts ends inconclusive once it has asked for this
     # many runs (0: the bisect policy's own budget)
     bisect_max_runs: int = Field(0, ge=0, le=100_000)

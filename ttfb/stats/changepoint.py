@@ -60,6 +60,31 @@ def between_blocks(pos: np.ndarray, blocks: np.ndarray, y: np.ndarray, good: int
     return max(float(excess.mean()), 0.0)
 
 
+def handed_spread(pos: np.ndarray, blocks: np.ndarray, y: np.ndarray, handed: np.ndarray,
+                  sigma2: float) -> float:
+    """The variance of the levels of the blocks in ``handed`` (runs made long
+    before the search, a block per commit): the mean square of each such
+    block's mean residual from the one-step fit that best explains every run
+    (least squares, blocks ignored), less what run noise alone gives it. A
+    step put in the wrong place leaves larger residuals, so doubt about the
+    step makes these runs weigh less, never more."""
+    order = np.unique(pos)
+    best, fitted = math.inf, np.full(y.size, y.mean())
+    for j in order[1:]:
+        right = pos >= j
+        means = np.where(right, y[right].mean(), y[~right].mean())
+        rss = float(((y - means) ** 2).sum())
+        if rss < best:
+            best, fitted = rss, means
+    resid = y[handed] - fitted[handed]
+    ids = blocks[handed]
+    n = np.bincount(ids).astype(float)
+    seen = n > 0
+    total = np.bincount(ids, resid, minlength=n.size)
+    excess = (total[seen] / n[seen]) ** 2 - sigma2 / n[seen]
+    return max(float(excess.mean()), 0.0)
+
+
 def step_posterior(pos: np.ndarray, block: np.ndarray, y: np.ndarray, good: int, bad: int,
                    candidates: list[int], prior: list[float],
                    huber: float = 0.0) -> np.ndarray:
@@ -84,8 +109,13 @@ def step_posterior(pos: np.ndarray, block: np.ndarray, y: np.ndarray, good: int,
     sigma2 = max(within / float(chi2.ppf(0.1, df)), 1e-8)  # upper 90 % bound
     # quasi-demeaning: each block keeps 1 - theta of its mean level
     size = np.bincount(blocks)
-    tau2 = between_blocks(pos, blocks, y, good, bad, within / df)
-    theta = (1.0 - np.sqrt(sigma2 / (sigma2 + size * tau2)))[blocks]
+    handed = block < 0  # runs made before the search, each commit's at a time of its own
+    own = ~handed
+    tau2 = between_blocks(pos[own], blocks[own], y[own], good, bad, within / df)
+    spread = np.full(size.size, tau2)
+    if handed.any():
+        spread[np.unique(blocks[handed])] = handed_spread(pos, blocks, y, handed, within / df)
+    theta = (1.0 - np.sqrt(sigma2 / (sigma2 + size * spread)))[blocks]
     one = 1.0 - theta
     y_q = y - theta * group_means(y, blocks)
     x_qs = [x - theta * group_means(x, blocks)
