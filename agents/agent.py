@@ -44,6 +44,13 @@ from ttfb.signing import CommandRefused, Verifier
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# which of a slot's queued commands runs first (lower first; in arrival order
+# within a rank): what a person or an open decision waits for before the
+# monitoring of further commits. A bisect's runs are the last step to an
+# attributed alert; a confirmation's and an A/B's come next. Their order
+# within each rank (a confirmation's interleaving) is kept.
+RANKS = {"bisect": 0, "explain": 0, "confirm": 1, "ab": 1, "adhoc": 1, "monitor": 2, "demo": 2}
+
 
 @dataclass
 class AgentConfig:
@@ -100,14 +107,16 @@ class Agent:
         names = self.config.catalog.names()
         return names.index(scenario) % self.slots if scenario in names else 0
 
-    def lane(self, raw: bytes) -> int:
+    def lane(self, raw: bytes) -> tuple[int, int]:
         """The slot a command message will run in (0 for anything unreadable:
-        ``handle`` refuses it there)."""
+        ``handle`` refuses it there), and its rank there (``RANKS``)."""
         try:
-            scenario = json.loads(raw).get("scenario", "")
+            data = json.loads(raw)
+            scenario, purpose = data.get("scenario", ""), data.get("purpose", "")
         except (ValueError, AttributeError):
-            return 0
-        return self.slot_of(scenario) if isinstance(scenario, str) else 0
+            return 0, 0
+        slot = self.slot_of(scenario) if isinstance(scenario, str) else 0
+        return slot, RANKS.get(purpose, 0) if isinstance(purpose, str) else 0
 
     # ------------------------------------------------------------------ intake
 

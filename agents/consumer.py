@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
-from collections import deque
 from typing import Any
 
 from agents.agent import Agent
@@ -52,17 +53,21 @@ class Offsets:
 
 
 class Lanes:
-    """One queue per slot; each slot runs its commands in order, one at a time."""
+    """One queue per slot; each slot runs its commands one at a time, by rank
+    (``agents.agent.RANKS``: a bisect's runs before a confirmation's, both
+    before monitoring), in arrival order within a rank."""
 
     def __init__(self, agent: Agent, offsets: Offsets) -> None:
         self.agent, self.offsets = agent, offsets
-        self.queued: list[deque[tuple[Any, Any]]] = [deque() for _ in range(agent.slots)]
+        self.queued: list[list[tuple[int, int, Any, Any]]] = [[] for _ in range(agent.slots)]
+        self.arrivals = itertools.count()
         self.running: list[tuple[asyncio.Task[None], tuple[Any, int]] | None] = \
             [None] * agent.slots
 
     def put(self, tp: Any, record: Any) -> None:
         self.offsets.start(tp, record.offset)
-        self.queued[self.agent.lane(record.value or b"")].append((tp, record))
+        slot, rank = self.agent.lane(record.value or b"")
+        heapq.heappush(self.queued[slot], (rank, next(self.arrivals), tp, record))
 
     @property
     def busy(self) -> bool:
@@ -83,7 +88,7 @@ class Lanes:
             self.offsets.done(*current[1])
             self.running[slot] = current = None
         if current is None and self.queued[slot]:
-            tp, record = self.queued[slot].popleft()
+            _, _, tp, record = heapq.heappop(self.queued[slot])
             task = asyncio.create_task(self._handle(record))
             self.running[slot] = (task, (tp, record.offset))
             # the slot's next command starts as soon as this one ends, not at the

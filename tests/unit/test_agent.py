@@ -1,6 +1,6 @@
 """The agent: commit bookkeeping of its slots, their cores, and the bisect hint."""
 
-from agents.consumer import Offsets
+from agents.consumer import Lanes, Offsets
 
 
 def test_commit_stops_at_the_lowest_command_still_running() -> None:
@@ -26,6 +26,53 @@ def test_a_revoked_partition_is_forgotten() -> None:
     offsets.forget({"p0"})
     assert offsets.to_commit() == {} and offsets.count() == 0
     offsets.done("p0", 3)  # its command ending later does no harm
+
+
+def test_a_slot_runs_a_bisect_s_runs_before_confirmations_and_monitoring() -> None:
+    """Queued commands run by rank, in arrival order within one: a bisect's
+    runs (the last step to an attributed alert) before a confirmation's
+    (kept in their interleaved order), both before the monitoring of
+    further commits; an unreadable command keeps the first rank, where the
+    agent refuses it."""
+    import asyncio
+    import json
+    from types import SimpleNamespace
+
+    from agents.agent import Agent
+
+    class OneSlot:
+        slots, running, queued = 1, 0, 0
+        lane = Agent.lane
+
+        def __init__(self) -> None:
+            self.ran: list[str] = []
+
+        def slot_of(self, scenario: str) -> int:
+            return 0
+
+        async def handle(self, raw: bytes) -> None:
+            try:
+                data = json.loads(raw)
+                self.ran.append(f"{data['purpose']}-{data['n']}")
+            except ValueError:
+                self.ran.append("junk")
+
+    async def drain(purposes: list[str]) -> list[str]:
+        agent = OneSlot()
+        lanes = Lanes(agent, Offsets())  # type: ignore[arg-type]
+        for offset, purpose in enumerate(purposes):
+            value = b"{junk" if purpose == "junk" else \
+                json.dumps({"scenario": "lm", "purpose": purpose, "n": offset}).encode()
+            lanes.put("tp", SimpleNamespace(value=value, offset=offset))
+        while lanes.busy or any(lanes.queued):
+            lanes.advance()
+            await lanes.wait(0.01)
+        return agent.ran
+
+    ran = asyncio.run(drain(["monitor", "monitor", "confirm", "bisect", "confirm", "junk",
+                             "explain", "monitor"]))
+    assert ran == ["bisect-3", "junk", "explain-6", "confirm-2", "confirm-4", "monitor-0",
+                   "monitor-1", "monitor-7"]
 
 
 def test_slots_leave_the_lab_a_core(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
