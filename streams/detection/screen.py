@@ -146,7 +146,8 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         repo=entry["repo"],
         monitored={n: {p.commit: list(p.values) for p in
                        (*before[n].baseline, *before[n].window,
-                        Point(0.0, commit, tuple(entry["values"][n])))} for n in moved})
+                        Point(0.0, commit, tuple(entry["values"][n])))}
+                   for n in before})  # every series: a follow-up may confirm another
     out: list[ev.Event] = [
         ev.CandidateDetected(
             detection_id=detection_id, scenario=scenario, repo=entry["repo"], component=n,

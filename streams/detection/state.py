@@ -40,8 +40,9 @@ class Confirmation:
     replicate_from: list[int] = field(default_factory=list)
     components_then: dict[str, str] = field(default_factory=dict)
     decided_then: dict[str, bool] = field(default_factory=dict)
-    # per component, the monitoring runs (commit -> values) of the commits its
-    # series held when the candidate was raised: handed to the bisect
+    # per component tested, the monitoring runs (commit -> values) of the
+    # commits its series held when the candidate was raised: handed to the
+    # bisect of each component confirmed (a follow-up's too)
     monitored: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     def sides(self, name: str) -> tuple[list[list[float]], list[list[float]]]:

@@ -104,6 +104,8 @@ def test_regression_is_candidate_then_confirmed_with_an_alert() -> None:
     first = Policy().confirm_first_runs
     assert len(commands) == 2 * first + 1 and all(c.purpose == "confirm" for c in commands)
     det = candidates[0].detection_id
+    # every series' monitoring runs are kept for a bisect: a follow-up may confirm another
+    assert set(state.confirming[det].monitored) == {*BASE, "ttfb"}
     state, out = feed(state, answer(rng, commands, det, {"config": 350.0}))
     confirmed = [e for e in out if isinstance(e, ev.RegressionConfirmed)]
     alerts = [e for e in out if isinstance(e, ev.Alert)]
