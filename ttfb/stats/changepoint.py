@@ -9,7 +9,9 @@ one with a variance estimated from how the endpoints' runs move from block to
 block: on a still machine the blocks pool, on a wandering one only
 differences within a block weigh (a random intercept, fitted by
 quasi-demeaning each block). Callers that want one level for all pass every
-run in block 0.
+run in block 0. Runs made before the search (the range's monitoring runs)
+come in negative blocks, one per commit: their levels' variance is read from
+how far they sit from the best one-step fit (``handed_spread``).
 """
 
 from __future__ import annotations
