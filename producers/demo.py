@@ -30,14 +30,24 @@ BASELINE_RUNS = 5
 RUNS_PER_COMMIT = 3
 
 
-def _wait(check: Callable[[], bool], timeout: float, lab_check: Callable[[], None]) -> bool:
+def _wait(check: Callable[[], bool], timeout: float, lab_check: Callable[[], None],
+          progress: Callable[[], int] | None = None) -> bool:
+    """Until ``check`` holds, or ``timeout`` seconds pass (since ``progress``
+    last moved, when given)."""
     deadline = time.monotonic() + timeout
+    last = progress() if progress else 0
     while time.monotonic() < deadline:
         lab_check()
         if check():
             return True
         time.sleep(2.0)  # each poll opens a chDB session: keep the lab quiet
+        if progress and (now := progress()) != last:
+            last, deadline = now, time.monotonic() + timeout
     return False
+
+
+def _runs_stored(store: Store) -> int:
+    return int(store.query(f"SELECT count() AS n FROM {store.db}.runs")[0]["n"])
 
 
 def _stored_requests(store: Store, ids: list[str]) -> int:
@@ -111,9 +121,12 @@ def play(settings: Settings, store: Store, lab_check: Callable[[], None],
         wanted = sum(r.runs for r in plan.requests)
         names = ", ".join(r.scenario for r in plan.requests) or "none (unaffected)"
         say(f"commit {number + 1:>2}/{len(commits)} {commit[:10]}: runs {names}")
+        # a commit's runs wait behind confirmations' and bisects' (an agent runs
+        # those first): it is stuck only once no run at all arrives for so long
         if ids and not _wait(lambda i=ids, w=wanted: _stored_requests(store, i) >= w,  # type: ignore[misc]
-                             commit_timeout, lab_check):
-            raise TimeoutError(f"runs of commit {commit[:10]} did not arrive")
+                             commit_timeout, lab_check, lambda: _runs_stored(store)):
+            raise TimeoutError(f"runs of commit {commit[:10]} did not arrive, and no other "
+                               f"run for {commit_timeout:.0f} s")
     say("history played; waiting for open detections to be confirmed or dismissed")
     _wait(_quiet(store), 900, lab_check)
     return summarise(store, repo, time.monotonic() - started)
