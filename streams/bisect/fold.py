@@ -88,11 +88,13 @@ def on_range(b: Bisect, listed: ev.CommitRangeListed, policy: BisectPolicy) -> l
     if len(listed.affected) == len(listed.commits):
         b.affected = list(listed.affected)
     b.lo, b.hi, b.phase = 0, len(b.commits) - 1, "endpoints"
-    # the agent lists full shas: carry over samples known under the names it was given
-    for given, full in ((b.good, b.commits[0]), (b.bad, b.commits[-1])):
+    # the agent lists full shas: carry over runs known under the names it was
+    # given (the endpoints' by their place, whatever names them; others' by sha)
+    ends = {b.good: b.commits[0], b.bad: b.commits[-1]}
+    for given, full in ends.items():
         if given != full and given in b.samples:
             b.samples[full] = b.samples.pop(given)
-    b.cells = [(full_name(c, b.commits), k, v) for c, k, v in b.cells]
+    b.cells = [(ends.get(c) or full_name(c, b.commits), k, v) for c, k, v in b.cells]
     b.preloaded = {c: len(b.samples.get(c, [])) for c in (b.commits[0], b.commits[-1])}
     missing = [max(0, policy.endpoint_runs - b.preloaded[c])
                for c in (b.commits[0], b.commits[-1])]

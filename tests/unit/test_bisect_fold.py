@@ -118,6 +118,23 @@ def test_confirmation_evidence_serves_as_endpoint_samples() -> None:
         ["c00", "c07", "c07", "c15"]
 
 
+def test_the_confirmation_s_runs_follow_its_commits_to_the_names_the_range_lists() -> None:
+    """The agent lists full shas: runs handed over under the names the finding
+    gave (a ref for an endpoint, an abbreviated sha for a monitored commit)
+    are the listed commits' runs in the search."""
+    start = confirmed("v1.0", "main").model_copy(update=dict(
+        evidence_before=[300.0, 301.0], evidence_after=[330.0, 331.0],
+        monitored={"1111111": [310.0, 311.0, 312.0], "9999999": [320.0]}))
+    book, out = decide(BisectBook(), start, POLICY)
+    listed = ev.CommitRangeListed(request_id="r", scenario="lm", repo="demo",
+                                  correlation_id=out[0].correlation_id,  # type: ignore[attr-defined]
+                                  commits=["0" * 40, "1" * 40, "2" * 40])
+    book, _ = decide(book, listed, POLICY)
+    (b,) = book.bisects.values()
+    assert sorted({(c, k) for c, k, _ in b.cells}) == \
+        [("0" * 40, 0), ("1" * 40, -1), ("2" * 40, 0), ("9999999", -2)]
+
+
 def test_an_improvement_is_bisected_and_its_alert_keeps_its_kind() -> None:
     from streams.bisect import attributed_alert
 
