@@ -54,9 +54,15 @@ def between_blocks(pos: np.ndarray, blocks: np.ndarray, y: np.ndarray, good: int
     if np.unique(blocks[ends]).size < 2:
         return 0.0
     side = (pos[ends] == bad).astype(int)
-    resid = y[ends] - group_means(y[ends], side)
-    n = np.bincount(blocks[ends]).astype(float)
-    total = np.bincount(blocks[ends], resid, minlength=n.size)
+    return _level_variance(y[ends] - group_means(y[ends], side), blocks[ends], sigma2)
+
+
+def _level_variance(resid: np.ndarray, blocks: np.ndarray, sigma2: float) -> float:
+    """The variance of the blocks' levels from the runs' residuals: the mean
+    square of each block's mean residual, less what run noise (``sigma2``)
+    alone gives it; at least 0."""
+    n = np.bincount(blocks).astype(float)
+    total = np.bincount(blocks, resid, minlength=n.size)
     seen = n > 0
     excess = (total[seen] / n[seen]) ** 2 - sigma2 / n[seen]
     return max(float(excess.mean()), 0.0)
@@ -70,21 +76,13 @@ def handed_spread(pos: np.ndarray, blocks: np.ndarray, y: np.ndarray, handed: np
     (least squares, blocks ignored), less what run noise alone gives it. A
     step put in the wrong place leaves larger residuals, so doubt about the
     step makes these runs weigh less, never more."""
-    order = np.unique(pos)
     best, fitted = math.inf, np.full(y.size, y.mean())
-    for j in order[1:]:
-        right = pos >= j
-        means = np.where(right, y[right].mean(), y[~right].mean())
+    for j in np.unique(pos)[1:]:
+        means = group_means(y, (pos >= j).astype(int))
         rss = float(((y - means) ** 2).sum())
         if rss < best:
             best, fitted = rss, means
-    resid = y[handed] - fitted[handed]
-    ids = blocks[handed]
-    n = np.bincount(ids).astype(float)
-    seen = n > 0
-    total = np.bincount(ids, resid, minlength=n.size)
-    excess = (total[seen] / n[seen]) ** 2 - sigma2 / n[seen]
-    return max(float(excess.mean()), 0.0)
+    return _level_variance(y[handed] - fitted[handed], blocks[handed], sigma2)
 
 
 def step_posterior(pos: np.ndarray, block: np.ndarray, y: np.ndarray, good: int, bad: int,
