@@ -35,17 +35,13 @@ def _clean(values: Sequence[float] | np.ndarray, mads: float = OUTLIER_MADS) -> 
     # plain Python: the samples a detector tests are tens of values, where
     # numpy's per-call overhead is most of the cost (the fold calls this for
     # every component of every commit, the calibration thousands of times)
-    return _clean_logs([math.log(v) for v in _floats(values) if v > 0], mads)
-
-
-def _clean_logs(logs: list[float], mads: float = OUTLIER_MADS) -> list[float]:
-    """``logs`` without points beyond ``mads`` robust deviations."""
-    return _cleaned(logs, mads)[0]
+    return _cleaned([math.log(v) for v in _floats(values) if v > 0], mads)[0]
 
 
 def _cleaned(logs: list[float], mads: float = OUTLIER_MADS) -> tuple[list[float], float | None]:
-    """``_clean_logs``, and the MAD spread of what it returns where that is
-    the spread it cleaned by (nothing dropped), else None."""
+    """``logs`` without points beyond ``mads`` robust deviations, and the MAD
+    spread of what it returns where that is the spread it cleaned by
+    (nothing dropped), else None."""
     if len(logs) < MIN_CLEAN:  # a MAD from a handful of points would drop real data
         return logs, None
     center = _median(logs)

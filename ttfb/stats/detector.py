@@ -97,7 +97,7 @@ class SeriesState:
 
 
 def _sample(points: Sequence[Point]) -> Sample:
-    return Sample([math.log(v) for p in points for v in p.values if v > 0])
+    return Sample.of(_values(points))
 
 
 def _values(points: Sequence[Point]) -> list[float]:
