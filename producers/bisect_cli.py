@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -107,10 +108,7 @@ def monitored_runs(store: Any, scenario: str, component: str, commits: list[str]
     rows = [r for r in rows if int(r["newest"]) <= per_commit and float(r["ms"]) > 0]
     if not rows:
         return {}
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["hardware_id"]] = counts.get(r["hardware_id"], 0) + 1
-    hardware = max(counts, key=lambda h: counts[h])
+    hardware = Counter(r["hardware_id"] for r in rows).most_common(1)[0][0]
     out: dict[str, list[float]] = {}
     for r in rows:
         if r["hardware_id"] == hardware:

@@ -144,10 +144,9 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         runs_per_side=policy.first_look_runs,
         author=entry["author"], subject=entry["subject"],
         repo=entry["repo"],
-        monitored={n: {p.commit: list(p.values) for p in
-                       (*before[n].baseline, *before[n].window,
-                        Point(0.0, commit, tuple(entry["values"][n])))}
-                   for n in before})  # every series: a follow-up may confirm another
+        # every series': a follow-up may confirm another component
+        monitored={n: {**{p.commit: list(p.values) for p in (*s.baseline, *s.window)},
+                       commit: list(entry["values"][n])} for n, s in before.items()})
     out: list[ev.Event] = [
         ev.CandidateDetected(
             detection_id=detection_id, scenario=scenario, repo=entry["repo"], component=n,
