@@ -20,7 +20,9 @@ Seeded candidates through the streams' two-look confirmation
   between looks) and on one whose level holds still (the price);
 * a verdict decided above p = 0.0001: announced as it is, or taken again on
   8 fresh runs a side that decide alone (the rule), on both machines and on
-  the bimodal null component.
+  the bimodal null component;
+* a named component dismissed at p < 0.05: final, or taken again on 8 fresh
+  runs a side that confirm it alone at p < 0.05 (the rule), on both machines.
 
     .venv/bin/python bench/confirmation.py [--null 6000] [--power 300] [--json]
 """
@@ -37,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-import streams.detection as detection
+import streams.detection.compare
+import streams.detection.runs
 from streams.detection import Policy
 from streams.simulate import (
     Draw,
@@ -52,12 +55,14 @@ from streams.simulate import (
 @contextmanager
 def replaced(name: str, value: Callable[..., Any]) -> Iterator[None]:
     """The fold with one of its parts swapped for the rule it replaced."""
-    old = getattr(detection, name)
-    setattr(detection, name, value)
+    module = next(m for m in (streams.detection.compare, streams.detection.runs)
+                  if hasattr(m, name))
+    old = getattr(module, name)
+    setattr(module, name, value)
     try:
         yield
     finally:
-        setattr(detection, name, old)
+        setattr(module, name, old)
 
 
 def rate(draw: Callable[[], Draw], component: str, trials: int, seed: int,
@@ -103,6 +108,7 @@ def measure(null_trials: int, power_trials: int) -> list[dict[str, Any]]:
                  "trials": null_trials // 6, "old_rule": "no warm-up run", "old": old,
                  "rule": rule})
     sides = dataclasses.replace(Policy(), paired_final=False)
+    dismissals = dataclasses.replace(Policy(), retake_below=0.0)
     for name, step, between, pct, trials in (
             ("wandering machine, no change", 0.05, 0.15, 0, null_trials // 3),
             ("wandering machine, +10 %", 0.05, 0.15, 10, power_trials),
@@ -111,12 +117,15 @@ def measure(null_trials: int, power_trials: int) -> list[dict[str, Any]]:
             ("still machine, +10 %", 0.0, 0.0, 10, power_trials),
             ("still machine, +15 %", 0.0, 0.0, 15, power_trials)):
         shift = float(np.log1p(pct / 100))
-        rule, old, single = (rate(partial(wander, shift, step), "imports", trials, 12, policy,
-                                  between) for policy in (Policy(), sides, once))
+        rule, old, single, final = (rate(partial(wander, shift, step), "imports", trials, 12,
+                                         policy, between)
+                                    for policy in (Policy(), sides, once, dismissals))
         rows.append({"case": name, "trials": trials, "old_rule": "sides' samples",
                      "old": old, "rule": rule})
         rows.append({"case": name, "trials": trials, "old_rule": "no replication",
                      "old": single, "rule": rule})
+        rows.append({"case": name, "trials": trials, "old_rule": "dismissal final",
+                     "old": final, "rule": rule})
     return rows
 
 

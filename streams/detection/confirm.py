@@ -100,21 +100,26 @@ def _look(pending: Confirmation, scenario: str, policy: Policy) -> Look | list[e
 
 def _to_replicate(pending: Confirmation, comparisons: dict[str, Comparison],
                   policy: Policy) -> dict[str, str]:
-    """The confirmed components whose deciding p-value is above
-    ``replicate_above``: each is taken again on fresh runs before it is
-    confirmed (``replicate_runs`` > 0)."""
+    """The verdicts near the level, taken again on fresh runs before they
+    stand (``replicate_runs`` > 0): the confirmed components whose deciding
+    p-value is above ``replicate_above``, and the named components dismissed
+    below ``retake_below`` whose shift is big enough to matter."""
     if policy.replicate_runs <= 0:
         return {}
+    big = set(big_enough(pending, comparisons, policy))
     return {n: pending.components[n] for n, yes in pending.decided.items()
-            if yes and n in comparisons and comparisons[n].p_value > policy.replicate_above}
+            if n in comparisons and (
+                comparisons[n].p_value > policy.replicate_above if yes
+                else comparisons[n].p_value < policy.retake_below and n in big)}
 
 
 def _replicated(state: ScenarioState, pending: Confirmation, scenario: str,
                 policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
     """The replication look is in: the deciding look is taken again on the
     runs it had (the fold is pure, so it decides as it did), and a component
-    taken again stays confirmed only if the fresh runs alone show it moved
-    its way (paired, one-sided p < ``replicate_alpha``)."""
+    taken again is confirmed only if the fresh runs alone show it moved its
+    way (paired, one-sided p < ``replicate_alpha``), whichever way the
+    deciding look went."""
     before, after, per_side = pending.replicate_from
     then = dataclasses.replace(pending, before=pending.before[:before],
                                after=pending.after[:after], runs_per_side=per_side,
@@ -131,8 +136,8 @@ def _replicated(state: ScenarioState, pending: Confirmation, scenario: str,
         except ValueError:
             continue  # its runs failed: the verdict stands on the runs it had
         fresh = one_sided(fresh, direction)
-        if fresh.p_value >= policy.replicate_alpha:
-            pending.decided[n] = False
+        if (fresh.p_value < policy.replicate_alpha) != pending.decided[n]:
+            pending.decided[n] = not pending.decided[n]
             look[0][n] = fresh
     return _conclude(state, pending, scenario, policy, *look)
 

@@ -65,6 +65,15 @@ class Policy:
     replicate_above: float = 1e-4
     replicate_runs: int = 8
     replicate_alpha: float = 0.05
+    # the other way too: a named component the deciding look dismissed at a
+    # one-sided p below ``retake_below``, its shift big enough to matter, is
+    # taken again on ``replicate_runs`` more runs a side, which decide alone
+    # (confirmed at p < ``replicate_alpha``). A dismissal just above the level
+    # was otherwise final, and folded the new level into the baseline, so the
+    # change was lost for good on a machine noisier than the model. A null
+    # candidate lands there ~4 % of the time and passes the fresh runs 5 % of
+    # that; 0 turns it off
+    retake_below: float = 0.05
     # each look starts with this many runs of its first side, not counted: the
     # look's first counted run then follows a run of its own side, as every
     # other run's predecessor is balanced across the sides (see confirm_runs)
