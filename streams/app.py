@@ -169,7 +169,7 @@ def register_metrics(app: faust.App, settings: Settings) -> None:
 def register_sink(app: faust.App, settings: Settings, topics: dict[str, faust.TopicT]) -> None:
     """Every topic lands in the store; acks only after the rows are durable."""
     every = app.topic(*settings.all_topics(), key_serializer="raw", value_serializer="raw")
-    writer = StoreWriter(lambda: open_store(settings))
+    writer = StoreWriter(lambda: open_store(settings, hold_s=settings.sink_hold_s))
     producer = f"{settings.topic_prefix}-sink"
     app.ttfb_writer = writer  # type: ignore[attr-defined]
 

@@ -11,8 +11,10 @@ stream stops pulling, so memory stays bounded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ttfb import events as ev
@@ -57,6 +59,8 @@ class StoreWriter:
         self.max_delay = max_delay
         self.written = 0
         self.retries = 0
+        # the writes in order, one at a time, on one thread of their own
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ttfb-sink")
 
     def _write_sync(self, batch: DecodedBatch) -> int:
         if self._store is None:
@@ -67,14 +71,18 @@ class StoreWriter:
         delay = 0.1
         while True:
             try:
-                fresh = await asyncio.to_thread(self._write_sync, batch)
+                fresh = await asyncio.get_running_loop().run_in_executor(
+                    self._thread, self._write_sync, batch)
                 self.written += fresh
                 return fresh
             except Exception as exc:
                 if stop():
                     raise
                 self.retries += 1
-                self._store = None  # reopen: the server may have restarted
+                if self._store is not None:  # reopen: the server may have restarted
+                    with contextlib.suppress(Exception):
+                        self._store.close()  # a held session's lock is released now
+                self._store = None
                 log.warning("store write failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_delay)

@@ -70,3 +70,43 @@ def test_every_query_reads_the_configured_database(tmp_path: Path) -> None:
         function(store, *arguments)  # raises if it names another database
         called += 1
     assert called >= 20
+
+
+def _lock_is_free(path: Path) -> bool:
+    fd = os.open(path, os.O_CREAT | os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_a_held_session_serves_the_batches_that_follow_then_lets_the_lock_go(
+        tmp_path: Path) -> None:
+    """The sink's store keeps its session ``hold_s`` after opening it: the
+    batches in that time share it (one session, not one each), other
+    processes wait at most that long, and a store that does not hold gives
+    the lock back after every call."""
+    import time
+
+    settings = Settings(data_dir=tmp_path, _env_file=None)
+    held = open_store(settings, hold_s=1.0)  # its migration opens the session
+    for _ in range(3):
+        assert held.query("SELECT 1 AS x") == [{"x": 1}]
+    assert held.backend.sessions == 1  # type: ignore[attr-defined]
+    assert not _lock_is_free(settings.chdb_path.parent / "chdb.lock")
+    deadline = time.monotonic() + 5
+    while not _lock_is_free(settings.chdb_path.parent / "chdb.lock"):
+        assert time.monotonic() < deadline, "the held session never let the lock go"
+        time.sleep(0.05)
+    assert held.query("SELECT 2 AS x") == [{"x": 2}]  # a new session
+    held.close()
+    assert _lock_is_free(settings.chdb_path.parent / "chdb.lock")
+    plain = open_store(settings)
+    before = plain.backend.sessions  # type: ignore[attr-defined]
+    for _ in range(2):
+        plain.query("SELECT 1 AS x")
+        assert _lock_is_free(settings.chdb_path.parent / "chdb.lock")
+    assert plain.backend.sessions == before + 2  # type: ignore[attr-defined]

@@ -27,6 +27,11 @@ class Store:
         self.backend = backend
         self.db = database
 
+    def close(self) -> None:
+        """Let go of the backend's session or connection (an embedded store's
+        held session releases its lock)."""
+        self.backend.close()
+
     def migrate(self) -> list[int]:
         """Apply missing migrations; returns the versions applied now."""
         applied_now: list[int] = []
@@ -99,12 +104,14 @@ class Store:
 
 
 def open_store(settings: Settings, migrate: bool = True,
-               lock_timeout: float | None = None) -> Store:
-    """The store the settings point at, migrated unless told otherwise."""
+               lock_timeout: float | None = None, hold_s: float = 0.0) -> Store:
+    """The store the settings point at, migrated unless told otherwise;
+    ``hold_s``: an embedded store's session is kept that long after it opens
+    (``ChdbBackend``), for a writer of batches in quick succession."""
     backend: Backend
     if settings.embedded_store:
         backend = ChdbBackend(settings.chdb_path, lock_timeout=settings.store_lock_timeout_s
-                              if lock_timeout is None else lock_timeout)
+                              if lock_timeout is None else lock_timeout, hold_s=hold_s)
     else:
         backend = ServerBackend(
             settings.clickhouse_url, settings.clickhouse_user,

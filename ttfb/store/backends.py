@@ -1,9 +1,12 @@
 """Two backends running the same SQL: embedded chDB and ClickHouse server.
 
 chDB lets one process hold a data directory at a time, so every chDB call
-takes an exclusive cross-process file lock and opens a short session (~30 ms)
-that it closes before releasing the lock. Writers (the sink) and readers (the
-dashboard, the CLI) in different processes therefore take turns.
+takes an exclusive cross-process file lock and opens a short session
+(30-150 ms) that it closes before releasing the lock. Writers (the sink) and
+readers (the dashboard, the CLI) in different processes therefore take
+turns. A writer with batches in quick succession may keep its session for
+``hold_s`` after opening it (the sink does): the others wait that long at
+most, and the writer opens one session a ``hold_s``, not one a batch.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Backend(Protocol):
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]: ...
     def insert(self, table: str, rows: Sequence[Row]) -> None: ...
     def transaction(self) -> contextlib.AbstractContextManager[Backend]: ...
+    def close(self) -> None: ...
 
 
 def json_lines(rows: Sequence[Row]) -> bytes:
@@ -64,42 +68,81 @@ def _quoted(value: Any) -> str:
 class ChdbBackend:
     """Embedded ClickHouse; a file lock plus a short session per call or batch."""
 
-    def __init__(self, path: Path, lock_timeout: float = 60.0) -> None:
+    def __init__(self, path: Path, lock_timeout: float = 60.0, hold_s: float = 0.0) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.lock_path = self.path.parent / f"{self.path.name}.lock"
         self.lock_timeout = lock_timeout
+        # 0: a session a transaction; else a session lasts this long after it
+        # opened (closed then by a timer, or by the transaction that outlives it)
+        self.hold_s = hold_s
         self._thread_lock = threading.RLock()
         self._session: Any = None
+        self._lock_fd: int | None = None
+        self._opened = 0.0
+        self._depth = 0  # transactions under way (re-entrant within one thread)
+        self.sessions = 0  # sessions opened, for tests and benchmarks
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[ChdbBackend]:
         """Hold the lock and one session for several statements."""
         with self._thread_lock:
-            if self._session is not None:  # re-entrant within one thread
+            if self._session is None:
+                self._open()
+            self._depth += 1
+            try:
                 yield self
-                return
-            with self._file_lock():
-                from chdb import session as chdb_session
+            finally:
+                self._depth -= 1
+                if not self._depth and time.monotonic() - self._opened >= self.hold_s:
+                    self._close()
 
-                self._session = chdb_session.Session(str(self.path))  # type: ignore[no-untyped-call]
-                try:
-                    self._session.query("SET output_format_json_quote_64bit_integers=0")
-                    yield self
-                finally:
-                    self._session.close()
-                    self._session = None
+    def _open(self) -> None:
+        from chdb import session as chdb_session
 
-    @contextlib.contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+        self._lock_fd = self._file_lock()
         try:
-            deadline = time.monotonic() + self.lock_timeout
-            delay = 0.005
+            self._session = chdb_session.Session(str(self.path))  # type: ignore[no-untyped-call]
+            self._session.query("SET output_format_json_quote_64bit_integers=0")
+        except BaseException:
+            self._close()
+            raise
+        self._opened = time.monotonic()
+        self.sessions += 1
+        if self.hold_s > 0:
+            timer = threading.Timer(self.hold_s, self._expire)
+            timer.daemon = True
+            timer.start()
+
+    def _expire(self) -> None:
+        with self._thread_lock:
+            if not self._depth:
+                self._close()
+
+    def close(self) -> None:
+        """Close a held session now (nothing to do without one)."""
+        self._expire()
+
+    def _close(self) -> None:
+        try:
+            if self._session is not None:
+                self._session.close()
+        finally:
+            self._session = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # closing the descriptor releases the lock
+                self._lock_fd = None
+
+    def _file_lock(self) -> int:
+        """A descriptor holding the exclusive lock (closing it releases it)."""
+        fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.005
+        try:
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
+                    return fd
                 except BlockingIOError:
                     if time.monotonic() > deadline:
                         raise StoreUnavailable(
@@ -107,9 +150,9 @@ class ChdbBackend:
                             f"{self.lock_timeout:.0f}s") from None
                     time.sleep(delay)
                     delay = min(delay * 2, 0.1)
-            yield
-        finally:
-            os.close(fd)  # closing the descriptor releases the lock
+        except BaseException:
+            os.close(fd)
+            raise
 
     def _run(self, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
         with self.transaction():
@@ -148,6 +191,9 @@ class ServerBackend:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[ServerBackend]:
         yield self
+
+    def close(self) -> None:
+        self.client.close()
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self.client.command(sql, parameters=params or None)
