@@ -37,6 +37,11 @@ def test_runs_past_the_age_become_aggregates_and_findings_stay(tmp_path: Path) -
                ev.Alert(alert_id="d1:imports", kind="regression", scenario="lm",
                         component="imports", commit="old", effect_ms=50.0, effect_pct=5.0,
                         occurred_at=now - timedelta(days=40))]
+    # heartbeats: each agent's past the age go, its newest stays
+    beats = {(agent, age): ev.AgentHeartbeat(agent_id=agent,
+                                             occurred_at=now - timedelta(days=age))
+             for agent, age in (("a1", 50), ("a1", 40), ("a1", 1), ("a2", 45), ("a2", 35))}
+    events += list(beats.values())
     store.write(events)
     assert expire(store, 0) == {"commits": 0}  # 0: keep everything
     done = expire(store, 30, now=now)
@@ -55,4 +60,7 @@ def test_runs_past_the_age_become_aggregates_and_findings_stay(tmp_path: Path) -
     raw = store.query("SELECT JSONExtractString(payload, 'commit') AS commit FROM ttfb.events"
                       " WHERE type IN ('RunCompleted', 'ComponentMeasured')")
     assert sorted(r["commit"] for r in raw) == ["edge", "edge", "new"]
+    left = {r["event_id"] for r in store.query(
+        "SELECT event_id FROM ttfb.events WHERE type = 'AgentHeartbeat'")}
+    assert left == {beats["a1", 1].event_id, beats["a2", 35].event_id}
     assert expire(store, 30, now=now) == {"commits": 0}  # nothing left to expire

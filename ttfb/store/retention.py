@@ -1,7 +1,9 @@
 """Retention: a commit's raw runs and measurements expire a set number of
 days after its last run; what they said stays as per-commit aggregates
 (runs, mean, median, min and max per component and in total). Detections,
-bisects, alerts, triage, calibrations and experiments are kept.
+bisects, alerts, triage, calibrations and experiments are kept. Agents'
+heartbeats past the age go too, each agent's newest excepted (the overview
+still says when it was last heard of).
 
 A commit expires whole, once its newest run is past the age, so its
 aggregate is taken over all its runs at once and never replaced by a part.
@@ -26,10 +28,16 @@ def expire(store: Store, days: float, now: datetime | None = None) -> dict[str, 
         return {"commits": 0}
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
     db = store.db
+    cut = {"cut": cutoff.strftime("%Y-%m-%d %H:%M:%S.%f")}
     with store.backend.transaction() as tx:
+        tx.command(
+            f"ALTER TABLE {db}.events DELETE WHERE type = 'AgentHeartbeat'"
+            " AND occurred_at < {cut:DateTime64(6, 'UTC')} AND event_id NOT IN ("
+            f"  SELECT argMax(event_id, occurred_at) FROM {db}.events"
+            "   WHERE type = 'AgentHeartbeat' GROUP BY JSONExtractString(payload, 'agent_id'))"
+            " SETTINGS mutations_sync = 2", cut)
         rows = tx.query(f"SELECT scenario, commit FROM {db}.runs FINAL GROUP BY scenario, commit"
-                        " HAVING max(occurred_at) < {cut:DateTime64(6, 'UTC')}",
-                        {"cut": cutoff.strftime("%Y-%m-%d %H:%M:%S.%f")})
+                        " HAVING max(occurred_at) < {cut:DateTime64(6, 'UTC')}", cut)
         if not rows:
             return {"commits": 0}
         # the set fixed first: each statement below removes what the next would read
