@@ -127,6 +127,23 @@ def _ordinary() -> list[Change]:
         Change("Update the changelog for the release", edits=[(
             "CHANGELOG.md", "- Configs, tests and docs.\n",
             "- Configs, tests and docs.\n- Release 1.1.\n")]),
+        # three small code changes every workflow runs: each scenario's history
+        # reaches the length at which its thresholds are first calibrated (8
+        # accepted commits), so the calibration page has each one's ROC by the end
+        Change("Reject negative seeds", edits=[(
+            "trainlab/common/config.py",
+            "    def validate(self):\n        if self.device not in",
+            "    def validate(self):\n        if self.seed < 0:\n"
+            "            raise ConfigError(\"seed must be non-negative\")\n"
+            "        if self.device not in")]),
+        Change("Seed every CUDA device too", edits=[(
+            "trainlab/common/runtime.py", "    torch.manual_seed(seed)\n",
+            "    torch.manual_seed(seed)\n    if torch.cuda.is_available():\n"
+            "        torch.cuda.manual_seed_all(seed)\n")]),
+        Change("List the phases the lab times", edits=[(
+            "trainlab/common/lab.py", '__all__ = ["first_batch", "phase", "report"]\n',
+            'PHASES = ("config", "data", "model", "first_step")\n\n'
+            '__all__ = ["PHASES", "first_batch", "phase", "report"]\n')]),
     ]
 
 
