@@ -83,7 +83,9 @@ def replay_history(settings: Settings, changes: list[str]) -> dict[str, Any]:
     started = time.perf_counter()
     events = list(stored_events(store, settings))
     loaded = time.perf_counter() - started
-    rebuilt = replay(events, dataclasses.replace(policy, dashboard_url=settings.public_url()))
+    # every decision, to compare with every stored one
+    rebuilt = replay(events, dataclasses.replace(policy, dashboard_url=settings.public_url()),
+                     keep=None)
     made = {i: json.loads(ev.encode(o)) for i, o in rebuilt.outputs.items()
             if getattr(o, "type", "") in DECISIONS}
     stored = {r["event_id"]: json.loads(r["payload"]) for r in store.query(

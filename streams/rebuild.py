@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -31,22 +32,31 @@ log = logging.getLogger(__name__)
 
 FOLDED_TOPICS = ("measurements", "detections", "bisect", "calibration")
 PAGE = 20_000
+# the newest outputs a replay keeps, to send again what a lost lab never
+# delivered: those it lost were its last; older ones are taken as delivered.
+# Every output kept made a year's replay hold millions of events in memory
+KEEP_OUTPUTS = 100_000
 
 
 @dataclass
 class Rebuilt:
     states: dict[str, tuple[ScenarioState, BisectBook]] = field(default_factory=dict)
-    outputs: dict[str, ev.Event] = field(default_factory=dict)  # id -> output, in order
+    # id -> output, in order: the newest ``keep`` of them (``replay``)
+    outputs: OrderedDict[str, ev.Event] = field(default_factory=OrderedDict)
     events: int = 0
     seconds: float = 0.0
+    produced: int = 0  # every output, kept or not
 
 
 def replay(events: Iterable[ev.Event], policy: Policy,
-           bisect_policy: BisectPolicy | None = None) -> Rebuilt:
-    """Fold ``events`` in order from empty states; keep every output."""
+           bisect_policy: BisectPolicy | None = None,
+           keep: int | None = KEEP_OUTPUTS) -> Rebuilt:
+    """Fold ``events`` in order from empty states; keep the newest ``keep``
+    outputs (None: every one)."""
     bisect_policy = bisect_policy or BisectPolicy()
     started = time.perf_counter()
     out = Rebuilt()
+    outputs = out.outputs
     for event in events:
         scenario = str(getattr(event, "scenario", "") or "")
         if not scenario or isinstance(event, ev.ComponentMeasured):
@@ -55,8 +65,11 @@ def replay(events: Iterable[ev.Event], policy: Policy,
         detector, book, produced = fold_event(event, detector, book, policy, bisect_policy)
         out.states[scenario] = (detector, book)
         out.events += 1
+        out.produced += len(produced)
         for item in produced:
-            out.outputs[item.event_id] = item
+            outputs[item.event_id] = item
+        while keep is not None and len(outputs) > keep:
+            outputs.popitem(last=False)
     out.seconds = time.perf_counter() - started
     return out
 
