@@ -15,7 +15,6 @@ All in one run, on the real parts (Tansu, one Faust worker, chDB):
   commits of 3 runs each), measured with tracemalloc, and its JSON size.
 
     .venv/bin/python bench/throughput.py [--events 20000] [--json]
-    .venv/bin/python bench/throughput.py --before --rounds 2   # ratios, side by side
 """
 
 from __future__ import annotations
@@ -235,14 +234,18 @@ def memory_per_series(n: int) -> dict[str, float]:
             "json_bytes_per_series": len(one)}
 
 
-# the sink's session a batch and the fold's states written every batch, as
-# before ``sink_hold_s`` and ``decide_checkpoint_s``: ``--before`` measures both
-BEFORE = {"TTFB_SINK_HOLD_S": "0", "TTFB_DECIDE_CHECKPOINT_S": "0"}
-
-
-def pipeline(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
-    """One measurement on a fresh broker and store, the worker's settings
-    overridden by ``env``; the ceilings too unless ``args.no_ceilings``."""
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--scenarios", type=int, default=200)
+    parser.add_argument("--probes", type=int, default=40)
+    parser.add_argument("--series", type=int, default=100_000)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--ceiling-worker", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.ceiling_worker:
+        faust_ceiling_worker(Settings(), int(args.ceiling_worker[0]), Path(args.ceiling_worker[1]))
+        return
     broker = EmbeddedBroker().start()
     with tempfile.TemporaryDirectory() as tmp:
         # the bench's own loopback broker: an embedded lab's, where the development key may sign
@@ -252,7 +255,7 @@ def pipeline(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
         asyncio.run(ensure_topics(settings))
         log = open(Path(tmp) / "worker.log", "wb")  # noqa: SIM115
         worker = subprocess.Popen([sys.executable, "-m", "streams.app"],
-                                  env={**os.environ, **settings.to_env(), **env},
+                                  env={**os.environ, **settings.to_env()},
                                   stdout=log, stderr=subprocess.STDOUT)
         try:
             result = asyncio.run(measure(settings, args.events, args.scenarios, args.probes,
@@ -268,51 +271,15 @@ def pipeline(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
                 worker.wait()
             log.close()
         try:
-            if not args.no_ceilings:
-                result["faust_trivial_agent_events_per_s"] = round(
-                    faust_ceiling(settings, result["events"], Path(tmp)))
+            result["faust_trivial_agent_events_per_s"] = round(
+                faust_ceiling(settings, result["events"], Path(tmp)))
         finally:
             broker.stop()
-    if not args.no_ceilings:
-        result["fold_vs_ceiling"] = round(result["fold_events_per_s"]
-                                          / result["raw_consume_events_per_s"], 3)
-        result["fold_vs_faust_ceiling"] = round(result["fold_events_per_s"]
-                                                / result["faust_trivial_agent_events_per_s"], 3)
-    return result
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--scenarios", type=int, default=200)
-    parser.add_argument("--probes", type=int, default=40)
-    parser.add_argument("--series", type=int, default=100_000)
-    parser.add_argument("--before", action="store_true",
-                        help="also measure the previous sink and fold writes (BEFORE), "
-                             "alternating with today's, and report both")
-    parser.add_argument("--rounds", type=int, default=1, help="with --before: pairs to run")
-    parser.add_argument("--no-ceilings", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--ceiling-worker", nargs=2, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.ceiling_worker:
-        faust_ceiling_worker(Settings(), int(args.ceiling_worker[0]), Path(args.ceiling_worker[1]))
-        return
-    if args.before:
-        rows = []
-        for r in range(args.rounds):
-            for name, env in (("before", BEFORE), ("now", {})):
-                one = pipeline(args, env) | {"build": name, "round": r}
-                rows.append(one)
-                print(json.dumps(one), flush=True)
-        for key in ("fold_events_per_s", "sink_events_per_s", "detection_latency_ms_p50",
-                    "detection_latency_ms_p99"):
-            now = [r[key] for r in rows if r["build"] == "now"]
-            before = [r[key] for r in rows if r["build"] == "before"]
-            print(f"{key:<28} before {before}  now {now}  ratio "
-                  f"{float(np.median(now)) / float(np.median(before)):.2f}")
-        return
-    result = pipeline(args, {}) | memory_per_series(args.series)
+    result |= memory_per_series(args.series)
+    result["fold_vs_ceiling"] = round(result["fold_events_per_s"]
+                                      / result["raw_consume_events_per_s"], 3)
+    result["fold_vs_faust_ceiling"] = round(result["fold_events_per_s"]
+                                            / result["faust_trivial_agent_events_per_s"], 3)
     if args.json:
         print(json.dumps(result, indent=2))
         return

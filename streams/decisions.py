@@ -152,13 +152,7 @@ def emitter(topics: dict[str, Any], settings: Settings) -> Emit:
 
 
 class Folds:
-    """The detection and bisect folds of every scenario a worker owns.
-
-    ``batch`` folds events and sends their outputs at once; the states they
-    led to are written at the next ``checkpoint`` (each changed scenario's
-    once, however many batches changed it), and the events are acked only
-    after it: a crash before then replays them from the last written state,
-    and the outputs sent again carry the same ids."""
+    """The detection and bisect folds of every scenario a worker owns."""
 
     def __init__(self, table: Any, policy: Policy, emit: Emit, max_bytes: int) -> None:
         self.table, self.policy, self.emit, self.max_bytes = table, policy, emit, max_bytes
@@ -166,11 +160,6 @@ class Folds:
         self.cache = StateCache()
         self.rebuilt: dict[str, tuple[ScenarioState, BisectBook]] = {}
         self.ready = asyncio.Event()  # set once the state is rebuilt (or needs no rebuild)
-        # states folded since the last checkpoint, and their partitions
-        self.dirty: dict[str, tuple[int, ScenarioState, BisectBook]] = {}
-        self.delivered: list[Any] = []  # outputs sent since, not yet acknowledged
-        self.checkpointed = time.monotonic()
-        self.lock = asyncio.Lock()  # a checkpoint and a batch never interleave
 
     def fold(self, scenario: str, event: ev.Event, detector: ScenarioState,
              book: BisectBook) -> tuple[ScenarioState, BisectBook, list[ev.Event]]:
@@ -180,54 +169,39 @@ class Folds:
         return detector, book, out
 
     def load(self, scenario: str) -> tuple[ScenarioState, BisectBook]:
-        """A scenario's state: folded since the last checkpoint, the table's,
-        or the one rebuilt from the store while the table has none (the first
-        checkpoint after it is touched writes it)."""
-        if scenario in self.dirty:
-            return self.dirty[scenario][1:]
+        """A scenario's state: the table's, or the one rebuilt from the store
+        while the table has none (the first batch that touches it writes it)."""
         if scenario in self.rebuilt and self.table.get(scenario) is None:
             return self.rebuilt.pop(scenario)
         return self.cache.load(self.table, scenario)
 
     async def batch(self, messages: list[Any]) -> None:
-        """Fold every event and send its outputs (see ``checkpoint``)."""
+        """Fold every event, write each changed scenario's state once, and
+        return only when the outputs and the new states are on the broker."""
         started = time.perf_counter()
         try:
+            delivered = []
+            changed: dict[str, tuple[int, ScenarioState, BisectBook]] = {}
             for message in messages:
                 event = decoded(message.value, self.max_bytes, NOT_FOLDED)
                 scenario = str(getattr(event, "scenario", "") or "")
                 if event is None or not scenario:
                     continue
-                detector, book, out = self.fold(scenario, event, *self.load(scenario))
-                self.dirty[scenario] = (message.partition, detector, book)
-                self.delivered += [await self.emit(produced) for produced in out]
-            metrics.FOLD_SECONDS.observe(time.perf_counter() - started)
-        except BaseException:
-            self.forget()
-            raise
-
-    async def checkpoint(self) -> None:
-        """Write each changed scenario's state once, and return only when the
-        outputs sent since the last checkpoint and the new states are on the
-        broker."""
-        try:
-            delivered, self.delivered = self.delivered, []
-            for scenario, (partition, detector, book) in self.dirty.items():
+                detector, book = changed[scenario][1:] if scenario in changed \
+                    else self.load(scenario)
+                detector, book, out = self.fold(scenario, event, detector, book)
+                changed[scenario] = (message.partition, detector, book)
+                delivered += [await self.emit(produced) for produced in out]
+            for scenario, (partition, detector, book) in changed.items():
                 stored = pack(detector, book)
                 self.table.data[scenario] = stored
                 delivered.append(self.table.send_changelog(partition, scenario, stored))
                 self.cache.keep(scenario, stored, detector, book)
-            self.dirty = {}
             await asyncio.gather(*delivered)
-            self.checkpointed = time.monotonic()
+            metrics.FOLD_SECONDS.observe(time.perf_counter() - started)
         except BaseException:
-            self.forget()
+            self.cache.clear()  # states changed in place that may not be durable
             raise
-
-    def forget(self) -> None:
-        """Drop what may not be durable: states folded or changed in place."""
-        self.dirty, self.delivered = {}, []
-        self.cache.clear()
 
 
 def register_decisions(app: faust.App, settings: Settings,
@@ -246,43 +220,17 @@ def register_decisions(app: faust.App, settings: Settings,
                        settings.topic("bisect"), settings.topic("calibration"),
                        key_serializer="raw", value_serializer="raw")
 
-    unacked: list[tuple[faust.StreamT, Any]] = []
-
-    async def checkpoint() -> None:
-        """The states written, then the events that led to them acked."""
-        await folds.checkpoint()
-        done = unacked[:]
-        unacked.clear()
-        for stream, item in done:
-            await stream.ack(item)
-
     @app.agent(source, name="ttfb-decisions")
     async def decisions(stream: faust.StreamT) -> None:
-        """An event is acked only once its effects are durable (``Folds``)."""
+        """A batch is acked only once its effects are durable: a crash before
+        that replays it from the last durable state, and the outputs it emits
+        again carry the same ids."""
         take = stream.noack_take  # type: ignore[attr-defined]  # faust-streaming >= 0.11
         async for batch in take(settings.decide_batch_size, within=settings.decide_batch_seconds):
             await folds.ready.wait()
-            async with folds.lock:
-                await folds.batch([item.message for item in batch])
-                unacked.extend((stream, item) for item in batch)
-                if time.monotonic() - folds.checkpointed >= settings.decide_checkpoint_s:
-                    await checkpoint()
-
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
-        """A rebalance revokes every partition and starts each again from
-        its committed offset: what was folded since the last checkpoint is
-        folded again, by whichever worker owns it now."""
-        folds.forget()
-        unacked.clear()
-
-    @app.timer(max(settings.decide_checkpoint_s, 0.05))
-    async def idle_checkpoint() -> None:
-        """The last batch before a pause is not left unwritten."""
-        if not unacked and not folds.dirty:
-            return
-        async with folds.lock:
-            await checkpoint()
+            await folds.batch([item.message for item in batch])
+            for item in batch:
+                await stream.ack(item)
 
     register_calibration(app, settings, topics, emit, policy)
     register_rebuild(app, settings, folds)

@@ -67,6 +67,12 @@ class StoreWriter:
             self._store = self._open()
         return self._store.write_batch(batch.items)  # one store session a batch
 
+    def close(self) -> None:
+        """Let go of the store (a held session's lock with it)."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
     async def write(self, batch: DecodedBatch, stop: Callable[[], bool] = lambda: False) -> int:
         delay = 0.1
         while True:

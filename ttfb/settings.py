@@ -82,9 +82,6 @@ class Settings(BaseSettings):
     sink_batch_seconds: float = Field(0.5, gt=0)
     decide_batch_size: int = Field(2000, ge=1)  # events folded per changelog write
     decide_batch_seconds: float = Field(0.1, gt=0)  # the longest an event waits for its batch
-    # the fold's states are written (and its events acked) this often: each
-    # changed scenario's once, however many batches changed it; 0: every batch
-    decide_checkpoint_s: float = Field(0.5, ge=0, le=30)
     fetch_max_wait_ms: int = Field(50, ge=1, le=1500)  # a consumer fetch held this long at most
     max_event_bytes: int = Field(1_000_000, ge=1024)
     store_lock_timeout_s: float = Field(
