@@ -127,7 +127,7 @@ def _ordinary() -> list[Change]:
         Change("Update the changelog for the release", edits=[(
             "CHANGELOG.md", "- Configs, tests and docs.\n",
             "- Configs, tests and docs.\n- Release 1.1.\n")]),
-        # three small code changes every workflow runs: each scenario's history
+        # four small code changes every workflow runs: each scenario's history
         # reaches the length at which its thresholds are first calibrated (8
         # accepted commits), so the calibration page has each one's ROC by the end
         Change("Reject negative seeds", edits=[(
@@ -140,6 +140,12 @@ def _ordinary() -> list[Change]:
             "trainlab/common/runtime.py", "    torch.manual_seed(seed)\n",
             "    torch.manual_seed(seed)\n    if torch.cuda.is_available():\n"
             "        torch.cuda.manual_seed_all(seed)\n")]),
+        Change("Require at least one batch", edits=[(
+            "trainlab/common/config.py",
+            "    def validate(self):\n        if self.seed < 0:\n",
+            "    def validate(self):\n        if self.batches < 1:\n"
+            "            raise ConfigError(\"batches must be at least 1\")\n"
+            "        if self.seed < 0:\n")]),
         Change("List the phases the lab times", edits=[(
             "trainlab/common/lab.py", '__all__ = ["first_batch", "phase", "report"]\n',
             'PHASES = ("config", "data", "model", "first_step")\n\n'

@@ -65,9 +65,21 @@ def _outstanding_runs(store: Store) -> int:
     return sum(max(0, int(a["runs"]) - done.get(a["request_id"], 0)) for a in asked)
 
 
+def _calibrating(store: Store) -> bool:
+    """A calibration asked for and not answered yet."""
+    rows = store.query(
+        f"SELECT type, JSONExtractString(payload, 'scenario') AS scenario,"
+        f" JSONExtractUInt(payload, 'accepted') AS accepted FROM {store.db}.events"
+        " WHERE type IN ('CalibrationRequested', 'ThresholdCalibrated')")
+    asked = {(r["scenario"], r["accepted"]) for r in rows if r["type"] == "CalibrationRequested"}
+    return not asked <= {(r["scenario"], r["accepted"]) for r in rows
+                         if r["type"] == "ThresholdCalibrated"}
+
+
 def _settled(store: Store) -> bool:
-    """No run outstanding, every candidate decided, every confirmed change bisected."""
-    if _outstanding_runs(store):
+    """No run outstanding, every candidate decided, every confirmed change
+    bisected, every calibration answered."""
+    if _outstanding_runs(store) or _calibrating(store):
         return False
     found = queries.findings(store)
     opened = {f["detection_id"] for f in found if f["type"] == "CandidateDetected"}
@@ -179,5 +191,6 @@ def summarise(store: Store, repo: Path, elapsed_s: float) -> dict[str, Any]:
         "dismissed": len({f["detection_id"] for f in found
                           if f["type"] == "DetectionDismissed"}),
         "runs_spent": queries.runs_spent(store),
+        "calibrated": sorted({c["scenario"] for c in queries.calibrations(store)}),
         "elapsed_s": round(elapsed_s, 1),
     }

@@ -190,14 +190,6 @@ async def consumer_lag(settings: Settings, timeout_s: float = 5.0) -> list[dict[
     from aiokafka.admin import AIOKafkaAdminClient
 
     options = {**kafka_client_options(settings), "request_timeout_ms": int(timeout_s * 1000)}
-    admin = AIOKafkaAdminClient(**options)
-    await admin.start()
-    try:
-        ours = sorted(g for g, _ in await admin.list_consumer_groups()
-                      if g == settings.streams_app_id
-                      or g.startswith(settings.agents_group("")))
-    finally:
-        await admin.close()
     ends = AIOKafkaConsumer(**options)
     await ends.start()
     try:
@@ -206,14 +198,19 @@ async def consumer_lag(settings: Settings, timeout_s: float = 5.0) -> list[dict[
         end = await ends.end_offsets(partitions) if partitions else {}
     finally:
         await ends.stop()
+    admin = AIOKafkaAdminClient(**options)
+    await admin.start()
+    try:  # one admin client asks for every group's offsets: no consumer per group
+        ours = sorted(g for g, _ in await admin.list_consumer_groups()
+                      if g == settings.streams_app_id
+                      or g.startswith(settings.agents_group("")))
+        offsets = {group: await admin.list_consumer_group_offsets(group, partitions=partitions)
+                   for group in ours} if partitions else {}
+    finally:
+        await admin.close()
     rows = []
-    for group in ours:
-        reader = AIOKafkaConsumer(group_id=group, enable_auto_commit=False, **options)
-        await reader.start()
-        try:
-            committed = {tp: await reader.committed(tp) for tp in partitions}
-        finally:
-            await reader.stop()
+    for group, stored in offsets.items():
+        committed = {tp: o.offset for tp, o in stored.items() if o.offset >= 0}
         for topic in settings.all_topics():
             done = {tp: c for tp, c in committed.items() if tp.topic == topic and c is not None}
             if done:

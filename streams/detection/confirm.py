@@ -18,7 +18,7 @@ from streams.detection.compare import (
 from streams.detection.overrides import ignored
 from streams.detection.policy import TOTAL, WARMUP, Policy
 from streams.detection.runs import confirm_runs
-from streams.detection.screen import rebase, release
+from streams.detection.screen import accept_commit, rebase, release
 from streams.detection.state import (
     Confirmation,
     ScenarioState,
@@ -157,8 +157,13 @@ def _conclude(state: ScenarioState, pending: Confirmation, scenario: str, policy
     for n in known:
         pending.decided[n] = False
     _remember(state, pending)
-    rebase(state, pending, policy,
-            {n for n, yes in pending.decided.items() if yes} | set(known))
+    changed = {n for n, yes in pending.decided.items() if yes} | set(known)
+    rebase(state, pending, policy, changed)
+    # a commit whose candidate is dismissed outright is an unchanged commit:
+    # its fresh runs join the history its thresholds are calibrated on
+    totals = [r[TOTAL] for r in pending.after if TOTAL in r]
+    accepted = accept_commit(state, scenario, totals, policy) \
+        if not changed and not pending.follow_up and totals else []
     follow_ups = _follow_ups(state, dataclasses.replace(pending, good_commit=since),
                              {n: cmp for n, cmp in unnamed.items() if n not in moved},
                              scenario, policy) if final else []
@@ -167,7 +172,7 @@ def _conclude(state: ScenarioState, pending: Confirmation, scenario: str, policy
     # finding is kept, the alert is not sent
     decided = [e for e in verdicts(pending, scenario, comparisons, policy, known)
                if not (isinstance(e, ev.Alert) and e.component in ignored(state))]
-    return state, decided + follow_ups + released
+    return state, decided + follow_ups + released + accepted
 
 
 def _known(state: ScenarioState, c: Confirmation) -> dict[str, str]:

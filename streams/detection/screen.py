@@ -98,16 +98,8 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         state, more = release(state, scenario, policy)
         freed += more
     totals = entry["values"].get(TOTAL, []) if not released else []
-    if totals and not found:  # a running mean over (up to) the last 12 accepted commits
-        state.baseline_commits = min(state.baseline_commits + 1, 12)
-        state.baseline_ttfb += (sum(totals) / len(totals) - state.baseline_ttfb) \
-            / state.baseline_commits
-        state.accepted += 1
-        state.history = (state.history + [list(totals)])[-64:]
-        if state.accepted in policy.calibrate_at:
-            return state, freed + [ev.CalibrationRequested(
-                scenario=scenario, history=state.history, accepted=state.accepted,
-                budget_per_week=budget(state, policy), producer="ttfb-detector")]
+    if totals and not found:
+        return state, freed + accept_commit(state, scenario, totals, policy)
     if not found:
         return state, freed
     tested = len(entry["values"])
@@ -207,6 +199,24 @@ def release(state: ScenarioState, scenario: str,
                                           {**entry, "values": free}, policy, released=True)
             out += emitted
     return state, out
+
+
+def accept_commit(state: ScenarioState, scenario: str, totals: list[float],
+                  policy: Policy) -> list[ev.Event]:
+    """A commit found unchanged (by the screen, or by a confirmation that
+    dismissed its candidate) joins the history: the running mean of TTFB
+    over (up to) the last 12 such commits, and the history its thresholds
+    are calibrated on, which asks for a calibration at ``calibrate_at``."""
+    state.baseline_commits = min(state.baseline_commits + 1, 12)
+    state.baseline_ttfb += (sum(totals) / len(totals) - state.baseline_ttfb) \
+        / state.baseline_commits
+    state.accepted += 1
+    state.history = (state.history + [list(totals)])[-64:]
+    if state.accepted not in policy.calibrate_at:
+        return []
+    return [ev.CalibrationRequested(
+        scenario=scenario, history=state.history, accepted=state.accepted,
+        budget_per_week=budget(state, policy), producer="ttfb-detector")]
 
 
 def rebase(state: ScenarioState, c: Confirmation, policy: Policy,

@@ -498,18 +498,26 @@ def test_the_second_look_starts_with_the_other_side_so_a_slow_start_cancels() ->
 
 
 def test_a_candidate_that_does_not_replicate_is_dismissed() -> None:
+    """...and its commit, unchanged by that verdict, joins the history the
+    thresholds are calibrated on, with its fresh runs."""
     rng = np.random.default_rng(2)
     state, out = candidate(rng, {"data": 300.0})
+    accepted = state.accepted
     commands = [e for e in out if isinstance(e, ev.RunRequested)]
     det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
     # the fresh runs show no difference
-    state, out = feed(state, answer(rng, commands, det, None))
+    fresh = answer(rng, commands, det, None)
+    state, out = feed(state, fresh)
     assert [type(e).__name__ for e in out] in (
         ["DetectionDismissed"],  # futile at the first look
         [*["RunRequested"] * len(commands)])  # or undecided: the second batch
     if out[0].type == "RunRequested":
-        state, out = feed(state, answer(rng, out, det, None))
+        fresh += answer(rng, out, det, None)
+        state, out = feed(state, fresh[-len(out):])
         assert [type(e).__name__ for e in out] == ["DetectionDismissed"]
+    assert state.accepted == accepted + 1
+    assert state.history[-1] == [r.ttfb_ms for r in fresh  # type: ignore[attr-defined]
+                                 if r.arm == "after"]  # type: ignore[attr-defined]
 
 
 def test_ordinary_commits_raise_nothing_over_many_seeds() -> None:
