@@ -65,7 +65,7 @@ class StoreWriter:
     def _write_sync(self, batch: DecodedBatch) -> int:
         if self._store is None:
             self._store = self._open()
-        return self._store.write_batch(batch.items)  # one store session a batch
+        return self._store.write_batch(batch.items)  # one store session a batch, or the held one
 
     def close(self) -> None:
         """Let go of the store (a held session's lock with it)."""

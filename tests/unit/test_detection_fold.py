@@ -665,6 +665,14 @@ def test_a_commit_that_arrives_while_its_series_is_confirmed_is_tested_after_the
     assert state.held == []
 
 
+def imports(shift: float) -> Draw:
+    """Runs of a named ``imports`` at 5 % noise, moved by ``shift`` (log) after."""
+    def draw(rng: np.random.Generator, arm: str, level: float) -> dict[str, float]:
+        moved = shift if arm == "after" else 0.0
+        return {"imports": 2000.0 * float(rng.lognormal(level + moved, 0.05))}
+    return draw
+
+
 def test_a_verdict_near_the_level_is_taken_again_on_fresh_runs() -> None:
     """A verdict above ``replicate_above`` stands only if 8 more runs a side
     show it again (one-sided p < 0.05 on those alone). Over seeded null
@@ -674,12 +682,6 @@ def test_a_verdict_near_the_level_is_taken_again_on_fresh_runs() -> None:
     (Near-level dismissals are not taken again here: the next test.)"""
     policy = dataclasses.replace(Policy(), retake_below=0.0)
     once = dataclasses.replace(policy, replicate_runs=0)
-
-    def imports(shift: float) -> Draw:
-        def draw(rng: np.random.Generator, arm: str, level: float) -> dict[str, float]:
-            moved = shift if arm == "after" else 0.0
-            return {"imports": 2000.0 * float(rng.lognormal(level + moved, 0.05))}
-        return draw
 
     def rate(p: Policy, draw: Callable[[], Draw], trials: int, component: str | None) -> float:
         return float(np.mean([confirmed(simulate_confirmation(np.random.default_rng(t), p,
@@ -703,12 +705,6 @@ def test_a_dismissal_near_the_level_is_taken_again_on_fresh_runs() -> None:
     and null candidates stay far below the 1 % level. Same seeds for both."""
     policy = Policy()
     final = dataclasses.replace(policy, retake_below=0.0)
-
-    def imports(shift: float) -> Draw:
-        def draw(rng: np.random.Generator, arm: str, level: float) -> dict[str, float]:
-            moved = shift if arm == "after" else 0.0
-            return {"imports": 2000.0 * float(rng.lognormal(level + moved, 0.05))}
-        return draw
 
     def rate(p: Policy, shift: float, trials: int) -> float:
         return float(np.mean([confirmed(simulate_confirmation(np.random.default_rng(t), p,
