@@ -2,10 +2,10 @@
 
 Synthetic monitoring history (SCENARIOS scenarios, 3 runs a commit, a +15 %
 step in one component every 40 commits), written to a fresh chDB store on
-the fold's topics; then the events are loaded back in order
+the fold's topics; then the events are read back in order
 (``streams.rebuild.stored_events``), once alone and once streamed into the
-fold (``streams.rebuild.replay``) as an embedded lab's start does; the
-fold's share is the difference.
+fold (``streams.rebuild.replay``) as an embedded lab's start does, the time
+spent reading and folding counted apart; and the process's peak memory.
 
     .venv/bin/python bench/rebuild.py [--events N] [--scenarios S]
 """

@@ -92,12 +92,13 @@ def test_a_held_session_serves_the_batches_that_follow_then_lets_the_lock_go(
     import time
 
     settings = Settings(data_dir=tmp_path, _env_file=None)
-    held = open_store(settings, hold_s=1.0)  # its migration opens the session
+    open_store(settings)  # created and migrated, its lock given back
+    held = open_store(settings, migrate=False, hold_s=2.0)
     for _ in range(3):
         assert held.query("SELECT 1 AS x") == [{"x": 1}]
     assert held.backend.sessions == 1  # type: ignore[attr-defined]
     assert not _lock_is_free(settings.chdb_path.parent / "chdb.lock")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while not _lock_is_free(settings.chdb_path.parent / "chdb.lock"):
         assert time.monotonic() < deadline, "the held session never let the lock go"
         time.sleep(0.05)
