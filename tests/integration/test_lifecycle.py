@@ -145,4 +145,6 @@ except KeyboardInterrupt:
     assert again.wait(120) == 0
     count = subprocess.run(["git", "-C", str(tmp_path / "repo"), "rev-list", "--count", "HEAD"],
                            capture_output=True, text=True, check=True).stdout.strip()
-    assert int(count) == 31
+    from agents.demo_history import _injected, _ordinary
+
+    assert int(count) == 1 + len(_ordinary()) + len(_injected())  # the first commit too
