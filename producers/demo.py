@@ -78,15 +78,18 @@ def _calibrating(store: Store) -> bool:
 
 def _settled(store: Store) -> bool:
     """No run outstanding, every candidate decided, every confirmed change
-    bisected, every calibration answered."""
-    if _outstanding_runs(store) or _calibrating(store):
-        return False
-    found = queries.findings(store)
+    bisected, every calibration answered. One store session for the look:
+    on chDB each opens with a lock and 30-150 ms of CPU beside the runs."""
+    with store.backend.transaction():
+        if _outstanding_runs(store) or _calibrating(store):
+            return False
+        found = queries.findings(store)
+        bisects = queries.bisects(store, limit=10_000)
     opened = {f["detection_id"] for f in found if f["type"] == "CandidateDetected"}
     closed = {f["detection_id"] for f in found if f["type"] != "CandidateDetected"}
     confirmed = {(f["detection_id"], f["component"]) for f in found
                  if f["type"] in ("RegressionConfirmed", "ImprovementConfirmed")}
-    bisected = {(b["detection_id"], b["component"]) for b in queries.bisects(store, limit=10_000)}
+    bisected = {(b["detection_id"], b["component"]) for b in bisects}
     return opened <= closed and confirmed <= bisected
 
 
