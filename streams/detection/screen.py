@@ -117,7 +117,11 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         state.series[key] = accept(dataclasses.replace(
             old, window=old.window + (point,), seen=old.seen + 1), configs[n])
     if not moved:
-        return state, freed
+        # the changes found raise nothing (the total's, an ignored component's):
+        # the commit joined the baseline, so it joins the history its thresholds
+        # are calibrated on too, unless a series held it for a verdict
+        return state, freed + (accept_commit(state, scenario, totals, policy)
+                               if totals and not held else [])
     detection_id = ev.derived_id("detection", scenario, commit, entry["hardware_id"],
                                  entry["branch"], *(sorted(moved) if released else []))
     # confirm against the oldest commit of the baseline, not the one just before:

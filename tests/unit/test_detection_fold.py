@@ -520,6 +520,22 @@ def test_a_candidate_that_does_not_replicate_is_dismissed() -> None:
                                  if r.arm == "after"]  # type: ignore[attr-defined]
 
 
+def test_a_commit_whose_only_change_is_never_raised_joins_the_history() -> None:
+    """A change found only where nobody is alerted (an ignored component)
+    starts no confirmation: the commit joins the baseline, and so the history
+    the thresholds are calibrated on."""
+    rng = np.random.default_rng(2)
+    ignore = ev.ThresholdsSet(scenario="lm", ignore=["data"], source="team.toml")
+    state, _ = feed(ScenarioState(), [ignore, *monitor(rng, 6)])
+    accepted = state.accepted
+    state, out = feed(state, monitor(rng, 1, start=6, bump_from=6, bump={"data": 300.0}))
+    tested = [e for e in out if isinstance(e, ev.CommitTested)]
+    assert tested and "data" in tested[0].candidates
+    assert not [e for e in out if isinstance(e, ev.CandidateDetected)] and not state.confirming
+    assert state.accepted == accepted + 1
+    assert len(state.history[-1]) == 3 and min(state.history[-1]) > sum(BASE.values()) + 250
+
+
 def test_ordinary_commits_raise_nothing_over_many_seeds() -> None:
     flagged = tested = 0
     for seed in range(30):
