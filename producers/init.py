@@ -7,7 +7,7 @@ import sys
 
 from ttfb.bus import ensure_topics
 from ttfb.settings import Settings
-from ttfb.store import open_store
+from ttfb.store import ingest, open_store
 
 
 def main() -> int:
@@ -17,8 +17,16 @@ def main() -> int:
               file=sys.stderr)
         return 2
     asyncio.run(ensure_topics(settings, timeout=120))
-    applied = open_store(settings).migrate()
-    print(f"topics ready; migrations applied: {applied or 'none (up to date)'}")
+    store = open_store(settings, migrate=False)
+    applied = store.migrate()
+    # the store follows the setting both ways: on, ClickHouse reads the
+    # measurements topic itself; off, its queue and views go (the sink writes all)
+    for sql in ingest.ddl(settings) if settings.clickhouse_kafka_ingest \
+            else ingest.drop_ddl(settings):
+        store.backend.command(sql)
+    print(f"topics ready; migrations applied: {applied or 'none (up to date)'}; "
+          f"ClickHouse reads the measurements topic itself: "
+          f"{'yes' if settings.clickhouse_kafka_ingest else 'no'}")
     return 0
 
 

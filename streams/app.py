@@ -16,12 +16,12 @@ from typing import Any
 import faust
 
 from streams import transport
-from streams.sink import StoreWriter, decode_batch
+from streams.sink import StoreWriter, decode_batch, leave_to_clickhouse
 from ttfb import metrics
 from ttfb.events import encode
 from ttfb.process import exit_with_lab
 from ttfb.settings import TOPICS, Settings
-from ttfb.store import open_store
+from ttfb.store import ingest, open_store
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,9 @@ def register_sink(app: faust.App, settings: Settings, topics: dict[str, faust.To
                 metrics.EVENTS_IN.labels(topic).inc(count)
             decoded = decode_batch(messages, producer, settings.topic("deadletter"),
                                    settings.max_event_bytes)
-            await writer.write(decoded, stop=lambda: app.should_stop)
+            stored = leave_to_clickhouse(decoded, settings.topic("measurements")) \
+                if settings.clickhouse_kafka_ingest else decoded
+            await writer.write(stored, stop=lambda: app.should_stop)
             for letter in decoded.dead:
                 metrics.DEAD_LETTERS.labels("sink").inc()
                 log.warning("dead letter from %s: %s", letter.source_topic, letter.reason)
@@ -220,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     refusal = settings.key_refusal()
     if refusal:
         print(f"streams: {refusal}", file=sys.stderr)
+        return 2
+    missing = ingest.missing(open_store(settings, migrate=False), settings)
+    if missing:
+        print(f"streams: {missing}", file=sys.stderr)
         return 2
     exit_with_lab()
     wait_for_bus(settings)

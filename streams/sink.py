@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ttfb import events as ev
 from ttfb.store import Store
+from ttfb.store.ingest import left_to_the_sink
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,14 @@ def decode_batch(messages: Sequence[tuple[str, bytes]], producer: str,
             continue
         batch.items.append((topic, event, raw))
     return batch
+
+
+def leave_to_clickhouse(batch: DecodedBatch, measurements_topic: str) -> DecodedBatch:
+    """The batch without the events ClickHouse ingests itself
+    (``TTFB_CLICKHOUSE_KAFKA_INGEST``): dead letters stay, and so does any
+    event its views would not take as sent."""
+    kept = [item for item in batch.items if left_to_the_sink(*item, measurements_topic)]
+    return DecodedBatch(items=kept, dead=batch.dead)
 
 
 class StoreWriter:

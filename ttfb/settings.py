@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STREAMS_TABLES = ("ttfb-decisions",)
@@ -32,6 +32,16 @@ class Settings(BaseSettings):
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")
     clickhouse_database: str = "ttfb"
+    clickhouse_kafka_ingest: bool = Field(
+        False, description="cluster: ClickHouse reads the measurements topic itself (its "
+        "Kafka engine and materialised views, made by producers.init) and the sink leaves "
+        "runs, measurements and heartbeats to it; needs a ClickHouse server")
+    clickhouse_kafka_broker: str = Field(
+        "", description="the Kafka brokers as the ClickHouse server reaches them; empty: "
+        "kafka_bootstrap")
+    clickhouse_kafka_consumers: int = Field(
+        1, ge=1, le=64, description="ClickHouse's consumers of the measurements topic (at "
+        "most its partitions)")
     topic_prefix: str = "ttfb"
     partitions: int = Field(4, ge=1)
     data_dir: Path = Path(".ttfb")
@@ -159,6 +169,13 @@ class Settings(BaseSettings):
                                  "base64,os; print('whsec_' + base64.b64encode(os.urandom(32))"
                                  ".decode())\")")
         return value
+
+    @model_validator(mode="after")
+    def _ingest_needs_a_server(self) -> Settings:
+        if self.clickhouse_kafka_ingest and not self.clickhouse_url:
+            raise ValueError("clickhouse_kafka_ingest needs a ClickHouse server "
+                             "(TTFB_CLICKHOUSE_URL): the embedded store reads no topic")
+        return self
 
     @field_validator("data_dir")
     @classmethod
