@@ -20,9 +20,11 @@ def main() -> int:
     store = open_store(settings, migrate=False)
     applied = store.migrate()
     # the store follows the setting both ways: on, ClickHouse reads the
-    # measurements topic itself; off, its queue and views go (the sink writes all)
-    for sql in ingest.ddl(settings) if settings.clickhouse_kafka_ingest \
-            else ingest.drop_ddl(settings):
+    # measurements topic itself, through views made again by this build (the
+    # queue's consumer group resumes at its committed offsets); off, they go
+    # and the sink writes every topic
+    for sql in ingest.drop_ddl(settings) + (
+            ingest.ddl(settings) if settings.clickhouse_kafka_ingest else []):
         store.backend.command(sql)
     print(f"topics ready; migrations applied: {applied or 'none (up to date)'}; "
           f"ClickHouse reads the measurements topic itself: "

@@ -146,13 +146,15 @@ def refused_messages() -> list[bytes]:
 
 def lax_messages() -> list[bytes]:
     """Messages the codec takes in its lax reading (a number as text, a time
-    as a number) that no producer of the lab sends."""
+    as a number, a key twice) that no producer of the lab sends."""
     good = {e.type: json.loads(ev.encode(e)) for e in events(seed=1, count=4)}
     run, failed = good["RunCompleted"], good["RunFailed"]
     return [json.dumps({**run, "occurred_at": 12}).encode(),
             json.dumps({**run, "ttfb_ms": "12"}).encode(),
             json.dumps({**run, "components": {"imports": "5"}}).encode(),
-            json.dumps({**failed, "exit_code": "1"}).encode()]
+            json.dumps({**failed, "exit_code": "1"}).encode(),
+            # a key twice: the codec reads the last, ClickHouse's functions the first
+            json.dumps(run).encode()[:-1] + b', "scenario": "another"}']
 
 
 def test_the_views_refuse_every_message_the_codec_refuses(tmp_path: Path) -> None:

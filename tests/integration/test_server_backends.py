@@ -67,3 +67,31 @@ def test_emitter_and_topics_on_apache_kafka(tmp_path) -> None:  # type: ignore[n
             return message.value
 
         assert asyncio.run(roundtrip())
+
+
+def test_the_ingest_views_store_the_sink_s_rows_on_clickhouse_server() -> None:
+    """The views' SQL (``ttfb.store.ingest``) on the server the compose file runs."""
+    from testcontainers.clickhouse import ClickHouseContainer
+
+    from tests.integration.test_clickhouse_ingest import TOPIC, events, queued, table, with_views
+    from ttfb import events as ev
+    from ttfb.settings import Settings
+    from ttfb.store import open_store
+
+    with ClickHouseContainer("clickhouse/clickhouse-server:24.8") as ch:
+        url = f"http://{ch.get_container_host_ip()}:{ch.get_exposed_port(8123)}"
+        os.environ.pop("TTFB_CLICKHOUSE_URL", None)
+
+        def settings(database: str) -> Settings:
+            return Settings(clickhouse_url=url, clickhouse_user=ch.username,
+                            clickhouse_password=ch.password, clickhouse_database=database,
+                            _env_file=None)
+
+        sent = events(seed=7, count=200)
+        raw = [ev.encode(e) for e in sent]
+        by_sink = open_store(settings("sunk"))
+        by_sink.write_batch([(TOPIC, e, r) for e, r in zip(sent, raw, strict=True)])
+        by_views = with_views(settings("viewed"))
+        queued(by_views, raw + [b"not json"])
+        for name in ("events", "runs", "measurements"):
+            assert table(by_views, name) == table(by_sink, name), name

@@ -42,9 +42,26 @@ def _set(values: typing.Iterable[str]) -> str:
     return "(" + ", ".join(quoted(v) for v in values) + ")"
 
 
+# Each message is parsed once, into ``m``: its top-level fields, as raw JSON
+# text by name. Every check and every column reads those small texts (a
+# ClickHouse JSON function on the whole message parses all of it again).
+def _f(field: str) -> str:
+    return f"m[{quoted(field)}]"
+
+
+def _has(field: str) -> str:
+    return f"mapContains(m, {quoted(field)})"
+
+
+def _unique(pairs: str) -> str:
+    """No key twice (the codec keeps a repeated key's last value, these
+    functions its first: refused, the sink stores such a message itself)."""
+    return f"length(arrayDistinct(arrayMap(x -> x.1, {pairs}))) = length({pairs})"
+
+
 def _string(field: str, low: int = 0, high: int | None = None) -> str:
-    text = f"JSONType(raw, {quoted(field)}) = 'String'"
-    size = f"lengthUTF8(JSONExtractString(raw, {quoted(field)}))"
+    text = f"JSONType({_f(field)}) = 'String'"
+    size = f"lengthUTF8(JSONExtractString({_f(field)}))"
     if low:
         text += f" AND {size} >= {low}"
     if high is not None:
@@ -53,32 +70,30 @@ def _string(field: str, low: int = 0, high: int | None = None) -> str:
 
 
 def _int(field: str, low: int) -> str:
-    return (f"JSONType(raw, {quoted(field)}) IN ('Int64', 'UInt64')"
-            f" AND JSONExtractInt(raw, {quoted(field)}) >= {low}")
+    return (f"JSONType({_f(field)}) IN ('Int64', 'UInt64')"
+            f" AND JSONExtractInt({_f(field)}) >= {low}")
 
 
-def _timing(field: str) -> str:
-    return (f"JSONType(raw, {quoted(field)}) IN ('Int64', 'UInt64', 'Double')"
-            f" AND JSONExtractFloat(raw, {quoted(field)}) BETWEEN 0 AND {MAX_TIMING_MS}")
+def _number(raw: str) -> str:
+    return (f"JSONType({raw}) IN ('Int64', 'UInt64', 'Double')"
+            f" AND JSONExtractFloat({raw}) BETWEEN 0 AND {MAX_TIMING_MS}")
 
 
 def _optional(field: str, check: str) -> str:
-    return f"(NOT JSONHas(raw, {quoted(field)}) OR ({check}))"
+    return f"(NOT {_has(field)} OR ({check}))"
 
 
 def _keys(kind: str) -> str:
     """No field the event's model does not have (the codec forbids extras)."""
-    fields = ev.EVENT_TYPES[kind].model_fields
-    return f"arrayAll(k -> k IN {_set(fields)}, JSONExtractKeys(raw))"
+    return f"arrayAll(k -> k IN {_set(ev.EVENT_TYPES[kind].model_fields)}, mapKeys(m))"
 
 
-_FINGERPRINT = (
-    "(NOT JSONHas(raw, 'fingerprint') OR (JSONType(raw, 'fingerprint') = 'Object'"
-    f" AND arrayAll(k -> k IN {_set(Fingerprint.model_fields)},"
-    " JSONExtractKeys(raw, 'fingerprint'))"
-    " AND arrayAll(k -> JSONType(raw, 'fingerprint', k) = 'String',"
-    " JSONExtractKeys(raw, 'fingerprint'))"
-    " AND lengthUTF8(JSONExtractString(raw, 'fingerprint', 'hardware_class')) <= 64))")
+_FP = f"JSONExtractKeysAndValuesRaw({_f('fingerprint')})"
+_FINGERPRINT = _optional("fingerprint", " AND ".join([
+    f"JSONType({_f('fingerprint')}) = 'Object'", _unique(_FP),
+    f"arrayAll(x -> x.1 IN {_set(Fingerprint.model_fields)} AND JSONType(x.2) = 'String',"
+    f" {_FP})",
+    f"lengthUTF8(JSONExtractString({_f('fingerprint')}, 'hardware_class')) <= 64"]))
 
 _RUN = " AND ".join([
     _FINGERPRINT,
@@ -86,36 +101,33 @@ _RUN = " AND ".join([
     _optional("request_id", _string("request_id")),
     _string("scenario", 1, 200), _string("repo"), _string("commit", 1, 200),
     _optional("branch", _string("branch")),
-    _optional("purpose", f"JSONExtractString(raw, 'purpose') IN {_set(typing.get_args(Purpose))}"
-              " AND JSONType(raw, 'purpose') = 'String'"),
+    _optional("purpose", f"{_string('purpose')} AND JSONExtractString({_f('purpose')})"
+              f" IN {_set(typing.get_args(Purpose))}"),
     _optional("arm", _string("arm")),
     _optional("repetition", _int("repetition", 0)),
     _optional("runs_total", _int("runs_total", 1)),
     _optional("correlation_id", _string("correlation_id")),
 ])
 
-_COMPONENTS = set(typing.get_args(Component))
+_COMPONENTS = sorted(typing.get_args(Component))
+_COMPS = f"JSONExtractKeysAndValuesRaw({_f('components')})"
 _BY_TYPE = {
     "RunCompleted": " AND ".join([
-        _RUN, _timing("ttfb_ms"),
-        "JSONType(raw, 'components') = 'Object'",
-        f"arrayAll(k -> k IN {_set(sorted(_COMPONENTS))}"
-        " AND JSONType(raw, 'components', k) IN ('Int64', 'UInt64', 'Double')"
-        f" AND JSONExtractFloat(raw, 'components', k) BETWEEN 0 AND {MAX_TIMING_MS},"
-        " JSONExtractKeys(raw, 'components'))",
-        *(_optional(f, f"JSONType(raw, {quoted(f)}) = 'Array'"
-                    f" AND arrayAll(x -> JSONType(x) = 'String', JSONExtractArrayRaw(raw,"
-                    f" {quoted(f)}))") for f in ("phases", "modules")),
+        _RUN, _has("ttfb_ms"), _number(_f("ttfb_ms")),
+        f"JSONType({_f('components')}) = 'Object'", _unique(_COMPS),
+        f"arrayAll(x -> x.1 IN {_set(_COMPONENTS)} AND {_number('x.2')}, {_COMPS})",
+        *(_optional(f, f"JSONType({_f(f)}) = 'Array' AND arrayAll(x -> JSONType(x) ="
+                    f" 'String', JSONExtractArrayRaw({_f(f)}))") for f in ("phases", "modules")),
         _optional("author", _string("author")), _optional("subject", _string("subject")),
-        _optional("profile", "JSONType(raw, 'profile') = 'Object'"),
+        _optional("profile", f"JSONType({_f('profile')}) = 'Object'"),
     ]),
     "RunFailed": " AND ".join([
         _RUN, _string("reason"), _optional("stderr_tail", _string("stderr_tail")),
-        _optional("exit_code", "JSONType(raw, 'exit_code') IN ('Int64', 'UInt64', 'Null')"),
+        _optional("exit_code", f"JSONType({_f('exit_code')}) IN ('Int64', 'UInt64', 'Null')"),
     ]),
     "ComponentMeasured": " AND ".join([
-        _RUN, _timing("ms"), "JSONType(raw, 'component') = 'String'",
-        f"JSONExtractString(raw, 'component') IN {_set(sorted(_COMPONENTS))}",
+        _RUN, _has("ms"), _number(_f("ms")), _string("component"),
+        f"JSONExtractString({_f('component')}) IN {_set(_COMPONENTS)}",
     ]),
     "AgentHeartbeat": " AND ".join([
         _string("agent_id", 1, 200), _optional("hardware_class", _string("hardware_class", 0, 64)),
@@ -124,48 +136,52 @@ _BY_TYPE = {
     ]),
 }
 
+# the message's fields, parsed once: ``kv`` (name, raw JSON) pairs, ``m`` by name
+_PARSED = ("WITH JSONExtractKeysAndValuesRaw(raw) AS kv,"
+           " mapFromArrays(arrayMap(x -> x.1, kv), arrayMap(x -> x.2, kv)) AS m")
+
 
 def check(max_bytes: int) -> str:
-    """The view's test of one message ``raw``: a valid event of an ingested type."""
+    """The view's test of one message ``raw`` (``m``: its fields): a valid
+    event of an ingested type."""
     by_type = " ".join(f"WHEN {quoted(kind)} THEN {_keys(kind)} AND {rule}"
                        for kind, rule in _BY_TYPE.items())
     return (
         f"length(raw) BETWEEN 1 AND {max_bytes} AND isValidJSON(raw)"
-        " AND JSONType(raw) = 'Object'"
-        f" AND JSONType(raw, 'schema_version') IN ('Int64', 'UInt64')"
-        f" AND JSONExtractInt(raw, 'schema_version') = {SCHEMA_VERSION}"
+        f" AND JSONType(raw) = 'Object' AND {_unique('kv')}"
+        f" AND {_int('schema_version', SCHEMA_VERSION)}"
+        f" AND JSONExtractInt({_f('schema_version')}) = {SCHEMA_VERSION}"
         f" AND {_string('event_id', 8, 64)}"
         f" AND {_optional('producer', _string('producer', 0, 200))}"
-        " AND JSONType(raw, 'occurred_at') = 'String'"
-        " AND parseDateTime64BestEffortOrNull(JSONExtractString(raw, 'occurred_at'), 6, 'UTC')"
+        f" AND {_string('occurred_at')}"
+        f" AND parseDateTime64BestEffortOrNull(JSONExtractString({_f('occurred_at')}), 6, 'UTC')"
         " IS NOT NULL"
-        f" AND (CASE JSONExtractString(raw, 'type') {by_type} ELSE false END)"
+        f" AND (CASE JSONExtractString({_f('type')}) {by_type} ELSE false END)"
     )
 
 
+def _field(name: str) -> str:
+    """A checked message's field as text, from the parsed fields ``fields``."""
+    return f"JSONExtractString(fields[{quoted(name)}])"
+
+
+def _fp(name: str) -> str:
+    return f"JSONExtractString(fields['fingerprint'], {quoted(name)})"
+
+
 _HARDWARE_ID = (
-    "substring(lower(hex(SHA256(concat(fp('cpu'), '|', fp('gpu'), '|', fp('python'), '|',"
-    " fp('torch'), '|', fp('driver'), '|', if(JSONHas(raw, 'fingerprint', 'device'),"
-    " fp('device'), 'cpu'), if(fp('hardware_class') = '', '', concat('|',"
-    " fp('hardware_class'))))))), 1, 12)")
+    f"substring(lower(hex(SHA256(concat({_fp('cpu')}, '|', {_fp('gpu')}, '|',"
+    f" {_fp('python')}, '|', {_fp('torch')}, '|', {_fp('driver')}, '|',"
+    f" if(JSONHas(fields['fingerprint'], 'device'), {_fp('device')}, 'cpu'),"
+    f" if({_fp('hardware_class')} = '', '', concat('|', {_fp('hardware_class')})))))), 1, 12)")
 
-
-def _fp(sql: str) -> str:
-    """``fp('x')``: the fingerprint's field x (a view cannot define functions)."""
-    import re
-
-    return re.sub(r"fp\('(\w+)'\)", r"JSONExtractString(raw, 'fingerprint', '\1')", sql)
-
-
-_RUN_FIELDS = f"""
-    event_id, occurred_at,
-    JSONExtractString(raw, 'run_id') AS run_id,
-    JSONExtractString(raw, 'scenario') AS scenario,
-    JSONExtractString(raw, 'commit') AS commit,
-    if(JSONHas(raw, 'branch'), JSONExtractString(raw, 'branch'), 'main') AS branch,
-    if(JSONHas(raw, 'purpose'), JSONExtractString(raw, 'purpose'), 'adhoc') AS purpose,
-    if(JSONHas(raw, 'arm'), JSONExtractString(raw, 'arm'), 'default') AS arm,
-    {_fp(_HARDWARE_ID)} AS hardware_id"""
+_RUN_FIELDS = (
+    f"event_id, occurred_at, {_field('run_id')} AS run_id, {_field('scenario')} AS scenario,"
+    f" {_field('commit')} AS commit,"
+    f" if(mapContains(fields, 'branch'), {_field('branch')}, 'main') AS branch,"
+    f" if(mapContains(fields, 'purpose'), {_field('purpose')}, 'adhoc') AS purpose,"
+    f" if(mapContains(fields, 'arm'), {_field('arm')}, 'default') AS arm,"
+    f" {_HARDWARE_ID} AS hardware_id")
 
 
 def ddl(settings: Settings, broker: str = "") -> list[str]:
@@ -191,38 +207,36 @@ def ddl(settings: Settings, broker: str = "") -> list[str]:
         f" SETTINGS {options}, kafka_num_consumers = {consumers},"
         " kafka_flush_interval_ms = 500",
         f"CREATE TABLE IF NOT EXISTS {db}.ingest_valid (raw String, topic String,"
-        " type String, event_id String, occurred_at DateTime64(6, 'UTC')) ENGINE = Null",
+        " type String, event_id String, occurred_at DateTime64(6, 'UTC'),"
+        " fields Map(String, String)) ENGINE = Null",
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.ingest_check TO {db}.ingest_valid AS"
-        " SELECT raw, _topic AS topic, JSONExtractString(raw, 'type') AS type,"
-        " JSONExtractString(raw, 'event_id') AS event_id,"
-        " parseDateTime64BestEffort(JSONExtractString(raw, 'occurred_at'), 6, 'UTC')"
-        f" AS occurred_at FROM {db}.ingest_queue"
+        f" {_PARSED} SELECT raw, _topic AS topic, JSONExtractString({_f('type')}) AS type,"
+        f" JSONExtractString({_f('event_id')}) AS event_id,"
+        f" parseDateTime64BestEffort(JSONExtractString({_f('occurred_at')}), 6, 'UTC')"
+        f" AS occurred_at, m AS fields FROM {db}.ingest_queue"
         f" WHERE _error = '' AND {check(settings.max_event_bytes)}",
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.ingest_events TO {db}.events AS"
-        " SELECT event_id, type, occurred_at, JSONExtractString(raw, 'scenario') AS scenario,"
+        f" SELECT event_id, type, occurred_at, {_field('scenario')} AS scenario,"
         f" topic, raw AS payload FROM {db}.ingest_valid",
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.ingest_runs TO {db}.runs AS SELECT"
-        f" {_RUN_FIELDS},"
-        " JSONExtractString(raw, 'request_id') AS request_id,"
-        " JSONExtractString(raw, 'repo') AS repo,"
-        " toUInt32(JSONExtractUInt(raw, 'repetition')) AS repetition,"
-        " JSONExtractString(raw, 'correlation_id') AS correlation_id,"
-        " JSONExtractRaw(raw, 'fingerprint') AS fingerprint,"
+        f" {_RUN_FIELDS}, {_field('request_id')} AS request_id, {_field('repo')} AS repo,"
+        " toUInt32(JSONExtractUInt(fields['repetition'])) AS repetition,"
+        f" {_field('correlation_id')} AS correlation_id,"
+        " fields['fingerprint'] AS fingerprint,"
         " if(type = 'RunCompleted', 'completed', 'failed') AS status,"
-        " JSONExtractFloat(raw, 'ttfb_ms') AS ttfb_ms,"
-        " JSONExtract(raw, 'components', 'Map(String, Float64)') AS components,"
-        " JSONExtractString(raw, 'reason') AS reason,"
-        " JSONExtract(raw, 'exit_code', 'Nullable(Int32)') AS exit_code,"
-        " JSONExtractString(raw, 'stderr_tail') AS stderr_tail,"
-        " JSONExtract(raw, 'modules', 'Array(String)') AS modules,"
-        " JSONExtract(raw, 'phases', 'Array(String)') AS phases,"
-        " JSONExtractString(raw, 'author') AS author,"
-        " JSONExtractString(raw, 'subject') AS subject,"
-        " if(JSONHas(raw, 'profile'), JSONExtractRaw(raw, 'profile'), '{}') AS profile"
+        " JSONExtractFloat(fields['ttfb_ms']) AS ttfb_ms,"
+        " JSONExtract(fields['components'], 'Map(String, Float64)') AS components,"
+        f" {_field('reason')} AS reason,"
+        " JSONExtract(fields['exit_code'], 'Nullable(Int32)') AS exit_code,"
+        f" {_field('stderr_tail')} AS stderr_tail,"
+        " JSONExtract(fields['modules'], 'Array(String)') AS modules,"
+        " JSONExtract(fields['phases'], 'Array(String)') AS phases,"
+        f" {_field('author')} AS author, {_field('subject')} AS subject,"
+        " if(mapContains(fields, 'profile'), fields['profile'], '{}') AS profile"
         f" FROM {db}.ingest_valid WHERE type IN ('RunCompleted', 'RunFailed')",
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.ingest_measurements TO {db}.measurements"
-        f" AS SELECT {_RUN_FIELDS},"
-        " JSONExtractString(raw, 'component') AS component, JSONExtractFloat(raw, 'ms') AS ms"
+        f" AS SELECT {_RUN_FIELDS}, {_field('component')} AS component,"
+        " JSONExtractFloat(fields['ms']) AS ms"
         f" FROM {db}.ingest_valid WHERE type = 'ComponentMeasured'",
     ]
 
