@@ -263,3 +263,24 @@ def test_clickhouse_reads_the_topic_through_its_kafka_engine(tmp_path: Path) -> 
             assert int(runs) == sum(isinstance(e, (ev.RunCompleted, ev.RunFailed)) for e in sent)
             for sql in ingest.drop_ddl(settings):
                 tx.command(sql)
+
+
+def test_a_streams_worker_will_not_leave_runs_to_views_it_cannot_find(tmp_path: Path) -> None:
+    """No ClickHouse answering (so no views): the worker says so and exits,
+    rather than dropping every run on the floor."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.integration.conftest import TEST_KEY
+    from ttfb.bus import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
+    env |= {"TTFB_CLICKHOUSE_KAFKA_INGEST": "true", "TTFB_SIGNING_KEY": TEST_KEY,
+            "TTFB_CLICKHOUSE_URL": f"http://127.0.0.1:{free_port()}",
+            "TTFB_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}", "TTFB_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "streams.app"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2
+    assert "streams: could not look for ClickHouse's ingest views" in done.stderr
+    assert "Traceback" not in done.stderr
