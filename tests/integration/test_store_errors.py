@@ -111,3 +111,28 @@ def test_a_held_session_serves_the_batches_that_follow_then_lets_the_lock_go(
         plain.query("SELECT 1 AS x")
         assert _lock_is_free(settings.chdb_path.parent / "chdb.lock")
     assert plain.backend.sessions == before + 2  # type: ignore[attr-defined]
+
+
+def test_a_session_closed_early_leaves_the_next_one_its_whole_hold(tmp_path: Path) -> None:
+    """A held session closed at once (``close``) still has its timer running:
+    that timer must not end the session opened after it."""
+    import time
+
+    settings = Settings(data_dir=tmp_path, _env_file=None)
+    open_store(settings)
+    lock = settings.chdb_path.parent / "chdb.lock"
+    held = open_store(settings, migrate=False, hold_s=1.5)
+    held.query("SELECT 1 AS x")
+    first = time.monotonic()
+    held.close()  # the first session's timer fires 1.5 s after ``first``
+    time.sleep(0.8)
+    held.query("SELECT 2 AS x")  # the second's, 1.5 s after now
+    second = time.monotonic()
+    time.sleep(max(0.0, first + 1.9 - time.monotonic()))
+    if time.monotonic() < second + 1.4:  # past the first timer, short of the second's
+        assert not _lock_is_free(lock), "the first session's timer closed the second"
+    assert held.backend.sessions == 2  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while not _lock_is_free(lock):
+        assert time.monotonic() < deadline, "the second session never let the lock go"
+        time.sleep(0.05)

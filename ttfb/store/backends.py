@@ -81,7 +81,7 @@ class ChdbBackend:
         self._lock_fd: int | None = None
         self._opened = 0.0
         self._depth = 0  # transactions under way (re-entrant within one thread)
-        self.sessions = 0  # sessions opened, for tests and benchmarks
+        self.sessions = 0  # sessions opened, for tests and benchmarks; also each one's number
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[ChdbBackend]:
@@ -110,13 +110,15 @@ class ChdbBackend:
         self._opened = time.monotonic()
         self.sessions += 1
         if self.hold_s > 0:
-            timer = threading.Timer(self.hold_s, self._expire)
+            # the timer ends this session only: one closed early (``close``)
+            # and another opened since keeps its own full hold
+            timer = threading.Timer(self.hold_s, self._expire, args=(self.sessions,))
             timer.daemon = True
             timer.start()
 
-    def _expire(self) -> None:
+    def _expire(self, session: int | None = None) -> None:
         with self._thread_lock:
-            if not self._depth:
+            if not self._depth and session in (None, self.sessions):
                 self._close()
 
     def close(self) -> None:
