@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from streams.bisect import BisectBook, BisectPolicy
@@ -50,27 +50,30 @@ class Rebuilt:
 
 def replay(events: Iterable[ev.Event], policy: Policy,
            bisect_policy: BisectPolicy | None = None,
-           keep: int | None = KEEP_OUTPUTS) -> Rebuilt:
+           keep: int | None = KEEP_OUTPUTS,
+           kept: Callable[[ev.Event], bool] | None = None) -> Rebuilt:
     """Fold ``events`` in order from empty states; keep the newest ``keep``
-    outputs (None: every one)."""
+    outputs (None: every one), of those ``kept`` says (None: all). ``seconds``
+    is the time spent folding: reading a streamed log is not in it."""
     bisect_policy = bisect_policy or BisectPolicy()
-    started = time.perf_counter()
     out = Rebuilt()
     outputs = out.outputs
     for event in events:
         scenario = str(getattr(event, "scenario", "") or "")
         if not scenario or isinstance(event, ev.ComponentMeasured):
             continue
+        started = time.perf_counter()
         detector, book = out.states.get(scenario) or (ScenarioState(), BisectBook())
         detector, book, produced = fold_event(event, detector, book, policy, bisect_policy)
         out.states[scenario] = (detector, book)
         out.events += 1
         out.produced += len(produced)
         for item in produced:
-            outputs[item.event_id] = item
+            if kept is None or kept(item):
+                outputs[item.event_id] = item
         while keep is not None and len(outputs) > keep:
             outputs.popitem(last=False)
-    out.seconds = time.perf_counter() - started
+        out.seconds += time.perf_counter() - started
     return out
 
 
