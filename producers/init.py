@@ -23,9 +23,11 @@ def main() -> int:
     # measurements topic itself, through views made again by this build (the
     # queue's consumer group resumes at its committed offsets); off, they go
     # and the sink writes every topic
-    for sql in ingest.drop_ddl(settings) + (
-            ingest.ddl(settings) if settings.clickhouse_kafka_ingest else []):
-        store.backend.command(sql)
+    if settings.clickhouse_kafka_ingest:
+        ingest.install(store.backend, settings)
+    else:
+        for sql in ingest.drop_ddl(settings):
+            store.backend.command(sql)
     print(f"topics ready; migrations applied: {applied or 'none (up to date)'}; "
           f"ClickHouse reads the measurements topic itself: "
           f"{'yes' if settings.clickhouse_kafka_ingest else 'no'}")

@@ -225,7 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if settings.clickhouse_kafka_ingest:
         try:
-            missing = ingest.missing(open_store(settings, migrate=False), settings)
+            store = open_store(settings, migrate=False)
+            try:
+                missing = ingest.missing(store, settings)
+            finally:
+                store.close()
         except Exception as exc:  # the server down or refusing: a sentence, not a traceback
             missing = f"could not look for ClickHouse's ingest views: {exc}"
         if missing:

@@ -54,11 +54,12 @@ def _escaped(text: str) -> str:
 def _literal(value: Any) -> str:
     """chDB takes query parameters as ClickHouse literals in text form."""
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_quoted(v) for v in value) + "]"
+        return "[" + ",".join(quoted(v) for v in value) + "]"
     return _escaped(str(value))
 
 
-def _quoted(value: Any) -> str:
+def quoted(value: Any) -> str:
+    """A ClickHouse literal: a number as it is, anything else as a quoted string."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return repr(value)
     text = str(value).replace("\\", "\\\\").replace("'", "\\'")
