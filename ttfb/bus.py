@@ -212,7 +212,7 @@ async def consumer_lag(settings: Settings, timeout_s: float = 5.0) -> list[dict[
     for group, stored in offsets.items():
         committed = {tp: o.offset for tp, o in stored.items() if o.offset >= 0}
         for topic in settings.all_topics():
-            done = {tp: c for tp, c in committed.items() if tp.topic == topic and c is not None}
+            done = {tp: c for tp, c in committed.items() if tp.topic == topic}
             if done:
                 behind = sum(max(0, end[tp] - c) for tp, c in done.items())
                 rows.append({"group": group, "topic": topic, "lag": behind,
