@@ -98,23 +98,35 @@ def least(runs: list[dict[str, float]]) -> dict[str, float]:
 
 def grown(good: dict[str, float], bad: dict[str, float], top: int = 10,
           changed: Iterable[str] = (), ours: Iterable[str] = (),
-          material: float = 0.05) -> list[dict[str, Any]]:
+          material: float = 0.05, new_first: bool = False) -> list[dict[str, Any]]:
     """Profile entries whose cumulative time grew from good to bad. Among
     those that grew by at least ``material`` of the largest growth, what the
     culprit changed (``changed``: its functions, its files' modules) comes
-    first, then the repository's own (``ours``), then the rest; each by
-    growth. ``where`` says which an entry is."""
+    first, then the repository's own (``ours``), then, with ``new_first``,
+    what only the bad side has (``new``: a module the change pulled in,
+    where a module both sides import grew only with the machine's pace;
+    material whatever it cost), then the rest; each by growth. ``where``
+    says which an entry is."""
     changed, ours = set(changed), set(ours)
+
+    def where(name: str) -> str:
+        if name in changed:
+            return "changed"
+        if name in ours:
+            return "repository"
+        return "new" if new_first and name not in good else ""
+
     deltas: list[dict[str, Any]] = [
         {"name": name, "good_ms": round(good.get(name, 0.0), 3), "bad_ms": round(ms, 3),
-         "delta_ms": round(ms - good.get(name, 0.0), 3),
-         "where": "changed" if name in changed else "repository" if name in ours else ""}
+         "delta_ms": round(ms - good.get(name, 0.0), 3), "where": where(name)}
         for name, ms in bad.items()]
     deltas = [d for d in deltas if d["delta_ms"] > 0]
     largest = max((d["delta_ms"] for d in deltas), default=0.0)
-    rank = {"changed": 0, "repository": 1, "": 2}
-    deltas.sort(key=lambda d: (d["delta_ms"] < material * largest, rank[d["where"]],
-                               -d["delta_ms"]))
+    rank = {"changed": 0, "repository": 1, "new": 2, "": 3}
+    # a module only the bad side has is material whatever it cost: a stall in
+    # one run's import of a shared module can grow it past any real addition
+    deltas.sort(key=lambda d: (d["where"] != "new" and d["delta_ms"] < material * largest,
+                               rank[d["where"]], -d["delta_ms"]))
     return deltas[:top]
 
 
@@ -126,11 +138,15 @@ def explain(b: Bisect, parent: str, culprit: str) -> list[dict[str, Any]]:
                      ([b.profiles[commit]] if commit in b.profiles else []))
 
     before, after = side(parent), side(culprit)
+    # a module only one side imports is what the change added or removed
+    new_first = b.component == "imports"
     if b.direction != "improvement":
-        return grown(before, after, changed=b.changed, ours=b.ours)
-    shrank = grown(after, before, changed=b.changed, ours=b.ours)
+        return grown(before, after, changed=b.changed, ours=b.ours, new_first=new_first)
+    shrank = grown(after, before, changed=b.changed, ours=b.ours, new_first=new_first)
     return [{**row, "good_ms": row["bad_ms"], "bad_ms": row["good_ms"],
-             "delta_ms": -row["delta_ms"]} for row in shrank]
+             "delta_ms": -row["delta_ms"],
+             "where": "dropped" if row["where"] == "new" else row["where"]}
+            for row in shrank]
 
 
 def attributed_alert(done: ev.BisectCompleted, dashboard_url: str) -> ev.Alert:

@@ -94,6 +94,47 @@ def test_a_change_that_grew_nothing_material_does_not_lead() -> None:
     assert [r["name"] for r in top] == ["lib.py:1:g", "a.py:1:f"]
 
 
+def test_an_import_regression_lists_what_the_change_pulled_in_before_a_stalled_import() -> None:
+    """Of an imports bisect, the modules only the culprit imports follow its
+    changed module, even where one run stalled in a module both sides import
+    and grew it, and every package above it, far more; an improvement lists
+    the modules it stopped importing as dropped. A component timed by
+    function keeps growth order."""
+    from streams.bisect.verdict import explain
+
+    stall = 6_000.0  # scipy._lib's 120 ms is under 5 % of it
+    shared = {"torch": 1000.0, "torch._dynamo": 600.0, "torch.fx": 300.0, "torch._C": 200.0}
+    good = {**shared, "helpers": 1.0}
+    chain = {k: v + stall for k, v in shared.items()}  # the stall and its ancestors
+    bad = {**chain, "helpers": 481.0,
+           "scipy.ndimage": 478.0, "scipy._lib": 120.0}
+
+    def bisect(component: str, direction: str) -> Bisect:
+        b = Bisect(bisect_id="b", detection_id="d", scenario="s", component=component,
+                   repo="demo", branch="main", good="g", bad="k", commits=["g", "p", "k"],
+                   culprits=[2], direction=direction)
+        key = "imports_ms" if component == "imports" else "cumulative_ms"
+        for commit, times in (("p", good), ("k", bad)) if direction == "regression" else \
+                (("p", bad), ("k", good)):
+            record(b, ev.RunCompleted(
+                repo="demo", scenario="s", commit=commit, purpose="explain", ttfb_ms=1.0,
+                components={component: 1.0},
+                profile={key: times, "repository": ["helpers"],
+                         "changed": ["helpers"] if commit == "k" else []}))
+        return b
+
+    rows = explain(bisect("imports", "regression"), "p", "k")
+    assert [(r["name"], r["where"]) for r in rows[:3]] == [
+        ("helpers", "changed"), ("scipy.ndimage", "new"), ("scipy._lib", "new")]
+    shrank = explain(bisect("imports", "improvement"), "p", "k")
+    assert [(r["name"], r["where"]) for r in shrank[1:3]] == [
+        ("scipy.ndimage", "dropped"), ("scipy._lib", "dropped")]
+    assert shrank[1]["delta_ms"] == -478.0
+    by_function = explain(bisect("data", "regression"), "p", "k")
+    assert [r["name"] for r in by_function[:2]] == ["helpers", "torch"]
+    assert {r["where"] for r in by_function} <= {"changed", "repository", ""}
+
+
 def test_a_commit_touches_the_functions_its_changed_lines_fall_in(tmp_path: Path) -> None:
     """Frames are named as a profile names them (file, first line, function):
     the innermost function around each changed line (a decorator's line is
