@@ -136,3 +136,45 @@ def test_a_session_closed_early_leaves_the_next_one_its_whole_hold(tmp_path: Pat
     while not _lock_is_free(lock):
         assert time.monotonic() < deadline, "the second session never let the lock go"
         time.sleep(0.05)
+
+
+WRITER = r"""
+import sys, time
+from ttfb.settings import Settings
+from ttfb.store import open_store
+held = open_store(Settings(data_dir=sys.argv[1], _env_file=None), migrate=False, hold_s=0.3)
+deadline = time.monotonic() + float(sys.argv[2])
+print("writing", flush=True)
+while time.monotonic() < deadline:  # a call as soon as the last is done: a burst
+    held.query("SELECT count() AS n FROM ttfb.runs")
+held.close()
+print("done", flush=True)
+"""
+
+
+def test_a_reader_gets_its_turn_while_a_held_writer_writes_without_a_pause(
+        tmp_path: Path) -> None:
+    """A writer that holds its session and reopens it at once (the sink in a
+    burst) lets a process that waits for the lock go first: each read comes
+    within about a hold, not at the burst's end."""
+    import time
+
+    settings = Settings(data_dir=tmp_path, _env_file=None)
+    reader = open_store(settings)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), "12"],
+                              stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == "writing\n"
+        time.sleep(1.0)
+        waits = []
+        for _ in range(4):
+            started = time.monotonic()
+            reader.query("SELECT count() AS n FROM ttfb.runs")
+            waits.append(time.monotonic() - started)
+            time.sleep(0.2)
+        assert writer.poll() is None, "the writer stopped before the reads were done"
+        assert max(waits) < 4.0, waits  # the burst lasts 12 s
+    finally:
+        writer.kill()
+        writer.wait(10)

@@ -66,6 +66,9 @@ def quoted(value: Any) -> str:
     return "'" + text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r") + "'"
 
 
+YIELD_S = 0.5  # the longest a process about to take the chDB lock lets a waiting one go first
+
+
 class ChdbBackend:
     """Embedded ClickHouse; a file lock plus a short session per call or batch."""
 
@@ -137,10 +140,20 @@ class ChdbBackend:
                 self._lock_fd = None
 
     def _file_lock(self) -> int:
-        """A descriptor holding the exclusive lock (closing it releases it)."""
+        """A descriptor holding the exclusive lock (closing it releases it).
+
+        ``flock`` is not fair: a writer that reopens at once after each held
+        session (the sink during a burst) would win every time against a
+        reader that polls, and the reader would wait for the whole burst. A
+        process that has to wait says so with a shared lock on the
+        ``.wait`` file beside the lock; one about to take the lock first lets
+        such a waiter go ahead (``YIELD_S`` at most, so two that yield to each
+        other cannot stall)."""
+        self._let_waiters_go()
         fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o644)
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.005
+        waiting: int | None = None
         try:
             while True:
                 try:
@@ -151,11 +164,37 @@ class ChdbBackend:
                         raise StoreUnavailable(
                             f"chDB lock {self.lock_path} held for more than "
                             f"{self.lock_timeout:.0f}s") from None
+                    if waiting is None:
+                        waiting = os.open(self._wait_path, os.O_CREAT | os.O_RDWR, 0o644)
+                        fcntl.flock(waiting, fcntl.LOCK_SH)
                     time.sleep(delay)
                     delay = min(delay * 2, 0.1)
         except BaseException:
             os.close(fd)
             raise
+        finally:
+            if waiting is not None:
+                os.close(waiting)
+
+    @property
+    def _wait_path(self) -> Path:
+        return self.path.parent / f"{self.path.name}.wait"
+
+    def _let_waiters_go(self) -> None:
+        """Wait (``YIELD_S`` at most) while another process waits for the lock."""
+        fd = os.open(self._wait_path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            deadline = time.monotonic() + YIELD_S
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return  # nobody waits (closing the descriptor unlocks it)
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        return
+                    time.sleep(0.01)
+        finally:
+            os.close(fd)
 
     def _run(self, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
         with self.transaction():
