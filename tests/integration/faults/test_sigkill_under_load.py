@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -80,9 +81,12 @@ async def changelog_states(settings: Settings) -> dict[str, bytes]:
 
 def test_a_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -> None:
     broker = EmbeddedBroker().start()
-    # small batches: many commits of offsets and state writes to fall between
+    # small batches: many commits of offsets and state writes to fall between,
+    # and runs stored a few at a time, so the kill falls in the burst (one
+    # batch of the sink's default size would store the whole burst at once)
     settings = clean_settings(tmp_path, kafka_bootstrap=broker.bootstrap,
-                              decide_batch_size=50, decide_batch_seconds=0.02)
+                              decide_batch_size=50, decide_batch_seconds=0.02,
+                              sink_batch_size=50, sink_batch_seconds=0.02)
     asyncio.run(ensure_topics(settings))
     store = open_store(settings)
 
@@ -96,13 +100,17 @@ def test_a_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -> None:
     events = burst(np.random.default_rng(8))
     first = worker("w1")
     second: subprocess.Popen[bytes] | None = None
+    # the worker keeps up with the agent's pace: the burst is sent while it
+    # works, and the kill falls a third of the way in
+    sending = threading.Thread(
+        target=lambda: asyncio.run(emit_measurements(settings, "load-agent", events)))
     try:
-        asyncio.run(emit_measurements(settings, "load-agent", events))
-        # the worker is busy with the burst: kill it a third of the way in
+        sending.start()
         wait_until(lambda: stored_runs() >= len(events) // 3, timeout=180)
         assert stored_runs() < len(events), "the burst was over before the kill"
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(10)
+        sending.join(120)
         second = worker("w2")
         wait_until(lambda: stored_runs() >= len(events), timeout=300)
 
@@ -121,8 +129,14 @@ def test_a_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -> None:
             assert series.seen == len(COMMITS), scenario  # one point per commit
             assert all(len(p.values) == 3 for p in series.baseline + series.window), scenario
     finally:
+        if sending.ident is not None:
+            sending.join(120)
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(30)
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:  # a failure above says why
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(10)
         broker.stop()
