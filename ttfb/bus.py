@@ -182,7 +182,8 @@ def stop_on_signals() -> asyncio.Event:
 
 async def consumer_lag(settings: Settings, timeout_s: float = 5.0) -> list[dict[str, Any]]:
     """The lab's consumer groups (the streams workers', each hardware class's
-    agents') and, per topic they read, the messages on it they have not
+    agents', ClickHouse's where it reads the measurements topic) and, per
+    topic they read, the messages on it they have not
     committed yet: the broker's end offsets less the group's committed ones,
     summed over partitions. What the broker says, so it holds for any number
     of workers; a topic a group commits nothing on is not listed."""
@@ -202,7 +203,7 @@ async def consumer_lag(settings: Settings, timeout_s: float = 5.0) -> list[dict[
     await admin.start()
     try:  # one admin client asks for every group's offsets: no consumer per group
         ours = sorted(g for g, _ in await admin.list_consumer_groups()
-                      if g == settings.streams_app_id
+                      if g in (settings.streams_app_id, settings.clickhouse_group)
                       or g.startswith(settings.agents_group("")))
         offsets = {group: await admin.list_consumer_group_offsets(group, partitions=partitions)
                    for group in ours} if partitions else {}

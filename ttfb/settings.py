@@ -222,6 +222,12 @@ class Settings(BaseSettings):
         """The consumer group of a hardware class's agents on the commands topic."""
         return f"{self.topic_prefix}-agents-{hardware_class}"
 
+    @property
+    def clickhouse_group(self) -> str:
+        """ClickHouse's consumer group on the measurements topic (its Kafka
+        engine, with ``clickhouse_kafka_ingest``)."""
+        return f"{self.topic_prefix}-clickhouse"
+
     def streams_internal_topics(self) -> list[tuple[str, int]]:
         """Faust's own topics (name, partitions): its leader topic and table changelogs.
 

@@ -40,10 +40,14 @@ async def scenario(settings: Settings) -> list[dict[str, object]]:
     try:
         for i in range(10):
             await producer.send_and_wait(settings.topic("commands"), b"x", partition=i % 2)
+        for i in range(5):
+            await producer.send_and_wait(settings.topic("measurements"), b"x", partition=i % 2)
     finally:
         await producer.stop()
     await read_and_commit(settings, "ttfb-agents-cpu", settings.topic("commands"), 4)
     await read_and_commit(settings, "someone-else", settings.topic("commands"), 10)
+    # ClickHouse's Kafka engine, where it reads the measurements itself
+    await read_and_commit(settings, settings.clickhouse_group, settings.topic("measurements"), 2)
     return await consumer_lag(settings)
 
 
@@ -52,4 +56,6 @@ def test_lag_counts_what_each_lab_group_has_not_committed(tmp_path: Path) -> Non
         settings = clean_settings(tmp_path, kafka_bootstrap=broker.bootstrap, partitions=2)
         rows = asyncio.run(scenario(settings))
     # a group of another application on the same bus is not the lab's
-    assert rows == [{"group": "ttfb-agents-cpu", "topic": "ttfb.commands", "lag": 6, "end": 10}]
+    assert rows == [{"group": "ttfb-agents-cpu", "topic": "ttfb.commands", "lag": 6, "end": 10},
+                    {"group": "ttfb-clickhouse", "topic": "ttfb.measurements", "lag": 3,
+                     "end": 5}]

@@ -187,7 +187,7 @@ def ddl(settings: Settings, broker: str = "") -> list[str]:
         "kafka_broker_list": broker or settings.clickhouse_kafka_broker
         or settings.kafka_bootstrap,
         "kafka_topic_list": settings.topic("measurements"),
-        "kafka_group_name": f"{settings.topic_prefix}-clickhouse",
+        "kafka_group_name": settings.clickhouse_group,
         "kafka_format": "JSONAsString",
         "kafka_handle_error_mode": "stream",
     }
