@@ -122,8 +122,8 @@ def run(trials: int, configs: list[tuple[int, float, float]],
     rows = []
     for n, shift, cv in configs:
         rng = np.random.default_rng(int(n * 1000 + shift * 100 + cv * 10))
-        tally = {m: {"correct": 0, "runs": 0, "single": 0, "singles": 0, "any": 0}
-                 for m in METHODS}
+        tally = {m: {"correct": 0, "runs": 0, "single": 0, "singles": 0, "any": 0,
+                     "single_runs": 0} for m in METHODS}
         for t in range(trials):
             two = rng.random() < two_share
             level, culprits, larger = scenario(rng, n, shift, two)
@@ -146,12 +146,16 @@ def run(trials: int, configs: list[tuple[int, float, float]],
                 row["runs"] += spent
                 row["singles"] += not two
                 row["single"] += (not two) and got == larger
+                row["single_runs"] += 0 if two else spent
         for name, row in tally.items():
             rows.append({"commits": n, "shift_pct": shift * 100, "cv_pct": cv * 100,
                          "method": name, "correct": row["correct"] / trials,
                          "correct_single": row["single"] / max(1, row["singles"]),
                          "names_a_culprit": row["any"] / trials,
-                         "mean_runs": row["runs"] / trials})
+                         "mean_runs": row["runs"] / trials,
+                         "runs_single": row["single_runs"] / max(1, row["singles"]),
+                         "runs_two": (row["runs"] - row["single_runs"])
+                         / max(1, trials - row["singles"])})
     return rows
 
 
@@ -198,12 +202,13 @@ def main() -> None:
     if args.json:
         print(json.dumps({"methods": rows, "drifting": drift_rows}, indent=2))
         return
-    print(f"{'commits':>7} {'shift':>6} {'cv':>4}  {'method':<13} {'correct':>8}"
-          f" {'single':>7} {'a culprit':>9} {'runs':>7}")
+    print(f"{'commits':>7} {'shift':>6} {'cv':>4}  {'method':<15} {'correct':>8}"
+          f" {'single':>7} {'a culprit':>9} {'runs':>7} {'single':>7} {'two':>7}")
     for r in rows:
         print(f"{r['commits']:>7} {r['shift_pct']:>5.0f}% {r['cv_pct']:>3.0f}%  "
-              f"{r['method']:<13} {r['correct']:>8.1%} {r['correct_single']:>7.1%}"
-              f" {r['names_a_culprit']:>9.1%} {r['mean_runs']:>7.1f}")
+              f"{r['method']:<15} {r['correct']:>8.1%} {r['correct_single']:>7.1%}"
+              f" {r['names_a_culprit']:>9.1%} {r['mean_runs']:>7.1f}"
+              f" {r['runs_single']:>7.1f} {r['runs_two']:>7.1f}")
     print("\nA wandering machine (hinted ranges; 'evidence' = the confirmation's endpoint runs"
           " taken at a 10 % slower level)")
     print(f"{'commits':>7} {'shift':>6} {'cv':>4} {'drift':>5} {'evidence':>8}  {'batches':<9}"
