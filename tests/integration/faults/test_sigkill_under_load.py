@@ -82,8 +82,7 @@ async def changelog_states(settings: Settings) -> dict[str, bytes]:
 def test_a_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -> None:
     broker = EmbeddedBroker().start()
     # small batches: many commits of offsets and state writes to fall between,
-    # and runs stored a few at a time, so the kill falls in the burst (one
-    # batch of the sink's default size would store the whole burst at once)
+    # and runs stored a few at a time, so the store shows how far in it is
     settings = clean_settings(tmp_path, kafka_bootstrap=broker.bootstrap,
                               decide_batch_size=50, decide_batch_seconds=0.02,
                               sink_batch_size=50, sink_batch_seconds=0.02)
