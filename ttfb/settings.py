@@ -97,8 +97,9 @@ class Settings(BaseSettings):
     store_lock_timeout_s: float = Field(
         60.0, gt=0, description="how long a chDB call waits for the lock before it fails")
     sink_hold_s: float = Field(
-        1.0, ge=0, le=10, description="the sink keeps its chDB session (and the store's lock) "
-        "this long after opening it, for the batches that follow; 0: a session a batch")
+        5.0, ge=0, le=10, description="the sink keeps its chDB session (and the store's lock) "
+        "this long after opening it, for the batches that follow, unless another process "
+        "waits for the lock; 0: a session a batch")
     rebuild_state: bool = Field(
         False, description="streams: fold the store's event log into the decision state on "
         "start (set by an embedded lab, whose broker forgets everything when it stops)")

@@ -178,3 +178,30 @@ def test_a_reader_gets_its_turn_while_a_held_writer_writes_without_a_pause(
     finally:
         writer.kill()
         writer.wait(10)
+
+
+def test_a_held_session_gives_the_lock_up_at_once_to_a_process_that_waits(
+        tmp_path: Path) -> None:
+    """A session held for far longer than anyone should wait ends between two
+    calls once another reader waits for the lock; the holder's next call
+    opens a new one."""
+    import time
+
+    settings = Settings(data_dir=tmp_path, _env_file=None)
+    open_store(settings)
+    held = open_store(settings, migrate=False, hold_s=30.0)
+    held.query("SELECT 1 AS x")
+    assert not _lock_is_free(settings.chdb_path.parent / "chdb.lock")
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys\nfrom ttfb.settings import Settings\n"
+         "from ttfb.store import open_store\n"
+         "s = open_store(Settings(data_dir=sys.argv[1], _env_file=None), migrate=False)\n"
+         "print(s.query('SELECT 7 AS x')[0]['x'])", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    waited = time.monotonic() - started
+    assert out.stdout.strip() == "7", out.stderr
+    assert waited < 10.0, waited  # a process start and a session, not the 30 s hold
+    assert held.query("SELECT 2 AS x") == [{"x": 2}]
+    assert held.backend.sessions == 2  # type: ignore[attr-defined]
+    held.close()

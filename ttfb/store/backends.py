@@ -5,8 +5,10 @@ takes an exclusive cross-process file lock and opens a short session
 (30-150 ms) that it closes before releasing the lock. Writers (the sink) and
 readers (the dashboard, the CLI) in different processes therefore take
 turns. A writer with batches in quick succession may keep its session for
-``hold_s`` after opening it (the sink does): the others wait that long at
-most, and the writer opens one session a ``hold_s``, not one a batch.
+``hold_s`` after opening it (the sink does), and opens one session a
+``hold_s``, not one a batch; it gives the session up sooner, between two
+calls, when another process waits for the lock (the ``.wait`` file), so
+the others wait for the call under way, not for the hold.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def quoted(value: Any) -> str:
 
 
 YIELD_S = 0.5  # the longest a process about to take the chDB lock lets a waiting one go first
+WATCH_S = 0.05  # how often a held session looks for a process waiting for the lock
 
 
 class ChdbBackend:
@@ -98,7 +101,8 @@ class ChdbBackend:
                 yield self
             finally:
                 self._depth -= 1
-                if not self._depth and time.monotonic() - self._opened >= self.hold_s:
+                if not self._depth and (time.monotonic() - self._opened >= self.hold_s
+                                        or self._someone_waits()):
                     self._close()
 
     def _open(self) -> None:
@@ -114,20 +118,42 @@ class ChdbBackend:
         self._opened = time.monotonic()
         self.sessions += 1
         if self.hold_s > 0:
-            # the timer ends this session only: one closed early (``close``)
+            # the watcher ends this session only: one closed early (``close``)
             # and another opened since keeps its own full hold
-            timer = threading.Timer(self.hold_s, self._expire, args=(self.sessions,))
-            timer.daemon = True
-            timer.start()
+            watcher = threading.Thread(target=self._watch, args=(self.sessions,), daemon=True)
+            watcher.start()
 
-    def _expire(self, session: int | None = None) -> None:
-        with self._thread_lock:
-            if not self._depth and session in (None, self.sessions):
-                self._close()
+    def _watch(self, session: int) -> None:
+        """End held session ``session`` once ``hold_s`` has passed, or at
+        once, between transactions, when another process waits for the lock."""
+        while True:
+            time.sleep(WATCH_S)
+            with self._thread_lock:
+                if self._session is None or self.sessions != session:
+                    return
+                if not self._depth and (time.monotonic() - self._opened >= self.hold_s
+                                        or self._someone_waits()):
+                    self._close()
+                    return
+
+    def _someone_waits(self) -> bool:
+        """Whether another process waits for the lock (holds the ``.wait`` file)."""
+        if self.hold_s <= 0:
+            return False
+        fd = os.open(self._wait_path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         """Close a held session now (nothing to do without one)."""
-        self._expire()
+        with self._thread_lock:
+            if not self._depth:
+                self._close()
 
     def _close(self) -> None:
         try:
