@@ -73,14 +73,9 @@ def test_every_query_reads_the_configured_database(tmp_path: Path) -> None:
 
 
 def _lock_is_free(path: Path) -> bool:
-    fd = os.open(path, os.O_CREAT | os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
+    from ttfb.store.backends import is_locked
+
+    return not is_locked(path)
 
 
 def test_a_held_session_serves_the_batches_that_follow_then_lets_the_lock_go(

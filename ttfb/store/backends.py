@@ -72,6 +72,19 @@ YIELD_S = 0.5  # the longest a process about to take the chDB lock lets a waitin
 WATCH_S = 0.05  # how often a held session looks for a process waiting for the lock
 
 
+def is_locked(path: Path) -> bool:
+    """Whether another open file holds a lock on ``path`` (tried for a moment
+    with an exclusive lock of its own, given back at once)."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing the descriptor gives its lock back
+
+
 class ChdbBackend:
     """Embedded ClickHouse; a file lock plus a short session per call or batch."""
 
@@ -138,16 +151,7 @@ class ChdbBackend:
 
     def _someone_waits(self) -> bool:
         """Whether another process waits for the lock (holds the ``.wait`` file)."""
-        if self.hold_s <= 0:
-            return False
-        fd = os.open(self._wait_path, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return False
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
+        return self.hold_s > 0 and is_locked(self._wait_path)
 
     def close(self) -> None:
         """Close a held session now (nothing to do without one)."""
@@ -208,19 +212,9 @@ class ChdbBackend:
 
     def _let_waiters_go(self) -> None:
         """Wait (``YIELD_S`` at most) while another process waits for the lock."""
-        fd = os.open(self._wait_path, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            deadline = time.monotonic() + YIELD_S
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    return  # nobody waits (closing the descriptor unlocks it)
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        return
-                    time.sleep(0.01)
-        finally:
-            os.close(fd)
+        deadline = time.monotonic() + YIELD_S
+        while is_locked(self._wait_path) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def _run(self, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
         with self.transaction():
