@@ -114,8 +114,7 @@ class ChdbBackend:
                 yield self
             finally:
                 self._depth -= 1
-                if not self._depth and (time.monotonic() - self._opened >= self.hold_s
-                                        or self._someone_waits()):
+                if self._hold_over():
                     self._close()
 
     def _open(self) -> None:
@@ -144,14 +143,16 @@ class ChdbBackend:
             with self._thread_lock:
                 if self._session is None or self.sessions != session:
                     return
-                if not self._depth and (time.monotonic() - self._opened >= self.hold_s
-                                        or self._someone_waits()):
+                if self._hold_over():
                     self._close()
                     return
 
-    def _someone_waits(self) -> bool:
-        """Whether another process waits for the lock (holds the ``.wait`` file)."""
-        return self.hold_s > 0 and is_locked(self._wait_path)
+    def _hold_over(self) -> bool:
+        """Whether the open session ends now: no transaction under way, and
+        its hold has passed or another process waits for the lock (holds the
+        ``.wait`` file)."""
+        return not self._depth and (time.monotonic() - self._opened >= self.hold_s
+                                    or is_locked(self._wait_path))
 
     def close(self) -> None:
         """Close a held session now (nothing to do without one)."""
