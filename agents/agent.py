@@ -113,9 +113,12 @@ class Agent:
         try:
             data = json.loads(raw)
             scenario, purpose = data.get("scenario", ""), data.get("purpose", "")
+            kind = data.get("type")
         except (ValueError, AttributeError):
             return 0, 0
         slot = self.slot_of(scenario) if isinstance(scenario, str) else 0
+        if kind == "CommitRangeRequested":
+            return slot, -1  # a listing takes milliseconds, and a bisect waits for it
         return slot, RANKS.get(purpose, 0) if isinstance(purpose, str) else 0
 
     # ------------------------------------------------------------------ intake

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -125,7 +126,8 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
                     evidence_shift: float = 0.0, max_runs: int = 0,
                     progress: list[ev.BisectProgressed] | None = None,
                     outliers: float = 0.0, monitored: int = 0,
-                    monitor_spread: float | None = None) -> ev.BisectCompleted:
+                    monitor_spread: float | None = None,
+                    hint_late: bool = False) -> ev.BisectCompleted:
     """Bisect commits c00..c{n-1}; ``level(i)`` is commit i's mean in ms;
     ``affected``: the agent's hint, per commit, of which ones touch the scenario;
     ``drift``: the machine's own level wanders from run to run, a mean-reverting
@@ -138,33 +140,31 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
     hands over this many monitoring runs of every commit, each commit's
     taken at a machine level of its own (drawn with the spread
     ``monitor_spread``, ``drift`` unless given: hours apart, nothing of the
-    walk is left between them)."""
+    walk is left between them); ``hint_late``: the first listing comes
+    without ``affected``, as from an agent that has not run the scenario
+    yet, and the range listed again has it. A listing is answered before any
+    queued run, as an agent's queue takes it."""
     policy = policy or BisectPolicy(explain=False)
     rng = np.random.default_rng(seed)
     commits = [f"c{i:02d}" for i in range(n)]
     found = ev.RegressionConfirmed if direction == "regression" else ev.ImprovementConfirmed
-    handed = {}
-    if evidence:
-        runs, then = evidence
-        handed = {f"evidence_{side}": [level(i) * math.exp(then + shift) * _noise(rng, cv)
-                                       for _ in range(runs)]
-                  for side, i, shift in (("before", 0, 0.0), ("after", n - 1, evidence_shift))}
-    if monitored:
-        spread = drift if monitor_spread is None else monitor_spread
-        handed["monitored"] = {  # type: ignore[assignment]
-            c: [level(i) * math.exp(then) * _noise(rng, cv) for _ in range(monitored)]
-            for i, c in enumerate(commits) for then in [float(rng.normal(0.0, spread))]}
+    handed = _handed(n, level, rng, cv, evidence, evidence_shift, monitored,
+                     drift if monitor_spread is None else monitor_spread)
     start = found(scenario="sim", repo="sim", component=component, commit=commits[-1],
                   good_commit=commits[0], direction=direction,  # type: ignore[arg-type]
                   detection_id="det", bisect_max_runs=max_runs, **handed)
     book, out = decide(BisectBook(), start, policy)
     request = out[0]
     assert isinstance(request, ev.CommitRangeRequested)
-    queue: list[ev.Event] = [ev.CommitRangeListed(
-        request_id=request.request_id, scenario="sim", repo="demo",
-        correlation_id=request.correlation_id, commits=commits,
-        authors=[f"a{i}" for i in range(n)], subjects=[f"s{i}" for i in range(n)],
-        affected=affected or [])]
+
+    def listing(request: ev.CommitRangeRequested, hinted: bool = True) -> ev.CommitRangeListed:
+        return ev.CommitRangeListed(
+            request_id=request.request_id, scenario="sim", repo="demo",
+            correlation_id=request.correlation_id, commits=commits,
+            authors=[f"a{i}" for i in range(n)], subjects=[f"s{i}" for i in range(n)],
+            affected=(affected or []) if hinted else [])
+
+    queue: list[ev.Event] = [listing(request, hinted=not hint_late)]
     applied, machine = 0, 0.0  # the machine's own log level now
     while queue:
         event = queue.pop(0)
@@ -181,6 +181,8 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
                 return produced
             if isinstance(produced, ev.BisectProgressed) and progress is not None:
                 progress.append(produced)
+            if isinstance(produced, ev.CommitRangeRequested):  # listed again
+                queue.insert(0, listing(produced))
             if isinstance(produced, ev.RunRequested):
                 # AR(1) at 0.9: steps of sd drift * sqrt(1 - 0.9 ** 2) keep its spread at drift
                 machine = 0.9 * machine + float(rng.normal(0.0, drift * math.sqrt(0.19)))
@@ -190,6 +192,23 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
                 queue.append(_answer(produced, commits, level, rng, cv, fails, component,
                                      math.exp(machine) * hiccup))
     raise AssertionError("the bisect never completed")
+
+
+def _handed(n: int, level: Callable[[int], float], rng: np.random.Generator, cv: float,
+            evidence: tuple[int, float] | None, evidence_shift: float, monitored: int,
+            spread: float) -> dict[str, Any]:
+    """What a confirmation hands the bisect (``simulate_bisect``)."""
+    handed: dict[str, Any] = {}
+    if evidence:
+        runs, then = evidence
+        handed = {f"evidence_{side}": [level(i) * math.exp(then + shift) * _noise(rng, cv)
+                                       for _ in range(runs)]
+                  for side, i, shift in (("before", 0, 0.0), ("after", n - 1, evidence_shift))}
+    if monitored:
+        handed["monitored"] = {
+            f"c{i:02d}": [level(i) * math.exp(then) * _noise(rng, cv) for _ in range(monitored)]
+            for i in range(n) for then in [float(rng.normal(0.0, spread))]}
+    return handed
 
 
 def _answer(request: ev.RunRequested, commits: list[str], level: Callable[[int], float],

@@ -23,6 +23,10 @@ def decide(book: BisectBook, event: ev.Event,
         book = copy.deepcopy(book)
         return book, start_bisect(book, event)
     if isinstance(event, ev.CommitRangeListed) and event.correlation_id in book.bisects:
+        if book.bisects[event.correlation_id].phase != "range":
+            book = copy.deepcopy(book)
+            take_hint(book.bisects[event.correlation_id], event)
+            return book, []
         book = copy.deepcopy(book)
         return book, on_range(book.bisects[event.correlation_id], event, policy)
     if isinstance(event, (ev.RunCompleted, ev.RunFailed)) and \
@@ -34,7 +38,7 @@ def decide(book: BisectBook, event: ev.Event,
         b = book.bisects[event.correlation_id]
         b.run_ids.append(event.run_id)
         record(b, event)
-        return book, advance(b, policy)
+        return book, relist(b, event) + advance(b, policy)
     return book, []
 
 
@@ -101,6 +105,29 @@ def on_range(b: Bisect, listed: ev.CommitRangeListed, policy: BisectPolicy) -> l
     if not any(missing):
         return advance(b, policy)
     return endpoint_block(b, missing)
+
+
+def relist(b: Bisect, event: ev.RunCompleted | ev.RunFailed) -> list[ev.Event]:
+    """The range asked for again once the bisect's first run is back, when its
+    listing came without the agent's hint (which commits change code the
+    scenario imports: an agent learns that from a run of it, and a bisect
+    started by hand may reach an agent that has not run the scenario yet).
+    Listings jump the agents' queues, so the hint is in before the search's
+    first batches are placed."""
+    if b.affected or b.relisted or not b.commits or not isinstance(event, ev.RunCompleted):
+        return []
+    b.relisted = True
+    return [ev.CommitRangeRequested(scenario=b.scenario, repo=b.repo, good=b.commits[0],
+                                    bad=b.commits[-1], correlation_id=b.bisect_id,
+                                    producer="ttfb-bisect")]
+
+
+def take_hint(b: Bisect, listed: ev.CommitRangeListed) -> None:
+    """A listing asked for again (``relist``): its hint alone is taken, for
+    the same commits; the search reads it from its next batch on."""
+    if b.relisted and b.phase != "done" and not b.affected and not listed.error \
+            and listed.commits == b.commits and len(listed.affected) == len(b.commits):
+        b.affected = list(listed.affected)
 
 
 def full_name(commit: str, listed: list[str]) -> str:

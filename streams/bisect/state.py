@@ -47,6 +47,9 @@ class Bisect:
     search_bad: int = -1
     topped: dict[str, int] = field(default_factory=dict)  # top-up runs before the residual test
     affected: list[bool] = field(default_factory=list)  # per commit, from the range's lister
+    # the range listed again once a run is back: an agent that had not yet run
+    # the scenario could not say which commits touch its modules
+    relisted: bool = False
     block: int = 0  # the last block (batch) requested; 0 holds the confirmation's runs
     cells: list[tuple[str, int, float]] = field(default_factory=list)  # (commit, block, value)
     reproduced: bool = True

@@ -33,7 +33,8 @@ def test_a_slot_runs_a_bisect_s_runs_before_confirmations_and_monitoring() -> No
     runs (the last step to an attributed alert) before a confirmation's
     (kept in their interleaved order), both before the monitoring of
     further commits; an unreadable command keeps the first rank, where the
-    agent refuses it."""
+    agent refuses it. A range's listing goes before all of them: it takes
+    milliseconds, and a bisect places its batches by it."""
     import asyncio
     import json
     from types import SimpleNamespace
@@ -53,7 +54,7 @@ def test_a_slot_runs_a_bisect_s_runs_before_confirmations_and_monitoring() -> No
         async def handle(self, raw: bytes) -> None:
             try:
                 data = json.loads(raw)
-                self.ran.append(f"{data['purpose']}-{data['n']}")
+                self.ran.append(f"{data.get('purpose', 'listing')}-{data['n']}")
             except ValueError:
                 self.ran.append("junk")
 
@@ -61,8 +62,10 @@ def test_a_slot_runs_a_bisect_s_runs_before_confirmations_and_monitoring() -> No
         agent = OneSlot()
         lanes = Lanes(agent, Offsets())  # type: ignore[arg-type]
         for offset, purpose in enumerate(purposes):
+            fields = {"type": "CommitRangeRequested"} if purpose == "listing" else \
+                {"purpose": purpose}
             value = b"{junk" if purpose == "junk" else \
-                json.dumps({"scenario": "lm", "purpose": purpose, "n": offset}).encode()
+                json.dumps({"scenario": "lm", "n": offset, **fields}).encode()
             lanes.put("tp", SimpleNamespace(value=value, offset=offset))
         while lanes.busy or any(lanes.queued):
             lanes.advance()
@@ -70,9 +73,9 @@ def test_a_slot_runs_a_bisect_s_runs_before_confirmations_and_monitoring() -> No
         return agent.ran
 
     ran = asyncio.run(drain(["monitor", "monitor", "confirm", "bisect", "confirm", "junk",
-                             "explain", "monitor"]))
-    assert ran == ["bisect-3", "junk", "explain-6", "confirm-2", "confirm-4", "monitor-0",
-                   "monitor-1", "monitor-7"]
+                             "explain", "monitor", "listing"]))
+    assert ran == ["listing-8", "bisect-3", "junk", "explain-6", "confirm-2", "confirm-4",
+                   "monitor-0", "monitor-1", "monitor-7"]
 
 
 def test_slots_leave_the_lab_a_core(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

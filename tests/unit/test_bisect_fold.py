@@ -175,6 +175,56 @@ def test_the_agents_hint_saves_runs_and_a_wrong_hint_costs_only_runs() -> None:
     assert rate(wrong) >= 0.9, "a wrong hint must not hide the culprit"
 
 
+def test_a_listing_without_the_hint_is_asked_for_again_once_a_run_is_back() -> None:
+    """A bisect started by hand reaches an agent that has not run the scenario,
+    so the range comes without the hint. Once the first run is back the range
+    is asked for once more, and the search places its first batch by the hint."""
+    book, out = decide(BisectBook(), confirmed(), POLICY)
+    request = out[0]
+    assert isinstance(request, ev.CommitRangeRequested)
+    commits = [f"c{i:02d}" for i in range(16)]
+    hint = [i == 11 for i in range(16)]
+    base = {"scenario": "lm", "repo": "demo", "correlation_id": request.correlation_id,
+            "commits": commits, "authors": commits, "subjects": commits}
+    book, runs = decide(book, ev.CommitRangeListed(request_id=request.request_id, **base), POLICY)
+    assert all(isinstance(r, ev.RunRequested) for r in runs)
+
+    def back(run: ev.RunRequested, ms: float) -> ev.RunCompleted:
+        return ev.RunCompleted(repo="demo", scenario="lm", commit=run.commit, purpose="bisect",
+                               arm=run.arm.label, correlation_id=run.correlation_id,
+                               ttfb_ms=ms, components={"config": ms})  # type: ignore[arg-type]
+
+    book, out = decide(book, back(runs[0], 300.0), POLICY)
+    again = [e for e in out if isinstance(e, ev.CommitRangeRequested)]
+    assert len(again) == 1 and (again[0].good, again[0].bad) == ("c00", "c15")
+    book, out = decide(book, back(runs[1], 330.0), POLICY)
+    assert not [e for e in out if isinstance(e, ev.CommitRangeRequested)], "asked once"
+    book, out = decide(book, ev.CommitRangeListed(request_id=again[0].request_id,
+                                                  affected=hint, **base), POLICY)
+    assert out == [] and book.bisects[request.correlation_id].affected == hint
+    for i, run in enumerate(runs[2:]):
+        book, out = decide(book, back(run, 330.0 if run.commit == "c15" else 300.0 + i % 2),
+                           POLICY)
+    batch = {r.commit for r in out if isinstance(r, ev.RunRequested)} - {"c00", "c15"}
+    # the hint's commit holds 1 / 2.4 of the prior: P(culprit <= c10) is the
+    # nearest to one half (without the hint the batch goes to the middle, c07)
+    assert batch == {"c10"}
+
+
+def test_a_hint_learned_from_the_first_run_saves_runs() -> None:
+    """The same ranges with no hint, and with the hint coming only from the
+    listing asked for again: fewer runs, as many culprits named."""
+    plain, late = [], []
+    for seed in range(40):
+        at, hint = _hinted(32, seed, 0.2, True)
+        for out, hint_late in ((plain, False), (late, True)):
+            r = simulate_bisect(32, step(at, 0.10), seed, 0.05, policy=POLICY,
+                                affected=hint if hint_late else None, hint_late=hint_late)
+            out.append((r.culprit == f"c{at:02d}", r.runs_spent))
+    assert sum(ok for ok, _ in late) >= sum(ok for ok, _ in plain) - 1 >= 0.93 * 40
+    assert sum(r for _, r in late) < sum(r for _, r in plain) - 2 * 40
+
+
 def test_batches_beside_endpoint_runs_survive_a_wandering_machine() -> None:
     """The demo's failure: the confirmation handed over endpoint runs taken
     when the machine was 10 % slower, and its level wanders from run to run;
