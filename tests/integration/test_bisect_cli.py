@@ -23,11 +23,18 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_spent_budget_ends_inconclusive_and_progress_is_shown(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     shas = make_repo(repo, import_s=0.2, commits=3)
+
+    def ordinary(message: str) -> str:  # changes the code the scenario imports, not its cost
+        heavy = repo / "tiny" / "heavy.py"
+        heavy.write_text(heavy.read_text() + f"ORDINARY = {message!r}\n")
+        return commit(repo, message)
+
+    # every commit changes the scenario's code: the agent's hint singles none out
     for i in range(6):
-        shas.append(commit(repo, f"ordinary change {i}", touch="README.md"))
+        shas.append(ordinary(f"ordinary change {i}"))
     culprit = set_import_cost(repo, 0.26, "import more eagerly")  # +30 % of imports
     for i in range(8):  # 18 commits: three batches cannot narrow them to one
-        commit(repo, f"later change {i}", touch="README.md")
+        ordinary(f"later change {i}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
     env.update(TTFB_DATA_DIR=str(tmp_path / "data"),
                TTFB_CATALOG=str(write_catalog(tmp_path / "catalog.toml")),
