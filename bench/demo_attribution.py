@@ -11,7 +11,7 @@
 Each command starts its own embedded lab, as a user's would.
 
     .venv/bin/python bench/demo_attribution.py [--runs 10] [--skip-bisect] [--skip-ab] [--whole]
-        [--logs DIR]
+        [--logs DIR] [--only vision/imports ...]
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--skip-ab", action="store_true")
     parser.add_argument("--whole", action="store_true", help="bisect the whole history")
     parser.add_argument("--logs", type=Path, help="keep each command's progress here")
+    parser.add_argument("--only", action="append", default=[], metavar="SCENARIO/COMPONENT",
+                        help="bisect only these injected changes (vision/imports, say)")
     args = parser.parse_args()
     global LOGS
     LOGS = args.logs
@@ -76,6 +78,8 @@ def main() -> None:
             print(f"{'scenario':<8} {'component':<9} {'commits':>7} {'named':<6} {'runs':>5}"
                   f" {'wall':>7}  explanation's first entry", flush=True)
             for m in manifest:
+                if args.only and f"{m['scenario']}/{m['component']}" not in args.only:
+                    continue
                 at = order.index(m["commit"])
                 good, bad = (first, "HEAD") if args.whole else \
                     (order[max(0, at - 7)], order[min(len(order) - 1, at + 6)])

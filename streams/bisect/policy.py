@@ -14,7 +14,10 @@ class BisectPolicy:
     confidence: float = ev.BISECT_STOP  # posterior mass on one commit that ends a search
     runs_per_bit: int = 12  # run budget of a search: this many per halving of the range
     alpha: float = 0.005  # level of the test for a second, separable culprit
-    residual_runs: int = 0  # runs of the culprit, its parent and each endpoint for that test
+    # runs of the culprit, its parent and each endpoint for that test, on top
+    # of the search's own: 0 reads the blocks the search ran them in beside
+    # the endpoints (as right on simulated ranges, four runs fewer)
+    residual_runs: int = 0
     second_culprit_share: float = 0.25  # the rest must be >= this share of the effect
     # prior weight of a commit that changes no file the scenario imports (the
     # agent's hint, as the scheduler's test selection): the search looks at the
