@@ -101,16 +101,30 @@ def _look(pending: Confirmation, scenario: str, policy: Policy) -> Look | list[e
 def _to_replicate(pending: Confirmation, comparisons: dict[str, Comparison],
                   policy: Policy) -> dict[str, str]:
     """The verdicts near the level, taken again on fresh runs before they
-    stand (``replicate_runs`` > 0): the confirmed components whose deciding
-    p-value is above ``replicate_above``, and the named components dismissed
-    below ``retake_below`` whose shift is big enough to matter."""
+    stand (``replicate_runs`` > 0), each with the direction the fresh runs
+    test: the confirmed components whose deciding p-value is above
+    ``replicate_above``, the named components dismissed below
+    ``retake_below`` whose shift is big enough to matter, and those dismissed
+    because they moved the other way (one-sided p < ``reverse_below`` that
+    way), in that direction."""
     if policy.replicate_runs <= 0:
         return {}
     big = set(big_enough(pending, comparisons, policy))
-    return {n: pending.components[n] for n, yes in pending.decided.items()
-            if n in comparisons and (
-                comparisons[n].p_value > policy.replicate_above if yes
-                else comparisons[n].p_value < policy.retake_below and n in big)}
+    again = {}
+    for n, yes in pending.decided.items():
+        if n not in comparisons:
+            continue
+        p = comparisons[n].p_value
+        if yes and p > policy.replicate_above or \
+                not yes and p < policy.retake_below and n in big:
+            again[n] = pending.components[n]
+        elif not yes and 1 - p < policy.reverse_below and n in big:
+            again[n] = _other_way(pending.components[n])
+    return again
+
+
+def _other_way(direction: str) -> str:
+    return "improvement" if direction == "regression" else "regression"
 
 
 def _replicated(state: ScenarioState, pending: Confirmation, scenario: str,
@@ -138,6 +152,7 @@ def _replicated(state: ScenarioState, pending: Confirmation, scenario: str,
         fresh = one_sided(fresh, direction)
         if (fresh.p_value < policy.replicate_alpha) != pending.decided[n]:
             pending.decided[n] = not pending.decided[n]
+            pending.components[n] = direction  # taken the other way: confirmed that way
             look[0][n] = fresh
     return _conclude(state, pending, scenario, policy, *look)
 

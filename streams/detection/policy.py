@@ -74,6 +74,16 @@ class Policy:
     # candidate lands there ~4 % of the time and passes the fresh runs 5 % of
     # that; 0 turns it off
     retake_below: float = 0.05
+    # and the opposite way: a named component whose fresh runs moved against
+    # the candidate, one-sided p < ``reverse_below`` that way (the screen read
+    # a slow moment of the suspect's monitoring runs as a regression where
+    # the commit made it faster), its shift big enough to matter, is taken
+    # again on ``replicate_runs`` more runs a side in that direction and
+    # confirmed that way at p < ``replicate_alpha`` on those alone. A
+    # dismissal was final, and folded the change into the baseline unseen.
+    # A null candidate lands there 1 % of the time and passes 5 % of that; 0
+    # turns it off
+    reverse_below: float = 0.01
     # each look starts with this many runs of its first side, not counted: the
     # look's first counted run then follows a run of its own side, as every
     # other run's predecessor is balanced across the sides (see confirm_runs)
