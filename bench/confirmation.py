@@ -22,7 +22,11 @@ Seeded candidates through the streams' two-look confirmation
   8 fresh runs a side that decide alone (the rule), on both machines and on
   the bimodal null component;
 * a named component dismissed at p < 0.05: final, or taken again on 8 fresh
-  runs a side that confirm it alone at p < 0.05 (the rule), on both machines.
+  runs a side that confirm it alone at p < 0.05 (the rule), on both machines;
+* a named component whose runs moved against the candidate (one-sided
+  p < 0.01 the other way; the cases raise a 15 % improvement as a
+  regression): dismissed, or taken again that way on 8 fresh runs a side
+  (the rule), on both machines.
 
     .venv/bin/python bench/confirmation.py [--null 6000] [--power 300] [--json]
 """
@@ -109,23 +113,28 @@ def measure(null_trials: int, power_trials: int) -> list[dict[str, Any]]:
                  "rule": rule})
     sides = dataclasses.replace(Policy(), paired_final=False)
     dismissals = dataclasses.replace(Policy(), retake_below=0.0)
+    one_way = dataclasses.replace(Policy(), reverse_below=0.0)
     for name, step, between, pct, trials in (
             ("wandering machine, no change", 0.05, 0.15, 0, null_trials // 3),
             ("wandering machine, +10 %", 0.05, 0.15, 10, power_trials),
             ("wandering machine, +15 %", 0.05, 0.15, 15, power_trials),
+            ("wandering machine, -15 %, raised as slower", 0.05, 0.15, -15, power_trials),
             ("still machine, no change", 0.0, 0.0, 0, null_trials // 3),
             ("still machine, +10 %", 0.0, 0.0, 10, power_trials),
-            ("still machine, +15 %", 0.0, 0.0, 15, power_trials)):
+            ("still machine, +15 %", 0.0, 0.0, 15, power_trials),
+            ("still machine, -15 %, raised as slower", 0.0, 0.0, -15, power_trials)):
         shift = float(np.log1p(pct / 100))
-        rule, old, single, final = (rate(partial(wander, shift, step), "imports", trials, 12,
-                                         policy, between)
-                                    for policy in (Policy(), sides, once, dismissals))
+        rule, old, single, final, unreversed = (
+            rate(partial(wander, shift, step), "imports", trials, 12, policy, between)
+            for policy in (Policy(), sides, once, dismissals, one_way))
         rows.append({"case": name, "trials": trials, "old_rule": "sides' samples",
                      "old": old, "rule": rule})
         rows.append({"case": name, "trials": trials, "old_rule": "no replication",
                      "old": single, "rule": rule})
         rows.append({"case": name, "trials": trials, "old_rule": "dismissal final",
                      "old": final, "rule": rule})
+        rows.append({"case": name, "trials": trials, "old_rule": "one way only",
+                     "old": unreversed, "rule": rule})
     return rows
 
 
