@@ -148,7 +148,7 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
     rng = np.random.default_rng(seed)
     commits = [f"c{i:02d}" for i in range(n)]
     found = ev.RegressionConfirmed if direction == "regression" else ev.ImprovementConfirmed
-    handed = _handed(n, level, rng, cv, evidence, evidence_shift, monitored,
+    handed = _handed(commits, level, rng, cv, evidence, evidence_shift, monitored,
                      drift if monitor_spread is None else monitor_spread)
     start = found(scenario="sim", repo="sim", component=component, commit=commits[-1],
                   good_commit=commits[0], direction=direction,  # type: ignore[arg-type]
@@ -194,20 +194,21 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
     raise AssertionError("the bisect never completed")
 
 
-def _handed(n: int, level: Callable[[int], float], rng: np.random.Generator, cv: float,
-            evidence: tuple[int, float] | None, evidence_shift: float, monitored: int,
-            spread: float) -> dict[str, Any]:
+def _handed(commits: list[str], level: Callable[[int], float], rng: np.random.Generator,
+            cv: float, evidence: tuple[int, float] | None, evidence_shift: float,
+            monitored: int, spread: float) -> dict[str, Any]:
     """What a confirmation hands the bisect (``simulate_bisect``)."""
     handed: dict[str, Any] = {}
     if evidence:
         runs, then = evidence
         handed = {f"evidence_{side}": [level(i) * math.exp(then + shift) * _noise(rng, cv)
                                        for _ in range(runs)]
-                  for side, i, shift in (("before", 0, 0.0), ("after", n - 1, evidence_shift))}
+                  for side, i, shift in (("before", 0, 0.0),
+                                         ("after", len(commits) - 1, evidence_shift))}
     if monitored:
         handed["monitored"] = {
-            f"c{i:02d}": [level(i) * math.exp(then) * _noise(rng, cv) for _ in range(monitored)]
-            for i in range(n) for then in [float(rng.normal(0.0, spread))]}
+            c: [level(i) * math.exp(then) * _noise(rng, cv) for _ in range(monitored)]
+            for i, c in enumerate(commits) for then in [float(rng.normal(0.0, spread))]}
     return handed
 
 

@@ -23,10 +23,6 @@ def decide(book: BisectBook, event: ev.Event,
         book = copy.deepcopy(book)
         return book, start_bisect(book, event)
     if isinstance(event, ev.CommitRangeListed) and event.correlation_id in book.bisects:
-        if book.bisects[event.correlation_id].phase != "range":
-            book = copy.deepcopy(book)
-            take_hint(book.bisects[event.correlation_id], event)
-            return book, []
         book = copy.deepcopy(book)
         return book, on_range(book.bisects[event.correlation_id], event, policy)
     if isinstance(event, (ev.RunCompleted, ev.RunFailed)) and \
@@ -80,7 +76,8 @@ def monitored_cells(monitored: dict[str, list[float]]) -> list[tuple[str, int, f
 
 
 def on_range(b: Bisect, listed: ev.CommitRangeListed, policy: BisectPolicy) -> list[ev.Event]:
-    if b.phase != "range":
+    if b.phase != "range":  # the range listed again (``relist``): its hint alone counts
+        take_hint(b, listed)
         return []
     if listed.error or len(listed.commits) < 2:
         b.phase = "done"
