@@ -157,13 +157,26 @@ def register_metrics(app: faust.App, settings: Settings) -> None:
 
     @app.timer(5.0)
     async def lag() -> None:
-        consumer: Any = app.consumer
-        for tp in consumer.assignment():
-            read = consumer._read_offset.get(tp)  # faust keeps no public read position
-            committed = consumer._committed_offset.get(tp) or 0
-            position = read + 1 if read is not None else committed
-            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
-                max(0, consumer.highwater(tp) - position))
+        try:
+            for (topic, partition), behind in partition_lag(app.consumer).items():
+                metrics.CONSUMER_LAG.labels(topic, str(partition)).set(behind)
+        except Exception:  # a faust timer that raises crashes the app: a gauge is not worth that
+            log.warning("consumer lag not measured this time", exc_info=True)
+
+
+def partition_lag(consumer: Any) -> dict[tuple[str, int], int]:
+    """Messages not yet read on each assigned partition. A partition just
+    assigned has no highwater until its first fetch: it is left out until then."""
+    lag: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        read = consumer._read_offset.get(tp)  # faust keeps no public read position
+        committed = consumer._committed_offset.get(tp) or 0
+        position = read + 1 if read is not None else committed
+        lag[(tp.topic, tp.partition)] = max(0, highwater - position)
+    return lag
 
 
 def register_sink(app: faust.App, settings: Settings, topics: dict[str, faust.TopicT]) -> None:
