@@ -5,12 +5,12 @@ it, and stops it right after its first training step, whatever idioms the
 script uses (a ``DataLoader`` or hand-made batches, ``torch.optim`` or a
 hand-written update, a trainer that steps through a closure):
 
-* imports: time inside outermost ``import`` statements;
+* imports: time inside outermost ``import`` statements that load a module;
 * model: time inside outermost ``nn.Module`` construction, ``.to()``/``.cuda()``
   and optimizer construction;
 * data: from the first ``Dataset``/``DataLoader`` construction (else from the
   end of the last import or model span) until the first step starts, less
-  imports and model time;
+  imports and model time: an evaluation before the first step is data;
 * config: everything else before data starts (argument parsing, set-up);
 * first_step: from the first top-level module call with gradients enabled
   and a tensor argument (after the first batch, when a ``DataLoader`` is
@@ -54,6 +54,7 @@ class Timeline:
         self.backward_end: int | None = None
         self.optimizers = 0  # torch.optim optimizers constructed so far
         self.loaders = 0  # DataLoaders constructed so far
+        self.no_grad_calls = 0  # top-level module calls without gradients before the step
         self.depth = {"import": 0, "model": 0, "forward": 0}
 
     def components(self) -> dict[str, float]:
@@ -116,11 +117,17 @@ def _span(kind: str, attr: str) -> Callable[[Callable[..., Any]], Callable[..., 
             if depth["import"] or depth["model"] or TIMELINE.step_start is not None:
                 return func(*args, **kwargs)
             depth[kind] += 1
+            loaded = len(sys.modules)
             begin = clock()
             try:
                 return func(*args, **kwargs)
             finally:
-                getattr(TIMELINE, attr).append((begin, clock()))
+                # an import of a module already loaded (``import math`` in a
+                # function body) is no import span: its end would mark where
+                # data starts, and an evaluation before the first step would
+                # count as config
+                if kind != "import" or len(sys.modules) > loaded:
+                    getattr(TIMELINE, attr).append((begin, clock()))
                 depth[kind] -= 1
         inner.__ttfb_wrapped__ = True  # type: ignore[attr-defined]
         return inner
@@ -233,6 +240,8 @@ def _hook_torch() -> None:  # noqa: C901 - one hook per torch entry point
             _has_tensor(args, kwargs, torch.Tensor)
         if top:
             TIMELINE.step_start = clock()
+        elif depth["forward"] == 0 and TIMELINE.step_start is None and not torch.is_grad_enabled():
+            TIMELINE.no_grad_calls += 1
         depth["forward"] += 1
         try:
             return call(self, *args, **kwargs)
@@ -312,10 +321,14 @@ def run_script(path: str, args: list[str]) -> dict[str, float]:
     except FirstStepDone:
         pass
     except NoStepInTime:
+        evaluated = TIMELINE.no_grad_calls
         raise RuntimeError(
             f"the script reached no training step within {limit:.0f}s (a forward pass with "
-            "gradients followed by a backward or an optimizer step) and was stopped; "
-            "shrink its arguments, or give the scenario a longer timeout_s") from None
+            "gradients followed by a backward or an optimizer step) and was stopped"
+            + (f"; it had made {evaluated} model call(s) without gradients, an evaluation "
+               "before training? (make it shorter: its iterations or batches)"
+               if evaluated else "")
+            + "; shrink its arguments, or give the scenario a longer timeout_s") from None
     except SystemExit as exc:
         if exc.code not in (None, 0):
             raise

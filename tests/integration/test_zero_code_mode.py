@@ -71,8 +71,53 @@ def test_scripts_of_every_idiom_stop_after_their_first_step(
     assert not list(tmp_path.glob("checkpoint*")), "the script ran to completion"
 
 
+EVAL_FIRST = """
+import time
+import torch
+from torch import nn
+
+
+class Slow(nn.Linear):
+    def forward(self, x):
+        time.sleep(0.3)
+        import math  # already loaded: no import (torch's own code does this too)
+        return super().forward(x) * math.e
+
+
+model = Slow(4, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+@torch.no_grad()
+def evaluate():
+    return sum(model(torch.ones(2, 4)).sum().item() for _ in range(2))
+
+
+evaluate()  # as nanoGPT does at iteration 0, before the first step
+loss = model(torch.ones(2, 4)).sum()
+loss.backward()
+optimizer.step()
+"""
+
+
+def test_an_evaluation_before_the_first_step_is_not_counted_as_config(tmp_path: Path) -> None:
+    """Data starts where set-up ends (here the optimizer's construction): an
+    import of a module already loaded, inside the evaluation, must not move
+    that point, or the evaluation's forward passes would be counted as config."""
+    from agents.runner import RunSpec, run_once
+
+    script = tmp_path / "eval_first.py"
+    script.write_text(EVAL_FIRST)
+    run = run_once(RunSpec(root=tmp_path, script=str(script), timeout_s=120))
+    assert run.status == "completed", (run.reason, run.stderr_tail)
+    assert run.components["config"] < 300, run.components
+    assert 550 <= run.components["data"] < 2000, run.components
+
+
 @pytest.mark.parametrize(("body", "message"), [
     ("import time, torch\nwhile True:\n    time.sleep(0.05)\n", "reached no training step"),
+    ("import torch\nm = torch.nn.Linear(2, 1)\nwith torch.no_grad():\n    while True:\n"
+     "        m(torch.ones(1, 2))\n", "without gradients, an evaluation before training?"),
     ("import torch\nprint(torch.zeros(3).sum())\n", "ended without a training step"),
 ])
 def test_a_script_with_no_step_is_stopped_with_a_reason(tmp_path: Path, body: str,
