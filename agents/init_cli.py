@@ -7,12 +7,13 @@ import argparse
 import json
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 from agents.catalog import CatalogError, Scenario, load_catalog
-from agents.runner import run_once
+from agents.runner import RunOutcome, failure_reason, run_once
 from agents.spec import SpecError, spec_for
-from agents.workspace import WorkspaceError, git
+from agents.workspace import WorkspaceError, Workspaces, git
 from ttfb.settings import Settings
 
 
@@ -29,6 +30,20 @@ def _toml(scenario: Scenario) -> str:
     lines += [f"device = {value(scenario.device)}", f"timeout_s = {scenario.timeout_s:g}",
               "cheap = true", ""]
     return "\n".join(lines)
+
+
+def _run_at_head(scenario: Scenario, root: Path) -> RunOutcome:
+    """One run of ``scenario`` in a temporary worktree of ``root`` at HEAD,
+    removed afterwards (from the repository's worktree list too)."""
+    with tempfile.TemporaryDirectory(prefix="ttfb-init-") as tmp:
+        checkout, _ = Workspaces(Path(tmp)).checkout(scenario.repo, root, "HEAD")
+        try:
+            return run_once(spec_for(scenario, checkout))
+        finally:
+            try:
+                git(root, "worktree", "remove", "--force", str(checkout))
+            except WorkspaceError:
+                git(root, "worktree", "prune")
 
 
 def init_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -54,10 +69,22 @@ def init_command(args: argparse.Namespace, settings: Settings) -> int:
     except (CatalogError, SpecError, ValueError) as exc:
         print(f"ttfb init: {exc}", file=sys.stderr)
         return 2
-    print(f"checking {scenario.script} with a real run (stopped after its first step)...",
-          file=sys.stderr)
-    outcome = run_once(spec)
+    print(f"checking {scenario.script} with a real run in a clean checkout of HEAD, as the "
+          "lab runs each commit (stopped after its first step)...", file=sys.stderr)
+    try:
+        outcome = _run_at_head(scenario, root)
+    except (SpecError, WorkspaceError) as exc:
+        print(f"ttfb init: {exc}; commit the script first. Nothing written", file=sys.stderr)
+        return 2
     if outcome.status != "completed":
+        if run_once(spec).status == "completed":  # works in the working tree: what differs?
+            print(f"ttfb init: the run works in {root} but fails in a clean checkout of HEAD, "
+                  "which is how the lab runs every commit: it needs files git does not track "
+                  "(a prepared dataset?) or changes not committed. "
+                  f"{failure_reason(outcome.reason, outcome.stderr_tail)}. Commit the change, "
+                  "or give data kept outside git by an absolute path in the script's "
+                  "arguments. Nothing written", file=sys.stderr)
+            return 1
         print(f"ttfb init: the run failed, nothing written: {outcome.reason}\n"
               f"{outcome.stderr_tail[-1500:]}", file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from agents.catalog import CatalogError, load_catalog
+from agents.runner import failure_reason
 from producers.watch import (
     Source,
     Watcher,
@@ -39,6 +40,7 @@ class Progress:
         self.live = sys.stderr.isatty() if live is None else live
         self.last = ""
         self.failures: set[str] = set()
+        self.said: set[str] = set()
 
     def line(self) -> str:
         totals: dict[str, int] = {}
@@ -62,10 +64,14 @@ class Progress:
         except StoreUnavailable:
             return
         for run in reversed(failed):  # each failure said once, as a line of its own
-            if run["run_id"] not in self.failures:
-                self.failures.add(run["run_id"])
-                self.say(f"run failed: {run['scenario']} at {str(run['commit'])[:10]}: "
-                         f"{run['reason']}")
+            if run["run_id"] in self.failures:
+                continue
+            self.failures.add(run["run_id"])
+            message = f"run failed: {run['scenario']} at {str(run['commit'])[:10]}: " \
+                f"{failure_reason(run['reason'], run.get('stderr_tail', ''))}"
+            if message not in self.said:  # a commit's repetitions failing alike: once
+                self.said.add(message)
+                self.say(message)
         if line == self.last:
             return
         self.last = line
@@ -220,14 +226,20 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:
             lab_check()
-            done = _runs_done(watcher.store, ids)
+            done, failed = _runs_done(watcher.store, ids)
             progress.show()
             if done >= wanted:
-                progress.say(f"backfill: done, {done} runs measured")
+                if failed == done:  # nothing to build a baseline from: not what was asked
+                    progress.say(f"ttfb backfill: every one of the {done} runs failed (the "
+                                 "reasons are above); nothing was measured")
+                    return 1
+                progress.say(f"backfill: done, {done - failed} runs measured"
+                             + (f", {failed} failed (the reasons are above)" if failed else ""))
                 return 0
             time.sleep(2.0)
-        progress.say(f"ttfb backfill: timed out after {args.timeout:.0f}s with "
-                     f"{_runs_done(watcher.store, ids)} of {wanted} runs")
+        done, failed = _runs_done(watcher.store, ids)
+        progress.say(f"ttfb backfill: timed out after {args.timeout:.0f}s with {done} of "
+                     f"{wanted} runs" + (f", {failed} of them failed" if failed else ""))
         return 1
 
 
@@ -254,9 +266,11 @@ def _request_ids(marker: object) -> list[str]:
             for s in marker.requested]
 
 
-def _runs_done(store: Store, ids: list[str]) -> int:
+def _runs_done(store: Store, ids: list[str]) -> tuple[int, int]:
+    """Runs of the requests ``ids`` back so far, and how many of them failed."""
     if not ids:
-        return 0
-    rows = store.query(f"SELECT count() AS n FROM {store.db}.runs FINAL"
+        return 0, 0
+    rows = store.query(f"SELECT count() AS n, countIf(status = 'failed') AS failed"
+                       f" FROM {store.db}.runs FINAL"
                        " WHERE request_id IN {ids:Array(String)}", {"ids": ids})
-    return int(rows[0]["n"])
+    return int(rows[0]["n"]), int(rows[0]["failed"])

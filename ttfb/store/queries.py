@@ -382,7 +382,7 @@ def watch_progress(store: Store, repo: str) -> dict[str, int]:
 def recent_failures(store: Store, repos: list[str], limit: int = 5) -> list[dict[str, Any]]:
     """The latest failed runs of ``repos``: a crashing or hanging workflow."""
     return store.query(
-        f"SELECT run_id, scenario, commit, reason FROM {store.db}.runs FINAL"
+        f"SELECT run_id, scenario, commit, reason, stderr_tail FROM {store.db}.runs FINAL"
         " WHERE status = 'failed' AND repo IN {r:Array(String)}"
         " ORDER BY occurred_at DESC LIMIT {n:UInt32}", {"r": repos, "n": limit})
 

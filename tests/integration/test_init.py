@@ -1,0 +1,62 @@
+"""``ttfb init`` checks a script as the lab will run it: in a clean checkout
+of HEAD, not in the user's working tree."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "scripts"
+
+
+def repo_with(tmp_path: Path, prelude: str) -> Path:
+    """A committed copy of a fixture script that first runs ``prelude``."""
+    repo = tmp_path / "proj"
+    (repo / "scripts").mkdir(parents=True)
+    (repo / "scripts" / "train.py").write_text(
+        prelude + (SCRIPTS / "regression_loop.py").read_text())
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=a", "-c", "user.email=a@b",
+                    "commit", "-qm", "train"], check=True)
+    return repo
+
+
+def init(tmp_path: Path, repo: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
+    return subprocess.run(
+        [sys.executable, "-m", "ttfb.cli", "init", "--script", str(repo / "scripts" / "train.py"),
+         "--", "--steps", "3"], capture_output=True, text=True, timeout=300,
+        env={**env, "TTFB_DATA_DIR": str(tmp_path / "data")})
+
+
+def worktrees(repo: Path) -> str:
+    return subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def test_a_committed_script_is_checked_in_a_checkout_and_written(tmp_path: Path) -> None:
+    # the script leaves a file where it runs: not in the user's working tree
+    repo = repo_with(tmp_path, "open('ran-here', 'w').close()\n")
+    before = worktrees(repo)
+    result = init(tmp_path, repo)
+    assert result.returncode == 0, result.stderr
+    assert 'script = "scripts/train.py"' in (repo / "ttfb.toml").read_text()
+    assert not (repo / "ran-here").exists()
+    assert worktrees(repo) == before  # the checkout is gone, from git's list too
+
+
+def test_a_script_that_needs_untracked_data_is_refused_with_the_reason(tmp_path: Path) -> None:
+    repo = repo_with(tmp_path, "open('prepared/tokens.bin', 'rb').close()\n")
+    (repo / "prepared").mkdir()
+    (repo / "prepared" / "tokens.bin").write_bytes(b"\0" * 16)  # prepared, never committed
+    before = worktrees(repo)
+    result = init(tmp_path, repo)
+    assert result.returncode == 1
+    assert "fails in a clean checkout of HEAD" in result.stderr
+    assert "FileNotFoundError" in result.stderr and "prepared/tokens.bin" in result.stderr
+    assert "absolute path" in result.stderr and "Traceback" not in result.stderr
+    assert not (repo / "ttfb.toml").exists()
+    assert worktrees(repo) == before
