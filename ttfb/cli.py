@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 # command -> "module:function"; each function takes (args, settings) and returns an exit code
 COMMANDS = {
@@ -81,6 +82,15 @@ def _at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def _repo_path(text: str) -> str:
+    """An argparse type: a repository's path, also as ``NAME=PATH`` (the form
+    ``watch`` and ``backfill`` take, so one command line can be reused)."""
+    name, eq, path = text.partition("=")
+    if eq and name and not Path(text).exists() and Path(path).expanduser().exists():
+        return str(Path(path).expanduser())
+    return str(Path(text).expanduser())
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -117,7 +127,7 @@ def _up(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _add(sub, "run", help="measure a scenario or a script locally (no bus)")
     p.add_argument("--scenario", help="catalog scenario name")
-    p.add_argument("--repo", help="repository path (for --scenario)")
+    p.add_argument("--repo", type=_repo_path, help="repository path (for --scenario)")
     p.add_argument("--commit", default="HEAD", help="revision (for --scenario)")
     p.add_argument("--script", help="an unmodified training script to measure")
     p.add_argument("--runs", type=_at_least(1), default=1,
@@ -133,7 +143,8 @@ def _misc(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("path")
     p = _add(sub, "shrink", help="show a scenario's shrunk config; --check runs both")
     p.add_argument("--scenario", required=True)
-    p.add_argument("--repo", help="repository path (default: a fresh demo repository)")
+    p.add_argument("--repo", type=_repo_path,
+                   help="repository path (default: a fresh demo repository)")
     p.add_argument("--check", action="store_true", help="run both and report parity and cost")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p = _add(sub, "detect", help="run the detector over a CSV history")
@@ -146,7 +157,8 @@ def _misc(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _lab(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = _add(sub, "ab", help="A/B two arms (revision, python=PATH, env=KEY=VALUE)")
     p.add_argument("--scenario", action="append", required=True, help="repeatable, or 'all'")
-    p.add_argument("--repo", required=True, help="the repository's path")
+    p.add_argument("--repo", required=True, type=_repo_path,
+                   help="the repository's path ([NAME=]PATH)")
     p.add_argument("--a", action="append", required=True, metavar="ARM",
                    help="arm A: a revision, python=PATH, env=KEY=VALUE (repeatable)")
     p.add_argument("--b", action="append", required=True, metavar="ARM",
@@ -154,7 +166,8 @@ def _lab(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--runs", type=_at_least(2), default=10, help="runs per arm")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p = _add(sub, "check", help="pre-review: A/B merge base vs head; exit 1 on regression")
-    p.add_argument("--repo", required=True, help="the repository's path")
+    p.add_argument("--repo", required=True, type=_repo_path,
+                   help="the repository's path ([NAME=]PATH)")
     p.add_argument("--base", required=True, help="the revision to compare against")
     p.add_argument("--head", default="HEAD", help="the revision under review")
     p.add_argument("--runs", type=_at_least(2), default=8, help="runs per side and scenario")
@@ -169,7 +182,8 @@ def _lab(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "up to date (default: the Actions event's)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p = _add(sub, "bisect", help="find the commit that made a scenario slower")
-    p.add_argument("--repo", required=True, help="the repository's path")
+    p.add_argument("--repo", required=True, type=_repo_path,
+                   help="the repository's path ([NAME=]PATH)")
     p.add_argument("--scenario", required=True, help="catalog scenario name")
     p.add_argument("--good", required=True, help="a revision without the change")
     p.add_argument("--bad", required=True, help="a revision with the change")
