@@ -60,3 +60,16 @@ def test_a_script_that_needs_untracked_data_is_refused_with_the_reason(tmp_path:
     assert "absolute path" in result.stderr and "Traceback" not in result.stderr
     assert not (repo / "ttfb.toml").exists()
     assert worktrees(repo) == before
+
+
+def test_a_script_not_committed_is_refused_before_any_run(tmp_path: Path) -> None:
+    repo = repo_with(tmp_path, "")
+    (repo / "scripts" / "new.py").write_text((SCRIPTS / "regression_loop.py").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "ttfb.cli", "init", "--script", str(repo / "scripts" / "new.py")],
+        capture_output=True, text=True, timeout=120, env={**env, "TTFB_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "no file 'scripts/new.py'" in result.stderr and "commit the script first" in \
+        result.stderr
+    assert not (repo / "ttfb.toml").exists()
