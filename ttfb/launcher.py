@@ -5,7 +5,8 @@ it, and stops it right after its first training step, whatever idioms the
 script uses (a ``DataLoader`` or hand-made batches, ``torch.optim`` or a
 hand-written update, a trainer that steps through a closure):
 
-* imports: time inside outermost ``import`` statements that load a module;
+* imports: time inside outermost ``import`` statements that load a module
+  (or fail);
 * model: time inside outermost ``nn.Module`` construction, ``.to()``/``.cuda()``
   and optimizer construction;
 * data: from the first ``Dataset``/``DataLoader`` construction (else from the
@@ -118,15 +119,19 @@ def _span(kind: str, attr: str) -> Callable[[Callable[..., Any]], Callable[..., 
                 return func(*args, **kwargs)
             depth[kind] += 1
             loaded = len(sys.modules)
+            # an import of a module already loaded (``import math`` in a
+            # function body) is no import span: its end would mark where data
+            # starts, and an evaluation before the first step would count as
+            # config. One that fails has searched the path: it is one
+            kept = kind != "import"
             begin = clock()
             try:
                 return func(*args, **kwargs)
+            except BaseException:
+                kept = True
+                raise
             finally:
-                # an import of a module already loaded (``import math`` in a
-                # function body) is no import span: its end would mark where
-                # data starts, and an evaluation before the first step would
-                # count as config
-                if kind != "import" or len(sys.modules) > loaded:
+                if kept or len(sys.modules) > loaded:
                     getattr(TIMELINE, attr).append((begin, clock()))
                 depth[kind] -= 1
         inner.__ttfb_wrapped__ = True  # type: ignore[attr-defined]
