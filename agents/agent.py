@@ -298,7 +298,7 @@ class Agent:
               cores: tuple[int, ...]) -> RunSpec:
         spec = spec_for(scenario, root, python=request.arm.python,
                         overrides=self.config.pythons)
-        return replace(spec, env=dict(request.arm.env), cpu_affinity=cores)
+        return replace(spec, env={**spec.env, **request.arm.env}, cpu_affinity=cores)
 
     def _warm_up(self, spec: RunSpec, request: ev.RunRequested) -> None:
         """One discarded run per (scenario, arm): bytecode and page cache settle.

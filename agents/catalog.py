@@ -6,6 +6,7 @@ message naming the file, the scenario and the field.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -68,6 +69,9 @@ class Scenario(BaseModel):
     python: str = Field("", description="the interpreter of the project's environment: an "
                         "absolute path, or a name on the agent's PATH (default: the lab's)")
     workdir: str = Field("", description="working directory, relative to the repository root")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="environment variables of its runs (a data root, "
+        "WANDB_MODE=disabled); an A/B arm's env=KEY=VALUE wins over them")
     pythonpath: list[str] = Field(
         default_factory=lambda: ["."], description="repository folders put first on sys.path, "
         "so the commit's own code is imported (default: the repository root)")
@@ -97,6 +101,16 @@ class Scenario(BaseModel):
     @classmethod
     def _inside_all(cls, value: list[str]) -> list[str]:
         return [_relative(v) or "." for v in value]
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                raise ValueError(f"{key!r} is not an environment variable's name")
+            if key.startswith("TTFB_"):
+                raise ValueError(f"{key!r}: TTFB_ variables are the lab's own")
+        return value
 
     @field_validator("python")
     @classmethod

@@ -27,9 +27,22 @@ def _toml(scenario: Scenario) -> str:
         lines.append(f"workdir = {value(scenario.workdir)}")
     if scenario.python:
         lines.append(f"python = {value(scenario.python)}")
+    if scenario.env:
+        pairs = ", ".join(f"{k} = {value(v)}" for k, v in scenario.env.items())
+        lines.append(f"env = {{ {pairs} }}")
     lines += [f"device = {value(scenario.device)}", f"timeout_s = {scenario.timeout_s:g}",
               "cheap = true", ""]
     return "\n".join(lines)
+
+
+def _env_pairs(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, eq, text = pair.partition("=")
+        if not eq:
+            raise ValueError(f"--env {pair!r} must look like KEY=VALUE")
+        env[key] = text
+    return env
 
 
 def _run_at_head(scenario: Scenario, root: Path) -> RunOutcome:
@@ -62,7 +75,8 @@ def init_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
         scenario = Scenario(name=name, repo=repo, script=script.relative_to(root).as_posix(),
                             args=list(args.script_args), python=args.python or "",
-                            device=args.device, timeout_s=args.timeout)
+                            device=args.device, timeout_s=args.timeout,
+                            env=_env_pairs(args.env or []))
         if catalog.exists() and load_catalog(catalog).get(name) is not None:
             raise CatalogError(f"{catalog}: scenario {name!r} exists; choose another --name")
         spec = spec_for(scenario, root)

@@ -73,4 +73,5 @@ def spec_for(scenario: Scenario, root: Path, production: bool = False,
                    args=tuple(args), config=config if scenario.entry else {},
                    python=python or interpreter(scenario, overrides),
                    timeout_s=timeout or scenario.timeout_s,
-                   workdir=scenario.workdir, pythonpath=tuple(scenario.pythonpath))
+                   workdir=scenario.workdir, pythonpath=tuple(scenario.pythonpath),
+                   env=dict(scenario.env))

@@ -245,6 +245,8 @@ def _watch(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="where the runs go")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds a run may take")
+    p.add_argument("--env", action="append", metavar="KEY=VALUE",
+                   help="an environment variable of its runs (repeatable)")
     p.add_argument("script_args", nargs="*", help="the script's arguments, after --")
     p = _add(sub, "agent", "a measurement agent that joins the cluster (TTFB_KAFKA_BOOTSTRAP) "
                            "or the lab running here, and takes its hardware class's runs")

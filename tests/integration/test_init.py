@@ -73,3 +73,16 @@ def test_a_script_not_committed_is_refused_before_any_run(tmp_path: Path) -> Non
     assert "no file 'scripts/new.py'" in result.stderr and "commit the script first" in \
         result.stderr
     assert not (repo / "ttfb.toml").exists()
+
+
+def test_an_env_given_to_init_is_checked_with_and_written(tmp_path: Path) -> None:
+    from agents.catalog import load_catalog
+
+    repo = repo_with(tmp_path, "import os\nassert os.environ['DATA_ROOT'] == '/srv/d'\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "ttfb.cli", "init", "--script", str(repo / "scripts" / "train.py"),
+         "--env", "DATA_ROOT=/srv/d", "--", "--steps", "3"], capture_output=True, text=True,
+        timeout=300, env={**env, "TTFB_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 0, result.stderr
+    assert load_catalog(repo / "ttfb.toml").scenarios["train"].env == {"DATA_ROOT": "/srv/d"}

@@ -67,6 +67,23 @@ def test_an_allowed_arm_passes_the_check(tmp_path: Path) -> None:
     made._check_arm(ev.Arm(env={"OMP_NUM_THREADS": "2"}, python="/opt/py/bin/python"))
 
 
+def test_a_scenarios_env_reaches_its_runs_and_an_arms_env_wins(tmp_path: Path) -> None:
+    """The catalog's env is the operator's; an allowed arm overrides a key of it."""
+    from agents.catalog import Scenario
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    scenario = Scenario(name="s", repo="demo", entry="pkg:main",
+                        env={"DATA_ROOT": "/srv/data", "WANDB_MODE": "disabled"})
+    made, _ = agent(tmp_path, allowed_env=("WANDB_MODE",))
+    plain = ev.RunRequested(scenario="s", repo="demo", commit="HEAD")
+    assert made._spec(scenario, tmp_path, plain, ()).env == {"DATA_ROOT": "/srv/data",
+                                                             "WANDB_MODE": "disabled"}
+    arm = plain.model_copy(update={"arm": ev.Arm(env={"WANDB_MODE": "offline"})})
+    assert made._spec(scenario, tmp_path, arm, ()).env == {"DATA_ROOT": "/srv/data",
+                                                           "WANDB_MODE": "offline"}
+
+
 def test_a_restarted_agent_still_refuses_a_replay(tmp_path: Path) -> None:
     signed = sign(ev.RunRequested(repo="demo", scenario="lm", commit="HEAD"), KEY)
     Verifier(KEY, journal=tmp_path / "seen").verify(signed)

@@ -22,6 +22,10 @@ def test_default_catalog_has_the_reference_scenarios() -> None:
      "scenario 'd': field 'bogus'"),
     ('[[scenario]]\nname = "e"\nrepo = "r"\n', "scenario 'e'"),
     ("not toml [", "cannot read catalog"),
+    ('[[scenario]]\nname = "f"\nrepo = "r"\nentry = "m:f"\nenv = { "A-B" = "1" }\n',
+     "scenario 'f': field 'env'"),
+    ('[[scenario]]\nname = "g"\nrepo = "r"\nentry = "m:f"\nenv = { TTFB_SDK_FD = "1" }\n',
+     "TTFB_ variables are the lab's own"),
 ])
 def test_bad_catalog_names_file_scenario_and_field(tmp_path: Path, body: str,
                                                     expect: str) -> None:
