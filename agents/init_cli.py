@@ -11,9 +11,10 @@ import tempfile
 from pathlib import Path
 
 from agents.catalog import CatalogError, Scenario, load_catalog
-from agents.runner import RunOutcome, failure_reason, run_once
+from agents.runner import RunOutcome, run_once
 from agents.spec import SpecError, spec_for
 from agents.workspace import WorkspaceError, Workspaces, git
+from ttfb.events import failure_summary
 from ttfb.settings import Settings
 
 
@@ -95,7 +96,7 @@ def init_command(args: argparse.Namespace, settings: Settings) -> int:
             print(f"ttfb init: the run works in {root} but fails in a clean checkout of HEAD, "
                   "which is how the lab runs every commit: it needs files git does not track "
                   "(a prepared dataset?) or changes not committed. "
-                  f"{failure_reason(outcome.reason, outcome.stderr_tail)}. Commit the change, "
+                  f"{failure_summary(outcome.reason, outcome.stderr_tail)}. Commit the change, "
                   "or give data kept outside git by an absolute path in the script's "
                   "arguments. Nothing written", file=sys.stderr)
             return 1

@@ -197,16 +197,6 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def failure_reason(reason: str, stderr_tail: str, width: int = 300) -> str:
-    """A failed run's reason and, where the workflow's own error is not in
-    it, the last line the workflow wrote to stderr (its exception)."""
-    lines = [line.strip() for line in stderr_tail.splitlines() if line.strip()]
-    last = lines[-1] if lines else ""
-    if not last or last in reason:
-        return reason
-    return f"{reason}: {last[:width]}"
-
-
 def parse_marks(raw: bytes, requested_ns: int, spawned_ns: int) -> RunOutcome:  # noqa: C901
     """Turn the SDK's lines into components; malformed reports fail the run."""
     durations: dict[str, float] = {}

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from agents.catalog import CatalogError, load_catalog
-from agents.runner import failure_reason
 from producers.watch import (
     Source,
     Watcher,
@@ -27,6 +26,7 @@ from producers.watch import (
     publish_thresholds,
     update,
 )
+from ttfb.events import failure_summary
 from ttfb.process import interrupted_by, raise_if_interrupted
 from ttfb.settings import Settings
 from ttfb.store import Store, StoreUnavailable, open_store, queries
@@ -68,7 +68,7 @@ class Progress:
                 continue
             self.failures.add(run["run_id"])
             message = f"run failed: {run['scenario']} at {str(run['commit'])[:10]}: " \
-                f"{failure_reason(run['reason'], run.get('stderr_tail', ''))}"
+                f"{failure_summary(run['reason'], run.get('stderr_tail', ''))}"
             if message not in self.said:  # a commit's repetitions failing alike: once
                 self.said.add(message)
                 self.say(message)

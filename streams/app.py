@@ -93,7 +93,7 @@ def register_notifications(app: faust.App, settings: Settings,
     """Send each alert and each triage to the configured channels, off the
     stream's path; what keeps failing goes to the dead-letter topic."""
     from streams.decisions import decoded
-    from streams.notify import NOTICE_MARKERS, Notifier, channels
+    from streams.notify import NOTICE_MARKERS, NOTICE_TYPES, Notifier, channels
     from ttfb import events as ev
 
     async def dead_letter(letter: ev.DeadLettered) -> None:
@@ -112,7 +112,7 @@ def register_notifications(app: faust.App, settings: Settings,
             if not raw or not any(marker in raw for marker in NOTICE_MARKERS):
                 continue
             notice = decoded(raw, settings.max_event_bytes)  # invalid: the sink dead-letters it
-            if isinstance(notice, (ev.Alert, ev.AlertTriaged)):
+            if isinstance(notice, NOTICE_TYPES):
                 notifier.offer(notice, raw)
 
     @app.task

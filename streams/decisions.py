@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 ROUTES: dict[type[ev.Event], str] = {
     ev.RunRequested: "commands", ev.CommitRangeRequested: "commands", ev.Alert: "alerts",
     ev.CalibrationRequested: "calibration", ev.ThresholdCalibrated: "calibration",
-    ev.BisectCompleted: "bisect",
+    ev.BisectCompleted: "bisect", ev.ScenarioBroken: "alerts",
 }
 
 

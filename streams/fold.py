@@ -41,6 +41,7 @@ def fold_event(event: ev.Event, detector: ScenarioState, book: BisectBook, polic
     # what the screen tested goes last: the other outputs keep the ids they had
     # before it was emitted (an id is the input's and the output's place)
     trailing = (ev.CommitTested, ev.BisectProgressed)
-    out = [e for e in out if not isinstance(e, trailing)] + \
-        [e for e in out if isinstance(e, trailing)]
+    last = (ev.ScenarioBroken,)  # after every output that came before it
+    out = [e for e in out if not isinstance(e, (*trailing, *last))] + \
+        [e for e in out if isinstance(e, trailing)] + [e for e in out if isinstance(e, last)]
     return detector, book, pin_ids(out, event)

@@ -38,10 +38,11 @@ from ttfb.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Notice = ev.Alert | ev.AlertTriaged
+Notice = ev.Alert | ev.AlertTriaged | ev.ScenarioBroken
+NOTICE_TYPES = (ev.Alert, ev.AlertTriaged, ev.ScenarioBroken)
 DeadLetter = Callable[[ev.DeadLettered], Awaitable[Any]]
 # the types a notifier takes, recognised in the encoded bytes before decoding
-NOTICE_MARKERS = (b'"type":"Alert"', b'"type":"AlertTriaged"')
+NOTICE_MARKERS = (b'"type":"Alert"', b'"type":"AlertTriaged"', b'"type":"ScenarioBroken"')
 
 
 class NotifyError(Exception):
@@ -50,7 +51,7 @@ class NotifyError(Exception):
 
 # --- what a notice says ---------------------------------------------------
 
-def effect(alert: Notice) -> str:
+def effect(alert: ev.Alert | ev.AlertTriaged) -> str:
     text = f"{alert.effect_pct:+.1f}% ({alert.effect_ms:+,.0f} ms)"
     if isinstance(alert, ev.Alert) and (alert.ci_low_pct or alert.ci_high_pct):
         text += f", 95% CI [{alert.ci_low_pct:+.1f}%, {alert.ci_high_pct:+.1f}%]"
@@ -59,6 +60,12 @@ def effect(alert: Notice) -> str:
 
 def headline(notice: Notice) -> str:
     """One line: what happened, where, how much."""
+    if isinstance(notice, ev.ScenarioBroken):
+        on = f" on {notice.hardware_class}" if notice.hardware_class else ""
+        if notice.status == "broken":
+            return (f"{notice.scenario} broken at {notice.commit[:10]}{on}: every run failed "
+                    "before its first batch")
+        return f"{notice.scenario} runs again at {notice.commit[:10]}{on}"
     where = f"{notice.scenario}/{notice.component}"
     if isinstance(notice, ev.AlertTriaged):
         who = f" by {notice.by}" if notice.by else ""
@@ -74,6 +81,15 @@ def headline(notice: Notice) -> str:
 def details(notice: Notice) -> list[str]:
     """The lines under the headline: culprit, effect, note, link."""
     lines: list[str] = []
+    if isinstance(notice, ev.ScenarioBroken):
+        if notice.status == "broken":
+            lines += [f"error: {notice.reason}" if notice.reason else "error: not reported",
+                      f"last commit whose runs completed: {notice.good_commit[:12]}"]
+        else:
+            by = f" by {notice.author}" if notice.author else ""
+            lines.append(f"its runs had failed from {notice.broken_at[:12]}; "
+                         f"{notice.commit[:12]}{by}: {notice.subject}")
+        return lines
     if isinstance(notice, ev.AlertTriaged):
         lines.append(f"effect {effect(notice)}")
         if notice.culprit:
@@ -106,7 +122,8 @@ def slack_payload(notice: Notice) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{_slack_escape(title)}*"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(
-            f"<{line}|dashboard>" if line == notice.link else _slack_escape(line)
+            f"<{line}|dashboard>" if line == getattr(notice, "link", None)
+            else _slack_escape(line)
             for line in body)}},
     ]
     return {"text": text, "blocks": blocks}
@@ -302,7 +319,7 @@ class Notifier:
                 metrics.NOTIFICATIONS.labels(channel.kind, "dead_lettered").inc()
                 reason = (f"notification to {channel.kind} {channel.target} failed "
                           f"{self.attempts} times; last: {exc}")
-                log.error("%s (alert %s)", reason, notice.alert_id)
+                log.error("%s (%s %s)", reason, notice.type, notice.event_id)
                 await self.dead_letter(ev.dead_letter(raw, reason, "alerts", "ttfb-notify"))
             finally:
                 queue.task_done()

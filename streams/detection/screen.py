@@ -52,13 +52,41 @@ def monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
         entry["author"], entry["subject"] = event.author, event.subject
         for name, ms in [*event.components.items(), (TOTAL, event.ttfb_ms)]:
             entry["values"].setdefault(name, []).append(ms)
+    else:
+        entry["failure"] = ev.failure_summary(event.reason, event.stderr_tail)
     if len(entry["done"]) < entry["total"]:
         return state, []
     del state.pending[event.commit]
     state.arrivals = [c for c in state.arrivals if c != event.commit][-255:] + [event.commit]
+    told = _broken_or_working(state, event.scenario, event.commit, entry)
     if not entry["values"]:
-        return state, []  # every run failed: nothing to learn about this commit
-    return _test_commit(state, event.scenario, event.commit, entry, policy)
+        return state, told  # every run failed: nothing to learn about its timings
+    state, out = _test_commit(state, event.scenario, event.commit, entry, policy)
+    return state, out + told
+
+
+def _broken_or_working(state: ScenarioState, scenario: str, commit: str,
+                       entry: dict[str, Any]) -> list[ev.Event]:
+    """A commit whose monitoring runs all failed where the last commit's
+    completed (on this hardware class) broke the scenario: said once, and
+    once more when a later commit's runs complete again. A scenario that has
+    never completed a run is not broken by a commit: nothing is said."""
+    hardware = str(entry["hardware_class"])
+    last, broken = state.runs_ok.get(hardware, ["", ""])
+    said: list[ev.Event] = []
+    fields = dict(scenario=scenario, repo=entry["repo"], commit=commit, branch=entry["branch"],
+                  hardware_class=hardware)
+    if not entry["values"]:
+        if last and not broken:
+            state.runs_ok[hardware] = [last, commit]
+            said.append(ev.ScenarioBroken(status="broken", good_commit=last,
+                                          reason=str(entry.get("failure", ""))[:2000], **fields))
+        return said
+    if broken:
+        said.append(ev.ScenarioBroken(status="working", broken_at=broken,
+                                      author=entry["author"], subject=entry["subject"], **fields))
+    state.runs_ok[hardware] = [commit, ""]
+    return said
 
 
 def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[str, Any],

@@ -85,6 +85,9 @@ class ScenarioState:
     # the catalog's overrides in force (``ThresholdsSet`` as JSON, less its
     # envelope): {"scenario_thresholds", "components", "ignore", "source"}
     thresholds: dict[str, Any] = field(default_factory=dict)
+    # per hardware class: [the last commit whose monitoring runs completed,
+    # the commit whose runs all failed after it ("" while they complete)]
+    runs_ok: dict[str, list[str]] = field(default_factory=dict)
 
 
 def series_to_json(s: SeriesState) -> dict[str, Any]:

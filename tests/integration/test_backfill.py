@@ -1,16 +1,21 @@
-"""``ttfb backfill`` whose runs all fail says why and exits non-zero."""
+"""``ttfb backfill`` whose runs all fail says why and exits non-zero; a
+commit that breaks a scenario that used to run is told as such."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import lab_processes
+from tests.integration.conftest import lab_processes, wait_until
 from tests.integration.tinyrepo import commit, make_repo, write_catalog
+from ttfb.settings import Settings
+from ttfb.store import open_store
 
 pytestmark = pytest.mark.integration
 
@@ -37,4 +42,31 @@ def test_a_backfill_whose_runs_all_fail_names_the_error_once_and_exits_1(
     assert sha[:10] in failures[0] and "FileNotFoundError" in failures[0] \
         and "prepared/train.bin" in failures[0], failures
     assert "Traceback" not in result.stderr
+    assert not lab_processes(data)
+
+
+def test_a_commit_that_breaks_a_scenario_that_ran_is_told_once_with_its_error(
+        tmp_path: Path) -> None:
+    repo, data = tmp_path / "repo", tmp_path / "data"
+    [good] = make_repo(repo, commits=1)
+    (repo / "tiny" / "heavy.py").write_text("open('prepared/train.bin', 'rb')\n")
+    bad = commit(repo, "read the prepared tokens")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
+    env.update(TTFB_DATA_DIR=str(data), TTFB_CATALOG=str(write_catalog(tmp_path / "c.toml")))
+    log = tmp_path / "watch.log"
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "ttfb.cli", "watch", "--repo", f"tiny={repo}", "--headless",
+         "--interval", "1", "--backfill", "2"], env=env, cwd=ROOT,
+        stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    store = open_store(Settings(data_dir=data, _env_file=None))
+    try:
+        told = wait_until(lambda: store.query(
+            "SELECT payload FROM ttfb.events WHERE type = 'ScenarioBroken'"), timeout=180,
+            describe=lambda: log.read_text(errors="replace")[-2000:])
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        watcher.wait(60)
+    [broken] = [json.loads(r["payload"]) for r in told]
+    assert (broken["status"], broken["commit"], broken["good_commit"]) == ("broken", bad, good)
+    assert "FileNotFoundError" in broken["reason"] and "prepared/train.bin" in broken["reason"]
     assert not lab_processes(data)

@@ -837,3 +837,30 @@ def test_each_tested_commit_says_what_it_was_tested_against() -> None:
     assert kinds[-1] == "CommitTested" and "CandidateDetected" in kinds[:-1]
     assert [e.event_id for e in outputs[:-1]] == [
         ev.derived_id(events[last].event_id, str(i)) for i in range(len(outputs) - 1)]
+
+
+def failed(commit: str, rep: int) -> ev.RunFailed:
+    return ev.RunFailed(repo="demo", scenario="lm", commit=commit, repetition=rep, runs_total=3,
+                        purpose="monitor", reason="workflow exited with code 1",
+                        stderr_tail="Traceback (most recent call last):\n  ...\n"
+                                    "FileNotFoundError: [Errno 2] 'data/train.bin'\n")
+
+
+def test_a_commit_whose_runs_all_fail_breaks_the_scenario_once_until_runs_complete() -> None:
+    rng = np.random.default_rng(4)
+    state, _ = feed(ScenarioState(), [run(rng, "c1", r) for r in range(3)])
+    state = from_json(json.loads(json.dumps(to_json(state))))  # as the table keeps it
+    state, out = feed(state, [failed(c, r) for c in ("c2", "c3") for r in range(3)])
+    broken = [e for e in out if isinstance(e, ev.ScenarioBroken)]
+    assert [(b.status, b.commit, b.good_commit) for b in broken] == [("broken", "c2", "c1")]
+    assert broken[0].reason.endswith("FileNotFoundError: [Errno 2] 'data/train.bin'")
+    state = from_json(json.loads(json.dumps(to_json(state))))
+    state, out = feed(state, [run(rng, "c4", r) for r in range(3)])
+    back = [e for e in out if isinstance(e, ev.ScenarioBroken)]
+    assert [(b.status, b.commit, b.broken_at) for b in back] == [("working", "c4", "c2")]
+    assert any(isinstance(e, ev.CommitTested) for e in out)  # and its timings are tested
+
+
+def test_a_scenario_that_never_completed_a_run_is_not_broken_by_a_commit() -> None:
+    _, out = feed(ScenarioState(), [failed(c, r) for c in ("c1", "c2") for r in range(3)])
+    assert not [e for e in out if isinstance(e, ev.ScenarioBroken)]

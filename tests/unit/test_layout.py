@@ -85,7 +85,7 @@ def test_the_public_api_is_pinned() -> None:
     assert sorted(ttfb.__all__) == ["__version__", "first_batch", "phase", "report",
                                     "timed_first_batch", "timed_iter"]
     assert all(hasattr(ttfb, name) for name in ttfb.__all__)
-    assert len(ttfb.events.EVENT_TYPES) == 25
+    assert len(ttfb.events.EVENT_TYPES) == 26
     assert set(ttfb.events.EVENT_TYPES) <= set(ttfb.events.__all__)
 
 

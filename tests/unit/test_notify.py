@@ -39,7 +39,8 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-async def deliver(notifier: Notifier, *notices: ev.Alert | ev.AlertTriaged) -> None:
+async def deliver(notifier: Notifier,
+                  *notices: ev.Alert | ev.AlertTriaged | ev.ScenarioBroken) -> None:
     task = asyncio.create_task(notifier.run())
     for notice in notices:
         notifier.offer(notice)
@@ -75,6 +76,32 @@ def test_mail_carries_the_culprit_and_effect() -> None:
     body = message.get_payload()
     assert isinstance(body, str)
     assert CULPRIT[:12] in body and "+14.2% (+312 ms)" in body
+
+
+def test_a_broken_scenario_reaches_slack_and_mail_with_its_error(receiver: Receiver) -> None:
+    broken = ev.ScenarioBroken(
+        status="broken", scenario="lm", repo="demo", commit="c" * 40, good_commit=CULPRIT,
+        reason="workflow exited with code 1: FileNotFoundError: 'data/train.bin'", producer="t")
+    fixed = ev.ScenarioBroken(status="working", scenario="lm", repo="demo", commit="d" * 40,
+                              broken_at="c" * 40, author="Ada", subject="restore the loader")
+    server = MailReceiver()
+    try:
+        mail = MailChannel("127.0.0.1", server.port, "lab@example.org", ["team@example.org"],
+                           starttls=False)
+        asyncio.run(deliver(Notifier([SlackChannel(receiver.url), mail], no_dead_letter),
+                            broken, fixed))
+    finally:
+        server.close()
+    first, second = receiver.bodies
+    assert first["text"] == ("ttfb-lab: lm broken at cccccccccc: every run failed before its "
+                             "first batch")
+    shown = "\n".join(b["text"]["text"] for b in first["blocks"])
+    assert "FileNotFoundError: 'data/train.bin'" in shown and CULPRIT[:12] in shown
+    assert second["text"] == "ttfb-lab: lm runs again at dddddddddd"
+    assert "failed from cccccccccccc" in "\n".join(b["text"]["text"] for b in second["blocks"])
+    subjects = [" ".join(str(m["Subject"]).split()) for m in server.messages]  # unfolded
+    assert subjects == ["[ttfb-lab] lm broken at cccccccccc: every run failed before its first "
+                        "batch", "[ttfb-lab] lm runs again at dddddddddd"]
 
 
 def test_a_webhook_is_signed_and_the_receiver_verifies_it(receiver: Receiver) -> None:

@@ -61,6 +61,7 @@ from ttfb.events.decisions import (
     ImprovementConfirmed,
     RegressionConfirmed,
     RocPoint,
+    ScenarioBroken,
     ThresholdCalibrated,
     Thresholds,
     ThresholdsSet,
@@ -77,6 +78,7 @@ from ttfb.events.measurements import (
     RunFields,
     ScenarioSkipped,
     WatchNoted,
+    failure_summary,
 )
 
 __all__ = [
@@ -92,6 +94,7 @@ __all__ = [
     "BisectProgressed",
     "BisectStep",
     "COMPONENTS",
+    "failure_summary",
     "CalibrationRequested",
     "CandidateDetected",
     "CommitTested",
@@ -116,6 +119,7 @@ __all__ = [
     "Model",
     "Purpose",
     "RegressionConfirmed",
+    "ScenarioBroken",
     "RocPoint",
     "RunCompleted",
     "RunFailed",

@@ -22,6 +22,7 @@ from ttfb.events.decisions import (
     ExperimentCompleted,
     ImprovementConfirmed,
     RegressionConfirmed,
+    ScenarioBroken,
     ThresholdCalibrated,
     ThresholdsSet,
 )
@@ -69,6 +70,7 @@ AnyEvent = Annotated[
     | BisectProgressed
     | Alert
     | AlertTriaged
+    | ScenarioBroken
     | ThresholdsSet
     | ExperimentCompleted
     | DeadLettered,
@@ -83,7 +85,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RegressionConfirmed,
         ImprovementConfirmed, DetectionDismissed, CalibrationRequested, ThresholdCalibrated,
         BisectCompleted, BisectProgressed,
-        Alert, AlertTriaged, ThresholdsSet, ExperimentCompleted, DeadLettered,
+        Alert, AlertTriaged, ScenarioBroken, ThresholdsSet, ExperimentCompleted,
+        DeadLettered,
     )
 }
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)

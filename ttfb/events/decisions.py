@@ -197,6 +197,28 @@ class Alert(Event):
     status: Literal["confirmed", "attributed", "not_reproduced"] = "confirmed"
 
 
+class ScenarioBroken(Event):
+    """Every monitoring run of a commit failed where the scenario's runs on
+    this hardware class used to complete (``status`` broken, ``good_commit``
+    the last commit whose runs completed, ``reason`` the workflow's error),
+    or completed again after that (``status`` working, ``broken_at`` the
+    commit they had failed from): a commit that stops a training job from
+    reaching its first batch. Once per break."""
+
+    type: Literal["ScenarioBroken"] = "ScenarioBroken"
+    status: Literal["broken", "working"]
+    scenario: str
+    repo: str
+    commit: str
+    good_commit: str = ""
+    broken_at: str = ""
+    branch: str = "main"
+    hardware_class: str = ""
+    author: str = ""
+    subject: str = ""
+    reason: str = Field("", max_length=2000)
+
+
 TRIAGE_STATUSES = ("acknowledged", "expected", "invalid", "fixed")
 TriageStatus = Literal["acknowledged", "expected", "invalid", "fixed"]
 

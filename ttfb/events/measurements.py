@@ -57,6 +57,16 @@ class RunCompleted(RunFields):
         return value
 
 
+def failure_summary(reason: str, stderr_tail: str, width: int = 300) -> str:
+    """A failed run's reason and, where the workflow's own error is not in
+    it, the last line the workflow wrote to stderr (its exception)."""
+    lines = [line.strip() for line in stderr_tail.splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    if not last or last in reason:
+        return reason
+    return f"{reason}: {last[:width]}"
+
+
 class RunFailed(RunFields):
     type: Literal["RunFailed"] = "RunFailed"
     reason: str
