@@ -7,7 +7,8 @@ import streamlit as st
 from dashboard import data
 
 STATUS_LABEL = {"healthy": "healthy", "suspected": "SUSPECTED", "confirmed": "CONFIRMED",
-                "bisecting": "REGRESSED, bisecting", "attributed": "REGRESSED, attributed"}
+                "bisecting": "REGRESSED, bisecting", "attributed": "REGRESSED, attributed",
+                "broken": "BROKEN: every run fails"}
 
 
 def render() -> None:

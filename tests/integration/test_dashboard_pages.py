@@ -85,6 +85,12 @@ def seed(data_dir: Path) -> None:
                                ttfb_ms=350.0, components=comps, producer="cpu-1"),  # type: ignore[arg-type]
                ev.RunFailed(repo="demo", scenario="lm", commit="b" * 40, reason="crashed",
                             producer="cpu-1")]
+    # vision: ran at one commit, every run of the next one failed
+    events += [ev.RunCompleted(repo="demo", scenario="vision", commit="c" * 40,
+                               purpose="monitor", ttfb_ms=350.0, components=comps),  # type: ignore[arg-type]
+               ev.ScenarioBroken(status="broken", scenario="vision", repo="demo",
+                                 commit="d" * 40, good_commit="c" * 40,
+                                 reason="workflow exited with code 1: ImportError: x")]
     events += [ev.DeadLettered(reason="malformed JSON: x", source_topic="ttfb.measurements"),
                ev.DeadLettered(reason="bad signature", source_topic="ttfb.commands",
                                refused_command=True)]
@@ -128,7 +134,8 @@ def rendered(name: str) -> AppTest:
 def test_overview_shows_each_scenario_with_latest_ttfb_and_status(seeded: Path) -> None:
     at = rendered("overview")
     table = at.dataframe[0].value.set_index("scenario")
-    assert list(table.index) == ["lm", "recsys"]
+    assert list(table.index) == ["lm", "recsys", "vision"]
+    assert table.loc["vision", "status"] == "BROKEN: every run fails"
     assert table.loc["recsys", "latest_ms"] == pytest.approx(1100.0)
     assert table.loc["recsys", "baseline_ms"] == pytest.approx(700.0)
     assert "bisecting" in table.loc["recsys", "status"] or \

@@ -193,19 +193,23 @@ def scenario_overview(store: Store) -> list[dict[str, Any]]:
 
 
 def scenario_status(store: Store) -> dict[str, str]:
-    """healthy, suspected, confirmed, bisecting or attributed: the latest finding's
-    stage (a confirmed change whose bisect did not reproduce it leaves it healthy)."""
+    """The latest finding's stage: healthy (also after a bisect that did not reproduce
+    it, or once runs complete after a break), suspected, ..., attributed or broken."""
     rows = store.query(f"""
         SELECT scenario, argMax(type, occurred_at) AS last_type
         FROM (SELECT scenario, type, occurred_at FROM {store.db}.detections FINAL
               UNION ALL
               SELECT scenario, if(reproduced, 'BisectCompleted', 'NotReproduced') AS type,
                      occurred_at FROM {store.db}.bisects FINAL
-              WHERE culprit != '' OR NOT reproduced)
+              WHERE culprit != '' OR NOT reproduced
+              UNION ALL
+              SELECT scenario, if(JSONExtractString(payload, 'status') = 'broken', 'Broken',
+                     'NotReproduced'), occurred_at FROM {store.db}.events
+              WHERE type = 'ScenarioBroken')
         GROUP BY scenario""")
     stage = {"CandidateDetected": "suspected", "RegressionConfirmed": "bisecting",
              "ImprovementConfirmed": "confirmed", "DetectionDismissed": "healthy",
-             "BisectCompleted": "attributed", "NotReproduced": "healthy"}
+             "BisectCompleted": "attributed", "NotReproduced": "healthy", "Broken": "broken"}
     return {r["scenario"]: stage.get(r["last_type"], "healthy") for r in rows}
 
 
@@ -227,13 +231,11 @@ def system_health(store: Store, window_s: int = 300) -> dict[str, Any]:
 
 
 def agents(store: Store) -> list[dict[str, Any]]:
-    """Every agent that announced itself or beat: its class and slots, when it
-    was last heard of (``AgentHeartbeat`` or ``AgentAnnounced``), what it was
-    running and holding then, and its runs over the last hour."""
+    """Every agent that announced itself or beat (``AgentHeartbeat``, ``AgentAnnounced``):
+    class, slots, when last heard of, what it ran and held then, its runs of the hour."""
     return store.query(f"""
         SELECT agent_id, hardware_class, slots, last_seen, running, queued,
-               ifNull(completed, 0) AS completed_last_hour,
-               ifNull(failed, 0) AS failed_last_hour,
+               ifNull(completed, 0) AS completed_last_hour, ifNull(failed, 0) AS failed_last_hour,
                dateDiff('second', last_seen, now64()) AS silent_s
         FROM (
           SELECT JSONExtractString(payload, 'agent_id') AS agent_id,
