@@ -7,13 +7,12 @@ import argparse
 import json
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 from agents.catalog import CatalogError, Scenario, load_catalog
 from agents.runner import RunOutcome, run_once
 from agents.spec import SpecError, spec_for
-from agents.workspace import WorkspaceError, Workspaces, git
+from agents.workspace import WorkspaceError, git, temporary_checkout
 from ttfb.events import failure_summary
 from ttfb.settings import Settings
 
@@ -47,17 +46,9 @@ def _env_pairs(pairs: list[str]) -> dict[str, str]:
 
 
 def _run_at_head(scenario: Scenario, root: Path) -> RunOutcome:
-    """One run of ``scenario`` in a temporary worktree of ``root`` at HEAD,
-    removed afterwards (from the repository's worktree list too)."""
-    with tempfile.TemporaryDirectory(prefix="ttfb-init-") as tmp:
-        checkout, _ = Workspaces(Path(tmp)).checkout(scenario.repo, root, "HEAD")
-        try:
-            return run_once(spec_for(scenario, checkout))
-        finally:
-            try:
-                git(root, "worktree", "remove", "--force", str(checkout))
-            except WorkspaceError:
-                git(root, "worktree", "prune")
+    """One run of ``scenario`` in a temporary checkout of ``root`` at HEAD."""
+    with temporary_checkout(scenario.repo, root, "HEAD") as (checkout, _):
+        return run_once(spec_for(scenario, checkout))
 
 
 def init_command(args: argparse.Namespace, settings: Settings) -> int:

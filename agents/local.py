@@ -15,7 +15,7 @@ from agents.fingerprint import fingerprint
 from agents.runner import RunOutcome, RunSpec, run_once
 from agents.shrink import shrink, shrink_args
 from agents.spec import SpecError, spec_for
-from agents.workspace import WorkspaceError, Workspaces
+from agents.workspace import WorkspaceError, Workspaces, temporary_checkout
 from ttfb.settings import Settings
 
 
@@ -147,9 +147,8 @@ def shrink_command(args: argparse.Namespace, settings: Settings) -> int:
         if not args.repo:
             write_demo_repo(repo)
         try:
-            root, _ = Workspaces(Path(tmp) / "ws").checkout(scenario.repo, repo.resolve(),
-                                                            "HEAD")
-            report = parity(scenario, root)
+            with temporary_checkout(scenario.repo, repo.resolve(), "HEAD") as (root, _):
+                report = parity(scenario, root)
         except (WorkspaceError, SpecError) as exc:
             print(f"ttfb shrink: {exc}", file=sys.stderr)
             return 2

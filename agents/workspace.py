@@ -7,11 +7,14 @@ workspace paths never leave the workspace root.
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 REV_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/~^@{}+-]{0,199}$")
@@ -198,3 +201,16 @@ class Workspaces:
                 shutil.rmtree(old, ignore_errors=True)
         if len(trees) > self.max_worktrees:
             subprocess.run(["git", "-C", str(repo), "worktree", "prune"], capture_output=True)
+
+
+@contextlib.contextmanager
+def temporary_checkout(name: str, repo: Path, rev: str) -> Iterator[tuple[Path, str]]:
+    """A clean worktree of ``repo`` at ``rev`` (path, full sha) for the block
+    alone: afterwards its folder is gone, and its entry in the repository's
+    worktree list with it."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="ttfb-checkout-") as tmp:
+            yield Workspaces(Path(tmp)).checkout(name, repo, rev)
+    finally:
+        with _GIT_LOCK, contextlib.suppress(WorkspaceError):
+            git(repo, "worktree", "prune")
