@@ -39,8 +39,7 @@ class Progress:
         self.store, self.repos = store, repos
         self.live = sys.stderr.isatty() if live is None else live
         self.last = ""
-        self.failures: set[str] = set()
-        self.said: set[str] = set()
+        self.said: set[str] = set()  # failure lines printed so far
 
     def line(self) -> str:
         totals: dict[str, int] = {}
@@ -63,13 +62,12 @@ class Progress:
             failed = queries.recent_failures(self.store, self.repos)
         except StoreUnavailable:
             return
-        for run in reversed(failed):  # each failure said once, as a line of its own
-            if run["run_id"] in self.failures:
-                continue
-            self.failures.add(run["run_id"])
+        for run in reversed(failed):
+            # each failure said once, as a line of its own; a commit's repetitions
+            # failing alike make one line
             message = f"run failed: {run['scenario']} at {str(run['commit'])[:10]}: " \
                 f"{failure_summary(run['reason'], run.get('stderr_tail', ''))}"
-            if message not in self.said:  # a commit's repetitions failing alike: once
+            if message not in self.said:
                 self.said.add(message)
                 self.say(message)
         if line == self.last:
