@@ -42,7 +42,7 @@ Notice = ev.Alert | ev.AlertTriaged | ev.ScenarioBroken
 NOTICE_TYPES = (ev.Alert, ev.AlertTriaged, ev.ScenarioBroken)
 DeadLetter = Callable[[ev.DeadLettered], Awaitable[Any]]
 # the types a notifier takes, recognised in the encoded bytes before decoding
-NOTICE_MARKERS = (b'"type":"Alert"', b'"type":"AlertTriaged"', b'"type":"ScenarioBroken"')
+NOTICE_MARKERS = tuple(f'"type":"{t.__name__}"'.encode() for t in NOTICE_TYPES)
 
 
 class NotifyError(Exception):
