@@ -204,7 +204,7 @@ def scenario_status(store: Store) -> dict[str, str]:
               WHERE culprit != '' OR NOT reproduced
               UNION ALL
               SELECT scenario, if(JSONExtractString(payload, 'status') = 'broken', 'Broken',
-                     'NotReproduced'), occurred_at FROM {store.db}.events
+                     'Working'), occurred_at FROM {store.db}.events
               WHERE type = 'ScenarioBroken')
         GROUP BY scenario""")
     stage = {"CandidateDetected": "suspected", "RegressionConfirmed": "bisecting",
