@@ -122,6 +122,29 @@ def test_a_step_backed_out_a_few_commits_later_is_found_both_ways() -> None:
     assert found_both(HistoryConfig(seeded_share=0.0)) <= 0.2
 
 
+def test_a_step_on_a_drift_is_found() -> None:
+    """+10 % at commit 90 of 120 on a history drifting +30 % throughout: the
+    segment's largest |t| sits mid-drift, where a line fits better than a
+    step, and a search that offered the guards that split alone stopped
+    there. Every split above the same permutation bound is offered, the
+    strongest first, and the step's own passes."""
+    def found(cfg: HistoryConfig, trials: int = 60) -> float:
+        rng = np.random.default_rng(17)
+        x = np.arange(120)
+        level = np.exp(np.log(1.3) * x / 120) * np.where(x >= 90, 1.10, 1.0)
+        hits = 0
+        for _ in range(trials):
+            points = [Point(float(i), f"c{i}", tuple(1000 * level[i] * noise(rng, 2, 0.03,
+                                                                              "lognormal")))
+                      for i in range(120)]
+            hits += any(abs(c.index - 90) <= 2 and c.direction == "regression"
+                        for c in detect_history(points, cfg))
+        return hits / trials
+
+    assert found(HistoryConfig()) >= 0.85
+    assert found(HistoryConfig(candidates=1)) <= 0.2
+
+
 def test_a_long_history_keeps_its_changes_and_little_else() -> None:
     """3,000 commits of one run each with three steps of 1.3-2.6 times the
     noise, which also wanders (AR(1)): each step found within 25 commits,

@@ -73,6 +73,10 @@ class HistoryConfig:
     # shortest length in commits
     seeded_share: float = 0.3
     seeded_shortest: int = 16
+    # significant splits offered to the guards, strongest first, at most
+    # (0: every one; 1: the best split alone, whose failing a guard ended the
+    # segment's search even where a second step or a drift made it fail)
+    candidates: int = 0
     seed: int = 0
 
 
@@ -109,23 +113,46 @@ def _split_t(sums: np.ndarray, counts: np.ndarray, squares: np.ndarray, lo: int)
 
 def _permutation_p(cells: Cells, observed: float, alpha: float, permutations: int,
                    rng: np.random.Generator, best: Callable[[Cells], np.ndarray],
-                   width: int) -> float:
+                   width: int) -> tuple[float, np.ndarray]:
     """Share of shuffled commit orders whose ``best`` (each order's largest
     |t|, from rows of shuffled cells; ``width`` values a row) reaches
-    |``observed``| (with the observed order counted). Stops once p > alpha is
-    certain."""
+    |``observed``| (with the observed order counted), and the shuffled
+    orders' largest |t| drawn. Stops once p > alpha is certain."""
     commits = cells[0].size
     enough = math.ceil(alpha * (permutations + 1))  # this many: p > alpha
     # in batches: most segments show p > alpha within the first
     chunk = max(1, min(BATCH, CELLS_PER_CHUNK // width))
     done = reached = 0
+    maxima = []
     while done < permutations and reached < enough:
         n = min(chunk, permutations - done)
         order = np.argsort(rng.random((n, commits)), axis=1)
         shuffled = (cells[0][order], cells[1][order], cells[2][order])
-        reached += int((best(shuffled) >= abs(observed) * (1 - 1e-12)).sum())
+        drawn = best(shuffled)
+        maxima.append(drawn)
+        reached += int((drawn >= abs(observed) * (1 - 1e-12)).sum())
         done += n
-    return (1 + reached) / (1 + done)
+    return (1 + reached) / (1 + done), np.concatenate(maxima)
+
+
+def _significant(t: np.ndarray, maxima: np.ndarray, alpha: float,
+                 limit: int) -> list[tuple[int, float]]:
+    """Indices of ``t`` whose |t| the shuffled orders' largest |t|
+    (``maxima``, every permutation drawn) reach at most a share ``alpha`` of
+    the time, with that share, strongest first, at most ``limit``: under
+    exchangeable commits the largest |t| of all passes with probability
+    ``alpha``, so any split above the same bound may be the change (the one
+    with the largest |t| can fail a guard another passes)."""
+    order = np.argsort(-np.abs(t), kind="stable")[:limit or None]
+    ranked = np.sort(maxima)
+    out = []
+    for i in order:
+        above = maxima.size - int(np.searchsorted(ranked, abs(t[i]) * (1 - 1e-12), side="left"))
+        p = (1 + above) / (1 + maxima.size)
+        if p > alpha:
+            break
+        out.append((int(i), p))
+    return out
 
 
 def _cells(values: list[np.ndarray]) -> Cells:
@@ -165,15 +192,19 @@ def _is_change(logs: list[np.ndarray], ranks: list[np.ndarray], split: int,
 
 
 def _scan(values: list[np.ndarray], lo: int, alpha: float, cfg: HistoryConfig,
-          rng: np.random.Generator) -> tuple[int, float] | None:
-    """The best split of ``values`` (per commit) and its permutation p-value,
-    if that is at most ``alpha``."""
+          rng: np.random.Generator) -> list[tuple[int, float]]:
+    """The splits of ``values`` (per commit) significant at ``alpha`` by the
+    permutation distribution of the largest |t|, strongest first, with their
+    p-values (``cfg.candidates`` of them at most, 0: all; none if the best
+    is not)."""
     cells = _cells(values)
     t = _split_t(cells[0][None, :], cells[1][None, :], cells[2][None, :], lo)[0]
     best = int(np.argmax(np.abs(t)))
-    p = _permutation_p(cells, float(t[best]), alpha, cfg.permutations, rng,
-                       lambda c: np.abs(_split_t(*c, lo)).max(axis=1), cells[0].size)
-    return (best + lo, p) if p <= alpha else None
+    p, maxima = _permutation_p(cells, float(t[best]), alpha, cfg.permutations, rng,
+                               lambda c: np.abs(_split_t(*c, lo)).max(axis=1), cells[0].size)
+    if p > alpha:
+        return []
+    return [(j + lo, q) for j, q in _significant(t, maxima, alpha, cfg.candidates)]
 
 
 def _seeded_triples(commits: int, lo: int, shortest: int) -> tuple[np.ndarray, ...]:
@@ -213,23 +244,26 @@ def _interval_t(sums: np.ndarray, counts: np.ndarray, squares: np.ndarray,
 
 
 def _seeded_scan(values: list[np.ndarray], lo: int, alpha: float, cfg: HistoryConfig,
-                 rng: np.random.Generator) -> tuple[int, float, int, int] | None:
-    """The best split inside the segment's seeded intervals, its permutation
-    p-value and its interval, if p is at most ``alpha``: a change the
-    segment's own best split cannot show (a step backed out a few commits
-    later, one of several steps, a step on a drift). p is the share of
-    shuffled commit orders of the segment whose largest |t| over every
+                 rng: np.random.Generator) -> list[tuple[int, float, int, int]]:
+    """The splits inside the segment's seeded intervals significant at
+    ``alpha``, strongest first, each with its p-value and its interval: a
+    change the segment's own best split cannot show (a step backed out a few
+    commits later, one of several steps, a step on a drift). p is the share
+    of shuffled commit orders of the segment whose largest |t| over every
     interval reaches it, so the level holds over all intervals together."""
     triples = _seeded_triples(len(values), lo, cfg.seeded_shortest)
     if triples[0].size == 0:
-        return None
+        return []
     cells = _cells(values)
     t = np.abs(_interval_t(cells[0][None, :], cells[1][None, :], cells[2][None, :], triples)[0])
     k = int(np.argmax(t))
-    p = _permutation_p(cells, float(t[k]), alpha, cfg.permutations, rng,
-                       lambda c: np.abs(_interval_t(*c, triples)).max(axis=1), triples[0].size)
-    return (int(triples[1][k]), p, int(triples[0][k]), int(triples[2][k])) if p <= alpha \
-        else None
+    p, maxima = _permutation_p(cells, float(t[k]), alpha, cfg.permutations, rng,
+                               lambda c: np.abs(_interval_t(*c, triples)).max(axis=1),
+                               triples[0].size)
+    if p > alpha:
+        return []
+    return [(int(triples[1][i]), q, int(triples[0][i]), int(triples[2][i]))
+            for i, q in _significant(t, maxima, alpha, cfg.candidates)]
 
 
 def _best_split(logs: list[np.ndarray], lo: int, cfg: HistoryConfig,
@@ -237,19 +271,20 @@ def _best_split(logs: list[np.ndarray], lo: int, cfg: HistoryConfig,
     """The segment's change, if it has one: the logs' best split at a small
     share of alpha (a large step, placed by its size: ranks cannot tell a
     2x step on a few commits from a 5 % one on many), else the ranks' best
-    split at the rest."""
+    split at the rest, else the seeded intervals'. Each scan offers its
+    significant splits strongest first; the first that is a change (big
+    enough, a step rather than a drift) is the segment's."""
     if len(logs) < 2 * lo or sum(v.size for v in logs) < 2 * lo + 2:
         return None
     ranks = _ranks(logs)
     for values, alpha in ((logs, cfg.alpha * cfg.log_share),
                           (ranks, cfg.alpha * (1 - cfg.log_share - cfg.seeded_share))):
-        found = _scan(values, lo, alpha, cfg, rng)
-        if found is not None and _is_change(logs, ranks, found[0], cfg):
-            return found
+        for split, p in _scan(values, lo, alpha, cfg, rng):
+            if _is_change(logs, ranks, split, cfg):
+                return split, p
     seeded = _seeded_scan(ranks, lo, cfg.alpha * cfg.seeded_share, cfg, rng) \
-        if cfg.seeded_share > 0 else None
-    if seeded is not None:
-        split, p, start, end = seeded
+        if cfg.seeded_share > 0 else []
+    for split, p, start, end in seeded:
         if _is_change(logs[start:end], ranks[start:end], split - start, cfg):
             return split, p
     return None
