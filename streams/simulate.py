@@ -127,7 +127,9 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
                     progress: list[ev.BisectProgressed] | None = None,
                     outliers: float = 0.0, monitored: int = 0,
                     monitor_spread: float | None = None,
-                    hint_late: bool = False) -> ev.BisectCompleted:
+                    hint_late: bool = False,
+                    monitor_level: Callable[[int], float | None] | None = None
+                    ) -> ev.BisectCompleted:
     """Bisect commits c00..c{n-1}; ``level(i)`` is commit i's mean in ms;
     ``affected``: the agent's hint, per commit, of which ones touch the scenario;
     ``drift``: the machine's own level wanders from run to run, a mean-reverting
@@ -142,14 +144,16 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
     ``monitor_spread``, ``drift`` unless given: hours apart, nothing of the
     walk is left between them); ``hint_late``: the first listing comes
     without ``affected``, as from an agent that has not run the scenario
-    yet, and the range listed again has it. A listing is answered before any
-    queued run, as an agent's queue takes it."""
+    yet, and the range listed again has it; ``monitor_level``: the mean of
+    each commit's handed monitoring runs where it is not ``level`` (None: the
+    commit has none, as one that touches none of the scenario's files). A
+    listing is answered before any queued run, as an agent's queue takes it."""
     policy = policy or BisectPolicy(explain=False)
     rng = np.random.default_rng(seed)
     commits = [f"c{i:02d}" for i in range(n)]
     found = ev.RegressionConfirmed if direction == "regression" else ev.ImprovementConfirmed
     handed = _handed(commits, level, rng, cv, evidence, evidence_shift, monitored,
-                     drift if monitor_spread is None else monitor_spread)
+                     drift if monitor_spread is None else monitor_spread, monitor_level)
     start = found(scenario="sim", repo="sim", component=component, commit=commits[-1],
                   good_commit=commits[0], direction=direction,  # type: ignore[arg-type]
                   detection_id="det", bisect_max_runs=max_runs, **handed)
@@ -196,7 +200,8 @@ def simulate_bisect(n: int, level: Callable[[int], float], seed: int = 0, cv: fl
 
 def _handed(commits: list[str], level: Callable[[int], float], rng: np.random.Generator,
             cv: float, evidence: tuple[int, float] | None, evidence_shift: float,
-            monitored: int, spread: float) -> dict[str, Any]:
+            monitored: int, spread: float,
+            monitor_level: Callable[[int], float | None] | None = None) -> dict[str, Any]:
     """What a confirmation hands the bisect (``simulate_bisect``)."""
     handed: dict[str, Any] = {}
     if evidence:
@@ -206,9 +211,12 @@ def _handed(commits: list[str], level: Callable[[int], float], rng: np.random.Ge
                   for side, i, shift in (("before", 0, 0.0),
                                          ("after", len(commits) - 1, evidence_shift))}
     if monitored:
+        means = [level(i) if monitor_level is None else monitor_level(i)
+                 for i in range(len(commits))]
         handed["monitored"] = {
-            c: [level(i) * math.exp(then) * _noise(rng, cv) for _ in range(monitored)]
-            for i, c in enumerate(commits) for then in [float(rng.normal(0.0, spread))]}
+            c: [mean * math.exp(then) * _noise(rng, cv) for _ in range(monitored)]
+            for c, mean in zip(commits, means, strict=True)
+            for then in [float(rng.normal(0.0, spread))] if mean is not None}
     return handed
 
 

@@ -30,15 +30,21 @@ def culprit_positions(b: Bisect) -> list[int]:
 
 
 def posterior(b: Bisect, unaffected_prior: float = 1.0,
-              paired: bool = True, huber: float = 0.0) -> tuple[list[int], np.ndarray]:
+              paired: bool = True, huber: float = 0.0,
+              measured: frozenset[int] = frozenset()) -> tuple[list[int], np.ndarray]:
     """Posterior over the culprit's position among the current search's
     candidates (``ttfb.stats.changepoint.step_posterior``), fitted from every
     run of the search, endpoints included, so an unlucky endpoint mean cannot
     mislead it. The prior is uniform, but for commits the agent's listing
     marks as changing nothing the scenario imports: ``unaffected_prior``
     each. Unpaired batches (``paired`` false) share one level; ``huber``: runs
-    far off the fit weigh less (``step_posterior``)."""
+    far off the fit weigh less (``step_posterior``). The positions in
+    ``measured`` count by the bisect's own runs alone, their monitoring runs
+    (each commit's block of its own, < 0) left out."""
     pos, block, y = search_cells(b, b.search_good, b.search_bad)
+    if measured:
+        keep = ~((block < 0) & np.isin(pos, list(measured)))
+        pos, block, y = pos[keep], block[keep], y[keep]
     candidates = culprit_positions(b)
     prior = [unaffected_prior if b.affected and not b.affected[j] else 1.0 for j in candidates]
     return candidates, step_posterior(pos, block if paired else np.zeros_like(block), y,

@@ -45,6 +45,11 @@ class BisectPolicy:
     reproduce_min_effect_pct: float = 3.0  # the detector's min_effect_pct
     reproduce_min_runs: int = 4
     reproduce_max_runs: int = 12
+    # a search names a step only once the bisect has run both its sides (the
+    # culprit and its parent) itself, beside the endpoints: a step that stands
+    # on monitoring runs alone, taken at moments of their own on a machine
+    # whose level wanders, can sit between two ordinary commits
+    measured_boundary: bool = True
     explain: bool = True
     # profiled runs of the culprit and of its parent: an entry counts at its
     # least over a side's runs, so a module one run happened to load lazily,

@@ -25,26 +25,34 @@ def search_runs(b: Bisect) -> int:
 
 def next_step(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     """Probabilistic bisection: the next batch goes to the posterior median; the
-    search ends when one position holds ``confidence`` of the posterior (or, at
-    the run budget, with the likeliest position and its probability)."""
+    search ends when one position holds ``confidence`` of the posterior and
+    the bisect has run it and its parent itself (``measured_boundary``), or,
+    at the run budget, with the likeliest position and its probability."""
     while True:
-        candidates, post = posterior(b, policy.unaffected_prior, policy.paired, policy.huber)
-        best = int(np.argmax(post))
-        if post[best] >= policy.confidence or search_runs(b) >= search_budget(b, policy):
+        candidates, post, best = boundary_posterior(b, policy)
+        unmeasured = unmeasured_boundary(b, candidates[best]) if policy.measured_boundary \
+            and search_runs(b) < search_budget(b, policy) else []
+        if unmeasured and post[best] >= policy.confidence:
+            # the likeliest step stands on runs handed over (monitoring runs,
+            # each commit's taken at a moment of its own): measure its two
+            # sides beside the endpoints before naming it, as ``git bisect``
+            # names a first bad commit whose parent it tested good
+            chosen = unmeasured[0]
+        elif post[best] >= policy.confidence or search_runs(b) >= search_budget(b, policy):
             if b.current >= 0:
                 close_step(b, candidates, post)
             b.confidence *= float(post[best])
             b.hi = candidates[best]
-            b.lo = max([i for i in range(b.search_good, b.hi)
-                        if i == b.search_good or b.commits[i] not in b.skipped])
+            b.lo = parent_of(b, b.hi)
             return culprit_found(b, policy)
-        cdf = np.cumsum(post)
-        open_ = [i for i in range(b.search_good + 1, b.search_bad)
-                 if b.commits[i] not in b.skipped]
-        # testing commit i tells P(culprit <= i): aim where that is closest to 1/2
-        middle = (b.search_good + b.search_bad) / 2
-        chosen = min(open_, key=lambda i: (round(abs(cdf_at(candidates, cdf, i) - 0.5), 9),
-                                           abs(i - middle), i))
+        else:
+            cdf = np.cumsum(post)
+            open_ = [i for i in range(b.search_good + 1, b.search_bad)
+                     if b.commits[i] not in b.skipped]
+            # testing commit i tells P(culprit <= i): aim where that is closest to 1/2
+            middle = (b.search_good + b.search_bad) / 2
+            chosen = min(open_, key=lambda i: (round(abs(cdf_at(candidates, cdf, i) - 0.5), 9),
+                                               abs(i - middle), i))
         if chosen != b.current and b.current >= 0:
             close_step(b, candidates, post)
         b.current = chosen
@@ -72,6 +80,44 @@ def next_step(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
             likeliest=b.commits[candidates[best]], probability=round(float(post[best]), 4),
             likely_after=after, likely_last=last, likely_mass=round(mass, 4),
             producer="ttfb-bisect")]
+
+
+def boundary_posterior(b: Bisect, policy: BisectPolicy) -> tuple[list[int], np.ndarray, int]:
+    """The posterior over the culprit's position and its likeliest one. With
+    ``measured_boundary``, once the bisect has run both sides of the
+    likeliest step itself, those two commits are read by its own runs alone
+    too: where that moves the step (their monitoring runs, taken at moments
+    of their own, had put it there), the search goes on from that reading,
+    and the same holds for the new step's sides."""
+    measured: frozenset[int] = frozenset()
+    candidates, post = posterior(b, policy.unaffected_prior, policy.paired, policy.huber)
+    best = int(np.argmax(post))
+    while policy.measured_boundary and not unmeasured_boundary(b, candidates[best]):
+        sides = {parent_of(b, candidates[best]), candidates[best]}
+        if sides <= measured:
+            break
+        measured |= sides
+        _, own = posterior(b, policy.unaffected_prior, policy.paired, policy.huber, measured)
+        if int(np.argmax(own)) == best:
+            break
+        post, best = own, int(np.argmax(own))
+    return candidates, post, best
+
+
+def parent_of(b: Bisect, hi: int) -> int:
+    """The commit before ``hi`` the search compares it with: the nearest one
+    not skipped, or the search's good endpoint."""
+    return max(i for i in range(b.search_good, hi)
+               if i == b.search_good or b.commits[i] not in b.skipped)
+
+
+def unmeasured_boundary(b: Bisect, hi: int) -> list[int]:
+    """Of the step before ``hi`` (its parent, then ``hi``), the commits the
+    bisect has no run of its own of (only runs handed over), the search's
+    endpoints aside."""
+    return [i for i in (parent_of(b, hi), hi)
+            if b.search_good < i < b.search_bad
+            and b.requested.get(b.commits[i], 0) <= b.failed.get(b.commits[i], 0)]
 
 
 def likely_range(b: Bisect, candidates: list[int], post: np.ndarray,

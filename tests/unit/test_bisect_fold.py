@@ -266,6 +266,34 @@ def test_the_range_s_monitoring_runs_start_the_search_near_the_culprit() -> None
     assert rate[(3, 0.05)] >= 0.85, rate
 
 
+def test_a_step_is_named_only_once_the_bisect_ran_both_its_sides() -> None:
+    """A -20 % change at c21 of 26, detected late (at c25): the monitoring runs
+    of c21 and c22 were taken at a slow moment and read like the old level,
+    and c23 and c24 touch none of the scenario's files (no monitoring runs).
+    A search that trusts the handed runs at the boundary tests c23, finds
+    it fast, and names it, its parent c22 "good" on monitoring runs alone;
+    one that runs both sides of the step itself, and judges them by those
+    runs, walks back to c21."""
+    def level(i: int) -> float:
+        return 1000.0 * (0.8 if i >= 21 else 1.0)
+
+    def monitoring(i: int) -> float | None:
+        return None if i in (23, 24) else 1000.0 if i in (21, 22) else level(i)
+
+    hint = [i == 21 for i in range(26)]
+    named: dict[bool, int] = {True: 0, False: 0}
+    trials = 30
+    for measured in named:
+        policy = BisectPolicy(explain=False, measured_boundary=measured)
+        for seed in range(trials):
+            r = simulate_bisect(26, level, seed, 0.04, policy=policy, affected=hint,
+                                direction="improvement", evidence=(8, 0.0), monitored=3,
+                                monitor_spread=0.02, monitor_level=monitoring)
+            named[measured] += r.culprit == "c21"
+    assert named[True] >= 0.9 * trials, named
+    assert named[False] <= 0.5 * trials, named
+
+
 def test_a_machine_s_hiccups_cost_less_with_runs_far_off_the_fit_weighed_down() -> None:
     """One run in twenty 20-50 % slow (what the demo's imports bisects met):
     with Gaussian weights such a run inflates sigma for every other run and
