@@ -111,13 +111,13 @@ def _split_t(sums: np.ndarray, counts: np.ndarray, squares: np.ndarray, lo: int)
     return t
 
 
-def _permutation_p(cells: Cells, observed: float, alpha: float, permutations: int,
-                   rng: np.random.Generator, best: Callable[[Cells], np.ndarray],
-                   width: int) -> tuple[float, np.ndarray]:
-    """Share of shuffled commit orders whose ``best`` (each order's largest
-    |t|, from rows of shuffled cells; ``width`` values a row) reaches
-    |``observed``| (with the observed order counted), and the shuffled
-    orders' largest |t| drawn. Stops once p > alpha is certain."""
+def _permuted_maxima(cells: Cells, observed: float, alpha: float, permutations: int,
+                     rng: np.random.Generator, best: Callable[[Cells], np.ndarray],
+                     width: int) -> np.ndarray:
+    """The largest |t| of shuffled commit orders (``best``, from rows of
+    shuffled cells; ``width`` values a row): ``permutations`` of them, or
+    fewer once enough reach |``observed``| that its p-value is certain to
+    exceed alpha (``_significant`` reads the p-values off them)."""
     commits = cells[0].size
     enough = math.ceil(alpha * (permutations + 1))  # this many: p > alpha
     # in batches: most segments show p > alpha within the first
@@ -132,17 +132,18 @@ def _permutation_p(cells: Cells, observed: float, alpha: float, permutations: in
         maxima.append(drawn)
         reached += int((drawn >= abs(observed) * (1 - 1e-12)).sum())
         done += n
-    return (1 + reached) / (1 + done), np.concatenate(maxima)
+    return np.concatenate(maxima)
 
 
 def _significant(t: np.ndarray, maxima: np.ndarray, alpha: float,
                  limit: int) -> list[tuple[int, float]]:
     """Indices of ``t`` whose |t| the shuffled orders' largest |t|
-    (``maxima``, every permutation drawn) reach at most a share ``alpha`` of
-    the time, with that share, strongest first, at most ``limit``: under
-    exchangeable commits the largest |t| of all passes with probability
-    ``alpha``, so any split above the same bound may be the change (the one
-    with the largest |t| can fail a guard another passes)."""
+    (``maxima``) reach at most a share ``alpha`` of the time (the observed
+    order counted), with that share, strongest first, at most ``limit`` (0:
+    all); none unless the largest |t| is (``maxima`` stops short only where
+    it is not). Under exchangeable commits the largest |t| of all passes with
+    probability ``alpha``, so any split above the same bound may be the
+    change (the one with the largest |t| can fail a guard another passes)."""
     order = np.argsort(-np.abs(t), kind="stable")[:limit or None]
     ranked = np.sort(maxima)
     out = []
@@ -199,11 +200,8 @@ def _scan(values: list[np.ndarray], lo: int, alpha: float, cfg: HistoryConfig,
     is not)."""
     cells = _cells(values)
     t = _split_t(cells[0][None, :], cells[1][None, :], cells[2][None, :], lo)[0]
-    best = int(np.argmax(np.abs(t)))
-    p, maxima = _permutation_p(cells, float(t[best]), alpha, cfg.permutations, rng,
-                               lambda c: np.abs(_split_t(*c, lo)).max(axis=1), cells[0].size)
-    if p > alpha:
-        return []
+    maxima = _permuted_maxima(cells, float(np.abs(t).max()), alpha, cfg.permutations, rng,
+                              lambda c: np.abs(_split_t(*c, lo)).max(axis=1), cells[0].size)
     return [(j + lo, q) for j, q in _significant(t, maxima, alpha, cfg.candidates)]
 
 
@@ -256,12 +254,9 @@ def _seeded_scan(values: list[np.ndarray], lo: int, alpha: float, cfg: HistoryCo
         return []
     cells = _cells(values)
     t = np.abs(_interval_t(cells[0][None, :], cells[1][None, :], cells[2][None, :], triples)[0])
-    k = int(np.argmax(t))
-    p, maxima = _permutation_p(cells, float(t[k]), alpha, cfg.permutations, rng,
-                               lambda c: np.abs(_interval_t(*c, triples)).max(axis=1),
-                               triples[0].size)
-    if p > alpha:
-        return []
+    maxima = _permuted_maxima(cells, float(t.max()), alpha, cfg.permutations, rng,
+                              lambda c: np.abs(_interval_t(*c, triples)).max(axis=1),
+                              triples[0].size)
     return [(int(triples[1][i]), q, int(triples[0][i]), int(triples[2][i]))
             for i, q in _significant(t, maxima, alpha, cfg.candidates)]
 
