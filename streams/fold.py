@@ -38,10 +38,16 @@ def fold_event(event: ev.Event, detector: ScenarioState, book: BisectBook, polic
     out += more
     out += [attributed_alert(e, policy.dashboard_url) for e in more
             if isinstance(e, ev.BisectCompleted) and (e.culprit or not e.reproduced)]
-    # what the screen tested goes last: the other outputs keep the ids they had
-    # before it was emitted (an id is the input's and the output's place)
-    trailing = (ev.CommitTested, ev.BisectProgressed)
-    last = (ev.ScenarioBroken,)  # after every output that came before it
-    out = [e for e in out if not isinstance(e, (*trailing, *last))] + \
-        [e for e in out if isinstance(e, trailing)] + [e for e in out if isinstance(e, last)]
+    out.sort(key=_added_rank)  # stable: each rank keeps its order
     return detector, book, pin_ids(out, event)
+
+
+# outputs the folds came to emit later go after the others, each group after
+# the ones before it: every other output keeps the id it had before (an id is
+# the input's and the output's place)
+ADDED_LATER = ((ev.CommitTested, ev.BisectProgressed), (ev.ScenarioBroken,))
+
+
+def _added_rank(event: ev.Event) -> int:
+    return next((rank for rank, types in enumerate(ADDED_LATER, start=1)
+                 if isinstance(event, types)), 0)
