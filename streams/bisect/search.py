@@ -30,15 +30,17 @@ def next_step(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     at the run budget, with the likeliest position and its probability."""
     while True:
         candidates, post, best = boundary_posterior(b, policy)
-        unmeasured = unmeasured_boundary(b, candidates[best]) if policy.measured_boundary \
-            and search_runs(b) < search_budget(b, policy) else []
-        if unmeasured and post[best] >= policy.confidence:
+        sure = post[best] >= policy.confidence
+        out_of_runs = search_runs(b) >= search_budget(b, policy)
+        unmeasured = unmeasured_boundary(b, candidates[best]) \
+            if sure and policy.measured_boundary and not out_of_runs else []
+        if unmeasured:
             # the likeliest step stands on runs handed over (monitoring runs,
             # each commit's taken at a moment of its own): measure its two
             # sides beside the endpoints before naming it, as ``git bisect``
             # names a first bad commit whose parent it tested good
             chosen = unmeasured[0]
-        elif post[best] >= policy.confidence or search_runs(b) >= search_budget(b, policy):
+        elif sure or out_of_runs:
             if b.current >= 0:
                 close_step(b, candidates, post)
             b.confidence *= float(post[best])
