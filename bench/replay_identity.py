@@ -61,7 +61,7 @@ def export(data_dir: Path, path: Path) -> int:
     count = 0
     with path.open("w") as out:  # as stored: each version decodes them itself
         for _, payload in stored_payloads(open_store(settings), settings):
-            out.write(payload.replace("\n", " ") + "\n")
+            out.write(payload.decode().replace("\n", " ") + "\n")
             count += 1
     return count
 

@@ -125,3 +125,30 @@ def test_a_bisect_starts_from_the_newest_monitoring_runs_of_its_range(settings: 
     assert monitored_runs(store, "recsys", "ttfb", ["sha2"], per_commit=2) == \
         {"sha2": [70.0, 70.0]}
     assert monitored_runs(store, "recsys", "data", ["sha2"]) == {}
+
+
+def test_the_fold_s_events_are_read_back_in_order_once_each_across_pages(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages end inside a run of events with the same instant; payloads are
+    the bytes as stored, a pretty-printed one (newlines between its tokens)
+    and one with non-ASCII text among them."""
+    import json
+    from datetime import UTC, datetime
+
+    from streams import rebuild
+
+    monkeypatch.setattr(rebuild, "PAGE", 4)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    runs = [completed().model_copy(update={
+        "commit": f"c{i}", "event_id": f"{i:08d}", "subject": "névé ✓",
+        "occurred_at": at.replace(second=i // 5)}) for i in range(13)]
+    store = open_store(settings)
+    topic = settings.topic("measurements")
+    raw = [ev.encode(r) for r in runs]
+    raw[5] = json.dumps(json.loads(raw[5]), indent=2).encode()
+    store.write_batch([(topic, r, b) for r, b in zip(runs, raw, strict=True)])
+    store.write([ev.AgentHeartbeat(agent_id="a")], topic=topic)  # a type the fold never reads
+    read = list(rebuild.stored_payloads(store, settings))
+    assert [i for i, _ in read] == [r.event_id for r in runs]
+    assert [p for _, p in read] == raw
+    assert list(rebuild.stored_events(store, settings)) == runs

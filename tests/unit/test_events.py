@@ -92,3 +92,32 @@ def test_partition_key_is_the_scenario() -> None:
     assert sample_events()[1].key == "recsys"
     letter = ev.DeadLettered(reason="x")
     assert letter.key == letter.event_id
+
+
+def _slow_decode(raw: bytes) -> ev.Event:
+    """What ``decode`` accepted before its one-pass path: ``json.loads``
+    (non-finite constants refused), then validation of the object."""
+    from ttfb.events.codec import _ADAPTER, _reject_constant
+
+    return _ADAPTER.validate_python(json.loads(raw, parse_constant=_reject_constant))  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("event", sample_events(), ids=lambda e: e.type)
+def test_decoding_in_one_pass_gives_what_parsing_then_validating_gives(event: ev.Event) -> None:
+    raw = ev.encode(event)
+    pretty = json.dumps(json.loads(raw), indent=2).encode()  # newlines between tokens: valid JSON
+    for form in (raw, pretty):
+        decoded = ev.decode(form)
+        assert decoded == _slow_decode(form) == event
+        assert type(decoded) is type(event)
+
+
+@pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity"])
+def test_a_non_finite_constant_is_refused_even_where_any_value_is_allowed(token: bytes) -> None:
+    run = sample_events()[2]
+    raw = ev.encode(run.model_copy(update={"profile": {"x": 1}})).replace(b'"x":1', b'"x":' + token)
+    with pytest.raises(ev.EventRejected, match="non-finite"):
+        ev.decode(raw)
+    # the words themselves, inside a string, are a subject like any other
+    titled = run.model_copy(update={"subject": "Fix NaN loss on Infinity"})
+    assert ev.decode(ev.encode(titled)) == titled

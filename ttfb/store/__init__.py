@@ -90,6 +90,11 @@ class Store:
         """Run a query from ``ttfb.store.queries``; values only as parameters."""
         return self.backend.query(sql, params)
 
+    def strings(self, sql: str, params: dict[str, Any] | None = None) -> list[bytes]:
+        """A query whose every column is a String: their values as bytes, row
+        after row (no JSON around them: the cheap way to read payloads)."""
+        return self.backend.strings(sql, params)
+
     def count(self, table: str) -> int:
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}")

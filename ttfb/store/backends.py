@@ -33,6 +33,7 @@ class StoreUnavailable(RuntimeError):
 class Backend(Protocol):
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]: ...
+    def strings(self, sql: str, params: dict[str, Any] | None = None) -> list[bytes]: ...
     def insert(self, table: str, rows: Sequence[Row]) -> None: ...
     def transaction(self) -> contextlib.AbstractContextManager[Backend]: ...
     def close(self) -> None: ...
@@ -44,6 +45,29 @@ def json_lines(rows: Sequence[Row]) -> bytes:
 
 def parse_json_lines(raw: bytes) -> list[Row]:
     return [json.loads(line) for line in raw.splitlines() if line.strip()]
+
+
+def row_binary_strings(raw: bytes) -> list[bytes]:
+    """The values of a ``RowBinary`` result whose every column is a String,
+    row after row: each is its length (LEB128) and its bytes. Read this way,
+    a page of stored payloads costs a fifth of its ``JSONEachRow`` form (no
+    JSON inside JSON to unescape)."""
+    out: list[bytes] = []
+    i, end = 0, len(raw)
+    while i < end:
+        length = shift = 0
+        while True:
+            byte = raw[i]
+            i += 1
+            length |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+        if i + length > end:
+            raise ValueError("a RowBinary result cut short")
+        out.append(raw[i:i + length])
+        i += length
+    return out
 
 
 def _escaped(text: str) -> str:
@@ -230,6 +254,9 @@ class ChdbBackend:
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
         return parse_json_lines(self._run(sql, params, "JSONEachRow"))
 
+    def strings(self, sql: str, params: dict[str, Any] | None = None) -> list[bytes]:
+        return row_binary_strings(self._run(sql, params, "RowBinary"))
+
     def insert(self, table: str, rows: Sequence[Row]) -> None:
         if rows:
             body = json_lines(rows).decode()
@@ -264,6 +291,10 @@ class ServerBackend:
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
         raw = self.client.raw_query(sql, parameters=params or None, fmt="JSONEachRow")
         return parse_json_lines(bytes(raw))
+
+    def strings(self, sql: str, params: dict[str, Any] | None = None) -> list[bytes]:
+        raw = self.client.raw_query(sql, parameters=params or None, fmt="RowBinary")
+        return row_binary_strings(bytes(raw))
 
     def insert(self, table: str, rows: Sequence[Row]) -> None:
         if rows:
