@@ -7,7 +7,7 @@ from streams.detection.confirm import confirmation_result
 from streams.detection.overrides import set_thresholds, triaged
 from streams.detection.policy import MONITOR_PURPOSES, REMEMBER_IDS, Policy
 from streams.detection.screen import monitor_result
-from streams.detection.state import ScenarioState, copy_state
+from streams.detection.state import ScenarioState, copy_state, was_processed
 from ttfb import events as ev
 
 
@@ -26,7 +26,7 @@ def decide(state: ScenarioState, event: ev.Event, policy: Policy,
             event.accepted
         return state, []
     if isinstance(event, (ev.ThresholdsSet, ev.AlertTriaged)):  # a team's word
-        if event.event_id in state.processed:
+        if was_processed(state, event.event_id):
             return state, []
         state = _remember(state, event.event_id, inplace)
         if isinstance(event, ev.ThresholdsSet):
@@ -34,7 +34,7 @@ def decide(state: ScenarioState, event: ev.Event, policy: Policy,
         return triaged(state, event), []
     if not isinstance(event, (ev.RunCompleted, ev.RunFailed)):
         return state, []
-    if event.event_id in state.processed:
+    if was_processed(state, event.event_id):
         return state, []  # a duplicate or a replay: no effect beyond the first
     if event.purpose in MONITOR_PURPOSES and event.commit in state.arrivals:
         return state, []  # a replay of a commit already tested (older than the ids kept)
@@ -50,6 +50,10 @@ def _remember(state: ScenarioState, event_id: str, inplace: bool) -> ScenarioSta
     """The state (a copy unless ``inplace``) with ``event_id`` among the last
     ``REMEMBER_IDS`` ids processed."""
     state = state if inplace else copy_state(state)
+    was_processed(state, event_id)  # the index made whole before it follows the list
     state.processed.append(event_id)
+    state.processed_index.add(event_id)
+    for forgotten in state.processed[:-REMEMBER_IDS]:
+        state.processed_index.discard(forgotten)
     del state.processed[:-REMEMBER_IDS]
     return state

@@ -88,6 +88,9 @@ class ScenarioState:
     # per hardware class: [the last commit whose monitoring runs completed,
     # the commit whose runs all failed after it ("" while they complete)]
     runs_ok: dict[str, list[str]] = field(default_factory=dict)
+    # ``processed`` as a set, for the lookup every event makes (not stored:
+    # derived again from ``processed`` wherever the two differ in size)
+    processed_index: set[str] = field(default_factory=set, compare=False, repr=False)
 
 
 def series_to_json(s: SeriesState) -> dict[str, Any]:
@@ -103,7 +106,8 @@ def _series_from_json(d: dict[str, Any]) -> SeriesState:
 def to_json(state: ScenarioState) -> dict[str, Any]:
     """A JSON-able form for the Faust table, derived from the fields: every
     field as it is, but the two that hold objects."""
-    out = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
+    out = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
+           if f.name not in _DERIVED}
     out["series"] = {k: series_to_json(v) for k, v in state.series.items()}
     out["confirming"] = {k: dataclasses.asdict(v) for k, v in state.confirming.items()}
     return out
@@ -114,7 +118,7 @@ def from_json(data: dict[str, Any] | None) -> ScenarioState:
     field existed) takes its default."""
     if not data:
         return ScenarioState()
-    known = {f.name for f in dataclasses.fields(ScenarioState)}
+    known = {f.name for f in dataclasses.fields(ScenarioState)} - set(_DERIVED)
     values = {k: _shallow(v) for k, v in data.items() if k in known}
     values["series"] = {k: _series_from_json(v) for k, v in data.get("series", {}).items()}
     values["confirming"] = {k: Confirmation(**v) for k, v in data.get("confirming", {}).items()}
@@ -122,6 +126,8 @@ def from_json(data: dict[str, Any] | None) -> ScenarioState:
     return ScenarioState(**values)
 
 
+# fields derived from others, never stored
+_DERIVED = ("processed_index",)
 # the fields the phases change in place; the others are replaced, or are
 # containers of immutable values
 _CHANGED_IN_PLACE = ("confirming", "held")
@@ -136,7 +142,14 @@ def copy_state(state: ScenarioState) -> ScenarioState:
 
 
 def _shallow(value: Any) -> Any:
-    return type(value)(value) if isinstance(value, (list, dict)) else value
+    return type(value)(value) if isinstance(value, (list, dict, set)) else value
+
+
+def was_processed(state: ScenarioState, event_id: str) -> bool:
+    """Whether ``event_id`` is among the ids ``state`` remembers processing."""
+    if len(state.processed_index) != len(state.processed):  # loaded, or changed outside
+        state.processed_index = set(state.processed)
+    return event_id in state.processed_index
 
 
 def position(state: ScenarioState, commit: str) -> int:

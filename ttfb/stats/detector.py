@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 
 from ttfb.stats.comparisons import Comparison, Sample, compare_samples
 
@@ -55,6 +54,13 @@ class Point:
     order: float
     commit: str
     values: tuple[float, ...]
+    # the log of each value, None where it has none (not positive): the tests
+    # read a commit's values on the log scale for every commit after it
+    logs: tuple[float | None, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "logs", tuple(math.log(v) if v > 0 else None
+                                               for v in self.values))
 
 
 @dataclass(frozen=True)
@@ -84,24 +90,33 @@ class SeriesState:
     seen: int = 0  # points applied so far (the index of the next one)
     changes: tuple[ChangePoint, ...] = field(default_factory=tuple)
 
-    @cached_property
+    # cached in the instance's dict by hand: functools.cached_property takes a
+    # lock on every read before Python 3.12, and the fold reads these for
+    # every series of every commit
+    @property
     def reference(self) -> Sample:
         """The baseline's runs as the tests read them: summarised once for
         the window's test and the band."""
-        return _sample(self.baseline)
+        cached: Sample | None = self.__dict__.get("_reference")
+        if cached is None:
+            cached = self.__dict__["_reference"] = _sample(self.baseline)
+        return cached
 
-    @cached_property
+    @property
     def runs(self) -> int:
         """The baseline's run values."""
-        return sum(len(p.values) for p in self.baseline)
+        cached: int | None = self.__dict__.get("_runs")
+        if cached is None:
+            cached = self.__dict__["_runs"] = sum(len(p.values) for p in self.baseline)
+        return cached
 
 
 def _sample(points: Sequence[Point]) -> Sample:
-    return Sample.of(_values(points))
+    return Sample([x for p in points for x in p.logs if x is not None])
 
 
-def _values(points: Sequence[Point]) -> list[float]:
-    return [v for p in points for v in p.values]
+def _logs(points: Sequence[Point]) -> list[float | None]:
+    return [x for p in points for x in p.logs]
 
 
 def band(state: SeriesState, cfg: DetectorConfig) -> tuple[float, float, float] | None:
@@ -138,8 +153,8 @@ def _refine(state: SeriesState, window: tuple[Point, ...], cfg: DetectorConfig,
     baseline = state.baseline
     best: tuple[int, Comparison, Sample, Sample] | None = None
     for split in splits or range(0, max(1, len(window) - 1)):
-        before = state.reference if split == 0 else \
-            Sample.of(_values(baseline + window[:split])[-state.runs:])
+        before = state.reference if split == 0 else Sample(
+            [x for x in _logs(baseline + window[:split])[-state.runs:] if x is not None])
         after = _sample(window[split:])
         try:
             comparison = compare_samples(before, after, with_ci=False,
