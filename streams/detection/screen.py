@@ -57,7 +57,10 @@ def monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
     if len(entry["done"]) < entry["total"]:
         return state, []
     del state.pending[event.commit]
-    state.arrivals = [c for c in state.arrivals if c != event.commit][-255:] + [event.commit]
+    arrivals = state.arrivals
+    if event.commit in arrivals:  # seldom: a commit monitored again
+        arrivals = [c for c in arrivals if c != event.commit]
+    state.arrivals = arrivals[-255:] + [event.commit]
     told = _broken_or_working(state, event.scenario, event.commit, entry)
     if not entry["values"]:
         return state, told  # every run failed: nothing to learn about its timings

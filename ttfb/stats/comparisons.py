@@ -45,12 +45,14 @@ def _cleaned(logs: list[float], mads: float = OUTLIER_MADS) -> tuple[list[float]
     if len(logs) < MIN_CLEAN:  # a MAD from a handful of points would drop real data
         return logs, None
     center = _median(logs)
-    spread = MAD_SCALE * _median([abs(x - center) for x in logs])
+    deviations = [abs(x - center) for x in logs]
+    spread = MAD_SCALE * _median(deviations)
     if spread <= 0:
         return logs, None
     limit = mads * spread
-    kept = [x for x in logs if abs(x - center) <= limit]
-    return kept, spread if len(kept) == len(logs) else None
+    if max(deviations) <= limit:  # mostly so: nothing to drop
+        return logs, spread
+    return [x for x, d in zip(logs, deviations, strict=True) if d <= limit], None
 
 
 def _mean_var(xs: list[float]) -> tuple[float, float]:
