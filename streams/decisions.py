@@ -92,6 +92,11 @@ def unpack(stored: bytes | dict[str, Any] | None) -> tuple[ScenarioState, Bisect
     return from_json(data.get("detector")), bisect_from_json(data.get("bisect"))
 
 
+# outputs made for every commit tested and every step of a search: the
+# worker's log names only the others: a line a commit is noise in a busy lab
+ROUTINE = (ev.CommitTested, ev.BisectProgressed)
+
+
 class StateCache:
     """Decoded fold states, kept in the worker between events.
 
@@ -164,8 +169,10 @@ class Folds:
     def fold(self, scenario: str, event: ev.Event, detector: ScenarioState,
              book: BisectBook) -> tuple[ScenarioState, BisectBook, list[ev.Event]]:
         detector, book, out = fold_event(event, detector, book, self.policy, self.bisect_policy)
-        if out:
-            log.info("%s: %s", scenario, ", ".join(type(e).__name__ for e in out))
+        # a line for what a person acts on, not for each commit tested or search step
+        said = [type(e).__name__ for e in out if not isinstance(e, ROUTINE)]
+        if said:
+            log.info("%s: %s", scenario, ", ".join(said))
         return detector, book, out
 
     def load(self, scenario: str) -> tuple[ScenarioState, BisectBook]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from streams.bisect.policy import BisectPolicy
+from streams.detection.state import fields_of
 from ttfb import events as ev
 
 
@@ -65,7 +65,7 @@ class BisectBook:
 
 
 def to_json(book: BisectBook) -> dict[str, Any]:
-    return {"bisects": {k: dataclasses.asdict(v) for k, v in book.bisects.items()},
+    return {"bisects": {k: fields_of(v) for k, v in book.bisects.items()},
             "by_detection": book.by_detection}
 
 

@@ -103,13 +103,20 @@ def _series_from_json(d: dict[str, Any]) -> SeriesState:
     return SeriesState(baseline=pts(d["baseline"]), window=pts(d["window"]), seen=d["seen"])
 
 
+def fields_of(instance: Any) -> dict[str, Any]:
+    """A dataclass's fields by name, their values as they are (no deep copy,
+    as ``dataclasses.asdict`` makes): for JSON written at once. Every field of
+    a state is JSON-able itself (no nested dataclass)."""
+    return {f.name: getattr(instance, f.name) for f in dataclasses.fields(instance)}
+
+
 def to_json(state: ScenarioState) -> dict[str, Any]:
     """A JSON-able form for the Faust table, derived from the fields: every
     field as it is, but the two that hold objects."""
     out = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
            if f.name not in _DERIVED}
     out["series"] = {k: series_to_json(v) for k, v in state.series.items()}
-    out["confirming"] = {k: dataclasses.asdict(v) for k, v in state.confirming.items()}
+    out["confirming"] = {k: fields_of(v) for k, v in state.confirming.items()}
     return out
 
 
