@@ -33,6 +33,13 @@ def test_store_sql_runs_on_clickhouse_server() -> None:
                               request_id="r")
         assert store.write([run, run]) == 1 and store.write([run]) == 0
         assert queries.runs_for_requests(store, ["r"])[0]["ttfb_ms"] == 7.0
+        # the rebuild's reader: the payload's own bytes, over the server's RowBinary
+        from streams.rebuild import stored_events
+
+        measured = ev.RunCompleted(repo="demo", scenario="s", commit="d", ttfb_ms=8.0,
+                                   components=comps, subject="névé")
+        store.write([measured], topic=settings.topic("measurements"))
+        assert list(stored_events(store, settings)) == [measured]
 
 
 def test_emitter_and_topics_on_apache_kafka(tmp_path) -> None:  # type: ignore[no-untyped-def]
