@@ -21,7 +21,7 @@ from tests.integration.conftest import clean_settings, wait_until
 from tests.integration.simagent import SimAgent
 from tests.receiver import Receiver
 from ttfb.emitter import Emitter
-from ttfb.store import Store, queries
+from ttfb.store import Store, open_store, queries
 
 SCENARIO = "wiring"
 COMMITS = [f"w{i}" for i in range(7)]
@@ -57,9 +57,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory, demo_repo: Path,
         running.stop()
 
 
-def test_a_regression_is_confirmed_bisected_and_alerted(lab: Lab, store: Store,
-                                                        webhook: Receiver,
-                                                        slack: Receiver) -> None:
+@pytest.fixture(scope="module")
+def played(lab: Lab) -> Lab:
+    """The lab once the simulated agent has played the regression through to
+    its bisect: each test of the module starts from there, whichever of
+    them runs first (or alone)."""
+    store = open_store(lab.settings)
     agent = SimAgent(lab.settings, store, SCENARIO, COMMITS, culprit=6)
 
     def bisected() -> bool:
@@ -72,6 +75,12 @@ def test_a_regression_is_confirmed_bisected_and_alerted(lab: Lab, store: Store,
         await emitter.stop()
 
     asyncio.run(scenario())
+    return lab
+
+
+def test_a_regression_is_confirmed_bisected_and_alerted(played: Lab, store: Store,
+                                                        webhook: Receiver,
+                                                        slack: Receiver) -> None:
     found = [f for f in queries.findings(store) if f["scenario"] == SCENARIO]
     assert [(f["type"], f["component"], f["commit"], f["good_commit"]) for f in found] == [
         ("CandidateDetected", "config", "w6", "w0"),  # against the baseline's oldest commit
@@ -100,7 +109,7 @@ def test_a_regression_is_confirmed_bisected_and_alerted(lab: Lab, store: Store,
                                   for b in slack.bodies)
 
 
-def test_alerts_tail_prints_the_stored_alerts_then_follows(lab: Lab, store: Store) -> None:
+def test_alerts_tail_prints_the_stored_alerts_then_follows(played: Lab, store: Store) -> None:
     """``ttfb alerts tail --json --from-beginning`` against the running lab."""
     import json
     import os
@@ -109,7 +118,7 @@ def test_alerts_tail_prints_the_stored_alerts_then_follows(lab: Lab, store: Stor
     import time
 
     wait_until(lambda: [a for a in queries.alerts(store) if a["scenario"] == SCENARIO])
-    env = {**os.environ, **lab.settings.to_env()}
+    env = {**os.environ, **played.settings.to_env()}
     env.pop("TTFB_KAFKA_BOOTSTRAP")  # found through the running lab's lab.json
     tail = subprocess.Popen([sys.executable, "-m", "ttfb.cli", "alerts", "tail", "--json",
                              "--from-beginning", "--scenario", SCENARIO],
@@ -130,7 +139,7 @@ def test_alerts_tail_prints_the_stored_alerts_then_follows(lab: Lab, store: Stor
         tail.wait(10)
 
 
-def test_a_triage_reaches_the_store_and_the_channels(lab: Lab, store: Store,
+def test_a_triage_reaches_the_store_and_the_channels(played: Lab, store: Store,
                                                     webhook: Receiver, slack: Receiver) -> None:
     """``ttfb alerts triage`` against the running lab: the event goes on the
     bus, lands in the store, and every channel says so."""
@@ -140,7 +149,7 @@ def test_a_triage_reaches_the_store_and_the_channels(lab: Lab, store: Store,
 
     [alert] = wait_until(lambda: [a for a in queries.current_alerts(store, scenario=SCENARIO)
                                   if a["status"] == "attributed"])
-    env = {**os.environ, **lab.settings.to_env()}
+    env = {**os.environ, **played.settings.to_env()}
     env.pop("TTFB_KAFKA_BOOTSTRAP")  # found through the running lab's lab.json
     done = subprocess.run([sys.executable, "-m", "ttfb.cli", "alerts", "triage",
                            alert["alert_id"], "--status", "acknowledged", "--by", "ada",
