@@ -103,6 +103,10 @@ def _series_from_json(d: dict[str, Any]) -> SeriesState:
     return SeriesState(baseline=pts(d["baseline"]), window=pts(d["window"]), seen=d["seen"])
 
 
+# fields derived from others, never stored
+_DERIVED = ("processed_index",)
+
+
 def fields_of(instance: Any) -> dict[str, Any]:
     """A dataclass's fields by name, their values as they are (no deep copy,
     as ``dataclasses.asdict`` makes): for JSON written at once. Every field of
@@ -112,9 +116,8 @@ def fields_of(instance: Any) -> dict[str, Any]:
 
 def to_json(state: ScenarioState) -> dict[str, Any]:
     """A JSON-able form for the Faust table, derived from the fields: every
-    field as it is, but the two that hold objects."""
-    out = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
-           if f.name not in _DERIVED}
+    field as it is, but the two that hold objects and those derived (not stored)."""
+    out = {k: v for k, v in fields_of(state).items() if k not in _DERIVED}
     out["series"] = {k: series_to_json(v) for k, v in state.series.items()}
     out["confirming"] = {k: fields_of(v) for k, v in state.confirming.items()}
     return out
@@ -133,8 +136,6 @@ def from_json(data: dict[str, Any] | None) -> ScenarioState:
     return ScenarioState(**values)
 
 
-# fields derived from others, never stored
-_DERIVED = ("processed_index",)
 # the fields the phases change in place; the others are replaced, or are
 # containers of immutable values
 _CHANGED_IN_PLACE = ("confirming", "held")
