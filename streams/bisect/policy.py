@@ -45,6 +45,13 @@ class BisectPolicy:
     reproduce_min_effect_pct: float = 3.0  # the detector's min_effect_pct
     reproduce_min_runs: int = 4
     reproduce_max_runs: int = 12
+    # between a search's batches, on the endpoint runs each batch is run
+    # beside: where they favour no step over the smallest one by these odds,
+    # the change is not there and the bisect ends, retracted, rather than
+    # after a search that spends its budget looking for it. Real changes pay
+    # no run for it; the odds are above ``reproduce_odds`` as the search
+    # looks after every batch (0 turns it off)
+    retract_in_search_odds: float = 30.0
     # a search names a step only once the bisect has run both its sides (the
     # culprit and its parent) itself, beside the endpoints: a step that stands
     # on monitoring runs alone, taken at moments of their own on a machine

@@ -7,10 +7,16 @@ import math
 
 import numpy as np
 
-from streams.bisect.model import posterior
+from streams.bisect.model import fresh_runs, posterior
 from streams.bisect.policy import BisectPolicy
 from streams.bisect.state import Bisect, batch_runs, received, request_runs, spent
-from streams.bisect.verdict import completed, reproduction, reproduction_runs, second_search
+from streams.bisect.verdict import (
+    completed,
+    odds_against,
+    reproduction,
+    reproduction_runs,
+    second_search,
+)
 from ttfb import events as ev
 
 
@@ -160,10 +166,31 @@ def close_step(b: Bisect, candidates: list[int], post: np.ndarray) -> None:
 
 def judge(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     try:
+        if retracted_early(b, policy):
+            return [completed(b)]
         return next_step(b, policy)
     except ValueError:  # endpoints failed: no baseline to compare against
         b.phase = "done"
         return [completed(b, error="endpoint runs failed; cannot bisect")]
+
+
+def retracted_early(b: Bisect, policy: BisectPolicy) -> bool:
+    """Whether the first search ends here, its change retracted: the
+    endpoint runs its batches were run beside are as many as the closing
+    check needs, and they favour no step over the smallest one by
+    ``retract_in_search_odds`` (``odds_against``). Only a search started
+    from a confirmation's runs (which were chosen by their significance) is
+    cut short so: one asked for by hand goes on, its change checked at the
+    end; so does a second search, with a culprit standing."""
+    if not policy.retract_in_search_odds or b.culprits or not any(b.preloaded.values()) or \
+            min(fresh_runs(b)) < policy.reproduce_min_runs or \
+            odds_against(b, policy) < policy.retract_in_search_odds:
+        return False
+    if b.current >= 0:
+        candidates, post, _ = boundary_posterior(b, policy)
+        close_step(b, candidates, post)
+    b.reproduced, b.phase = False, "done"
+    return True
 
 
 def culprit_found(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:

@@ -12,6 +12,7 @@ from streams.bisect.policy import BisectPolicy
 from streams.bisect.state import Bisect, endpoint_block, spent
 from ttfb import events as ev
 from ttfb.stats import compare
+from ttfb.stats.changepoint import Contrast
 
 
 def reproduction(b: Bisect, policy: BisectPolicy) -> str:
@@ -47,10 +48,7 @@ def reproduction(b: Bisect, policy: BisectPolicy) -> str:
             step, p, se = own
             if step * sign > 0 and p / 2 < policy.reproduce_alpha:
                 return "stands"
-            smallest = sign * math.log1p(policy.reproduce_min_effect_pct / 100)
-            # the log likelihood ratio of no step against the smallest one
-            if smallest * (smallest - 2 * step) / (2 * se * se) >= \
-                    math.log(policy.reproduce_odds):
+            if odds_against(b, policy, own) >= policy.reproduce_odds:
                 return "retract"
     if any(b.failed.get(c, 0) >= policy.batch for c in (b.commits[0], b.commits[-1])):
         return "stands"
@@ -59,6 +57,22 @@ def reproduction(b: Bisect, policy: BisectPolicy) -> str:
     (every,) = contrasts(b, pair, policy.paired)
     shown = every is not None and every[0] * sign > 0 and every[1] < policy.reproduce_alpha
     return "stands" if shown else "retract"
+
+
+def odds_against(b: Bisect, policy: BisectPolicy, own: Contrast | None = None) -> float:
+    """How many times likelier the bisect's own runs of the endpoints (``own``:
+    their contrast, read here if not given) are under no step than under
+    a step of ``reproduce_min_effect_pct`` (the smallest change the
+    detector raises) in the change's direction; 0 without such runs."""
+    if own is None:
+        (own,) = contrasts(b, [(0, len(b.commits) - 1)], policy.paired, "fresh")
+        if own is None:
+            return 0.0
+    step, _, se = own
+    smallest = (1.0 if b.direction == "regression" else -1.0) * \
+        math.log1p(policy.reproduce_min_effect_pct / 100)
+    # the log likelihood ratio of no step against the smallest one
+    return math.exp(min(700.0, smallest * (smallest - 2 * step) / (2 * se * se)))
 
 
 def reproduction_runs(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
