@@ -37,35 +37,47 @@ class Change:
 
 
 def _ordinary() -> list[Change]:
+    """The ordinary commits, in order. The injected changes come early (see
+    ``_injected``), each after two ordinary commits that touch its scenario's
+    package, so the story is told in the first dozen commits; the rest are
+    the history every scenario needs to reach its first calibration."""
     return [
-        Change("Document how to run the workflows", files={"docs/running.md": (
-            "# Running\n\nEach workflow has `train.main(config)`; pass a dict of overrides.\n")}),
-        Change("Add config validation tests", files={"tests/test_config.py": (
-            "from trainlab.common.config import RunConfig, build\n\n\n"
-            "def test_defaults():\n    assert build(RunConfig, {}).seed == 0\n")}),
+        Change("Note the tokenizer's merge order", edits=[(
+            "trainlab/lm/tokenizer.py", '"""A byte-pair-encoding tokenizer trained on the corpus."""',
+            '"""A byte-pair-encoding tokenizer trained on the corpus.\n\n'
+            'Merges are applied in the order they were learned."""')]),
+        Change("Document the LM context window", edits=[(
+            "trainlab/lm/data.py", "class TokenWindows(Dataset):\n",
+            "class TokenWindows(Dataset):\n    \"\"\"Sliding windows of `context` tokens and their"
+            " next-token targets.\"\"\"\n\n")]),
         Change("Explain the dot interaction in DLRM", edits=[(
             "trainlab/recsys/model.py", "    def forward(self, dense, sparse):\n",
             "    def forward(self, dense, sparse):\n"
             "        # pairwise dot products between the dense vector and every embedding\n")]),
-        # two vision commits before its injected change: the scenario's baseline
-        # then spans three moments, as a lab's does after a day, not one burst
-        # (a run measured its first commit's 5 runs in a slow spell, +25-30 %
-        # in every component, and the +20 % imports change read +5 % against it)
         Change("Document the synthetic image set", edits=[(
             "trainlab/vision/data.py", "def synthetic_images(count, size, classes, seed):\n",
             "def synthetic_images(count, size, classes, seed):\n"
             "    \"\"\"`count` images of one coloured shape each on faint noise, and their"
             " labels.\"\"\"\n")]),
-        Change("Add example production configs", files={"configs/recsys.json": json.dumps(
-            {"num_samples": 400000, "embedding_rows": 200000, "batch_size": 2048}, indent=2)}),
-        Change("Note the tokenizer's merge order", edits=[(
-            "trainlab/lm/tokenizer.py", '"""A byte-pair-encoding tokenizer trained on the corpus."""',
-            '"""A byte-pair-encoding tokenizer trained on the corpus.\n\n'
-            'Merges are applied in the order they were learned."""')]),
         Change("Comment the horizontal flip", edits=[(
             "trainlab/vision/augment.py", "def random_flip(image, generator):\n",
             "def random_flip(image, generator):\n"
             "    # left-right only: the shapes have no up or down\n")]),
+        Change("Clarify remap_ids ranking", edits=[(
+            "trainlab/recsys/features.py", "        rank = np.empty_like(values)\n",
+            "        # rank 0 is the most frequent id of the column\n"
+            "        rank = np.empty_like(values)\n")]),
+        Change("Document how to run the workflows", files={"docs/running.md": (
+            "# Running\n\nEach workflow has `train.main(config)`; pass a dict of overrides.\n")}),
+        Change("Describe the synthetic click log", edits=[(
+            "trainlab/recsys/features.py", '    """Click-log records as they arrive from the'
+            ' event pipeline."""\n', '    """Click-log records as they arrive from the event'
+            ' pipeline.\n\n    Dense features are log-normal, ids follow a Zipf law.\n    """\n')]),
+        Change("Add config validation tests", files={"tests/test_config.py": (
+            "from trainlab.common.config import RunConfig, build\n\n\n"
+            "def test_defaults():\n    assert build(RunConfig, {}).seed == 0\n")}),
+        Change("Add example production configs", files={"configs/recsys.json": json.dumps(
+            {"num_samples": 400000, "embedding_rows": 200000, "batch_size": 2048}, indent=2)}),
         Change("Add CONTRIBUTING guide", files={"CONTRIBUTING.md": (
             "# Contributing\n\nRun `python -m pytest tests` before sending a change.\n")}),
         Change("Test the tokenizer round trip", files={"tests/test_tokenizer.py": (
@@ -74,16 +86,8 @@ def _ordinary() -> list[Change]:
             "    tok = train_tokenizer(['a b a b'], 3)\n    assert tok.encode('a b')\n")}),
         Change("Name the augmentation steps in the docs", files={"docs/augment.md": (
             "# Augmentations\n\nflip, crop with reflect padding, colour jitter, elastic (opt-in).\n")}),
-        Change("Clarify remap_ids ranking", edits=[(
-            "trainlab/recsys/features.py", "        rank = np.empty_like(values)\n",
-            "        # rank 0 is the most frequent id of the column\n"
-            "        rank = np.empty_like(values)\n")]),
         Change("Add vision config example", files={"configs/vision.json": json.dumps(
             {"num_images": 8000, "image_size": 64, "width": 64}, indent=2)}),
-        Change("Document the LM context window", edits=[(
-            "trainlab/lm/data.py", "class TokenWindows(Dataset):\n",
-            "class TokenWindows(Dataset):\n    \"\"\"Sliding windows of `context` tokens and their"
-            " next-token targets.\"\"\"\n\n")]),
         Change("Add a changelog", files={"CHANGELOG.md": "# Changelog\n\n- Initial workflows.\n"}),
         Change("Test the shape of DLRM outputs", files={"tests/test_recsys.py": (
             "import torch\n\nfrom trainlab.recsys.model import DLRM\n\n\n"
@@ -111,10 +115,6 @@ def _ordinary() -> list[Change]:
             "def test_shape():\n    g = torch.Generator().manual_seed(0)\n"
             "    img = torch.rand(3, 16, 16)\n"
             "    assert default_pipeline(16)(img, g).shape == img.shape\n")}),
-        Change("Describe the synthetic click log", edits=[(
-            "trainlab/recsys/features.py", '    """Click-log records as they arrive from the'
-            ' event pipeline."""\n', '    """Click-log records as they arrive from the event'
-            ' pipeline.\n\n    Dense features are log-normal, ids follow a Zipf law.\n    """\n')]),
         Change("Add a docs index", files={"docs/index.md": (
             "# trainlab docs\n\n- running.md\n- augment.md\n")}),
         Change("Explain the causal mask", edits=[(
@@ -154,9 +154,27 @@ def _ordinary() -> list[Change]:
 
 
 def _injected() -> dict[int, Change]:
-    """Injected changes by the position (among ordinary commits) they follow."""
+    """Injected changes by the position (among ordinary commits) they come
+    before. Each scenario is measured at two ordinary commits touching its
+    package before its change, so its baseline spans three moments of the
+    machine, as a lab's does after a day, not one burst (a run measured a
+    first commit's 5 runs in a slow spell, +25-30 % in every component,
+    and a +20 % imports change read +5 % against it). The lm config change,
+    the plainest, is first: the first alert comes after about 25 runs."""
     return {
-        8: Change(
+        2: Change(
+            "Log the validated LM config to telemetry",
+            edits=[("trainlab/lm/train.py", "from trainlab.common.lab import first_batch, phase\n",
+                    "from trainlab.common.lab import first_batch, phase\n"
+                    "from trainlab.common.telemetry import SyncMetricsClient\n"),
+                   ("trainlab/lm/train.py",
+                    "        cfg = build(LMConfig, raw_config)\n",
+                    "        cfg = build(LMConfig, raw_config)\n"
+                    "        SyncMetricsClient().log(\"config\", workflow=\"lm\", **vars(cfg))\n")],
+            injected={"scenario": "lm", "component": "config", "direction": "regression",
+                      "description": "a logging call believed asynchronous that blocks on a "
+                                     "synchronous client with retries"}),
+        6: Change(
             "Import ndimage at module level in augment",
             edits=[("trainlab/vision/augment.py", "import torch\n",
                     "import torch\nfrom scipy import interpolate, ndimage\n"),
@@ -169,19 +187,7 @@ def _injected() -> dict[int, Change]:
             injected={"scenario": "vision", "component": "imports", "direction": "regression",
                       "description": "heavy imports (scipy.interpolate, scipy.ndimage) made "
                                      "eager that used to be lazy"}),
-        13: Change(
-            "Log the validated LM config to telemetry",
-            edits=[("trainlab/lm/train.py", "from trainlab.common.lab import first_batch, phase\n",
-                    "from trainlab.common.lab import first_batch, phase\n"
-                    "from trainlab.common.telemetry import SyncMetricsClient\n"),
-                   ("trainlab/lm/train.py",
-                    "        cfg = build(LMConfig, raw_config)\n",
-                    "        cfg = build(LMConfig, raw_config)\n"
-                    "        SyncMetricsClient().log(\"config\", workflow=\"lm\", **vars(cfg))\n")],
-            injected={"scenario": "lm", "component": "config", "direction": "regression",
-                      "description": "a logging call believed asynchronous that blocks on a "
-                                     "synchronous client with retries"}),
-        18: Change(
+        7: Change(
             "Import scipy.optimize lazily in calibration",
             edits=[("trainlab/recsys/calibration.py", "from scipy import optimize\n", ""),
                    ("trainlab/recsys/calibration.py",
@@ -191,7 +197,7 @@ def _injected() -> dict[int, Change]:
                     ' rate."""\n    from scipy import optimize\n\n')],
             injected={"scenario": "recsys", "component": "imports", "direction": "improvement",
                       "description": "a heavy import (scipy.optimize) made lazy"}),
-        23: Change(
+        8: Change(
             "Memoize click-log conversion",
             edits=[("trainlab/recsys/features.py", "def to_arrays(records):\n",
                     "_ARRAYS = {}\n\n\ndef to_arrays(records):\n"

@@ -110,7 +110,7 @@ def test_a_range_listing_marks_the_commits_that_change_the_scenarios_code(tmp_pa
     agent = Agent(AgentConfig(repos={"demo": repo}, catalog=load_catalog(),
                               workspaces=Workspaces(tmp_path / "ws"), verifier=Verifier("k")),
                   emitter=None)  # type: ignore[arg-type]
-    ask = ev.CommitRangeRequested(scenario="vision", repo="demo", good="HEAD~10", bad="HEAD")
+    ask = ev.CommitRangeRequested(scenario="vision", repo="demo", good="HEAD~25", bad="HEAD")
     assert agent.list_range(ask).affected == []
     modules = {"trainlab/lm/model.py", "trainlab/recsys/features.py"}
     agent._events(RunOutcome(status="completed", components={"imports": 1.0},
