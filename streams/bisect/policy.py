@@ -45,6 +45,11 @@ class BisectPolicy:
     reproduce_min_effect_pct: float = 3.0  # the detector's min_effect_pct
     reproduce_min_runs: int = 4
     reproduce_max_runs: int = 12
+    # a change its fresh runs show clearly stands sooner: from this many a
+    # side, at this level (one-sided); a marginal one waits for
+    # ``reproduce_min_runs``, as before (0 turns it off)
+    reproduce_early_runs: int = 2
+    reproduce_early_alpha: float = 0.005
     # between a search's batches, on the endpoint runs each batch is run
     # beside: where they favour no step over the smallest one by these odds,
     # the change is not there and the bisect ends, retracted, rather than

@@ -21,8 +21,9 @@ def reproduction(b: Bisect, policy: BisectPolicy) -> str:
     ``retract`` or ``more`` (run the endpoints again first). Only the
     bisect's own runs of them (fresh: beyond the confirmation's) judge at
     first, since the confirmation's runs were chosen by their own
-    significance and overstate the step. Once each endpoint has
-    ``reproduce_min_runs`` fresh runs:
+    significance and overstate the step. From ``reproduce_early_runs`` fresh
+    runs of each endpoint it stands if they show the step clearly (one-sided
+    p < ``reproduce_early_alpha``). Once each has ``reproduce_min_runs``:
 
     - it stands when they show the step in its direction (one-sided
       p < ``reproduce_alpha``);
@@ -42,13 +43,15 @@ def reproduction(b: Bisect, policy: BisectPolicy) -> str:
     fresh = min(fresh_runs(b))
     pair = [(0, len(b.commits) - 1)]
     sign = 1.0 if b.direction == "regression" else -1.0
-    if fresh >= policy.reproduce_min_runs:
+    early = 0 < policy.reproduce_early_runs <= fresh < policy.reproduce_min_runs
+    if early or fresh >= policy.reproduce_min_runs:
         (own,) = contrasts(b, pair, policy.paired, "fresh")
         if own is not None:
-            step, p, se = own
-            if step * sign > 0 and p / 2 < policy.reproduce_alpha:
+            step, p, _ = own
+            level = policy.reproduce_early_alpha if early else policy.reproduce_alpha
+            if step * sign > 0 and p / 2 < level:
                 return "stands"
-            if odds_against(b, policy, own) >= policy.reproduce_odds:
+            if not early and odds_against(b, policy, own) >= policy.reproduce_odds:
                 return "retract"
     if any(b.failed.get(c, 0) >= policy.batch for c in (b.commits[0], b.commits[-1])):
         return "stands"
@@ -76,11 +79,14 @@ def odds_against(b: Bisect, policy: BisectPolicy, own: Contrast | None = None) -
 
 
 def reproduction_runs(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
-    """``reproduce_min_runs`` more runs of each endpoint (up to
-    ``reproduce_max_runs`` fresh ones), in a block of their own: good, bad,
-    bad, good, ..."""
+    """Fresh runs of each endpoint, in a block of their own (good, bad, bad,
+    good, ...): up to ``reproduce_early_runs``, then ``reproduce_min_runs``,
+    then ``reproduce_min_runs`` more at a time, up to ``reproduce_max_runs``."""
     have = fresh_runs(b)
-    target = min(policy.reproduce_max_runs, min(have) + policy.reproduce_min_runs)
+    least = min(have)
+    target = policy.reproduce_early_runs if least < policy.reproduce_early_runs else \
+        policy.reproduce_min_runs if least < policy.reproduce_min_runs else \
+        min(policy.reproduce_max_runs, least + policy.reproduce_min_runs)
     return endpoint_block(b, [max(0, target - n) for n in have], alternate=True)
 
 

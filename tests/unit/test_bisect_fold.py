@@ -398,6 +398,28 @@ def test_a_commit_and_its_parent_are_run_again_before_the_culprit_is_named() -> 
     assert np.median(spent) == 2 * POLICY.reproduce_min_runs, spent
 
 
+def test_a_clear_change_stands_on_two_fresh_runs_of_each_endpoint() -> None:
+    """A commit and its parent, 25 % apart: the closing check reads two fresh
+    runs a side (clear at p < 0.005) and names the culprit on 4 runs, not 8;
+    a 5 % step at CV 3 % is not clear on two and waits for four, as before;
+    a confirmation fooled by its runs is retracted as often as without the
+    early reading (30 seeds each)."""
+    late = BisectPolicy(explain=False, reproduce_early_runs=0)
+    clear = [simulate_bisect(2, step(1, 0.25), seed, 0.03, policy=POLICY, evidence=(8, 0.0))
+             for seed in range(30)]
+    assert all(r.culprit == "c01" and r.runs_spent == 2 * POLICY.reproduce_early_runs
+               for r in clear), [r.runs_spent for r in clear]
+    small = [simulate_bisect(2, step(1, 0.05), seed, 0.03, policy=POLICY, evidence=(8, 0.0))
+             for seed in range(30)]
+    assert sum(r.culprit == "c01" for r in small) >= 27
+    assert np.median([r.runs_spent for r in small]) == 2 * POLICY.reproduce_min_runs
+    retracted = {policy: sum(not simulate_bisect(2, lambda i: 300.0, seed, 0.03, policy=policy,
+                                                 evidence=(8, 0.0), evidence_shift=0.06).reproduced
+                             for seed in range(30))
+                 for policy in (POLICY, late)}
+    assert retracted[POLICY] >= retracted[late] - 2, retracted
+
+
 def test_a_bisect_says_where_it_stands_as_it_goes() -> None:
     progress: list[ev.BisectProgressed] = []
     result = simulate_bisect(32, step(20), seed=3, progress=progress, policy=POLICY)

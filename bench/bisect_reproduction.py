@@ -1,17 +1,18 @@
-"""Bisect policies side by side on confirmations that are wrong and on small
-real changes: how often each retracts a change that is not there and names
-the culprit of one that is, and the runs each spends.
+"""Bisect policies side by side on how they check that a confirmed change is
+there: how often each retracts a change that is not there and names the
+culprit of one that is, and the runs each spends.
 
-Rows: ranges of 16, 32 and 64 commits where nothing changed but the
-confirmation handed over endpoint runs 6 % apart (as one fooled by its runs
-would); the same 32 commits with a real step of 3 % (the detector's smallest)
-and of 5 %, at CV 3 %, the confirmation's 8 endpoint runs handed over. Each
-policy is given as JSON fields of ``BisectPolicy``; trials number from
-``--offset``.
+Rows (commits, change): where nothing changed, the confirmation handed over
+endpoint runs 6 % apart (as one fooled by its runs would); elsewhere a real
+step, the confirmation's 8 endpoint runs handed over; CV 3 %. Ranges of 2
+and 6 commits are the demo's (a commit and its parent; a few commits, one
+touching the scenario), where the closing check runs the endpoints itself;
+16-64 commits are a search's. Each policy is given as JSON fields of
+``BisectPolicy``; trials number from ``--offset``.
 
-    .venv/bin/python bench/bisect_retraction.py '{"retract_in_search_odds": 0}' '{}' \
+    .venv/bin/python bench/bisect_reproduction.py '{"retract_in_search_odds": 0}' '{}' \
         --offset 1000   # chosen on
-    .venv/bin/python bench/bisect_retraction.py '{"retract_in_search_odds": 0}' '{}' \
+    .venv/bin/python bench/bisect_reproduction.py '{"retract_in_search_odds": 0}' '{}' \
         --offset 0      # held out
 """
 
@@ -25,7 +26,8 @@ import numpy as np
 from streams.bisect import BisectPolicy
 from streams.simulate import simulate_bisect
 
-ROWS = [(16, 0.0), (32, 0.0), (64, 0.0), (32, 0.03), (32, 0.05)]
+ROWS = [(2, 0.0), (2, 0.05), (2, 0.25), (6, 0.0), (6, 0.10), (16, 0.0), (32, 0.0),
+        (64, 0.0), (32, 0.03), (32, 0.05)]
 
 
 def cell(policy: BisectPolicy, n: int, shift: float, trials: int,
