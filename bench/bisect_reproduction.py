@@ -14,6 +14,11 @@ touching the scenario), where the closing check runs the endpoints itself;
         --offset 1000   # chosen on
     .venv/bin/python bench/bisect_reproduction.py '{"retract_in_search_odds": 0}' '{}' \
         --offset 0      # held out
+
+``--handed`` prints instead ``bench/bisection.py``'s "+handed" rows (64
+commits, 3, 5 and 10 % at CV 3 and 5 %, a fifth of the ranges with two
+culprits, from a confirmation's and the monitoring runs) under each
+policy, on the very ranges that script draws.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import json
 
 import numpy as np
+from bisection import EVIDENCE, MONITOR_SPREAD, MONITORED, git_bisect, pinpoint, scenario
 
 from streams.bisect import BisectPolicy
 from streams.simulate import simulate_bisect
@@ -49,12 +55,43 @@ def cell(policy: BisectPolicy, n: int, shift: float, trials: int,
     return right / trials, runs / trials
 
 
+def handed(policy: BisectPolicy, shift: float, cv: float, trials: int) -> tuple[float, float]:
+    """(share naming the larger culprit, mean runs) of ``bench/bisection.py``'s
+    "+handed" method over 64 commits, on its ranges: its random stream is
+    drawn as it draws it (the hint, and the two peers' runs, included)."""
+    n = 64
+    rng = np.random.default_rng(int(n * 1000 + shift * 100 + cv * 10))
+    right = runs = 0
+    for t in range(trials):
+        two = rng.random() < 0.2
+        level, _, larger = scenario(rng, n, shift, two)
+        rng.random(n)  # the hint bisection.py draws for its "+hint" method
+        done = simulate_bisect(n, level, seed=t, cv=cv, policy=policy, evidence=EVIDENCE,
+                               monitored=MONITORED, monitor_spread=MONITOR_SPREAD)
+        right += done.culprit == f"c{larger:02d}"
+        runs += done.runs_spent
+        pinpoint(level, n, cv, rng)
+        git_bisect(level, n, cv, rng)
+    return right / trials, runs / trials
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("policies", nargs="+", help="BisectPolicy fields as JSON")
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--offset", type=int, default=0, help="first trial's seed")
+    parser.add_argument("--handed", action="store_true",
+                        help="bench/bisection.py's +handed rows instead")
     args = parser.parse_args()
+    if args.handed:
+        cells = [(s, cv) for s in (0.03, 0.05, 0.10) for cv in (0.03, 0.05)]
+        print("policy | " + " | ".join(f"{s:.0%}, CV {cv:.0%}" for s, cv in cells), flush=True)
+        for fields in args.policies:
+            policy = BisectPolicy(explain=False, **json.loads(fields))
+            print(f"{fields} | " + " | ".join(
+                "{:.0%} at {:.1f}".format(*handed(policy, s, cv, args.trials)) for s, cv in cells),
+                flush=True)
+        return
     print("policy | " + " | ".join(f"{n}, {'nothing' if not s else f'{s:.0%}'}"
                                    for n, s in ROWS), flush=True)
     for fields in args.policies:
