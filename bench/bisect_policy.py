@@ -48,11 +48,17 @@ def rate(policy: BisectPolicy, n: int, shift: float, cv: float, drift: float,
     return right / trials, runs / trials
 
 
-def main() -> None:
+def policies_parser() -> argparse.ArgumentParser:
+    """The arguments of a bench that runs bisect policies side by side."""
     parser = argparse.ArgumentParser()
     parser.add_argument("policies", nargs="+", help="BisectPolicy fields as JSON")
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--offset", type=int, default=0, help="first trial's seed")
+    return parser
+
+
+def main() -> None:
+    parser = policies_parser()
     parser.add_argument("--monitored", type=int, default=0,
                         help="monitoring runs of every commit handed to the bisect")
     args = parser.parse_args()

@@ -23,10 +23,10 @@ policy, on the very ranges that script draws.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
+from bisect_policy import policies_parser
 from bisection import EVIDENCE, MONITOR_SPREAD, MONITORED, git_bisect, pinpoint, scenario
 
 from streams.bisect import BisectPolicy
@@ -76,10 +76,7 @@ def handed(policy: BisectPolicy, shift: float, cv: float, trials: int) -> tuple[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("policies", nargs="+", help="BisectPolicy fields as JSON")
-    parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument("--offset", type=int, default=0, help="first trial's seed")
+    parser = policies_parser()
     parser.add_argument("--handed", action="store_true",
                         help="bench/bisection.py's +handed rows instead")
     args = parser.parse_args()
