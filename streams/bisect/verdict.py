@@ -80,12 +80,14 @@ def odds_against(b: Bisect, policy: BisectPolicy, own: Contrast | None = None) -
 
 def reproduction_runs(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     """Fresh runs of each endpoint, in a block of their own (good, bad, bad,
-    good, ...): up to ``reproduce_early_runs``, then ``reproduce_min_runs``,
-    then ``reproduce_min_runs`` more at a time, up to ``reproduce_max_runs``."""
+    good, ...): up to ``reproduce_early_runs``, then up to
+    ``reproduce_min_runs``, then ``reproduce_min_runs`` more at a time (without
+    the early reading, ``reproduce_min_runs`` more from the start), up to
+    ``reproduce_max_runs``."""
     have = fresh_runs(b)
-    least = min(have)
-    target = policy.reproduce_early_runs if least < policy.reproduce_early_runs else \
-        policy.reproduce_min_runs if least < policy.reproduce_min_runs else \
+    least, early = min(have), policy.reproduce_early_runs
+    target = early if least < early else \
+        policy.reproduce_min_runs if early and least < policy.reproduce_min_runs else \
         min(policy.reproduce_max_runs, least + policy.reproduce_min_runs)
     return endpoint_block(b, [max(0, target - n) for n in have], alternate=True)
 
