@@ -42,7 +42,7 @@ def reproduction(b: Bisect, policy: BisectPolicy) -> str:
     An endpoint whose workflow fails is not run again: the change stands."""
     fresh = min(fresh_runs(b))
     pair = [(0, len(b.commits) - 1)]
-    sign = 1.0 if b.direction == "regression" else -1.0
+    sign = direction_sign(b)
     early = 0 < policy.reproduce_early_runs <= fresh < policy.reproduce_min_runs
     if early or fresh >= policy.reproduce_min_runs:
         (own,) = contrasts(b, pair, policy.paired, "fresh")
@@ -62,6 +62,11 @@ def reproduction(b: Bisect, policy: BisectPolicy) -> str:
     return "stands" if shown else "retract"
 
 
+def direction_sign(b: Bisect) -> float:
+    """+1 for a regression (the step is up), -1 for an improvement."""
+    return 1.0 if b.direction == "regression" else -1.0
+
+
 def odds_against(b: Bisect, policy: BisectPolicy, own: Contrast | None = None) -> float:
     """How many times likelier the bisect's own runs of the endpoints (``own``:
     their contrast, read here if not given) are under no step than under
@@ -72,8 +77,7 @@ def odds_against(b: Bisect, policy: BisectPolicy, own: Contrast | None = None) -
         if own is None:
             return 0.0
     step, _, se = own
-    smallest = (1.0 if b.direction == "regression" else -1.0) * \
-        math.log1p(policy.reproduce_min_effect_pct / 100)
+    smallest = direction_sign(b) * math.log1p(policy.reproduce_min_effect_pct / 100)
     # the log likelihood ratio of no step against the smallest one
     return math.exp(min(700.0, smallest * (smallest - 2 * step) / (2 * se * se)))
 
@@ -86,9 +90,12 @@ def reproduction_runs(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     ``reproduce_max_runs``."""
     have = fresh_runs(b)
     least, early = min(have), policy.reproduce_early_runs
-    target = early if least < early else \
-        policy.reproduce_min_runs if early and least < policy.reproduce_min_runs else \
-        min(policy.reproduce_max_runs, least + policy.reproduce_min_runs)
+    if least < early:
+        target = early
+    elif early and least < policy.reproduce_min_runs:
+        target = policy.reproduce_min_runs
+    else:
+        target = min(policy.reproduce_max_runs, least + policy.reproduce_min_runs)
     return endpoint_block(b, [max(0, target - n) for n in have], alternate=True)
 
 
