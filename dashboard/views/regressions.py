@@ -51,7 +51,10 @@ def render() -> None:
 def _finding(detection_id: str, group: pd.DataFrame, bisects: pd.DataFrame,
              alerts: list[dict[str, Any]], wanted: bool) -> None:
     final = group[group["type"] != "CandidateDetected"]
-    head = (final if not final.empty else group).iloc[-1]
+    # a confirmed component heads its detection, whenever another one's
+    # verdict came (a clear one is announced at the first look, the others after)
+    found = final[final["type"] != "DetectionDismissed"]
+    head = (found if not found.empty else final if not final.empty else group).iloc[-1]
     verdict = {"RegressionConfirmed": "regression confirmed",
                "ImprovementConfirmed": "improvement confirmed",
                "DetectionDismissed": "dismissed"}.get(head["type"], "suspected")

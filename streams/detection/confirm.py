@@ -5,6 +5,7 @@ the replication look, then the verdicts, follow-ups and the held commits."""
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 from streams.detection.compare import (
     also_moved,
@@ -41,8 +42,8 @@ def confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFai
         return _replicated(state, pending, event.scenario, policy)
     components, decided = dict(pending.components), dict(pending.decided)
     look = _look(pending, event.scenario, policy)
-    if isinstance(look, list):  # the second batch
-        return state, look
+    if isinstance(look, SecondBatch):
+        return state, _announce(state, pending, event.scenario, policy, look.clear) + look.runs
     again = _to_replicate(pending, look[0], policy)
     if again:
         pending.replicating = again
@@ -57,7 +58,14 @@ def confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFai
 Look = tuple[dict[str, Comparison], dict[str, Comparison], dict[str, Comparison], bool]
 
 
-def _look(pending: Confirmation, scenario: str, policy: Policy) -> Look | list[ev.Event]:
+class SecondBatch(NamedTuple):
+    runs: list[ev.Event]
+    # the named components the first look confirmed clearly enough to be
+    # announced now (``announce_at_first_p``), with their comparisons
+    clear: dict[str, Comparison]
+
+
+def _look(pending: Confirmation, scenario: str, policy: Policy) -> Look | SecondBatch:
     """Decide what the runs so far show: the verdict's comparisons (the named
     components' and the unnamed ones that moved), every unnamed component's
     comparison, those that moved, and whether this was the final look; or
@@ -90,8 +98,10 @@ def _look(pending: Confirmation, scenario: str, policy: Policy) -> Look | list[e
             more = policy.confirm_runs - pending.runs_per_side
             pending.runs_per_side = policy.confirm_runs
             pending.looked = [len(pending.before), len(pending.after)]
-            return confirm_runs(pending, scenario, more, first="after",
-                                 warmup=policy.confirm_warmup)
+            clear = {n: cmp for n, cmp in comparisons.items()
+                     if pending.decided.get(n) and cmp.p_value <= policy.announce_at_first_p}
+            return SecondBatch(confirm_runs(pending, scenario, more, first="after",
+                                            warmup=policy.confirm_warmup), clear)
     unnamed = compare_sides(pending, unnamed_components(pending), paired=paired)
     moved = also_moved(pending, unnamed, alpha, policy)
     comparisons.update(moved)
@@ -112,7 +122,7 @@ def _to_replicate(pending: Confirmation, comparisons: dict[str, Comparison],
     big = set(big_enough(pending, comparisons, policy))
     again = {}
     for n, yes in pending.decided.items():
-        if n not in comparisons:
+        if n not in comparisons or n in pending.announced:
             continue
         p = comparisons[n].p_value
         if yes and p > policy.replicate_above or \
@@ -141,7 +151,7 @@ def _replicated(state: ScenarioState, pending: Confirmation, scenario: str,
                                decided=dict(pending.decided_then), replicating={},
                                replicate_from=[], components_then={}, decided_then={})
     look = _look(then, scenario, policy)
-    assert not isinstance(look, list), "the deciding look was a final one"
+    assert not isinstance(look, SecondBatch), "the deciding look was a final one"
     pending.components, pending.decided = then.components, then.decided
     for n, direction in pending.replicating.items():
         try:
@@ -168,7 +178,7 @@ def _conclude(state: ScenarioState, pending: Confirmation, scenario: str, policy
     # follow-ups start where this confirmation would start now: not from before
     # a change confirmed since it began, which would come back as a follow-up
     since = since_change(state, pending.good_commit, pending.commit)
-    known = _known(state, pending)
+    known = {n: at for n, at in _known(state, pending).items() if n not in pending.announced}
     for n in known:
         pending.decided[n] = False
     _remember(state, pending)
@@ -185,9 +195,32 @@ def _conclude(state: ScenarioState, pending: Confirmation, scenario: str, policy
     state, released = release(state, scenario, policy)
     # a component the team ignores may be confirmed beside a named one: the
     # finding is kept, the alert is not sent
-    decided = [e for e in verdicts(pending, scenario, comparisons, policy, known)
+    rest = dataclasses.replace(pending, components={
+        n: d for n, d in pending.components.items() if n not in pending.announced})
+    decided = [e for e in verdicts(rest, scenario, comparisons, policy, known)
                if not (isinstance(e, ev.Alert) and e.component in ignored(state))]
     return state, decided + follow_ups + released + accepted
+
+
+def _announce(state: ScenarioState, pending: Confirmation, scenario: str, policy: Policy,
+              clear: dict[str, Comparison]) -> list[ev.Event]:
+    """The verdicts of the named components the first look confirmed clearly
+    (``clear``), while the second batch runs for the others: a finding and an
+    alert each (its bisect starts on the finding), and the change remembered
+    at once, so no other confirmation alerts it again. One already confirmed
+    in the range (``_known``) waits for the end, which dismisses it as known.
+    The series stay held until the end, as every tested series does."""
+    if not policy.announce_at_first_p:
+        return []
+    now = {n: cmp for n, cmp in clear.items() if n not in _known(state, pending)}
+    if not now:
+        return []
+    pending.announced = sorted(now)
+    first = dataclasses.replace(pending, components={n: pending.components[n] for n in now},
+                                decided={n: True for n in now})
+    _remember(state, first)
+    return [e for e in verdicts(first, scenario, now, policy, {})
+            if not (isinstance(e, ev.Alert) and e.component in ignored(state))]
 
 
 def _known(state: ScenarioState, c: Confirmation) -> dict[str, str]:

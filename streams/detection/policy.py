@@ -44,6 +44,12 @@ class Policy:
     # at the first look, another component this clear (its own p, no correction:
     # it buys runs, the final look decides) earns the second batch
     promising_p: float = 0.2
+    # a named component the first look confirms at a one-sided p at or below
+    # this is announced at once (its finding, alert and bisect), while the
+    # second batch runs for the components still open: a clear change's alert
+    # does not wait on another component's runs. Its verdict is final, as one
+    # this clear is not taken again (``replicate_above``); 0 turns it off
+    announce_at_first_p: float = 1e-4
     # at the final look, another component this clear (its own p, two-sided)
     # that the final look's level did not confirm becomes a candidate of its
     # own: named, so tested one-sided and alone, on runs of its own

@@ -44,6 +44,9 @@ class Confirmation:
     # commits its series held when the candidate was raised: handed to the
     # bisect of each component confirmed (a follow-up's too)
     monitored: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # named components confirmed at the first look and announced then
+    # (``announce_at_first_p``): the verdict at the end leaves them out
+    announced: list[str] = field(default_factory=list)
 
     def sides(self, name: str) -> tuple[list[list[float]], list[list[float]]]:
         """``name``'s values per look: the looks are the blocks of the test."""
