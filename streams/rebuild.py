@@ -133,6 +133,7 @@ def unanswered(store: Store, outputs: dict[str, ev.Event]) -> list[ev.Event]:
     calibrated = {r["event_id"] for r in store.query(
         f"SELECT event_id FROM {store.db}.events WHERE event_id IN {{ids:Array(String)}}",
         {"ids": calibrated_ids})}
+    told = _told(store, list(outputs.values()))
     again: list[ev.Event] = []
     for output in outputs.values():
         if isinstance(output, ev.RunRequested):
@@ -142,10 +143,50 @@ def unanswered(store: Store, outputs: dict[str, ev.Event]) -> list[ev.Event]:
         elif isinstance(output, ev.CalibrationRequested):
             missing = ev.derived_id(output.event_id, "0") not in calibrated
         else:
-            missing = output.event_id not in stored
+            missing = output.event_id not in stored and _said(output) not in told
         if missing:
             again.append(output)
     return again
+
+
+# what a person is told, keyed by what it is about rather than by the event
+# that said it: a build whose rules say the same thing at another moment (a
+# clear component's verdict at the first look, say) derives another id for it
+_FINDINGS = (ev.CandidateDetected, ev.RegressionConfirmed, ev.ImprovementConfirmed,
+             ev.DetectionDismissed)
+
+
+def _said(output: ev.Event) -> tuple[str, ...] | None:
+    if isinstance(output, _FINDINGS):
+        return (output.type, output.detection_id, output.component)
+    if isinstance(output, ev.Alert):  # the alert of a verdict, then of its bisect
+        return ("Alert", output.alert_id, output.status)
+    if isinstance(output, ev.BisectCompleted):
+        return ("BisectCompleted", output.bisect_id)
+    return None
+
+
+def _told(store: Store, outputs: list[ev.Event]) -> set[tuple[str, ...]]:
+    """Of ``outputs``' findings, alerts and bisect results, those the store
+    holds an event of (``_said``), whatever that event's id: a lab started
+    on a newer build does not say again what the lost one said."""
+    detections = list({o.detection_id for o in outputs if isinstance(o, _FINDINGS)})
+    alerts = [o.alert_id for o in outputs if isinstance(o, ev.Alert)]
+    bisects = [o.bisect_id for o in outputs if isinstance(o, ev.BisectCompleted)]
+    told: set[tuple[str, ...]] = set()
+    if detections:
+        told |= {(r["type"], r["detection_id"], r["component"]) for r in store.query(
+            f"SELECT DISTINCT type, detection_id, component FROM {store.db}.detections"
+            " WHERE detection_id IN {ids:Array(String)}", {"ids": detections})}
+    if alerts:
+        told |= {("Alert", r["alert_id"], r["status"]) for r in store.query(
+            f"SELECT DISTINCT alert_id, status FROM {store.db}.alerts"
+            " WHERE alert_id IN {ids:Array(String)}", {"ids": alerts})}
+    if bisects:
+        told |= {("BisectCompleted", r["bisect_id"]) for r in store.query(
+            f"SELECT DISTINCT bisect_id FROM {store.db}.bisects"
+            " WHERE bisect_id IN {ids:Array(String)}", {"ids": bisects})}
+    return told
 
 
 def rebuild_from_store(store: Store, settings: Settings, policy: Policy) -> tuple[Rebuilt,

@@ -152,3 +152,31 @@ def test_the_fold_s_events_are_read_back_in_order_once_each_across_pages(
     assert [i for i, _ in read] == [r.event_id for r in runs]
     assert [p for _, p in read] == raw
     assert list(rebuild.stored_events(store, settings)) == runs
+
+
+def test_a_rebuild_does_not_tell_again_what_the_store_holds_under_another_id(
+        settings: Settings) -> None:
+    """A lab started on a build whose rules say the same thing at another
+    moment derives other ids for its findings, alerts and bisect results:
+    each is taken as delivered where the store holds one about the same
+    detection, component, alert (and status) or bisect; what is new is sent."""
+    from streams.rebuild import unanswered
+
+    store = open_store(settings)
+    found = ev.RegressionConfirmed(repo="demo", scenario="lm", component="config", commit="c",
+                                   detection_id="d1", direction="regression", effect_pct=10.0)
+    alert = ev.Alert(alert_id="d1:config", kind="regression", scenario="lm",
+                     component="config", commit="c", effect_ms=300.0, effect_pct=10.0)
+    done = ev.BisectCompleted(bisect_id="b1", detection_id="d1", scenario="lm",
+                              component="config", good="a", bad="c")
+    store.write([found, alert, done])
+    again = [e.model_copy(update={"event_id": f"new-id-{i}"})
+             for i, e in enumerate([found, alert, done])]
+    attributed = alert.model_copy(update={"event_id": "new-id-3", "status": "attributed"})
+    other = found.model_copy(update={"event_id": "new-id-4", "component": "data"})
+    dismissed = found.model_copy(update={"event_id": "new-id-5"})  # another type of verdict
+    dismissed = ev.DetectionDismissed(**{k: v for k, v in dismissed.model_dump().items()
+                                         if k in ev.DetectionDismissed.model_fields
+                                         and k != "type"})
+    outputs = {e.event_id: e for e in [*again, attributed, other, dismissed]}
+    assert [e.event_id for e in unanswered(store, outputs)] == ["new-id-3", "new-id-4", "new-id-5"]
