@@ -85,8 +85,12 @@ def _settled(store: Store) -> bool:
             return False
         found = queries.findings(store)
         bisects = queries.bisects(store, limit=10_000)
-    opened = {f["detection_id"] for f in found if f["type"] == "CandidateDetected"}
-    closed = {f["detection_id"] for f in found if f["type"] != "CandidateDetected"}
+    # each component a candidate named has its verdict (a clear one comes at
+    # the first look, the others when the confirmation ends)
+    opened = {(f["detection_id"], f["component"]) for f in found
+              if f["type"] == "CandidateDetected"}
+    closed = {(f["detection_id"], f["component"]) for f in found
+              if f["type"] != "CandidateDetected"}
     confirmed = {(f["detection_id"], f["component"]) for f in found
                  if f["type"] in ("RegressionConfirmed", "ImprovementConfirmed")}
     bisected = {(b["detection_id"], b["component"]) for b in bisects}

@@ -81,3 +81,25 @@ def test_each_injected_change_is_tested_against_a_baseline_of_several_commits(
         touching = [c for c in before if any(
             f.startswith(f"trainlab/{change['scenario']}/") for f in changed_files(repo, c))]
         assert len(touching) >= 2, (change["scenario"], change["component"], len(touching))
+
+
+def test_the_demo_is_not_settled_while_a_named_component_awaits_its_verdict(
+        tmp_path: Path) -> None:
+    """A clear component's verdict comes at the first look, the others' at
+    the end: the story waits for every component a candidate named."""
+    from producers.demo import _settled
+    from ttfb import events as ev
+    from ttfb.settings import Settings
+    from ttfb.store import open_store
+
+    store = open_store(Settings(data_dir=tmp_path / "data"))
+    found = dict(detection_id="d", scenario="recsys", repo="demo", commit="i" * 40,
+                 good_commit="o" * 40, direction="regression", effect_pct=50.0)
+    store.write([ev.CandidateDetected(component="data", **found),  # type: ignore[arg-type]
+                 ev.CandidateDetected(component="model", **found),  # type: ignore[arg-type]
+                 ev.RegressionConfirmed(component="data", **found),  # type: ignore[arg-type]
+                 ev.BisectCompleted(bisect_id="b", detection_id="d", scenario="recsys",
+                                    component="data", good="o" * 40, bad="i" * 40)])
+    assert not _settled(store)
+    store.write([ev.DetectionDismissed(component="model", **found)])  # type: ignore[arg-type]
+    assert _settled(store)
