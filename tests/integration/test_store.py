@@ -180,3 +180,28 @@ def test_a_rebuild_does_not_tell_again_what_the_store_holds_under_another_id(
                                          and k != "type"})
     outputs = {e.event_id: e for e in [*again, attributed, other, dismissed]}
     assert [e.event_id for e in unanswered(store, outputs)] == ["new-id-3", "new-id-4", "new-id-5"]
+
+
+def test_a_scenario_stays_bisecting_when_another_component_of_its_detection_is_dismissed(
+        settings: Settings) -> None:
+    """A clear component's verdict comes at the first look and its bisect
+    starts; the other named component's dismissal comes later and does not
+    make the scenario healthy while the bisect runs; its result does."""
+    from datetime import UTC, datetime
+
+    store = open_store(settings)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    found = dict(detection_id="d", scenario="recsys", repo="demo", commit="c",
+                 good_commit="a", direction="regression", effect_pct=50.0)
+    store.write([ev.RegressionConfirmed(component="data", occurred_at=at.replace(second=1),
+                                        **found),  # type: ignore[arg-type]
+                 ev.DetectionDismissed(component="model", occurred_at=at.replace(second=2),
+                                       **found)])  # type: ignore[arg-type]
+    assert queries.scenario_status(store) == {"recsys": "bisecting"}
+    store.write([ev.BisectCompleted(bisect_id="b", detection_id="d", scenario="recsys",
+                                    component="data", good="a", bad="c", culprit="c",
+                                    occurred_at=at.replace(second=3))])
+    assert queries.scenario_status(store) == {"recsys": "attributed"}
+    store.write([ev.DetectionDismissed(component="data", occurred_at=at.replace(second=4),
+                                       **{**found, "detection_id": "e"})])  # type: ignore[arg-type]
+    assert queries.scenario_status(store) == {"recsys": "healthy"}

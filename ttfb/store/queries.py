@@ -198,6 +198,11 @@ def scenario_status(store: Store) -> dict[str, str]:
     rows = store.query(f"""
         SELECT scenario, argMax(type, occurred_at) AS last_type
         FROM (SELECT scenario, type, occurred_at FROM {store.db}.detections FINAL
+              -- another component's dismissal does not end a detection whose
+              -- change was confirmed (a clear one is announced at the first look)
+              WHERE NOT (type = 'DetectionDismissed' AND detection_id IN (
+                  SELECT detection_id FROM {store.db}.detections FINAL
+                  WHERE type IN ('RegressionConfirmed', 'ImprovementConfirmed')))
               UNION ALL
               SELECT scenario, if(reproduced, 'BisectCompleted', 'NotReproduced') AS type,
                      occurred_at FROM {store.db}.bisects FINAL
