@@ -193,24 +193,19 @@ def scenario_overview(store: Store) -> list[dict[str, Any]]:
 
 
 def scenario_status(store: Store) -> dict[str, str]:
-    """The latest finding's stage: healthy (also after a bisect that did not reproduce
-    it, or once runs complete after a break), suspected, ..., attributed or broken."""
+    """The latest finding's stage: healthy (after a bisect that did not reproduce it, or runs
+    completing after a break; a dismissal beside a confirmed change is not), ..., broken."""
     rows = store.query(f"""
         SELECT scenario, argMax(type, occurred_at) AS last_type
         FROM (SELECT scenario, type, occurred_at FROM {store.db}.detections FINAL
-              -- another component's dismissal does not end a detection whose
-              -- change was confirmed (a clear one is announced at the first look)
-              WHERE NOT (type = 'DetectionDismissed' AND detection_id IN (
-                  SELECT detection_id FROM {store.db}.detections FINAL
-                  WHERE type IN ('RegressionConfirmed', 'ImprovementConfirmed')))
+              WHERE type != 'DetectionDismissed' OR detection_id NOT IN (SELECT detection_id
+                  FROM {store.db}.detections FINAL WHERE type LIKE '%Confirmed')
               UNION ALL
               SELECT scenario, if(reproduced, 'BisectCompleted', 'NotReproduced') AS type,
-                     occurred_at FROM {store.db}.bisects FINAL
-              WHERE culprit != '' OR NOT reproduced
+                     occurred_at FROM {store.db}.bisects FINAL WHERE culprit != '' OR NOT reproduced
               UNION ALL
               SELECT scenario, if(JSONExtractString(payload, 'status') = 'broken', 'Broken',
-                     'Working'), occurred_at FROM {store.db}.events
-              WHERE type = 'ScenarioBroken')
+                     'Working'), occurred_at FROM {store.db}.events WHERE type = 'ScenarioBroken')
         GROUP BY scenario""")
     stage = {"CandidateDetected": "suspected", "RegressionConfirmed": "bisecting",
              "ImprovementConfirmed": "confirmed", "DetectionDismissed": "healthy",
