@@ -27,7 +27,7 @@ import json
 
 import numpy as np
 from bisect_policy import policies_parser
-from bisection import EVIDENCE, MONITOR_SPREAD, MONITORED, git_bisect, pinpoint, scenario
+from bisection import EVIDENCE, MONITOR_SPREAD, MONITORED, ranges
 
 from streams.bisect import BisectPolicy
 from streams.simulate import simulate_bisect
@@ -57,21 +57,14 @@ def cell(policy: BisectPolicy, n: int, shift: float, trials: int,
 
 def handed(policy: BisectPolicy, shift: float, cv: float, trials: int) -> tuple[float, float]:
     """(share naming the larger culprit, mean runs) of ``bench/bisection.py``'s
-    "+handed" method over 64 commits, on its ranges: its random stream is
-    drawn as it draws it (the hint, and the two peers' runs, included)."""
-    n = 64
-    rng = np.random.default_rng(int(n * 1000 + shift * 100 + cv * 10))
+    "+handed" method over 64 commits, on the very ranges it draws."""
     right = runs = 0
-    for t in range(trials):
-        two = rng.random() < 0.2
-        level, _, larger = scenario(rng, n, shift, two)
-        rng.random(n)  # the hint bisection.py draws for its "+hint" method
-        done = simulate_bisect(n, level, seed=t, cv=cv, policy=policy, evidence=EVIDENCE,
-                               monitored=MONITORED, monitor_spread=MONITOR_SPREAD)
-        right += done.culprit == f"c{larger:02d}"
+    for r in ranges(trials, 64, shift, cv):
+        done = simulate_bisect(64, r.level, seed=r.trial, cv=cv, policy=policy,
+                               evidence=EVIDENCE, monitored=MONITORED,
+                               monitor_spread=MONITOR_SPREAD)
+        right += done.culprit == f"c{r.larger:02d}"
         runs += done.runs_spent
-        pinpoint(level, n, cv, rng)
-        git_bisect(level, n, cv, rng)
     return right / trials, runs / trials
 
 

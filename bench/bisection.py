@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
@@ -115,21 +116,49 @@ def hinted(rng: np.random.Generator, n: int, culprits: set[int]) -> list[bool]:
     return [bool(x) or i in culprits for i, x in enumerate(rng.random(n) < HINT_SHARE)]
 
 
+@dataclass(frozen=True)
+class Range:
+    """One simulated range: its trial number (the bisect's seed), whether it
+    has two culprits, each commit's level, its culprits, the larger one, the
+    agent's hint, and what the peers named at what cost."""
+
+    trial: int
+    two: bool
+    level: Callable[[int], float]
+    culprits: set[int]
+    larger: int
+    touched: list[bool]
+    peers: dict[str, tuple[int, int]]
+
+
+def ranges(trials: int, n: int, shift: float, cv: float,
+           two_share: float = 0.2) -> Iterator[Range]:
+    """The ranges of one row, drawn from the row's own random stream (the
+    hint and the peers' runs included, so every method, here or in another
+    bench, meets the very same ranges)."""
+    rng = np.random.default_rng(int(n * 1000 + shift * 100 + cv * 10))
+    for t in range(trials):
+        two = rng.random() < two_share
+        level, culprits, larger = scenario(rng, n, shift, two)
+        touched = hinted(rng, n, culprits)
+        peers = {name: method(level, n, cv, rng)
+                 for name, method in (("pinpoint", pinpoint), ("git-bisect", git_bisect))}
+        yield Range(t, two, level, culprits, larger, touched, peers)
+
+
 def run(trials: int, configs: list[tuple[int, float, float]],
         two_share: float = 0.2) -> list[dict[str, object]]:
     """Per method: correct = names the larger culprit (the only one of a single-culprit
     range); also the rate on single-culprit ranges and the rate of naming a true culprit."""
     rows = []
     for n, shift, cv in configs:
-        rng = np.random.default_rng(int(n * 1000 + shift * 100 + cv * 10))
         tally = {m: {"correct": 0, "runs": 0, "single": 0, "singles": 0, "any": 0,
                      "single_runs": 0} for m in METHODS}
-        for t in range(trials):
-            two = rng.random() < two_share
-            level, culprits, larger = scenario(rng, n, shift, two)
-            touched = hinted(rng, n, culprits)
+        for r in ranges(trials, n, shift, cv, two_share):
+            t, two, level, culprits, larger = r.trial, r.two, r.level, r.culprits, r.larger
             found = {}
-            for name, hint, handed in (("ttfb-lab", None, False), ("ttfb-lab+hint", touched, False),
+            for name, hint, handed in (("ttfb-lab", None, False),
+                                       ("ttfb-lab+hint", r.touched, False),
                                        ("ttfb-lab+handed", None, True)):
                 result = simulate_bisect(n, level, seed=t, cv=cv, affected=hint,
                                          evidence=EVIDENCE if handed else None,
@@ -137,8 +166,7 @@ def run(trials: int, configs: list[tuple[int, float, float]],
                                          monitor_spread=MONITOR_SPREAD)
                 found[name] = (int(result.culprit[1:]) if result.culprit else -1,
                                result.runs_spent)
-            for name, method in (("pinpoint", pinpoint), ("git-bisect", git_bisect)):
-                found[name] = method(level, n, cv, rng)
+            found.update(r.peers)
             for name, (got, spent) in found.items():
                 row = tally[name]
                 row["correct"] += got == larger
