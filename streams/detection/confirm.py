@@ -98,8 +98,8 @@ def _look(pending: Confirmation, scenario: str, policy: Policy) -> Look | Second
             more = policy.confirm_runs - pending.runs_per_side
             pending.runs_per_side = policy.confirm_runs
             pending.looked = [len(pending.before), len(pending.after)]
-            clear = {n: cmp for n, cmp in comparisons.items()
-                     if pending.decided.get(n) and cmp.p_value <= policy.announce_at_first_p}
+            clear = {n: cmp for n, cmp in comparisons.items() if policy.announce_at_first_p
+                     and pending.decided.get(n) and cmp.p_value <= policy.announce_at_first_p}
             return SecondBatch(confirm_runs(pending, scenario, more, first="after",
                                             warmup=policy.confirm_warmup), clear)
     unnamed = compare_sides(pending, unnamed_components(pending), paired=paired)
@@ -210,8 +210,6 @@ def _announce(state: ScenarioState, pending: Confirmation, scenario: str, policy
     at once, so no other confirmation alerts it again. One already confirmed
     in the range (``_known``) waits for the end, which dismisses it as known.
     The series stay held until the end, as every tested series does."""
-    if not policy.announce_at_first_p:
-        return []
     now = {n: cmp for n, cmp in clear.items() if n not in _known(state, pending)}
     if not now:
         return []
