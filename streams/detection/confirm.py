@@ -193,13 +193,17 @@ def _conclude(state: ScenarioState, pending: Confirmation, scenario: str, policy
                              {n: cmp for n, cmp in unnamed.items() if n not in moved},
                              scenario, policy) if final else []
     state, released = release(state, scenario, policy)
-    # a component the team ignores may be confirmed beside a named one: the
-    # finding is kept, the alert is not sent
     rest = dataclasses.replace(pending, components={
         n: d for n, d in pending.components.items() if n not in pending.announced})
-    decided = [e for e in verdicts(rest, scenario, comparisons, policy, known)
-               if not (isinstance(e, ev.Alert) and e.component in ignored(state))]
+    decided = _unignored(state, verdicts(rest, scenario, comparisons, policy, known))
     return state, decided + follow_ups + released + accepted
+
+
+def _unignored(state: ScenarioState, decided: list[ev.Event]) -> list[ev.Event]:
+    """A confirmation's verdicts less the alerts of components the team
+    ignores: such a component may be confirmed beside a named one, and its
+    finding is kept, but its alert is not sent."""
+    return [e for e in decided if not (isinstance(e, ev.Alert) and e.component in ignored(state))]
 
 
 def _announce(state: ScenarioState, pending: Confirmation, scenario: str, policy: Policy,
@@ -217,8 +221,7 @@ def _announce(state: ScenarioState, pending: Confirmation, scenario: str, policy
     first = dataclasses.replace(pending, components={n: pending.components[n] for n in now},
                                 decided={n: True for n in now})
     _remember(state, first)
-    return [e for e in verdicts(first, scenario, now, policy, {})
-            if not (isinstance(e, ev.Alert) and e.component in ignored(state))]
+    return _unignored(state, verdicts(first, scenario, now, policy, {}))
 
 
 def _known(state: ScenarioState, c: Confirmation) -> dict[str, str]:
