@@ -1,11 +1,16 @@
 """How fast the decision state is rebuilt from a store's event log.
 
 Synthetic monitoring history (SCENARIOS scenarios, 3 runs a commit, a +15 %
-step in one component every 40 commits), written to a fresh chDB store on
-the fold's topics; then the events are read back in order
-(``streams.rebuild.stored_events``), once alone and once streamed into the
-fold (``streams.rebuild.replay``) as an embedded lab's start does, the time
-spent reading and folding counted apart; and the process's peak memory.
+step in one component every 40 commits), folded as a live lab folds it and
+written to a fresh chDB store with the fold's outputs (each commit's
+``CommitTested`` after its runs, the candidates, the commands), as a lab's
+store holds them. Then, side by side on that store: the fold's input read
+back in order alone (``streams.rebuild.stored_events``); every commit tested
+again (``replay``: ``ttfb replay``, a lab's start before records); and a
+lab's start (``rebuild_from_store``'s fold: each test that found nothing
+taken from its record). The time spent reading and folding is counted
+apart; the states both leave must be identical. And the process's peak
+memory.
 
     .venv/bin/python bench/rebuild.py [--events N] [--scenarios S]
 """
@@ -24,11 +29,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streams.detection import Policy  # noqa: E402
+from streams.bisect import BisectBook, BisectPolicy  # noqa: E402
+from streams.bisect import to_json as bisect_to_json  # noqa: E402
+from streams.decisions import topic_for  # noqa: E402
+from streams.detection import Policy, ScenarioState, to_json  # noqa: E402
+from streams.detection.recorded import Records  # noqa: E402
+from streams.fold import fold_event  # noqa: E402
 from streams.rebuild import replay, stored_events  # noqa: E402
 from ttfb import events as ev  # noqa: E402
 from ttfb.settings import Settings  # noqa: E402
-from ttfb.store import open_store  # noqa: E402
+from ttfb.store import Store, open_store  # noqa: E402
 
 BASE = {"queue": 1.0, "startup": 40.0, "imports": 2000.0, "config": 10.0, "data": 200.0,
         "model": 900.0, "first_step": 20.0}
@@ -52,6 +62,28 @@ def history(events: int, scenarios: int, seed: int = 0, first_commit: int = 0) -
     return out
 
 
+def write_live(store: Store, settings: Settings, events: int, scenarios: int) -> int:
+    """The history folded as a live lab folds it, written with the fold's
+    outputs on their topics, each commit's after its runs; a commit range at
+    a time (a million events are never in memory at once). Returns how many
+    events the store holds."""
+    states: dict[str, tuple[ScenarioState, BisectBook]] = {}
+    policy, bisect_policy = Policy(), BisectPolicy()
+    step = 5000 // (3 * scenarios) * 3 * scenarios or 3 * scenarios
+    written = 0
+    for first in range(0, events, step):
+        items: list[tuple[str, ev.Event, bytes | None]] = []
+        for event in history(min(step, events - first), scenarios,
+                             first_commit=first // (3 * scenarios)):
+            items.append((settings.topic("measurements"), event, None))
+            detector, book = states.get(event.scenario) or (ScenarioState(), BisectBook())
+            detector, book, out = fold_event(event, detector, book, policy, bisect_policy)
+            states[event.scenario] = (detector, book)
+            items += [(settings.topic(topic_for(o)), o, None) for o in out]
+        written += store.write_batch(items)
+    return written
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=30_000)
@@ -60,17 +92,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), _env_file=None)  # type: ignore[call-arg]
         store = open_store(settings)
-        # written a commit range at a time: a million events never in memory at once
-        step = 5000 // (3 * args.scenarios) * 3 * args.scenarios or 3 * args.scenarios
-        for first in range(0, args.events, step):
-            chunk = history(min(step, args.events - first), args.scenarios,
-                            first_commit=first // (3 * args.scenarios))
-            store.write(chunk, topic=settings.topic("measurements"))
+        stored = write_live(store, settings, args.events, args.scenarios)
         started = time.perf_counter()
-        loaded = sum(1 for _ in stored_events(store, settings))
+        loaded = sum(1 for _ in stored_events(store, settings, records=True))
         load_s = time.perf_counter() - started
-        # as a lab's start does: the stored events streamed page by page into
-        # the fold, the newest outputs kept (memory stays bounded)
+        print(f"{stored:,} events stored ({args.events:,} runs, {args.scenarios} scenarios); "
+              f"the fold's input and the tests' records read alone: {loaded:,} in "
+              f"{load_s:.2f} s ({loaded / load_s:,.0f}/s)", flush=True)
+        # streamed page by page into the fold, the newest outputs kept (memory
+        # stays bounded), as ``ttfb replay`` and a lab's start do
         reading = [0.0]
 
         def timed(events: Iterator[ev.Event]) -> Iterator[ev.Event]:
@@ -82,17 +112,24 @@ def main() -> int:
                     return
                 yield event
 
-        started = time.perf_counter()
-        rebuilt = replay(timed(stored_events(store, settings)), Policy())
-        rebuild_s = time.perf_counter() - started
+        finals = []
+        for name, records in (("every commit tested again", False),
+                              ("recorded outcomes taken (a lab's start)", True)):
+            reading[0] = 0.0
+            started = time.perf_counter()
+            rebuilt = replay(timed(stored_events(store, settings, records=records)), Policy(),
+                             records=Records() if records else None)
+            rebuild_s = time.perf_counter() - started
+            fold_s = rebuild_s - reading[0]
+            finals.append({s: (to_json(d), bisect_to_json(b))
+                           for s, (d, b) in rebuilt.states.items()})
+            print(f"{name}: {rebuilt.events:,} events folded in {rebuild_s:.2f} s "
+                  f"({rebuilt.events / rebuild_s:,.0f}/s), of which reading {reading[0]:.2f} s "
+                  f"and folding {fold_s:.2f} s ({rebuilt.events / fold_s:,.0f}/s); "
+                  f"{rebuilt.produced:,} outputs", flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    fold_s = rebuild_s - reading[0]
-    print(f"{loaded:,} events ({args.scenarios} scenarios): load alone {load_s:.2f} s "
-          f"({loaded / load_s:,.0f}/s); load and fold {rebuild_s:.2f} s "
-          f"({rebuilt.events / rebuild_s:,.0f}/s), of which reading {reading[0]:.2f} s and "
-          f"folding {fold_s:.2f} s ({rebuilt.events / fold_s:,.0f}/s); "
-          f"{rebuilt.produced:,} outputs; peak memory {peak:,.0f} MiB", flush=True)
-    return 0
+    print(f"states identical: {finals[0] == finals[1]}; peak memory {peak:,.0f} MiB", flush=True)
+    return 0 if finals[0] == finals[1] else 1
 
 
 if __name__ == "__main__":

@@ -264,9 +264,10 @@ def register_rebuild(app: faust.App, settings: Settings, folds: Folds) -> None:
             os._exit(3)
         folds.rebuilt = rebuilt.states
         folds.ready.set()
-        log.info("rebuilt %d scenario state(s) from %d stored events (%.2fs folding them); sending "
-                 "again %d output(s) the store holds no answer to", len(rebuilt.states),
-                 rebuilt.events, rebuilt.seconds, len(again))
+        log.info("rebuilt %d scenario state(s) from %d stored events (%.2fs folding them, %d "
+                 "commit test(s) taken from their records); sending again %d output(s) the "
+                 "store holds no answer to", len(rebuilt.states), rebuilt.events,
+                 rebuilt.seconds, rebuilt.recorded, len(again))
         for output in again:
             await (await folds.emit(output))
 

@@ -25,6 +25,8 @@ def pin_ids(out: list[ev.Event], source: ev.Event) -> list[ev.Event]:
         update = {"event_id": ev.derived_id(source.event_id, str(i))}
         if isinstance(event, (ev.RunRequested, ev.CommitRangeRequested)):
             update["request_id"] = ev.derived_id(source.event_id, str(i), "request")
+        elif isinstance(event, ev.CommitTested):
+            update["caused_by"] = source.event_id
         pinned.append(event.model_copy(update=update))
     return pinned
 

@@ -9,20 +9,24 @@ re-derives the very commands the lost lab had sent: those whose answers are
 not in the store (runs that never came, a range never listed, a calibration
 never answered) and any other output the store never received are emitted
 again, and the store, the agents and the folds drop whatever turns out to be
-a duplicate.
+a duplicate. A start takes the recorded outcome of each commit test that
+found nothing instead of testing again (``streams.detection.recorded``);
+``ttfb replay`` tests every commit by today's rules.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from streams.bisect import BisectBook, BisectPolicy
 from streams.detection import Policy, ScenarioState
+from streams.detection.recorded import RECORDED, Records
 from streams.fold import NOT_FOLDED_TYPES, fold_event
 from ttfb import events as ev
 from ttfb.settings import Settings
@@ -36,6 +40,8 @@ PAGE = 50_000  # ~40 MB of payloads a page
 # delivered: those it lost were its last; older ones are taken as delivered.
 # Every output kept made a year's replay hold millions of events in memory
 KEEP_OUTPUTS = 100_000
+# how far a rebuild reads ahead for the tests' outcomes (``replay``)
+AHEAD = 10_000
 
 
 @dataclass
@@ -46,51 +52,92 @@ class Rebuilt:
     events: int = 0
     seconds: float = 0.0
     produced: int = 0  # every output, kept or not
+    recorded: int = 0  # commit tests taken from their records, not made again
 
 
 def replay(events: Iterable[ev.Event], policy: Policy,
            bisect_policy: BisectPolicy | None = None,
            keep: int | None = KEEP_OUTPUTS,
-           kept: Callable[[ev.Event], bool] | None = None) -> Rebuilt:
+           kept: Callable[[ev.Event], bool] | None = None,
+           records: Records | None = None) -> Rebuilt:
     """Fold ``events`` in order from empty states; keep the newest ``keep``
-    outputs (None: every one), of those ``kept`` says (None: all). ``seconds``
-    is the time spent folding: reading a streamed log is not in it."""
+    outputs (None: every one), of those ``kept`` says (None: all). With
+    ``records``, the tests' outcomes among ``events`` (``CommitTested``, read
+    ``AHEAD`` events ahead) stand for the tests that found no change
+    (``streams.detection.recorded``). ``seconds`` is the time spent folding:
+    reading a streamed log is not in it."""
     bisect_policy = bisect_policy or BisectPolicy()
     out = Rebuilt()
     outputs = out.outputs
-    for event in events:
-        scenario = str(getattr(event, "scenario", "") or "")
-        if not scenario or isinstance(event, ev.ComponentMeasured):
-            continue
-        started = time.perf_counter()
-        detector, book = out.states.get(scenario) or (ScenarioState(), BisectBook())
-        detector, book, produced = fold_event(event, detector, book, policy, bisect_policy)
-        out.states[scenario] = (detector, book)
-        out.events += 1
-        out.produced += len(produced)
-        for item in produced:
-            if kept is None or kept(item):
-                outputs[item.event_id] = item
-        while keep is not None and len(outputs) > keep:
-            outputs.popitem(last=False)
-        out.seconds += time.perf_counter() - started
+    token = RECORDED.set(records)
+    collecting = gc.isenabled()
+    # millions of small objects stay alive for the whole fold, and the
+    # collector's passes over them found nothing to free (a quarter of the
+    # time): the process's collector waits until the fold is done
+    gc.disable()
+    try:
+        for event in events if records is None else read_ahead(events, records, AHEAD):
+            scenario = str(getattr(event, "scenario", "") or "")
+            if not scenario or isinstance(event, (ev.ComponentMeasured, ev.CommitTested)):
+                continue
+            started = time.perf_counter()
+            if records is not None:
+                records.folding = event.event_id
+            detector, book = out.states.get(scenario) or (ScenarioState(), BisectBook())
+            detector, book, produced = fold_event(event, detector, book, policy, bisect_policy)
+            out.states[scenario] = (detector, book)
+            out.events += 1
+            out.produced += len(produced)
+            for item in produced:
+                if kept is None or kept(item):
+                    outputs[item.event_id] = item
+            while keep is not None and len(outputs) > keep:
+                outputs.popitem(last=False)
+            out.seconds += time.perf_counter() - started
+        out.recorded = records.taken if records is not None else 0
+    finally:
+        RECORDED.reset(token)
+        if collecting:
+            gc.enable()
     return out
 
 
-def stored_events(store: Store, settings: Settings) -> Iterator[ev.Event]:
-    """The fold's input events in the store, in the order they occurred."""
-    for event_id, payload in stored_payloads(store, settings):
+def read_ahead(events: Iterable[ev.Event], records: Records,
+               ahead: int) -> Iterator[ev.Event]:
+    """``events`` less the tests' outcomes, which go to ``records``, each as
+    soon as it is within ``ahead`` events of the one being folded: a commit's
+    record comes after the run whose folding made it (a few events later in
+    a busy lab)."""
+    waiting: deque[ev.Event] = deque()
+    for event in events:
+        if isinstance(event, ev.CommitTested):
+            records.add(event)
+            continue
+        waiting.append(event)
+        if len(waiting) > ahead:
+            yield waiting.popleft()
+    yield from waiting
+
+
+def stored_events(store: Store, settings: Settings,
+                  records: bool = False) -> Iterator[ev.Event]:
+    """The fold's input events in the store, in the order they occurred;
+    ``records``: the tests' outcomes (``CommitTested``) among them."""
+    for event_id, payload in stored_payloads(store, settings, records):
         try:
             yield ev.decode(payload)
         except ev.EventRejected as exc:  # stored by an older build: skip, say so
             log.warning("rebuild: stored event %s not readable: %s", event_id, exc)
 
 
-def stored_payloads(store: Store, settings: Settings) -> Iterator[tuple[str, bytes]]:
-    """(event id, the bytes as stored) of the fold's input events, in the
-    order they occurred: a page of ``PAGE`` at a time, each page one short
-    query (the store is free for others between pages)."""
+def stored_payloads(store: Store, settings: Settings,
+                    records: bool = False) -> Iterator[tuple[str, bytes]]:
+    """(event id, the bytes as stored) of the fold's input events (and, with
+    ``records``, the tests' outcomes), in the order they occurred: a page of
+    ``PAGE`` at a time, each page one short query (the store is free for
+    others between pages)."""
     topics = [settings.topic(name) for name in FOLDED_TOPICS]
+    skip = [t for t in NOT_FOLDED_TYPES if not (records and t == "CommitTested")]
     after = ("1970-01-01 00:00:00.000000", "")
     while True:
         values = store.strings(
@@ -101,7 +148,7 @@ def stored_payloads(store: Store, settings: Settings) -> Iterator[tuple[str, byt
             " AND occurred_at >= {at:DateTime64(6, 'UTC')}"
             " AND (occurred_at, event_id) > ({at:DateTime64(6, 'UTC')}, {id:String})"
             " ORDER BY occurred_at, event_id LIMIT {n:UInt32}",
-            {"t": topics, "skip": list(NOT_FOLDED_TYPES), "at": after[0], "id": after[1],
+            {"t": topics, "skip": skip, "at": after[0], "id": after[1],
              "n": PAGE})
         for i in range(0, len(values) - 2, 3):
             yield values[i + 1].decode(), values[i + 2]
@@ -191,6 +238,8 @@ def _told(store: Store, outputs: list[ev.Event]) -> set[tuple[str, ...]]:
 
 def rebuild_from_store(store: Store, settings: Settings, policy: Policy) -> tuple[Rebuilt,
                                                                                    list[ev.Event]]:
-    """The decision state of every scenario, and the outputs to send again."""
-    rebuilt = replay(stored_events(store, settings), policy)
+    """The decision state of every scenario, and the outputs to send again:
+    the state the lab's own tests left (their recorded outcomes taken, not
+    tested again), where ``ttfb replay`` tests every commit by today's rules."""
+    rebuilt = replay(stored_events(store, settings, records=True), policy, records=Records())
     return rebuilt, unanswered(store, rebuilt.outputs)

@@ -9,6 +9,7 @@ from typing import Any
 
 from streams.detection.overrides import budget, config_for, ignored
 from streams.detection.policy import MAX_PENDING, TOTAL, Policy
+from streams.detection.recorded import recorded_test
 from streams.detection.runs import confirm_runs
 from streams.detection.state import (
     Confirmation,
@@ -26,6 +27,7 @@ from ttfb.stats import (
     accept,
     apply,
     benjamini_hochberg,
+    kept_in_window,
 )
 from ttfb.stats.detector import band
 
@@ -108,6 +110,8 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
     before: dict[str, SeriesState] = {}
     confirming = being_confirmed(state)
     held = {}
+    record = recorded_test(commit)  # a rebuild's: the outcome, not tested again
+    window_kept: list[str] = []
     for name, values in entry["values"].items():
         key = series_key(name, entry["hardware_id"], entry["branch"])
         if key in confirming:
@@ -117,11 +121,15 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         point = Point(float(series.seen), commit, tuple(values))
         # a change may start at a held commit before this one (``hold_p``): the
         # fresh runs then confirm this commit, and the bisect finds where it began
-        state.series[key], change = apply(series, point, configs[name])
+        state.series[key], change = apply(
+            series, point, configs[name],
+            None if record is None or record.kept is None else name in record.kept)
         if change is not None:
             found[name] = change
-    freed: list[ev.Event] = [_tested(scenario, commit, entry, before, configs, found)] \
-        if before else []
+        elif kept_in_window(series, state.series[key]):
+            window_kept.append(name)
+    freed: list[ev.Event] = [] if not before else [record] if record is not None else \
+        [_tested(scenario, commit, entry, before, configs, found, window_kept)]
     if held:
         state.held.append({**{k: v for k, v in entry.items() if k not in ("done", "total")},
                            "commit": commit, "values": held})
@@ -192,14 +200,14 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
 
 def _tested(scenario: str, commit: str, entry: dict[str, Any], before: dict[str, SeriesState],
             configs: dict[str, DetectorConfig],
-            found: dict[str, ChangePoint]) -> ev.CommitTested:
+            found: dict[str, ChangePoint], window_kept: list[str]) -> ev.CommitTested:
     """What each series tested ``commit`` against, and what it found."""
     bands = {name: [round(x, 3) for x in limits] for name, series in before.items()
              if (limits := band(series, configs[name])) is not None}
     return ev.CommitTested(
         scenario=scenario, repo=entry["repo"], commit=commit, branch=entry["branch"],
         hardware_id=entry["hardware_id"], hardware_class=entry.get("hardware_class", ""),
-        bands=bands, candidates=sorted(found), producer="ttfb-detector")
+        bands=bands, candidates=sorted(found), kept=window_kept, producer="ttfb-detector")
 
 
 def _stalled(state: ScenarioState, policy: Policy) -> bool:

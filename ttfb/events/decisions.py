@@ -74,6 +74,14 @@ class CommitTested(Event):
     # the series whose test found a change here (the total among them; only
     # components are raised as candidates)
     candidates: list[str] = Field(default_factory=list)
+    # the event whose folding tested the commit (its last monitoring run, or
+    # the verdict that released a held commit), and the series that kept the
+    # commit in their window instead of accepting it (held for another look,
+    # or waiting for more runs); None: not recorded. With ``candidates``
+    # these are the test's outcome: a rebuild from the store takes it
+    # instead of testing again (``streams.detection.recorded``)
+    caused_by: str = ""
+    kept: list[str] | None = None
 
 
 class RocPoint(Model):

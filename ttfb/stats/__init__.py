@@ -18,11 +18,13 @@ from ttfb.stats.detector import (
     apply,
     detect,
     group_points,
+    kept_in_window,
 )
 from ttfb.stats.history import HistoryConfig, detect_history
 
 __all__ = [
     "ChangePoint", "Comparison", "DetectorConfig", "HistoryConfig", "Point", "SeriesState",
     "accept", "apply", "benjamini_hochberg", "compare", "compare_blocked", "compare_paired",
-    "counterbalanced", "detect", "detect_history", "group_points", "rank_p_blocked",
+    "counterbalanced", "detect", "detect_history", "group_points", "kept_in_window",
+    "rank_p_blocked",
 ]

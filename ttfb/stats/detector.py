@@ -185,9 +185,12 @@ def _window_test(state: SeriesState, window: tuple[Point, ...],
     return _refine(state, window, cfg) if _is_candidate(comparison, cfg) else (0, comparison)
 
 
-def apply(state: SeriesState, point: Point, cfg: DetectorConfig) -> tuple[SeriesState,
-                                                                          ChangePoint | None]:
-    """Add one commit's values; return the new state and a change found now, if any."""
+def apply(state: SeriesState, point: Point, cfg: DetectorConfig,
+          held: bool | None = None) -> tuple[SeriesState, ChangePoint | None]:
+    """Add one commit's values; return the new state and a change found now,
+    if any. ``held``: where a test of this commit found no change, whether
+    it kept the commit in the window (``kept_in_window``), as recorded then; given, it
+    stands for the test, which is not run again."""
     window = state.window + (point,)
     seen = state.seen + 1
     baseline = state.baseline
@@ -195,7 +198,9 @@ def apply(state: SeriesState, point: Point, cfg: DetectorConfig) -> tuple[Series
                                   sum(len(p.values) for p in window) < 2):
         # a window is tested once it has two runs: commits of one run each wait for the next
         return SeriesState(state.baseline, window, seen, state.changes), None
-    if len(baseline) >= cfg.min_back and state.runs >= cfg.min_back_values:
+    if held:
+        return SeriesState(baseline, window, seen, state.changes), None
+    if held is None and len(baseline) >= cfg.min_back and state.runs >= cfg.min_back_values:
         tested = _window_test(state, window, cfg)
         if tested is not None:
             split, refined = tested
@@ -216,6 +221,12 @@ def apply(state: SeriesState, point: Point, cfg: DetectorConfig) -> tuple[Series
                 return SeriesState(baseline=(), window=window[split:], seen=seen,
                                    changes=state.changes + (change,)), change
     return accept(SeriesState(baseline, window, seen, state.changes), cfg), None
+
+
+def kept_in_window(before: SeriesState, after: SeriesState) -> bool:
+    """Whether ``apply`` kept its commit in the window without a change (held
+    for another look, or waiting for more runs): the window grew."""
+    return len(after.window) > len(before.window) and len(after.changes) == len(before.changes)
 
 
 def accept(state: SeriesState, cfg: DetectorConfig) -> SeriesState:
