@@ -8,6 +8,9 @@ All in one run, on the real parts (Tansu, one Faust worker, chDB):
   ``RunCompleted`` events for many scenarios: events per second until the
   fold has handled the last one (a marker regression at the end of the burst
   becomes a ``CandidateDetected``) and until the sink has stored them all;
+* the folds alone: a worker with the decision folds and no sink (the
+  cluster's, where ClickHouse's Kafka engine stores the measurements), the
+  same burst on topics of its own, to the marker's candidate;
 * detection latency: with the worker idle, single events that complete a
   regressed commit, one at a time; from the send to the ``CandidateDetected``
   on the detections topic, p50 and p99;
@@ -64,6 +67,28 @@ def burst(rng: np.random.Generator, events: int, scenarios: int) -> list[tuple[b
                     for rep in range(3)]
         commit += 1
     return out
+
+
+def regressed(rng: np.random.Generator, scenario: str) -> list[tuple[bytes, bytes]]:
+    """Seven commits of ``scenario``, the last with a large regression: a
+    candidate once they are folded."""
+    return [(scenario.encode(), run_event(rng, scenario, f"{scenario}{c}", r,
+                                          400.0 if c == 6 else 0.0))
+            for c in range(7) for r in range(3)]
+
+
+async def burst_folded(settings: Settings, rng: np.random.Generator, events: int,
+                       scenarios: int, detections: Detections
+                       ) -> tuple[int, float, float, float]:
+    """The burst, then the marker (``regressed``), sent: (events, the moment
+    of the first send, seconds to send them, seconds from the first send to
+    the marker's candidate)."""
+    messages = burst(rng, events, scenarios) + regressed(rng, "marker")
+    start = time.perf_counter()
+    produce_s = await produce(settings, messages)
+    while "marker" not in detections.arrived:
+        await asyncio.sleep(0.01)
+    return len(messages), start, produce_s, detections.arrived["marker"] - start
 
 
 async def produce(settings: Settings, messages: list[tuple[bytes, bytes]]) -> float:
@@ -136,16 +161,8 @@ async def measure(settings: Settings, events: int, scenarios: int, probes: int,
         if worker.poll() is not None:
             raise RuntimeError(f"the streams worker exited with {worker.returncode}")
         await asyncio.sleep(0.5)
-    messages = burst(rng, events, scenarios)
-    # the marker: a commit with a large regression on a scenario with a baseline
-    marker = [(b"marker", run_event(rng, "marker", f"m{c}", r, 400.0 if c == 6 else 0.0))
-              for c in range(7) for r in range(3)]
-    start = time.perf_counter()
-    produce_s = await produce(settings, messages + marker)
-    while "marker" not in detections.arrived:
-        await asyncio.sleep(0.01)
-    fold_s = detections.arrived["marker"] - start
-    total = len(messages) + len(marker)
+    total, start, produce_s, fold_s = await burst_folded(settings, rng, events, scenarios,
+                                                         detections)
     while True:
         n = store.query("SELECT count() AS n FROM ttfb.runs WHERE scenario LIKE 'tp%'"
                         " OR scenario = 'marker'")[0]["n"]
@@ -209,6 +226,64 @@ def faust_ceiling_worker(settings: Settings, expected: int, out: Path) -> None:
     worker.execute_from_commandline()
 
 
+def folds_worker(settings: Settings) -> None:
+    """The lab's worker as the cluster runs it where ClickHouse's Kafka
+    engine stores the measurements: the decision folds (and the calibration
+    agent) without the sink, whose share in the cluster is the folds' own
+    outputs."""
+    import faust
+
+    from streams.app import new_app
+    from streams.decisions import register_decisions
+    from ttfb.settings import TOPICS
+
+    app = new_app(settings, settings.streams_app_id)
+    topics = {name: app.topic(settings.topic(name), key_serializer="raw",
+                              value_serializer="raw", partitions=settings.partitions)
+              for name in TOPICS}
+    register_decisions(app, settings, topics)
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    sys.argv = [sys.argv[0], "worker"]
+    worker.execute_from_commandline()
+
+
+async def fold_rate(settings: Settings, events: int, scenarios: int,
+                    worker: subprocess.Popen[bytes]) -> float:
+    """Events a second from the burst's first send to the marker's candidate."""
+    rng = np.random.default_rng(3)
+    detections = Detections(settings)
+    stop = asyncio.Event()
+    follower = asyncio.create_task(detections.run(stop))
+    await produce(settings, regressed(rng, "warm"))  # the worker joins, raises a first candidate
+    while "warm" not in detections.arrived:
+        if worker.poll() is not None:
+            raise RuntimeError(f"the folds worker exited with {worker.returncode}")
+        await asyncio.sleep(0.2)
+    total, _, _, fold_s = await burst_folded(settings, rng, events, scenarios, detections)
+    stop.set()
+    await follower
+    return total / fold_s
+
+
+def folds_alone(settings: Settings, events: int, scenarios: int, tmp: Path) -> float:
+    """``fold_rate`` of a folds-only worker, on topics of their own."""
+    settings = settings.model_copy(update={"topic_prefix": "folds"})
+    asyncio.run(ensure_topics(settings))
+    with open(tmp / "folds.log", "wb") as log:
+        worker = subprocess.Popen([sys.executable, __file__, "--folds-worker"],
+                                  env={**os.environ, **settings.to_env()},
+                                  stdout=log, stderr=subprocess.STDOUT)
+        try:
+            return asyncio.run(fold_rate(settings, events, scenarios, worker))
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+
 def faust_ceiling(settings: Settings, expected: int, tmp: Path) -> float:
     out = tmp / "ceiling.txt"
     subprocess.run([sys.executable, __file__, "--ceiling-worker", str(expected), str(out)],
@@ -242,9 +317,13 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=100_000)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--ceiling-worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--folds-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ceiling_worker:
         faust_ceiling_worker(Settings(), int(args.ceiling_worker[0]), Path(args.ceiling_worker[1]))
+        return
+    if args.folds_worker:
+        folds_worker(Settings())
         return
     broker = EmbeddedBroker().start()
     with tempfile.TemporaryDirectory() as tmp:
@@ -271,6 +350,8 @@ def main() -> None:
                 worker.wait()
             log.close()
         try:
+            result["folds_only_events_per_s"] = round(
+                folds_alone(settings, args.events, args.scenarios, Path(tmp)))
             result["faust_trivial_agent_events_per_s"] = round(
                 faust_ceiling(settings, result["events"], Path(tmp)))
         finally:
