@@ -29,14 +29,14 @@ def live_log(seed: int, commits: int = 60, answered: bool = True) -> list[ev.Eve
     for it."""
     rng = np.random.default_rng(seed)
     policy, bisect_policy = Policy(), BisectPolicy()
-    detector, book = ScenarioState(), BisectBook()
+    state, book = ScenarioState(), BisectBook()
     log: list[ev.Event] = []
     for c in range(commits):
         bump = {"config": 350.0 if c >= 20 else 0.0, "data": 40.0 if c >= 40 else 0.0}
         queue = monitor(rng, 1, start=c, bump_from=c, bump=bump)
         while queue:
             event = queue.pop(0)
-            detector, book, out = fold_event(event, detector, book, policy, bisect_policy)
+            state, book, out = fold_event(event, state, book, policy, bisect_policy)
             log += [event, *out]
             for d in {o.correlation_id for o in out if answered
                       and isinstance(o, ev.RunRequested)}:
