@@ -233,15 +233,11 @@ def folds_worker(settings: Settings) -> None:
     outputs."""
     import faust
 
-    from streams.app import new_app
+    from streams.app import lab_topics, new_app
     from streams.decisions import register_decisions
-    from ttfb.settings import TOPICS
 
     app = new_app(settings, settings.streams_app_id)
-    topics = {name: app.topic(settings.topic(name), key_serializer="raw",
-                              value_serializer="raw", partitions=settings.partitions)
-              for name in TOPICS}
-    register_decisions(app, settings, topics)
+    register_decisions(app, settings, lab_topics(app, settings))
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
     sys.argv = [sys.argv[0], "worker"]
     worker.execute_from_commandline()
@@ -276,12 +272,19 @@ def folds_alone(settings: Settings, events: int, scenarios: int, tmp: Path) -> f
         try:
             return asyncio.run(fold_rate(settings, events, scenarios, worker))
         finally:
-            worker.terminate()
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+            stop(worker, tmp / "folds.log")
+
+
+def stop(worker: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM, then SIGKILL after 30 s, saying so with the end of its log."""
+    worker.terminate()
+    try:
+        worker.wait(30)
+    except subprocess.TimeoutExpired:
+        print("the worker did not stop in 30 s after SIGTERM; killed", file=sys.stderr)
+        print(log.read_text()[-3000:], file=sys.stderr)
+        worker.kill()
+        worker.wait()
 
 
 def faust_ceiling(settings: Settings, expected: int, tmp: Path) -> float:
@@ -340,14 +343,7 @@ def main() -> None:
             result = asyncio.run(measure(settings, args.events, args.scenarios, args.probes,
                                          worker))
         finally:
-            worker.terminate()
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                print("the worker did not stop in 30 s after SIGTERM; killed", file=sys.stderr)
-                print((Path(tmp) / "worker.log").read_text()[-3000:], file=sys.stderr)
-                worker.kill()
-                worker.wait()
+            stop(worker, Path(tmp) / "worker.log")
             log.close()
         try:
             result["folds_only_events_per_s"] = round(

@@ -34,9 +34,7 @@ def broker_url(bootstrap: str, scheme: str = "kafka") -> str:
 def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
     """The lab's Faust app over the configured (or embedded, already started) bus."""
     app = new_app(settings, app_id or settings.streams_app_id)
-    topics = {name: app.topic(settings.topic(name), key_serializer="raw",
-                              value_serializer="raw", partitions=settings.partitions)
-              for name in TOPICS}
+    topics = lab_topics(app, settings)
     app.ttfb_topics = topics  # type: ignore[attr-defined]
     register_sink(app, settings, topics)
     from streams.decisions import register_decisions
@@ -48,6 +46,13 @@ def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
     if settings.alert_webhooks or settings.slack_webhooks or settings.smtp_host:
         register_notifications(app, settings, topics)
     return app
+
+
+def lab_topics(app: faust.App, settings: Settings) -> dict[str, faust.TopicT]:
+    """The lab's topics by name, as raw bytes (the agents decode them)."""
+    return {name: app.topic(settings.topic(name), key_serializer="raw",
+                            value_serializer="raw", partitions=settings.partitions)
+            for name in TOPICS}
 
 
 def new_app(settings: Settings, app_id: str) -> faust.App:

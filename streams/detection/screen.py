@@ -111,6 +111,8 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
     confirming = being_confirmed(state)
     held = {}
     record = recorded_test(commit)  # a rebuild's: the outcome, not tested again
+    # a record taken says which series kept the commit (``Records`` takes no other)
+    recorded_kept = None if record is None else set(record.kept or ())
     window_kept: list[str] = []
     for name, values in entry["values"].items():
         key = series_key(name, entry["hardware_id"], entry["branch"])
@@ -123,7 +125,7 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
         # fresh runs then confirm this commit, and the bisect finds where it began
         state.series[key], change = apply(
             series, point, configs[name],
-            None if record is None or record.kept is None else name in record.kept)
+            None if recorded_kept is None else name in recorded_kept)
         if change is not None:
             found[name] = change
         elif kept_in_window(series, state.series[key]):
