@@ -5,9 +5,8 @@
 2. ``CommitRangeListed`` -> endpoint runs, interleaved (good, bad, good, ...).
 3. Probabilistic (Bayesian) bisection: a posterior over the culprit's
    position, from every run of every commit tested so far against the
-   endpoints' distributions (normal on the log scale, sigma from the
-   likeliest fit's residuals, taken at the upper bound of its 30 %
-   quantile). Each batch of ``batch`` runs goes to the commit
+   endpoints' distributions (normal on the log scale, sigma pooled and taken
+   at its upper 90 % bound). Each batch of ``batch`` runs goes to the commit
    at the posterior median, so one batch classifies a commit as like-good or
    like-bad as far as the evidence goes, and a misleading batch is corrected
    by later ones instead of sending the search down the wrong half for good.

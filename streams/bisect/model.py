@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 
-from streams.bisect.policy import BisectPolicy
 from streams.bisect.state import Bisect
 from ttfb.stats.changepoint import Contrast, block_contrasts, step_posterior
 
@@ -30,16 +29,16 @@ def culprit_positions(b: Bisect) -> list[int]:
             if j == b.search_bad or b.commits[j] not in b.skipped]
 
 
-def posterior(b: Bisect, policy: BisectPolicy,
+def posterior(b: Bisect, unaffected_prior: float = 1.0,
+              paired: bool = True, huber: float = 0.0,
               measured: frozenset[int] = frozenset()) -> tuple[list[int], np.ndarray]:
     """Posterior over the culprit's position among the current search's
     candidates (``ttfb.stats.changepoint.step_posterior``), fitted from every
     run of the search, endpoints included, so an unlucky endpoint mean cannot
     mislead it. The prior is uniform, but for commits the agent's listing
-    marks as changing nothing the scenario imports: the policy's
-    ``unaffected_prior`` each. Unpaired batches (``paired`` false) share one
-    level; ``huber``: runs far off the fit weigh less; sigma as
-    ``sigma_from_fit`` and ``sigma_quantile`` say (``step_posterior``). The positions in
+    marks as changing nothing the scenario imports: ``unaffected_prior``
+    each. Unpaired batches (``paired`` false) share one level; ``huber``: runs
+    far off the fit weigh less (``step_posterior``). The positions in
     ``measured`` count by the bisect's own runs alone, their monitoring runs
     (each commit's block of its own, < 0) left out."""
     pos, block, y = search_cells(b, b.search_good, b.search_bad)
@@ -47,11 +46,9 @@ def posterior(b: Bisect, policy: BisectPolicy,
         keep = ~((block < 0) & np.isin(pos, list(measured)))
         pos, block, y = pos[keep], block[keep], y[keep]
     candidates = culprit_positions(b)
-    prior = [policy.unaffected_prior if b.affected and not b.affected[j] else 1.0
-             for j in candidates]
-    return candidates, step_posterior(pos, block if policy.paired else np.zeros_like(block), y,
-                                      b.search_good, b.search_bad, candidates, prior,
-                                      policy.huber, policy.sigma_quantile, policy.sigma_from_fit)
+    prior = [unaffected_prior if b.affected and not b.affected[j] else 1.0 for j in candidates]
+    return candidates, step_posterior(pos, block if paired else np.zeros_like(block), y,
+                                      b.search_good, b.search_bad, candidates, prior, huber)
 
 
 def contrasts(b: Bisect, pairs: list[tuple[int, int]], paired: bool,

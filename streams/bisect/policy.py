@@ -34,16 +34,6 @@ class BisectPolicy:
     # residuals weighs less (Huber): a machine's hiccup of 30-40 % on one run
     # inflated sigma for all and kept the posterior from concentrating
     huber: float = 2.0
-    # sigma, the runs' noise, read from the likeliest fit's residuals (a level
-    # per block and the step: every run of a block counts, not only a
-    # commit's repeats within it) where they have more degrees of freedom
-    # than the repeats, and taken at this quantile's upper bound. The 90 %
-    # bound of the repeats alone (10-20 degrees of freedom in a search's
-    # first batches) nearly doubled sigma², and each batch moved the
-    # posterior about half as far as its runs warrant: as often right on
-    # simulated ranges, a tenth fewer runs (bench/bisect_policy.py)
-    sigma_quantile: float = 0.3
-    sigma_from_fit: bool = True
     # a confirmation is a test at 1 %, and a machine is noisier than the model:
     # a small change confirmed near the level may not show on more runs of the
     # same endpoints, and a best guess would blame an ordinary commit for it.

@@ -98,14 +98,14 @@ def boundary_posterior(b: Bisect, policy: BisectPolicy) -> tuple[list[int], np.n
     of their own, had put it there), the search goes on from that reading,
     and the same holds for the new step's sides."""
     measured: frozenset[int] = frozenset()
-    candidates, post = posterior(b, policy)
+    candidates, post = posterior(b, policy.unaffected_prior, policy.paired, policy.huber)
     best = int(np.argmax(post))
     while policy.measured_boundary and not unmeasured_boundary(b, candidates[best]):
         sides = {parent_of(b, candidates[best]), candidates[best]}
         if sides <= measured:
             break
         measured |= sides
-        _, own = posterior(b, policy, measured)
+        _, own = posterior(b, policy.unaffected_prior, policy.paired, policy.huber, measured)
         if int(np.argmax(own)) == best:
             break
         post, best = own, int(np.argmax(own))

@@ -12,6 +12,7 @@ from streams import simulate
 from streams.bisect import BisectBook, BisectPolicy, decide
 from streams.simulate import simulate_bisect
 from ttfb import events as ev
+from ttfb.stats.changepoint import step_posterior
 
 POLICY = BisectPolicy(explain=False)
 
@@ -313,25 +314,28 @@ def test_a_machine_s_hiccups_cost_less_with_runs_far_off_the_fit_weighed_down() 
     assert runs[2.0] < runs[0.0] - 8, runs
 
 
-def test_sigma_read_from_the_likeliest_fit_saves_runs_and_names_as_often() -> None:
-    """The demo's imports bisects from scratch (14 commits, a 15 % step, CV 6 %,
-    a drifting machine, a hiccup in thirty runs): sigma read from the
-    within-commit repeats alone at their 90 % bound made every batch count
-    for about half of what its runs show; read from the likeliest fit's
-    residuals, the culprit is named as often for fewer runs."""
-    rows: dict[bool, list[tuple[bool, int]]] = {False: [], True: []}
-    for from_fit, out in rows.items():
-        policy = BisectPolicy(explain=False, sigma_from_fit=from_fit,
-                              sigma_quantile=0.3 if from_fit else 0.1)
-        for seed in range(40):
-            at = int(np.random.default_rng(seed).integers(1, 14))
-            r = simulate_bisect(14, step(at, 0.15), seed, 0.06, policy=policy, drift=0.03,
-                                outliers=0.03)
-            out.append((r.culprit == f"c{at:02d}", r.runs_spent))
-    rate = {f: sum(ok for ok, _ in out) / len(out) for f, out in rows.items()}
-    runs = {f: sum(r for _, r in out) / len(out) for f, out in rows.items()}
-    assert rate[True] >= min(rate[False], 0.95) and rate[True] >= 0.9, rate
-    assert runs[True] < runs[False] - 5, runs
+def test_a_burst_over_one_batch_does_not_name_the_commit_by_itself() -> None:
+    """Runs of a real bisect (minGPT's adder, 15 commits, an eager import of
+    about 15 % of ``imports`` injected at position 6; ms): the batch of
+    position 5, the culprit's parent, met a slow moment of the machine and
+    read at the new level, between endpoint runs that did not. Sigma read
+    from the fit's residuals (three degrees of freedom a batch, as if the
+    runs of a batch were independent) put 0.998 on position 5 here and
+    named the parent; at the upper bound of the repeats' spread the search
+    stays open and runs more."""
+    blocks = [[(0, 1551), (14, 1805), (0, 1320), (14, 1643), (0, 1420), (14, 1530),
+               (0, 1330), (14, 1497)],
+              [(14, 1533), (7, 1536), (7, 1534), (0, 1337)],
+              [(0, 1420), (5, 1539), (5, 1555), (14, 1535)],
+              [(14, 1549), (2, 1346), (2, 1377), (0, 1323)],
+              [(0, 1365), (4, 1351), (4, 1242), (14, 1445)]]
+    cells = [(pos, k, ms) for k, runs in enumerate(blocks, start=1) for pos, ms in runs]
+    pos, block = np.array([c[0] for c in cells]), np.array([c[1] for c in cells])
+    y = np.log([c[2] for c in cells])
+    candidates = list(range(1, 15))
+    post = step_posterior(pos, block, y, 0, 14, candidates, [1.0] * 14, POLICY.huber)
+    assert int(np.argmax(post)) == 4  # the burst's commit leads ...
+    assert post.max() < POLICY.confidence  # ... but is not named on that batch alone
 
 
 def test_a_confirmation_the_endpoints_do_not_reproduce_is_retracted() -> None:

@@ -288,33 +288,3 @@ def test_the_streams_screen_tests_commits_of_one_run_each() -> None:
             tested += 60 - cfg.min_back
     assert hits / 200 >= 0.75, hits
     assert raised / tested <= cfg.alpha, (raised, tested)
-
-
-def test_the_bisect_s_noise_from_its_fit_ignores_block_levels_and_the_step() -> None:
-    """``fit_spread``: the residual variance of a fit with a level per block
-    and one step is an unbiased estimate of the runs' noise, however far the
-    blocks' levels wander (here 5 sigmas) and however large the step, and it
-    has more degrees of freedom than the commits' repeats within a block."""
-    from ttfb.stats.changepoint import fit_spread, within_spread
-
-    rng = np.random.default_rng(7)
-    # a bisect's shape: a block of 4 runs of each endpoint, then blocks of
-    # one good run, two of a commit in between, one bad run
-    pos = [0] * 4 + [13] * 4
-    block = [0] * 8
-    for k in range(1, 9):
-        commit = int(rng.integers(1, 13))
-        pos += [0, commit, commit, 13]
-        block += [k] * 4
-    pos_a, block_a = np.asarray(pos), np.asarray(block)
-    after = pos_a >= 6
-    estimates, dfs = [], set()
-    for _ in range(2000):
-        levels = rng.normal(0, 0.25, block_a.max() + 1)[block_a]
-        y = levels + 0.4 * after + rng.normal(0, 0.05, pos_a.size)
-        ss, df = fit_spread(block_a, y, after)
-        estimates.append(ss / df)
-        dfs.add(df)
-    assert dfs == {pos_a.size - 9 - 1}
-    assert abs(np.mean(estimates) / 0.05**2 - 1) < 0.05, np.mean(estimates)
-    assert within_spread(pos_a, block_a, y)[1] < pos_a.size - 10

@@ -87,17 +87,14 @@ def handed_spread(pos: np.ndarray, blocks: np.ndarray, y: np.ndarray, handed: np
 
 def step_posterior(pos: np.ndarray, block: np.ndarray, y: np.ndarray, good: int, bad: int,
                    candidates: list[int], prior: list[float],
-                   huber: float = 0.0, sigma_quantile: float = 0.1,
-                   sigma_from_fit: bool = False) -> np.ndarray:
+                   huber: float = 0.0) -> np.ndarray:
     """Posterior over the first position at the new level, among
     ``candidates`` (``prior``: each one's weight), from every run between the
     endpoints ``good`` and ``bad`` (included): a change-point model on the log
     scale whose two levels are fitted for each candidate, the step
     integrated out. Sigma from the runs' spread within each commit's block,
-    or, with ``sigma_from_fit`` where they have more degrees of freedom, from
-    the residuals of the likeliest step's fit with a level per block
-    (``fit_spread``), taken at the upper bound of ``sigma_quantile``. Raises
-    ``ValueError`` unless each endpoint has 2 runs.
+    taken at its upper 90 % bound. Raises ``ValueError`` unless each endpoint
+    has 2 runs.
 
     ``huber`` > 0: a run far from what the likeliest position's fit expects
     (beyond ``huber`` robust deviations of the residuals) weighs less, as in
@@ -109,7 +106,7 @@ def step_posterior(pos: np.ndarray, block: np.ndarray, y: np.ndarray, good: int,
             raise ValueError("each endpoint needs at least 2 valid runs")
     _, blocks = np.unique(block, return_inverse=True)
     within, df = within_spread(pos, blocks, y)
-    sigma2 = max(within / float(chi2.ppf(sigma_quantile, df)), 1e-8)
+    sigma2 = max(within / float(chi2.ppf(0.1, df)), 1e-8)  # upper 90 % bound
     # quasi-demeaning: each block keeps 1 - theta of its mean level
     size = np.bincount(blocks)
     handed = block < 0  # runs made before the search, each commit's at a time of its own
@@ -125,11 +122,6 @@ def step_posterior(pos: np.ndarray, block: np.ndarray, y: np.ndarray, good: int,
             for x in ((pos >= j).astype(float) for j in candidates)]
     weights = np.ones_like(y)
     post = _step_scores(one, y_q, x_qs, prior, weights, sigma2)
-    if sigma_from_fit:
-        fit_ss, fit_df = fit_spread(blocks, y, (pos >= candidates[int(np.argmax(post))]))
-        if fit_df > df:
-            sigma2 = max(fit_ss / float(chi2.ppf(sigma_quantile, fit_df)), 1e-8)
-            post = _step_scores(one, y_q, x_qs, prior, weights, sigma2)
     if huber > 0:
         best = int(np.argmax(post))
         residual = _residuals(one, y_q, x_qs[best], weights)
@@ -142,16 +134,6 @@ def step_posterior(pos: np.ndarray, block: np.ndarray, y: np.ndarray, good: int,
                 kept = float((weights * residual**2).sum()) / float((residual**2).sum())
                 post = _step_scores(one, y_q, x_qs, prior, weights, sigma2 * kept)
     return post
-
-
-def fit_spread(blocks: np.ndarray, y: np.ndarray, after: np.ndarray) -> tuple[float, int]:
-    """The runs' sum of squares about a fit of a level per block and one step
-    (``after``: the runs past it), and its degrees of freedom."""
-    x = after.astype(float)
-    y_d, x_d = y - group_means(y, blocks), x - group_means(x, blocks)
-    sxx = float((x_d * x_d).sum())
-    rss = float((y_d * y_d).sum()) - (float((x_d * y_d).sum()) ** 2 / sxx if sxx > 1e-12 else 0.0)
-    return max(rss, 0.0), max(y.size - int(blocks.max()) - 1 - (sxx > 1e-12), 1)
 
 
 def _step_scores(one: np.ndarray, y_q: np.ndarray, x_qs: list[np.ndarray], prior: list[float],
