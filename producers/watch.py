@@ -20,6 +20,7 @@ cannot be read is a ``WatchNoted(kind="problem")`` and the others go on.
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -204,7 +205,7 @@ class Watcher:
     def problem(self, source: Source, branch: str, detail: str) -> None:
         """Say and record a problem once (until it changes); the watcher goes on."""
         detail = redact(detail)
-        key = f"{source.name}\x1f{branch}\x1f{detail}"
+        key = f"{source.name}\x1f{branch}\x1f{steady(detail)}"
         if key in self.noted:
             return
         self.noted.add(key)
@@ -216,6 +217,13 @@ class Watcher:
 
     def _record(self, events: Sequence[ev.Event]) -> None:
         self.store.write(events, self.settings.topic("commands"))
+
+
+def steady(detail: str) -> str:
+    """A problem's text less what changes from one try to the next (git's
+    "after 1 ms" to connect): the same problem is said once, not again
+    whenever its timing reads otherwise."""
+    return re.sub(r"\b\d+(\.\d+)? ?(ms|s|seconds|milliseconds)\b", "<time>", detail)
 
 
 def default_branch(source: Source) -> str:

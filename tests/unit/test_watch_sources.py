@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from producers.watch import WatchError, is_url, parse_source, redact
+from producers.watch import WatchError, is_url, parse_source, redact, steady
 
 
 def test_names_come_from_the_spec_or_the_last_path_part(tmp_path: Path) -> None:
@@ -42,3 +42,14 @@ def test_credentials_are_stripped_for_what_is_kept() -> None:
 
     assert strip_credentials("https://user:tok@host/org/r.git") == "https://host/org/r.git"
     assert strip_credentials("https://host/org/r.git") == "https://host/org/r.git"
+
+
+def test_a_problem_whose_timing_alone_differs_is_the_same_problem() -> None:
+    """git's "Failed to connect ... after 1 ms" reads "after 0 ms" at the next
+    poll: the watcher must not take it for a new problem and say it again."""
+    first = ("cannot clone https://***@127.0.0.1:41171/org/tiny.git: fatal: unable to access"
+             " 'https://127.0.0.1:41171/org/tiny.git/': Failed to connect to 127.0.0.1 port"
+             " 41171 after 1 ms: Couldn't connect to server")
+    assert steady(first) == steady(first.replace("after 1 ms", "after 0 ms"))
+    assert steady(first) != steady(first.replace("41171", "41172"))  # another server
+    assert "port 41171" in steady(first)
