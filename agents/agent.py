@@ -147,6 +147,9 @@ class Agent:
                     if isinstance(result, (ev.RunCompleted, ev.RunFailed)):
                         metrics.RUNS.labels("completed" if isinstance(
                             result, ev.RunCompleted) else "failed").inc()
+                    if isinstance(result, ev.RunFailed):  # the operator's first question
+                        log.warning("run of %s at %s failed: %s", result.scenario,
+                                    result.commit[:12], result.reason[:300])
                     asyncio.run_coroutine_threadsafe(
                         self.emitter.emit(result, "measurements"), loop).result()
 

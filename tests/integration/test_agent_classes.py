@@ -51,6 +51,7 @@ async def collect(settings: Settings, wanted: int, linger_s: float, timeout: flo
                                 auto_offset_reset="earliest", **consumer_options(settings))
     await consumer.start()
     runs: list[Any] = []
+    failed: list[ev.RunFailed] = []  # said when too few runs arrive: why they did not
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -60,11 +61,24 @@ async def collect(settings: Settings, wanted: int, linger_s: float, timeout: flo
                     event = ev.decode(record.value)
                     if isinstance(event, kind):
                         runs.append(event)
+                    elif isinstance(event, ev.RunFailed) and kind is ev.RunCompleted:
+                        failed.append(event)
             if len(runs) >= wanted:
                 deadline = min(deadline, time.monotonic() + linger_s)
     finally:
         await consumer.stop()
+    assert len(runs) >= wanted or not failed, \
+        [(f.producer, f.reason, f.stderr_tail[-300:]) for f in failed]
     return runs
+
+
+def why_not(tmp_path: Path, runs: list[Any], asked: dict[str, str]) -> str:
+    """What each agent ran and said beyond the ordinary, short enough to be
+    read whole where a test's message is cut."""
+    ran = sorted((asked.get(r.request_id, "?"), r.request_id[:8]) for r in runs)
+    said = {c: [line[:300] for line in (tmp_path / f"{c}.log").read_text(
+        errors="replace").splitlines() if " INFO " not in line][-8:] for c in ("cpu-a", "cpu-b")}
+    return f"ran {ran} of {sorted(asked.values())}; the agents said {said}"
 
 
 def test_each_agent_takes_only_its_hardware_class(tmp_path: Path) -> None:
@@ -96,10 +110,8 @@ def test_each_agent_takes_only_its_hardware_class(tmp_path: Path) -> None:
                                         producer="test"))
         asyncio.run(sender.send_all(requests))
         runs = asyncio.run(collect(settings, wanted=4, linger_s=4, timeout=180))
-        logs = "".join((tmp_path / f"{c}.log").read_text(errors="replace")[-1500:]
-                       for c in ("cpu-a", "cpu-b"))
         asked = {r.request_id: r.hardware_class for r in requests}
-        assert len(runs) == 4, (runs, logs)
+        assert len(runs) == 4, why_not(tmp_path, runs, asked)
         if gpu_and_driver()[0]:  # a GPU here: the cuda scenario may run, on any class
             runs = [r for r in runs if r.scenario == "tiny"]
         for run in runs:
