@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
+from typing import Any
+
+
+def _libc_prctl() -> Callable[..., Any] | None:
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+
+
+# resolved as this module loads, in the process that forks: ``die_with_parent``
+# runs as a ``preexec_fn`` in a forked child of a process with threads, where an
+# import or a ``dlopen`` may wait for a lock no thread is left to free (and
+# hold the parent's ``Popen`` with it), and its time counts in the run's
+# ``startup``; the child now only calls libc
+_PRCTL = _libc_prctl()
 
 
 def die_with_parent(sig: int, parent: int | None = None) -> None:
@@ -11,11 +30,8 @@ def die_with_parent(sig: int, parent: int | None = None) -> None:
     ``preexec_fn`` (give ``parent``, the spawner's pid) or a process pool's
     initializer. A parent that died before the call leaves no one to signal
     the child: then the child takes ``sig`` at once."""
-    if sys.platform == "linux":
-        import ctypes
-        import os
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
+    if _PRCTL is not None:
+        _PRCTL(1, sig)  # PR_SET_PDEATHSIG
         if parent is not None and os.getppid() != parent:
             os.kill(os.getpid(), sig)
 
@@ -31,7 +47,6 @@ def exit_with_lab(grace_s: float = 8.0) -> None:
     shutdown; one stuck on the broker that died with the lab (a producer
     flushing to it, a consumer committing) ends here instead. Elsewhere (a
     worker or agent run on its own, in a cluster) nothing."""
-    import os
     import threading
     import time
 

@@ -79,3 +79,41 @@ def test_a_child_of_a_killed_lab_ends_within_its_grace(watch: str, spawned: str,
     finally:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+# an "agent" whose run's workflow writes its pid and sleeps; threads busy
+# beside the run, as an agent's consumer, drains and executor are
+AGENT = """
+import sys, threading, time
+from pathlib import Path
+from agents.runner import RunSpec, run_once
+root = Path(sys.argv[1])
+(root / "flow.py").write_text(
+    "import os, sys, time\\n"
+    "open(sys.argv[1], 'w').write(str(os.getpid()))\\n"
+    "time.sleep(120)\\n")
+for _ in range(4):
+    threading.Thread(target=lambda: [sum(range(1000)) for _ in iter(int, 1)], daemon=True).start()
+run_once(RunSpec(root=root, script="flow.py", args=(str(root / "pid"),), timeout_s=120,
+                 cpu_affinity=tuple(sorted(__import__("os").sched_getaffinity(0)))[:1]))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; prctl is Linux's")
+def test_a_run_s_workflow_ends_with_its_agent_killed(tmp_path: Path) -> None:
+    agent = subprocess.Popen([sys.executable, "-c", AGENT, str(tmp_path)], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text():
+            assert time.monotonic() < deadline and agent.poll() is None, "the run never started"
+            time.sleep(0.05)
+        pid = int((tmp_path / "pid").read_text())
+        assert alive(pid)
+    finally:
+        agent.kill()
+        agent.wait()
+    try:
+        assert gone_within(pid, 3.0)
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
