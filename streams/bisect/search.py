@@ -49,6 +49,11 @@ def next_step(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
         elif sure or out_of_runs:
             if b.current >= 0:
                 close_step(b, candidates, post)
+            if b.culprits and not sure:
+                # a second search at its budget names nothing: a commit it is
+                # not sure of would stand beside the culprit (and cut the
+                # bisect's confidence), where it may be the noise of a moment
+                return explain_or_end(b, policy)
             b.confidence *= float(post[best])
             b.hi = candidates[best]
             b.lo = parent_of(b, b.hi)
@@ -238,6 +243,11 @@ def conclude(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
             b.lo, b.hi = second
             b.current = -1
             return judge(b, policy)
+    return explain_or_end(b, policy)
+
+
+def explain_or_end(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
+    """Profiled runs of the first culprit and its parent, or the result."""
     if policy.explain and b.culprits[0] > 0:
         b.phase = "explain"
         first = b.culprits[0]

@@ -80,6 +80,31 @@ def test_two_partial_culprits_are_both_reported_larger_first() -> None:
     assert result.culprit == "c12"
 
 
+def test_a_second_search_names_a_commit_only_when_it_is_sure(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second search that spends its budget unsure names nothing beside the
+    culprit: its likeliest commit, right or wrong, would be blamed on the
+    alert at a fraction of the bisect's confidence."""
+    from streams.bisect import search
+
+    started = [0]
+    second_search = search.second_search
+
+    def counted(*args: Any) -> Any:
+        found = second_search(*args)
+        started[0] += found is not None
+        return found
+
+    monkeypatch.setattr(search, "second_search", counted)
+    level = lambda i: 300.0 * (1 + (0.04 if i >= 5 else 0) + (0.10 if i >= 12 else 0))  # noqa: E731
+    results = [run_bisect(16, level, seed=seed, cv=0.05)[0] for seed in range(60)]
+    named = [r for r in results if len(r.culprits) > 1]
+    assert started[0] >= len(named) + 3  # searches that ended unsure happened
+    assert all(r.confidence >= POLICY.confidence ** 2 for r in named), \
+        [(r.culprits, r.confidence) for r in named]
+    assert sum(r.culprit == "c12" for r in results) >= 55
+
+
 def test_a_restart_mid_bisect_resumes_with_the_same_culprit() -> None:
     plain, _ = run_bisect(16, step(6), seed=3)
     resumed, _ = run_bisect(16, step(6), seed=3, restart_every=3, duplicate=True)
