@@ -245,7 +245,7 @@ def what_grew(settings: Settings, store: Store, result: ev.ExperimentCompleted,
     the arms' profiled runs (imports: modules by ``-X importtime``; other
     components: functions by cumulative time), what the change (``files``,
     base to head) touched first."""
-    from streams.bisect.verdict import grown, least
+    from streams.bisect.verdict import aligned, grown, least
 
     parts = [c for c in result.components if c.component != "ttfb"]
     regressed = [c for c in parts if c.verdict == "regression"] or parts
@@ -276,7 +276,8 @@ def what_grew(settings: Settings, store: Store, result: ev.ExperimentCompleted,
     # the agent marks what the head commit changed; a pull request is all its commits
     names = {n for side in sides.values() for run in side for n in run}
     changed += [n for n in touched_by(names, files) if n not in changed]
-    return component, grown(least(sides["a"]), least(sides["b"]), changed=changed, ours=ours)
+    after = least(sides["b"])
+    return component, grown(aligned(least(sides["a"]), after), after, changed=changed, ours=ours)
 
 
 def check_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -167,6 +167,7 @@ def explain(b: Bisect, parent: str, culprit: str) -> list[dict[str, Any]]:
                      ([b.profiles[commit]] if commit in b.profiles else []))
 
     before, after = side(parent), side(culprit)
+    before = aligned(before, after)
     # a module only one side imports is what the change added or removed
     new_first = b.component == "imports"
     if b.direction != "improvement":
@@ -176,6 +177,29 @@ def explain(b: Bisect, parent: str, culprit: str) -> list[dict[str, Any]]:
              "delta_ms": -row["delta_ms"],
              "where": "dropped" if row["where"] == "new" else row["where"]}
             for row in shrank]
+
+
+def aligned(side: dict[str, float], to: dict[str, float]) -> dict[str, float]:
+    """``side``'s functions (``file:line:name``) under ``to``'s line numbers:
+    lines a change adds above a function move it, not change it. The k-th
+    function of a name in a file on one side is the k-th on the other where
+    both list as many; otherwise the names stay as they are."""
+    def groups(times: dict[str, float]) -> dict[tuple[str, str], list[tuple[int, str]]]:
+        out: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        for key in times:
+            file, line, name = (key.split(":", 2) + ["", ""])[:3]
+            if line.isdigit() and name:
+                out.setdefault((file, name), []).append((int(line), key))
+        return out
+
+    theirs = groups(to)
+    renamed: dict[str, str] = {}
+    for function, mine in groups(side).items():
+        other = theirs.get(function, [])
+        if len(other) == len(mine):
+            renamed.update((k, o) for (_, k), (_, o) in zip(sorted(mine), sorted(other),
+                                                            strict=True))
+    return {renamed.get(k, k): v for k, v in side.items()}
 
 
 def attributed_alert(done: ev.BisectCompleted, dashboard_url: str) -> ev.Alert:

@@ -208,3 +208,33 @@ def test_a_side_s_unreadable_profile_does_not_zero_the_others() -> None:
     assert b.explained == {"p": 1, "k": 2}
     assert [(r["name"], r["delta_ms"]) for r in explain(b, "p", "k")] == \
         [("features.py:32:to_arrays", 500.0)]
+
+
+def test_functions_a_change_moved_down_its_file_are_not_taken_for_new() -> None:
+    """nanoGPT's model.py with four lines added to ``GPT.__init__``: every
+    function below them moves four lines down, which must not make
+    ``configure_optimizers`` or ``forward`` read as new (from 0 ms) beside
+    the function that grew; the four ``__init__`` of the file pair up in
+    order."""
+    from streams.bisect.verdict import explain
+
+    inits = {"model.py:31:__init__": 5.0, "model.py:79:__init__": 3.0,
+             "model.py:94:__init__": 8.0}
+    good = {**inits, "model.py:120:__init__": 128.0, "model.py:170:forward": 575.0,
+            "model.py:263:configure_optimizers": 1650.0, "train.py:1:<module>": 4000.0}
+    bad = {**inits, "model.py:120:__init__": 235.0, "model.py:174:forward": 577.0,
+           "model.py:267:configure_optimizers": 1649.0, "train.py:1:<module>": 4107.0}
+    b = Bisect(bisect_id="b", detection_id="d", scenario="s", component="model",
+               repo="demo", branch="main", good="g", bad="k", commits=["g", "p", "k"],
+               culprits=[2])
+    for commit, times in (("p", good), ("k", bad)):
+        record(b, ev.RunCompleted(
+            repo="demo", scenario="s", commit=commit, purpose="explain", ttfb_ms=1.0,
+            components={"model": 1.0},
+            profile={"cumulative_ms": times, "repository": list(times),
+                     "changed": ["model.py:120:__init__"] if commit == "k" else []}))
+    rows = explain(b, "p", "k")
+    assert [(r["name"], r["where"]) for r in rows] == [
+        ("model.py:120:__init__", "changed"), ("train.py:1:<module>", "repository"),
+        ("model.py:174:forward", "repository")]
+    assert rows[0]["delta_ms"] == 107.0
