@@ -20,7 +20,7 @@ def _libc_prctl() -> Callable[..., Any] | None:
 # runs as a ``preexec_fn`` in a forked child of a process with threads, where an
 # import or a ``dlopen`` may wait for a lock no thread is left to free (and
 # hold the parent's ``Popen`` with it), and its time counts in the run's
-# ``startup``; the child now only calls libc
+# ``startup``; so the child only calls libc
 _PRCTL = _libc_prctl()
 
 
