@@ -10,7 +10,6 @@ import pstats
 from pathlib import Path
 from typing import Any
 
-
 # the lab's own package: its harness and launcher wrap every workflow, so
 # their frames hold the workflow's time again and would explain nothing
 LAB_CODE = str(Path(__file__).resolve().parent.parent / "ttfb") + "/"
