@@ -7,6 +7,7 @@ import argparse
 import json
 import re
 import sys
+import threading
 from pathlib import Path
 
 from agents.catalog import CatalogError, Scenario, load_catalog
@@ -14,6 +15,7 @@ from agents.runner import RunOutcome, run_once
 from agents.spec import SpecError, spec_for
 from agents.workspace import WorkspaceError, git, temporary_checkout
 from ttfb.events import failure_summary
+from ttfb.launcher import NO_STEP
 from ttfb.settings import Settings
 
 
@@ -46,9 +48,33 @@ def _env_pairs(pairs: list[str]) -> dict[str, str]:
 
 
 def _run_at_head(scenario: Scenario, root: Path) -> RunOutcome:
-    """One run of ``scenario`` in a temporary checkout of ``root`` at HEAD."""
-    with temporary_checkout(scenario.repo, root, "HEAD") as (checkout, _):
-        return run_once(spec_for(scenario, checkout))
+    """One run of ``scenario`` in a temporary checkout of ``root`` at HEAD,
+    saying every while that it still runs: a script with a long evaluation
+    before its first step can take the whole timeout."""
+    done = threading.Event()
+    every = min(30.0, scenario.timeout_s / 4)
+
+    def tick() -> None:
+        waited = 0.0
+        while not done.wait(every):
+            waited += every
+            print(f"  still running after {waited:.0f} s (stopped at {scenario.timeout_s:.0f} s)",
+                  file=sys.stderr, flush=True)
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        with temporary_checkout(scenario.repo, root, "HEAD") as (checkout, _):
+            return run_once(spec_for(scenario, checkout))
+    finally:
+        done.set()
+        ticker.join()
+
+
+def _stopped_for_time(outcome: RunOutcome) -> bool:
+    """The run reached no first step in its time: running it again in the
+    working tree would tell nothing and take as long."""
+    return outcome.reason.startswith("workflow hung") or NO_STEP in outcome.stderr_tail
 
 
 def init_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -83,7 +109,8 @@ def init_command(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ttfb init: {exc}; commit the script first. Nothing written", file=sys.stderr)
         return 2
     if outcome.status != "completed":
-        if run_once(spec).status == "completed":  # works in the working tree: what differs?
+        # works in the working tree: what differs?
+        if not _stopped_for_time(outcome) and run_once(spec).status == "completed":
             print(f"ttfb init: the run works in {root} but fails in a clean checkout of HEAD, "
                   "which is how the lab runs every commit: it needs files git does not track "
                   "(a prepared dataset?) or changes not committed. "

@@ -88,6 +88,10 @@ class FirstStepDone(BaseException):
     """Raised to stop the script once the first step is measured."""
 
 
+# how a run stopped at its step limit says so (``ttfb init`` reads it)
+NO_STEP = "reached no training step"
+
+
 class NoStepInTime(BaseException):
     """Raised to stop a script that reached no training step within the limit."""
 
@@ -328,7 +332,7 @@ def run_script(path: str, args: list[str]) -> dict[str, float]:
     except NoStepInTime:
         evaluated = TIMELINE.no_grad_calls
         raise RuntimeError(
-            f"the script reached no training step within {limit:.0f}s (a forward pass with "
+            f"the script {NO_STEP} within {limit:.0f}s (a forward pass with "
             "gradients followed by a backward or an optimizer step) and was stopped"
             + (f"; it had made {evaluated} model call(s) without gradients, an evaluation "
                "before training? (make it shorter: its iterations or batches)"

@@ -86,3 +86,23 @@ def test_an_env_given_to_init_is_checked_with_and_written(tmp_path: Path) -> Non
         timeout=300, env={**env, "TTFB_DATA_DIR": str(tmp_path / "data")})
     assert result.returncode == 0, result.stderr
     assert load_catalog(repo / "ttfb.toml").scenarios["train"].env == {"DATA_ROOT": "/srv/d"}
+
+
+def test_a_script_stopped_at_its_step_limit_is_run_once_and_says_it_still_runs(
+        tmp_path: Path) -> None:
+    """A script that reaches no training step in time (a long evaluation
+    first, say) fails once: running it again in the working tree would tell
+    nothing and take as long. While it runs, init says it still does."""
+    counter = tmp_path / "runs.txt"
+    repo = repo_with(tmp_path, f"open({str(counter)!r}, 'a').write('run\\n')\n"
+                               "import time\ntime.sleep(120)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "ttfb.cli", "init", "--script", str(repo / "scripts" / "train.py"),
+         "--timeout", "10", "--", "--steps", "3"], capture_output=True, text=True, timeout=120,
+        env={**env, "TTFB_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 1
+    assert "reached no training step within 5s" in result.stderr, result.stderr
+    assert "still running after" in result.stderr
+    assert counter.read_text() == "run\n"  # the checkout's run alone
+    assert not (repo / "ttfb.toml").exists()
