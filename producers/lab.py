@@ -111,7 +111,9 @@ class Lab:
                 sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP),
                 "--server.address", self.settings.dashboard_host,
                 "--server.port", str(self.settings.dashboard_port),
-                "--server.headless", "true", "--browser.gatherUsageStats", "false"])
+                "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                # no "Deploy" (to Streamlit's cloud) or developer menu for the lab's users
+                "--client.toolbarMode", "viewer"])
             self.spawn("api", [sys.executable, "-m", "producers.api"])
         raise_if_interrupted()
         return self
