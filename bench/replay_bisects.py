@@ -82,7 +82,10 @@ def replay(data_dir: str, policy: BisectPolicy, rehint: bool = False) -> list[di
             "stored_runs": before.runs_spent,
             "replayed_culprit": after.culprit[:10] if after else "(unfinished)",
             "replayed_reproduced": after.reproduced if after else None,
-            "replayed_runs": after.runs_spent if after else None})
+            "replayed_runs": after.runs_spent if after else None,
+            # what an explanation leads with, before and as today's rules read it
+            "stored_explanation": [e["name"] for e in before.explanation[:3]],
+            "replayed_explanation": [e["name"] for e in after.explanation[:3]] if after else []})
     return report
 
 

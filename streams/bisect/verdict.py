@@ -183,22 +183,39 @@ def aligned(side: dict[str, float], to: dict[str, float]) -> dict[str, float]:
     """``side``'s functions (``file:line:name``) under ``to``'s line numbers:
     lines a change adds above a function move it, not change it. The k-th
     function of a name in a file on one side is the k-th on the other where
-    both list as many; otherwise the names stay as they are."""
-    def groups(times: dict[str, float]) -> dict[tuple[str, str], list[tuple[int, str]]]:
-        out: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    both list as many; these pairs say how far the change moved each part
+    of the file, and a function of a name the change added or removed one
+    of (a new class's ``__init__``) is paired where the nearest pair above
+    it, else the nearest below, says it moved to, if the other side has it
+    there."""
+    def groups(times: dict[str, float]) -> dict[tuple[str, str], dict[int, str]]:
+        out: dict[tuple[str, str], dict[int, str]] = {}
         for key in times:
             file, line, name = (key.split(":", 2) + ["", ""])[:3]
             if line.isdigit() and name:
-                out.setdefault((file, name), []).append((int(line), key))
+                out.setdefault((file, name), {})[int(line)] = key
         return out
 
-    theirs = groups(to)
+    mine, theirs = groups(side), groups(to)
     renamed: dict[str, str] = {}
-    for function, mine in groups(side).items():
-        other = theirs.get(function, [])
-        if len(other) == len(mine):
-            renamed.update((k, o) for (_, k), (_, o) in zip(sorted(mine), sorted(other),
-                                                            strict=True))
+    moved: dict[str, list[tuple[int, int]]] = {}  # file -> (line, how far it moved)
+    for function, lines in mine.items():
+        other = theirs.get(function, {})
+        if len(other) == len(lines):
+            for line, new in zip(sorted(lines), sorted(other), strict=True):
+                renamed[lines[line]] = other[new]
+                moved.setdefault(function[0], []).append((line, new - line))
+    for function, lines in mine.items():
+        other = theirs.get(function, {})
+        if len(other) == len(lines):
+            continue
+        pairs = sorted(moved.get(function[0], []))
+        for line, key in lines.items():
+            above = next((s for at, s in reversed(pairs) if at <= line), 0)
+            below = next((s for at, s in pairs if at > line), above)
+            target = next((line + s for s in (above, below) if line + s in other), None)
+            if target is not None:
+                renamed[key] = other[target]
     return {renamed.get(k, k): v for k, v in side.items()}
 
 

@@ -238,3 +238,23 @@ def test_functions_a_change_moved_down_its_file_are_not_taken_for_new() -> None:
         ("model.py:120:__init__", "changed"), ("train.py:1:<module>", "repository"),
         ("model.py:174:forward", "repository")]
     assert rows[0]["delta_ms"] == 107.0
+
+
+def test_functions_below_a_class_the_change_added_keep_their_names() -> None:
+    """A change that adds a module class above ``GPT`` adds an ``__init__``
+    and a ``forward`` to the file: the file's other ``__init__`` and
+    ``forward`` are paired by how far ``configure_optimizers`` moved, and
+    only the new class's functions read as new."""
+    from streams.bisect.verdict import aligned
+
+    good = {"model.py:31:__init__": 5.0, "model.py:40:forward": 50.0,
+            "model.py:120:__init__": 128.0, "model.py:170:forward": 575.0,
+            "model.py:263:configure_optimizers": 1650.0}
+    bad = {"model.py:31:__init__": 5.0, "model.py:40:forward": 50.0,
+           "model.py:110:__init__": 90.0, "model.py:115:forward": 60.0,
+           "model.py:132:__init__": 128.0, "model.py:182:forward": 575.0,
+           "model.py:275:configure_optimizers": 1650.0}
+    assert aligned(good, bad) == {
+        "model.py:31:__init__": 5.0, "model.py:40:forward": 50.0,
+        "model.py:132:__init__": 128.0, "model.py:182:forward": 575.0,
+        "model.py:275:configure_optimizers": 1650.0}
