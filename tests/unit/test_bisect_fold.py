@@ -99,9 +99,9 @@ def test_a_second_search_names_a_commit_only_when_it_is_sure(
     level = lambda i: 300.0 * (1 + (0.04 if i >= 5 else 0) + (0.10 if i >= 12 else 0))  # noqa: E731
     results = [run_bisect(16, level, seed=seed, cv=0.05)[0] for seed in range(60)]
     named = [r for r in results if len(r.culprits) > 1]
-    assert started[0] >= len(named) + 3  # searches that ended unsure happened
     assert all(r.confidence >= POLICY.confidence ** 2 for r in named), \
         [(r.culprits, r.confidence) for r in named]
+    assert started[0] >= len(named) + 3  # searches that ended unsure happened
     assert sum(r.culprit == "c12" for r in results) >= 55
 
 
