@@ -166,8 +166,8 @@ def explain(b: Bisect, parent: str, culprit: str) -> list[dict[str, Any]]:
         return least(b.profile_runs.get(commit) or
                      ([b.profiles[commit]] if commit in b.profiles else []))
 
-    before, after = side(parent), side(culprit)
-    before = aligned(before, after)
+    after = side(culprit)
+    before = aligned(side(parent), after)
     # a module only one side imports is what the change added or removed
     new_first = b.component == "imports"
     if b.direction != "improvement":
@@ -197,18 +197,16 @@ def aligned(side: dict[str, float], to: dict[str, float]) -> dict[str, float]:
         return out
 
     mine, theirs = groups(side), groups(to)
+    as_many = {f for f, lines in mine.items() if len(theirs.get(f, {})) == len(lines)}
     renamed: dict[str, str] = {}
     moved: dict[str, list[tuple[int, int]]] = {}  # file -> (line, how far it moved)
-    for function, lines in mine.items():
-        other = theirs.get(function, {})
-        if len(other) == len(lines):
-            for line, new in zip(sorted(lines), sorted(other), strict=True):
-                renamed[lines[line]] = other[new]
-                moved.setdefault(function[0], []).append((line, new - line))
-    for function, lines in mine.items():
-        other = theirs.get(function, {})
-        if len(other) == len(lines):
-            continue
+    for function in as_many:
+        lines, other = mine[function], theirs[function]
+        for line, new in zip(sorted(lines), sorted(other), strict=True):
+            renamed[lines[line]] = other[new]
+            moved.setdefault(function[0], []).append((line, new - line))
+    for function in mine.keys() - as_many:
+        lines, other = mine[function], theirs.get(function, {})
         pairs = sorted(moved.get(function[0], []))
         for line, key in lines.items():
             above = next((s for at, s in reversed(pairs) if at <= line), 0)
