@@ -77,6 +77,39 @@ def _stopped_for_time(outcome: RunOutcome) -> bool:
     return outcome.reason.startswith("workflow hung") or NO_STEP in outcome.stderr_tail
 
 
+def _workdir(given: str | None, root: Path) -> str:
+    """``--workdir`` as the catalog keeps it: relative to the root (a path
+    given is read from here, as ``--script`` is)."""
+    if not given:
+        return ""
+    folder = Path(given).resolve()
+    if not folder.is_relative_to(root) or not folder.is_dir():
+        raise ValueError(f"--workdir {given!r} is not a folder of the repository {root}")
+    relative = folder.relative_to(root).as_posix()
+    return "" if relative == "." else relative
+
+
+def _checked(scenario: Scenario, root: Path, script: Path,
+             chosen: bool) -> tuple[Scenario, RunOutcome, str]:
+    """The scenario after its run at HEAD, that run, and what to tell of the
+    folder it ran in. A script kept in a folder of its own often reads its
+    files relative to that folder (``python main.py``, run from there): where
+    the run from the root fails, and no folder was chosen, the script's is
+    tried too."""
+    outcome = _run_at_head(scenario, root)
+    folder = script.parent.relative_to(root).as_posix()
+    if outcome.status == "completed" or chosen or folder == "." or _stopped_for_time(outcome):
+        return scenario, outcome, ""
+    print(f"the run from the repository's root failed ({outcome.reason}); trying again from "
+          f"{folder}/, the script's folder...", file=sys.stderr)
+    moved = scenario.model_copy(update={"workdir": folder})
+    again = _run_at_head(moved, root)
+    if again.status != "completed":
+        return scenario, outcome, f" (from {folder}/ too: {again.reason})"
+    return moved, again, (f"runs start in {folder}/ (workdir), where the script reads its files "
+                          f"from; from the root it failed: {outcome.reason}")
+
+
 def init_command(args: argparse.Namespace, settings: Settings) -> int:
     script = Path(args.script).resolve()
     if not script.is_file():
@@ -94,7 +127,8 @@ def init_command(args: argparse.Namespace, settings: Settings) -> int:
         scenario = Scenario(name=name, repo=repo, script=script.relative_to(root).as_posix(),
                             args=list(args.script_args), python=args.python or "",
                             device=args.device, timeout_s=args.timeout,
-                            env=_env_pairs(args.env or []))
+                            env=_env_pairs(args.env or []),
+                            workdir=_workdir(args.workdir, root))
         if catalog.exists() and load_catalog(catalog).get(name) is not None:
             raise CatalogError(f"{catalog}: scenario {name!r} exists; choose another --name")
         spec = spec_for(scenario, root)
@@ -104,7 +138,9 @@ def init_command(args: argparse.Namespace, settings: Settings) -> int:
     print(f"checking {scenario.script} with a real run in a clean checkout of HEAD, as the "
           "lab runs each commit (stopped after its first step)...", file=sys.stderr)
     try:
-        outcome = _run_at_head(scenario, root)
+        scenario, outcome, note = _checked(scenario, root, script,
+                                            bool(args.workdir))
+        spec = spec_for(scenario, root)
     except (SpecError, WorkspaceError) as exc:
         print(f"ttfb init: {exc}; commit the script first. Nothing written", file=sys.stderr)
         return 2
@@ -118,10 +154,12 @@ def init_command(args: argparse.Namespace, settings: Settings) -> int:
                   "or give data kept outside git by an absolute path in the script's "
                   "arguments. Nothing written", file=sys.stderr)
             return 1
-        print(f"ttfb init: the run failed, nothing written: {outcome.reason}\n"
+        print(f"ttfb init: the run failed, nothing written: {outcome.reason}{note}\n"
               f"{outcome.stderr_tail[-1500:]}", file=sys.stderr)
         return 1
     parts = ", ".join(f"{k} {v:,.0f} ms" for k, v in outcome.components.items())
+    if note:
+        print(note)
     with catalog.open("a") as out:
         out.write(_toml(scenario))
     print(f"measured: ttfb {outcome.ttfb_ms:,.0f} ms ({parts})")

@@ -106,3 +106,38 @@ def test_a_script_stopped_at_its_step_limit_is_run_once_and_says_it_still_runs(
     assert "still running after" in result.stderr
     assert counter.read_text() == "run\n"  # the checkout's run alone
     assert not (repo / "ttfb.toml").exists()
+
+
+def test_a_script_that_reads_files_beside_it_runs_from_its_folder(tmp_path: Path) -> None:
+    """pytorch/examples' scripts are run from their folder (``python
+    main.py``) and read ``./data`` from there: where the run from the root
+    fails, the script's folder is tried, and the catalog says so."""
+    from agents.catalog import load_catalog
+
+    repo = repo_with(tmp_path, "open('vocab.txt').close()\n")
+    (repo / "scripts" / "vocab.txt").write_text("a b c\n")
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=a", "-c", "user.email=a@b",
+                    "commit", "-qm", "vocab"], check=True)
+    result = init(tmp_path, repo)
+    assert result.returncode == 0, result.stderr
+    assert "trying again from scripts/" in result.stderr
+    assert "runs start in scripts/ (workdir)" in result.stdout
+    assert load_catalog(repo / "ttfb.toml").scenarios["train"].workdir == "scripts"
+
+
+def test_a_workdir_given_to_init_is_the_only_one_tried(tmp_path: Path) -> None:
+    repo = repo_with(tmp_path, "open('vocab.txt').close()\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "ttfb.cli", "init", "--script", str(repo / "scripts" / "train.py"),
+         "--workdir", str(repo), "--", "--steps", "3"], capture_output=True, text=True,
+        timeout=300, env={**env, "TTFB_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 1
+    assert "trying again" not in result.stderr and "vocab.txt" in result.stderr
+    outside = subprocess.run(
+        [sys.executable, "-m", "ttfb.cli", "init", "--script", str(repo / "scripts" / "train.py"),
+         "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=120,
+        env={**env, "TTFB_DATA_DIR": str(tmp_path / "data")})
+    assert outside.returncode == 2 and "is not a folder of the repository" in outside.stderr
+    assert not (repo / "ttfb.toml").exists()
