@@ -9,8 +9,11 @@ hand-written update, a trainer that steps through a closure):
   (or fail);
 * model: time inside outermost ``nn.Module`` construction, ``.to()``/``.cuda()``
   and optimizer construction;
-* data: from the first ``Dataset``/``DataLoader`` construction (else from the
-  end of the last import or model span) until the first step starts, less
+* data: from the first ``Dataset``/``DataLoader`` construction or the first
+  read of a data file, whichever comes first (a file the script opens for
+  reading that is neither code, configuration nor a checkpoint, outside the
+  interpreter's own tree and outside import and model spans), else from the
+  end of the last import or model span, until the first step starts, less
   imports and model time: an evaluation before the first step is data;
 * config: everything else before data starts (argument parsing, set-up);
 * first_step: from the first top-level module call with gradients enabled
@@ -179,6 +182,42 @@ def _mark_data(cls: type) -> None:
     cls.__init__ = inner  # type: ignore[misc]
 
 
+# what a script reads that is not its data: code, configuration, checkpoints
+NOT_DATA = frozenset((".py", ".pyc", ".pyi", ".so", ".yaml", ".yml", ".json", ".toml", ".cfg",
+                      ".ini", ".conf", ".env", ".pt", ".pth", ".ckpt", ".safetensors"))
+
+
+def _data_read(file: Any, mode: str) -> bool:
+    """Whether opening ``file`` with ``mode`` reads the script's data."""
+    import os
+
+    if not isinstance(file, (str, bytes, os.PathLike)) or set(mode) & set("wax+"):
+        return False
+    path = os.path.abspath(os.fsdecode(file))
+    if os.path.splitext(path)[1].lower() in NOT_DATA:
+        return False
+    return not any(path.startswith(os.path.join(prefix, ""))
+                   for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+
+
+def _hook_open() -> None:
+    """Data starts at the first read of a data file (``_data_read``) where no
+    ``Dataset`` came first: a corpus tokenized by hand, an array read by
+    ``numpy``. ``io.open`` too: ``from io import open`` and ``pathlib`` use it."""
+    import io
+
+    original = io.open
+
+    @functools.wraps(original)
+    def opened(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        t = TIMELINE
+        if t.data_start is None and t.step_start is None and not t.depth["import"] \
+                and not t.depth["model"] and _data_read(file, mode):
+            t.data_start = clock()
+        return original(file, mode, *args, **kwargs)
+    builtins.open = io.open = opened
+
+
 def _on_subclass(base: type, hook: Any) -> None:
     """Call ``hook(cls)`` for every subclass of ``base`` defined from now on."""
     own = base.__dict__.get("__init_subclass__")
@@ -319,6 +358,7 @@ def run_script(path: str, args: list[str]) -> dict[str, float]:
 
     TIMELINE.__init__()  # type: ignore[misc]  # reset in place: the hooks hold this object
     builtins.__import__ = _import
+    _hook_open()
     if "torch.nn" in sys.modules:
         _hook_torch()
     sys.argv = [path, *args]

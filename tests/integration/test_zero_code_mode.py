@@ -114,6 +114,41 @@ def test_an_evaluation_before_the_first_step_is_not_counted_as_config(tmp_path: 
     assert 550 <= run.components["data"] < 2000, run.components
 
 
+HAND_MADE_CORPUS = """
+import time
+from io import open  # as pytorch/examples' word_language_model reads its corpus
+import torch
+from torch import nn
+
+with open("settings.yaml") as f:  # configuration: still config
+    f.read()
+time.sleep(0.4)
+with open("corpus.txt", encoding="utf8") as f:  # the data, tokenized by hand
+    words = f.read().split()
+time.sleep(0.6)
+ids = torch.tensor([len(w) % 10 for w in words])
+model = nn.Embedding(10, 4)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+model(ids).sum().backward()
+optimizer.step()
+"""
+
+
+def test_a_corpus_read_by_hand_is_data_and_a_config_file_is_not(tmp_path: Path) -> None:
+    """No Dataset, no DataLoader: data starts where the script first reads a
+    data file, not where the model is built (everything before it was config)."""
+    from agents.runner import RunSpec, run_once
+
+    (tmp_path / "settings.yaml").write_text("lr: 0.1\n")
+    (tmp_path / "corpus.txt").write_text("the quick brown fox\n" * 100)
+    script = tmp_path / "hand_made.py"
+    script.write_text(HAND_MADE_CORPUS)
+    run = run_once(RunSpec(root=tmp_path, script=str(script), timeout_s=120))
+    assert run.status == "completed", (run.reason, run.stderr_tail)
+    assert 380 <= run.components["config"] < 1000, run.components
+    assert 580 <= run.components["data"] < 2000, run.components
+
+
 @pytest.mark.parametrize(("body", "message"), [
     ("import time, torch\nwhile True:\n    time.sleep(0.05)\n", "reached no training step"),
     ("import torch\nm = torch.nn.Linear(2, 1)\nwith torch.no_grad():\n    while True:\n"
