@@ -19,6 +19,9 @@ class BisectPolicy:
     # the endpoints (as right on simulated ranges, four runs fewer)
     residual_runs: int = 0
     second_culprit_share: float = 0.25  # the rest must be >= this share of the effect
+    # and at least this large: a rest the detector would not call a change
+    # (its min_effect_pct) is not worth a second search
+    second_culprit_min_pct: float = 3.0
     # prior weight of a commit that changes no file the scenario imports (the
     # agent's hint, as the scheduler's test selection): the search looks at the
     # others first, but a clear batch overturns it (one batch of a 5 % shift at

@@ -111,7 +111,8 @@ def second_search(b: Bisect, policy: BisectPolicy) -> tuple[int, int] | None:
         return None
     for (good, bad), rest in zip(sides, rests, strict=True):
         if good != bad and rest and rest[1] < policy.alpha and \
-                rest[0] / total[0] >= policy.second_culprit_share:
+                rest[0] / total[0] >= policy.second_culprit_share and \
+                abs(rest[0]) >= math.log1p(policy.second_culprit_min_pct / 100):
             return good, bad
     return None
 

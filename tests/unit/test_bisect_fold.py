@@ -80,6 +80,23 @@ def test_two_partial_culprits_are_both_reported_larger_first() -> None:
     assert result.culprit == "c12"
 
 
+def test_a_rest_below_the_detectors_minimum_effect_is_not_searched() -> None:
+    """A second culprit of 1.5 % beside one of 8 %, on quiet runs, is clear to
+    the test for a second culprit, but smaller than any change the detector
+    alerts on (``min_effect_pct``, 3 %): the bisect names the culprit alone
+    rather than spend a second search on it. One of 4 % is still searched."""
+    def level(rest: float) -> Callable[[int], float]:
+        return lambda i: 300.0 * (1 + (rest if i >= 5 else 0) + (0.08 if i >= 12 else 0))
+
+    small = [run_bisect(16, level(0.015), seed=seed, cv=0.005) for seed in range(10)]
+    assert all(r.culprits == ["c12"] for r, _ in small), [r.culprits for r, _ in small]
+    searched = [run_bisect(16, level(0.04), seed=seed, cv=0.005)[0] for seed in range(10)]
+    assert sum(r.culprits == ["c12", "c05"] for r in searched) >= 9
+    # the first search alone costs what a single culprit's does
+    alone = [run_bisect(16, step(12, 0.095), seed=seed, cv=0.005)[1] for seed in range(10)]
+    assert np.mean([ran for _, ran in small]) < 1.5 * np.mean(alone)
+
+
 def test_a_second_search_names_a_commit_only_when_it_is_sure(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A second search that spends its budget unsure names nothing beside the
