@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +94,9 @@ class Watcher:
     interval_s: float = 60.0
     say: Callable[[str], None] = print
     noted: set[str] = field(default_factory=set)
+    # called about every second while the watcher waits for runs (the lab's
+    # health, the progress line)
+    tick: Callable[[], None] = lambda: None
 
     def check(self) -> None:
         check_named(self.catalog, self.sources)
@@ -151,13 +155,13 @@ class Watcher:
         self.say(f"{source.name}/{branch}: {note.detail}")
         return _first_parent(source.path, base, tip) if base else [tip]
 
-    def plan(self, source: Source, branch: str, commit: str,
-             purpose: str = "monitor") -> ev.CommitPlanned:
+    def plan(self, source: Source, branch: str, commit: str, purpose: str = "monitor",
+             modules: Mapping[str, Sequence[str]] | None = None) -> ev.CommitPlanned:
         capacity = None if self.capacity_per_hour is None else \
             int(self.capacity_per_hour * self.interval_s / 3600) or self.runs
         plan = plan_commit(self.catalog, source.name, commit, changed_files(source.path, commit),
-                           queries.latest_modules(self.store), self.runs, capacity,
-                           is_release(source.path, commit), branch)
+                           queries.latest_modules(self.store) if modules is None else modules,
+                           self.runs, capacity, is_release(source.path, commit), branch)
         key = self.settings.signing_key.get_secret_value()
         requests = [sign(r, key) for r in plan.requests]
         marker = ev.CommitPlanned(
@@ -200,7 +204,44 @@ class Watcher:
         if last is not None:
             commits = commits[-last:]
         done = set(queries.planned_commits(self.store, source.name, branch))
-        return [self.plan(source, branch, c, "backfill") for c in commits if c not in done]
+        commits = [c for c in commits if c not in done]
+        known = queries.latest_modules(self.store)
+        if len(commits) < 2 or all(n in known for n in self._scenarios(source)):
+            return [self.plan(source, branch, c, "backfill", known) for c in commits]
+        # a scenario never run: every commit would count as affecting it.
+        # Its oldest commit's runs say which of the repository's files it
+        # imports; the others are planned after them, and a commit that
+        # changes none of those files (in a monorepo, most) is skipped
+        first = self.plan(source, branch, commits[0], "backfill", known)
+        learned = self._modules_of(first)
+        known = {**known, **{n: sorted({*known.get(n, []), *m}) for n, m in learned.items()}}
+        return [first, *(self.plan(source, branch, c, "backfill", known) for c in commits[1:])]
+
+    def _scenarios(self, source: Source) -> list[str]:
+        return [n for n in self.catalog.names() if self.catalog.scenarios[n].repo == source.name]
+
+    def _modules_of(self, marker: ev.CommitPlanned) -> dict[str, list[str]]:
+        """The modules the scenarios of ``marker``'s commit imported, once its
+        runs are back (at most the scenarios' timeouts; what came by then)."""
+        ids = [plan_id(marker.repo, marker.branch, marker.commit, name, "request", *part)
+               for name in dict.fromkeys(marker.requested)
+               for cls in self.catalog.scenarios[name].hardware or [""]
+               for part in [[cls] if cls else []]]
+        wanted = self.runs * len(ids)
+        timeout = sum(self.catalog.scenarios[n].timeout_s for n in marker.requested) * self.runs
+        if wanted:
+            self.say(f"{marker.repo}/{marker.branch}: the oldest commit's runs first, to learn "
+                     f"which files {', '.join(marker.requested)} import(s) (commits that "
+                     "change none of them are skipped)")
+        deadline = time.monotonic() + timeout + 60
+        found: dict[str, list[str]] = {}
+        while wanted and time.monotonic() < deadline:
+            found, back = queries.modules_at(self.store, ids)
+            if back >= wanted or set(found) >= set(marker.requested):
+                break
+            self.tick()
+            time.sleep(1.0)
+        return found
 
     def problem(self, source: Source, branch: str, detail: str) -> None:
         """Say and record a problem once (until it changes); the watcher goes on."""

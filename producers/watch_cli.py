@@ -178,6 +178,7 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
         watcher = _watcher(args, lab_settings, sources, print)
         progress = Progress(watcher.store, [s.name for s in sources])
         watcher.say = progress.say
+        watcher.tick = _ticker(lab_check, progress)
         watcher.check()
         publish_thresholds(lab_settings, watcher.catalog, str(lab_settings.catalog or
                                                                "the default catalog"))
@@ -215,6 +216,7 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
         watcher = _watcher(args, lab_settings, sources, print)
         progress = Progress(watcher.store, [s.name for s in sources])
         watcher.say = progress.say
+        watcher.tick = _ticker(lab_check, progress)
         watcher.check()
         planned = [m for source in sources for branch in watcher.branches_of(source)
                    for m in watcher.backfill(source, branch, args.last, args.since)]
@@ -262,6 +264,13 @@ def _request_ids(marker: object) -> list[str]:
     assert isinstance(marker, ev.CommitPlanned)
     return [plan_id(marker.repo, marker.branch, marker.commit, s, "request")
             for s in marker.requested]
+
+
+def _ticker(lab_check: Callable[[], None], progress: Progress) -> Callable[[], None]:
+    def tick() -> None:
+        lab_check()
+        progress.show()
+    return tick
 
 
 def _runs_done(store: Store, ids: list[str]) -> tuple[int, int]:

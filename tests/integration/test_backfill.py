@@ -70,3 +70,28 @@ def test_a_commit_that_breaks_a_scenario_that_ran_is_told_once_with_its_error(
     assert (broken["status"], broken["commit"], broken["good_commit"]) == ("broken", bad, good)
     assert "FileNotFoundError" in broken["reason"] and "prepared/train.bin" in broken["reason"]
     assert not lab_processes(data)
+
+
+def test_a_backfill_learns_what_the_scenario_imports_and_skips_commits_that_change_none_of_it(
+        tmp_path: Path) -> None:
+    """A scenario the lab has never run: its oldest commit's runs say which
+    files it imports, and the commits that change none of them (in a
+    monorepo, most) are skipped, not run."""
+    repo, data = tmp_path / "repo", tmp_path / "data"
+    first, *notes = make_repo(repo, commits=3)  # then two commits to NOTES.md
+    heavier = commit(repo, "heavier import", touch="tiny/heavy.py")
+    commit(repo, "notes 3", touch="NOTES.md")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
+    env.update(TTFB_DATA_DIR=str(data), TTFB_CATALOG=str(write_catalog(tmp_path / "c.toml")))
+    result = subprocess.run(
+        [sys.executable, "-m", "ttfb.cli", "backfill", "--repo", f"tiny={repo}", "--last", "5"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "6 runs to wait for" in result.stderr, result.stderr
+    store = open_store(Settings(data_dir=data, _env_file=None))
+    ran = {r["commit"] for r in store.query("SELECT DISTINCT commit FROM ttfb.runs")}
+    assert ran == {first, heavier}
+    skipped = store.query("SELECT count() AS n FROM ttfb.events WHERE type = 'ScenarioSkipped'"
+                          " AND JSONExtractString(payload, 'reason') = 'unaffected'")
+    assert skipped[0]["n"] == 3
+    assert not lab_processes(data)

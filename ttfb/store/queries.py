@@ -52,6 +52,20 @@ def latest_modules(store: Store) -> dict[str, list[str]]:
     return {r["scenario"]: list(r["latest"]) for r in rows}
 
 
+def modules_at(store: Store, request_ids: list[str]) -> tuple[dict[str, list[str]], int]:
+    """The repository modules each scenario imported on the completed runs of
+    the requests ``request_ids`` (every one's, together), and how many runs of
+    them have come back, completed or failed."""
+    if not request_ids:
+        return {}, 0
+    rows = store.query(
+        f"SELECT scenario, groupUniqArrayArrayIf(modules, status = 'completed') AS found,"
+        f" count() AS n FROM {store.db}.runs FINAL"
+        " WHERE request_id IN {ids:Array(String)} GROUP BY scenario", {"ids": request_ids})
+    return ({r["scenario"]: sorted(r["found"]) for r in rows if r["found"]},
+            sum(int(r["n"]) for r in rows))
+
+
 def findings(store: Store, types: list[str] | None = None) -> list[dict[str, Any]]:
     """Detection events (candidates, confirmations, dismissals), oldest first."""
     types = types or ["CandidateDetected", "RegressionConfirmed", "ImprovementConfirmed",
