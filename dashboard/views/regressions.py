@@ -68,10 +68,13 @@ def _finding(detection_id: str, group: pd.DataFrame, bisects: pd.DataFrame,
              f"{float(head['effect_pct']):+.1f}% at {str(head['commit'])[:10]}"
              + (f" [{', '.join(triaged)}]" if triaged else ""))
     with st.expander(title, expanded=wanted or head["type"] != "DetectionDismissed"):
-        timeline = group[["type", "occurred_at", "effect_pct", "p_value", "runs_spent"]]
+        # one detection's verdicts come per component: say which each row is
+        timeline = group[["type", "component", "occurred_at", "effect_pct", "p_value",
+                          "runs_spent"]]
         if not bisect.empty:
             timeline = pd.concat([timeline, pd.DataFrame([{
-                "type": "BisectCompleted", "occurred_at": bisect.iloc[0]["occurred_at"],
+                "type": "BisectCompleted", "component": bisect.iloc[0]["component"],
+                "occurred_at": bisect.iloc[0]["occurred_at"],
                 "effect_pct": bisect.iloc[0]["effect_pct"],
                 "runs_spent": bisect.iloc[0]["runs_spent"]}])])
         st.dataframe(timeline, hide_index=True)

@@ -188,6 +188,11 @@ def test_regressions_page_names_the_culprit_and_its_steps(seeded: Path) -> None:
     text = " ".join(m.value for m in at.markdown)
     assert "Bo Chen" in text and "Log the config synchronously" in text
     assert any("telemetry.py:30:log" in str(df.value) for df in at.dataframe)
+    # a detection's timeline says which component each verdict and its bisect are about
+    timelines = [df.value for df in at.dataframe if "BisectCompleted" in set(df.value.get(
+        "type", []))]
+    assert timelines and all(set(t["component"]) <= {"config", "model"} and
+                             t["component"].all() for t in timelines), timelines
     assert any("lm / model: regression confirmed, not reproduced" in label for label in labels)
     warning = " ".join(w.value for w in at.warning)
     assert "Not reproduced" in warning and "-1.3% to +5.1%" in warning and "82 runs" in warning
