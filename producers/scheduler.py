@@ -32,8 +32,12 @@ class Plan:
 
 def plan_commit(catalog: Catalog, repo: str, commit: str, changed: Sequence[str],
                 modules: Mapping[str, Sequence[str]], runs: int, capacity: int | None = None,
-                release: bool = False, branch: str = "main", purpose: str = "monitor") -> Plan:
-    """Requests for the affected scenarios of one commit; skips for the others."""
+                release: bool = False, branch: str = "main", purpose: str = "monitor",
+                first_runs: int = 0) -> Plan:
+    """Requests for the affected scenarios of one commit; skips for the others.
+    A scenario never run (no modules known) gets ``first_runs`` runs where that
+    is more than ``runs``: its first commit is the baseline the next one is
+    screened against."""
     changed_set = set(changed)
     scored: list[tuple[int, str]] = []
     skipped: list[ev.ScenarioSkipped] = []
@@ -57,7 +61,8 @@ def plan_commit(catalog: Catalog, repo: str, commit: str, changed: Sequence[str]
     scored.sort(key=lambda item: (-item[0], item[1]))  # most likely affected first
     budget = len(scored) if capacity is None else max(0, capacity // max(runs, 1))
     requests = [ev.RunRequested(scenario=name, repo=repo, commit=commit, branch=branch,
-                                runs=runs, purpose=purpose,  # type: ignore[arg-type]
+                                runs=runs if modules.get(name) else max(runs, first_runs),
+                                purpose=purpose,  # type: ignore[arg-type]
                                 producer="ttfb-scheduler", hardware_class=cls,
                                 event_id=plan_id(repo, branch, commit, name, *cls_part),
                                 request_id=plan_id(repo, branch, commit, name, "request",

@@ -31,12 +31,19 @@ from agents.catalog import Catalog
 from agents.sources import Source, WatchError, is_url, parse_source, redact, update
 from agents.workspace import WorkspaceError, changed_files, git, resolve
 from producers.scheduler import is_release, plan_commit, plan_id
+from streams.detection.policy import Policy
 from ttfb import events as ev
 from ttfb.settings import Settings
 from ttfb.signing import sign
 from ttfb.store import Store, queries
 
 __all__ = ["Source", "WatchError", "Watcher", "is_url", "parse_source", "redact", "update"]
+
+# the values a series' screen needs before it tests a commit (the detector's
+# ``min_back_values``): a scenario's first commit gets as many runs, or the
+# next one would go unscreened
+BASELINE_VALUES = Policy().detector.min_back_values
+
 
 def branch_tip(source: Source, branch: str) -> str:
     try:
@@ -97,6 +104,8 @@ class Watcher:
     # called about every second while the watcher waits for runs (the lab's
     # health, the progress line)
     tick: Callable[[], None] = lambda: None
+    # each commit planned here: its requests' ids and the runs each asks for
+    asked: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def check(self) -> None:
         check_named(self.catalog, self.sources)
@@ -161,9 +170,11 @@ class Watcher:
             int(self.capacity_per_hour * self.interval_s / 3600) or self.runs
         plan = plan_commit(self.catalog, source.name, commit, changed_files(source.path, commit),
                            queries.latest_modules(self.store) if modules is None else modules,
-                           self.runs, capacity, is_release(source.path, commit), branch)
+                           self.runs, capacity, is_release(source.path, commit), branch,
+                           first_runs=BASELINE_VALUES)
         key = self.settings.signing_key.get_secret_value()
         requests = [sign(r, key) for r in plan.requests]
+        self.asked[commit] = {r.request_id: r.runs for r in requests}
         marker = ev.CommitPlanned(
             repo=source.name, branch=branch, commit=commit, purpose=purpose,  # type: ignore[arg-type]
             requested=[r.scenario for r in requests],
@@ -223,11 +234,8 @@ class Watcher:
     def _modules_of(self, marker: ev.CommitPlanned) -> dict[str, list[str]]:
         """The modules the scenarios of ``marker``'s commit imported, once its
         runs are back (at most the scenarios' timeouts; what came by then)."""
-        ids = [plan_id(marker.repo, marker.branch, marker.commit, name, "request", *part)
-               for name in dict.fromkeys(marker.requested)
-               for cls in self.catalog.scenarios[name].hardware or [""]
-               for part in [[cls] if cls else []]]
-        wanted = self.runs * len(ids)
+        ids = list(self.asked.get(marker.commit, {}))
+        wanted = sum(self.asked.get(marker.commit, {}).values())
         timeout = sum(self.catalog.scenarios[n].timeout_s for n in marker.requested) * self.runs
         if wanted:
             self.say(f"{marker.repo}/{marker.branch}: the oldest commit's runs first, to learn "

@@ -220,8 +220,8 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
         watcher.check()
         planned = [m for source in sources for branch in watcher.branches_of(source)
                    for m in watcher.backfill(source, branch, args.last, args.since)]
-        ids = [r for m in planned for r in _request_ids(m)]
-        wanted = sum(args.runs for m in planned for _ in m.requested)
+        asked = {r: n for m in planned for r, n in watcher.asked.get(m.commit, {}).items()}
+        ids, wanted = list(asked), sum(asked.values())
         progress.say(f"backfill: {len(planned)} commit(s) planned, {wanted} runs to wait for")
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:
@@ -255,15 +255,6 @@ def _guarded(command: str, body: Callable[[], int], interrupted: Callable[[str],
     except (RuntimeError, TimeoutError) as exc:
         print(f"ttfb {command}: {exc}", file=sys.stderr)
         return 1
-
-
-def _request_ids(marker: object) -> list[str]:
-    from producers.scheduler import plan_id
-    from ttfb import events as ev
-
-    assert isinstance(marker, ev.CommitPlanned)
-    return [plan_id(marker.repo, marker.branch, marker.commit, s, "request")
-            for s in marker.requested]
 
 
 def _ticker(lab_check: Callable[[], None], progress: Progress) -> Callable[[], None]:

@@ -35,9 +35,10 @@ def test_a_backfill_whose_runs_all_fail_names_the_error_once_and_exits_1(
         [sys.executable, "-m", "ttfb.cli", "backfill", "--repo", f"tiny={repo}", "--last", "1"],
         capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
     assert result.returncode == 1, result.stderr
-    assert "every one of the 3 runs failed" in result.stderr
+    # a scenario's first commit: as many runs as its screen's baseline needs
+    assert "every one of the 4 runs failed" in result.stderr
     failures = [line for line in result.stderr.splitlines() if line.startswith("run failed:")]
-    # the three repetitions failed alike: one line, with the workflow's own error
+    # the repetitions failed alike: one line, with the workflow's own error
     assert len(failures) == 1, result.stderr
     assert sha[:10] in failures[0] and "FileNotFoundError" in failures[0] \
         and "prepared/train.bin" in failures[0], failures
@@ -87,7 +88,8 @@ def test_a_backfill_learns_what_the_scenario_imports_and_skips_commits_that_chan
         [sys.executable, "-m", "ttfb.cli", "backfill", "--repo", f"tiny={repo}", "--last", "5"],
         capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stderr
-    assert "6 runs to wait for" in result.stderr, result.stderr
+    # the first commit's 4 (a baseline's worth), the heavier import's 3
+    assert "7 runs to wait for" in result.stderr, result.stderr
     store = open_store(Settings(data_dir=data, _env_file=None))
     ran = {r["commit"] for r in store.query("SELECT DISTINCT commit FROM ttfb.runs")}
     assert ran == {first, heavier}

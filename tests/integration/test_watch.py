@@ -50,8 +50,10 @@ def test_watch_alerts_a_pushed_regression_once_across_a_sigkill(tmp_path: Path) 
         return log.read_text(errors="replace")[-3000:]
 
     try:
+        # the first commit's runs, as many as a baseline needs: the two after it
+        # change nothing the scenario imports (NOTES.md), and are skipped
         wait_until(lambda: count(store, "SELECT count() AS n FROM ttfb.runs FINAL"
-                                 " WHERE purpose = 'monitor' AND status = 'completed'") >= 9,
+                                 " WHERE purpose = 'monitor' AND status = 'completed'") >= 4,
                    timeout=240, describe=tail)
         culprit = set_import_cost(repo, 0.6, "load the heavy table eagerly")  # +20 % imports
         # the culprit's confirmation is under way: its runs are asked for, its verdict

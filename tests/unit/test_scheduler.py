@@ -32,6 +32,16 @@ def test_a_scenario_never_run_is_always_affected() -> None:
     assert sorted(r.scenario for r in plan.requests) == ["lm", "recsys", "vision"]
 
 
+def test_a_scenarios_first_commit_gets_the_runs_a_baseline_needs() -> None:
+    """The screen tests a commit against 4 values at least: a first commit of
+    3 runs would leave the next one unscreened."""
+    known = {"lm": MODULES["lm"]}
+    plan = plan_commit(load_catalog(), "demo", "abc", ["trainlab/common/runtime.py"], known, 3,
+                       first_runs=4)
+    assert sorted((r.scenario, r.runs) for r in plan.requests) == \
+        [("lm", 3), ("recsys", 4), ("vision", 4)]
+
+
 def test_short_capacity_runs_the_most_affected_first() -> None:
     changed = ["trainlab/vision/augment.py", "trainlab/common/runtime.py"]
     plan = plan_commit(load_catalog(), "demo", "abc", changed, MODULES, runs=3, capacity=3)
