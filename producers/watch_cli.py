@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from agents.catalog import CatalogError, load_catalog
+from producers.alerts import line
 from producers.watch import (
     Source,
     Watcher,
@@ -235,12 +236,45 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
                     return 1
                 progress.say(f"backfill: done, {done - failed} runs measured"
                              + (f", {failed} failed (the reasons are above)" if failed else ""))
-                return 0
+                return _settled(watcher, progress, deadline, args.timeout)
             time.sleep(2.0)
         done, failed = _runs_done(watcher.store, ids)
         progress.say(f"ttfb backfill: timed out after {args.timeout:.0f}s with {done} of "
                      f"{wanted} runs" + (f", {failed} of them failed" if failed else ""))
         return 1
+
+
+# what the lab decides after a backfill's runs: candidates confirmed or
+# dismissed, bisects, their explanations
+DECISION_PURPOSES = ["confirm", "bisect", "explain"]
+QUIET_S = 15.0  # nothing stored and nothing asked for this long: the lab is done
+
+
+def _settled(watcher: Watcher, progress: Progress, deadline: float, timeout: float) -> int:
+    """Wait for what the backfill's runs started (confirmations, bisects),
+    then say what was found: a backfill that ends with its lab would leave a
+    change confirmed and never attributed."""
+    store, repos = watcher.store, [s.name for s in watcher.sources]
+    count, since = -1, time.monotonic()
+    progress.say("backfill: waiting for the decisions its runs started (confirmations, "
+                 "bisects)")
+    while time.monotonic() < deadline:
+        watcher.tick()
+        asked = sum(len(queries.unanswered_requests(store, r, DECISION_PURPOSES)) for r in repos)
+        now = queries.event_count(store)
+        if asked or now != count:
+            count, since = now, time.monotonic()
+        elif time.monotonic() - since >= QUIET_S:
+            scenarios = {n for n in watcher.catalog.names()
+                         if watcher.catalog.scenarios[n].repo in repos}
+            found = [a for a in queries.current_alerts(store) if a["scenario"] in scenarios]
+            progress.say(f"backfill: {len(found)} change(s) found" + "".join(
+                f"\n  {line(a)}" for a in reversed(found)))
+            return 0
+        time.sleep(1.0)
+    progress.say(f"ttfb backfill: timed out after {timeout:.0f}s with decisions still under "
+                 "way; `ttfb watch` or `ttfb up` on this data directory resumes them")
+    return 1
 
 
 def _guarded(command: str, body: Callable[[], int], interrupted: Callable[[str], int]) -> int:

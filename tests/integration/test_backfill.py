@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import lab_processes, wait_until
-from tests.integration.tinyrepo import commit, make_repo, write_catalog
+from tests.integration.tinyrepo import commit, make_repo, set_import_cost, write_catalog
 from ttfb.settings import Settings
 from ttfb.store import open_store
 
@@ -77,10 +77,11 @@ def test_a_backfill_learns_what_the_scenario_imports_and_skips_commits_that_chan
         tmp_path: Path) -> None:
     """A scenario the lab has never run: its oldest commit's runs say which
     files it imports, and the commits that change none of them (in a
-    monorepo, most) are skipped, not run."""
+    monorepo, most) are skipped, not run. The backfill ends once what its
+    runs started is decided, and says what it found."""
     repo, data = tmp_path / "repo", tmp_path / "data"
     first, *notes = make_repo(repo, commits=3)  # then two commits to NOTES.md
-    heavier = commit(repo, "heavier import", touch="tiny/heavy.py")
+    heavier = set_import_cost(repo, 1.0, "heavier import")  # 0.5 s -> 1.0 s
     commit(repo, "notes 3", touch="NOTES.md")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
     env.update(TTFB_DATA_DIR=str(data), TTFB_CATALOG=str(write_catalog(tmp_path / "c.toml")))
@@ -90,9 +91,12 @@ def test_a_backfill_learns_what_the_scenario_imports_and_skips_commits_that_chan
     assert result.returncode == 0, result.stderr
     # the first commit's 4 (a baseline's worth), the heavier import's 3
     assert "7 runs to wait for" in result.stderr, result.stderr
+    assert "backfill: 1 change(s) found" in result.stderr, result.stderr
+    assert f"at {heavier[:10]} culprit {heavier[:10]}" in result.stderr, result.stderr
     store = open_store(Settings(data_dir=data, _env_file=None))
-    ran = {r["commit"] for r in store.query("SELECT DISTINCT commit FROM ttfb.runs")}
-    assert ran == {first, heavier}
+    ran = {r["commit"] for r in store.query(
+        "SELECT DISTINCT commit FROM ttfb.runs WHERE purpose = 'monitor'")}
+    assert ran == {first, heavier}  # (the bisect may run a skipped one: it is in the range)
     skipped = store.query("SELECT count() AS n FROM ttfb.events WHERE type = 'ScenarioSkipped'"
                           " AND JSONExtractString(payload, 'reason') = 'unaffected'")
     assert skipped[0]["n"] == 3

@@ -373,6 +373,11 @@ def unanswered_requests(store: Store, repo: str, purposes: list[str]) -> list[st
     return [str(r["payload"]) for r in rows]
 
 
+def event_count(store: Store) -> int:
+    """Events stored so far: unchanged while the lab does nothing."""
+    return int(store.query(f"SELECT count() AS n FROM {store.db}.events")[0]["n"])
+
+
 def watch_progress(store: Store, repo: str) -> dict[str, int]:
     """Counts a person follows a watched repository by."""
     one = store.query(
