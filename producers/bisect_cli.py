@@ -68,7 +68,13 @@ def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
     result = done[0]
     for key in ("steps", "explanation"):
         result[key] = json.loads(result[key]) if result[key] else []
-    if args.json:
+    _report(result, args.json)
+    return 1 if result["error"] or result["inconclusive"] else 0
+
+
+def _report(result: dict[str, Any], as_json: bool) -> None:
+    """The bisect's result: JSON, or what a person reads."""
+    if as_json:
         print(json.dumps(result, indent=2, default=str))
     elif result["error"]:
         print(f"bisect failed: {result['error']}")
@@ -83,7 +89,14 @@ def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
               f" {float(result['confidence']):.3f}, {result['runs_spent']} runs")
         for step in result["steps"]:
             print(f"  {step['commit'][:10]} {step['decision']:<8} {step['runs']} runs")
-    return 1 if result["error"] or result["inconclusive"] else 0
+        if result["explanation"]:
+            print("what grew from the culprit's parent to the culprit:")
+            for entry in result["explanation"][:EXPLAINED]:
+                where = f" ({entry['where']})" if entry.get("where") else ""
+                print(f"  {float(entry['delta_ms']):+,.1f} ms  {entry['name']}{where}")
+
+
+EXPLAINED = 5  # entries of the explanation the text output shows (--json: every one)
 
 
 def monitored_runs(store: Any, scenario: str, component: str, commits: list[str],

@@ -55,3 +55,23 @@ def test_a_spent_budget_ends_inconclusive_and_progress_is_shown(tmp_path: Path) 
     assert any("(endpoints)" in line for line in lines), result.stderr[-2000:]
     assert any("commits in range; likely after" in line for line in lines), result.stderr[-2000:]
     assert history.index(culprit) > 0 and not lab_processes(tmp_path / "data")
+
+
+def test_a_named_culprit_is_printed_with_what_grew(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    shas = make_repo(repo, import_s=0.2, commits=2)
+    culprit = set_import_cost(repo, 0.6, "import the table eagerly")
+    commit(repo, "notes", touch="NOTES.md")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
+    env.update(TTFB_DATA_DIR=str(tmp_path / "data"),
+               TTFB_CATALOG=str(write_catalog(tmp_path / "catalog.toml")))
+    result = subprocess.run(
+        [sys.executable, "-m", "ttfb.cli", "bisect", "--repo", str(repo), "--scenario", "tiny",
+         "--good", shas[0], "--bad", "HEAD", "--component", "imports"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"culprit {culprit}" in result.stdout, result.stdout
+    grew = result.stdout.split("what grew from the culprit's parent to the culprit:\n")[1]
+    first = grew.splitlines()[0]
+    assert "tiny.heavy" in first and "(changed)" in first, result.stdout
+    assert not lab_processes(tmp_path / "data")
