@@ -66,11 +66,25 @@ def touched_functions(root: Path, lines: dict[str, set[int]]) -> frozenset[tuple
         functions = [(min([n.lineno, *(d.lineno for d in n.decorator_list)]),
                       n.end_lineno or n.lineno, n.name) for n in ast.walk(tree)
                      if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+        # a comprehension or a lambda is a code object of its own in a profile
+        # (``data.py:35:<listcomp>``): a changed line in one touches it too
+        inline = [(n.lineno, n.end_lineno or n.lineno, INLINE[type(n)]) for n in ast.walk(tree)
+                  if isinstance(n, ast.expr) and type(n) in INLINE]
         for line in changed:
             inside = [f for f in functions if f[0] <= line <= f[1]]
             first, _, name = max(inside) if inside else (1, 0, "<module>")
             out.add((rel, first, name))
+            within = [f for f in inline if f[0] <= line <= f[1]]
+            if within:
+                first, _, name = max(within)
+                out.add((rel, first, name))
     return frozenset(out)
+
+
+# the names a profile gives the code objects of these expressions
+INLINE: dict[type, str] = {ast.ListComp: "<listcomp>", ast.SetComp: "<setcomp>",
+                           ast.DictComp: "<dictcomp>", ast.GeneratorExp: "<genexpr>",
+                           ast.Lambda: "<lambda>"}
 
 
 def import_times(path: Path) -> dict[str, float]:

@@ -139,7 +139,8 @@ def test_an_import_regression_lists_what_the_change_pulled_in_before_a_stalled_i
 def test_a_commit_touches_the_functions_its_changed_lines_fall_in(tmp_path: Path) -> None:
     """Frames are named as a profile names them (file, first line, function):
     the innermost function around each changed line (a decorator's line is
-    the function's first), module-level code as ``<module>`` at line 1."""
+    the function's first), and the comprehension it is in, module-level
+    code as ``<module>`` at line 1."""
     from agents.explain import touched_functions
     from agents.workspace import changed_lines
 
@@ -158,16 +159,18 @@ def test_a_commit_touches_the_functions_its_changed_lines_fall_in(tmp_path: Path
               "    return to_arrays(json.load(open(path)))\n")
     commit(before)
     after = before.replace("    return list(records)\n",
-                           "    key = repr(records)\n    return list(records)\n")
+                           "    key = repr(records)\n    return [r for r in records]\n")
     after = after.replace("        return x\n", "        return x + 1\n")
     sha = commit("import functools\n" + after.replace("def build_dataset", "@functools.cache\n"
                                                      "def build_dataset"))
     lines = changed_lines(tmp_path, sha)
     assert set(lines) == {"pkg/features.py"}
     touched = touched_functions(tmp_path, lines)
-    # the import, a line in to_arrays, the decorator added to build_dataset
-    # (its first line now), a line of the function nested in it
+    # the import, lines in to_arrays (one of them a comprehension, a code
+    # object of its own), the decorator added to build_dataset (its first
+    # line now), a line of the function nested in it
     assert touched == {("pkg/features.py", 1, "<module>"), ("pkg/features.py", 5, "to_arrays"),
+                       ("pkg/features.py", 7, "<listcomp>"),
                        ("pkg/features.py", 10, "build_dataset"),
                        ("pkg/features.py", 12, "inner")}, touched
 
