@@ -99,6 +99,30 @@ def use_checkout(paths: "list[Path]", first: "list[Path] | None" = None) -> None
     sys.meta_path[:] = kept
 
 
+def package_module(script: Path) -> str:
+    """The dotted name to run ``script`` by (``python -m pkg.train``) where it
+    imports relatively (``from .model import Net``), which ``python
+    script.py`` cannot; its top package's folder goes on ``sys.path``. ""
+    for any other script."""
+    import ast
+
+    try:
+        tree = ast.parse(script.read_text())
+    except (OSError, SyntaxError, ValueError):
+        return ""
+    if not any(isinstance(n, ast.ImportFrom) and n.level for n in ast.walk(tree)):
+        return ""
+    parts, folder = [script.stem], script.resolve().parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    if len(parts) == 1:
+        return ""  # in no package: it fails as ``python script.py`` would
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    return ".".join(parts)
+
+
 def run_entry(entry: str, config: dict, root: Path,  # type: ignore[type-arg]
               paths: "list[Path] | None" = None) -> None:
     sdk = _sdk()
@@ -118,7 +142,7 @@ def run_script(script: str, script_args: list[str], root: Path,
     from ttfb import launcher
 
     use_checkout(paths or [root], first=[Path(script).resolve().parent])
-    components = launcher.run_script(script, script_args)
+    components = launcher.run_script(script, script_args, package_module(Path(script)))
     for name, ms in components.items():
         sdk.mark(name, 0, int(ms * 1e6))
 

@@ -352,8 +352,9 @@ def _limit(seconds: float) -> None:
     signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
-def run_script(path: str, args: list[str]) -> dict[str, float]:
-    """Run ``path`` as ``__main__`` until its first step; returns components in ms."""
+def run_script(path: str, args: list[str], module: str = "") -> dict[str, float]:
+    """Run ``path`` as ``__main__`` until its first step (as ``python -m
+    module`` with ``module``: its package imported first); returns ms."""
     import os
 
     TIMELINE.__init__()  # type: ignore[misc]  # reset in place: the hooks hold this object
@@ -366,7 +367,11 @@ def run_script(path: str, args: list[str]) -> dict[str, float]:
     if limit > 0:
         _limit(limit)
     try:
-        runpy.run_path(path, run_name="__main__")
+        if module:
+            __import__(module.rpartition(".")[0])  # through the hook: import time
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(path, run_name="__main__")
     except FirstStepDone:
         pass
     except NoStepInTime:

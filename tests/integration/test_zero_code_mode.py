@@ -149,6 +149,29 @@ def test_a_corpus_read_by_hand_is_data_and_a_config_file_is_not(tmp_path: Path) 
     assert 580 <= run.components["data"] < 2000, run.components
 
 
+def test_a_script_that_imports_relatively_runs_as_its_package_module(tmp_path: Path) -> None:
+    """``python -m trainer.train`` is how such a script runs (``python
+    trainer/train.py`` fails on ``from .model import Net``): the lab runs it
+    so, its package's import counted as imports."""
+    from agents.runner import RunSpec, run_once
+
+    package = tmp_path / "trainer"
+    package.mkdir()
+    (package / "__init__.py").write_text("import time\ntime.sleep(0.3)  # a heavy package\n")
+    (package / "model.py").write_text(
+        "from torch import nn\n\n\nclass Net(nn.Linear):\n    def __init__(self):\n"
+        "        super().__init__(4, 1)\n")
+    (package / "train.py").write_text(
+        "import torch\nfrom .model import Net\n\n\ndef main():\n    model = Net()\n"
+        "    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "    model(torch.ones(2, 4)).sum().backward()\n    opt.step()\n\n\n"
+        "if __name__ == '__main__':\n    main()\n")
+    run = run_once(RunSpec(root=tmp_path, script="trainer/train.py", timeout_s=120))
+    assert run.status == "completed", (run.reason, run.stderr_tail)
+    assert run.components["imports"] >= 300 and run.components["model"] > 0, run.components
+    assert run.components["config"] < 300, run.components
+
+
 @pytest.mark.parametrize(("body", "message"), [
     ("import time, torch\nwhile True:\n    time.sleep(0.05)\n", "reached no training step"),
     ("import torch\nm = torch.nn.Linear(2, 1)\nwith torch.no_grad():\n    while True:\n"
