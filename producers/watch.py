@@ -35,7 +35,7 @@ from streams.detection.policy import Policy
 from ttfb import events as ev
 from ttfb.settings import Settings
 from ttfb.signing import sign
-from ttfb.store import Store, queries
+from ttfb.store import Store, queries, watching
 
 __all__ = ["Source", "WatchError", "Watcher", "is_url", "parse_source", "redact", "update"]
 
@@ -135,7 +135,7 @@ class Watcher:
     def follow(self, source: Source, branch: str) -> int:
         """Plan the commits of ``branch`` the store has no plan of."""
         tip = branch_tip(source, branch)
-        planned = queries.planned_commits(self.store, source.name, branch)
+        planned = watching.planned_commits(self.store, source.name, branch)
         if not planned:
             todo = [tip]  # a branch seen first: its tip starts the series (backfill: history)
         elif _is_ancestor(source.path, planned[-1], tip):
@@ -196,7 +196,7 @@ class Watcher:
         key = self.settings.signing_key.get_secret_value()
         again: list[ev.Event] = []
         for source in self.sources:
-            for payload in queries.unanswered_requests(self.store, source.name, ["monitor"]):
+            for payload in watching.unanswered_requests(self.store, source.name, ["monitor"]):
                 command = ev.decode(payload)
                 if isinstance(command, ev.RunRequested):
                     again.append(sign(command, key))
@@ -214,7 +214,7 @@ class Watcher:
         commits = _first_parent(source.path, resolve(source.path, since) if since else None, tip)
         if last is not None:
             commits = commits[-last:]
-        done = set(queries.planned_commits(self.store, source.name, branch))
+        done = set(watching.planned_commits(self.store, source.name, branch))
         commits = [c for c in commits if c not in done]
         known = queries.latest_modules(self.store)
         if len(commits) < 2 or all(n in known for n in self._scenarios(source)):
@@ -244,7 +244,7 @@ class Watcher:
         deadline = time.monotonic() + timeout + 60
         found: dict[str, list[str]] = {}
         while wanted and time.monotonic() < deadline:
-            found, back = queries.modules_at(self.store, ids)
+            found, back = watching.modules_at(self.store, ids)
             if back >= wanted or set(found) >= set(marker.requested):
                 break
             self.tick()

@@ -30,7 +30,7 @@ from producers.watch import (
 from ttfb.events import failure_summary
 from ttfb.process import interrupted_by, raise_if_interrupted
 from ttfb.settings import Settings
-from ttfb.store import Store, StoreUnavailable, open_store, queries
+from ttfb.store import Store, StoreUnavailable, open_store, queries, watching
 
 
 class Progress:
@@ -45,7 +45,7 @@ class Progress:
     def line(self) -> str:
         totals: dict[str, int] = {}
         for repo in self.repos:
-            for key, value in queries.watch_progress(self.store, repo).items():
+            for key, value in watching.watch_progress(self.store, repo).items():
                 # alerts and bisects are the lab's, not per repository
                 totals[key] = value if key in ("attributed", "bisected") \
                     else totals.get(key, 0) + value
@@ -60,7 +60,7 @@ class Progress:
     def show(self) -> None:
         try:
             line = self.line()
-            failed = queries.recent_failures(self.store, self.repos)
+            failed = watching.recent_failures(self.store, self.repos)
         except StoreUnavailable:
             return
         for run in reversed(failed):
@@ -255,18 +255,17 @@ def _settled(watcher: Watcher, progress: Progress, deadline: float, timeout: flo
     then say what was found: a backfill that ends with its lab would leave a
     change confirmed and never attributed."""
     store, repos = watcher.store, [s.name for s in watcher.sources]
+    scenarios = [n for n in watcher.catalog.names() if watcher.catalog.scenarios[n].repo in repos]
     count, since = -1, time.monotonic()
     progress.say("backfill: waiting for the decisions its runs started (confirmations, "
                  "bisects)")
     while time.monotonic() < deadline:
         watcher.tick()
-        asked = sum(len(queries.unanswered_requests(store, r, DECISION_PURPOSES)) for r in repos)
-        now = queries.event_count(store)
+        asked = sum(len(watching.unanswered_requests(store, r, DECISION_PURPOSES)) for r in repos)
+        now = watching.event_count(store, scenarios)
         if asked or now != count:
             count, since = now, time.monotonic()
         elif time.monotonic() - since >= QUIET_S:
-            scenarios = {n for n in watcher.catalog.names()
-                         if watcher.catalog.scenarios[n].repo in repos}
             found = [a for a in queries.current_alerts(store) if a["scenario"] in scenarios]
             progress.say(f"backfill: {len(found)} change(s) found" + "".join(
                 f"\n  {line(a)}" for a in reversed(found)))
