@@ -22,6 +22,16 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def backfill(tmp_path: Path, repo: Path, data: Path,
+             last: int) -> subprocess.CompletedProcess[str]:
+    """``ttfb backfill --last LAST`` of the tiny repository, as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
+    env.update(TTFB_DATA_DIR=str(data), TTFB_CATALOG=str(write_catalog(tmp_path / "c.toml")))
+    return subprocess.run(
+        [sys.executable, "-m", "ttfb.cli", "backfill", "--repo", f"tiny={repo}", "--last",
+         str(last)], capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+
+
 def test_a_backfill_whose_runs_all_fail_names_the_error_once_and_exits_1(
         tmp_path: Path) -> None:
     repo, data = tmp_path / "repo", tmp_path / "data"
@@ -29,11 +39,7 @@ def test_a_backfill_whose_runs_all_fail_names_the_error_once_and_exits_1(
     # data prepared outside git, as a dataset often is: absent from the commit's checkout
     (repo / "tiny" / "heavy.py").write_text("open('prepared/train.bin', 'rb')\n")
     sha = commit(repo, "read the prepared tokens")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
-    env.update(TTFB_DATA_DIR=str(data), TTFB_CATALOG=str(write_catalog(tmp_path / "c.toml")))
-    result = subprocess.run(
-        [sys.executable, "-m", "ttfb.cli", "backfill", "--repo", f"tiny={repo}", "--last", "1"],
-        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    result = backfill(tmp_path, repo, data, 1)
     assert result.returncode == 1, result.stderr
     # a scenario's first commit: as many runs as its screen's baseline needs
     assert "every one of the 4 runs failed" in result.stderr
@@ -83,11 +89,7 @@ def test_a_backfill_learns_what_the_scenario_imports_and_skips_commits_that_chan
     first, *notes = make_repo(repo, commits=3)  # then two commits to NOTES.md
     heavier = set_import_cost(repo, 1.0, "heavier import")  # 0.5 s -> 1.0 s
     commit(repo, "notes 3", touch="NOTES.md")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
-    env.update(TTFB_DATA_DIR=str(data), TTFB_CATALOG=str(write_catalog(tmp_path / "c.toml")))
-    result = subprocess.run(
-        [sys.executable, "-m", "ttfb.cli", "backfill", "--repo", f"tiny={repo}", "--last", "5"],
-        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    result = backfill(tmp_path, repo, data, 5)
     assert result.returncode == 0, result.stderr
     # the first commit's 4 (a baseline's worth), the heavier import's 3
     assert "7 runs to wait for" in result.stderr, result.stderr
