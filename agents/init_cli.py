@@ -121,7 +121,11 @@ def init_command(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ttfb init: {script} is not inside a git repository", file=sys.stderr)
         return 2
     repo = args.repo_name or re.sub(r"[^A-Za-z0-9_.-]", "-", root.name)
-    name = args.name or re.sub(r"[^A-Za-z0-9_.-]", "-", script.stem)
+    # ``word_language_model/main.py``: a folder of examples each with its
+    # main.py (pytorch/examples) is named by the folder, not "main"
+    generic = script.stem in ("main", "__main__") and script.parent != root
+    name = args.name or re.sub(r"[^A-Za-z0-9_.-]", "-",
+                               script.parent.name if generic else script.stem)
     catalog = Path(args.catalog) if args.catalog else root / "ttfb.toml"
     try:
         scenario = Scenario(name=name, repo=repo, script=script.relative_to(root).as_posix(),

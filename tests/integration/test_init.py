@@ -126,6 +126,25 @@ def test_a_script_that_reads_files_beside_it_runs_from_its_folder(tmp_path: Path
     assert load_catalog(repo / "ttfb.toml").scenarios["train"].workdir == "scripts"
 
 
+def test_a_main_py_in_a_folder_is_named_by_its_folder(tmp_path: Path) -> None:
+    """pytorch/examples keeps a main.py in each example's folder: the
+    scenario is named by the folder, so a second one does not collide."""
+    from agents.catalog import load_catalog
+
+    repo = repo_with(tmp_path, "")
+    (repo / "scripts" / "train.py").rename(repo / "scripts" / "main.py")
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=a", "-c", "user.email=a@b",
+                    "commit", "-qm", "main"], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "ttfb.cli", "init", "--script", str(repo / "scripts" / "main.py"),
+         "--", "--steps", "3"], capture_output=True, text=True, timeout=300,
+        env={**env, "TTFB_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 0, result.stderr
+    assert list(load_catalog(repo / "ttfb.toml").scenarios) == ["scripts"]
+
+
 def test_a_workdir_given_to_init_is_the_only_one_tried(tmp_path: Path) -> None:
     repo = repo_with(tmp_path, "open('vocab.txt').close()\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
