@@ -143,6 +143,10 @@ class Catalog(BaseModel):
     def names(self) -> list[str]:
         return sorted(self.scenarios)
 
+    def of_repos(self, repos: list[str]) -> list[str]:
+        """The names of the scenarios of these repositories."""
+        return [n for n in self.names() if self.scenarios[n].repo in repos]
+
 
 def load_catalog(path: Path | None = None) -> Catalog:
     """Read and validate a catalog file; errors name file, scenario and field."""

@@ -45,6 +45,10 @@ __all__ = ["Source", "WatchError", "Watcher", "is_url", "parse_source", "redact"
 BASELINE_VALUES = Policy().detector.min_back_values
 
 
+# a commit planned: its marker, and its requests' ids with the runs each asks for
+Planned = tuple[ev.CommitPlanned, dict[str, int]]
+
+
 def branch_tip(source: Source, branch: str) -> str:
     try:
         return resolve(source.path, f"refs/heads/{branch}")
@@ -104,8 +108,6 @@ class Watcher:
     # called about every second while the watcher waits for runs (the lab's
     # health, the progress line)
     tick: Callable[[], None] = lambda: None
-    # each commit planned here: its requests' ids and the runs each asks for
-    asked: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def check(self) -> None:
         check_named(self.catalog, self.sources)
@@ -165,7 +167,9 @@ class Watcher:
         return _first_parent(source.path, base, tip) if base else [tip]
 
     def plan(self, source: Source, branch: str, commit: str, purpose: str = "monitor",
-             modules: Mapping[str, Sequence[str]] | None = None) -> ev.CommitPlanned:
+             modules: Mapping[str, Sequence[str]] | None = None) -> Planned:
+        """Plan ``commit``: its marker, and its requests' ids with the runs
+        each asks for (what a backfill waits on)."""
         capacity = None if self.capacity_per_hour is None else \
             int(self.capacity_per_hour * self.interval_s / 3600) or self.runs
         plan = plan_commit(self.catalog, source.name, commit, changed_files(source.path, commit),
@@ -174,7 +178,6 @@ class Watcher:
                            first_runs=BASELINE_VALUES)
         key = self.settings.signing_key.get_secret_value()
         requests = [sign(r, key) for r in plan.requests]
-        self.asked[commit] = {r.request_id: r.runs for r in requests}
         marker = ev.CommitPlanned(
             repo=source.name, branch=branch, commit=commit, purpose=purpose,  # type: ignore[arg-type]
             requested=[r.scenario for r in requests],
@@ -188,7 +191,7 @@ class Watcher:
         self.say(f"{source.name}/{branch} {commit[:10]}: "
                  + (f"{runs} runs of {', '.join(marker.requested)}" if requests
                     else "no scenario affected"))
-        return marker
+        return marker, {r.request_id: r.runs for r in requests}
 
     def resend_unanswered(self) -> int:
         """Send again the stored monitor commands whose runs never came (the
@@ -206,7 +209,7 @@ class Watcher:
         return len(again)
 
     def backfill(self, source: Source, branch: str, last: int | None,
-                 since: str | None) -> list[ev.CommitPlanned]:
+                 since: str | None) -> list[Planned]:
         """Plan up to ``last`` commits before the tip (or all after ``since``),
         oldest first, skipping any already planned."""
         update(source)
@@ -217,7 +220,7 @@ class Watcher:
         done = set(watching.planned_commits(self.store, source.name, branch))
         commits = [c for c in commits if c not in done]
         known = queries.latest_modules(self.store)
-        if len(commits) < 2 or all(n in known for n in self._scenarios(source)):
+        if len(commits) < 2 or all(n in known for n in self.catalog.of_repos([source.name])):
             return [self.plan(source, branch, c, "backfill", known) for c in commits]
         # a scenario never run: every commit would count as affecting it.
         # Its oldest commit's runs say which of the repository's files it
@@ -228,14 +231,11 @@ class Watcher:
         known = {**known, **{n: sorted({*known.get(n, []), *m}) for n, m in learned.items()}}
         return [first, *(self.plan(source, branch, c, "backfill", known) for c in commits[1:])]
 
-    def _scenarios(self, source: Source) -> list[str]:
-        return [n for n in self.catalog.names() if self.catalog.scenarios[n].repo == source.name]
-
-    def _modules_of(self, marker: ev.CommitPlanned) -> dict[str, list[str]]:
-        """The modules the scenarios of ``marker``'s commit imported, once its
+    def _modules_of(self, planned: Planned) -> dict[str, list[str]]:
+        """The modules the scenarios of a planned commit imported, once its
         runs are back (at most the scenarios' timeouts; what came by then)."""
-        ids = list(self.asked.get(marker.commit, {}))
-        wanted = sum(self.asked.get(marker.commit, {}).values())
+        marker, asked = planned
+        ids, wanted = list(asked), sum(asked.values())
         timeout = sum(self.catalog.scenarios[n].timeout_s for n in marker.requested) * self.runs
         if wanted:
             self.say(f"{marker.repo}/{marker.branch}: the oldest commit's runs first, to learn "

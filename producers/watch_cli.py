@@ -219,9 +219,9 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
         watcher.say = progress.say
         watcher.tick = _ticker(lab_check, progress)
         watcher.check()
-        planned = [m for source in sources for branch in watcher.branches_of(source)
-                   for m in watcher.backfill(source, branch, args.last, args.since)]
-        asked = {r: n for m in planned for r, n in watcher.asked.get(m.commit, {}).items()}
+        planned = [p for source in sources for branch in watcher.branches_of(source)
+                   for p in watcher.backfill(source, branch, args.last, args.since)]
+        asked = {r: n for _, requests in planned for r, n in requests.items()}
         ids, wanted = list(asked), sum(asked.values())
         progress.say(f"backfill: {len(planned)} commit(s) planned, {wanted} runs to wait for")
         deadline = time.monotonic() + args.timeout
@@ -255,7 +255,7 @@ def _settled(watcher: Watcher, progress: Progress, deadline: float, timeout: flo
     then say what was found: a backfill that ends with its lab would leave a
     change confirmed and never attributed."""
     store, repos = watcher.store, [s.name for s in watcher.sources]
-    scenarios = [n for n in watcher.catalog.names() if watcher.catalog.scenarios[n].repo in repos]
+    scenarios = watcher.catalog.of_repos(repos)
     count, since = -1, time.monotonic()
     progress.say("backfill: waiting for the decisions its runs started (confirmations, "
                  "bisects)")
