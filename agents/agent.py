@@ -108,17 +108,21 @@ class Agent:
         return names.index(scenario) % self.slots if scenario in names else 0
 
     def lane(self, raw: bytes) -> tuple[int, int]:
-        """The slot a command message will run in (0 for anything unreadable:
-        ``handle`` refuses it there), and its rank there (``RANKS``)."""
+        """The lane a command message will run in, and its rank there
+        (``RANKS``): a run's slot (0 for anything unreadable: ``handle``
+        refuses it there); a range's listing, the lane after the last slot,
+        its own. A listing takes milliseconds and a bisect's every batch
+        waits for it: it never waits behind a run (a real workflow's run can
+        take minutes)."""
         try:
             data = json.loads(raw)
             scenario, purpose = data.get("scenario", ""), data.get("purpose", "")
             kind = data.get("type")
         except (ValueError, AttributeError):
             return 0, 0
-        slot = self.slot_of(scenario) if isinstance(scenario, str) else 0
         if kind == "CommitRangeRequested":
-            return slot, -1  # a listing takes milliseconds, and a bisect waits for it
+            return self.slots, 0
+        slot = self.slot_of(scenario) if isinstance(scenario, str) else 0
         return slot, RANKS.get(purpose, 0) if isinstance(purpose, str) else 0
 
     # ------------------------------------------------------------------ intake

@@ -1,6 +1,6 @@
-"""The agent's command consumer: one lane per slot, each running its commands
-in order, and offsets committed only once every command up to them has had
-its effects."""
+"""The agent's command consumer: one lane per slot and one for ranges'
+listings, each running its commands in order, and offsets committed only
+once every command up to them has had its effects."""
 
 from __future__ import annotations
 
@@ -53,16 +53,17 @@ class Offsets:
 
 
 class Lanes:
-    """One queue per slot; each slot runs its commands one at a time, by rank
+    """One queue per slot, and one for ranges' listings after them
+    (``Agent.lane``); each lane runs its commands one at a time, by rank
     (``agents.agent.RANKS``: a bisect's runs before a confirmation's, both
     before monitoring), in arrival order within a rank."""
 
     def __init__(self, agent: Agent, offsets: Offsets) -> None:
         self.agent, self.offsets = agent, offsets
-        self.queued: list[list[tuple[int, int, Any, Any]]] = [[] for _ in range(agent.slots)]
+        lanes = agent.slots + 1
+        self.queued: list[list[tuple[int, int, Any, Any]]] = [[] for _ in range(lanes)]
         self.arrivals = itertools.count()
-        self.running: list[tuple[asyncio.Task[None], tuple[Any, int]] | None] = \
-            [None] * agent.slots
+        self.running: list[tuple[asyncio.Task[None], tuple[Any, int]] | None] = [None] * lanes
 
     def put(self, tp: Any, record: Any) -> None:
         self.offsets.start(tp, record.offset)
@@ -77,8 +78,9 @@ class Lanes:
         """Retire finished commands and start each idle slot's next one."""
         for slot in range(len(self.queued)):
             self._advance(slot)
-        self.agent.running = sum(c is not None for c in self.running)
-        self.agent.queued = sum(len(q) for q in self.queued)
+        runs = self.agent.slots  # the listings' lane runs no run
+        self.agent.running = sum(c is not None for c in self.running[:runs])
+        self.agent.queued = sum(len(q) for q in self.queued[:runs])
         metrics.RUNS_RUNNING.set(self.agent.running)
         metrics.RUNS_QUEUED.set(self.agent.queued)
 

@@ -109,8 +109,8 @@ def relist(b: Bisect, event: ev.RunCompleted | ev.RunFailed) -> list[ev.Event]:
     listing came without the agent's hint (which commits change code the
     scenario imports: an agent learns that from a run of it, and a bisect
     started by hand may reach an agent that has not run the scenario yet).
-    Listings jump the agents' queues, so the hint is in before the search's
-    first batches are placed."""
+    Listings have a lane of their own on an agent, so the hint is in before
+    the search's first batches are placed."""
     if b.affected or b.relisted or not b.commits or not isinstance(event, ev.RunCompleted):
         return []
     b.relisted = True

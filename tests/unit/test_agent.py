@@ -33,8 +33,9 @@ def test_a_slot_runs_a_bisect_s_runs_before_confirmations_and_monitoring() -> No
     runs (the last step to an attributed alert) before a confirmation's
     (kept in their interleaved order), both before the monitoring of
     further commits; an unreadable command keeps the first rank, where the
-    agent refuses it. A range's listing goes before all of them: it takes
-    milliseconds, and a bisect places its batches by it."""
+    agent refuses it. A range's listing has a lane of its own: it takes
+    milliseconds, and a bisect places its batches by it, so it is answered
+    while the slot's run goes on, not after it."""
     import asyncio
     import json
     from types import SimpleNamespace
@@ -47,6 +48,8 @@ def test_a_slot_runs_a_bisect_s_runs_before_confirmations_and_monitoring() -> No
 
         def __init__(self) -> None:
             self.ran: list[str] = []
+            self.listed_while: list[int] = []  # runs going on at each listing
+            self.in_run = 0
 
         def slot_of(self, scenario: str) -> int:
             return 0
@@ -54,11 +57,19 @@ def test_a_slot_runs_a_bisect_s_runs_before_confirmations_and_monitoring() -> No
         async def handle(self, raw: bytes) -> None:
             try:
                 data = json.loads(raw)
-                self.ran.append(f"{data.get('purpose', 'listing')}-{data['n']}")
             except ValueError:
                 self.ran.append("junk")
+                return
+            if data.get("type") == "CommitRangeRequested":
+                self.listed_while.append(self.in_run)
+                self.ran.append(f"listing-{data['n']}")
+                return
+            self.ran.append(f"{data['purpose']}-{data['n']}")
+            self.in_run += 1
+            await asyncio.sleep(0.02)  # a run takes a while
+            self.in_run -= 1
 
-    async def drain(purposes: list[str]) -> list[str]:
+    async def drain(purposes: list[str]) -> OneSlot:
         agent = OneSlot()
         lanes = Lanes(agent, Offsets())  # type: ignore[arg-type]
         for offset, purpose in enumerate(purposes):
@@ -67,15 +78,20 @@ def test_a_slot_runs_a_bisect_s_runs_before_confirmations_and_monitoring() -> No
             value = b"{junk" if purpose == "junk" else \
                 json.dumps({"scenario": "lm", "n": offset, **fields}).encode()
             lanes.put("tp", SimpleNamespace(value=value, offset=offset))
+            if offset == 2:  # the slot's first run starts before the rest arrive
+                lanes.advance()
         while lanes.busy or any(lanes.queued):
             lanes.advance()
             await lanes.wait(0.01)
-        return agent.ran
+        return agent
 
-    ran = asyncio.run(drain(["monitor", "monitor", "confirm", "bisect", "confirm", "junk",
-                             "explain", "monitor", "listing"]))
-    assert ran == ["listing-8", "bisect-3", "junk", "explain-6", "confirm-2", "confirm-4",
-                   "monitor-0", "monitor-1", "monitor-7"]
+    agent = asyncio.run(drain(["monitor", "monitor", "confirm", "bisect", "confirm", "junk",
+                               "explain", "monitor", "listing"]))
+    assert [r for r in agent.ran if not r.startswith("listing")] == [
+        "confirm-2", "bisect-3", "junk", "explain-6", "confirm-4", "monitor-0", "monitor-1",
+        "monitor-7"]
+    # the listing came last and was answered while the slot's first run went on
+    assert agent.ran.index("listing-8") == 1 and agent.listed_while == [1]
 
 
 def test_slots_leave_the_lab_a_core(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
