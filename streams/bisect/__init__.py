@@ -1,7 +1,10 @@
 """The bisect coordinator as a pure fold: confirmed regression -> culprit commit.
 
 1. ``RegressionConfirmed`` or ``ImprovementConfirmed`` -> ``CommitRangeRequested``
-   (an agent lists good..bad); one bisect per confirmed component.
+   (an agent lists good..bad); one bisect per confirmed component. A
+   second component of the same change follows the first's bisect: it takes
+   that bisect's runs (each carries every component) and starts its own
+   search over the range when that one's ends.
 2. ``CommitRangeListed`` -> endpoint runs, interleaved (good, bad, good, ...).
 3. Probabilistic (Bayesian) bisection: a posterior over the culprit's
    position, from every run of every commit tested so far against the

@@ -24,7 +24,8 @@ def decide(book: BisectBook, event: ev.Event,
         return book, start_bisect(book, event)
     if isinstance(event, ev.CommitRangeListed) and event.correlation_id in book.bisects:
         book = copy.deepcopy(book)
-        return book, on_range(book.bisects[event.correlation_id], event, policy)
+        b = book.bisects[event.correlation_id]
+        return book, on_range(b, event, policy) + release_followers(book, b, policy)
     if isinstance(event, (ev.RunCompleted, ev.RunFailed)) and \
             event.purpose in ("bisect", "explain") and event.correlation_id in book.bisects:
         current = book.bisects[event.correlation_id]
@@ -34,8 +35,39 @@ def decide(book: BisectBook, event: ev.Event,
         b = book.bisects[event.correlation_id]
         b.run_ids.append(event.run_id)
         record(b, event)
-        return book, relist(b, event) + advance(b, policy)
+        if event.purpose == "bisect":
+            for follower in followers(book, b):
+                follower.run_ids.append(event.run_id)
+                record(follower, event)
+        return book, relist(b, event) + advance(b, policy) + release_followers(book, b, policy)
     return book, []
+
+
+def followers(book: BisectBook, leader: Bisect) -> list[Bisect]:
+    """The bisects waiting on ``leader``'s runs (``Bisect.follows``)."""
+    return [f for f in book.bisects.values()
+            if f.follows == leader.bisect_id and f.phase == "follow"]
+
+
+def release_followers(book: BisectBook, leader: Bisect, policy: BisectPolicy) -> list[ev.Event]:
+    """Once ``leader``'s search is over, each bisect that followed it starts
+    on its range, with every run the leader made of it: where the change is
+    one commit's, its own posterior is most of the way there. A leader
+    without a range (its listing failed) leaves each to ask for its own."""
+    if leader.phase not in ("explain", "done"):
+        return []
+    out: list[ev.Event] = []
+    for f in followers(book, leader):
+        if not leader.commits:
+            f.phase = "range"
+            out.append(ev.CommitRangeRequested(scenario=f.scenario, repo=f.repo, good=f.good,
+                                               bad=f.bad, correlation_id=f.bisect_id,
+                                               producer="ttfb-bisect"))
+            continue
+        f.phase, f.block = "range", leader.block  # its own blocks come after the leader's
+        out += take_range(f, leader.commits, leader.authors, leader.subjects,
+                          leader.affected, policy)
+    return out
 
 
 def start_bisect(book: BisectBook,
@@ -47,6 +79,12 @@ def start_bisect(book: BisectBook,
         return []  # a duplicate
     bisect_id = ev.derived_id("bisect", found.detection_id, found.component)
     book.by_detection[key] = bisect_id
+    # another component of the same change is being bisected: its runs are
+    # this one's too, so this one follows it instead of asking for its own
+    leader = next((b.bisect_id for b in book.bisects.values()
+                   if b.detection_id == found.detection_id and not b.follows
+                   and b.phase not in ("explain", "done")
+                   and (b.good, b.bad) == (found.good_commit, found.commit)), "")
     book.bisects[bisect_id] = Bisect(
         bisect_id=bisect_id, detection_id=found.detection_id, scenario=found.scenario,
         component=found.component, repo=found.repo, branch=found.branch,
@@ -59,7 +97,10 @@ def start_bisect(book: BisectBook,
                                          (found.commit, found.evidence_after)) if v},
         cells=[(k, 0, float(x)) for k, v in ((found.good_commit, found.evidence_before),
                                              (found.commit, found.evidence_after)) for x in v]
-        + monitored_cells(found.monitored))
+        + monitored_cells(found.monitored),
+        follows=leader, phase="follow" if leader else "range")
+    if leader:
+        return []
     return [ev.CommitRangeRequested(scenario=found.scenario, repo=found.repo,
                                     good=found.good_commit, bad=found.commit,
                                     correlation_id=bisect_id, producer="ttfb-bisect")]
@@ -79,24 +120,37 @@ def on_range(b: Bisect, listed: ev.CommitRangeListed, policy: BisectPolicy) -> l
     if b.phase != "range":  # the range listed again (``relist``): its hint alone counts
         take_hint(b, listed)
         return []
-    if listed.error or len(listed.commits) < 2:
+    if listed.error:
         b.phase = "done"
-        return [completed(b, error=listed.error or "empty commit range")]
-    if len(listed.commits) - 1 > ev.MAX_RANGE:
+        return [completed(b, error=listed.error)]
+    return take_range(b, listed.commits, listed.authors, listed.subjects, listed.affected,
+                      policy)
+
+
+def take_range(b: Bisect, commits: list[str], authors: list[str], subjects: list[str],
+               affected: list[bool], policy: BisectPolicy) -> list[ev.Event]:
+    """Start the search over ``commits`` (good first, bad last), as listed."""
+    if len(commits) < 2:
         b.phase = "done"
-        return [completed(b, error=ev.range_too_long(len(listed.commits) - 1))]
-    b.commits, b.authors, b.subjects = listed.commits, listed.authors, listed.subjects
-    if len(listed.affected) == len(listed.commits):
-        b.affected = list(listed.affected)
+        return [completed(b, error="empty commit range")]
+    if len(commits) - 1 > ev.MAX_RANGE:
+        b.phase = "done"
+        return [completed(b, error=ev.range_too_long(len(commits) - 1))]
+    b.commits, b.authors, b.subjects = list(commits), list(authors), list(subjects)
+    if len(affected) == len(commits):
+        b.affected = list(affected)
     b.lo, b.hi, b.phase = 0, len(b.commits) - 1, "endpoints"
     # the agent lists full shas: carry over runs known under the names it was
     # given (the endpoints' by their place, whatever names them; others' by sha)
     ends = {b.good: b.commits[0], b.bad: b.commits[-1]}
     for given, full in ends.items():
         if given != full and given in b.samples:
-            b.samples[full] = b.samples.pop(given)
+            b.samples[full] = b.samples.pop(given) + b.samples.get(full, [])
     b.cells = [(ends.get(c) or full_name(c, b.commits), k, v) for c, k, v in b.cells]
-    b.preloaded = {c: len(b.samples.get(c, [])) for c in (b.commits[0], b.commits[-1])}
+    # known before asking: the endpoints' (the confirmation's runs), and a
+    # follower's every commit the bisect it followed ran
+    b.preloaded = {c: len(b.samples.get(c, [])) for c in b.commits
+                   if c in b.samples or c in (b.commits[0], b.commits[-1])}
     missing = [max(0, policy.endpoint_runs - b.preloaded[c])
                for c in (b.commits[0], b.commits[-1])]
     if not any(missing):

@@ -22,7 +22,7 @@ class Bisect:
     bad: str
     direction: str = "regression"
     hardware_class: str = ""  # its runs go to the agents of the confirmed series
-    phase: str = "range"  # range, endpoints, search, residual, explain, done
+    phase: str = "range"  # range (or follow), endpoints, search, residual, explain, done
     commits: list[str] = field(default_factory=list)
     authors: list[str] = field(default_factory=list)
     subjects: list[str] = field(default_factory=list)
@@ -54,6 +54,10 @@ class Bisect:
     cells: list[tuple[str, int, float]] = field(default_factory=list)  # (commit, block, value)
     reproduced: bool = True
     max_runs: int = 0  # runs it may ask for in all before it ends inconclusive (0: no cap)
+    # the bisect of another component of the same detection whose runs this
+    # one takes while it waits (phase "follow"): they are runs of the same
+    # scenario over the same range, and each carries every component
+    follows: str = ""
 
 
 @dataclass

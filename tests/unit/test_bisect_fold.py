@@ -521,3 +521,62 @@ def test_a_spent_budget_ends_inconclusive_with_the_likely_range() -> None:
         covered += after < at <= last
     assert inconclusive >= 30  # the budget is short for this shift: most end here
     assert covered >= 0.75 * inconclusive
+
+
+def _two_components(seed: int, together: bool, culprit: int = 9,
+                    n: int = 16) -> tuple[dict[str, str], int]:
+    """One change that moves imports by 12 % and first_step by 60 % at
+    ``culprit``, confirmed in both: their bisects in one scenario's book
+    (``together``, as the fold keeps them) or each in a book of its own.
+    The culprit each names, and the runs the simulated agent ran."""
+    rng = np.random.default_rng(seed)
+    commits = [f"c{i:02d}" for i in range(n)]
+    sizes = {"imports": 0.12, "first_step": 0.60}
+    books = {"one": BisectBook()} if together else {c: BisectBook() for c in sizes}
+    queue: list[tuple[str, ev.Event]] = []
+    for component in sizes:
+        book = "one" if together else component
+        books[book], out = decide(books[book], ev.RegressionConfirmed(
+            repo="demo", scenario="sim", component=component, commit=commits[-1],
+            good_commit=commits[0], direction="regression", detection_id="det"), POLICY)
+        queue += [(book, e) for e in out]
+    named, ran = {}, 0
+    while queue:
+        book, event = queue.pop(0)
+        if isinstance(event, ev.CommitRangeRequested):
+            event = ev.CommitRangeListed(
+                request_id=event.request_id, scenario="sim", repo="demo",
+                correlation_id=event.correlation_id, commits=commits,
+                authors=[f"a{i}" for i in range(n)], subjects=[f"s{i}" for i in range(n)])
+        elif isinstance(event, ev.RunRequested):
+            ran += 1
+            i = commits.index(event.commit)
+            comps = {c: 10.0 for c in ev.COMPONENTS} | {
+                c: 500.0 * (1 + size if i >= culprit else 1.0) * float(rng.lognormal(0, 0.03))
+                for c, size in sizes.items()}
+            event = ev.RunCompleted(repo="demo", scenario="sim", commit=event.commit,
+                                    purpose=event.purpose, arm=event.arm.label,
+                                    correlation_id=event.correlation_id,
+                                    ttfb_ms=sum(comps.values()), components=comps)  # type: ignore[arg-type]
+        elif isinstance(event, ev.BisectCompleted):
+            named[event.component] = event.culprit
+            continue
+        else:
+            continue
+        books[book], out = decide(books[book], event, POLICY)
+        queue += [(book, e) for e in out]
+    return named, ran
+
+
+def test_two_components_of_one_change_share_their_bisect_s_runs() -> None:
+    """A change confirmed in two components is bisected once over the
+    range: the second component's bisect takes the first's runs (each run
+    carries every component) and starts its own search where they leave
+    it, so it names the same culprit on a few runs of its own."""
+    apart = [_two_components(seed, together=False) for seed in range(12)]
+    together = [_two_components(seed, together=True) for seed in range(12)]
+    for named, _ in apart + together:
+        assert named == {"imports": "c09", "first_step": "c09"}
+    runs_apart = float(np.mean([ran for _, ran in apart]))
+    runs_together = float(np.mean([ran for _, ran in together]))
+    assert runs_together < 0.75 * runs_apart, (runs_together, runs_apart)
