@@ -10,18 +10,13 @@ release tags.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agents.catalog import Catalog
-from agents.workspace import changed_files, git
+from agents.workspace import git
 from ttfb import events as ev
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,25 +89,3 @@ def new_commits(repo: Path, branch: str, since: str | None) -> list[str]:
 def is_release(repo: Path, commit: str) -> bool:
     tags = git(repo, "tag", "--points-at", commit).split()
     return any(t.startswith("v") or t.startswith("release") for t in tags)
-
-
-async def watch(repo_name: str, repo: Path, branch: str, catalog: Catalog,
-                modules: Callable[[], Mapping[str, Sequence[str]]],
-                send: Callable[[list[ev.Event]], object], runs: int, interval_s: float,
-                capacity_per_hour: int | None, stop: asyncio.Event,
-                since: str | None = None) -> None:
-    """Poll ``branch`` every ``interval_s``; plan and send each new commit."""
-    last = since
-    while not stop.is_set():
-        commits = new_commits(repo, branch, last)
-        for commit in commits:
-            capacity = None if capacity_per_hour is None else \
-                int(capacity_per_hour * interval_s / 3600) or runs
-            plan = plan_commit(catalog, repo_name, commit, changed_files(repo, commit),
-                               modules(), runs, capacity, is_release(repo, commit), branch)
-            result = send([*plan.requests, *plan.skipped])
-            if asyncio.iscoroutine(result):
-                await result
-            last = commit
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)

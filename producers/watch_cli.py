@@ -13,6 +13,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from agents.catalog import CatalogError, load_catalog
@@ -219,11 +220,16 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
         watcher.say = progress.say
         watcher.tick = _ticker(lab_check, progress)
         watcher.check()
+        started = datetime.now(UTC)  # what the lab stamps from here on is this backfill's
         planned = [p for source in sources for branch in watcher.branches_of(source)
                    for p in watcher.backfill(source, branch, args.last, args.since)]
         asked = {r: n for _, requests in planned for r, n in requests.items()}
         ids, wanted = list(asked), sum(asked.values())
         progress.say(f"backfill: {len(planned)} commit(s) planned, {wanted} runs to wait for")
+        if not wanted:
+            progress.say("backfill: these commits change no file the scenarios import; "
+                         "nothing to run")
+            return 0
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:
             lab_check()
@@ -236,7 +242,7 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
                     return 1
                 progress.say(f"backfill: done, {done - failed} runs measured"
                              + (f", {failed} failed (the reasons are above)" if failed else ""))
-                return _settled(watcher, progress, deadline, args.timeout)
+                return _settled(watcher, progress, started, deadline, args.timeout)
             time.sleep(2.0)
         done, failed = _runs_done(watcher.store, ids)
         progress.say(f"ttfb backfill: timed out after {args.timeout:.0f}s with {done} of "
@@ -250,10 +256,12 @@ DECISION_PURPOSES = ["confirm", "bisect", "explain"]
 QUIET_S = 15.0  # nothing stored and nothing asked for this long: the lab is done
 
 
-def _settled(watcher: Watcher, progress: Progress, deadline: float, timeout: float) -> int:
+def _settled(watcher: Watcher, progress: Progress, started: datetime, deadline: float,
+             timeout: float) -> int:
     """Wait for what the backfill's runs started (confirmations, bisects),
-    then say what was found: a backfill that ends with its lab would leave a
-    change confirmed and never attributed."""
+    then say what they found (alerts raised since ``started``; a lab's
+    earlier alerts are the dashboard's): a backfill that ends with its lab
+    would leave a change confirmed and never attributed."""
     store, repos = watcher.store, [s.name for s in watcher.sources]
     scenarios = watcher.catalog.of_repos(repos)
     count, since = -1, time.monotonic()
@@ -261,16 +269,18 @@ def _settled(watcher: Watcher, progress: Progress, deadline: float, timeout: flo
                  "bisects)")
     while time.monotonic() < deadline:
         watcher.tick()
-        asked = sum(len(watching.unanswered_requests(store, r, DECISION_PURPOSES)) for r in repos)
+        asked = sum(len(watching.unanswered_requests(store, r, DECISION_PURPOSES, started))
+                    for r in repos)
         now = watching.event_count(store, scenarios)
         if asked or now != count:
             count, since = now, time.monotonic()
         elif time.monotonic() - since >= QUIET_S:
-            found = [a for a in queries.current_alerts(store) if a["scenario"] in scenarios]
+            found = [a for a in queries.current_alerts(store, since=started)
+                     if a["scenario"] in scenarios]
             progress.say(f"backfill: {len(found)} change(s) found" + "".join(
                 f"\n  {line(a)}" for a in reversed(found)))
             return 0
-        time.sleep(1.0)
+        time.sleep(2.0)  # each look opens a store session beside the lab's sink
     progress.say(f"ttfb backfill: timed out after {timeout:.0f}s with decisions still under "
                  "way; `ttfb watch` or `ttfb up` on this data directory resumes them")
     return 1

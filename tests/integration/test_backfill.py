@@ -103,3 +103,17 @@ def test_a_backfill_learns_what_the_scenario_imports_and_skips_commits_that_chan
                           " AND JSONExtractString(payload, 'reason') = 'unaffected'")
     assert skipped[0]["n"] == 3
     assert not lab_processes(data)
+    # a commit that changes nothing the scenario imports: nothing to run, and
+    # that is no failure
+    commit(repo, "notes 4", touch="NOTES.md")
+    unaffected = backfill(tmp_path, repo, data, 1)
+    assert unaffected.returncode == 0, unaffected.stderr
+    assert "nothing to run" in unaffected.stderr and "failed" not in unaffected.stderr
+    # a later backfill on the same lab lists what it found, not the lab's
+    # earlier alerts
+    commit(repo, "a comment in the heavy module", touch="tiny/heavy.py")
+    again = backfill(tmp_path, repo, data, 1)
+    assert again.returncode == 0, again.stderr
+    assert "3 runs to wait for" in again.stderr, again.stderr
+    assert "backfill: 0 change(s) found" in again.stderr, again.stderr
+    assert not lab_processes(data)

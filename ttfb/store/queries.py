@@ -106,12 +106,18 @@ _CURRENT_ALERTS = """
 
 
 def current_alerts(store: Store, triage: str | None = None, scenario: str | None = None,
-                   limit: int = 500) -> list[dict[str, Any]]:
+                   limit: int = 500, since: Any = None) -> list[dict[str, Any]]:
     """One row per alert, as it stands: its latest status (confirmed,
     attributed, not_reproduced) and its latest triage ('' when untriaged),
-    newest first; ``triage`` filters by the latter ('untriaged' for '')."""
+    newest first; ``triage`` filters by the latter ('untriaged' for '');
+    ``since``: only alerts first raised then or later."""
+    from ttfb.store.rows import ts
+
     where: list[str] = []
     params: dict[str, Any] = {"n": limit}
+    if since is not None:
+        where.append("raised_at >= {since:DateTime64(6, 'UTC')}")
+        params["since"] = ts(since)
     if triage is not None:
         where.append("triage = {t:String}")
         params["t"] = "" if triage == "untriaged" else triage

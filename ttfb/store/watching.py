@@ -32,15 +32,27 @@ def planned_commits(store: Store, repo: str, branch: str) -> list[str]:
     return [str(r["commit"]) for r in rows]
 
 
-def unanswered_requests(store: Store, repo: str, purposes: list[str]) -> list[str]:
-    """Payloads of stored run requests of ``repo`` with fewer results than runs asked."""
+def unanswered_requests(store: Store, repo: str, purposes: list[str],
+                        since: Any = None) -> list[str]:
+    """Payloads of stored run requests of ``repo`` with fewer results than
+    runs asked; ``since``: only requests made then or later (and only their
+    runs counted: a months-old store's runs are not all grouped each look)."""
+    from ttfb.store.rows import ts
+
+    params: dict[str, Any] = {"r": repo, "p": purposes}
+    runs_after = asked_after = ""
+    if since is not None:
+        params["t"] = ts(since)
+        runs_after = " AND occurred_at >= {t:DateTime64(6, 'UTC')}"
+        asked_after = " AND c.occurred_at >= {t:DateTime64(6, 'UTC')}"
     rows = store.query(
         f"SELECT c.payload AS payload FROM {store.db}.commands AS c FINAL"
         f" LEFT JOIN (SELECT request_id, count() AS n FROM {store.db}.runs FINAL"
-        "  GROUP BY request_id) AS r ON c.request_id = r.request_id"
+        f"  WHERE repo = {{r:String}}{runs_after} GROUP BY request_id) AS r"
+        " ON c.request_id = r.request_id"
         " WHERE c.type = 'RunRequested' AND c.repo = {r:String}"
-        " AND c.purpose IN {p:Array(String)} AND r.n < c.runs ORDER BY c.occurred_at",
-        {"r": repo, "p": purposes})
+        f" AND c.purpose IN {{p:Array(String)}} AND r.n < c.runs{asked_after}"
+        " ORDER BY c.occurred_at", params)
     return [str(r["payload"]) for r in rows]
 
 
