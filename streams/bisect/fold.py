@@ -7,7 +7,14 @@ import copy
 
 from streams.bisect.policy import BisectPolicy
 from streams.bisect.search import conclude, judge
-from streams.bisect.state import Bisect, BisectBook, endpoint_block, record, waiting
+from streams.bisect.state import (
+    Bisect,
+    BisectBook,
+    endpoint_block,
+    received,
+    record,
+    waiting,
+)
 from streams.bisect.verdict import completed
 from ttfb import events as ev
 
@@ -149,9 +156,9 @@ def take_range(b: Bisect, commits: list[str], authors: list[str], subjects: list
     b.cells = [(ends.get(c) or full_name(c, b.commits), k, v) for c, k, v in b.cells]
     # known before asking: the endpoints' (the confirmation's runs), and a
     # follower's every commit the bisect it followed ran
-    b.preloaded = {c: len(b.samples.get(c, [])) for c in b.commits
-                   if c in b.samples or c in (b.commits[0], b.commits[-1])}
-    missing = [max(0, policy.endpoint_runs - b.preloaded[c])
+    b.preloaded = {c: received(b, c) for c in b.commits
+                   if c in b.samples or c in b.failed or c in (b.commits[0], b.commits[-1])}
+    missing = [max(0, policy.endpoint_runs - len(b.samples.get(c, [])))
                for c in (b.commits[0], b.commits[-1])]
     if not any(missing):
         return advance(b, policy)
