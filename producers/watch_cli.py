@@ -271,7 +271,7 @@ def _settled(watcher: Watcher, progress: Progress, started: datetime, deadline: 
         watcher.tick()
         asked = sum(len(watching.unanswered_requests(store, r, DECISION_PURPOSES, started))
                     for r in repos)
-        now = watching.event_count(store, scenarios)
+        now = watching.event_count(store, scenarios, started)
         if asked or now != count:
             count, since = now, time.monotonic()
         elif time.monotonic() - since >= QUIET_S:

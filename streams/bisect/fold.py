@@ -67,9 +67,7 @@ def release_followers(book: BisectBook, leader: Bisect, policy: BisectPolicy) ->
     for f in followers(book, leader):
         if not leader.commits:
             f.phase = "range"
-            out.append(ev.CommitRangeRequested(scenario=f.scenario, repo=f.repo, good=f.good,
-                                               bad=f.bad, correlation_id=f.bisect_id,
-                                               producer="ttfb-bisect"))
+            out.append(range_request(f, f.good, f.bad))
             continue
         f.phase, f.block = "range", leader.block  # its own blocks come after the leader's
         out += take_range(f, leader.commits, leader.authors, leader.subjects,
@@ -108,9 +106,13 @@ def start_bisect(book: BisectBook,
         follows=leader, phase="follow" if leader else "range")
     if leader:
         return []
-    return [ev.CommitRangeRequested(scenario=found.scenario, repo=found.repo,
-                                    good=found.good_commit, bad=found.commit,
-                                    correlation_id=bisect_id, producer="ttfb-bisect")]
+    return [range_request(book.bisects[bisect_id], found.good_commit, found.commit)]
+
+
+def range_request(b: Bisect, good: str, bad: str) -> ev.CommitRangeRequested:
+    """Ask an agent to list ``b``'s range, ``good`` to ``bad``."""
+    return ev.CommitRangeRequested(scenario=b.scenario, repo=b.repo, good=good, bad=bad,
+                                   correlation_id=b.bisect_id, producer="ttfb-bisect")
 
 
 def monitored_cells(monitored: dict[str, list[float]]) -> list[tuple[str, int, float]]:
@@ -175,9 +177,7 @@ def relist(b: Bisect, event: ev.RunCompleted | ev.RunFailed) -> list[ev.Event]:
     if b.affected or b.relisted or not b.commits or not isinstance(event, ev.RunCompleted):
         return []
     b.relisted = True
-    return [ev.CommitRangeRequested(scenario=b.scenario, repo=b.repo, good=b.commits[0],
-                                    bad=b.commits[-1], correlation_id=b.bisect_id,
-                                    producer="ttfb-bisect")]
+    return [range_request(b, b.commits[0], b.commits[-1])]
 
 
 def take_hint(b: Bisect, listed: ev.CommitRangeListed) -> None:

@@ -56,11 +56,15 @@ def unanswered_requests(store: Store, repo: str, purposes: list[str],
     return [str(r["payload"]) for r in rows]
 
 
-def event_count(store: Store, scenarios: list[str]) -> int:
-    """Events of ``scenarios`` stored so far: unchanged while the lab does
-    nothing for them (agents' heartbeats and other scenarios' work aside)."""
-    return int(store.query(f"SELECT count() AS n FROM {store.db}.events"
-                           " WHERE scenario IN {s:Array(String)}", {"s": scenarios})[0]["n"])
+def event_count(store: Store, scenarios: list[str], since: Any) -> int:
+    """Events of ``scenarios`` stored at ``since`` or later: unchanged while
+    the lab does nothing for them (agents' heartbeats and other scenarios'
+    work aside)."""
+    from ttfb.store.rows import ts
+
+    return int(store.query(
+        f"SELECT count() AS n FROM {store.db}.events WHERE scenario IN {{s:Array(String)}}"
+        " AND occurred_at >= {t:DateTime64(6, 'UTC')}", {"s": scenarios, "t": ts(since)})[0]["n"])
 
 
 def watch_progress(store: Store, repo: str) -> dict[str, int]:
