@@ -95,9 +95,9 @@ def replay_history(settings: Settings, changes: list[str]) -> dict[str, Any]:
         f"SELECT event_id, payload FROM {store.db}.events WHERE type IN {{t:Array(String)}}",
         {"t": list(DECISIONS)})}
     asked = {o.request_id for o in rebuilt.outputs.values() if isinstance(o, ev.RunRequested)}
-    answered = {r["request_id"] for r in store.query(
+    answered = {r["request_id"] for r in store.query_in(
         f"SELECT DISTINCT request_id FROM {store.db}.runs WHERE request_id IN"
-        " {ids:Array(String)}", {"ids": list(asked)})} if asked else set()
+        " {ids:Array(String)}", "ids", sorted(asked))}
     changed = [i for i in made.keys() & stored.keys()
                if _summary(made[i]) != _summary(stored[i])]
     only_replay = [made[i] for i in made if i not in stored]

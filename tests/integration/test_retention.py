@@ -64,3 +64,23 @@ def test_runs_past_the_age_become_aggregates_and_findings_stay(tmp_path: Path) -
         "SELECT event_id FROM ttfb.events WHERE type = 'AgentHeartbeat'")}
     assert left == {beats["a1", 1].event_id, beats["a2", 35].event_id}
     assert expire(store, 30, now=now) == {"commits": 0}  # nothing left to expire
+
+
+def test_commits_expire_a_chunk_at_a_time_each_whole(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import ttfb.store.retention as retention
+
+    monkeypatch.setattr(retention, "IN_CHUNK", 2)
+    store = open_store(clean_settings(tmp_path / "data"))
+    now = datetime.now(UTC)
+    comps = {c: 10.0 for c in ev.COMPONENTS}
+    store.write([ev.RunCompleted(repo="demo", scenario="lm", commit=f"c{c}", repetition=r,
+                                 ttfb_ms=70.0 + r, components=comps,  # type: ignore[arg-type]
+                                 occurred_at=now - timedelta(days=40 - c))
+                 for c in range(5) for r in range(3)])
+    assert expire(store, 30, now=now) == {"commits": 5, "runs": 15, "measurements": 0}
+    kept = store.query("SELECT commit, runs, mean_ms FROM ttfb.commit_aggregates FINAL"
+                       " WHERE component = 'ttfb' ORDER BY commit")
+    assert [(r["commit"], r["runs"], r["mean_ms"]) for r in kept] == \
+        [(f"c{c}", 3, 71.0) for c in range(5)]
+    assert store.count("runs") == 0

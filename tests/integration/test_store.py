@@ -230,3 +230,27 @@ def test_a_lab_s_start_takes_the_stored_test_outcomes_and_rebuilds_the_same_stat
     assert {s: to_json(d) for s, (d, _) in rebuilt.states.items()} == \
         {s: to_json(d) for s, (d, _) in again.states.items()}
     assert list(rebuilt.outputs) == list(again.outputs)
+
+
+def test_a_query_over_many_values_is_asked_a_chunk_at_a_time_and_answers_for_all(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ttfb.store as store_module
+
+    store = open_store(settings)
+    runs = [completed().model_copy(update={"commit": f"c{i}"}) for i in range(7)]
+    store.write(runs)
+    asked: list[int] = []
+    query = store.query
+
+    def counted(sql: str, params: dict[str, object] | None = None) -> list[dict[str, object]]:
+        asked.append(len(params["ids"]))  # type: ignore[arg-type, index]
+        return query(sql, params)
+
+    monkeypatch.setattr(store_module, "IN_CHUNK", 3)
+    monkeypatch.setattr(store, "query", counted)
+    ids = [r.event_id for r in runs] + ["not-stored"]
+    rows = store.query_in(f"SELECT event_id, commit FROM {store.db}.runs"
+                          " WHERE event_id IN {ids:Array(String)} AND commit != {c:String}",
+                          "ids", ids, {"c": "c0"})
+    assert asked == [3, 3, 2]
+    assert sorted(r["event_id"] for r in rows) == sorted(r.event_id for r in runs[1:])

@@ -16,7 +16,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ttfb.store import Store
+from ttfb.store import IN_CHUNK, Store
+from ttfb.store.backends import Backend
 
 RAW_TYPES = ("ComponentMeasured", "RunCompleted", "RunFailed")
 
@@ -40,31 +41,42 @@ def expire(store: Store, days: float, now: datetime | None = None) -> dict[str, 
                         " HAVING max(occurred_at) < {cut:DateTime64(6, 'UTC')}", cut)
         if not rows:
             return {"commits": 0}
-        # the set fixed first: each statement below removes what the next would read
-        pairs = {"keys": [f"{r['scenario']}/{r['commit']}" for r in rows],
-                 "raw": list(RAW_TYPES)}
-        expiring = "{keys:Array(String)}"
-        tx.command(f"""
-            INSERT INTO {db}.commit_aggregates
-            SELECT scenario, any(repo), branch, hardware_id, commit, purpose, component,
-                   count(), avg(ms), median(ms), min(ms), max(ms), min(occurred_at),
-                   max(occurred_at), now64(6)
-            FROM (
-                SELECT scenario, repo, branch, hardware_id, commit, purpose, occurred_at,
-                       arrayJoin(arrayConcat(mapKeys(components), ['ttfb'])) AS component,
-                       if(component = 'ttfb', ttfb_ms, components[component]) AS ms
-                FROM {db}.runs FINAL
-                WHERE status = 'completed' AND concat(scenario, '/', commit) IN {expiring})
-            GROUP BY scenario, branch, hardware_id, commit, purpose, component""", pairs)
-        removed = {}
-        for table in ("runs", "measurements"):
-            removed[table] = int(tx.query(
-                f"SELECT count() AS n FROM {db}.{table} FINAL"
-                f" WHERE concat(scenario, '/', commit) IN {expiring}", pairs)[0]["n"])
-            tx.command(f"ALTER TABLE {db}.{table} DELETE WHERE concat(scenario, '/', commit)"
-                       f" IN {expiring} SETTINGS mutations_sync = 2", pairs)
-        tx.command(
-            f"ALTER TABLE {db}.events DELETE WHERE type IN {{raw:Array(String)}}"
-            f" AND concat(scenario, '/', JSONExtractString(payload, 'commit')) IN {expiring}"
-            " SETTINGS mutations_sync = 2", pairs)
+        # the set fixed first: each statement below removes what the next would read;
+        # a chunk of commits at a time (chDB is slow over a long ``IN`` list)
+        keys = [f"{r['scenario']}/{r['commit']}" for r in rows]
+        removed = {"runs": 0, "measurements": 0}
+        for i in range(0, len(keys), IN_CHUNK):
+            for table, n in _expire_commits(tx, db, keys[i:i + IN_CHUNK]).items():
+                removed[table] += n
     return {"commits": len(rows), **removed}
+
+
+def _expire_commits(tx: Backend, db: str, keys: list[str]) -> dict[str, int]:
+    """Aggregate, then delete, the raw runs of the commits ``keys``
+    (``scenario/commit``); how many rows each raw table lost."""
+    pairs = {"keys": keys, "raw": list(RAW_TYPES)}
+    expiring = "{keys:Array(String)}"
+    tx.command(f"""
+        INSERT INTO {db}.commit_aggregates
+        SELECT scenario, any(repo), branch, hardware_id, commit, purpose, component,
+               count(), avg(ms), median(ms), min(ms), max(ms), min(occurred_at),
+               max(occurred_at), now64(6)
+        FROM (
+            SELECT scenario, repo, branch, hardware_id, commit, purpose, occurred_at,
+                   arrayJoin(arrayConcat(mapKeys(components), ['ttfb'])) AS component,
+                   if(component = 'ttfb', ttfb_ms, components[component]) AS ms
+            FROM {db}.runs FINAL
+            WHERE status = 'completed' AND concat(scenario, '/', commit) IN {expiring})
+        GROUP BY scenario, branch, hardware_id, commit, purpose, component""", pairs)
+    removed = {}
+    for table in ("runs", "measurements"):
+        removed[table] = int(tx.query(
+            f"SELECT count() AS n FROM {db}.{table} FINAL"
+            f" WHERE concat(scenario, '/', commit) IN {expiring}", pairs)[0]["n"])
+        tx.command(f"ALTER TABLE {db}.{table} DELETE WHERE concat(scenario, '/', commit)"
+                   f" IN {expiring} SETTINGS mutations_sync = 2", pairs)
+    tx.command(
+        f"ALTER TABLE {db}.events DELETE WHERE type IN {{raw:Array(String)}}"
+        f" AND concat(scenario, '/', JSONExtractString(payload, 'commit')) IN {expiring}"
+        " SETTINGS mutations_sync = 2", pairs)
+    return removed
