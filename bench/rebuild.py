@@ -9,10 +9,12 @@ back in order alone (``streams.rebuild.stored_events``); every commit tested
 again (``replay``: ``ttfb replay``, a lab's start before records); and a
 lab's start (``rebuild_from_store``'s fold: each test that found nothing
 taken from its record). The time spent reading and folding is counted
-apart; the states both leave must be identical. And the process's peak
-memory.
+apart; the states both leave must be identical. Then a lab's start as it is
+made (``rebuild_from_store``): the first (the whole log; a checkpoint
+written), and, ``--tail`` runs later, one from that checkpoint, whose states
+must be those of a fold of the whole log. And the process's peak memory.
 
-    .venv/bin/python bench/rebuild.py [--events N] [--scenarios S]
+    .venv/bin/python bench/rebuild.py [--events N] [--scenarios S] [--tail T]
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from streams.decisions import topic_for  # noqa: E402
 from streams.detection import Policy, ScenarioState, to_json  # noqa: E402
 from streams.detection.recorded import Records  # noqa: E402
 from streams.fold import fold_event  # noqa: E402
-from streams.rebuild import replay, stored_events  # noqa: E402
+from streams.rebuild import rebuild_from_store, replay, stored_events  # noqa: E402
 from ttfb import events as ev  # noqa: E402
 from ttfb.settings import Settings  # noqa: E402
 from ttfb.store import Store, open_store  # noqa: E402
@@ -62,19 +64,22 @@ def history(events: int, scenarios: int, seed: int = 0, first_commit: int = 0) -
     return out
 
 
-def write_live(store: Store, settings: Settings, events: int, scenarios: int) -> int:
-    """The history folded as a live lab folds it, written with the fold's
-    outputs on their topics, each commit's after its runs; a commit range at
-    a time (a million events are never in memory at once). Returns how many
-    events the store holds."""
-    states: dict[str, tuple[ScenarioState, BisectBook]] = {}
+def write_live(store: Store, settings: Settings, events: int, scenarios: int,
+               states: dict[str, tuple[ScenarioState, BisectBook]] | None = None,
+               first_commit: int = 0) -> int:
+    """The history from ``first_commit`` on, folded as a live lab folds it
+    (from ``states``, changed in place), written with the fold's outputs on
+    their topics, each commit's after its runs; a commit range at a time (a
+    million events are never in memory at once). Returns how many events
+    were written."""
+    states = {} if states is None else states
     policy, bisect_policy = Policy(), BisectPolicy()
     step = 5000 // (3 * scenarios) * 3 * scenarios or 3 * scenarios
     written = 0
     for first in range(0, events, step):
         items: list[tuple[str, ev.Event, bytes | None]] = []
         for event in history(min(step, events - first), scenarios,
-                             first_commit=first // (3 * scenarios)):
+                             first_commit=first_commit + first // (3 * scenarios)):
             items.append((settings.topic("measurements"), event, None))
             detector, book = states.get(event.scenario) or (ScenarioState(), BisectBook())
             detector, book, out = fold_event(event, detector, book, policy, bisect_policy)
@@ -88,11 +93,14 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--scenarios", type=int, default=10)
+    parser.add_argument("--tail", type=int, default=3_000,
+                        help="runs written after the first start's checkpoint")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), _env_file=None)  # type: ignore[call-arg]
         store = open_store(settings)
-        stored = write_live(store, settings, args.events, args.scenarios)
+        live: dict[str, tuple[ScenarioState, BisectBook]] = {}
+        stored = write_live(store, settings, args.events, args.scenarios, live)
         started = time.perf_counter()
         loaded = sum(1 for _ in stored_events(store, settings, records=True))
         load_s = time.perf_counter() - started
@@ -127,9 +135,39 @@ def main() -> int:
                   f"({rebuilt.events / rebuild_s:,.0f}/s), of which reading {reading[0]:.2f} s "
                   f"and folding {fold_s:.2f} s ({rebuilt.events / fold_s:,.0f}/s); "
                   f"{rebuilt.produced:,} outputs", flush=True)
+        same = finals[0] == finals[1]
+        print(f"states identical: {same}", flush=True)
+        same = from_checkpoint(store, settings, args, live, stored) and same
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"states identical: {finals[0] == finals[1]}; peak memory {peak:,.0f} MiB", flush=True)
-    return 0 if finals[0] == finals[1] else 1
+    print(f"peak memory {peak:,.0f} MiB", flush=True)
+    return 0 if same else 1
+
+
+def from_checkpoint(store: Store, settings: Settings, args: argparse.Namespace,
+                    live: dict[str, tuple[ScenarioState, BisectBook]], stored: int) -> bool:
+    """A lab's start as ``rebuild_from_store`` makes it: the first on this
+    store (no checkpoint: the whole log, and a checkpoint written), then
+    ``--tail`` more runs, and a start from that checkpoint; its states
+    against those of a fold of the whole log."""
+    started = time.perf_counter()
+    first, _ = rebuild_from_store(store, settings, Policy(), lag_s=0)
+    first_s = time.perf_counter() - started
+    print(f"a lab's start, no checkpoint: {first.events:,} events folded, checkpoint "
+          f"written, in {first_s:.2f} s ({first.events / first_s:,.0f}/s)", flush=True)
+    commits = args.events // (3 * args.scenarios)
+    stored += write_live(store, settings, args.tail, args.scenarios, live, first_commit=commits)
+    started = time.perf_counter()
+    second, _ = rebuild_from_store(store, settings, Policy(), lag_s=0)
+    second_s = time.perf_counter() - started
+    print(f"a lab's start from its checkpoint, {args.tail:,} runs later: "
+          f"{second.events:,} events folded in {second_s:.2f} s (a log of {stored:,} "
+          f"events: {stored / second_s:,.0f}/s of it); checkpoint at {second.since}",
+          flush=True)
+    whole = replay(stored_events(store, settings, records=True), Policy(), records=Records())
+    same = {s: (to_json(d), bisect_to_json(b)) for s, (d, b) in second.states.items()} == \
+        {s: (to_json(d), bisect_to_json(b)) for s, (d, b) in whole.states.items()}
+    print(f"states identical to the whole log's fold: {same}", flush=True)
+    return same
 
 
 if __name__ == "__main__":

@@ -27,14 +27,11 @@ from typing import Any
 import faust
 
 from streams.bisect import BisectBook, BisectPolicy
-from streams.bisect import from_json as bisect_from_json
-from streams.bisect import to_json as bisect_to_json
+from streams.checkpoint import pack_state, unpack_state
 from streams.detection import (
     Policy,
     ScenarioState,
     calibration_answer,
-    from_json,
-    to_json,
 )
 from streams.fold import NOT_FOLDED_TYPES, fold_event, pin_ids
 from ttfb import events as ev
@@ -78,8 +75,7 @@ NOT_FOLDED = tuple(f'"type":"{name}"'.encode() for name in NOT_FOLDED_TYPES)
 def pack(detector: ScenarioState, book: BisectBook) -> bytes:
     """A scenario's state as the table stores it: compressed JSON (a third of
     the bytes on the changelog, and no second encoding by Faust)."""
-    return zlib.compress(json.dumps({"detector": to_json(detector),
-                                     "bisect": bisect_to_json(book)}).encode(), 1)
+    return zlib.compress(pack_state(detector, book).encode(), 1)
 
 
 def unpack(stored: bytes | dict[str, Any] | None) -> tuple[ScenarioState, BisectBook]:
@@ -89,7 +85,7 @@ def unpack(stored: bytes | dict[str, Any] | None) -> tuple[ScenarioState, Bisect
         data = stored
     else:  # compressed, or plain JSON as earlier builds stored it
         data = json.loads(stored if stored[:1] == b"{" else zlib.decompress(stored))
-    return from_json(data.get("detector")), bisect_from_json(data.get("bisect"))
+    return unpack_state(data)
 
 
 # outputs made for every commit tested and every step of a search: the
@@ -245,31 +241,45 @@ def register_decisions(app: faust.App, settings: Settings,
 
 def register_rebuild(app: faust.App, settings: Settings, folds: Folds) -> None:
     """With ``rebuild_state``, fold the store's event log into the state before
-    the first batch, and send again what the lost lab never delivered."""
+    the first batch, and send again what the lost lab never delivered; then
+    checkpoint the state every ``checkpoint_every_s`` (``streams.checkpoint``)."""
     if not settings.rebuild_state:
         folds.ready.set()
         return
+    from streams.rebuild import rebuild_from_store
+    from ttfb.store import open_store
 
     @app.task
     async def rebuild() -> None:
-        from streams.rebuild import rebuild_from_store
-        from ttfb.store import open_store
-
         try:
             rebuilt, again = await asyncio.to_thread(
-                lambda: rebuild_from_store(open_store(settings), settings, folds.policy))
+                lambda: rebuild_from_store(open_store(settings), settings, folds.policy,
+                                           settings.checkpoint_lag_s))
         except Exception:
             # deciding from an empty state would lose every baseline: stop, loudly
             log.exception("rebuilding the decision state from the store failed")
             os._exit(3)
         folds.rebuilt = rebuilt.states
         folds.ready.set()
-        log.info("rebuilt %d scenario state(s) from %d stored events (%.2fs folding them, %d "
-                 "commit test(s) taken from their records); sending again %d output(s) the "
+        log.info("rebuilt %d scenario state(s) from %d stored events%s (%.2fs folding them, "
+                 "%d commit test(s) taken from their records); sending again %d output(s) the "
                  "store holds no answer to", len(rebuilt.states), rebuilt.events,
+                 f" after the checkpoint at {rebuilt.since[0]}" if rebuilt.since else "",
                  rebuilt.seconds, rebuilt.recorded, len(again))
         for output in again:
             await (await folds.emit(output))
+
+    if settings.checkpoint_every_s > 0:
+        @app.timer(settings.checkpoint_every_s)
+        async def checkpoint() -> None:
+            if not folds.ready.is_set():
+                return
+            try:  # the state is folded from the newest checkpoint apart from the live one's
+                await asyncio.to_thread(
+                    lambda: rebuild_from_store(open_store(settings), settings, folds.policy,
+                                           settings.checkpoint_lag_s))
+            except Exception:  # the store is busy or down: the next one tries again
+                log.exception("checkpointing the decision state failed")
 
 
 def register_calibration(app: faust.App, settings: Settings, topics: dict[str, Any],

@@ -10,8 +10,10 @@ not in the store (runs that never came, a range never listed, a calibration
 never answered) and any other output the store never received are emitted
 again, and the store, the agents and the folds drop whatever turns out to be
 a duplicate. A start takes the recorded outcome of each commit test that
-found nothing instead of testing again (``streams.detection.recorded``);
-``ttfb replay`` tests every commit by today's rules.
+found nothing instead of testing again (``streams.detection.recorded``),
+and starts from the newest checkpoint of the state it can trust, folding only
+the log after it (``streams.checkpoint``); ``ttfb replay`` folds the whole log
+and tests every commit by today's rules.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from streams import checkpoint
 from streams.bisect import BisectBook, BisectPolicy
 from streams.detection import Policy, ScenarioState
 from streams.detection.recorded import RECORDED, Records
@@ -53,22 +57,33 @@ class Rebuilt:
     seconds: float = 0.0
     produced: int = 0  # every output, kept or not
     recorded: int = 0  # commit tests taken from their records, not made again
+    since: checkpoint.Position | None = None  # the checkpoint it started from
+    # the state where ``replay`` was asked to capture it: the position of the
+    # last event read, each scenario's ``pack_state``, the ids of the outputs
+    captured: tuple[checkpoint.Position, dict[str, str], set[str]] | None = None
 
 
 def replay(events: Iterable[ev.Event], policy: Policy,
            bisect_policy: BisectPolicy | None = None,
            keep: int | None = KEEP_OUTPUTS,
            kept: Callable[[ev.Event], bool] | None = None,
-           records: Records | None = None) -> Rebuilt:
-    """Fold ``events`` in order from empty states; keep the newest ``keep``
-    outputs (None: every one), of those ``kept`` says (None: all). With
-    ``records``, the tests' outcomes among ``events`` (``CommitTested``, read
-    ``AHEAD`` events ahead) stand for the tests that found no change
-    (``streams.detection.recorded``). ``seconds`` is the time spent folding:
-    reading a streamed log is not in it."""
+           records: Records | None = None, start: checkpoint.Checkpoint | None = None,
+           capture_after: datetime | None = None) -> Rebuilt:
+    """Fold ``events`` in order from empty states (or ``start``'s, with its
+    outputs still unanswered); keep the newest ``keep`` outputs (None: every
+    one), of those ``kept`` says (None: all). With ``records``, the tests'
+    outcomes among ``events`` (``CommitTested``, read ``AHEAD`` events ahead)
+    stand for the tests that found no change (``streams.detection.recorded``).
+    With ``capture_after``, the state as it was before the first event that
+    occurred after that moment (or at the end) is ``captured``. ``seconds``
+    is the time spent folding: reading a streamed log is not in it."""
     bisect_policy = bisect_policy or BisectPolicy()
     out = Rebuilt()
     outputs = out.outputs
+    if start is not None:
+        out.states, out.since = dict(start.states), start.at
+        outputs.update((o.event_id, o) for o in start.pending)
+    last: ev.Event | None = None
     token = RECORDED.set(records)
     collecting = gc.isenabled()
     # millions of small objects stay alive for the whole fold, and the
@@ -77,6 +92,9 @@ def replay(events: Iterable[ev.Event], policy: Policy,
     gc.disable()
     try:
         for event in events if records is None else read_ahead(events, records, AHEAD):
+            if capture_after is not None and event.occurred_at > capture_after:
+                out.captured, capture_after = _capture(out, last), None
+            last = event
             scenario = str(getattr(event, "scenario", "") or "")
             if not scenario or isinstance(event, (ev.ComponentMeasured, ev.CommitTested)):
                 continue
@@ -94,12 +112,24 @@ def replay(events: Iterable[ev.Event], policy: Policy,
             while keep is not None and len(outputs) > keep:
                 outputs.popitem(last=False)
             out.seconds += time.perf_counter() - started
+        if capture_after is not None:
+            out.captured = _capture(out, last)
         out.recorded = records.taken if records is not None else 0
     finally:
         RECORDED.reset(token)
         if collecting:
             gc.enable()
     return out
+
+
+def _capture(out: Rebuilt, last: ev.Event | None) -> tuple[checkpoint.Position, dict[str, str],
+                                                         set[str]] | None:
+    """The state so far, written out (the fold goes on changing it in place)."""
+    if last is None:
+        return None
+    return (checkpoint.position_of(last),
+            {s: checkpoint.pack_state(d, b) for s, (d, b) in out.states.items()},
+            set(out.outputs))
 
 
 def read_ahead(events: Iterable[ev.Event], records: Records,
@@ -119,26 +149,26 @@ def read_ahead(events: Iterable[ev.Event], records: Records,
     yield from waiting
 
 
-def stored_events(store: Store, settings: Settings,
-                  records: bool = False) -> Iterator[ev.Event]:
-    """The fold's input events in the store, in the order they occurred;
-    ``records``: the tests' outcomes (``CommitTested``) among them."""
-    for event_id, payload in stored_payloads(store, settings, records):
+def stored_events(store: Store, settings: Settings, records: bool = False,
+                  after: checkpoint.Position | None = None) -> Iterator[ev.Event]:
+    """The fold's input events in the store, in the order they occurred (those
+    after ``after``); ``records``: the tests' outcomes (``CommitTested``) among them."""
+    for event_id, payload in stored_payloads(store, settings, records, after):
         try:
             yield ev.decode(payload)
         except ev.EventRejected as exc:  # stored by an older build: skip, say so
             log.warning("rebuild: stored event %s not readable: %s", event_id, exc)
 
 
-def stored_payloads(store: Store, settings: Settings,
-                    records: bool = False) -> Iterator[tuple[str, bytes]]:
+def stored_payloads(store: Store, settings: Settings, records: bool = False,
+                    after: checkpoint.Position | None = None) -> Iterator[tuple[str, bytes]]:
     """(event id, the bytes as stored) of the fold's input events (and, with
-    ``records``, the tests' outcomes), in the order they occurred: a page of
-    ``PAGE`` at a time, each page one short query (the store is free for
-    others between pages)."""
+    ``records``, the tests' outcomes), in the order they occurred, those
+    after ``after`` (a checkpoint's position): a page of ``PAGE`` at a time,
+    each page one short query (the store is free for others between pages)."""
     topics = [settings.topic(name) for name in FOLDED_TOPICS]
     skip = [t for t in NOT_FOLDED_TYPES if not (records and t == "CommitTested")]
-    after = ("1970-01-01 00:00:00.000000", "")
+    after = after or ("1970-01-01 00:00:00.000000", "")
     while True:
         values = store.strings(
             f"SELECT toString(occurred_at), event_id, payload FROM {store.db}.events FINAL"
@@ -163,23 +193,23 @@ def unanswered(store: Store, outputs: dict[str, ev.Event]) -> list[ev.Event]:
     if not outputs:
         return []
     ids = list(outputs)
-    stored = {r["event_id"] for r in store.query(
+    stored = {r["event_id"] for r in store.query_in(
         f"SELECT event_id FROM {store.db}.events WHERE event_id IN {{ids:Array(String)}}",
-        {"ids": ids})}
+        "ids", ids)}
     requests = [o.request_id for o in outputs.values()
                 if isinstance(o, (ev.RunRequested, ev.CommitRangeRequested))]
-    answered = {r["request_id"]: int(r["n"]) for r in store.query(
+    answered = {r["request_id"]: int(r["n"]) for r in store.query_in(
         f"SELECT request_id, count() AS n FROM {store.db}.runs FINAL"
-        " WHERE request_id IN {ids:Array(String)} GROUP BY request_id", {"ids": requests})}
-    listed = {json.loads(r["payload"]).get("request_id") for r in store.query(
+        " WHERE request_id IN {ids:Array(String)} GROUP BY request_id", "ids", requests)}
+    listed = {json.loads(r["payload"]).get("request_id") for r in store.query_in(
         f"SELECT payload FROM {store.db}.events WHERE type = 'CommitRangeListed'"
         " AND JSONExtractString(payload, 'request_id') IN {ids:Array(String)}",
-        {"ids": requests})}
+        "ids", requests)}
     calibrated_ids = [ev.derived_id(o.event_id, "0") for o in outputs.values()
                       if isinstance(o, ev.CalibrationRequested)]
-    calibrated = {r["event_id"] for r in store.query(
+    calibrated = {r["event_id"] for r in store.query_in(
         f"SELECT event_id FROM {store.db}.events WHERE event_id IN {{ids:Array(String)}}",
-        {"ids": calibrated_ids})}
+        "ids", calibrated_ids)}
     told = _told(store, list(outputs.values()))
     again: list[ev.Event] = []
     for output in outputs.values():
@@ -220,26 +250,37 @@ def _told(store: Store, outputs: list[ev.Event]) -> set[tuple[str, ...]]:
     detections = list({o.detection_id for o in outputs if isinstance(o, _FINDINGS)})
     alerts = [o.alert_id for o in outputs if isinstance(o, ev.Alert)]
     bisects = [o.bisect_id for o in outputs if isinstance(o, ev.BisectCompleted)]
-    told: set[tuple[str, ...]] = set()
-    if detections:
-        told |= {(r["type"], r["detection_id"], r["component"]) for r in store.query(
+    told: set[tuple[str, ...]] = {
+        (r["type"], r["detection_id"], r["component"]) for r in store.query_in(
             f"SELECT DISTINCT type, detection_id, component FROM {store.db}.detections"
-            " WHERE detection_id IN {ids:Array(String)}", {"ids": detections})}
-    if alerts:
-        told |= {("Alert", r["alert_id"], r["status"]) for r in store.query(
-            f"SELECT DISTINCT alert_id, status FROM {store.db}.alerts"
-            " WHERE alert_id IN {ids:Array(String)}", {"ids": alerts})}
-    if bisects:
-        told |= {("BisectCompleted", r["bisect_id"]) for r in store.query(
-            f"SELECT DISTINCT bisect_id FROM {store.db}.bisects"
-            " WHERE bisect_id IN {ids:Array(String)}", {"ids": bisects})}
+            " WHERE detection_id IN {ids:Array(String)}", "ids", detections)}
+    told |= {("Alert", r["alert_id"], r["status"]) for r in store.query_in(
+        f"SELECT DISTINCT alert_id, status FROM {store.db}.alerts"
+        " WHERE alert_id IN {ids:Array(String)}", "ids", alerts)}
+    told |= {("BisectCompleted", r["bisect_id"]) for r in store.query_in(
+        f"SELECT DISTINCT bisect_id FROM {store.db}.bisects"
+        " WHERE bisect_id IN {ids:Array(String)}", "ids", bisects)}
     return told
 
 
-def rebuild_from_store(store: Store, settings: Settings, policy: Policy) -> tuple[Rebuilt,
-                                                                                   list[ev.Event]]:
+def rebuild_from_store(store: Store, settings: Settings, policy: Policy,
+                       lag_s: float = checkpoint.LAG_S) -> tuple[Rebuilt, list[ev.Event]]:
     """The decision state of every scenario, and the outputs to send again:
     the state the lab's own tests left (their recorded outcomes taken, not
-    tested again), where ``ttfb replay`` tests every commit by today's rules."""
-    rebuilt = replay(stored_events(store, settings, records=True), policy, records=Records())
-    return rebuilt, unanswered(store, rebuilt.outputs)
+    tested again), from the newest checkpoint it can trust, where ``ttfb
+    replay`` tests every commit by today's rules. A checkpoint of the state
+    ``lag_s`` behind now is written on the way (``streams.checkpoint``)."""
+    rules = checkpoint.rules_id(policy, BisectPolicy())
+    topics = [settings.topic(name) for name in FOLDED_TOPICS]
+    reading_from = checkpoint.store_now(store)
+    start = checkpoint.latest(store, rules, topics)
+    rebuilt = replay(stored_events(store, settings, records=True,
+                                   after=start.at if start else None),
+                     policy, records=Records(), start=start,
+                     capture_after=checkpoint.cutoff(lag_s=lag_s))
+    again = unanswered(store, rebuilt.outputs)
+    if rebuilt.captured is not None:
+        at, states, made = rebuilt.captured
+        checkpoint.write(store, rules, at, states, [o for o in again if o.event_id in made],
+                         reading_from)
+    return rebuilt, again

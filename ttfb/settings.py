@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     rebuild_state: bool = Field(
         False, description="streams: fold the store's event log into the decision state on "
         "start (set by an embedded lab, whose broker forgets everything when it stops)")
+    checkpoint_every_s: float = Field(
+        3600.0, ge=0, description="streams, with rebuild_state: how often the decision state is "
+        "checkpointed in the store, so that a start folds only the events after the newest "
+        "checkpoint (each start writes one too; 0: only the starts)")
+    checkpoint_lag_s: float = Field(
+        300.0, ge=0, description="how far behind the newest event a checkpoint is taken (an "
+        "event of its past stored later makes a start pass it over)")
     alert_webhooks: list[str] = Field(
         default_factory=list, description="URLs each alert and triage is POSTed to (the "
         "event's JSON, Standard Webhooks headers), with retries")

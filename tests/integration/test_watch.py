@@ -1,6 +1,7 @@
 """``ttfb watch`` on a real repository in the embedded lab: a regression pushed
 to the watched branch is alerted with its culprit, and a lab killed with
-SIGKILL in the middle of the confirmation resumes from the store."""
+SIGKILL in the middle of the confirmation resumes from the store (its newest
+checkpoint of the decision state and the log after it)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ pytestmark = pytest.mark.integration
 
 
 def watch(data_dir: Path, catalog: Path, repo: Path, log: Path,
-          *extra: str) -> subprocess.Popen[bytes]:
+          *extra: str, **settings: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
-    env.update(TTFB_DATA_DIR=str(data_dir), TTFB_CATALOG=str(catalog), PYTHONUNBUFFERED="1")
+    env.update(TTFB_DATA_DIR=str(data_dir), TTFB_CATALOG=str(catalog), PYTHONUNBUFFERED="1",
+               **settings)
     return subprocess.Popen(
         [sys.executable, "-m", "ttfb.cli", "watch", "--repo", f"tiny={repo}", "--headless",
          "--interval", "1", *extra], env=env, stdout=open(log, "ab"),  # noqa: SIM115
@@ -44,7 +46,10 @@ def test_watch_alerts_a_pushed_regression_once_across_a_sigkill(tmp_path: Path) 
     catalog = write_catalog(tmp_path / "catalog.toml")
     log = tmp_path / "watch.log"
     store = open_store(Settings(data_dir=data, _env_file=None))
-    first = watch(data, catalog, repo, log, "--backfill", "3")
+    # the decision state checkpointed every 2 s, up to now: the restarted lab
+    # starts from the newest checkpoint and folds only the log after it
+    checkpoints = {"TTFB_CHECKPOINT_EVERY_S": "2", "TTFB_CHECKPOINT_LAG_S": "0"}
+    first = watch(data, catalog, repo, log, "--backfill", "3", **checkpoints)
 
     def tail() -> str:
         return log.read_text(errors="replace")[-3000:]
@@ -71,7 +76,7 @@ def test_watch_alerts_a_pushed_regression_once_across_a_sigkill(tmp_path: Path) 
         wait_until(lambda: not lab_processes(data), timeout=20,
                    describe=lambda: lab_processes(data))
 
-        second = watch(data, catalog, repo, log)
+        second = watch(data, catalog, repo, log, **checkpoints)
         try:
             alert = wait_until(lambda: store.query(
                 "SELECT alert_id, culprit, component, kind FROM ttfb.alerts FINAL"
@@ -95,6 +100,9 @@ def test_watch_alerts_a_pushed_regression_once_across_a_sigkill(tmp_path: Path) 
                 "SELECT detection_id FROM ttfb.detections FINAL"
                 " WHERE type = 'RegressionConfirmed'")}
             assert confirmed and confirmed <= candidates, (confirmed, candidates)
+            started = (data / "logs" / "streams.log").read_text(errors="replace")
+            assert started.count("rebuilt ") == 2 and "after the checkpoint at" in started, \
+                started[-3000:]
         finally:
             second.send_signal(signal.SIGTERM)
             assert second.wait(60) == 0, tail()

@@ -129,6 +129,16 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ) ENGINE = ReplacingMergeTree(aggregated_at)
           ORDER BY (scenario, component, hardware_id, branch, commit, purpose)""",
     ]),
+    (12, "checkpoints of the decision state; when each event was stored", [
+        # set on insert; rows stored before this migration take its time
+        "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS"
+        " stored_at DateTime64(6, 'UTC') DEFAULT now64(6)",
+        "ALTER TABLE {db}.events MATERIALIZE COLUMN stored_at SETTINGS mutations_sync = 2",
+        """CREATE TABLE IF NOT EXISTS {db}.checkpoints (
+            rules String, at DateTime64(6, 'UTC'), at_id String, scenario String,
+            scenarios UInt32, state String, written_at DateTime64(6, 'UTC')
+        ) ENGINE = ReplacingMergeTree ORDER BY (rules, at, at_id, written_at, scenario)""",
+    ]),
 ]
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
@@ -138,5 +148,5 @@ MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
 TABLES = (
     "events", "runs", "measurements", "commands", "dead_letters", "detections",
     "calibration", "bisects", "alerts", "experiments", "skips", "watch", "triage",
-    "commit_aggregates",
+    "commit_aggregates", "checkpoints",
 )
