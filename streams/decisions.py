@@ -246,15 +246,20 @@ def register_rebuild(app: faust.App, settings: Settings, folds: Folds) -> None:
     if not settings.rebuild_state:
         folds.ready.set()
         return
-    from streams.rebuild import rebuild_from_store
+    from streams.rebuild import Rebuilt, rebuild_from_store
     from ttfb.store import open_store
+
+    def from_store() -> tuple[Rebuilt, list[ev.Event]]:
+        store = open_store(settings)
+        try:
+            return rebuild_from_store(store, settings, folds.policy, settings.checkpoint_lag_s)
+        finally:
+            store.close()
 
     @app.task
     async def rebuild() -> None:
         try:
-            rebuilt, again = await asyncio.to_thread(
-                lambda: rebuild_from_store(open_store(settings), settings, folds.policy,
-                                           settings.checkpoint_lag_s))
+            rebuilt, again = await asyncio.to_thread(from_store)
         except Exception:
             # deciding from an empty state would lose every baseline: stop, loudly
             log.exception("rebuilding the decision state from the store failed")
@@ -274,10 +279,8 @@ def register_rebuild(app: faust.App, settings: Settings, folds: Folds) -> None:
         async def checkpoint() -> None:
             if not folds.ready.is_set():
                 return
-            try:  # the state is folded from the newest checkpoint apart from the live one's
-                await asyncio.to_thread(
-                    lambda: rebuild_from_store(open_store(settings), settings, folds.policy,
-                                           settings.checkpoint_lag_s))
+            try:  # folded from the newest checkpoint, apart from the live state
+                await asyncio.to_thread(from_store)
             except Exception:  # the store is busy or down: the next one tries again
                 log.exception("checkpointing the decision state failed")
 
