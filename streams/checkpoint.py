@@ -42,6 +42,7 @@ from streams.bisect import BisectBook, BisectPolicy
 from streams.bisect import from_json as bisect_from_json
 from streams.bisect import to_json as bisect_to_json
 from streams.detection import Policy, ScenarioState, from_json, to_json
+from streams.fold import NOT_FOLDED_TYPES
 from ttfb import events as ev
 from ttfb.store import Store
 
@@ -111,31 +112,38 @@ def latest(store: Store, rules: str, topics: list[str]) -> Checkpoint | None:
             log.warning("checkpoint at %s not written whole: not taken", row["at"])
             continue
         at: Position = (row["at"], row["at_id"])
-        if _changed_behind(store, at, row["written_at"], topics):
-            log.warning("checkpoint at %s: events before it were stored after it was "
-                        "written: not taken", row["at"])
+        late = _changed_behind(store, at, row["written_at"], topics)
+        if late:
+            log.warning("checkpoint at %s: %d event(s) of its past (%s) were stored after its "
+                        "fold read the log: not taken", row["at"], len(late),
+                        ", ".join(sorted(set(late.values()))))
             continue
         return _read(store, rules, at, row["written_at"])
     return None
 
 
-def _changed_behind(store: Store, at: Position, written_at: str, topics: list[str]) -> bool:
-    """Whether the store took an event at or before ``at`` after
+def _changed_behind(store: Store, at: Position, written_at: str,
+                    topics: list[str]) -> dict[str, str]:
+    """The events (id: type) at or before ``at`` the store took after
     ``written_at`` that it did not hold then (a copy of one it held is not a
-    change)."""
+    change), up to 1,000 of them; of the types the fold reads (a run's
+    per-phase measurements reach the store with the run, seconds after they
+    occurred, and are not read)."""
     db = store.db
-    params = {"t": topics, "at": at[0], "id": at[1], "w": written_at}
-    late = [r["event_id"] for r in store.query(
-        f"SELECT DISTINCT event_id FROM {db}.events WHERE topic IN {{t:Array(String)}}"
-        " AND occurred_at <= {at:DateTime64(6, 'UTC')}"
+    params = {"t": topics, "skip": list(NOT_FOLDED_TYPES), "at": at[0], "id": at[1],
+              "w": written_at}
+    late = {r["event_id"]: r["type"] for r in store.query(
+        f"SELECT DISTINCT event_id, type FROM {db}.events WHERE topic IN {{t:Array(String)}}"
+        " AND type NOT IN {skip:Array(String)} AND occurred_at <= {at:DateTime64(6, 'UTC')}"
         " AND (occurred_at, event_id) <= ({at:DateTime64(6, 'UTC')}, {id:String})"
-        " AND stored_at > {w:DateTime64(6, 'UTC')} LIMIT 1000", params)]
-    if not late:
-        return False
-    held = {r["event_id"] for r in store.query_in(
-        f"SELECT DISTINCT event_id FROM {db}.events WHERE event_id IN {{ids:Array(String)}}"
-        " AND stored_at <= {w:DateTime64(6, 'UTC')}", "ids", late, {"w": written_at})}
-    return len(held) < len(late)
+        " AND stored_at > {w:DateTime64(6, 'UTC')} LIMIT 1000", params)}
+    if late:
+        for r in store.query_in(
+                f"SELECT DISTINCT event_id FROM {db}.events WHERE event_id IN"
+                " {ids:Array(String)} AND stored_at <= {w:DateTime64(6, 'UTC')}",
+                "ids", list(late), {"w": written_at}):
+            late.pop(r["event_id"], None)
+    return late
 
 
 def _read(store: Store, rules: str, at: Position, written_at: str) -> Checkpoint:

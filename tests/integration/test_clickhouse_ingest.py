@@ -86,7 +86,10 @@ def queued(store: Store, messages: list[bytes]) -> None:
 
 
 def table(store: Store, name: str) -> list[dict[str, Any]]:
-    rows = store.query(f"SELECT * FROM {store.db}.{name} ORDER BY event_id")
+    # every column but when the row was stored
+    rows = store.query(f"SELECT * EXCEPT (stored_at) FROM {store.db}.{name} ORDER BY event_id"
+                       if name == "events" else
+                       f"SELECT * FROM {store.db}.{name} ORDER BY event_id")
     for row in rows:  # JSON kept as text: compared by meaning, not by key order or spacing
         for key in ("fingerprint", "profile"):
             if key in row:

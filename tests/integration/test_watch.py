@@ -46,9 +46,11 @@ def test_watch_alerts_a_pushed_regression_once_across_a_sigkill(tmp_path: Path) 
     catalog = write_catalog(tmp_path / "catalog.toml")
     log = tmp_path / "watch.log"
     store = open_store(Settings(data_dir=data, _env_file=None))
-    # the decision state checkpointed every 2 s, up to now: the restarted lab
-    # starts from the newest checkpoint and folds only the log after it
-    checkpoints = {"TTFB_CHECKPOINT_EVERY_S": "2", "TTFB_CHECKPOINT_LAG_S": "0"}
+    # the decision state checkpointed every 3 s, 10 s behind: the restarted
+    # lab starts from the newest checkpoint and folds only the log after it
+    # (the worker's log says so at INFO)
+    checkpoints = {"TTFB_CHECKPOINT_EVERY_S": "3", "TTFB_CHECKPOINT_LAG_S": "10",
+                   "TTFB_LOG_LEVEL": "INFO"}
     first = watch(data, catalog, repo, log, "--backfill", "3", **checkpoints)
 
     def tail() -> str:
