@@ -6,9 +6,8 @@ written to a fresh chDB store with the fold's outputs (each commit's
 ``CommitTested`` after its runs, the candidates, the commands), as a lab's
 store holds them. Then, side by side on that store: the fold's input read
 back in order alone (``streams.rebuild.stored_events``); every commit tested
-again (``replay``: ``ttfb replay``, a lab's start before records); and a
-lab's start (``rebuild_from_store``'s fold: each test that found nothing
-taken from its record). The time spent reading and folding is counted
+again (``replay``: ``ttfb replay``); and ``rebuild_from_store``'s fold
+(each test that found nothing taken from its record). The time spent reading and folding is counted
 apart; the states both leave must be identical. Then a lab's start as it is
 made (``rebuild_from_store``): the first (the whole log; a checkpoint
 written), and, ``--tail`` runs later, one from that checkpoint, whose states
