@@ -21,10 +21,9 @@ whole log is folded instead:
 
 Checkpoints are written ``checkpoint_lag_s`` (``LAG_S``) behind now (a
 late event is rare there), by each start and by the worker every
-``checkpoint_every_s``;
-the newest ``KEEP`` are kept. Raw runs past the retention age leave the log
-(``ttfb.store.retention``), so past that age a checkpoint holds what no
-fold of the log can give back. ``ttfb replay`` folds the whole log by
+``checkpoint_every_s``; the newest ``KEEP`` are kept. Raw runs past the
+retention age leave the log (``ttfb.store.retention``), so past that age a
+checkpoint holds what no fold of the log can give back. ``ttfb replay`` folds the whole log by
 today's rules and takes none.
 """
 
