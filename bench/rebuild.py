@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -88,6 +89,11 @@ def write_live(store: Store, settings: Settings, events: int, scenarios: int,
     return written
 
 
+def state_json(states: dict[str, tuple[ScenarioState, BisectBook]]) -> dict[str, Any]:
+    """Every scenario's state as JSON, to compare two folds' outcomes."""
+    return {s: (to_json(d), bisect_to_json(b)) for s, (d, b) in states.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=30_000)
@@ -128,8 +134,7 @@ def main() -> int:
                              records=Records() if records else None)
             rebuild_s = time.perf_counter() - started
             fold_s = rebuild_s - reading[0]
-            finals.append({s: (to_json(d), bisect_to_json(b))
-                           for s, (d, b) in rebuilt.states.items()})
+            finals.append(state_json(rebuilt.states))
             print(f"{name}: {rebuilt.events:,} events folded in {rebuild_s:.2f} s "
                   f"({rebuilt.events / rebuild_s:,.0f}/s), of which reading {reading[0]:.2f} s "
                   f"and folding {fold_s:.2f} s ({rebuilt.events / fold_s:,.0f}/s); "
@@ -163,8 +168,7 @@ def from_checkpoint(store: Store, settings: Settings, args: argparse.Namespace,
           f"events: {stored / second_s:,.0f}/s of it); checkpoint at {second.since}",
           flush=True)
     whole = replay(stored_events(store, settings, records=True), Policy(), records=Records())
-    same = {s: (to_json(d), bisect_to_json(b)) for s, (d, b) in second.states.items()} == \
-        {s: (to_json(d), bisect_to_json(b)) for s, (d, b) in whole.states.items()}
+    same = state_json(second.states) == state_json(whole.states)
     print(f"states identical to the whole log's fold: {same}", flush=True)
     return same
 

@@ -33,7 +33,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from streams.detection import Policy, ScenarioState, from_json, to_json
 from streams.fold import NOT_FOLDED_TYPES
 from ttfb import events as ev
 from ttfb.store import Store
+from ttfb.store.rows import ts
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +80,12 @@ def rules_id(policy: Policy, bisect_policy: BisectPolicy) -> str:
 
 def position_of(event: ev.Event) -> Position:
     """An event's place in the store's order (``toString(occurred_at)``)."""
-    at = event.occurred_at.astimezone(UTC).replace(tzinfo=None)
-    return at.strftime("%Y-%m-%d %H:%M:%S.%f"), event.event_id
+    return ts(event.occurred_at), event.event_id
 
 
 def cutoff(lag_s: float = LAG_S, now: datetime | None = None) -> datetime:
     """The newest moment a checkpoint written now may be of."""
-    return datetime.fromtimestamp((now or datetime.now(UTC)).timestamp() - lag_s, UTC)
+    return (now or datetime.now(UTC)) - timedelta(seconds=lag_s)
 
 
 def pack_state(detector: ScenarioState, book: BisectBook) -> str:

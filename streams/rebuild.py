@@ -149,6 +149,11 @@ def read_ahead(events: Iterable[ev.Event], records: Records,
     yield from waiting
 
 
+def folded_topics(settings: Settings) -> list[str]:
+    """The topics whose events the folds read, as this lab names them."""
+    return [settings.topic(name) for name in FOLDED_TOPICS]
+
+
 def stored_events(store: Store, settings: Settings, records: bool = False,
                   after: checkpoint.Position | None = None) -> Iterator[ev.Event]:
     """The fold's input events in the store, in the order they occurred (those
@@ -166,7 +171,7 @@ def stored_payloads(store: Store, settings: Settings, records: bool = False,
     ``records``, the tests' outcomes), in the order they occurred, those
     after ``after`` (a checkpoint's position): a page of ``PAGE`` at a time,
     each page one short query (the store is free for others between pages)."""
-    topics = [settings.topic(name) for name in FOLDED_TOPICS]
+    topics = folded_topics(settings)
     skip = [t for t in NOT_FOLDED_TYPES if not (records and t == "CommitTested")]
     after = after or ("1970-01-01 00:00:00.000000", "")
     while True:
@@ -271,7 +276,7 @@ def rebuild_from_store(store: Store, settings: Settings, policy: Policy,
     replay`` tests every commit by today's rules. A checkpoint of the state
     ``lag_s`` behind now is written on the way (``streams.checkpoint``)."""
     rules = checkpoint.rules_id(policy, BisectPolicy())
-    topics = [settings.topic(name) for name in FOLDED_TOPICS]
+    topics = folded_topics(settings)
     reading_from = checkpoint.store_now(store)
     start = checkpoint.latest(store, rules, topics)
     rebuilt = replay(stored_events(store, settings, records=True,

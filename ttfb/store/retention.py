@@ -18,6 +18,7 @@ from typing import Any
 
 from ttfb.store import IN_CHUNK, Store
 from ttfb.store.backends import Backend
+from ttfb.store.rows import ts
 
 RAW_TYPES = ("ComponentMeasured", "RunCompleted", "RunFailed")
 
@@ -29,7 +30,7 @@ def expire(store: Store, days: float, now: datetime | None = None) -> dict[str, 
         return {"commits": 0}
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
     db = store.db
-    cut = {"cut": cutoff.strftime("%Y-%m-%d %H:%M:%S.%f")}
+    cut = {"cut": ts(cutoff)}
     with store.backend.transaction() as tx:
         tx.command(
             f"ALTER TABLE {db}.events DELETE WHERE type = 'AgentHeartbeat'"
