@@ -197,10 +197,12 @@ def unanswered(store: Store, outputs: dict[str, ev.Event]) -> list[ev.Event]:
     store holds no answer to, and anything else the store never received."""
     if not outputs:
         return []
-    ids = list(outputs)
+    calibrated_ids = [ev.derived_id(o.event_id, "0") for o in outputs.values()
+                      if isinstance(o, ev.CalibrationRequested)]
+    # the outputs and the calibrations' answers, in one pass over the log
     stored = {r["event_id"] for r in store.query_in(
         f"SELECT event_id FROM {store.db}.events WHERE event_id IN {{ids:Array(String)}}",
-        "ids", ids)}
+        "ids", [*outputs, *calibrated_ids])}
     requests = [o.request_id for o in outputs.values()
                 if isinstance(o, (ev.RunRequested, ev.CommitRangeRequested))]
     answered = {r["request_id"]: int(r["n"]) for r in store.query_in(
@@ -210,11 +212,6 @@ def unanswered(store: Store, outputs: dict[str, ev.Event]) -> list[ev.Event]:
         f"SELECT payload FROM {store.db}.events WHERE type = 'CommitRangeListed'"
         " AND JSONExtractString(payload, 'request_id') IN {ids:Array(String)}",
         "ids", requests)}
-    calibrated_ids = [ev.derived_id(o.event_id, "0") for o in outputs.values()
-                      if isinstance(o, ev.CalibrationRequested)]
-    calibrated = {r["event_id"] for r in store.query_in(
-        f"SELECT event_id FROM {store.db}.events WHERE event_id IN {{ids:Array(String)}}",
-        "ids", calibrated_ids)}
     told = _told(store, list(outputs.values()))
     again: list[ev.Event] = []
     for output in outputs.values():
@@ -223,7 +220,7 @@ def unanswered(store: Store, outputs: dict[str, ev.Event]) -> list[ev.Event]:
         elif isinstance(output, ev.CommitRangeRequested):
             missing = output.request_id not in listed
         elif isinstance(output, ev.CalibrationRequested):
-            missing = ev.derived_id(output.event_id, "0") not in calibrated
+            missing = ev.derived_id(output.event_id, "0") not in stored
         else:
             missing = output.event_id not in stored and _said(output) not in told
         if missing:

@@ -254,3 +254,16 @@ def test_a_query_over_many_values_is_asked_a_chunk_at_a_time_and_answers_for_all
                           "ids", ids, {"c": "c0"})
     assert asked == [3, 3, 2]
     assert sorted(r["event_id"] for r in rows) == sorted(r.event_id for r in runs[1:])
+
+
+def test_a_rebuild_sends_again_only_the_calibrations_the_store_holds_no_answer_to(
+        settings: Settings) -> None:
+    from streams.rebuild import unanswered
+
+    store = open_store(settings)
+    asked = [ev.CalibrationRequested(scenario="lm", history=[], accepted=8) for _ in range(2)]
+    point = ev.RocPoint(threshold=1.0, false_positive_rate=0.01)
+    store.write([ev.ThresholdCalibrated(
+        event_id=ev.derived_id(asked[0].event_id, "0"), scenario="lm", series="ttfb",
+        tests_per_week=1.0, budget_per_week=1.0, points=[point], chosen=point)])
+    assert unanswered(store, {e.event_id: e for e in asked}) == [asked[1]]
