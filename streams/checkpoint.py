@@ -167,9 +167,11 @@ def store_now(store: Store) -> str:
 
 
 def write(store: Store, rules: str, at: Position, states: dict[str, str],
-          pending: list[ev.Event], written_at: str) -> None:
+          pending: list[ev.Event], written_at: str, start: Checkpoint | None = None) -> None:
     """Store a checkpoint (``states``: each scenario's ``pack_state``) in one
-    insert, its own row last, and drop all but the newest ``KEEP``.
+    insert, its own row last, and drop all but the newest ``KEEP`` and
+    ``start``, the one its fold began from (the newest that could be trusted:
+    newer ones whose log changed behind them do not push it out).
     ``written_at``: the store's time when the fold that made it began to
     read the log (``store_now``); an event stored after that, at or before
     ``at``, may not be in it."""
@@ -185,6 +187,7 @@ def write(store: Store, rules: str, at: Position, states: dict[str, str],
         kept = tx.query(f"SELECT DISTINCT toString(written_at) AS w FROM {db}.checkpoints"
                         f" ORDER BY w DESC LIMIT {KEEP}")
         if len(kept) == KEEP:
+            spare = start.written_at if start is not None else kept[-1]["w"]
             tx.command(f"ALTER TABLE {db}.checkpoints DELETE WHERE written_at < "
-                       "{w:DateTime64(6, 'UTC')} SETTINGS mutations_sync = 2",
-                       {"w": kept[-1]["w"]})
+                       "{w:DateTime64(6, 'UTC')} AND written_at != {s:DateTime64(6, 'UTC')}"
+                       " SETTINGS mutations_sync = 2", {"w": kept[-1]["w"], "s": spare})

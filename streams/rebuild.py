@@ -284,5 +284,5 @@ def rebuild_from_store(store: Store, settings: Settings, policy: Policy,
     if rebuilt.captured is not None:
         at, states, made = rebuilt.captured
         checkpoint.write(store, rules, at, states, [o for o in again if o.event_id in made],
-                         reading_from)
+                         reading_from, start)
     return rebuilt, again

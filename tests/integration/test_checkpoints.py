@@ -7,15 +7,23 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from streams import checkpoint
+from streams.bisect.policy import BisectPolicy
 from streams.decisions import topic_for
 from streams.detection import Policy
 from streams.detection.recorded import Records
-from streams.rebuild import Rebuilt, rebuild_from_store, replay, stored_events, unanswered
+from streams.rebuild import (
+    Rebuilt,
+    folded_topics,
+    rebuild_from_store,
+    replay,
+    stored_events,
+    unanswered,
+)
 from tests.unit.test_rebuild_records import live_log, outcome
 from ttfb import events as ev
 from ttfb.settings import Settings
 from ttfb.store import Store, open_store
-from ttfb.store.rows import rows_for
+from ttfb.store.rows import rows_for, ts
 
 TWO_HOURS_AGO = datetime.now(UTC) - timedelta(hours=2)
 
@@ -113,3 +121,27 @@ def test_only_the_newest_checkpoints_are_kept(settings: Settings) -> None:
         rebuild_from_store(store, settings, Policy())
     kept = store.query(f"SELECT DISTINCT at FROM {store.db}.checkpoints")
     assert len(kept) == checkpoint.KEEP
+
+
+def test_the_checkpoint_a_start_began_from_outlives_newer_ones_it_could_not_trust(
+        settings: Settings) -> None:
+    log = timed_log(9, commits=12)
+    store = open_store(settings)
+    store_log(store, settings, log)
+    rebuild_from_store(store, settings, Policy())  # writes the one to trust
+    trusted = store.query(f"SELECT DISTINCT toString(written_at) AS w FROM {store.db}.checkpoints")
+    assert len(trusted) == 1
+    # newer ones whose log then changed behind them: an event of their past stored late
+    rules = checkpoint.rules_id(Policy(), BisectPolicy())
+    later = (ts(TWO_HOURS_AGO + timedelta(hours=1)), "")
+    start = checkpoint.latest(store, rules, folded_topics(settings))
+    for _ in range(checkpoint.KEEP):  # each folded from the one to trust
+        checkpoint.write(store, rules, later, {}, [], checkpoint.store_now(store), start)
+    run = next(e for e in log if isinstance(e, ev.RunCompleted))
+    store_log(store, settings, [run.model_copy(update={
+        "event_id": ev.new_id(), "occurred_at": TWO_HOURS_AGO + timedelta(minutes=30)})])
+    again, _ = rebuild_from_store(store, settings, Policy())
+    assert start is not None and again.since == start.at and again.events == 1
+    written = {r["w"] for r in store.query(
+        f"SELECT DISTINCT toString(written_at) AS w FROM {store.db}.checkpoints")}
+    assert trusted[0]["w"] in written and len(written) == checkpoint.KEEP + 1

@@ -15,6 +15,10 @@ from pathlib import Path
 import pytest
 
 from producers.watch import Source, Watcher, parse_source
+from streams import checkpoint
+from streams.bisect.policy import BisectPolicy
+from streams.detection import Policy
+from streams.rebuild import folded_topics
 from tests.integration.conftest import lab_processes, wait_until
 from tests.integration.tinyrepo import make_repo, set_import_cost, write_catalog
 from ttfb import events as ev
@@ -45,7 +49,8 @@ def test_watch_alerts_a_pushed_regression_once_across_a_sigkill(tmp_path: Path) 
     history = make_repo(repo, import_s=0.5, commits=3)
     catalog = write_catalog(tmp_path / "catalog.toml")
     log = tmp_path / "watch.log"
-    store = open_store(Settings(data_dir=data, _env_file=None))
+    settings = Settings(data_dir=data, _env_file=None)
+    store = open_store(settings)
     # the decision state checkpointed every 3 s, 10 s behind: the restarted
     # lab starts from the newest checkpoint and folds only the log after it
     # (the worker's log says so at INFO)
@@ -62,6 +67,11 @@ def test_watch_alerts_a_pushed_regression_once_across_a_sigkill(tmp_path: Path) 
         wait_until(lambda: count(store, "SELECT count() AS n FROM ttfb.runs FINAL"
                                  " WHERE purpose = 'monitor' AND status = 'completed'") >= 4,
                    timeout=240, describe=tail)
+        # a checkpoint a start can take is in the store (its position is 10 s
+        # behind, each takes seconds to write: a kill before it would leave none)
+        rules = checkpoint.rules_id(Policy(dashboard_url=settings.public_url()), BisectPolicy())
+        wait_until(lambda: checkpoint.latest(store, rules, folded_topics(settings)),
+                   timeout=120, describe=tail)
         culprit = set_import_cost(repo, 0.6, "load the heavy table eagerly")  # +20 % imports
         # the culprit's confirmation is under way: its runs are asked for, its verdict
         # not given (a confirmation of an earlier commit's candidate is not it)
