@@ -7,11 +7,13 @@ written to a fresh chDB store with the fold's outputs (each commit's
 store holds them. Then, side by side on that store: the fold's input read
 back in order alone (``streams.rebuild.stored_events``); every commit tested
 again (``replay``: ``ttfb replay``); and ``rebuild_from_store``'s fold
-(each test that found nothing taken from its record). The time spent reading and folding is counted
-apart; the states both leave must be identical. Then a lab's start as it is
-made (``rebuild_from_store``): the first (the whole log; a checkpoint
-written), and, ``--tail`` runs later, one from that checkpoint, whose states
-must be those of a fold of the whole log. And the process's peak memory.
+(each test that found nothing taken from its record). The time spent
+reading and folding is counted apart; the states both leave must be
+identical. Then a lab's start as the worker makes it (``rebuild_from_store``
+on the store opened by ``open_for_rebuild``): the first (the whole log; a
+checkpoint written), and, ``--tail`` runs later, one from that checkpoint,
+whose states must be those of a fold of the whole log. And the process's
+peak memory.
 
     .venv/bin/python bench/rebuild.py [--events N] [--scenarios S] [--tail T]
 """
@@ -37,7 +39,13 @@ from streams.decisions import topic_for  # noqa: E402
 from streams.detection import Policy, ScenarioState, to_json  # noqa: E402
 from streams.detection.recorded import Records  # noqa: E402
 from streams.fold import fold_event  # noqa: E402
-from streams.rebuild import rebuild_from_store, replay, stored_events  # noqa: E402
+from streams.rebuild import (  # noqa: E402
+    Rebuilt,
+    open_for_rebuild,
+    rebuild_from_store,
+    replay,
+    stored_events,
+)
 from ttfb import events as ev  # noqa: E402
 from ttfb.settings import Settings  # noqa: E402
 from ttfb.store import Store, open_store  # noqa: E402
@@ -147,26 +155,45 @@ def main() -> int:
     return 0 if same else 1
 
 
+def start(settings: Settings, hold_s: float | None = None) -> Rebuilt:
+    """A lab's start: the store opened for it (as the worker opens it, or
+    with its session held ``hold_s``; 0: a session a query), the state
+    rebuilt (a checkpoint written), the store closed."""
+    store = open_for_rebuild(settings) if hold_s is None else \
+        open_store(settings, hold_s=hold_s)
+    try:
+        return rebuild_from_store(store, settings, Policy(), lag_s=0)[0]
+    finally:
+        store.close()
+
+
 def from_checkpoint(store: Store, settings: Settings, args: argparse.Namespace,
                     live: dict[str, tuple[ScenarioState, BisectBook]], stored: int) -> bool:
     """A lab's start as ``rebuild_from_store`` makes it: the first on this
     store (no checkpoint: the whole log, and a checkpoint written), then
-    ``--tail`` more runs, and a start from that checkpoint; its states
-    against those of a fold of the whole log."""
+    ``--tail`` more runs, and a start from that checkpoint (first with a
+    session a query, the checkpoint it wrote then dropped, then as the
+    worker makes it); its states against those of a fold of the whole log."""
     started = time.perf_counter()
-    first, _ = rebuild_from_store(store, settings, Policy(), lag_s=0)
+    first = start(settings)
     first_s = time.perf_counter() - started
     print(f"a lab's start, no checkpoint: {first.events:,} events folded, checkpoint "
           f"written, in {first_s:.2f} s ({first.events / first_s:,.0f}/s)", flush=True)
     commits = args.events // (3 * args.scenarios)
     stored += write_live(store, settings, args.tail, args.scenarios, live, first_commit=commits)
     started = time.perf_counter()
-    second, _ = rebuild_from_store(store, settings, Policy(), lag_s=0)
+    start(settings, hold_s=0)
+    per_query_s = time.perf_counter() - started
+    newest = store.query(f"SELECT max(written_at) AS w FROM {store.db}.checkpoints")[0]["w"]
+    store.backend.command(f"ALTER TABLE {store.db}.checkpoints DELETE WHERE written_at ="
+                          " {w:DateTime64(6, 'UTC')} SETTINGS mutations_sync = 2", {"w": newest})
+    started = time.perf_counter()
+    second = start(settings)
     second_s = time.perf_counter() - started
     print(f"a lab's start from its checkpoint, {args.tail:,} runs later: "
           f"{second.events:,} events folded in {second_s:.2f} s (a log of {stored:,} "
-          f"events: {stored / second_s:,.0f}/s of it); checkpoint at {second.since}",
-          flush=True)
+          f"events: {stored / second_s:,.0f}/s of it; a session a query: {per_query_s:.2f} s);"
+          f" checkpoint at {second.since}", flush=True)
     whole = replay(stored_events(store, settings, records=True), Policy(), records=Records())
     same = state_json(second.states) == state_json(whole.states)
     print(f"states identical to the whole log's fold: {same}", flush=True)

@@ -75,29 +75,31 @@ def _summary(event: dict[str, Any]) -> dict[str, Any]:
 
 def replay_history(settings: Settings, changes: list[str]) -> dict[str, Any]:
     """The replay's decisions against the stored ones."""
-    from streams.rebuild import replay, stored_events
-    from ttfb.store import open_store
+    from streams.rebuild import open_for_rebuild, replay, stored_events
 
     policy = policy_with(changes)
-    store = open_store(settings)
-    started = time.perf_counter()
-    # the log streamed into the fold, page by page (a year of it never in
-    # memory at once); every decision kept, to compare with every stored one,
-    # and the runs it asked for, to count those the history never had
-    rebuilt = replay(stored_events(store, settings),
-                     dataclasses.replace(policy, dashboard_url=settings.public_url()),
-                     keep=None, kept=lambda o: getattr(o, "type", "") in DECISIONS
-                     or isinstance(o, ev.RunRequested))
-    loaded = time.perf_counter() - started - rebuilt.seconds
-    made = {i: json.loads(ev.encode(o)) for i, o in rebuilt.outputs.items()
-            if getattr(o, "type", "") in DECISIONS}
-    stored = {r["event_id"]: json.loads(r["payload"]) for r in store.query(
-        f"SELECT event_id, payload FROM {store.db}.events WHERE type IN {{t:Array(String)}}",
-        {"t": list(DECISIONS)})}
-    asked = {o.request_id for o in rebuilt.outputs.values() if isinstance(o, ev.RunRequested)}
-    answered = {r["request_id"] for r in store.query_in(
-        f"SELECT DISTINCT request_id FROM {store.db}.runs WHERE request_id IN"
-        " {ids:Array(String)}", "ids", sorted(asked))}
+    store = open_for_rebuild(settings)
+    try:
+        started = time.perf_counter()
+        # the log streamed into the fold, page by page (a year of it never in
+        # memory at once); every decision kept, to compare with every stored one,
+        # and the runs it asked for, to count those the history never had
+        rebuilt = replay(stored_events(store, settings),
+                         dataclasses.replace(policy, dashboard_url=settings.public_url()),
+                         keep=None, kept=lambda o: getattr(o, "type", "") in DECISIONS
+                         or isinstance(o, ev.RunRequested))
+        loaded = time.perf_counter() - started - rebuilt.seconds
+        made = {i: json.loads(ev.encode(o)) for i, o in rebuilt.outputs.items()
+                if getattr(o, "type", "") in DECISIONS}
+        stored = {r["event_id"]: json.loads(r["payload"]) for r in store.query(
+            f"SELECT event_id, payload FROM {store.db}.events WHERE type IN {{t:Array(String)}}",
+            {"t": list(DECISIONS)})}
+        asked = {o.request_id for o in rebuilt.outputs.values() if isinstance(o, ev.RunRequested)}
+        answered = {r["request_id"] for r in store.query_in(
+            f"SELECT DISTINCT request_id FROM {store.db}.runs WHERE request_id IN"
+            " {ids:Array(String)}", "ids", sorted(asked))}
+    finally:
+        store.close()
     changed = [i for i in made.keys() & stored.keys()
                if _summary(made[i]) != _summary(stored[i])]
     only_replay = [made[i] for i in made if i not in stored]

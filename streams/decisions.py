@@ -246,11 +246,10 @@ def register_rebuild(app: faust.App, settings: Settings, folds: Folds) -> None:
     if not settings.rebuild_state:
         folds.ready.set()
         return
-    from streams.rebuild import Rebuilt, rebuild_from_store
-    from ttfb.store import open_store
+    from streams.rebuild import Rebuilt, open_for_rebuild, rebuild_from_store
 
     def from_store() -> tuple[Rebuilt, list[ev.Event]]:
-        store = open_store(settings)
+        store = open_for_rebuild(settings)
         try:
             return rebuild_from_store(store, settings, folds.policy, settings.checkpoint_lag_s)
         finally:

@@ -46,6 +46,10 @@ PAGE = 50_000  # ~40 MB of payloads a page
 KEEP_OUTPUTS = 100_000
 # how far a rebuild reads ahead for the tests' outcomes (``replay``)
 AHEAD = 10_000
+# a rebuild's reads share one embedded session this long at most (opening
+# one costs ~0.1 s, a start makes a dozen queries, a replay a page each); it
+# is given up between two reads as soon as another process waits for the store
+HOLD_S = 30.0
 
 
 @dataclass
@@ -147,6 +151,13 @@ def read_ahead(events: Iterable[ev.Event], records: Records,
         if len(waiting) > ahead:
             yield waiting.popleft()
     yield from waiting
+
+
+def open_for_rebuild(settings: Settings) -> Store:
+    """The store as a rebuild or a replay reads it (``HOLD_S``); close it after."""
+    from ttfb.store import open_store
+
+    return open_store(settings, hold_s=HOLD_S)
 
 
 def folded_topics(settings: Settings) -> list[str]:

@@ -14,6 +14,7 @@ from streams.detection.recorded import Records
 from streams.rebuild import (
     Rebuilt,
     folded_topics,
+    open_for_rebuild,
     rebuild_from_store,
     replay,
     stored_events,
@@ -23,6 +24,7 @@ from tests.unit.test_rebuild_records import live_log, outcome
 from ttfb import events as ev
 from ttfb.settings import Settings
 from ttfb.store import Store, open_store
+from ttfb.store.backends import ChdbBackend
 from ttfb.store.rows import rows_for, ts
 
 TWO_HOURS_AGO = datetime.now(UTC) - timedelta(hours=2)
@@ -61,7 +63,13 @@ def test_a_start_folds_only_the_log_after_the_checkpoint_and_leaves_the_whole_fo
     assert 0 < second.events == whole.events - first.events
     assert outcome(second)[1] == outcome(whole)[1]  # every scenario's state
     assert {o.event_id for o in again} == {o.event_id for o in unanswered(store, whole.outputs)}
-    third, _ = rebuild_from_store(store, settings, Policy())  # the second's checkpoint
+    # the second's checkpoint, on the store as the worker opens it: one
+    # embedded session for the start's dozen queries (each opened its own)
+    store.close()
+    reader = open_for_rebuild(settings)
+    third, _ = rebuild_from_store(reader, settings, Policy())
+    assert isinstance(reader.backend, ChdbBackend) and reader.backend.sessions == 1
+    reader.close()
     last = list(stored_events(store, settings))[-1]
     assert third.since == checkpoint.position_of(last) and third.events == 0
     assert outcome(third)[1] == outcome(whole)[1]
