@@ -3,8 +3,9 @@
 Commit by commit, as if pushed live: a baseline burst on the first commit,
 then the scheduler's selection for each commit (unaffected scenarios are
 skipped and recorded). Detections, confirmation runs and alerts happen in the
-streams worker on their own; the driver waits for the commit's runs, then
-for every open detection to settle, and summarises what the lab found
+streams worker on their own; the driver keeps the agent one commit ahead
+(a commit is sent once the runs of the one two before it are stored), then
+waits for every open detection to settle, and summarises what the lab found
 against the manifest of injected changes.
 """
 
@@ -28,6 +29,7 @@ from ttfb.store import Store, queries
 
 BASELINE_RUNS = 5
 RUNS_PER_COMMIT = 3
+AHEAD = 1  # commits sent before the runs of the one before them are all stored
 
 
 def _wait(check: Callable[[], bool], timeout: float, lab_check: Callable[[], None],
@@ -129,6 +131,7 @@ def play(settings: Settings, store: Store, lab_check: Callable[[], None],
     repo = Path(repo_path)
     catalog = load_catalog(settings.catalog)
     commits = new_commits(repo, "HEAD", None)
+    sent: list[tuple[str, list[str], int]] = []  # commits whose runs are not all stored
     for number, commit in enumerate(commits):
         if number == 0:
             plan = plan_commit(catalog, repo_name, commit, [], {}, BASELINE_RUNS)
@@ -136,19 +139,32 @@ def play(settings: Settings, store: Store, lab_check: Callable[[], None],
             plan = plan_commit(catalog, repo_name, commit, changed_files(repo, commit),
                                queries.latest_modules(store), RUNS_PER_COMMIT)
         asyncio.run(_send(settings, [*plan.requests, *plan.skipped]))
-        ids = [r.request_id for r in plan.requests]
-        wanted = sum(r.runs for r in plan.requests)
         names = ", ".join(r.scenario for r in plan.requests) or "none (unaffected)"
         say(f"commit {number + 1:>2}/{len(commits)} {commit[:10]}: runs {names}")
-        # a commit's runs wait behind confirmations' and bisects' (an agent runs
-        # those first): it is stuck only once no run at all arrives for so long
-        if ids and not _wait(lambda i=ids, w=wanted: _stored_requests(store, i) >= w,  # type: ignore[misc]
-                             commit_timeout, lab_check, lambda: _runs_stored(store)):
-            raise TimeoutError(f"runs of commit {commit[:10]} did not arrive, and no other "
-                               f"run for {commit_timeout:.0f} s")
+        sent.append((commit, [r.request_id for r in plan.requests],
+                     sum(r.runs for r in plan.requests)))
+        # a commit goes out before the runs of the one before it are all
+        # stored: the agent has it queued and never waits on the store between
+        # two commits. The baseline's runs come first (the test selection
+        # reads the modules they imported)
+        while len(sent) > (AHEAD if number else 0):
+            _wait_for_runs(store, *sent.pop(0), commit_timeout, lab_check)
+    for waiting in sent:
+        _wait_for_runs(store, *waiting, commit_timeout, lab_check)
     say("history played; waiting for open detections to be confirmed or dismissed")
     _wait(_quiet(store), 900, lab_check)
     return summarise(store, repo, time.monotonic() - started)
+
+
+def _wait_for_runs(store: Store, commit: str, ids: list[str], wanted: int,
+                   commit_timeout: float, lab_check: Callable[[], None]) -> None:
+    """Until a commit's runs are stored. They wait behind confirmations' and
+    bisects' (an agent runs those first): the commit is stuck only once no
+    run at all arrives for ``commit_timeout`` seconds."""
+    if ids and not _wait(lambda: _stored_requests(store, ids) >= wanted, commit_timeout,
+                         lab_check, lambda: _runs_stored(store)):
+        raise TimeoutError(f"runs of commit {commit[:10]} did not arrive, and no other "
+                           f"run for {commit_timeout:.0f} s")
 
 
 def classify(manifest: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> dict[str, list[str]]:
