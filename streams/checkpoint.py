@@ -64,6 +64,7 @@ class Checkpoint:
     written_at: str
     states: dict[str, tuple[ScenarioState, BisectBook]] = field(default_factory=dict)
     pending: list[ev.Event] = field(default_factory=list)  # outputs unanswered when written
+    made_at: dict[str, datetime] = field(default_factory=dict)  # when each one's input occurred
 
 
 def rules_id(policy: Policy, bisect_policy: BisectPolicy) -> str:
@@ -158,6 +159,8 @@ def _read(store: Store, rules: str, at: Position, written_at: str) -> Checkpoint
             point.states[scenario] = unpack_state(data)
         else:  # the checkpoint's own row: what it had still to hear back about
             point.pending = [ev.decode(item.encode()) for item in data.get("pending", [])]
+            point.made_at = {i: datetime.fromisoformat(t)
+                             for i, t in data.get("made_at", {}).items()}
     return point
 
 
@@ -167,20 +170,25 @@ def store_now(store: Store) -> str:
 
 
 def write(store: Store, rules: str, at: Position, states: dict[str, str],
-          pending: list[ev.Event], written_at: str, start: Checkpoint | None = None) -> None:
+          pending: list[ev.Event], written_at: str, start: Checkpoint | None = None,
+          made_at: dict[str, datetime] | None = None) -> None:
     """Store a checkpoint (``states``: each scenario's ``pack_state``) in one
     insert, its own row last, and drop all but the newest ``KEEP`` and
     ``start``, the one its fold began from (the newest that could be trusted:
     newer ones whose log changed behind them do not push it out).
     ``written_at``: the store's time when the fold that made it began to
     read the log (``store_now``); an event stored after that, at or before
-    ``at``, may not be in it."""
+    ``at``, may not be in it. ``made_at``: when the input that made each
+    pending output occurred (a later start's scan for their answers starts
+    there)."""
     common = {"rules": rules, "at": at[0], "at_id": at[1], "scenarios": len(states),
               "written_at": written_at}
     rows: list[dict[str, Any]] = [{**common, "scenario": s, "state": state}
                                   for s, state in states.items()]
     rows.append({**common, "scenario": "", "state": json.dumps(
-        {"pending": [ev.encode(o).decode() for o in pending]})})
+        {"pending": [ev.encode(o).decode() for o in pending],
+         "made_at": {o.event_id: made_at[o.event_id].isoformat() for o in pending
+                     if made_at and o.event_id in made_at}})})
     db = store.db
     with store.backend.transaction() as tx:
         tx.insert(f"{db}.checkpoints", rows)

@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from streams import checkpoint
 from streams.bisect import BisectBook, BisectPolicy
@@ -35,6 +35,7 @@ from streams.fold import NOT_FOLDED_TYPES, fold_event
 from ttfb import events as ev
 from ttfb.settings import Settings
 from ttfb.store import Store
+from ttfb.store.rows import ts
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ AHEAD = 10_000
 # one costs ~0.1 s, a start makes a dozen queries, a replay a page each); it
 # is given up between two reads as soon as another process waits for the store
 HOLD_S = 30.0
+# how long before the input that made an output its answer may have
+# occurred, by its host's clock (``answers_since``)
+ANSWERS_MARGIN = timedelta(days=1)
 
 
 @dataclass
@@ -62,6 +66,9 @@ class Rebuilt:
     produced: int = 0  # every output, kept or not
     recorded: int = 0  # commit tests taken from their records, not made again
     since: checkpoint.Position | None = None  # the checkpoint it started from
+    # output id -> when the input that made it occurred (its answers came
+    # after that): bounds the store's scans for them (``unanswered``)
+    made_at: dict[str, datetime] = field(default_factory=dict)
     # the state where ``replay`` was asked to capture it: the position of the
     # last event read, each scenario's ``pack_state``, the ids of the outputs
     captured: tuple[checkpoint.Position, dict[str, str], set[str]] | None = None
@@ -87,6 +94,7 @@ def replay(events: Iterable[ev.Event], policy: Policy,
     if start is not None:
         out.states, out.since = dict(start.states), start.at
         outputs.update((o.event_id, o) for o in start.pending)
+        out.made_at.update(start.made_at)
     last: ev.Event | None = None
     token = RECORDED.set(records)
     collecting = gc.isenabled()
@@ -113,8 +121,9 @@ def replay(events: Iterable[ev.Event], policy: Policy,
             for item in produced:
                 if kept is None or kept(item):
                     outputs[item.event_id] = item
+                    out.made_at.setdefault(item.event_id, event.occurred_at)
             while keep is not None and len(outputs) > keep:
-                outputs.popitem(last=False)
+                out.made_at.pop(outputs.popitem(last=False)[0], None)
             out.seconds += time.perf_counter() - started
         if capture_after is not None:
             out.captured = _capture(out, last)
@@ -203,26 +212,42 @@ def stored_payloads(store: Store, settings: Settings, records: bool = False,
         after = (values[-3].decode(), values[-2].decode())
 
 
-def unanswered(store: Store, outputs: dict[str, ev.Event]) -> list[ev.Event]:
+def answers_since(rebuilt: Rebuilt) -> datetime | None:
+    """How far back the store's answers to ``rebuilt``'s outputs can lie:
+    ``ANSWERS_MARGIN`` before the earliest input that made one (a host's
+    clock may lag the worker's); None where an output's input is not known
+    (a checkpoint written before they were kept)."""
+    if not rebuilt.outputs or any(i not in rebuilt.made_at for i in rebuilt.outputs):
+        return None
+    return min(rebuilt.made_at[i] for i in rebuilt.outputs) - ANSWERS_MARGIN
+
+
+def unanswered(store: Store, outputs: dict[str, ev.Event],
+               since: datetime | None = None) -> list[ev.Event]:
     """The replay's outputs a lost lab may never have delivered: commands the
-    store holds no answer to, and anything else the store never received."""
+    store holds no answer to, and anything else the store never received.
+    ``since`` (``answers_since``): the log before it is not read (a start
+    from an hour-old checkpoint reads about its last day, not a year of it)."""
     if not outputs:
         return []
     calibrated_ids = [ev.derived_id(o.event_id, "0") for o in outputs.values()
                       if isinstance(o, ev.CalibrationRequested)]
+    after = " AND occurred_at >= {since:DateTime64(6, 'UTC')}" if since is not None else ""
+    bound = {"since": ts(since)} if since is not None else {}
     # the outputs and the calibrations' answers, in one pass over the log
     stored = {r["event_id"] for r in store.query_in(
-        f"SELECT event_id FROM {store.db}.events WHERE event_id IN {{ids:Array(String)}}",
-        "ids", [*outputs, *calibrated_ids])}
+        f"SELECT event_id FROM {store.db}.events WHERE event_id IN {{ids:Array(String)}}"
+        + after, "ids", [*outputs, *calibrated_ids], bound)}
     requests = [o.request_id for o in outputs.values()
                 if isinstance(o, (ev.RunRequested, ev.CommitRangeRequested))]
     answered = {r["request_id"]: int(r["n"]) for r in store.query_in(
         f"SELECT request_id, count() AS n FROM {store.db}.runs FINAL"
-        " WHERE request_id IN {ids:Array(String)} GROUP BY request_id", "ids", requests)}
+        " WHERE request_id IN {ids:Array(String)}" + after + " GROUP BY request_id",
+        "ids", requests, bound)}
     listed = {json.loads(r["payload"]).get("request_id") for r in store.query_in(
         f"SELECT payload FROM {store.db}.events WHERE type = 'CommitRangeListed'"
-        " AND JSONExtractString(payload, 'request_id') IN {ids:Array(String)}",
-        "ids", requests)}
+        " AND JSONExtractString(payload, 'request_id') IN {ids:Array(String)}" + after,
+        "ids", requests, bound)}
     told = _told(store, list(outputs.values()))
     again: list[ev.Event] = []
     for output in outputs.values():
@@ -291,9 +316,9 @@ def rebuild_from_store(store: Store, settings: Settings, policy: Policy,
                                    after=start.at if start else None),
                      policy, records=Records(), start=start,
                      capture_after=checkpoint.cutoff(lag_s=lag_s))
-    again = unanswered(store, rebuilt.outputs)
+    again = unanswered(store, rebuilt.outputs, answers_since(rebuilt))
     if rebuilt.captured is not None:
         at, states, made = rebuilt.captured
         checkpoint.write(store, rules, at, states, [o for o in again if o.event_id in made],
-                         reading_from, start)
+                         reading_from, start, rebuilt.made_at)
     return rebuilt, again

@@ -12,7 +12,9 @@ from streams.decisions import topic_for
 from streams.detection import Policy
 from streams.detection.recorded import Records
 from streams.rebuild import (
+    ANSWERS_MARGIN,
     Rebuilt,
+    answers_since,
     folded_topics,
     open_for_rebuild,
     rebuild_from_store,
@@ -63,6 +65,17 @@ def test_a_start_folds_only_the_log_after_the_checkpoint_and_leaves_the_whole_fo
     assert 0 < second.events == whole.events - first.events
     assert outcome(second)[1] == outcome(whole)[1]  # every scenario's state
     assert {o.event_id for o in again} == {o.event_id for o in unanswered(store, whole.outputs)}
+    # its scans for the answers start a margin before the earliest input
+    # that made one of its outputs, and find what the whole log's do
+    since = answers_since(second)
+    assert since is not None and since == min(
+        second.made_at[i] for i in second.outputs) - ANSWERS_MARGIN
+    assert unanswered(store, second.outputs, since) == unanswered(store, second.outputs)
+    # an answer stored before ``since`` is not read
+    old = next(e for e in log if isinstance(e, ev.CommitTested))
+    assert unanswered(store, {old.event_id: old}) == []
+    assert unanswered(store, {old.event_id: old}, old.occurred_at + timedelta(seconds=1)) \
+        == [old]
     # the second's checkpoint, on the store as the worker opens it: one
     # embedded session for the start's dozen queries (each opened its own)
     store.close()
