@@ -21,14 +21,16 @@ whole log is folded instead:
 
 Checkpoints are written ``checkpoint_lag_s`` (``LAG_S``) behind now (a
 late event is rare there), by each start and by the worker every
-``checkpoint_every_s``; the newest ``KEEP`` are kept. Raw runs past the
-retention age leave the log (``ttfb.store.retention``), so past that age a
-checkpoint holds what no fold of the log can give back. ``ttfb replay`` folds the whole log by
+``checkpoint_every_s``; the newest ``KEEP`` are kept, and the one the last
+fold began from. Raw runs past the retention age leave the log
+(``ttfb.store.retention``), so past that age a checkpoint holds what no
+fold of the log can give back. ``ttfb replay`` folds the whole log by
 today's rules and takes none.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -70,13 +72,21 @@ class Checkpoint:
 def rules_id(policy: Policy, bisect_policy: BisectPolicy) -> str:
     """A fingerprint of what decides a fold's outcome: the source of the
     folds, of their statistics and of the events, and both policies."""
-    root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(f"{FORMAT}|{policy!r}|{bisect_policy!r}".encode())
-    files = [p for pkg in _RULES_PACKAGES for p in sorted((root / pkg).glob("*.py"))]
-    for path in files + [root / f for f in _RULES_FILES]:
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
+    for name, source in _rules_sources():
+        digest.update(name)
+        digest.update(source)
     return digest.hexdigest()[:32]
+
+
+@functools.cache
+def _rules_sources() -> tuple[tuple[bytes, bytes], ...]:
+    """(path, content) of the rules' source files, read once a process: the
+    code this process runs, not a newer copy installed beside it since."""
+    root = Path(__file__).resolve().parents[1]
+    files = [p for pkg in _RULES_PACKAGES for p in sorted((root / pkg).glob("*.py"))]
+    return tuple((path.relative_to(root).as_posix().encode(), path.read_bytes())
+                 for path in files + [root / f for f in _RULES_FILES])
 
 
 def position_of(event: ev.Event) -> Position:
@@ -195,6 +205,8 @@ def write(store: Store, rules: str, at: Position, states: dict[str, str],
         kept = tx.query(f"SELECT DISTINCT toString(written_at) AS w FROM {db}.checkpoints"
                         f" ORDER BY w DESC LIMIT {KEEP}")
         if len(kept) == KEEP:
+            # the one the fold began from stays (without one, the oldest of
+            # the newest KEEP stands in: the condition spares it anyway)
             spare = start.written_at if start is not None else kept[-1]["w"]
             tx.command(f"ALTER TABLE {db}.checkpoints DELETE WHERE written_at < "
                        "{w:DateTime64(6, 'UTC')} AND written_at != {s:DateTime64(6, 'UTC')}"
