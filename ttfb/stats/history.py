@@ -35,7 +35,11 @@ any interval as the statistic and its own permutation p-value at
 ``seeded_share`` of the level; a candidate found there must be a step
 within its interval. Then each change is tested again between its
 neighbours, where one placed off by a neighbour it was found before moves
-or goes. A history whose commits are exchangeable (no change, no drift)
+or goes; there, a split smaller than ``dependent_below_pct`` must clear its
+bar with its |t| deflated by how much the commits left about the segments
+found follow their neighbours (permuting commits assumes they do not: a
+machine's slow drift, a trend or a season makes every split look
+significant). A history whose commits are exchangeable (no change, no drift)
 raises a false alarm with probability at most ``alpha``: its first test is
 three permutation tests whose levels add up to it, and every later one
 runs only after one has rejected. Pure numpy and scipy; the permutations
@@ -77,6 +81,12 @@ class HistoryConfig:
     # (0: every one; 1: the best split alone, whose failing a guard ended the
     # segment's search even where a second step or a drift made it fail)
     candidates: int = 0
+    # the sweeps after binary segmentation judge a split whose logs' means
+    # differ by less than this share (%) against dependent commits: its |t|
+    # divided by sqrt((1 + r) / (1 - r)), r the lag-1 autocorrelation of the
+    # commits' mean logs about the segments found (a machine's slow drift, a
+    # trend or a season leaves it; a step does not); 0: off
+    dependent_below_pct: float = 10.0
     seed: int = 0
 
 
@@ -193,13 +203,13 @@ def _is_change(logs: list[np.ndarray], ranks: list[np.ndarray], split: int,
 
 
 def _scan(values: list[np.ndarray], lo: int, alpha: float, cfg: HistoryConfig,
-          rng: np.random.Generator) -> list[tuple[int, float]]:
+          rng: np.random.Generator, divisor: float | np.ndarray = 1.0) -> list[tuple[int, float]]:
     """The splits of ``values`` (per commit) significant at ``alpha`` by the
     permutation distribution of the largest |t|, strongest first, with their
     p-values (``cfg.candidates`` of them at most, 0: all; none if the best
-    is not)."""
+    is not); each split's observed |t| divided by its ``divisor``."""
     cells = _cells(values)
-    t = _split_t(cells[0][None, :], cells[1][None, :], cells[2][None, :], lo)[0]
+    t = _split_t(cells[0][None, :], cells[1][None, :], cells[2][None, :], lo)[0] / divisor
     maxima = _permuted_maxima(cells, float(np.abs(t).max()), alpha, cfg.permutations, rng,
                               lambda c: np.abs(_split_t(*c, lo)).max(axis=1), cells[0].size)
     return [(j + lo, q) for j, q in _significant(t, maxima, alpha, cfg.candidates)]
@@ -242,18 +252,22 @@ def _interval_t(sums: np.ndarray, counts: np.ndarray, squares: np.ndarray,
 
 
 def _seeded_scan(values: list[np.ndarray], lo: int, alpha: float, cfg: HistoryConfig,
-                 rng: np.random.Generator) -> list[tuple[int, float, int, int]]:
+                 rng: np.random.Generator,
+                 divisor: Callable[[tuple[np.ndarray, ...]], float | np.ndarray] = lambda _: 1.0,
+                 ) -> list[tuple[int, float, int, int]]:
     """The splits inside the segment's seeded intervals significant at
     ``alpha``, strongest first, each with its p-value and its interval: a
     change the segment's own best split cannot show (a step backed out a few
     commits later, one of several steps, a step on a drift). p is the share
     of shuffled commit orders of the segment whose largest |t| over every
-    interval reaches it, so the level holds over all intervals together."""
+    interval reaches it, so the level holds over all intervals together.
+    Each (start, split, end)'s observed |t| is divided by ``divisor``'s."""
     triples = _seeded_triples(len(values), lo, cfg.seeded_shortest)
     if triples[0].size == 0:
         return []
     cells = _cells(values)
     t = np.abs(_interval_t(cells[0][None, :], cells[1][None, :], cells[2][None, :], triples)[0])
+    t = t / divisor(triples)
     maxima = _permuted_maxima(cells, float(t.max()), alpha, cfg.permutations, rng,
                               lambda c: np.abs(_interval_t(*c, triples)).max(axis=1),
                               triples[0].size)
@@ -261,23 +275,61 @@ def _seeded_scan(values: list[np.ndarray], lo: int, alpha: float, cfg: HistoryCo
             for i, q in _significant(t, maxima, alpha, cfg.candidates)]
 
 
+def _inflation(logs: list[np.ndarray], splits: list[int]) -> float:
+    """How much dependence between neighbouring commits inflates a split's
+    t: sqrt((1 + r) / (1 - r)), r the lag-1 autocorrelation (at least 0, at
+    most 0.9) of the commits' mean logs about the means of the segments
+    ``splits`` make; 1 where fewer than 8 neighbouring pairs share a segment."""
+    means = np.array([float(v.mean()) for v in logs])
+    bounds = [0, *splits, len(logs)]
+    left, right = [], []
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        residual = means[a:b] - means[a:b].mean()
+        left.append(residual[:-1])
+        right.append(residual[1:])
+    x, y = np.concatenate(left), np.concatenate(right)
+    scale = float((x ** 2).sum() + (y ** 2).sum()) / 2
+    if x.size < 8 or scale <= 0:
+        return 1.0
+    r = min(max(float((x * y).sum()) / scale, 0.0), 0.9)
+    return math.sqrt((1 + r) / (1 - r))
+
+
+def _divisor(logs: list[np.ndarray], inflation: float, cfg: HistoryConfig,
+             triples: tuple[np.ndarray, ...]) -> float | np.ndarray:
+    """Per (start, split, end): ``inflation`` where the logs' means of the
+    two sides differ by less than ``cfg.dependent_below_pct``, else 1."""
+    if inflation == 1.0:
+        return 1.0
+    cells = _cells(logs)
+    cs, cn = (np.concatenate([[0.0], x.cumsum()]) for x in cells[:2])
+    a, j, b = triples
+    shift = np.abs((cs[b] - cs[j]) / (cn[b] - cn[j]) - (cs[j] - cs[a]) / (cn[j] - cn[a]))
+    return np.where(np.expm1(shift) * 100 >= cfg.dependent_below_pct, 1.0, inflation)
+
+
 def _best_split(logs: list[np.ndarray], lo: int, cfg: HistoryConfig,
-                rng: np.random.Generator) -> tuple[int, float] | None:
+                rng: np.random.Generator, inflation: float = 1.0) -> tuple[int, float] | None:
     """The segment's change, if it has one: the logs' best split at a small
     share of alpha (a large step, placed by its size: ranks cannot tell a
     2x step on a few commits from a 5 % one on many), else the ranks' best
     split at the rest, else the seeded intervals'. Each scan offers its
     significant splits strongest first; the first that is a change (big
-    enough, a step rather than a drift) is the segment's."""
+    enough, a step rather than a drift) is the segment's. Below
+    ``cfg.dependent_below_pct``, a split's |t| is divided by ``inflation``."""
     if len(logs) < 2 * lo or sum(v.size for v in logs) < 2 * lo + 2:
         return None
     ranks = _ranks(logs)
+    splits = np.arange(lo, len(logs) - lo + 1)
+    divisor = _divisor(logs, inflation, cfg,
+                       (np.zeros_like(splits), splits, np.full_like(splits, len(logs))))
     for values, alpha in ((logs, cfg.alpha * cfg.log_share),
                           (ranks, cfg.alpha * (1 - cfg.log_share - cfg.seeded_share))):
-        for split, p in _scan(values, lo, alpha, cfg, rng):
+        for split, p in _scan(values, lo, alpha, cfg, rng, divisor):
             if _is_change(logs, ranks, split, cfg):
                 return split, p
-    seeded = _seeded_scan(ranks, lo, cfg.alpha * cfg.seeded_share, cfg, rng) \
+    seeded = _seeded_scan(ranks, lo, cfg.alpha * cfg.seeded_share, cfg, rng,
+                          lambda triples: _divisor(logs, inflation, cfg, triples)) \
         if cfg.seeded_share > 0 else []
     for split, p, start, end in seeded:
         if _is_change(logs[start:end], ranks[start:end], split - start, cfg):
@@ -300,13 +352,15 @@ def _segments(logs: list[np.ndarray], cfg: HistoryConfig) -> list[tuple[int, flo
         if change is not None:
             found.append((start + change[0], change[1]))
             todo += [(start, start + change[0]), (start + change[0], end)]
+    inflation = _inflation(logs, sorted(split for split, _ in found)) \
+        if cfg.dependent_below_pct > 0 else 1.0
     for _ in range(cfg.refine_sweeps):
         splits = sorted(split for split, _ in found)
         kept: list[tuple[int, float]] = []
         for j in range(len(splits)):
             start = kept[-1][0] if kept else 0
             end = splits[j + 1] if j + 1 < len(splits) else len(logs)
-            change = _best_split(logs[start:end], lo, cfg, rng)
+            change = _best_split(logs[start:end], lo, cfg, rng, inflation)
             if change is not None:
                 kept.append((start + change[0], change[1]))
         if [s for s, _ in kept] == splits:
