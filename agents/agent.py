@@ -127,22 +127,27 @@ class Agent:
 
     # ------------------------------------------------------------------ intake
 
-    async def handle(self, raw: bytes, topic: str = "commands") -> None:
-        """Decode, check and execute one command message."""
+    async def handle(self, raw: bytes, topic: str = "commands", first: int = 0,
+                     yield_to: Callable[[], bool] | None = None) -> int | None:
+        """Decode, check and execute one command message, a run request from
+        its repetition ``first`` on. Between two repetitions, once
+        ``yield_to()`` says a command of a better rank waits, it stops: the
+        repetition to go on from is returned (None: the command is done)."""
         event = ev.decode_or_dead_letter(raw, topic, self.config.agent_id)
         if isinstance(event, ev.DeadLettered):
             await self._refuse(raw, event.reason)
-            return
+            return None
         if not isinstance(event, (ev.RunRequested, ev.CommitRangeRequested)):
-            return  # other events on the commands topic are not for agents
+            return None  # other events on the commands topic are not for agents
         try:
-            self.config.verifier.verify(event)
+            if first == 0:  # a request going on was checked when it began
+                self.config.verifier.verify(event)
             if isinstance(event, ev.RunRequested) and not self.takes(event):
-                return  # another hardware class's run: its agents take it, and judge it
+                return None  # another hardware class's run: its agents take it, and judge it
             self._check_allowed(event)
         except CommandRefused as exc:
             await self._refuse(raw, exc.reason)
-            return
+            return None
         if isinstance(event, ev.RunRequested):
             loop = asyncio.get_running_loop()
 
@@ -157,9 +162,11 @@ class Agent:
                     asyncio.run_coroutine_threadsafe(
                         self.emitter.emit(result, "measurements"), loop).result()
 
-            await asyncio.to_thread(self.execute, event, publish, self.slot_of(event.scenario))
-        else:
-            await self.emitter.emit(await asyncio.to_thread(self.list_range, event), "bisect")
+            _, resume = await asyncio.to_thread(self._execute, event, publish,
+                                                self.slot_of(event.scenario), first, yield_to)
+            return resume
+        await self.emitter.emit(await asyncio.to_thread(self.list_range, event), "bisect")
+        return None
 
     def takes(self, command: ev.RunRequested) -> bool:
         """Whether this agent runs ``command``: one named for its hardware class,
@@ -250,6 +257,14 @@ class Agent:
                 slot: int = 0) -> list[ev.Event]:
         """Run every repetition of a request in ``slot``; each repetition's events
         go to ``publish``."""
+        return self._execute(request, publish, slot)[0]
+
+    def _execute(self, request: ev.RunRequested,
+                 publish: Callable[[list[ev.Event]], None] | None = None, slot: int = 0,
+                 first: int = 0, yield_to: Callable[[], bool] | None = None,
+                 ) -> tuple[list[ev.Event], int | None]:
+        """``execute`` from repetition ``first``, stopping before the next one
+        once ``yield_to()`` is true: the events, and where to go on (None: done)."""
         received_ns = time.monotonic_ns()
         scenario = self.config.catalog.get(request.scenario)
         assert scenario is not None
@@ -267,24 +282,27 @@ class Agent:
             changed = changed_lines(repo, sha) if request.profile else {}
         except (WorkspaceError, WatchError) as exc:
             failed: list[ev.Event] = [ev.RunFailed(**common, commit=request.commit,
-                                                   reason=str(exc), fingerprint=fingerprint())]
+                                                   repetition=first, reason=str(exc),
+                                                   fingerprint=fingerprint())]
             if publish:
                 publish(failed)
-            return failed
+            return failed, None
         try:
             spec = self._spec(scenario, root, request, self.config.slot_cores[slot])
         except SpecError as exc:
-            failed = [ev.RunFailed(**common, commit=sha, reason=str(exc),
+            failed = [ev.RunFailed(**common, commit=sha, repetition=first, reason=str(exc),
                                    fingerprint=fingerprint())]
             if publish:
                 publish(failed)
-            return failed
+            return failed, None
         warm_ns = time.monotonic_ns()
         self._warm_up(spec, request)
         # the discarded warm-up is the lab's method, not the job's queueing
         started_ns = received_ns + (time.monotonic_ns() - warm_ns)
         out: list[ev.Event] = []
-        for repetition in range(request.runs):
+        for repetition in range(first, request.runs):
+            if repetition > first and yield_to is not None and yield_to():
+                return out, repetition
             profile = request.profile and repetition == 0
             # a profiled run also records ``-X importtime`` (to explain imports)
             # one file per request: a side's profiled runs may run at once
@@ -299,7 +317,7 @@ class Agent:
             if publish:
                 publish(events)
             out.extend(events)
-        return out
+        return out, None
 
     def _spec(self, scenario: Scenario, root: Path, request: ev.RunRequested,
               cores: tuple[int, ...]) -> RunSpec:

@@ -9,6 +9,8 @@ import contextlib
 import heapq
 import itertools
 import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from agents.agent import Agent
@@ -52,23 +54,39 @@ class Offsets:
         return out
 
 
+# a queued command: its rank, its arrival, its partition, its record, and the
+# repetition it starts at (after it made way for a command of a better rank)
+Queued = tuple[int, int, Any, Any, int]
+
+
 class Lanes:
     """One queue per slot, and one for ranges' listings after them
     (``Agent.lane``); each lane runs its commands one at a time, by rank
     (``agents.agent.RANKS``: a bisect's runs before a confirmation's, both
-    before monitoring), in arrival order within a rank."""
+    before monitoring), in arrival order within a rank. A command of several
+    repetitions makes way between two of them for one of a better rank that
+    arrived meanwhile (a commit's monitoring runs for a bisect's): it goes
+    back in the queue, to go on from its next repetition, its offset still
+    in flight."""
 
     def __init__(self, agent: Agent, offsets: Offsets) -> None:
         self.agent, self.offsets = agent, offsets
         lanes = agent.slots + 1
-        self.queued: list[list[tuple[int, int, Any, Any]]] = [[] for _ in range(lanes)]
+        self.queued: list[list[Queued]] = [[] for _ in range(lanes)]
         self.arrivals = itertools.count()
-        self.running: list[tuple[asyncio.Task[None], tuple[Any, int]] | None] = [None] * lanes
+        self.running: list[tuple[asyncio.Task[int | None], Queued] | None] = [None] * lanes
+        # set while a command of a better rank than the lane's running one waits
+        # (read between repetitions by the thread that runs them)
+        self.better = [threading.Event() for _ in range(lanes)]
+        self.stopping = False
 
     def put(self, tp: Any, record: Any) -> None:
         self.offsets.start(tp, record.offset)
         slot, rank = self.agent.lane(record.value or b"")
-        heapq.heappush(self.queued[slot], (rank, next(self.arrivals), tp, record))
+        heapq.heappush(self.queued[slot], (rank, next(self.arrivals), tp, record, 0))
+        current = self.running[slot]
+        if current is not None and rank < current[1][0]:
+            self.better[slot].set()
 
     @property
     def busy(self) -> bool:
@@ -87,12 +105,18 @@ class Lanes:
     def _advance(self, slot: int) -> None:
         current = self.running[slot]
         if current is not None and current[0].done():
-            self.offsets.done(*current[1])
+            task, (rank, arrival, tp, record, _) = current
+            resume = None if task.cancelled() else task.result()
+            if resume is None:
+                self.offsets.done(tp, record.offset)
+            elif not self.stopping:  # made way: on from its next repetition
+                heapq.heappush(self.queued[slot], (rank, arrival, tp, record, resume))
             self.running[slot] = current = None
-        if current is None and self.queued[slot]:
-            _, _, tp, record = heapq.heappop(self.queued[slot])
-            task = asyncio.create_task(self._handle(record))
-            self.running[slot] = (task, (tp, record.offset))
+        if current is None and self.queued[slot] and not self.stopping:
+            item = heapq.heappop(self.queued[slot])
+            self.better[slot].clear()  # nothing queued outranks the queue's first
+            task = asyncio.create_task(self._handle(item[3], item[4], self.better[slot].is_set))
+            self.running[slot] = (task, item)
             # the slot's next command starts as soon as this one ends, not at the
             # consumer loop's next turn: refusing a flood of junk is not paced by polling
             task.add_done_callback(lambda _: self._advance(slot))
@@ -107,16 +131,21 @@ class Lanes:
 
     async def finish(self) -> None:
         """Let the running commands end; the queued ones stay uncommitted."""
+        self.stopping = True
         for queue in self.queued:
             queue.clear()
         await asyncio.gather(*(c[0] for c in self.running if c is not None))
         self.advance()
 
-    async def _handle(self, record: Any) -> None:
+    async def _handle(self, record: Any, first: int,
+                      better: Callable[[], bool]) -> int | None:
+        """The command's effects; the repetition to go on from where it made
+        way for a better rank (None: done)."""
         try:
-            await self.agent.handle(record.value or b"")
+            return await self.agent.handle(record.value or b"", first=first, yield_to=better)
         except Exception:  # one bad command must never stop the agent
             log.exception("command at offset %s failed", record.offset)
+            return None
 
 
 async def consume(agent: Agent, settings_topic: str, client_options: dict[str, object],

@@ -54,7 +54,7 @@ def test_a_slot_runs_a_bisect_s_runs_before_confirmations_and_monitoring() -> No
         def slot_of(self, scenario: str) -> int:
             return 0
 
-        async def handle(self, raw: bytes) -> None:
+        async def handle(self, raw: bytes, **_: object) -> None:
             try:
                 data = json.loads(raw)
             except ValueError:
@@ -92,6 +92,71 @@ def test_a_slot_runs_a_bisect_s_runs_before_confirmations_and_monitoring() -> No
         "monitor-7"]
     # the listing came last and was answered while the slot's first run went on
     assert agent.ran.index("listing-8") == 1 and agent.listed_while == [1]
+
+
+def test_a_commit_s_monitoring_runs_make_way_for_a_bisect_between_two_repetitions() -> None:
+    """A command of several repetitions stops between two of them once a
+    command of a better rank waits (a bisect's run behind a commit's three
+    monitoring runs waited for all three), and goes on from its next
+    repetition afterwards, its offset in flight until its last; one of the
+    same rank waits for it to end."""
+    import asyncio
+    import json
+    from types import SimpleNamespace
+
+    from agents.agent import Agent
+
+    class OneSlot:
+        slots, running, queued = 1, 0, 0
+        lane = Agent.lane
+
+        def __init__(self) -> None:
+            self.ran: list[str] = []
+
+        def slot_of(self, scenario: str) -> int:
+            return 0
+
+        async def handle(self, raw: bytes, first: int = 0,
+                         yield_to: object = None) -> int | None:
+            data = json.loads(raw)
+            for repetition in range(first, data.get("runs", 1)):
+                if repetition > first and callable(yield_to) and yield_to():
+                    return repetition
+                self.ran.append(f"{data['purpose']}-{data['n']}.{repetition}")
+                await asyncio.sleep(0.03)
+            return None
+
+    async def play() -> tuple[OneSlot, list[tuple[int, int]]]:
+        agent = OneSlot()
+        offsets = Offsets()
+        lanes = Lanes(agent, offsets)  # type: ignore[arg-type]
+        committable = []
+
+        def put(n: int, purpose: str, runs: int = 1) -> None:
+            value = json.dumps({"scenario": "lm", "n": n, "purpose": purpose, "runs": runs})
+            lanes.put("tp", SimpleNamespace(value=value.encode(), offset=n))
+
+        put(0, "monitor", 3)
+        lanes.advance()
+        await asyncio.sleep(0.01)  # the first monitoring run is going
+        put(1, "monitor", 2)  # the same rank: waits for the first to end
+        put(2, "bisect")
+        while lanes.busy or any(lanes.queued):
+            lanes.advance()
+            moved = offsets.to_commit()
+            if moved:
+                committable.append((len(agent.ran), moved["tp"]))
+                offsets.committed.update(moved)
+            await lanes.wait(0.005)
+        return agent, committable
+
+    agent, committable = asyncio.run(play())
+    assert agent.ran == ["monitor-0.0", "bisect-2.0", "monitor-0.1", "monitor-0.2",
+                         "monitor-1.0", "monitor-1.1"]
+    # offset 0 stayed in flight while the bisect ran, and until its third run:
+    # a crash before then replays it (committable offsets, after how many runs)
+    assert [offset for _, offset in committable] == [0, 1, 3]
+    assert committable[1][0] >= 4, committable
 
 
 def test_slots_leave_the_lab_a_core(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -135,3 +135,40 @@ def test_the_decision_cache_stays_bounded_whatever_scenario_names_arrive() -> No
     assert len(cache) == 100
     # the most recent are kept: a live scenario is not evicted by a flood of old names
     assert cache.load(table, "junk-9999")[0] is cache._entries["junk-9999"][1]
+
+
+def test_a_request_that_made_way_goes_on_from_its_next_repetition(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request of three runs that makes way after its first goes on from
+    the second: the signed command is not judged again (its id is in the
+    replay journal, which would refuse it), and the three runs carry
+    repetitions 0, 1 and 2 of the one request."""
+    from agents.demo_history import write_demo_repo
+    from agents.runner import RunOutcome
+
+    repo = tmp_path / "repo"
+    write_demo_repo(repo)
+    ran: list[int] = []
+
+    def run_once(spec: object, requested_ns: int = 0) -> RunOutcome:
+        ran.append(len(ran))
+        return RunOutcome(status="completed", components={"imports": 100.0 + len(ran)})
+
+    monkeypatch.setattr("agents.agent.run_once", run_once)
+    letters = Letters()
+    made = Agent(AgentConfig(repos={"demo": repo}, catalog=load_catalog(),
+                             workspaces=Workspaces(tmp_path / "ws"), warmup=False,
+                             verifier=Verifier(KEY, journal=tmp_path / "seen")),
+                 emitter=letters)  # type: ignore[arg-type]
+    raw = ev.encode(sign(ev.RunRequested(scenario="lm", repo="demo", commit="HEAD", runs=3,
+                                         purpose="monitor"), KEY))
+    assert asyncio.run(made.handle(raw, yield_to=lambda: True)) == 1
+    assert asyncio.run(made.handle(raw, first=1, yield_to=lambda: False)) is None
+    runs = [e for e in letters.out if isinstance(e, ev.RunCompleted)]
+    assert [r.repetition for r in runs] == [0, 1, 2] and len(ran) == 3
+    assert {r.request_id for r in runs} == {runs[0].request_id} and \
+        all(r.runs_total == 3 for r in runs)
+    assert not [e for e in letters.out if isinstance(e, ev.DeadLettered)]
+    # the same command from its start is a replay, and is refused
+    asyncio.run(made.handle(raw))
+    assert isinstance(letters.out[-1], ev.DeadLettered)
