@@ -143,11 +143,12 @@ def test_a_commit_s_monitoring_runs_make_way_for_a_bisect_between_two_repetition
         put(2, "bisect")
         while lanes.busy or any(lanes.queued):
             lanes.advance()
+            await lanes.wait(0.005)
+            lanes.advance()
             moved = offsets.to_commit()
             if moved:
                 committable.append((len(agent.ran), moved["tp"]))
                 offsets.committed.update(moved)
-            await lanes.wait(0.005)
         return agent, committable
 
     agent, committable = asyncio.run(play())
@@ -157,6 +158,65 @@ def test_a_commit_s_monitoring_runs_make_way_for_a_bisect_between_two_repetition
     # a crash before then replays it (committable offsets, after how many runs)
     assert [offset for _, offset in committable] == [0, 1, 3]
     assert committable[1][0] >= 4, committable
+
+
+def test_a_lane_waits_a_moment_after_a_bisect_s_run_before_it_starts_monitoring() -> None:
+    """The folds ask for a bisect's next run a fraction of a second after its
+    last one ends; a monitoring run started in between held it up a whole
+    run. After a command of one rank the lane waits its grace before one of
+    a worse rank, and starts that one once the grace is over if nothing
+    better came."""
+    import asyncio
+    import json
+    import time
+    from types import SimpleNamespace
+
+    from agents.agent import Agent
+
+    class OneSlot:
+        slots, running, queued = 1, 0, 0
+        lane = Agent.lane
+
+        def __init__(self) -> None:
+            self.ran: list[tuple[str, float]] = []
+
+        def slot_of(self, scenario: str) -> int:
+            return 0
+
+        async def handle(self, raw: bytes, **_: object) -> None:
+            data = json.loads(raw)
+            self.ran.append((f"{data['purpose']}-{data['n']}", time.monotonic()))
+            await asyncio.sleep(0.05)
+
+    async def play(follow_up: bool) -> list[tuple[str, float]]:
+        agent = OneSlot()
+        lanes = Lanes(agent, Offsets(), grace=0.3)  # type: ignore[arg-type]
+
+        def put(n: int, purpose: str) -> None:
+            value = json.dumps({"scenario": "lm", "n": n, "purpose": purpose})
+            lanes.put("tp", SimpleNamespace(value=value.encode(), offset=n))
+
+        put(0, "bisect")
+        put(1, "monitor")
+        lanes.advance()
+        running = lanes.running[0]
+        assert running is not None
+        await running[0]  # the bisect's run ended
+        lanes.advance()
+        if follow_up:
+            await asyncio.sleep(0.1)  # the fold's next request, moments later
+            put(2, "bisect")
+        while lanes.busy or any(lanes.queued):
+            lanes.advance()
+            await lanes.wait(0.01)
+        return agent.ran
+
+    ran = asyncio.run(play(follow_up=True))
+    assert [name for name, _ in ran] == ["bisect-0", "bisect-2", "monitor-1"]
+    ran = asyncio.run(play(follow_up=False))
+    assert [name for name, _ in ran] == ["bisect-0", "monitor-1"]
+    waited = ran[1][1] - ran[0][1] - 0.05
+    assert 0.25 <= waited <= 1.0, waited
 
 
 def test_slots_leave_the_lab_a_core(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
