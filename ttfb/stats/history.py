@@ -295,17 +295,21 @@ def _inflation(logs: list[np.ndarray], splits: list[int]) -> float:
     return math.sqrt((1 + r) / (1 - r))
 
 
-def _divisor(logs: list[np.ndarray], inflation: float, cfg: HistoryConfig,
-             triples: tuple[np.ndarray, ...]) -> float | np.ndarray:
-    """Per (start, split, end): ``inflation`` where the logs' means of the
-    two sides differ by less than ``cfg.dependent_below_pct``, else 1."""
+def _divisor(logs: list[np.ndarray], inflation: float,
+             cfg: HistoryConfig) -> Callable[[tuple[np.ndarray, ...]], float | np.ndarray]:
+    """Per (start, split, end) of ``logs``: ``inflation`` where the logs'
+    means of the two sides differ by less than ``cfg.dependent_below_pct``,
+    else 1 (the commits' sums read once for every scan of the segment)."""
     if inflation == 1.0:
-        return 1.0
-    cells = _cells(logs)
-    cs, cn = (np.concatenate([[0.0], x.cumsum()]) for x in cells[:2])
-    a, j, b = triples
-    shift = np.abs((cs[b] - cs[j]) / (cn[b] - cn[j]) - (cs[j] - cs[a]) / (cn[j] - cn[a]))
-    return np.where(np.expm1(shift) * 100 >= cfg.dependent_below_pct, 1.0, inflation)
+        return lambda _: 1.0
+    cs, cn = (np.concatenate([[0.0], x.cumsum()]) for x in _cells(logs)[:2])
+
+    def per_split(triples: tuple[np.ndarray, ...]) -> np.ndarray:
+        a, j, b = triples
+        shift = np.abs((cs[b] - cs[j]) / (cn[b] - cn[j]) - (cs[j] - cs[a]) / (cn[j] - cn[a]))
+        return np.where(np.expm1(shift) * 100 >= cfg.dependent_below_pct, 1.0, inflation)
+
+    return per_split
 
 
 def _best_split(logs: list[np.ndarray], lo: int, cfg: HistoryConfig,
@@ -320,16 +324,15 @@ def _best_split(logs: list[np.ndarray], lo: int, cfg: HistoryConfig,
     if len(logs) < 2 * lo or sum(v.size for v in logs) < 2 * lo + 2:
         return None
     ranks = _ranks(logs)
+    divisor = _divisor(logs, inflation, cfg)
     splits = np.arange(lo, len(logs) - lo + 1)
-    divisor = _divisor(logs, inflation, cfg,
-                       (np.zeros_like(splits), splits, np.full_like(splits, len(logs))))
+    whole = divisor((np.zeros_like(splits), splits, np.full_like(splits, len(logs))))
     for values, alpha in ((logs, cfg.alpha * cfg.log_share),
                           (ranks, cfg.alpha * (1 - cfg.log_share - cfg.seeded_share))):
-        for split, p in _scan(values, lo, alpha, cfg, rng, divisor):
+        for split, p in _scan(values, lo, alpha, cfg, rng, whole):
             if _is_change(logs, ranks, split, cfg):
                 return split, p
-    seeded = _seeded_scan(ranks, lo, cfg.alpha * cfg.seeded_share, cfg, rng,
-                          lambda triples: _divisor(logs, inflation, cfg, triples)) \
+    seeded = _seeded_scan(ranks, lo, cfg.alpha * cfg.seeded_share, cfg, rng, divisor) \
         if cfg.seeded_share > 0 else []
     for split, p, start, end in seeded:
         if _is_change(logs[start:end], ranks[start:end], split - start, cfg):
