@@ -27,7 +27,9 @@ def pin_ids(out: list[ev.Event], source: ev.Event) -> list[ev.Event]:
             update["request_id"] = ev.derived_id(source.event_id, str(i), "request")
         elif isinstance(event, ev.CommitTested):
             update["caused_by"] = source.event_id
-        pinned.append(event.model_copy(update=update))
+        # a recorded test's outcome taken again already has its pinned ids
+        same = all(getattr(event, k) == v for k, v in update.items())
+        pinned.append(event if same else event.model_copy(update=update))
     return pinned
 
 
@@ -37,6 +39,8 @@ def fold_event(event: ev.Event, detector: ScenarioState, book: BisectBook, polic
     derived from the event's (the live stream and a rebuild use this alone)."""
     detector, out = decide(detector, event, policy, inplace=True)
     book, more = decide_bisect(book, event, bisect_policy)
+    if not out and not more:
+        return detector, book, out  # most runs: one among their commit's others
     out += more
     out += [attributed_alert(e, policy.dashboard_url) for e in more
             if isinstance(e, ev.BisectCompleted) and (e.culprit or not e.reproduced)]

@@ -36,7 +36,8 @@ def decide(state: ScenarioState, event: ev.Event, policy: Policy,
         return state, []
     if was_processed(state, event.event_id):
         return state, []  # a duplicate or a replay: no effect beyond the first
-    if event.purpose in MONITOR_PURPOSES and event.commit in state.arrivals:
+    if event.purpose in MONITOR_PURPOSES and event.commit not in state.pending and \
+            event.commit in state.arrivals:  # (a commit arrives when its runs stop pending)
         return state, []  # a replay of a commit already tested (older than the ids kept)
     state = _remember(state, event.event_id, inplace)
     if event.purpose == "confirm" and event.correlation_id in state.confirming:
@@ -53,7 +54,8 @@ def _remember(state: ScenarioState, event_id: str, inplace: bool) -> ScenarioSta
     was_processed(state, event_id)  # the index made whole before it follows the list
     state.processed.append(event_id)
     state.processed_index.add(event_id)
-    for forgotten in state.processed[:-REMEMBER_IDS]:
-        state.processed_index.discard(forgotten)
-    del state.processed[:-REMEMBER_IDS]
+    if len(state.processed) > REMEMBER_IDS:
+        for forgotten in state.processed[:-REMEMBER_IDS]:
+            state.processed_index.discard(forgotten)
+        del state.processed[:-REMEMBER_IDS]
     return state

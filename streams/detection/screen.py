@@ -31,29 +31,31 @@ from ttfb.stats import (
 )
 from ttfb.stats.detector import band
 
+EMPTY_SERIES = SeriesState()  # a series' state before its first commit (never changed)
+
 
 def monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
                     policy: Policy) -> tuple[ScenarioState, list[ev.Event]]:
-    entry: dict[str, Any]
-    if event.commit in state.pending:
-        old = state.pending[event.commit]  # the state's copy shares entries: copy it
-        entry = {**old, "values": {k: list(v) for k, v in old["values"].items()},
-                 "done": list(old["done"])}
-    else:
-        for stale in list(state.pending)[:max(0, len(state.pending) - MAX_PENDING + 1)]:
-            del state.pending[stale]
-        entry = {"values": {}, "done": [], "total": event.runs_total, "repo": event.repo,
-                 "hardware_id": event.fingerprint.hardware_id,
-                 "hardware_class": event.fingerprint.hardware_class, "branch": event.branch,
-                 "author": "", "subject": ""}
-    state.pending[event.commit] = entry
+    # the state's own entry (``copy_state`` copies entries)
+    entry: dict[str, Any] | None = state.pending.get(event.commit)
+    if entry is None:
+        if len(state.pending) >= MAX_PENDING:
+            for stale in list(state.pending)[:len(state.pending) - MAX_PENDING + 1]:
+                del state.pending[stale]
+        entry = state.pending[event.commit] = {
+            "values": {}, "done": [], "total": event.runs_total, "repo": event.repo,
+            "hardware_id": event.fingerprint.hardware_id,
+            "hardware_class": event.fingerprint.hardware_class, "branch": event.branch,
+            "author": "", "subject": ""}
     if event.repetition in entry["done"]:
         return state, []
     entry["done"].append(event.repetition)
     if isinstance(event, ev.RunCompleted):
         entry["author"], entry["subject"] = event.author, event.subject
-        for name, ms in [*event.components.items(), (TOTAL, event.ttfb_ms)]:
-            entry["values"].setdefault(name, []).append(ms)
+        values = entry["values"]
+        for name, ms in event.components.items():
+            values.setdefault(name, []).append(ms)
+        values.setdefault(TOTAL, []).append(event.ttfb_ms)
     else:
         entry["failure"] = ev.failure_summary(event.reason, event.stderr_tail)
     if len(entry["done"]) < entry["total"]:
@@ -78,6 +80,9 @@ def _broken_or_working(state: ScenarioState, scenario: str, commit: str,
     never completed a run is not broken by a commit: nothing is said."""
     hardware = str(entry["hardware_class"])
     last, broken = state.runs_ok.get(hardware, ["", ""])
+    if entry["values"] and not broken:  # most commits: nothing to say
+        state.runs_ok[hardware] = [commit, ""]
+        return []
     said: list[ev.Event] = []
     fields = dict(scenario=scenario, repo=entry["repo"], commit=commit, branch=entry["branch"],
                   hardware_class=hardware)
@@ -101,25 +106,22 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
     would join it untested, and a dismissal would take even a large change
     into the baseline. They are held, and tested after the verdict (``release``,
     which passes ``released``: the commit was counted when it arrived)."""
-    floor = policy.min_effect_ttfb_pct / 100 * state.baseline_ttfb
-    cfg = dataclasses.replace(policy.detector, min_effect_ms=floor)
-    if state.operating:
-        cfg = cfg.with_point(*state.operating)
-    configs = {name: config_for(state, name, cfg) for name in entry["values"]}
+    record = recorded_test(commit)  # a rebuild's: the outcome, not tested again
+    # a record taken says which series kept the commit (``Records`` takes no other)
+    recorded_kept = None if record is None else set(record.kept or ())
+    cfg, configs = _configs(state, entry, policy, tested=record is None)
     found: dict[str, ChangePoint] = {}
     before: dict[str, SeriesState] = {}
     confirming = being_confirmed(state)
     held = {}
-    record = recorded_test(commit)  # a rebuild's: the outcome, not tested again
-    # a record taken says which series kept the commit (``Records`` takes no other)
-    recorded_kept = None if record is None else set(record.kept or ())
     window_kept: list[str] = []
+    of_series = series_key("", entry["hardware_id"], entry["branch"])  # each key's tail
     for name, values in entry["values"].items():
-        key = series_key(name, entry["hardware_id"], entry["branch"])
+        key = name + of_series
         if key in confirming:
             held[name] = values
             continue
-        series = before[name] = state.series.get(key, SeriesState())
+        series = before[name] = state.series.get(key) or EMPTY_SERIES
         point = Point(float(series.seen), commit, tuple(values))
         # a change may start at a held commit before this one (``hold_p``): the
         # fresh runs then confirm this commit, and the bisect finds where it began
@@ -128,8 +130,8 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
             None if recorded_kept is None else name in recorded_kept)
         if change is not None:
             found[name] = change
-        elif kept_in_window(series, state.series[key]):
-            window_kept.append(name)
+        elif record is None and kept_in_window(series, state.series[key]):
+            window_kept.append(name)  # (a record taken says it)
     freed: list[ev.Event] = [] if not before else [record] if record is not None else \
         [_tested(scenario, commit, entry, before, configs, found, window_kept)]
     if held:
@@ -198,6 +200,23 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
     return state, freed + out + confirm_runs(state.confirming[detection_id], scenario,
                                       state.confirming[detection_id].runs_per_side,
                                       warmup=policy.confirm_warmup)
+
+
+def _configs(state: ScenarioState, entry: dict[str, Any], policy: Policy,
+             tested: bool) -> tuple[DetectorConfig, dict[str, DetectorConfig]]:
+    """The detector's settings for the commit's tests (the ms floor from the
+    baseline's TTFB, the calibrated operating point), and each series' (with
+    the catalog's overrides). Not ``tested`` (a recorded outcome taken), only
+    the window's shape is read (``fore``, ``hold``, ``back``), which neither
+    the overrides nor the operating point change: the lab's own."""
+    cfg = policy.detector
+    if not tested:
+        return cfg, dict.fromkeys(entry["values"], cfg)
+    cfg = dataclasses.replace(
+        cfg, min_effect_ms=policy.min_effect_ttfb_pct / 100 * state.baseline_ttfb)
+    if state.operating:
+        cfg = cfg.with_point(*state.operating)
+    return cfg, {name: config_for(state, name, cfg) for name in entry["values"]}
 
 
 def _tested(scenario: str, commit: str, entry: dict[str, Any], before: dict[str, SeriesState],

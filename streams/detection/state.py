@@ -145,11 +145,18 @@ _CHANGED_IN_PLACE = ("confirming", "held")
 
 
 def copy_state(state: ScenarioState) -> ScenarioState:
-    """A copy safe to change (``pending`` one level: ``monitor_result``
-    copies the entry it changes)."""
-    return ScenarioState(**{
+    """A copy safe to change: ``monitor_result`` adds a run to its commit's
+    entry in ``pending`` in place, so each entry is copied, down to its lists."""
+    copied = ScenarioState(**{
         f.name: copy.deepcopy(getattr(state, f.name)) if f.name in _CHANGED_IN_PLACE
         else _shallow(getattr(state, f.name)) for f in dataclasses.fields(state)})
+    copied.pending = {commit: _entry_copy(entry) for commit, entry in state.pending.items()}
+    return copied
+
+
+def _entry_copy(entry: dict[str, Any]) -> dict[str, Any]:
+    return {**entry, "values": {k: list(v) for k, v in entry["values"].items()},
+            "done": list(entry["done"])}
 
 
 def _shallow(value: Any) -> Any:
@@ -185,6 +192,8 @@ def series_key(component: str, hardware_id: str, branch: str) -> str:
 def being_confirmed(state: ScenarioState, holding: bool = True) -> set[str]:
     """The series an open confirmation (or follow-up) is testing; with
     ``holding``, less those whose confirmation is taken for stalled."""
+    if not state.confirming:
+        return set()
     keys = {series_key(n, c.hardware_id, c.branch)
             for c in state.confirming.values() for n in c.components}
     return keys - set(state.unheld) if holding else keys

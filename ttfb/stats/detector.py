@@ -54,13 +54,18 @@ class Point:
     order: float
     commit: str
     values: tuple[float, ...]
-    # the log of each value, None where it has none (not positive): the tests
-    # read a commit's values on the log scale for every commit after it
-    logs: tuple[float | None, ...] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "logs", tuple(math.log(v) if v > 0 else None
-                                               for v in self.values))
+    @property
+    def logs(self) -> tuple[float | None, ...]:
+        """The log of each value, None where it has none (not positive): the
+        tests read a commit's values on the log scale for every commit after
+        it. Taken when first read (a rebuild that takes recorded outcomes
+        tests few commits) and kept in the instance's dict."""
+        cached: tuple[float | None, ...] | None = self.__dict__.get("_logs")
+        if cached is None:
+            cached = self.__dict__["_logs"] = tuple(math.log(v) if v > 0 else None
+                                                   for v in self.values)
+        return cached
 
 
 @dataclass(frozen=True)
@@ -194,8 +199,8 @@ def apply(state: SeriesState, point: Point, cfg: DetectorConfig,
     window = state.window + (point,)
     seen = state.seen + 1
     baseline = state.baseline
-    if len(window) < cfg.fore or (len(window) < cfg.fore + cfg.hold and
-                                  sum(len(p.values) for p in window) < 2):
+    if len(window) < cfg.fore or (len(window) < cfg.fore + cfg.hold and len(point.values) < 2
+                                  and sum(len(p.values) for p in window) < 2):
         # a window is tested once it has two runs: commits of one run each wait for the next
         return SeriesState(state.baseline, window, seen, state.changes), None
     if held:
@@ -220,7 +225,7 @@ def apply(state: SeriesState, point: Point, cfg: DetectorConfig,
                 # the baseline restarts at the change: only post-change commits remain
                 return SeriesState(baseline=(), window=window[split:], seen=seen,
                                    changes=state.changes + (change,)), change
-    return accept(SeriesState(baseline, window, seen, state.changes), cfg), None
+    return _accepted(baseline, window, seen, state.changes, cfg), None
 
 
 def kept_in_window(before: SeriesState, after: SeriesState) -> bool:
@@ -237,10 +242,14 @@ def accept(state: SeriesState, cfg: DetectorConfig) -> SeriesState:
     newest commit untested for ever (it would be tested only as part of a
     longer window later, and a change found there is not at the newest commit).
     """
-    n = max(1, len(state.window) - cfg.fore + 1)
-    # constructed, not ``replace``d: the fold does this for every series of every commit
-    return SeriesState((state.baseline + state.window[:n])[-cfg.back:], state.window[n:],
-                       state.seen, state.changes)
+    return _accepted(state.baseline, state.window, state.seen, state.changes, cfg)
+
+
+def _accepted(baseline: tuple[Point, ...], window: tuple[Point, ...], seen: int,
+              changes: tuple[ChangePoint, ...], cfg: DetectorConfig) -> SeriesState:
+    # constructed once, not ``replace``d: the fold does this for every series of every commit
+    n = max(1, len(window) - cfg.fore + 1)
+    return SeriesState((baseline + window[:n])[-cfg.back:], window[n:], seen, changes)
 
 
 def detect(points: Iterable[Point], cfg: DetectorConfig | None = None) -> list[ChangePoint]:
