@@ -43,12 +43,16 @@ def confirm_run(commit: str, arm: str, components: dict[str, float], correlation
 
 
 def simulate_confirmation(rng: np.random.Generator, policy: Policy, draw: Draw,
-                          between: float = 0.0) -> list[ev.Event]:
-    """One ``imports`` candidate through the two-look confirmation, its runs
+                          between: float = 0.0, named: dict[str, str] | None = None,
+                          thresholds: dict[str, Any] | None = None) -> list[ev.Event]:
+    """One candidate (``named``: component -> direction; an ``imports``
+    regression by default) through the two-look confirmation, its runs
     answered in the order the fold asks for them; each look's runs share a
     level of their own, drawn with sd ``between`` (other work ran between the
-    looks). Returns the verdicts (a follow-up candidate's too, after it)."""
-    state, pending = confirming({"imports": "regression"}, policy)
+    looks). ``thresholds``: the catalog's overrides in force (``ScenarioState.thresholds``).
+    Returns the verdicts (a follow-up candidate's too, after it)."""
+    state, pending = confirming(named or {"imports": "regression"}, policy)
+    state.thresholds = dict(thresholds or {})
     out: list[ev.Event] = confirm_runs(pending, "s", policy.confirm_first_runs,
                                         warmup=policy.confirm_warmup)
     level = float(rng.normal(0.0, between))

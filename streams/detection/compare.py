@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from streams.detection.overrides import config_for
 from streams.detection.policy import TOTAL, Policy
-from streams.detection.state import Confirmation
+from streams.detection.state import Confirmation, ScenarioState
 from ttfb.stats import (
     Comparison,
     benjamini_hochberg,
@@ -16,7 +17,7 @@ from ttfb.stats import (
 
 
 def also_moved(c: Confirmation, comparisons: dict[str, Comparison], alpha: float,
-                policy: Policy, mark: bool = True) -> dict[str, Comparison]:
+                policy: Policy, state: ScenarioState, mark: bool = True) -> dict[str, Comparison]:
     """Components the candidate did not name (``comparisons``, from
     ``unnamed_components``) that the fresh runs show moving
     (BH at the level of the deciding look, and big enough to matter): the
@@ -30,7 +31,7 @@ def also_moved(c: Confirmation, comparisons: dict[str, Comparison], alpha: float
     each). A bimodal component whose fast mode happened to fill one arm's
     runs passes a t-test more often than its level; its ranks do not.
     """
-    big = big_enough(c, comparisons, policy)
+    big = big_enough(c, comparisons, policy, state)
     if not mark:  # a screen for more runs: each component on its own
         return {n: comparisons[n] for n in big if comparisons[n].p_value < alpha}
     p_values = [max(comparisons[n].p_value, rank_p_blocked(*c.sides(n))) for n in big]
@@ -51,15 +52,23 @@ def unnamed_components(c: Confirmation) -> list[str]:
     return sorted((set(c.before[0]) & set(c.after[0])) - set(c.components) - {TOTAL})
 
 
-def big_enough(c: Confirmation, comparisons: dict[str, Comparison], policy: Policy) -> list[str]:
-    """The components whose shift is big enough to matter, as a share of the
-    component and in ms as a share of TTFB."""
-    if not comparisons:
+def big_enough(c: Confirmation, comparisons: dict[str, Comparison], policy: Policy,
+               state: ScenarioState | None = None) -> list[str]:
+    """The components whose shift is big enough to matter, as the screen
+    reckons it: as a share of the component and in ms as a share of TTFB (the
+    good commit's runs here), each as the catalog's overrides in ``state``
+    set it for the scenario and the component."""
+    if not comparisons or not c.before:
         return []
     ttfb = sum(r[TOTAL] for r in c.before) / len(c.before)
-    return [n for n, cmp in comparisons.items()
-            if abs(cmp.effect_pct) >= policy.detector.min_effect_pct
-            and abs(cmp.effect_ms) >= policy.min_effect_ttfb_pct / 100 * ttfb]
+    floor = dataclasses.replace(policy.detector,
+                                min_effect_ms=policy.min_effect_ttfb_pct / 100 * ttfb)
+    big = []
+    for n, cmp in comparisons.items():
+        cfg = floor if state is None else config_for(state, n, floor)
+        if abs(cmp.effect_pct) >= cfg.min_effect_pct and abs(cmp.effect_ms) >= cfg.min_effect_ms:
+            big.append(n)
+    return big
 
 
 def compare_sides(c: Confirmation, names: list[str],

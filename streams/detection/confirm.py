@@ -41,10 +41,10 @@ def confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFai
     if pending.replicating:
         return _replicated(state, pending, event.scenario, policy)
     components, decided = dict(pending.components), dict(pending.decided)
-    look = _look(pending, event.scenario, policy)
+    look = _look(state, pending, event.scenario, policy)
     if isinstance(look, SecondBatch):
         return state, _announce(state, pending, event.scenario, policy, look.clear) + look.runs
-    again = _to_replicate(pending, look[0], policy)
+    again = _to_replicate(state, pending, look[0], policy)
     if again:
         pending.replicating = again
         pending.replicate_from = [len(pending.before), len(pending.after), pending.runs_per_side]
@@ -65,24 +65,30 @@ class SecondBatch(NamedTuple):
     clear: dict[str, Comparison]
 
 
-def _look(pending: Confirmation, scenario: str, policy: Policy) -> Look | SecondBatch:
+def _look(state: ScenarioState, pending: Confirmation, scenario: str,
+          policy: Policy) -> Look | SecondBatch:
     """Decide what the runs so far show: the verdict's comparisons (the named
     components' and the unnamed ones that moved), every unnamed component's
     comparison, those that moved, and whether this was the final look; or
-    the second batch's runs, when the first look leaves a component open."""
+    the second batch's runs, when the first look leaves a component open.
+    A named component is confirmed only where its shift is also big enough
+    to matter (``big_enough``), as an unnamed one is: a significant shift
+    below the screen's floor (its runs read it larger) is left open at the
+    first look and dismissed at the final one."""
     final = pending.runs_per_side >= policy.confirm_runs
     paired = final and policy.paired_final
     comparisons = directed(pending, compare_sides(pending, list(pending.components),
                                                     paired=paired))
+    big = set(big_enough(pending, comparisons, policy, state))
     alpha = policy.confirm_first_alpha
     if final:
         alpha = policy.confirm_alpha - (policy.confirm_first_alpha
                                         if policy.confirm_first_runs < policy.confirm_runs else 0)
-        confirmed = significant(pending, comparisons, alpha)
+        confirmed = significant(pending, comparisons, alpha) & big
         for n in pending.components:
             pending.decided.setdefault(n, n in confirmed)
     else:  # first look: confirm the clear, drop the hopeless, look again at the rest
-        for n in significant(pending, comparisons, policy.confirm_first_alpha):
+        for n in significant(pending, comparisons, policy.confirm_first_alpha) & big:
             pending.decided[n] = True
         for n, cmp in comparisons.items():
             if n not in pending.decided and cmp.p_value > policy.futility_p:
@@ -94,7 +100,7 @@ def _look(pending: Confirmation, scenario: str, policy: Policy) -> Look | Second
         # batch too: it is tested, like everything still open, at the final look
         still_open = len(pending.decided) < len(pending.components)
         if still_open or also_moved(pending, compare_sides(pending, unnamed_components(pending)),
-                                    policy.promising_p, policy, mark=False):
+                                    policy.promising_p, policy, state, mark=False):
             more = policy.confirm_runs - pending.runs_per_side
             pending.runs_per_side = policy.confirm_runs
             pending.looked = [len(pending.before), len(pending.after)]
@@ -103,13 +109,13 @@ def _look(pending: Confirmation, scenario: str, policy: Policy) -> Look | Second
             return SecondBatch(confirm_runs(pending, scenario, more, first="after",
                                             warmup=policy.confirm_warmup), clear)
     unnamed = compare_sides(pending, unnamed_components(pending), paired=paired)
-    moved = also_moved(pending, unnamed, alpha, policy)
+    moved = also_moved(pending, unnamed, alpha, policy, state)
     comparisons.update(moved)
     return comparisons, unnamed, moved, final
 
 
-def _to_replicate(pending: Confirmation, comparisons: dict[str, Comparison],
-                  policy: Policy) -> dict[str, str]:
+def _to_replicate(state: ScenarioState, pending: Confirmation,
+                  comparisons: dict[str, Comparison], policy: Policy) -> dict[str, str]:
     """The verdicts near the level, taken again on fresh runs before they
     stand (``replicate_runs`` > 0), each with the direction the fresh runs
     test: the confirmed components whose deciding p-value is above
@@ -119,7 +125,7 @@ def _to_replicate(pending: Confirmation, comparisons: dict[str, Comparison],
     way), in that direction."""
     if policy.replicate_runs <= 0:
         return {}
-    big = set(big_enough(pending, comparisons, policy))
+    big = set(big_enough(pending, comparisons, policy, state))
     again = {}
     for n, yes in pending.decided.items():
         if n not in comparisons or n in pending.announced:
@@ -150,7 +156,7 @@ def _replicated(state: ScenarioState, pending: Confirmation, scenario: str,
                                components=dict(pending.components_then),
                                decided=dict(pending.decided_then), replicating={},
                                replicate_from=[], components_then={}, decided_then={})
-    look = _look(then, scenario, policy)
+    look = _look(state, then, scenario, policy)
     assert not isinstance(look, SecondBatch), "the deciding look was a final one"
     pending.components, pending.decided = then.components, then.decided
     for n, direction in pending.replicating.items():
@@ -260,7 +266,7 @@ def _follow_ups(state: ScenarioState, c: Confirmation, comparisons: dict[str, Co
     confirm it; the fresh ones decide alone, at the confirmation's level,
     instead of a bar shared by every component the candidate did not name."""
     out: list[ev.Event] = []
-    for n in big_enough(c, comparisons, policy):
+    for n in big_enough(c, comparisons, policy, state):
         if n in ignored(state):
             continue
         cmp = comparisons[n]

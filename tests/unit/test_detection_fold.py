@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -320,18 +321,19 @@ def test_a_later_candidate_is_not_confirmed_against_a_commit_before_a_known_chan
 def test_an_unclear_first_look_asks_for_the_second_batch() -> None:
     policy = dataclasses.replace(Policy(), replicate_runs=0)  # two looks, nothing more
     rng = np.random.default_rng(7)
-    state, out = candidate(rng, {"config": 350.0})
+    state, out = candidate(rng, {"imports": 350.0})
     commands = [e for e in out if isinstance(e, ev.RunRequested)]
     det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
-    # the fresh runs show a small effect (~1.5 sd on the log scale per run)
-    state, out = feed(state, answer(rng, commands, det, {"config": 0.3}), policy)
+    # the fresh runs show a smaller effect (~2 sd on the log scale per run),
+    # still big enough to matter (4.5 % of the component, 3 % of TTFB)
+    state, out = feed(state, answer(rng, commands, det, {"imports": 90.0}), policy)
     more = [e for e in out if isinstance(e, ev.RunRequested)]
     assert len(more) == 2 * (policy.confirm_runs - policy.confirm_first_runs) + 1
     # the second look starts with the other side, behind a warm-up run of it
     assert [(c.arm.label, c.commit) for c in more[:2]] == [("warmup", "c6"), ("after", "c6")]
     assert {(c.arm.label, c.correlation_id) for c in more} == \
         {("warmup", det), ("before", det), ("after", det)}
-    state, out = feed(state, answer(rng, more, det, {"config": 0.3}), policy)
+    state, out = feed(state, answer(rng, more, det, {"imports": 90.0}), policy)
     found = [e for e in out if isinstance(e, ev.RegressionConfirmed)]
     assert len(found) == 1 and found[0].runs_spent == 2 * policy.confirm_runs + 2
     assert found[0].p_value < policy.confirm_alpha - policy.confirm_first_alpha
@@ -752,6 +754,32 @@ def test_a_dismissal_near_the_level_is_taken_again_on_fresh_runs() -> None:
     power, before = rate(policy, shift, 300), rate(final, shift, 300)
     assert power >= 0.85 and power >= before + 0.1, (power, before)
     assert rate(policy, 0.0, 1500) <= 0.006
+
+
+def test_a_named_shift_too_small_to_matter_is_not_confirmed_unless_the_catalog_says_so(
+) -> None:
+    """A named component's shift on the fresh runs is held to the floor an
+    unnamed one is (3 % of the component, 1.5 % of TTFB): ``model`` 2.5 %
+    faster (10 ms of 2.4 s) at 0.5 % noise is far past the level on every
+    seed, and is dismissed; a catalog that lowers ``model``'s floor to 1 %
+    and 5 ms has it confirmed. A 10 % shift is confirmed either way."""
+    def draw(shift: float) -> Draw:
+        def runs(rng: np.random.Generator, arm: str, level: float) -> dict[str, float]:
+            moved = shift if arm == "after" else 0.0
+            return {"imports": 2000.0 * float(rng.lognormal(level, 0.005)),
+                    "model": 400.0 * float(rng.lognormal(level + moved, 0.005))}
+        return runs
+
+    def rate(shift: float, thresholds: dict[str, Any] | None) -> float:
+        return float(np.mean([confirmed(simulate_confirmation(
+            np.random.default_rng(t), Policy(), draw(shift), named={"model": "improvement"},
+            thresholds=thresholds), "model") for t in range(40)]))
+
+    lowered = {"components": {"model": {"min_effect_pct": 1.0, "min_effect_ms": 5.0}}}
+    small = float(np.log(0.975))
+    assert rate(small, None) == 0.0
+    assert rate(small, lowered) >= 0.95
+    assert rate(float(np.log(0.90)), None) >= 0.95
 
 
 def test_a_candidate_its_fresh_runs_contradict_is_taken_again_the_other_way() -> None:
