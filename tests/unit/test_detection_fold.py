@@ -590,6 +590,24 @@ def test_duplicates_change_nothing_and_state_survives_json() -> None:
     assert to_json(a)["series"] == to_json(b)["series"]
 
 
+def test_a_fold_that_copies_leaves_the_state_it_was_given_as_it_was() -> None:
+    """``decide`` without ``inplace`` works on a copy: the runs a commit's
+    entry collects, and the commit's test, change the new state only (the
+    live worker folds in place; a caller that keeps the old state relies on
+    this)."""
+    rng = np.random.default_rng(8)
+    history, _ = feed(ScenarioState(), monitor(rng, 6))
+    runs = monitor(rng, 1, start=6, bump_from=6, bump={"config": 350.0})
+    one, _ = decide(history, runs[0], Policy())
+    kept = json.dumps(to_json(one), sort_keys=True)
+    two, _ = decide(one, runs[1], Policy())
+    three, out = decide(two, runs[2], Policy())
+    assert json.dumps(to_json(one), sort_keys=True) == kept
+    assert [len(v) for v in one.pending["c6"]["values"].values()] == [1] * 8
+    assert [len(v) for v in two.pending["c6"]["values"].values()] == [2] * 8
+    assert "c6" not in three.pending and any(isinstance(e, ev.CandidateDetected) for e in out)
+
+
 def test_thresholds_are_calibrated_as_history_grows() -> None:
     rng = np.random.default_rng(5)
     state, out = feed(ScenarioState(), monitor(rng, 9))  # 8 accepted after the first
