@@ -39,8 +39,6 @@ def fold_event(event: ev.Event, detector: ScenarioState, book: BisectBook, polic
     derived from the event's (the live stream and a rebuild use this alone)."""
     detector, out = decide(detector, event, policy, inplace=True)
     book, more = decide_bisect(book, event, bisect_policy)
-    if not out and not more:
-        return detector, book, out  # most runs: one among their commit's others
     out += more
     out += [attributed_alert(e, policy.dashboard_url) for e in more
             if isinstance(e, ev.BisectCompleted) and (e.culprit or not e.reproduced)]

@@ -80,23 +80,19 @@ def _broken_or_working(state: ScenarioState, scenario: str, commit: str,
     never completed a run is not broken by a commit: nothing is said."""
     hardware = str(entry["hardware_class"])
     last, broken = state.runs_ok.get(hardware, ["", ""])
-    if entry["values"] and not broken:  # most commits: nothing to say
-        state.runs_ok[hardware] = [commit, ""]
-        return []
-    said: list[ev.Event] = []
-    fields = dict(scenario=scenario, repo=entry["repo"], commit=commit, branch=entry["branch"],
-                  hardware_class=hardware)
+    about = dict(scenario=scenario, repo=entry["repo"], commit=commit, branch=entry["branch"],
+                 hardware_class=hardware)
     if not entry["values"]:
-        if last and not broken:
-            state.runs_ok[hardware] = [last, commit]
-            said.append(ev.ScenarioBroken(status="broken", good_commit=last,
-                                          reason=str(entry.get("failure", ""))[:2000], **fields))
-        return said
-    if broken:
-        said.append(ev.ScenarioBroken(status="working", broken_at=broken,
-                                      author=entry["author"], subject=entry["subject"], **fields))
+        if not last or broken:
+            return []
+        state.runs_ok[hardware] = [last, commit]
+        return [ev.ScenarioBroken(status="broken", good_commit=last,
+                                  reason=str(entry.get("failure", ""))[:2000], **about)]
     state.runs_ok[hardware] = [commit, ""]
-    return said
+    if not broken:
+        return []  # most commits: nothing to say
+    return [ev.ScenarioBroken(status="working", broken_at=broken, author=entry["author"],
+                              subject=entry["subject"], **about)]
 
 
 def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[str, Any],

@@ -147,16 +147,17 @@ _CHANGED_IN_PLACE = ("confirming", "held")
 def copy_state(state: ScenarioState) -> ScenarioState:
     """A copy safe to change: ``monitor_result`` adds a run to its commit's
     entry in ``pending`` in place, so each entry is copied, down to its lists."""
-    copied = ScenarioState(**{
-        f.name: copy.deepcopy(getattr(state, f.name)) if f.name in _CHANGED_IN_PLACE
-        else _shallow(getattr(state, f.name)) for f in dataclasses.fields(state)})
-    copied.pending = {commit: _entry_copy(entry) for commit, entry in state.pending.items()}
-    return copied
+    return ScenarioState(**{f.name: _copied(f.name, getattr(state, f.name))
+                            for f in dataclasses.fields(state)})
 
 
-def _entry_copy(entry: dict[str, Any]) -> dict[str, Any]:
-    return {**entry, "values": {k: list(v) for k, v in entry["values"].items()},
-            "done": list(entry["done"])}
+def _copied(name: str, value: Any) -> Any:
+    if name in _CHANGED_IN_PLACE:
+        return copy.deepcopy(value)
+    if name == "pending":
+        return {commit: {**entry, "values": {k: list(v) for k, v in entry["values"].items()},
+                         "done": list(entry["done"])} for commit, entry in value.items()}
+    return _shallow(value)
 
 
 def _shallow(value: Any) -> Any:

@@ -81,13 +81,13 @@ class Fingerprint(Model):
     @property
     def hardware_id(self) -> str:
         """Stable short id of everything that makes timings comparable."""
-        return _hardware_id(self.cpu, self.gpu, self.python, self.torch, self.driver,
-                            self.device, self.hardware_class)
+        return _hardware_id((self.cpu, self.gpu, self.python, self.torch, self.driver,
+                             self.device), self.hardware_class)
 
 
 @functools.lru_cache(maxsize=1024)  # a fold reads it for every commit, of a few machines
-def _hardware_id(*parts: str) -> str:
-    raw = "|".join(parts if parts[-1] else parts[:-1])
+def _hardware_id(parts: tuple[str, ...], hardware_class: str) -> str:
+    raw = "|".join([*parts, *([hardware_class] if hardware_class else [])])
     return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
 
