@@ -10,6 +10,7 @@ from streams.bisect.search import conclude, judge
 from streams.bisect.state import (
     Bisect,
     BisectBook,
+    adopt,
     endpoint_block,
     received,
     record,
@@ -28,7 +29,7 @@ def decide(book: BisectBook, event: ev.Event,
     """
     if isinstance(event, (ev.RegressionConfirmed, ev.ImprovementConfirmed)):
         book = copy.deepcopy(book)
-        return book, start_bisect(book, event)
+        return book, start_bisect(book, event, policy)
     if isinstance(event, ev.CommitRangeListed) and event.correlation_id in book.bisects:
         book = copy.deepcopy(book)
         b = book.bisects[event.correlation_id]
@@ -46,6 +47,8 @@ def decide(book: BisectBook, event: ev.Event,
             for follower in followers(book, b):
                 follower.run_ids.append(event.run_id)
                 record(follower, event)
+                if isinstance(event, ev.RunCompleted):
+                    follower.adopted[event.commit] = follower.adopted.get(event.commit, 0) + 1
         return book, relist(b, event) + advance(b, policy) + release_followers(book, b, policy)
     return book, []
 
@@ -75,10 +78,12 @@ def release_followers(book: BisectBook, leader: Bisect, policy: BisectPolicy) ->
     return out
 
 
-def start_bisect(book: BisectBook,
-           found: ev.RegressionConfirmed | ev.ImprovementConfirmed) -> list[ev.Event]:
+def start_bisect(book: BisectBook, found: ev.RegressionConfirmed | ev.ImprovementConfirmed,
+                 policy: BisectPolicy) -> list[ev.Event]:
     """One bisect per confirmed component: a regression, or an improvement (worth
-    attributing too: the change to copy, or one that was detected late)."""
+    attributing too: the change to copy, or one that was detected late).
+    Another component of a change being bisected follows that bisect; one
+    confirmed after that bisect's search ended starts from its runs."""
     key = f"{found.detection_id}:{found.component}"
     if key in book.by_detection:
         return []  # a duplicate
@@ -106,7 +111,15 @@ def start_bisect(book: BisectBook,
         follows=leader, phase="follow" if leader else "range")
     if leader:
         return []
-    return [range_request(book.bisects[bisect_id], found.good_commit, found.commit)]
+    b = book.bisects[bisect_id]
+    ended = next((e for e in book.bisects.values()
+                  if e.detection_id == found.detection_id and not e.follows and e.commits
+                  and e.phase in ("explain", "done") and (e.good, e.bad) == (b.good, b.bad)), None)
+    if ended is None:
+        return [range_request(b, found.good_commit, found.commit)]
+    b.follows, b.block = ended.bisect_id, ended.block  # its own blocks come after the runs taken
+    adopt(b, ended)
+    return take_range(b, ended.commits, ended.authors, ended.subjects, ended.affected, policy)
 
 
 def range_request(b: Bisect, good: str, bad: str) -> ev.CommitRangeRequested:

@@ -130,7 +130,8 @@ def unmeasured_boundary(b: Bisect, hi: int) -> list[int]:
     endpoints aside."""
     return [i for i in (parent_of(b, hi), hi)
             if b.search_good < i < b.search_bad
-            and b.requested.get(b.commits[i], 0) <= b.failed.get(b.commits[i], 0)]
+            and b.requested.get(b.commits[i], 0) + b.adopted.get(b.commits[i], 0)
+            <= b.failed.get(b.commits[i], 0)]
 
 
 def likely_range(b: Bisect, candidates: list[int], post: np.ndarray,
@@ -247,11 +248,16 @@ def conclude(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
 
 
 def explain_or_end(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
-    """Profiled runs of the first culprit and its parent, or the result."""
+    """Profiled runs of the first culprit and its parent (those the bisect
+    lacks: a bisect that took another's runs may have them), or the result."""
     if policy.explain and b.culprits[0] > 0:
         b.phase = "explain"
-        first = b.culprits[0]
-        return request_runs(b, b.commits[first - 1], policy.explain_runs, "explain", True) + \
-            request_runs(b, b.commits[first], policy.explain_runs, "explain", True)
+        parent, culprit = b.commits[b.culprits[0] - 1], b.commits[b.culprits[0]]
+        if b.changed_at and b.changed_at != culprit:
+            b.changed.clear()  # what another culprit changed
+        out = [r for c in (parent, culprit) for r in request_runs(
+            b, c, max(0, policy.explain_runs - b.explained.get(c, 0)), "explain", True)]
+        if out:
+            return out
     b.phase = "done"
     return [completed(b)]

@@ -55,9 +55,22 @@ class Bisect:
     reproduced: bool = True
     max_runs: int = 0  # runs it may ask for in all before it ends inconclusive (0: no cap)
     # the bisect of another component of the same detection whose runs this
-    # one takes while it waits (phase "follow"): they are runs of the same
-    # scenario over the same range, and each carries every component
+    # one takes while it waits (phase "follow"), or took when it began after
+    # that one's search: they are runs of the same scenario over the same
+    # range, and each carries every component
     follows: str = ""
+    # its own bisect runs, every component of each ("ttfb" too): a bisect of
+    # another component of the same change confirmed once this one's search
+    # is over starts from them (``adopt``)
+    runs: list[tuple[str, int, dict[str, float]]] = field(default_factory=list)
+    # runs per commit taken from the bisect it follows, which count as its
+    # own: that bisect ran them beside the endpoints, as its own batches would
+    adopted: dict[str, int] = field(default_factory=dict)
+    # of each profiled run, the times this component does not read (functions
+    # for imports, modules for the rest), per commit: for a later bisect of
+    # another component of the same change
+    other_profiles: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    changed_at: str = ""  # the culprit whose runs named ``changed``, where adopted
 
 
 @dataclass
@@ -93,6 +106,30 @@ def record(b: Bisect, event: ev.RunCompleted | ev.RunFailed) -> None:
     if value is not None:
         b.samples.setdefault(event.commit, []).append(float(value))
         b.cells.append((event.commit, block_of(event.arm), float(value)))
+    if not b.follows:
+        values = {str(k): v for k, v in event.components.items()} | {"ttfb": event.ttfb_ms}
+        b.runs.append((event.commit, block_of(event.arm), values))
+
+
+def adopt(b: Bisect, leader: Bisect) -> None:
+    """``leader``'s runs of the range as ``b``'s own, ``b`` a bisect of
+    another component of the same change started once ``leader``'s search
+    was over: its bisect runs (each carries every component), its failed
+    ones and, once it has explained its culprit, its profiled runs."""
+    for commit, block, values in leader.runs:
+        value = values.get(b.component)
+        if value is not None:
+            b.samples.setdefault(commit, []).append(float(value))
+            b.cells.append((commit, block, float(value)))
+            b.adopted[commit] = b.adopted.get(commit, 0) + 1
+    for commit, n in leader.failed.items():
+        b.failed[commit] = b.failed.get(commit, 0) + n
+    if leader.phase == "done" and leader.culprits and leader.explained:
+        same = (b.component == "imports") == (leader.component == "imports")
+        b.profile_runs = {c: [dict(t) for t in runs] for c, runs in
+                          (leader.profile_runs if same else leader.other_profiles).items()}
+        b.explained, b.ours = dict(leader.explained), list(leader.ours)
+        b.changed, b.changed_at = list(leader.changed), leader.commits[leader.culprits[0]]
 
 
 def record_profile(b: Bisect, event: ev.RunCompleted) -> None:
@@ -101,7 +138,11 @@ def record_profile(b: Bisect, event: ev.RunCompleted) -> None:
     cumulative time. Which are the repository's, and which the culprit
     changed, is what its agent said (runs of the culprit say both). A run
     whose profile could not be read counts as back, with nothing in it."""
-    key = "imports_ms" if b.component == "imports" else "cumulative_ms"
+    key, other = ("imports_ms", "cumulative_ms") if b.component == "imports" else \
+        ("cumulative_ms", "imports_ms")
+    rest = {str(k): float(v) for k, v in dict(event.profile.get(other, {})).items()}
+    if rest:
+        b.other_profiles.setdefault(event.commit, []).append(rest)
     times = {str(k): float(v) for k, v in dict(event.profile.get(key, {})).items()}
     if not times:
         return

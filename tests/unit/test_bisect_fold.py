@@ -523,25 +523,35 @@ def test_a_spent_budget_ends_inconclusive_with_the_likely_range() -> None:
     assert covered >= 0.75 * inconclusive
 
 
-def _two_components(seed: int, together: bool, culprit: int = 9,
-                    n: int = 16) -> tuple[dict[str, str], int]:
+def _two_components(seed: int, together: bool, culprit: int = 9, n: int = 16,
+                    late: bool = False, policy: BisectPolicy = POLICY,
+                    ) -> tuple[dict[str, str], int]:
     """One change that moves imports by 12 % and first_step by 60 % at
     ``culprit``, confirmed in both: their bisects in one scenario's book
-    (``together``, as the fold keeps them) or each in a book of its own.
-    The culprit each names, and the runs the simulated agent ran."""
+    (``together``, as the fold keeps them) or each in a book of its own;
+    ``late``: first_step's confirmed once imports' bisect has ended. The
+    culprit each names, and the runs the simulated agent ran (profiled
+    runs, under ``policy.explain``, carry a profile of the run's commit)."""
     rng = np.random.default_rng(seed)
     commits = [f"c{i:02d}" for i in range(n)]
     sizes = {"imports": 0.12, "first_step": 0.60}
     books = {"one": BisectBook()} if together else {c: BisectBook() for c in sizes}
     queue: list[tuple[str, ev.Event]] = []
-    for component in sizes:
+
+    def confirm(component: str) -> None:
         book = "one" if together else component
         books[book], out = decide(books[book], ev.RegressionConfirmed(
             repo="demo", scenario="sim", component=component, commit=commits[-1],
-            good_commit=commits[0], direction="regression", detection_id="det"), POLICY)
-        queue += [(book, e) for e in out]
+            good_commit=commits[0], direction="regression", detection_id="det"), policy)
+        queue.extend((book, e) for e in out)
+
+    for component in sizes if not late else list(sizes)[:1]:
+        confirm(component)
     named, ran = {}, 0
-    while queue:
+    while queue or len(named) < len(sizes):
+        if not queue:
+            confirm(list(sizes)[1])
+            continue
         book, event = queue.pop(0)
         if isinstance(event, ev.CommitRangeRequested):
             event = ev.CommitRangeListed(
@@ -554,16 +564,22 @@ def _two_components(seed: int, together: bool, culprit: int = 9,
             comps = {c: 10.0 for c in ev.COMPONENTS} | {
                 c: 500.0 * (1 + size if i >= culprit else 1.0) * float(rng.lognormal(0, 0.03))
                 for c, size in sizes.items()}
+            grew = 1 + 0.6 * (i >= culprit)
+            profile = {"cumulative_ms": {"train.py:1:build": 300.0 * grew},
+                       "imports_ms": {"train": 200.0 * grew}} if event.profile else {}
             event = ev.RunCompleted(repo="demo", scenario="sim", commit=event.commit,
                                     purpose=event.purpose, arm=event.arm.label,
-                                    correlation_id=event.correlation_id,
+                                    correlation_id=event.correlation_id, profile=profile,
                                     ttfb_ms=sum(comps.values()), components=comps)  # type: ignore[arg-type]
         elif isinstance(event, ev.BisectCompleted):
             named[event.component] = event.culprit
+            if policy.explain:
+                assert event.explanation and event.explanation[0]["name"] == (
+                    "train" if event.component == "imports" else "train.py:1:build")
             continue
         else:
             continue
-        books[book], out = decide(books[book], event, POLICY)
+        books[book], out = decide(books[book], event, policy)
         queue += [(book, e) for e in out]
     return named, ran
 
@@ -580,3 +596,20 @@ def test_two_components_of_one_change_share_their_bisect_s_runs() -> None:
     runs_apart = float(np.mean([ran for _, ran in apart]))
     runs_together = float(np.mean([ran for _, ran in together]))
     assert runs_together < 0.75 * runs_apart, (runs_together, runs_apart)
+
+
+def test_a_component_confirmed_after_its_change_s_bisect_ended_takes_that_bisect_s_runs() -> None:
+    """The second component of a change, confirmed after the first one's
+    bisect has named the culprit and explained it, starts from that bisect's
+    runs and profiled runs (each run carries every component, each profile
+    modules and functions): the same culprit and an explanation of its own
+    component on a few runs, against a bisect of its own."""
+    explaining = BisectPolicy()
+    apart = [_two_components(seed, together=False, policy=explaining) for seed in range(12)]
+    late = [_two_components(seed, together=True, late=True, policy=explaining)
+            for seed in range(12)]
+    for named, _ in apart + late:
+        assert named == {"imports": "c09", "first_step": "c09"}
+    runs_apart = float(np.mean([ran for _, ran in apart]))
+    runs_late = float(np.mean([ran for _, ran in late]))
+    assert runs_late < 0.7 * runs_apart, (runs_late, runs_apart)
