@@ -12,8 +12,10 @@ from streams.bisect.state import (
     BisectBook,
     adopt,
     endpoint_block,
+    promise,
     received,
     record,
+    share_profile,
     waiting,
 )
 from streams.bisect.verdict import completed
@@ -49,7 +51,15 @@ def decide(book: BisectBook, event: ev.Event,
                 record(follower, event)
                 if isinstance(event, ev.RunCompleted):
                     follower.adopted[event.commit] = follower.adopted.get(event.commit, 0) + 1
-        return book, relist(b, event) + advance(b, policy) + release_followers(book, b, policy)
+        shared: list[ev.Event] = []
+        if event.purpose == "explain":  # the culprit's profiles serve its followers too
+            for f in book.bisects.values():
+                if f.follows == b.bisect_id and f.phase not in ("follow", "done"):
+                    f.run_ids.append(event.run_id)
+                    share_profile(f, b, event)
+                    shared += advance(f, policy) if f.phase == "explain" else []
+        return book, relist(b, event) + advance(b, policy) + \
+            release_followers(book, b, policy) + shared
     return book, []
 
 
@@ -73,6 +83,7 @@ def release_followers(book: BisectBook, leader: Bisect, policy: BisectPolicy) ->
             out.append(range_request(f, f.good, f.bad))
             continue
         f.phase, f.block = "range", leader.block  # its own blocks come after the leader's
+        promise(f, leader, policy.explain_runs)
         out += take_range(f, leader.commits, leader.authors, leader.subjects,
                           leader.affected, policy)
     return out
@@ -119,6 +130,7 @@ def start_bisect(book: BisectBook, found: ev.RegressionConfirmed | ev.Improvemen
         return [range_request(b, found.good_commit, found.commit)]
     b.follows, b.block = ended.bisect_id, ended.block  # its own blocks come after the runs taken
     adopt(b, ended)
+    promise(b, ended, policy.explain_runs)
     return take_range(b, ended.commits, ended.authors, ended.subjects, ended.affected, policy)
 
 

@@ -249,15 +249,17 @@ def conclude(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
 
 def explain_or_end(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
     """Profiled runs of the first culprit and its parent (those the bisect
-    lacks: a bisect that took another's runs may have them), or the result."""
+    lacks: one that follows another may have them, or wait for them), or
+    the result."""
     if policy.explain and b.culprits[0] > 0:
         b.phase = "explain"
         parent, culprit = b.commits[b.culprits[0] - 1], b.commits[b.culprits[0]]
         if b.changed_at and b.changed_at != culprit:
             b.changed.clear()  # what another culprit changed
         out = [r for c in (parent, culprit) for r in request_runs(
-            b, c, max(0, policy.explain_runs - b.explained.get(c, 0)), "explain", True)]
-        if out:
+            b, c, max(0, policy.explain_runs - b.explained.get(c, 0) - b.promised.get(c, 0)),
+            "explain", True)]
+        if out or any(b.promised.get(c) for c in (parent, culprit)):
             return out
     b.phase = "done"
     return [completed(b)]

@@ -71,6 +71,9 @@ class Bisect:
     # another component of the same change
     other_profiles: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     changed_at: str = ""  # the culprit whose runs named ``changed``, where adopted
+    # profiled runs per commit the bisect it follows has asked for and not had
+    # back: its own explanation waits for them rather than asking again
+    promised: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,6 +133,25 @@ def adopt(b: Bisect, leader: Bisect) -> None:
                           (leader.profile_runs if same else leader.other_profiles).items()}
         b.explained, b.ours = dict(leader.explained), list(leader.ours)
         b.changed, b.changed_at = list(leader.changed), leader.commits[leader.culprits[0]]
+
+
+def share_profile(b: Bisect, leader: Bisect, event: ev.RunCompleted | ev.RunFailed) -> None:
+    """A profiled run of ``leader``'s culprit or its parent, for ``b``, which
+    follows it: its own explanation reads it as its own, and what the
+    culprit changed, where ``b`` names the same one."""
+    record(b, event)
+    if b.promised.get(event.commit):
+        b.promised[event.commit] -= 1
+    if leader.culprits and not b.culprits:
+        b.changed, b.changed_at = list(leader.changed), leader.commits[leader.culprits[0]]
+
+
+def promise(b: Bisect, leader: Bisect, runs: int) -> None:
+    """``leader``, explaining its culprit, still has profiled runs of it and
+    of its parent to come (``runs`` a side in all): ``b`` waits for them."""
+    if leader.phase == "explain" and leader.culprits:
+        for c in leader.commits[leader.culprits[0] - 1:leader.culprits[0] + 1]:
+            b.promised[c] = max(0, runs - leader.explained.get(c, 0))
 
 
 def record_profile(b: Bisect, event: ev.RunCompleted) -> None:

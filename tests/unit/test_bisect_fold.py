@@ -525,13 +525,14 @@ def test_a_spent_budget_ends_inconclusive_with_the_likely_range() -> None:
 
 def _two_components(seed: int, together: bool, culprit: int = 9, n: int = 16,
                     late: bool = False, policy: BisectPolicy = POLICY,
-                    ) -> tuple[dict[str, str], int]:
+                    profiled: list[str] | None = None) -> tuple[dict[str, str], int]:
     """One change that moves imports by 12 % and first_step by 60 % at
     ``culprit``, confirmed in both: their bisects in one scenario's book
     (``together``, as the fold keeps them) or each in a book of its own;
     ``late``: first_step's confirmed once imports' bisect has ended. The
     culprit each names, and the runs the simulated agent ran (profiled
-    runs, under ``policy.explain``, carry a profile of the run's commit)."""
+    runs, under ``policy.explain``, carry a profile of the run's commit;
+    ``profiled`` gets the component of the bisect that asked for each)."""
     rng = np.random.default_rng(seed)
     commits = [f"c{i:02d}" for i in range(n)]
     sizes = {"imports": 0.12, "first_step": 0.60}
@@ -560,6 +561,9 @@ def _two_components(seed: int, together: bool, culprit: int = 9, n: int = 16,
                 authors=[f"a{i}" for i in range(n)], subjects=[f"s{i}" for i in range(n)])
         elif isinstance(event, ev.RunRequested):
             ran += 1
+            if event.purpose == "explain" and profiled is not None:
+                profiled.append("first_step" if event.correlation_id ==
+                                ev.derived_id("bisect", "det", "first_step") else "imports")
             i = commits.index(event.commit)
             comps = {c: 10.0 for c in ev.COMPONENTS} | {
                 c: 500.0 * (1 + size if i >= culprit else 1.0) * float(rng.lognormal(0, 0.03))
@@ -603,13 +607,20 @@ def test_a_component_confirmed_after_its_change_s_bisect_ended_takes_that_bisect
     bisect has named the culprit and explained it, starts from that bisect's
     runs and profiled runs (each run carries every component, each profile
     modules and functions): the same culprit and an explanation of its own
-    component on a few runs, against a bisect of its own."""
+    component on a few runs, against a bisect of its own. One that follows
+    from the start waits for the first one's profiled runs rather than
+    asking for its own."""
     explaining = BisectPolicy()
-    apart = [_two_components(seed, together=False, policy=explaining) for seed in range(12)]
-    late = [_two_components(seed, together=True, late=True, policy=explaining)
-            for seed in range(12)]
-    for named, _ in apart + late:
-        assert named == {"imports": "c09", "first_step": "c09"}
-    runs_apart = float(np.mean([ran for _, ran in apart]))
-    runs_late = float(np.mean([ran for _, ran in late]))
-    assert runs_late < 0.7 * runs_apart, (runs_late, runs_apart)
+    runs: dict[str, list[int]] = {"apart": [], "together": [], "late": []}
+    for seed in range(12):
+        for way, kwargs in (("apart", {"together": False}), ("together", {"together": True}),
+                            ("late", {"together": True, "late": True})):
+            profiled: list[str] = []
+            named, ran = _two_components(seed, policy=explaining, profiled=profiled,
+                                         **kwargs)  # type: ignore[arg-type]
+            assert named == {"imports": "c09", "first_step": "c09"}
+            runs[way].append(ran)
+            assert profiled.count("first_step") == (4 if way == "apart" else 0), (way, seed)
+    apart = float(np.mean(runs["apart"]))
+    for way in ("together", "late"):
+        assert float(np.mean(runs[way])) < 0.6 * apart, (way, runs)
