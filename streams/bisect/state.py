@@ -107,11 +107,16 @@ def record(b: Bisect, event: ev.RunCompleted | ev.RunFailed) -> None:
         return
     value = event.ttfb_ms if b.component == "ttfb" else event.components.get(b.component)  # type: ignore[call-overload]
     if value is not None:
-        b.samples.setdefault(event.commit, []).append(float(value))
-        b.cells.append((event.commit, block_of(event.arm), float(value)))
+        add_sample(b, event.commit, block_of(event.arm), value)
     if not b.follows:
         values = {str(k): v for k, v in event.components.items()} | {"ttfb": event.ttfb_ms}
         b.runs.append((event.commit, block_of(event.arm), values))
+
+
+def add_sample(b: Bisect, commit: str, block: int, value: float) -> None:
+    """One run's value of ``b``'s component, in ``block``."""
+    b.samples.setdefault(commit, []).append(float(value))
+    b.cells.append((commit, block, float(value)))
 
 
 def adopt(b: Bisect, leader: Bisect) -> None:
@@ -122,13 +127,12 @@ def adopt(b: Bisect, leader: Bisect) -> None:
     for commit, block, values in leader.runs:
         value = values.get(b.component)
         if value is not None:
-            b.samples.setdefault(commit, []).append(float(value))
-            b.cells.append((commit, block, float(value)))
+            add_sample(b, commit, block, value)
             b.adopted[commit] = b.adopted.get(commit, 0) + 1
     for commit, n in leader.failed.items():
         b.failed[commit] = b.failed.get(commit, 0) + n
     if leader.phase == "done" and leader.culprits and leader.explained:
-        same = (b.component == "imports") == (leader.component == "imports")
+        same = profile_keys(b.component) == profile_keys(leader.component)
         b.profile_runs = {c: [dict(t) for t in runs] for c, runs in
                           (leader.profile_runs if same else leader.other_profiles).items()}
         b.explained, b.ours = dict(leader.explained), list(leader.ours)
@@ -154,14 +158,21 @@ def promise(b: Bisect, leader: Bisect, runs: int) -> None:
             b.promised[c] = max(0, runs - leader.explained.get(c, 0))
 
 
+def profile_keys(component: str) -> tuple[str, str]:
+    """The part of a profile a component's explanation reads (modules by
+    import time for imports, functions by cumulative time for the rest),
+    and the other part."""
+    return ("imports_ms", "cumulative_ms") if component == "imports" else \
+        ("cumulative_ms", "imports_ms")
+
+
 def record_profile(b: Bisect, event: ev.RunCompleted) -> None:
     """A profiled run's names and times: for imports, modules by cumulative
     import time (-X importtime); for any other component, functions by
     cumulative time. Which are the repository's, and which the culprit
     changed, is what its agent said (runs of the culprit say both). A run
     whose profile could not be read counts as back, with nothing in it."""
-    key, other = ("imports_ms", "cumulative_ms") if b.component == "imports" else \
-        ("cumulative_ms", "imports_ms")
+    key, other = profile_keys(b.component)
     rest = {str(k): float(v) for k, v in dict(event.profile.get(other, {})).items()}
     if rest:
         b.other_profiles.setdefault(event.commit, []).append(rest)
