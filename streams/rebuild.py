@@ -189,27 +189,47 @@ def stored_payloads(store: Store, settings: Settings, records: bool = False,
                     after: checkpoint.Position | None = None) -> Iterator[tuple[str, bytes]]:
     """(event id, the bytes as stored) of the fold's input events (and, with
     ``records``, the tests' outcomes), in the order they occurred, those
-    after ``after`` (a checkpoint's position): a page of ``PAGE`` at a time,
-    each page one short query (the store is free for others between pages)."""
-    topics = folded_topics(settings)
+    after ``after`` (a checkpoint's position): a page of about ``PAGE`` at a
+    time, each page one short query (the store is free for others between
+    pages). The pages' bounds are found first, in one pass over the log's
+    keys, so that each page reads its own stretch of the log alone (a page
+    asked only for "the next ``PAGE`` after the last" read and sorted the
+    whole rest of the log: a year's log read in time that grew with its
+    square); whatever was stored after that pass is read a page at a time."""
     skip = [t for t in NOT_FOLDED_TYPES if not (records and t == "CommitTested")]
+    which = {"t": folded_topics(settings), "skip": skip, "n": PAGE}
+    of_log = (f" FROM {store.db}.events FINAL WHERE topic IN {{t:Array(String)}}"
+              " AND type NOT IN {skip:Array(String)}"
+              # the first bound alone lets the sorting key skip what came before
+              " AND occurred_at >= {at:DateTime64(6, 'UTC')}"
+              " AND (occurred_at, event_id) > ({at:DateTime64(6, 'UTC')}, {id:String})")
     after = after or ("1970-01-01 00:00:00.000000", "")
-    while True:
-        values = store.strings(
-            f"SELECT toString(occurred_at), event_id, payload FROM {store.db}.events FINAL"
-            " WHERE topic IN {t:Array(String)}"
-            " AND type NOT IN {skip:Array(String)}"
-            # the first bound alone lets the sorting key skip what came before
-            " AND occurred_at >= {at:DateTime64(6, 'UTC')}"
-            " AND (occurred_at, event_id) > ({at:DateTime64(6, 'UTC')}, {id:String})"
-            " ORDER BY occurred_at, event_id LIMIT {n:UInt32}",
-            {"t": topics, "skip": skip, "at": after[0], "id": after[1],
-             "n": PAGE})
-        for i in range(0, len(values) - 2, 3):
-            yield values[i + 1].decode(), values[i + 2]
-        if len(values) < 3 * PAGE:
+    keys = store.strings(
+        "SELECT toString(occurred_at), event_id FROM (SELECT occurred_at, event_id,"
+        " row_number() OVER (ORDER BY occurred_at, event_id) AS n" + of_log + ")"
+        " WHERE n % {n:UInt32} = 0 ORDER BY occurred_at, event_id",
+        {**which, "at": after[0], "id": after[1]})
+    bounds = [(keys[i].decode(), keys[i + 1].decode()) for i in range(0, len(keys) - 1, 2)]
+    for until in [*bounds, None]:
+        while True:
+            values = store.strings(
+                "SELECT toString(occurred_at), event_id, payload" + of_log
+                + ("" if until is None else
+                   " AND occurred_at <= {to:DateTime64(6, 'UTC')}"
+                   " AND (occurred_at, event_id) <= ({to:DateTime64(6, 'UTC')}, {to_id:String})")
+                + " ORDER BY occurred_at, event_id LIMIT {n:UInt32}",
+                {**which, "at": after[0], "id": after[1],
+                 **({} if until is None else {"to": until[0], "to_id": until[1]})})
+            for i in range(0, len(values) - 2, 3):
+                yield values[i + 1].decode(), values[i + 2]
+            if len(values) < 3 * PAGE:
+                break
+            after = (values[-3].decode(), values[-2].decode())
+            if after == until:
+                break
+        if until is None:
             return
-        after = (values[-3].decode(), values[-2].decode())
+        after = until
 
 
 def answers_since(rebuilt: Rebuilt) -> datetime | None:

@@ -152,6 +152,17 @@ def test_the_fold_s_events_are_read_back_in_order_once_each_across_pages(
     assert [i for i, _ in read] == [r.event_id for r in runs]
     assert [p for _, p in read] == raw
     assert list(rebuild.stored_events(store, settings)) == runs
+    # what is stored while the log is being read, after its pages' bounds
+    # were found: in a page not read yet, and past the last bound
+    reading = rebuild.stored_payloads(store, settings)
+    first = [next(reading)[0] for _ in range(4)]
+    later = [completed().model_copy(update={
+        "commit": f"d{i}", "event_id": f"{90 + i:08d}",
+        "occurred_at": at.replace(second=s)}) for i, s in enumerate((2, 4, 4, 5, 6))]
+    store.write(later, topic=topic)
+    rest = [i for i, _ in reading]
+    everything = sorted([*runs, *later], key=lambda r: (r.occurred_at, r.event_id))
+    assert first + rest == [r.event_id for r in everything]
 
 
 def test_a_rebuild_does_not_tell_again_what_the_store_holds_under_another_id(
