@@ -50,6 +50,9 @@ T = TypeVar("T")
 # attributed alert; a confirmation's and an A/B's come next. Their order
 # within each rank (a confirmation's interleaving) is kept.
 RANKS = {"bisect": 0, "explain": 0, "confirm": 1, "ab": 1, "adhoc": 1, "monitor": 2, "demo": 2}
+# added to a background run's rank (``RunRequested.background``: it refines a
+# change already told): it goes after every monitoring run
+BEHIND = 10
 
 
 @dataclass
@@ -113,7 +116,7 @@ class Agent:
         refuses it there); a range's listing, the lane after the last slot,
         its own. A listing takes milliseconds and a bisect's every batch
         waits for it: it never waits behind a run (a real workflow's run can
-        take minutes)."""
+        take minutes). A background run ranks ``BEHIND`` its purpose's."""
         try:
             data = json.loads(raw)
             scenario, purpose = data.get("scenario", ""), data.get("purpose", "")
@@ -123,7 +126,8 @@ class Agent:
         if kind == "CommitRangeRequested":
             return self.slots, 0
         slot = self.slot_of(scenario) if isinstance(scenario, str) else 0
-        return slot, RANKS.get(purpose, 0) if isinstance(purpose, str) else 0
+        rank = RANKS.get(purpose, 0) if isinstance(purpose, str) else 0
+        return slot, rank + BEHIND if data.get("background") is True else rank
 
     # ------------------------------------------------------------------ intake
 

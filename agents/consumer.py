@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agents.agent import Agent
+from agents.agent import BEHIND, Agent
 from ttfb import metrics
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,10 @@ class Offsets:
 # of a worse one's start 16 times in 345 runs, and waited a run each)
 GRACE_S = 1.0
 
+# how long a background run waits behind monitoring at most: then it takes its
+# purpose's rank (on an agent whose monitoring never drains it still runs)
+BACKGROUND_WAIT_S = 600.0
+
 # a queued command: its rank, its arrival, its partition, its record, and the
 # repetition it starts at (after it made way for a command of a better rank)
 Queued = tuple[int, int, Any, Any, int]
@@ -78,10 +82,14 @@ class Lanes:
     ``grace`` seconds before it starts one of a worse rank: the folds ask
     for a bisect's or a confirmation's next runs a fraction of a second after
     its last one ends, and a monitoring run started meanwhile held them up a
-    whole run."""
+    whole run. A background run (it refines a change already told) waits
+    behind monitoring, ``background_wait`` seconds at most."""
 
-    def __init__(self, agent: Agent, offsets: Offsets, grace: float = GRACE_S) -> None:
+    def __init__(self, agent: Agent, offsets: Offsets, grace: float = GRACE_S,
+                 background_wait: float = BACKGROUND_WAIT_S) -> None:
         self.agent, self.offsets, self.grace = agent, offsets, grace
+        self.background_wait = background_wait
+        self.behind_since: dict[int, float] = {}  # a background command's arrival -> when
         lanes = agent.slots + 1
         self.queued: list[list[Queued]] = [[] for _ in range(lanes)]
         self.arrivals = itertools.count()
@@ -97,7 +105,10 @@ class Lanes:
     def put(self, tp: Any, record: Any) -> None:
         self.offsets.start(tp, record.offset)
         slot, rank = self.agent.lane(record.value or b"")
-        heapq.heappush(self.queued[slot], (rank, next(self.arrivals), tp, record, 0))
+        arrival = next(self.arrivals)
+        if rank >= BEHIND:
+            self.behind_since[arrival] = time.monotonic()
+        heapq.heappush(self.queued[slot], (rank, arrival, tp, record, 0))
         current = self.running[slot]
         if current is not None and rank < current[1][0]:
             self.better[slot].set()
@@ -123,11 +134,13 @@ class Lanes:
             resume = None if task.cancelled() else task.result()
             if resume is None:
                 self.offsets.done(tp, record.offset)
+                self.behind_since.pop(arrival, None)
             elif not self.stopping:  # made way: on from its next repetition
                 heapq.heappush(self.queued[slot], (rank, arrival, tp, record, resume))
             self.running[slot] = current = None
             self.ended[slot] = (rank, time.monotonic())
         if current is None and self.queued[slot] and not self.stopping:
+            self._bring_forward(slot)
             if self._waits(slot):
                 return
             item = heapq.heappop(self.queued[slot])
@@ -137,6 +150,18 @@ class Lanes:
             # the slot's next command starts as soon as this one ends, not at the
             # consumer loop's next turn: refusing a flood of junk is not paced by polling
             task.add_done_callback(lambda _: self._advance(slot))
+
+    def _bring_forward(self, slot: int) -> None:
+        """Background commands that waited ``background_wait`` take their
+        purpose's rank."""
+        queue, now = self.queued[slot], time.monotonic()
+        due = [i for i, (rank, arrival, *_) in enumerate(queue) if rank >= BEHIND
+               and now - self.behind_since.get(arrival, now) >= self.background_wait]
+        for i in due:
+            rank, arrival, tp, record, first = queue[i]
+            queue[i] = (rank - BEHIND, arrival, tp, record, first)
+        if due:
+            heapq.heapify(queue)
 
     def _waits(self, slot: int) -> bool:
         """Whether the lane holds its next command back, its grace running:

@@ -43,7 +43,9 @@ def confirmation_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFai
     components, decided = dict(pending.components), dict(pending.decided)
     look = _look(state, pending, event.scenario, policy)
     if isinstance(look, SecondBatch):
-        return state, _announce(state, pending, event.scenario, policy, look.clear) + look.runs
+        told = _announce(state, pending, event.scenario, policy, look.clear)
+        return state, told + confirm_runs(pending, event.scenario, look.more, first="after",
+                                          warmup=policy.confirm_warmup)
     again = _to_replicate(state, pending, look[0], policy)
     if again:
         pending.replicating = again
@@ -59,7 +61,7 @@ Look = tuple[dict[str, Comparison], dict[str, Comparison], dict[str, Comparison]
 
 
 class SecondBatch(NamedTuple):
-    runs: list[ev.Event]
+    more: int  # runs a side
     # the named components the first look confirmed clearly enough to be
     # announced now (``announce_at_first_p``), with their comparisons
     clear: dict[str, Comparison]
@@ -70,7 +72,8 @@ def _look(state: ScenarioState, pending: Confirmation, scenario: str,
     """Decide what the runs so far show: the verdict's comparisons (the named
     components' and the unnamed ones that moved), every unnamed component's
     comparison, those that moved, and whether this was the final look; or
-    the second batch's runs, when the first look leaves a component open.
+    the second batch (its runs a side, and the components clear at once),
+    when the first look leaves a component open.
     A named component is confirmed only where its shift is also big enough
     to matter (``big_enough``), as an unnamed one is: a significant shift
     below the screen's floor (its runs read it larger) is left open at the
@@ -106,8 +109,7 @@ def _look(state: ScenarioState, pending: Confirmation, scenario: str,
             pending.looked = [len(pending.before), len(pending.after)]
             clear = {n: cmp for n, cmp in comparisons.items() if policy.announce_at_first_p
                      and pending.decided.get(n) and cmp.p_value <= policy.announce_at_first_p}
-            return SecondBatch(confirm_runs(pending, scenario, more, first="after",
-                                            warmup=policy.confirm_warmup), clear)
+            return SecondBatch(more, clear)
     unnamed = compare_sides(pending, unnamed_components(pending), paired=paired)
     moved = also_moved(pending, unnamed, alpha, policy, state)
     comparisons.update(moved)
@@ -223,7 +225,7 @@ def _announce(state: ScenarioState, pending: Confirmation, scenario: str, policy
     now = {n: cmp for n, cmp in clear.items() if n not in _known(state, pending)}
     if not now:
         return []
-    pending.announced = sorted(now)
+    pending.announced, pending.background = sorted(now), True
     first = dataclasses.replace(pending, components={n: pending.components[n] for n in now},
                                 decided={n: True for n in now})
     _remember(state, first)
@@ -277,7 +279,8 @@ def _follow_ups(state: ScenarioState, c: Confirmation, comparisons: dict[str, Co
         state.confirming[detection_id] = follow_up = dataclasses.replace(
             c, detection_id=detection_id, components={n: direction},
             runs_per_side=policy.first_look_runs, before=[],
-            after=[], failed=0, warmups=0, decided={}, looked=[], follow_up=True)
+            after=[], failed=0, warmups=0, decided={}, looked=[], follow_up=True,
+            background=any(c.decided.values()))
         out.append(ev.CandidateDetected(
             detection_id=detection_id, scenario=scenario, repo=c.repo, component=n,
             commit=c.commit, good_commit=c.good_commit, direction=direction,  # type: ignore[arg-type]

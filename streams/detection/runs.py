@@ -22,11 +22,14 @@ def confirm_runs(c: Confirmation, scenario: str, per_side: int,
     differ by side) then reaches each pair of neighbours, (B, A) or (A, B),
     from the same side, and cancels within the pair; without them the look's
     first run follows whatever ran before the look (often the suspect's own
-    monitoring runs), and its pair is biased by the difference."""
+    monitoring runs), and its pair is biased by the difference.
+
+    A confirmation whose change is already told (``Confirmation.background``)
+    asks for its runs behind the agents' monitoring."""
     pair = (("before", c.good_commit), ("after", c.commit))
     order = counterbalanced(per_side, first=0 if first == "before" else 1)
     return [ev.RunRequested(
         scenario=scenario, repo=c.repo, commit=pair[side][1], branch=c.branch, runs=1,
         purpose="confirm", arm=ev.Arm(label=label), correlation_id=c.detection_id,
-        hardware_class=c.hardware_class, producer="ttfb-detector")
+        hardware_class=c.hardware_class, background=c.background, producer="ttfb-detector")
         for side, label in [(order[0], WARMUP)] * warmup + [(s, pair[s][0]) for s in order]]

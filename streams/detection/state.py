@@ -47,6 +47,10 @@ class Confirmation:
     # named components confirmed at the first look and announced then
     # (``announce_at_first_p``): the verdict at the end leaves them out
     announced: list[str] = field(default_factory=list)
+    # the commit's change is told already (a component announced, or the
+    # parent of this follow-up confirmed one): what is left refines it, and
+    # its runs go after monitoring, which may hold the next change
+    background: bool = False
 
     def sides(self, name: str) -> tuple[list[list[float]], list[list[float]]]:
         """``name``'s values per look: the looks are the blocks of the test."""

@@ -28,53 +28,57 @@ def test_a_revoked_partition_is_forgotten() -> None:
     offsets.done("p0", 3)  # its command ending later does no harm
 
 
-def test_a_slot_runs_a_bisect_s_runs_before_confirmations_and_monitoring() -> None:
-    """Queued commands run by rank, in arrival order within one: a bisect's
-    runs (the last step to an attributed alert) before a confirmation's
-    (kept in their interleaved order), both before the monitoring of
-    further commits; an unreadable command keeps the first rank, where the
-    agent refuses it. A range's listing has a lane of its own: it takes
-    milliseconds, and a bisect places its batches by it, so it is answered
-    while the slot's run goes on, not after it."""
+class _RankedSlot:
+    """One slot that records what it ran, a run taking a while."""
+
+    slots, running, queued = 1, 0, 0
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+        self.listed_while: list[int] = []  # runs going on at each listing
+        self.in_run = 0
+
+    def lane(self, raw: bytes) -> tuple[int, int]:
+        from agents.agent import Agent
+
+        return Agent.lane(self, raw)  # type: ignore[arg-type]
+
+    def slot_of(self, scenario: str) -> int:
+        return 0
+
+    async def handle(self, raw: bytes, **_: object) -> None:
+        import asyncio
+        import json
+
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            self.ran.append("junk")
+            return
+        if data.get("type") == "CommitRangeRequested":
+            self.listed_while.append(self.in_run)
+            self.ran.append(f"listing-{data['n']}")
+            return
+        self.ran.append(f"{data['purpose']}{'+bg' if data.get('background') else ''}-{data['n']}")
+        self.in_run += 1
+        await asyncio.sleep(0.02)  # a run takes a while
+        self.in_run -= 1
+
+
+def _drain(purposes: list[str], **lanes_options: float) -> _RankedSlot:
+    """``purposes`` queued in order (``listing``: a range's listing, ``junk``:
+    unreadable bytes, ``+bg``: a background run), the slot's first run
+    started once three are in; every command run."""
     import asyncio
     import json
     from types import SimpleNamespace
 
-    from agents.agent import Agent
-
-    class OneSlot:
-        slots, running, queued = 1, 0, 0
-        lane = Agent.lane
-
-        def __init__(self) -> None:
-            self.ran: list[str] = []
-            self.listed_while: list[int] = []  # runs going on at each listing
-            self.in_run = 0
-
-        def slot_of(self, scenario: str) -> int:
-            return 0
-
-        async def handle(self, raw: bytes, **_: object) -> None:
-            try:
-                data = json.loads(raw)
-            except ValueError:
-                self.ran.append("junk")
-                return
-            if data.get("type") == "CommitRangeRequested":
-                self.listed_while.append(self.in_run)
-                self.ran.append(f"listing-{data['n']}")
-                return
-            self.ran.append(f"{data['purpose']}-{data['n']}")
-            self.in_run += 1
-            await asyncio.sleep(0.02)  # a run takes a while
-            self.in_run -= 1
-
-    async def drain(purposes: list[str]) -> OneSlot:
-        agent = OneSlot()
-        lanes = Lanes(agent, Offsets())  # type: ignore[arg-type]
+    async def drain() -> _RankedSlot:
+        agent = _RankedSlot()
+        lanes = Lanes(agent, Offsets(), **lanes_options)  # type: ignore[arg-type]
         for offset, purpose in enumerate(purposes):
             fields = {"type": "CommitRangeRequested"} if purpose == "listing" else \
-                {"purpose": purpose}
+                {"purpose": purpose.removesuffix("+bg"), "background": purpose.endswith("+bg")}
             value = b"{junk" if purpose == "junk" else \
                 json.dumps({"scenario": "lm", "n": offset, **fields}).encode()
             lanes.put("tp", SimpleNamespace(value=value, offset=offset))
@@ -85,13 +89,37 @@ def test_a_slot_runs_a_bisect_s_runs_before_confirmations_and_monitoring() -> No
             await lanes.wait(0.01)
         return agent
 
-    agent = asyncio.run(drain(["monitor", "monitor", "confirm", "bisect", "confirm", "junk",
-                               "explain", "monitor", "listing"]))
+    return asyncio.run(drain())
+
+
+def test_a_slot_runs_a_bisect_s_runs_before_confirmations_and_monitoring() -> None:
+    """Queued commands run by rank, in arrival order within one: a bisect's
+    runs (the last step to an attributed alert) before a confirmation's
+    (kept in their interleaved order), both before the monitoring of
+    further commits; an unreadable command keeps the first rank, where the
+    agent refuses it. A range's listing has a lane of its own: it takes
+    milliseconds, and a bisect places its batches by it, so it is answered
+    while the slot's run goes on, not after it."""
+    agent = _drain(["monitor", "monitor", "confirm", "bisect", "confirm", "junk",
+                    "explain", "monitor", "listing"])
     assert [r for r in agent.ran if not r.startswith("listing")] == [
         "confirm-2", "bisect-3", "junk", "explain-6", "confirm-4", "monitor-0", "monitor-1",
         "monitor-7"]
     # the listing came last and was answered while the slot's first run went on
     assert agent.ran.index("listing-8") == 1 and agent.listed_while == [1]
+
+
+def test_a_background_run_waits_behind_monitoring_for_a_while_at_most() -> None:
+    """A confirmation's runs that refine a change already told run after the
+    monitoring of further commits (which may hold the next change), and
+    take a confirmation's rank once they have waited the lane's limit."""
+    queued = ["monitor", "confirm+bg", "monitor", "bisect", "confirm", "confirm+bg", "monitor"]
+    assert _drain(queued).ran == [
+        "monitor-0", "bisect-3", "confirm-4", "monitor-2", "monitor-6", "confirm+bg-1",
+        "confirm+bg-5"]
+    assert _drain(queued, background_wait=0.0).ran == [
+        "confirm+bg-1", "bisect-3", "confirm-4", "confirm+bg-5", "monitor-0", "monitor-2",
+        "monitor-6"]
 
 
 def test_a_commit_s_monitoring_runs_make_way_for_a_bisect_between_two_repetitions() -> None:

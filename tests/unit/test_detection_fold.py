@@ -164,8 +164,10 @@ def test_a_component_that_only_looks_moved_earns_the_second_batch() -> None:
     """data is clear at the first look; imports (-5 %) is not yet (this seed's
     first look has it at p = 0.009), so the second batch runs for it, and the
     final look names it. data's finding and alert do not wait for it: they
-    come with the second batch's requests (``announce_at_first_p``); with
-    that off, the final look names both."""
+    come with the second batch's requests (``announce_at_first_p``), and
+    those requests, which only refine a change already told, go behind the
+    agents' monitoring (``background``); with that off, the final look names
+    both and the second batch keeps its rank."""
     def looks(policy: Policy) -> tuple[list[ev.Event], list[ev.Event]]:
         rng = np.random.default_rng(16)
         state, out = candidate(rng, {"data": 300.0})
@@ -182,10 +184,12 @@ def test_a_component_that_only_looks_moved_earns_the_second_batch() -> None:
     policy = dataclasses.replace(Policy(), replicate_runs=0)  # two looks, nothing more
     first, final = looks(policy)
     assert named(first) == [("Alert", "data"), ("RegressionConfirmed", "data")]
-    assert any(isinstance(e, ev.RunRequested) for e in first)
+    second = [e for e in first if isinstance(e, ev.RunRequested)]
+    assert second and all(e.background for e in second)
     assert named(final) == [("Alert", "imports"), ("ImprovementConfirmed", "imports")]
     first, final = looks(dataclasses.replace(policy, announce_at_first_p=0.0))
     assert [e.type for e in first] == ["RunRequested"] * len(first) and first
+    assert not any(e.background for e in first if isinstance(e, ev.RunRequested))
     assert named(final) == [("Alert", "data"), ("Alert", "imports"),
                             ("ImprovementConfirmed", "imports"), ("RegressionConfirmed", "data")]
 
@@ -248,7 +252,8 @@ def test_a_component_the_final_look_shows_moved_but_cannot_confirm_gets_runs_of_
     import, and `imports` came out at -19 %, p = 0.009 on the paired final
     look, against the bar of 0.009 it shares (Benjamini-Hochberg) with the
     other components the candidate did not name. It becomes a candidate of
-    its own, whose fresh runs confirm it as a named component."""
+    its own, whose fresh runs confirm it as a named component; its commit's
+    change is told already (data), so they go behind the agents' monitoring."""
     from streams.detection.confirm import confirmation_result
 
     policy = Policy()
@@ -263,6 +268,7 @@ def test_a_component_the_final_look_shows_moved_but_cannot_confirm_gets_runs_of_
     assert candidate.p_value < policy.follow_up_p
     requests = [e for e in out if isinstance(e, ev.RunRequested)]
     assert requests and {r.correlation_id for r in requests} == {candidate.detection_id}
+    assert all(r.background for r in requests)
 
     rng = np.random.default_rng(19)  # the fresh runs: the same -19 %, 8 % noise
     found: list[ev.Event] = []

@@ -23,6 +23,10 @@ class RunRequested(Signed):
     profile: bool = False
     # the agents that may run it: "" any that can run the scenario's device
     hardware_class: str = Field("", max_length=64)
+    # runs that refine a change already told (an alert out, its bisect under
+    # way): an agent runs them after its monitoring. Left out of the bytes
+    # where false, so every other command reads as it did before it existed
+    background: bool = Field(False, exclude_if=lambda value: not value)
 
 
 # the most commits a range listing holds: a bisect's range
