@@ -101,7 +101,8 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
     does not take them: its baseline restarted at the candidate, so they
     would join it untested, and a dismissal would take even a large change
     into the baseline. They are held, and tested after the verdict (``release``,
-    which passes ``released``: the commit was counted when it arrived)."""
+    which passes ``released``: the commit was counted when it arrived, or is
+    owed, ``_owe``)."""
     record = recorded_test(commit)  # a rebuild's: the outcome, not tested again
     # a record taken says which series kept the commit (``Records`` takes no other)
     recorded_kept = None if record is None else set(record.kept or ())
@@ -136,7 +137,9 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
     if held and not released and _stalled(state, policy):
         state, more = release(state, scenario, policy)
         freed += more
-    totals = entry["values"].get(TOTAL, []) if not released else []
+    # a released commit joins the history when it was owed: its series that
+    # were free found nothing to raise when it arrived (``_owe``)
+    totals = entry["values"].get(TOTAL, []) if not released else entry.get("owed", [])
     if totals and not found:
         return state, freed + accept_commit(state, scenario, totals, policy)
     if not found:
@@ -158,9 +161,12 @@ def _test_commit(state: ScenarioState, scenario: str, commit: str, entry: dict[s
     if not moved:
         # the changes found raise nothing (the total's, an ignored component's):
         # the commit joined the baseline, so it joins the history its thresholds
-        # are calibrated on too, unless a series held it for a verdict
-        return state, freed + (accept_commit(state, scenario, totals, policy)
-                               if totals and not held else [])
+        # are calibrated on too; where a series held it for a verdict, once
+        # that series has tested it
+        if totals and held:
+            _owe(state, commit, totals)
+            return state, freed
+        return state, freed + (accept_commit(state, scenario, totals, policy) if totals else [])
     detection_id = ev.derived_id("detection", scenario, commit, entry["hardware_id"],
                                  entry["branch"], *(sorted(moved) if released else []))
     # confirm against the oldest commit of the baseline, not the one just before:
@@ -227,6 +233,14 @@ def _tested(scenario: str, commit: str, entry: dict[str, Any], before: dict[str,
         bands=bands, candidates=sorted(found), kept=window_kept, producer="ttfb-detector")
 
 
+def _owe(state: ScenarioState, commit: str, totals: list[float]) -> None:
+    """``commit``, held by a series, joins the history once it is released
+    and nothing is raised then (``release``)."""
+    entry = next((h for h in reversed(state.held) if h["commit"] == commit), None)
+    if entry is not None:
+        entry["owed"] = list(totals)
+
+
 def _stalled(state: ScenarioState, policy: Policy) -> bool:
     """Marks the series that hold more than ``hold_commits`` commits as no
     longer holding (their confirmation is taken for stalled); whether any was."""
@@ -252,11 +266,13 @@ def release(state: ScenarioState, scenario: str,
         free = {n: v for n, v in entry["values"].items()
                 if series_key(n, entry["hardware_id"], entry["branch"]) not in confirming}
         kept = {n: v for n, v in entry["values"].items() if n not in free}
-        if kept:
+        if kept:  # (owed, if it was, once these are tested too)
             state.held.append({**entry, "values": kept})
         if free:
-            state, emitted = _test_commit(state, scenario, entry["commit"],
-                                          {**entry, "values": free}, policy, released=True)
+            state, emitted = _test_commit(
+                state, scenario, entry["commit"],
+                {**entry, "values": free, "owed": [] if kept else entry.get("owed", [])},
+                policy, released=True)
             out += emitted
     return state, out
 

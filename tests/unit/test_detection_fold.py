@@ -565,6 +565,31 @@ def test_a_commit_whose_only_change_is_never_raised_joins_the_history() -> None:
     assert len(state.history[-1]) == 3 and min(state.history[-1]) > sum(BASE.values()) + 250
 
 
+def test_a_commit_held_for_a_verdict_joins_the_history_once_its_series_tested_it() -> None:
+    """c7 arrives while config's confirmation of c6 is open: config holds it,
+    and its one change (data, ignored) raises nothing. It joins the history
+    the thresholds are calibrated on once the verdict releases it and
+    config, tested then, raises nothing either (it never did: a confirmation
+    that waited behind monitoring held a scenario's commits out of its
+    calibration for good)."""
+    rng = np.random.default_rng(2)
+    ignore = ev.ThresholdsSet(scenario="lm", ignore=["data"], source="team.toml")
+    state, _ = feed(ScenarioState(), [ignore, *monitor(rng, 6)])
+    state, out = feed(state, monitor(rng, 1, start=6, bump_from=6, bump={"config": 350.0}))
+    det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
+    accepted = state.accepted
+    state, _ = feed(state, monitor(rng, 1, start=7, bump_from=7,
+                                   bump={"config": 350.0, "data": 300.0}))
+    assert state.accepted == accepted and [h["commit"] for h in state.held] == ["c7"]
+    requests = [e for e in out if isinstance(e, ev.RunRequested)]
+    while requests:
+        state, out = feed(state, answer(rng, requests, det, {"config": 350.0}))
+        requests = [e for e in out if isinstance(e, ev.RunRequested)]
+    assert [e.component for e in out if isinstance(e, ev.RegressionConfirmed)] == ["config"]
+    assert not state.held and state.accepted == accepted + 1
+    assert min(state.history[-1]) > sum(BASE.values()) + 500  # c7's runs (c6: +350)
+
+
 def test_ordinary_commits_raise_nothing_over_many_seeds() -> None:
     flagged = tested = 0
     for seed in range(30):
