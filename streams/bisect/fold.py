@@ -53,20 +53,20 @@ def decide(book: BisectBook, event: ev.Event,
                     follower.adopted[event.commit] = follower.adopted.get(event.commit, 0) + 1
         shared: list[ev.Event] = []
         if event.purpose == "explain":  # the culprit's profiles serve its followers too
-            for f in book.bisects.values():
-                if f.follows == b.bisect_id and f.phase not in ("follow", "done"):
-                    f.run_ids.append(event.run_id)
-                    share_profile(f, b, event)
-                    shared += advance(f, policy) if f.phase == "explain" else []
+            for f in followers(book, b, released=True):
+                f.run_ids.append(event.run_id)
+                share_profile(f, b, event)
+                shared += advance(f, policy) if f.phase == "explain" else []
         return book, relist(b, event) + advance(b, policy) + \
             release_followers(book, b, policy) + shared
     return book, []
 
 
-def followers(book: BisectBook, leader: Bisect) -> list[Bisect]:
-    """The bisects waiting on ``leader``'s runs (``Bisect.follows``)."""
-    return [f for f in book.bisects.values()
-            if f.follows == leader.bisect_id and f.phase == "follow"]
+def followers(book: BisectBook, leader: Bisect, released: bool = False) -> list[Bisect]:
+    """The bisects waiting on ``leader``'s runs (``Bisect.follows``); with
+    ``released``, those it let go on their own and not done yet."""
+    return [f for f in book.bisects.values() if f.follows == leader.bisect_id
+            and (f.phase not in ("follow", "done") if released else f.phase == "follow")]
 
 
 def release_followers(book: BisectBook, leader: Bisect, policy: BisectPolicy) -> list[ev.Event]:
