@@ -154,9 +154,11 @@ def grown(good: dict[str, float], bad: dict[str, float], top: int = 10,
     largest = max((d["delta_ms"] for d in deltas), default=0.0)
     rank = {"changed": 0, "repository": 1, "new": 2, "": 3}
     # a module only the bad side has is material whatever it cost: a stall in
-    # one run's import of a shared module can grow it past any real addition
+    # one run's import of a shared module can grow it past any real addition.
+    # Equal growths go by name: ``bad`` comes in a set's order, which differs
+    # from process to process, and so did a replay's explanation
     deltas.sort(key=lambda d: (d["where"] != "new" and d["delta_ms"] < material * largest,
-                               rank[d["where"]], -d["delta_ms"]))
+                               rank[d["where"]], -d["delta_ms"], d["name"]))
     return deltas[:top]
 
 

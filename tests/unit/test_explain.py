@@ -94,6 +94,16 @@ def test_a_change_that_grew_nothing_material_does_not_lead() -> None:
     assert [r["name"] for r in top] == ["lib.py:1:g", "a.py:1:f"]
 
 
+def test_equal_growths_are_listed_in_the_same_order_whatever_order_the_profile_came_in() -> None:
+    """The profile's names come in a set's order, which differs from one
+    process to the next; a replay must explain a culprit as the lab did."""
+    names = [f"m{i}.py:1:<module>" for i in range(6)]
+    good = dict.fromkeys(names, 1.0)
+    orders = [grown(good, {n: 1.002 for n in order})
+              for order in (names, names[::-1], names[3:] + names[:3])]
+    assert [[r["name"] for r in top] for top in orders] == [sorted(names)] * 3
+
+
 def test_an_import_regression_lists_what_the_change_pulled_in_before_a_stalled_import() -> None:
     """Of an imports bisect, the modules only the culprit imports follow its
     changed module, even where one run stalled in a module both sides import
