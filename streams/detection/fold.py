@@ -7,7 +7,7 @@ from streams.detection.confirm import confirmation_result
 from streams.detection.overrides import set_thresholds, triaged
 from streams.detection.policy import MONITOR_PURPOSES, REMEMBER_IDS, Policy
 from streams.detection.screen import monitor_result
-from streams.detection.state import ScenarioState, copy_state, was_processed
+from streams.detection.state import ScenarioState, arrived, copy_state, was_processed
 from ttfb import events as ev
 
 
@@ -37,7 +37,7 @@ def decide(state: ScenarioState, event: ev.Event, policy: Policy,
     if was_processed(state, event.event_id):
         return state, []  # a duplicate or a replay: no effect beyond the first
     if event.purpose in MONITOR_PURPOSES and event.commit not in state.pending and \
-            event.commit in state.arrivals:  # (a commit arrives when its runs stop pending)
+            arrived(state, event.commit):  # (a commit arrives when its runs stop pending)
         return state, []  # a replay of a commit already tested (older than the ids kept)
     state = _remember(state, event.event_id, inplace)
     if event.purpose == "confirm" and event.correlation_id in state.confirming:

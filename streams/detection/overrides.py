@@ -48,8 +48,8 @@ def triaged(state: ScenarioState, event: ev.AlertTriaged) -> ScenarioState:
     and the notifications' to show."""
     if event.status != "expected":
         return state
-    start = position(state, event.culprit) if event.culprit in state.arrivals else \
-        position(state, event.commit)
+    start = position(state, event.culprit)
+    start = start if start >= 0 else position(state, event.commit)
     if start < 0:
         return state
     since = set(state.arrivals[start:])

@@ -14,6 +14,7 @@ from streams.detection.runs import confirm_runs
 from streams.detection.state import (
     Confirmation,
     ScenarioState,
+    arrive,
     being_confirmed,
     series_key,
     since_change,
@@ -61,10 +62,7 @@ def monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
     if len(entry["done"]) < entry["total"]:
         return state, []
     del state.pending[event.commit]
-    arrivals = state.arrivals
-    if event.commit in arrivals:  # seldom: a commit monitored again
-        arrivals = [c for c in arrivals if c != event.commit]
-    state.arrivals = arrivals[-255:] + [event.commit]
+    arrive(state, event.commit)
     told = _broken_or_working(state, event.scenario, event.commit, entry)
     if not entry["values"]:
         return state, told  # every run failed: nothing to learn about its timings
@@ -287,11 +285,12 @@ def accept_commit(state: ScenarioState, scenario: str, totals: list[float],
     state.baseline_ttfb += (sum(totals) / len(totals) - state.baseline_ttfb) \
         / state.baseline_commits
     state.accepted += 1
-    state.history = (state.history + [list(totals)])[-64:]
+    state.history.append(list(totals))  # in place: the fold owns its state
+    del state.history[:-64]
     if state.accepted not in policy.calibrate_at:
         return []
     return [ev.CalibrationRequested(
-        scenario=scenario, history=state.history, accepted=state.accepted,
+        scenario=scenario, history=list(state.history), accepted=state.accepted,
         budget_per_week=budget(state, policy), producer="ttfb-detector")]
 
 

@@ -66,6 +66,9 @@ class Confirmation:
         return len(self.before) + len(self.after) + self.failed >= 2 * self.runs_per_side
 
 
+ARRIVALS = 256  # monitored commits remembered, in order
+
+
 @dataclass
 class ScenarioState:
     series: dict[str, SeriesState] = field(default_factory=dict)
@@ -98,6 +101,8 @@ class ScenarioState:
     # ``processed`` as a set, for the lookup every event makes (not stored:
     # derived again from ``processed`` wherever the two differ in size)
     processed_index: set[str] = field(default_factory=set, compare=False, repr=False)
+    # ``arrivals`` as a set, likewise (the first run of every commit looks it up)
+    arrivals_index: set[str] = field(default_factory=set, compare=False, repr=False)
 
 
 def series_to_json(s: SeriesState) -> dict[str, Any]:
@@ -111,7 +116,7 @@ def _series_from_json(d: dict[str, Any]) -> SeriesState:
 
 
 # fields derived from others, never stored
-_DERIVED = ("processed_index",)
+_DERIVED = ("processed_index", "arrivals_index")
 
 
 def fields_of(instance: Any) -> dict[str, Any]:
@@ -175,8 +180,28 @@ def was_processed(state: ScenarioState, event_id: str) -> bool:
     return event_id in state.processed_index
 
 
+def arrived(state: ScenarioState, commit: str) -> bool:
+    """Whether ``commit`` is among the monitored commits ``state`` remembers."""
+    if len(state.arrivals_index) != len(state.arrivals):  # loaded, or changed outside
+        state.arrivals_index = set(state.arrivals)
+    return commit in state.arrivals_index
+
+
+def arrive(state: ScenarioState, commit: str) -> None:
+    """``commit`` the newest arrival (once, the last ``ARRIVALS`` kept), in place."""
+    again = arrived(state, commit)  # (the index made whole first)
+    arrivals, index = state.arrivals, state.arrivals_index
+    if again:  # seldom: a commit monitored again
+        arrivals.remove(commit)
+    index.add(commit)
+    arrivals.append(commit)
+    if len(arrivals) > ARRIVALS:
+        index.difference_update(arrivals[:-ARRIVALS])
+        del arrivals[:-ARRIVALS]
+
+
 def position(state: ScenarioState, commit: str) -> int:
-    return state.arrivals.index(commit) if commit in state.arrivals else -1
+    return state.arrivals.index(commit) if arrived(state, commit) else -1
 
 
 def since_change(state: ScenarioState, good: str, commit: str) -> str:

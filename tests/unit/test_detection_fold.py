@@ -890,6 +890,25 @@ def test_runs_of_commits_that_never_complete_leave_the_state_bounded() -> None:
     assert "whole" not in state.pending and "whole" in state.arrivals
 
 
+def test_the_commits_remembered_as_tested_are_the_last_256_once_each() -> None:
+    """A run of a commit among those remembered is a replay and changes
+    nothing; the oldest beyond 256 are forgotten, and one of them monitored
+    again is tested again and becomes the newest: on a state changed in
+    place as on one loaded from its JSON."""
+    from streams.detection.state import ARRIVALS
+
+    rng = np.random.default_rng(8)
+    state, _ = feed(ScenarioState(), [run(rng, f"c{i}", 0, total=1) for i in range(300)])
+    assert state.arrivals == [f"c{i}" for i in range(300 - ARRIVALS, 300)]
+    for loaded in (state, from_json(json.loads(json.dumps(to_json(state))))):
+        again, out = feed(loaded, [run(rng, "c100", 0, total=1)])  # remembered: a replay
+        assert out == [] and again.arrivals == state.arrivals
+        again, out = feed(again, [run(rng, "c0", 0, total=1)])  # forgotten: tested again
+        assert [o.commit for o in out if isinstance(o, ev.CommitTested)] == ["c0"]
+        assert again.arrivals == [f"c{i}" for i in range(301 - ARRIVALS, 300)] + ["c0"]
+        assert len(set(again.arrivals)) == ARRIVALS
+
+
 def test_each_tested_commit_says_what_it_was_tested_against() -> None:
     """The band the screen reports is the detector's own: over seeded
     commits, none whose runs' level lies inside its band is a candidate,
