@@ -202,7 +202,7 @@ def faust_ceiling_worker(settings: Settings, expected: int, out: Path) -> None:
     what Faust itself costs per event on this machine, the fold's real ceiling."""
     import faust
 
-    from streams.app import new_app
+    from streams.app import new_app, new_worker
 
     app = new_app(settings, "ttfb-bench-ceiling")
     topic = app.topic(settings.topic("measurements"), key_serializer="raw",
@@ -221,7 +221,7 @@ def faust_ceiling_worker(settings: Settings, expected: int, out: Path) -> None:
                 out.write_text(str(expected / (time.perf_counter() - seen["start"])))
                 os._exit(0)
 
-    worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    worker = new_worker(app, "WARNING")
     sys.argv = [sys.argv[0], "worker"]
     worker.execute_from_commandline()
 
@@ -231,14 +231,13 @@ def folds_worker(settings: Settings) -> None:
     engine stores the measurements: the decision folds (and the calibration
     agent) without the sink, whose share in the cluster is the folds' own
     outputs."""
-    import faust
 
-    from streams.app import lab_topics, new_app
+    from streams.app import lab_topics, new_app, new_worker
     from streams.decisions import register_decisions
 
     app = new_app(settings, settings.streams_app_id)
     register_decisions(app, settings, lab_topics(app, settings))
-    worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    worker = new_worker(app, "WARNING")
     sys.argv = [sys.argv[0], "worker"]
     worker.execute_from_commandline()
 
