@@ -27,7 +27,7 @@ from typing import Any
 import faust
 
 from streams.bisect import BisectBook, BisectPolicy
-from streams.checkpoint import pack_state, unpack_state
+from streams.checkpoint import state_bytes, unpack_state
 from streams.detection import (
     Policy,
     ScenarioState,
@@ -75,7 +75,7 @@ NOT_FOLDED = tuple(f'"type":"{name}"'.encode() for name in NOT_FOLDED_TYPES)
 def pack(detector: ScenarioState, book: BisectBook) -> bytes:
     """A scenario's state as the table stores it: compressed JSON (a third of
     the bytes on the changelog, and no second encoding by Faust)."""
-    return zlib.compress(pack_state(detector, book).encode(), 1)
+    return zlib.compress(state_bytes(detector, book), 1)
 
 
 def unpack(stored: bytes | dict[str, Any] | None) -> tuple[ScenarioState, BisectBook]:
