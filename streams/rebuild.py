@@ -204,12 +204,12 @@ def stored_payloads(store: Store, settings: Settings, records: bool = False,
 def _payload_pages(store: Store, settings: Settings, records: bool,
                    after: checkpoint.Position | None) -> Iterator[list[tuple[str, bytes]]]:
     """``stored_payloads`` a page at a time: about ``PAGE`` events, each page
-    one short query (the store is free for others between
-    pages). The pages' bounds are found first, in one pass over the log's
-    keys, so that each page reads its own stretch of the log alone (a page
-    asked only for "the next ``PAGE`` after the last" read and sorted the
-    whole rest of the log: a year's log read in time that grew with its
-    square); whatever was stored after that pass is read a page at a time."""
+    one short query (the store is free for others between pages). The pages'
+    bounds are found first, in one pass over the log's keys, so that each
+    page reads its own stretch of the log alone (a page asked only for "the
+    next ``PAGE`` after the last" read and sorted the whole rest of the log:
+    a year's log read in time that grew with its square); whatever was
+    stored after that pass is read a page at a time."""
     skip = [t for t in NOT_FOLDED_TYPES if not (records and t == "CommitTested")]
     which = {"t": folded_topics(settings), "skip": skip, "n": PAGE}
     of_log = (f" FROM {store.db}.events FINAL WHERE topic IN {{t:Array(String)}}"
