@@ -18,6 +18,7 @@ and tests every commit by today's rules.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -97,42 +98,52 @@ def replay(events: Iterable[ev.Event], policy: Policy,
         out.made_at.update(start.made_at)
     last: ev.Event | None = None
     token = RECORDED.set(records)
-    collecting = gc.isenabled()
-    # millions of small objects stay alive for the whole fold, and the
-    # collector's passes over them found nothing to free (a quarter of the
-    # time): the process's collector waits until the fold is done
-    gc.disable()
     try:
-        for event in events if records is None else read_ahead(events, records, AHEAD):
-            if capture_after is not None and event.occurred_at > capture_after:
-                out.captured, capture_after = _capture(out, last), None
-            last = event
-            scenario = str(getattr(event, "scenario", "") or "")
-            if not scenario or isinstance(event, (ev.ComponentMeasured, ev.CommitTested)):
-                continue
-            started = time.perf_counter()
-            if records is not None:
-                records.folding = event.event_id
-            detector, book = out.states.get(scenario) or (ScenarioState(), BisectBook())
-            detector, book, produced = fold_event(event, detector, book, policy, bisect_policy)
-            out.states[scenario] = (detector, book)
-            out.events += 1
-            out.produced += len(produced)
-            for item in produced:
-                if kept is None or kept(item):
-                    outputs[item.event_id] = item
-                    out.made_at.setdefault(item.event_id, event.occurred_at)
-            while keep is not None and len(outputs) > keep:
-                out.made_at.pop(outputs.popitem(last=False)[0], None)
-            out.seconds += time.perf_counter() - started
-        if capture_after is not None:
-            out.captured = _capture(out, last)
-        out.recorded = records.taken if records is not None else 0
+        # millions of small objects stay alive for the whole fold, and the
+        # collector's passes over them found nothing to free (a quarter of the
+        # time): the process's collector waits until the fold is done
+        with collector_paused():
+            for event in events if records is None else read_ahead(events, records, AHEAD):
+                if capture_after is not None and event.occurred_at > capture_after:
+                    out.captured, capture_after = _capture(out, last), None
+                last = event
+                scenario = str(getattr(event, "scenario", "") or "")
+                if not scenario or isinstance(event, (ev.ComponentMeasured, ev.CommitTested)):
+                    continue
+                started = time.perf_counter()
+                if records is not None:
+                    records.folding = event.event_id
+                detector, book = out.states.get(scenario) or (ScenarioState(), BisectBook())
+                detector, book, produced = fold_event(event, detector, book, policy, bisect_policy)
+                out.states[scenario] = (detector, book)
+                out.events += 1
+                out.produced += len(produced)
+                for item in produced:
+                    if kept is None or kept(item):
+                        outputs[item.event_id] = item
+                        out.made_at.setdefault(item.event_id, event.occurred_at)
+                while keep is not None and len(outputs) > keep:
+                    out.made_at.pop(outputs.popitem(last=False)[0], None)
+                out.seconds += time.perf_counter() - started
+            if capture_after is not None:
+                out.captured = _capture(out, last)
+            out.recorded = records.taken if records is not None else 0
     finally:
         RECORDED.reset(token)
+    return out
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The process's garbage collector paused within, running after only if
+    it ran before (a pause inside a pause keeps it paused)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
         if collecting:
             gc.enable()
-    return out
 
 
 def _capture(out: Rebuilt, last: ev.Event | None) -> tuple[checkpoint.Position, dict[str, str],
@@ -188,13 +199,8 @@ def _decoded(page: list[tuple[str, bytes]]) -> list[ev.Event]:
     """A page's events, decoded with the collector paused: a page makes
     hundreds of thousands of objects, none in a cycle, and each pass it set
     off went over the whole heap (a lab's states) for nothing."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         return [event for event in map(_readable, page) if event is not None]
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _readable(item: tuple[str, bytes]) -> ev.Event | None:
