@@ -7,10 +7,11 @@ All in one run, on the real parts (Tansu, one Faust worker, chDB):
 * streams: one worker (sink + detection fold) processing a burst of
   ``RunCompleted`` events for many scenarios: events per second until the
   fold has handled the last one (a marker regression at the end of the burst
-  becomes a ``CandidateDetected``) and until the sink has stored them all;
+  on each partition becomes a ``CandidateDetected``) and until the sink has
+  stored them all;
 * the folds alone: a worker with the decision folds and no sink (the
   cluster's, where ClickHouse's Kafka engine stores the measurements), the
-  same burst on topics of its own, to the marker's candidate;
+  same burst on topics of its own, to the last marker's candidate;
 * detection latency: with the worker idle, single events that complete a
   regressed commit, one at a time; from the send to the ``CandidateDetected``
   on the detections topic, p50 and p99;
@@ -77,18 +78,34 @@ def regressed(rng: np.random.Generator, scenario: str) -> list[tuple[bytes, byte
             for c in range(7) for r in range(3)]
 
 
+def markers(partitions: int) -> list[str]:
+    """One marker scenario on each partition (the producer's partitioner on
+    the key): the burst is folded once every partition's marker is, not
+    just the partition the worker happened to reach the end of first."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    every = list(range(partitions))
+    found: dict[int, str] = {}
+    i = 0
+    while len(found) < partitions:
+        found.setdefault(DefaultPartitioner()(f"marker{i}".encode(), every, every), f"marker{i}")
+        i += 1
+    return sorted(found.values())
+
+
 async def burst_folded(settings: Settings, rng: np.random.Generator, events: int,
                        scenarios: int, detections: Detections
                        ) -> tuple[int, float, float, float]:
-    """The burst, then the marker (``regressed``), sent: (events, the moment
+    """The burst, then the markers (``regressed``), sent: (events, the moment
     of the first send, seconds to send them, seconds from the first send to
-    the marker's candidate)."""
-    messages = burst(rng, events, scenarios) + regressed(rng, "marker")
+    the last marker's candidate)."""
+    names = markers(settings.partitions)
+    messages = burst(rng, events, scenarios) + [m for name in names for m in regressed(rng, name)]
     start = time.perf_counter()
     produce_s = await produce(settings, messages)
-    while "marker" not in detections.arrived:
+    while any(name not in detections.arrived for name in names):
         await asyncio.sleep(0.01)
-    return len(messages), start, produce_s, detections.arrived["marker"] - start
+    return len(messages), start, produce_s, max(detections.arrived[n] for n in names) - start
 
 
 async def produce(settings: Settings, messages: list[tuple[bytes, bytes]]) -> float:
@@ -165,7 +182,7 @@ async def measure(settings: Settings, events: int, scenarios: int, probes: int,
                                                          detections)
     while True:
         n = store.query("SELECT count() AS n FROM ttfb.runs WHERE scenario LIKE 'tp%'"
-                        " OR scenario = 'marker'")[0]["n"]
+                        " OR scenario LIKE 'marker%'")[0]["n"]
         if int(n) >= total:
             break
         await asyncio.sleep(0.2)
@@ -244,7 +261,7 @@ def folds_worker(settings: Settings) -> None:
 
 async def fold_rate(settings: Settings, events: int, scenarios: int,
                     worker: subprocess.Popen[bytes]) -> float:
-    """Events a second from the burst's first send to the marker's candidate."""
+    """Events a second from the burst's first send to the last marker's candidate."""
     rng = np.random.default_rng(3)
     detections = Detections(settings)
     stop = asyncio.Event()
