@@ -48,6 +48,9 @@ def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
     return app
 
 
+PRODUCER_BATCH_BYTES = 256 * 1024
+
+
 def lab_topics(app: faust.App, settings: Settings) -> dict[str, faust.TopicT]:
     """The lab's topics by name, as raw bytes (the agents decode them)."""
     return {name: app.topic(settings.topic(name), key_serializer="raw",
@@ -81,6 +84,10 @@ def new_app(settings: Settings, app_id: str) -> faust.App:
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
         producer_max_request_size=settings.max_event_bytes * 2,
+        # a batch of a partition's records; aiokafka's send waits for the broker
+        # once it is full, and a fold writes a scenario's state (kilobytes) to the
+        # changelog for each batch: with Kafka's 16 kB that was a wait every few
+        producer_max_batch_size=min(PRODUCER_BATCH_BYTES, settings.max_event_bytes * 2),
         table_standby_replicas=0,
         # Tansu holds a first join for the rebalance timeout; keep it short so a
         # worker is ready in seconds and a dead one is noticed quickly.
