@@ -84,9 +84,10 @@ def new_app(settings: Settings, app_id: str) -> faust.App:
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
         producer_max_request_size=settings.max_event_bytes * 2,
-        # a batch of a partition's records; aiokafka's send waits for the broker
-        # once it is full, and a fold writes a scenario's state (kilobytes) to the
-        # changelog for each batch: with Kafka's 16 kB that was a wait every few
+        # the bytes of a partition's batch of records: aiokafka's send waits for
+        # the broker once it is full, and the folds write each changed scenario's
+        # state (kilobytes) to the changelog every batch; at Kafka's 16 kB that
+        # was a wait every two or three states
         producer_max_batch_size=min(PRODUCER_BATCH_BYTES, settings.max_event_bytes * 2),
         table_standby_replicas=0,
         # Tansu holds a first join for the rebalance timeout; keep it short so a
