@@ -105,7 +105,6 @@ def encode(event: Event) -> bytes:
     return json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
 
 
-
 def _reject_constant(name: str) -> float:
     raise ValueError(f"non-finite number {name} is not allowed")
 
