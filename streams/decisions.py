@@ -167,8 +167,9 @@ def emitter(topics: dict[str, Any], settings: Settings) -> Emit:
         event = event.model_copy(update={"producer": f"{event.producer}@{worker}"})
         if isinstance(event, ev.Signed):
             event = sign(event, key)
-        metrics.EVENTS_OUT.labels(topic_for(event)).inc()
-        return await send_now(topics[topic_for(event)], event.key.encode(), ev.encode(event))
+        topic = topic_for(event)
+        metrics.EVENTS_OUT.labels(topic).inc()
+        return await send_now(topics[topic], event.key.encode(), ev.encode(event))
 
     return emit
 
