@@ -4,14 +4,13 @@ All in one run, on the real parts (Tansu, one Faust worker, chDB):
 
 * ceilings: a plain aiokafka consumer reading the measurements topic, and a
   Faust worker whose only agent counts them (Faust's own cost per event);
-* streams: one worker (sink + detection fold) processing a burst of
-  ``RunCompleted`` events for many scenarios: events per second until the
-  fold has handled the last one (a marker regression at the end of the burst
-  on each partition becomes a ``CandidateDetected``) and until the sink has
-  stored them all;
-* the folds alone: a worker with the decision folds and no sink (the
-  cluster's, where ClickHouse's Kafka engine stores the measurements), the
-  same burst on topics of its own, to the last marker's candidate;
+* streams as a lab runs them (``ttfb up`` and the compose file): the
+  decision worker and the sink's own process, a burst of ``RunCompleted``
+  events for many scenarios: events per second until the fold has handled
+  the last one (a marker regression at the end of the burst on each
+  partition becomes a ``CandidateDetected``) and until the sink has stored
+  them all; then the same with one worker holding the sink too
+  (``sink_apart`` off), on topics of its own (``--lab-only``: not);
 * detection latency: with the worker idle, single events that complete a
   regressed commit, one at a time; from the send to the ``CandidateDetected``
   on the detections topic, p50 and p99;
@@ -166,7 +165,7 @@ class Detections:
 
 
 async def measure(settings: Settings, events: int, scenarios: int, probes: int,
-                  worker: subprocess.Popen[bytes]) -> dict[str, Any]:
+                  workers: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
     rng = np.random.default_rng(1)
     store = open_store(settings)
     detections = Detections(settings)
@@ -175,8 +174,9 @@ async def measure(settings: Settings, events: int, scenarios: int, probes: int,
     # warm: the worker joins, recovers and stores a first commit
     await produce(settings, [(b"warm", run_event(rng, "warm", "c0", r)) for r in range(3)])
     while not store.query("SELECT count() AS n FROM ttfb.runs WHERE scenario = 'warm'")[0]["n"]:
-        if worker.poll() is not None:
-            raise RuntimeError(f"the streams worker exited with {worker.returncode}")
+        for worker in workers:
+            if worker.poll() is not None:
+                raise RuntimeError(f"{worker.args} exited with {worker.returncode}")
         await asyncio.sleep(0.5)
     total, start, produce_s, fold_s = await burst_folded(settings, rng, events, scenarios,
                                                          detections)
@@ -243,54 +243,6 @@ def faust_ceiling_worker(settings: Settings, expected: int, out: Path) -> None:
     worker.execute_from_commandline()
 
 
-def folds_worker(settings: Settings) -> None:
-    """The lab's worker as the cluster runs it where ClickHouse's Kafka
-    engine stores the measurements: the decision folds (and the calibration
-    agent) without the sink, whose share in the cluster is the folds' own
-    outputs."""
-
-    from streams.app import lab_topics, new_app, new_worker
-    from streams.decisions import register_decisions
-
-    app = new_app(settings, settings.streams_app_id)
-    register_decisions(app, settings, lab_topics(app, settings))
-    worker = new_worker(app, "WARNING")
-    sys.argv = [sys.argv[0], "worker"]
-    worker.execute_from_commandline()
-
-
-async def fold_rate(settings: Settings, events: int, scenarios: int,
-                    worker: subprocess.Popen[bytes]) -> float:
-    """Events a second from the burst's first send to the last marker's candidate."""
-    rng = np.random.default_rng(3)
-    detections = Detections(settings)
-    stop = asyncio.Event()
-    follower = asyncio.create_task(detections.run(stop))
-    await produce(settings, regressed(rng, "warm"))  # the worker joins, raises a first candidate
-    while "warm" not in detections.arrived:
-        if worker.poll() is not None:
-            raise RuntimeError(f"the folds worker exited with {worker.returncode}")
-        await asyncio.sleep(0.2)
-    total, _, _, fold_s = await burst_folded(settings, rng, events, scenarios, detections)
-    stop.set()
-    await follower
-    return total / fold_s
-
-
-def folds_alone(settings: Settings, events: int, scenarios: int, tmp: Path) -> float:
-    """``fold_rate`` of a folds-only worker, on topics of their own."""
-    settings = settings.model_copy(update={"topic_prefix": "folds"})
-    asyncio.run(ensure_topics(settings))
-    with open(tmp / "folds.log", "wb") as log:
-        worker = subprocess.Popen([sys.executable, __file__, "--folds-worker"],
-                                  env={**os.environ, **settings.to_env()},
-                                  stdout=log, stderr=subprocess.STDOUT)
-        try:
-            return asyncio.run(fold_rate(settings, events, scenarios, worker))
-        finally:
-            stop(worker, tmp / "folds.log")
-
-
 def stop(worker: subprocess.Popen[bytes], log: Path) -> None:
     """SIGTERM, then SIGKILL after 30 s, saying so with the end of its log."""
     worker.terminate()
@@ -301,6 +253,33 @@ def stop(worker: subprocess.Popen[bytes], log: Path) -> None:
         print(log.read_text()[-3000:], file=sys.stderr)
         worker.kill()
         worker.wait()
+
+
+def lab_streams(settings: Settings, args: argparse.Namespace, tmp: Path,
+                apart: bool) -> dict[str, Any]:
+    """``measure`` of the streams as an embedded lab runs them (``apart``: the
+    worker and the sink's own process), or of one worker holding the sink
+    too; on topics and a store of their own."""
+    name = "apart" if apart else "inside"
+    settings = settings.model_copy(update={"topic_prefix": name, "data_dir": tmp / name,
+                                           "sink_apart": apart})
+    asyncio.run(ensure_topics(settings))
+    open_store(settings)  # made before either process opens it
+    env = {**os.environ, **settings.to_env()}
+    commands = {"worker": [sys.executable, "-m", "streams.app"]}
+    if apart:
+        commands["sink"] = [sys.executable, "-m", "streams.sink_service"]
+    procs = {}
+    try:
+        for role, command in commands.items():
+            with open(tmp / f"{name}-{role}.log", "wb") as log:
+                procs[role] = subprocess.Popen(command, env=env, stdout=log,
+                                               stderr=subprocess.STDOUT)
+        return asyncio.run(measure(settings, args.events, args.scenarios, args.probes,
+                                   list(procs.values())))
+    finally:
+        for role, proc in procs.items():
+            stop(proc, tmp / f"{name}-{role}.log")
 
 
 def faust_ceiling(settings: Settings, expected: int, tmp: Path) -> float:
@@ -335,37 +314,29 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=40)
     parser.add_argument("--series", type=int, default=100_000)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--lab-only", action="store_true",
+                        help="leave out the worker holding the sink too")
     parser.add_argument("--ceiling-worker", nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument("--folds-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ceiling_worker:
         faust_ceiling_worker(Settings(), int(args.ceiling_worker[0]), Path(args.ceiling_worker[1]))
-        return
-    if args.folds_worker:
-        folds_worker(Settings())
         return
     broker = EmbeddedBroker().start()
     with tempfile.TemporaryDirectory() as tmp:
         # the bench's own loopback broker: an embedded lab's, where the development key may sign
         settings = Settings(data_dir=Path(tmp), kafka_bootstrap=broker.bootstrap,
-                            embedded_lab=True, streams_metrics_port=0,
+                            embedded_lab=True, streams_metrics_port=0, sink_metrics_port=0,
                             _env_file=None)  # type: ignore[call-arg]
-        asyncio.run(ensure_topics(settings))
-        log = open(Path(tmp) / "worker.log", "wb")  # noqa: SIM115
-        worker = subprocess.Popen([sys.executable, "-m", "streams.app"],
-                                  env={**os.environ, **settings.to_env()},
-                                  stdout=log, stderr=subprocess.STDOUT)
         try:
-            result = asyncio.run(measure(settings, args.events, args.scenarios, args.probes,
-                                         worker))
-        finally:
-            stop(worker, Path(tmp) / "worker.log")
-            log.close()
-        try:
-            result["folds_only_events_per_s"] = round(
-                folds_alone(settings, args.events, args.scenarios, Path(tmp)))
-            result["faust_trivial_agent_events_per_s"] = round(
-                faust_ceiling(settings, result["events"], Path(tmp)))
+            result = lab_streams(settings, args, Path(tmp), apart=True)
+            if not args.lab_only:
+                inside = lab_streams(settings, args, Path(tmp), apart=False)
+                result |= {f"sink_in_worker_{key}": inside[key] for key in
+                           ("fold_events_per_s", "sink_events_per_s",
+                            "detection_latency_ms_p50", "detection_latency_ms_p99")}
+            result["faust_trivial_agent_events_per_s"] = round(faust_ceiling(  # the same burst
+                settings.model_copy(update={"topic_prefix": "apart"}), result["events"],
+                Path(tmp)))
         finally:
             broker.stop()
     result |= memory_per_series(args.series)

@@ -78,6 +78,8 @@ class Lab:
             if rebuild and settings.embedded_bus else settings
         if self.settings.embedded_bus:  # its children talk to its own loopback broker
             self.settings = self.settings.model_copy(update={"embedded_lab": True})
+        # the store's writes in a process of their own, beside the decision worker
+        self.settings = self.settings.model_copy(update={"sink_apart": True})
         self.headless = headless
         self.home = home  # also told where this lab's bus and store are
         self.broker: EmbeddedBroker | None = None
@@ -104,6 +106,7 @@ class Lab:
         asyncio.run(ensure_topics(self.settings))
         record_bus(self.settings, self.home)
         open_store(self.settings)  # migrate once, before the sink and dashboard start
+        self.spawn("sink", [sys.executable, "-m", "streams.sink_service"])
         self.spawn("streams", [sys.executable, "-m", "streams.app"])
         self.spawn("agent", [sys.executable, "-m", "agents.service"])
         if not self.headless:

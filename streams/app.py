@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections import Counter
 from typing import Any
 
 import faust
 
 from streams import transport
-from streams.sink import StoreWriter, decode_batch, leave_to_clickhouse
+from streams.sink import DeadLetter, StoreWriter, store_batch
+from ttfb import events as ev
 from ttfb import metrics
+from ttfb.bus import wait_for_bus
 from ttfb.events import encode
 from ttfb.process import exit_with_lab
 from ttfb.settings import TOPICS, Settings
@@ -36,7 +37,8 @@ def build_app(settings: Settings, app_id: str | None = None) -> faust.App:
     app = new_app(settings, app_id or settings.streams_app_id)
     topics = lab_topics(app, settings)
     app.ttfb_topics = topics  # type: ignore[attr-defined]
-    register_sink(app, settings, topics)
+    if not settings.sink_apart:  # else the sink's own process stores them
+        register_sink(app, settings, topics)
     from streams.decisions import register_decisions
 
     register_decisions(app, settings, topics)
@@ -101,19 +103,23 @@ def new_app(settings: Settings, app_id: str) -> faust.App:
     return app
 
 
+def dead_letterer(topics: dict[str, faust.TopicT]) -> DeadLetter:
+    """Sends a dead letter to the lab's dead-letter topic."""
+    async def dead_letter(letter: ev.DeadLettered) -> None:
+        await topics["deadletter"].send(key=letter.key.encode(), value=encode(letter))
+
+    return dead_letter
+
+
 def register_notifications(app: faust.App, settings: Settings,
                            topics: dict[str, faust.TopicT]) -> None:
     """Send each alert and each triage to the configured channels, off the
     stream's path; what keeps failing goes to the dead-letter topic."""
     from streams.decisions import decoded
     from streams.notify import NOTICE_MARKERS, NOTICE_TYPES, Notifier, channels
-    from ttfb import events as ev
 
-    async def dead_letter(letter: ev.DeadLettered) -> None:
-        await topics["deadletter"].send(key=letter.key.encode(), value=encode(letter))
-
-    notifier = Notifier(channels(settings), dead_letter, attempts=settings.notify_attempts,
-                        base_delay=settings.notify_backoff_s)
+    notifier = Notifier(channels(settings), dead_letterer(topics),
+                        attempts=settings.notify_attempts, base_delay=settings.notify_backoff_s)
     app.ttfb_notifier = notifier  # type: ignore[attr-defined]
     # alerts come on the alerts topic, triage on the detections topic
     source = app.topic(settings.topic("alerts"), settings.topic("detections"),
@@ -196,49 +202,18 @@ def register_sink(app: faust.App, settings: Settings, topics: dict[str, faust.To
     """Every topic lands in the store; acks only after the rows are durable."""
     every = app.topic(*settings.all_topics(), key_serializer="raw", value_serializer="raw")
     writer = StoreWriter(lambda: open_store(settings, hold_s=settings.sink_hold_s))
-    producer = f"{settings.topic_prefix}-sink"
     app.ttfb_writer = writer  # type: ignore[attr-defined]
+    dead_letter = dead_letterer(topics)
 
     @app.agent(every, name="ttfb-sink")
     async def sink(stream: faust.StreamT) -> None:
         take = stream.noack_take  # type: ignore[attr-defined]  # faust-streaming >= 0.11
         async for batch in take(settings.sink_batch_size, within=settings.sink_batch_seconds):
             messages = [(e.message.topic, e.message.value or b"") for e in batch]
-            for topic, count in Counter(topic for topic, _ in messages).items():
-                metrics.EVENTS_IN.labels(topic).inc(count)
-            decoded = decode_batch(messages, producer, settings.topic("deadletter"),
-                                   settings.max_event_bytes)
-            stored = leave_to_clickhouse(decoded, settings.topic("measurements")) \
-                if settings.clickhouse_kafka_ingest else decoded
-            await writer.write(stored, stop=lambda: app.should_stop)
-            for letter in decoded.dead:
-                metrics.DEAD_LETTERS.labels("sink").inc()
-                log.warning("dead letter from %s: %s", letter.source_topic, letter.reason)
-                await topics["deadletter"].send(key=letter.key.encode(), value=encode(letter))
+            await store_batch(messages, settings, writer, dead_letter,
+                              stop=lambda: app.should_stop)
             for event in batch:
                 await stream.ack(event)
-
-
-def wait_for_bus(settings: Settings, timeout: float = 600.0) -> None:
-    """Block until a bootstrap server accepts connections: start before the broker is fine."""
-    import socket
-    import time
-
-    deadline = time.monotonic() + timeout
-    delay = 0.2
-    while True:
-        for server in settings.kafka_bootstrap.split(","):
-            host, _, port = server.strip().rpartition(":")
-            try:
-                with socket.create_connection((host or "127.0.0.1", int(port)), timeout=2):
-                    return
-            except OSError:
-                continue
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no Kafka broker at {settings.kafka_bootstrap}")
-        log.info("waiting for the bus at %s", settings.kafka_bootstrap)
-        time.sleep(delay)
-        delay = min(delay * 2, 5.0)
 
 
 def new_worker(app: faust.App, loglevel: str) -> faust.Worker:
@@ -259,18 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     if refusal:
         print(f"streams: {refusal}", file=sys.stderr)
         return 2
-    if settings.clickhouse_kafka_ingest:
-        try:
-            store = open_store(settings, migrate=False)
-            try:
-                missing = ingest.missing(store, settings)
-            finally:
-                store.close()
-        except Exception as exc:  # the server down or refusing: a sentence, not a traceback
-            missing = f"could not look for ClickHouse's ingest views: {exc}"
-        if missing:
-            print(f"streams: {missing}", file=sys.stderr)
-            return 2
+    missing = "" if settings.sink_apart else ingest.views_missing(settings)
+    if missing:
+        print(f"streams: {missing}", file=sys.stderr)
+        return 2
     exit_with_lab()
     wait_for_bus(settings)
     app = build_app(settings)

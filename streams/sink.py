@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ttfb import events as ev
+from ttfb import metrics
+from ttfb.settings import Settings
 from ttfb.store import Store
 from ttfb.store.ingest import left_to_the_sink
 
@@ -101,3 +104,24 @@ class StoreWriter:
                 log.warning("store write failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_delay)
+
+
+DeadLetter = Callable[[ev.DeadLettered], Awaitable[None]]
+
+
+async def store_batch(messages: Sequence[tuple[str, bytes]], settings: Settings,
+                      writer: StoreWriter, dead_letter: DeadLetter,
+                      stop: Callable[[], bool]) -> None:
+    """A batch of (topic, bytes) into the store, durably, then its dead
+    letters onto the bus: the caller acks the batch after this returns."""
+    for topic, count in Counter(topic for topic, _ in messages).items():
+        metrics.EVENTS_IN.labels(topic).inc(count)
+    decoded = decode_batch(messages, f"{settings.topic_prefix}-sink",
+                           settings.topic("deadletter"), settings.max_event_bytes)
+    stored = leave_to_clickhouse(decoded, settings.topic("measurements")) \
+        if settings.clickhouse_kafka_ingest else decoded
+    await writer.write(stored, stop=stop)
+    for letter in decoded.dead:
+        metrics.DEAD_LETTERS.labels("sink").inc()
+        log.warning("dead letter from %s: %s", letter.source_topic, letter.reason)
+        await dead_letter(letter)

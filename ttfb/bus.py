@@ -168,6 +168,25 @@ def bus(settings: Settings, log_path: Path | None = None) -> Iterator[Settings]:
         yield ready
 
 
+def wait_for_bus(settings: Settings, timeout: float = 600.0) -> None:
+    """Block until a bootstrap server accepts connections: start before the broker is fine."""
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        for server in settings.kafka_bootstrap.split(","):
+            host, _, port = server.strip().rpartition(":")
+            try:
+                with socket.create_connection((host or "127.0.0.1", int(port)), timeout=2):
+                    return
+            except OSError:
+                continue
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no Kafka broker at {settings.kafka_bootstrap}")
+        log.info("waiting for the bus at %s", settings.kafka_bootstrap)
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
 def stop_on_signals() -> asyncio.Event:
     """An event set by SIGINT or SIGTERM (call inside the running loop)."""
     import signal
@@ -181,8 +200,8 @@ def stop_on_signals() -> asyncio.Event:
 
 
 async def consumer_lag(settings: Settings, timeout_s: float = 5.0) -> list[dict[str, Any]]:
-    """The lab's consumer groups (the streams workers', each hardware class's
-    agents', ClickHouse's where it reads the measurements topic) and, per
+    """The lab's consumer groups (the streams workers', the sink's, each
+    hardware class's agents', ClickHouse's where it reads the measurements topic) and, per
     topic they read, the messages on it they have not
     committed yet: the broker's end offsets less the group's committed ones,
     summed over partitions. What the broker says, so it holds for any number
@@ -203,7 +222,8 @@ async def consumer_lag(settings: Settings, timeout_s: float = 5.0) -> list[dict[
     await admin.start()
     try:  # one admin client asks for every group's offsets: no consumer per group
         ours = sorted(g for g, _ in await admin.list_consumer_groups()
-                      if g in (settings.streams_app_id, settings.clickhouse_group)
+                      if g in (settings.streams_app_id, settings.sink_group,
+                               settings.clickhouse_group)
                       or g.startswith(settings.agents_group("")))
         offsets = {group: await admin.list_consumer_group_offsets(group, partitions=partitions)
                    for group in ours} if partitions else {}

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
                                   description="allowlisted repo name -> path/URL")
     log_level: str = "WARNING"
     group_session_timeout_s: float = Field(6.0, gt=0)
+    sink_apart: bool = Field(
+        False, description="streams: the worker leaves the store's writes to a sink process "
+        "of its own (python -m streams.sink_service), on a core of its own; set by an "
+        "embedded lab and the compose file")
     sink_batch_size: int = Field(2000, ge=1)
     sink_batch_seconds: float = Field(0.5, gt=0)
     decide_batch_size: int = Field(2000, ge=1)  # events folded per changelog write
@@ -144,6 +148,8 @@ class Settings(BaseSettings):
                                       "/metrics and /health; 0: off")
     agent_metrics_port: int = Field(9465, ge=0, le=65535, description="an agent's /metrics and "
                                     "/health; 0: off")
+    sink_metrics_port: int = Field(9466, ge=0, le=65535, description="the sink's /metrics and "
+                                   "/health, with sink_apart; 0: off")
     api_host: str = "127.0.0.1"
     api_port: int = Field(8502, ge=1, le=65535, description="the JSON API's port")
     api_token: SecretStr = Field(
@@ -229,6 +235,11 @@ class Settings(BaseSettings):
     def agents_group(self, hardware_class: str) -> str:
         """The consumer group of a hardware class's agents on the commands topic."""
         return f"{self.topic_prefix}-agents-{hardware_class}"
+
+    @property
+    def sink_group(self) -> str:
+        """The sink process's consumer group on every topic (``sink_apart``)."""
+        return f"{self.topic_prefix}-sink"
 
     @property
     def clickhouse_group(self) -> str:

@@ -33,15 +33,16 @@ def value(text: str, name: str, **labels: str) -> float:
 
 
 def test_metrics_of_a_running_lab_move_with_its_traffic(tmp_path: Path) -> None:
-    streams_port, agent_port = free_port(), free_port()
+    streams_port, agent_port, sink_port = free_port(), free_port(), free_port()
     settings = clean_settings(tmp_path / "data", streams_metrics_port=streams_port,
-                              agent_metrics_port=agent_port)
+                              agent_metrics_port=agent_port, sink_metrics_port=sink_port)
     with Lab(settings, headless=True) as lab:
-        for port in (streams_port, agent_port):
+        for port in (streams_port, agent_port, sink_port):
             wait_until(lambda port=port: _up(port), timeout=60)
         assert scrape(streams_port, "/health") == "ok\n"
+        assert scrape(sink_port, "/health") == "ok\n"
         commands = lab.settings.topic("commands")
-        before = scrape(streams_port), scrape(agent_port)
+        before = scrape(sink_port), scrape(agent_port)
 
         async def send() -> None:
             emitter = await Emitter(lab.settings, "test-metrics").start()
@@ -54,17 +55,18 @@ def test_metrics_of_a_running_lab_move_with_its_traffic(tmp_path: Path) -> None:
         asyncio.run(send())
 
         def moved() -> bool:
-            streams, agent = scrape(streams_port), scrape(agent_port)
-            return value(streams, "ttfb_events_in_total", topic=commands) >= \
+            sink, agent = scrape(sink_port), scrape(agent_port)
+            return value(sink, "ttfb_events_in_total", topic=commands) >= \
                 value(before[0], "ttfb_events_in_total", topic=commands) + 3 and \
                 value(agent, "ttfb_refused_commands_total", kind="unsigned command") >= \
                 value(before[1], "ttfb_refused_commands_total", kind="unsigned command") + 3
 
-        wait_until(moved, timeout=60, describe=lambda: (scrape(streams_port)[-1500:],
+        wait_until(moved, timeout=60, describe=lambda: (scrape(sink_port)[-1500:],
                                                         scrape(agent_port)[-1500:]))
         lag = re.compile(r'^ttfb_consumer_lag\{partition="\d+",topic="[^"]+"\} \d', re.MULTILINE)
-        wait_until(lambda: lag.search(scrape(streams_port)), timeout=30,
-                   describe=lambda: (lab.logs / "streams.log").read_text()[-3000:])
+        for port, name in ((streams_port, "streams"), (sink_port, "sink")):
+            wait_until(lambda port=port: lag.search(scrape(port)), timeout=30,
+                       describe=lambda name=name: (lab.logs / f"{name}.log").read_text()[-3000:])
         assert "ttfb_fold_batch_seconds_count" in scrape(streams_port)
         assert "ttfb_runs_running 0.0" in scrape(agent_port)
 

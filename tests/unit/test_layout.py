@@ -91,7 +91,7 @@ def test_the_public_api_is_pinned() -> None:
 
 def test_the_compose_file_parses_and_its_services_report_health() -> None:
     """Every long-running service but the watcher (a loop with no port) has a
-    healthcheck, and the streams and agent ones ask the ports they serve."""
+    healthcheck, and the streams, sink and agent ones ask the ports they serve."""
     import yaml
 
     from ttfb.settings import Settings
@@ -102,4 +102,5 @@ def test_the_compose_file_parses_and_its_services_report_health() -> None:
     defaults = Settings(_env_file=None)
     assert f":{defaults.streams_metrics_port}/health" in str(services["streams"]["healthcheck"])
     assert f":{defaults.agent_metrics_port}/health" in str(services["agent"]["healthcheck"])
+    assert f":{defaults.sink_metrics_port}/health" in str(services["sink"]["healthcheck"])
     assert f":{defaults.api_port}/api/v1/health" in str(services["api"]["healthcheck"])

@@ -278,6 +278,23 @@ def missing(store: Store, settings: Settings) -> str:
             "would be stored by nobody")
 
 
+def views_missing(settings: Settings) -> str:
+    """``missing`` of the configured store, or why it could not be asked: a
+    sentence for a process about to leave runs to ClickHouse, not a traceback."""
+    if not settings.clickhouse_kafka_ingest:
+        return ""
+    from ttfb.store import open_store
+
+    try:
+        store = open_store(settings, migrate=False)
+        try:
+            return missing(store, settings)
+        finally:
+            store.close()
+    except Exception as exc:  # the server down or refusing
+        return f"could not look for ClickHouse's ingest views: {exc}"
+
+
 def left_to_the_sink(topic: str, event: ev.Event, raw: bytes | None,
                      measurements_topic: str) -> bool:
     """Whether the sink writes this event itself while ClickHouse ingests:
