@@ -229,6 +229,22 @@ class Folds:
             raise
 
 
+# what the stream hands over at once: with nothing more waiting on the
+# partitions it is folded at once; behind a backlog, windows are gathered into
+# one batch (up to ``decide_batch_size`` events or ``decide_batch_seconds``),
+# so each scenario's state is written once for more of its events
+WINDOW_S = 0.02
+
+
+def behind(consumer: Any, topics: set[str]) -> bool:
+    """Whether a partition of ``topics`` holds messages the worker has not
+    read (not the changelog's, which the worker writes and reads only to
+    recover)."""
+    from streams.app import partition_lag
+
+    return any(lag for (topic, _), lag in partition_lag(consumer).items() if topic in topics)
+
+
 def register_decisions(app: faust.App, settings: Settings,
                        topics: dict[str, Any]) -> None:
     """The decision agent (detection and bisect folds over measurements,
@@ -251,11 +267,22 @@ def register_decisions(app: faust.App, settings: Settings,
         that replays it from the last durable state, and the outputs it emits
         again carry the same ids."""
         take = stream.noack_take  # type: ignore[attr-defined]  # faust-streaming >= 0.11
-        async for batch in take(settings.decide_batch_size, within=settings.decide_batch_seconds):
+        window = min(WINDOW_S, settings.decide_batch_seconds)
+        read = set(source.topics)
+        loop = asyncio.get_running_loop()
+        batch: list[Any] = []
+        began = 0.0
+        async for chunk in take(settings.decide_batch_size, within=window):
+            began = began if batch else loop.time()
+            batch += chunk
+            if len(batch) < settings.decide_batch_size and behind(app.consumer, read) and \
+                    loop.time() - began < settings.decide_batch_seconds:
+                continue  # a backlog: more of it in this batch, one state write a scenario
             await folds.ready.wait()
             await folds.batch([item.message for item in batch])
             for item in batch:
                 await stream.ack(item)
+            batch = []
 
     register_calibration(app, settings, topics, emit, policy)
     register_rebuild(app, settings, folds)
