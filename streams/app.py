@@ -16,6 +16,7 @@ import faust
 
 from streams import transport
 from streams.sink import DeadLetter, StoreWriter, store_batch
+from streams.transport import partition_lag
 from ttfb import events as ev
 from ttfb import metrics
 from ttfb.bus import wait_for_bus
@@ -181,21 +182,6 @@ def register_metrics(app: faust.App, settings: Settings) -> None:
                 metrics.CONSUMER_LAG.labels(topic, str(partition)).set(behind)
         except Exception:  # a faust timer that raises crashes the app: a gauge is not worth that
             log.warning("consumer lag not measured this time", exc_info=True)
-
-
-def partition_lag(consumer: Any) -> dict[tuple[str, int], int]:
-    """Messages not yet read on each assigned partition. A partition just
-    assigned has no highwater until its first fetch: it is left out until then."""
-    lag: dict[tuple[str, int], int] = {}
-    for tp in consumer.assignment():
-        highwater = consumer.highwater(tp)
-        if highwater is None:
-            continue
-        read = consumer._read_offset.get(tp)  # faust keeps no public read position
-        committed = consumer._committed_offset.get(tp) or 0
-        position = read + 1 if read is not None else committed
-        lag[(tp.topic, tp.partition)] = max(0, highwater - position)
-    return lag
 
 
 def register_sink(app: faust.App, settings: Settings, topics: dict[str, faust.TopicT]) -> None:

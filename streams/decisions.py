@@ -34,6 +34,7 @@ from streams.detection import (
     calibration_answer,
 )
 from streams.fold import NOT_FOLDED_TYPES, fold_event, pin_ids
+from streams.transport import partition_lag
 from ttfb import events as ev
 from ttfb import metrics
 from ttfb.process import die_with_parent
@@ -240,8 +241,6 @@ def behind(consumer: Any, topics: set[str]) -> bool:
     """Whether a partition of ``topics`` holds messages the worker has not
     read (not the changelog's, which the worker writes and reads only to
     recover)."""
-    from streams.app import partition_lag
-
     return any(lag for (topic, _), lag in partition_lag(consumer).items() if topic in topics)
 
 

@@ -102,3 +102,18 @@ class Transport(faust_aiokafka.Transport):
 
 
 TRANSPORTS.aliases[SCHEME] = f"{__name__}:Transport"
+
+
+def partition_lag(consumer: Any) -> dict[tuple[str, int], int]:
+    """Messages not yet read on each assigned partition. A partition just
+    assigned has no highwater until its first fetch: it is left out until then."""
+    lag: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        read = consumer._read_offset.get(tp)  # faust keeps no public read position
+        committed = consumer._committed_offset.get(tp) or 0
+        position = read + 1 if read is not None else committed
+        lag[(tp.topic, tp.partition)] = max(0, highwater - position)
+    return lag

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faust.types import TP
 
-from streams.app import partition_lag
+from streams.transport import partition_lag
 
 
 class Consumer:
