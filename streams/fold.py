@@ -39,9 +39,12 @@ def fold_event(event: ev.Event, detector: ScenarioState, book: BisectBook, polic
     derived from the event's (the live stream and a rebuild use this alone)."""
     detector, out = decide(detector, event, policy, inplace=True)
     book, more = decide_bisect(book, event, bisect_policy)
-    out += more
-    out += [attributed_alert(e, policy.dashboard_url) for e in more
-            if isinstance(e, ev.BisectCompleted) and (e.culprit or not e.reproduced)]
+    if more:
+        out += more
+        out += [attributed_alert(e, policy.dashboard_url) for e in more
+                if isinstance(e, ev.BisectCompleted) and (e.culprit or not e.reproduced)]
+    if not out:  # most events: nothing to say
+        return detector, book, out
     out.sort(key=_added_rank)  # stable: each rank keeps its order
     return detector, book, pin_ids(out, event)
 

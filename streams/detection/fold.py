@@ -18,6 +18,8 @@ def decide(state: ScenarioState, event: ev.Event, policy: Policy,
     ``inplace`` changes ``state`` itself instead of a copy: for a caller that
     owns it (the worker's cache) and throws it away if this raises.
     """
+    if isinstance(event, (ev.RunCompleted, ev.RunFailed)):  # nearly every event
+        return _measured(state, event, policy, inplace)
     if isinstance(event, ev.ThresholdCalibrated):
         if event.accepted < state.calibrated_on:
             return state, []  # an answer overtaken by a later one
@@ -32,8 +34,11 @@ def decide(state: ScenarioState, event: ev.Event, policy: Policy,
         if isinstance(event, ev.ThresholdsSet):
             return set_thresholds(state, event), []
         return triaged(state, event), []
-    if not isinstance(event, (ev.RunCompleted, ev.RunFailed)):
-        return state, []
+    return state, []
+
+
+def _measured(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed, policy: Policy,
+              inplace: bool) -> tuple[ScenarioState, list[ev.Event]]:
     if was_processed(state, event.event_id):
         return state, []  # a duplicate or a replay: no effect beyond the first
     if event.purpose in MONITOR_PURPOSES and event.commit not in state.pending and \

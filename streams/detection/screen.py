@@ -54,9 +54,18 @@ def monitor_result(state: ScenarioState, event: ev.RunCompleted | ev.RunFailed,
     if isinstance(event, ev.RunCompleted):
         entry["author"], entry["subject"] = event.author, event.subject
         values = entry["values"]
-        for name, ms in event.components.items():
-            values.setdefault(name, []).append(ms)
-        values.setdefault(TOTAL, []).append(event.ttfb_ms)
+        if values:  # a later run: its commit's series are there (no list made to be dropped)
+            for name, ms in event.components.items():
+                if name in values:
+                    values[name].append(ms)
+                else:
+                    values[name] = [ms]
+        else:
+            values.update((name, [ms]) for name, ms in event.components.items())
+        if TOTAL in values:
+            values[TOTAL].append(event.ttfb_ms)
+        else:
+            values[TOTAL] = [event.ttfb_ms]
     else:
         entry["failure"] = ev.failure_summary(event.reason, event.stderr_tail)
     if len(entry["done"]) < entry["total"]:
