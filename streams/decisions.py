@@ -230,11 +230,7 @@ class Folds:
             raise
 
 
-# what the stream hands over at once: with nothing more waiting on the
-# partitions it is folded at once; behind a backlog, windows are gathered into
-# one batch (up to ``decide_batch_size`` events or ``decide_batch_seconds``),
-# so each scenario's state is written once for more of its events
-WINDOW_S = 0.02
+WINDOW_S = 0.02  # what the stream hands over at once (to ``Gathering``)
 
 
 def behind(consumer: Any, topics: set[str]) -> bool:
@@ -242,6 +238,43 @@ def behind(consumer: Any, topics: set[str]) -> bool:
     read (not the changelog's, which the worker writes and reads only to
     recover)."""
     return any(lag for (topic, _), lag in partition_lag(consumer).items() if topic in topics)
+
+
+class Gathering:
+    """Events taken from the stream and not folded yet: folded at once where
+    the folds' partitions hold nothing more, gathered into one batch behind a
+    backlog (``size`` events or ``seconds`` at most). A batch's events are
+    acked once its effects are durable: a crash before that replays it from
+    the last durable state, and the outputs it emits again carry the same ids."""
+
+    def __init__(self, folds: Folds, size: int, seconds: float) -> None:
+        self.folds, self.size, self.seconds = folds, size, seconds
+        self.items: list[Any] = []
+        self.began = 0.0
+        self.stream: Any = None
+        self._lock = asyncio.Lock()
+
+    async def add(self, stream: Any, chunk: list[Any], backlog: bool) -> None:
+        self.stream = stream
+        if not self.items:
+            self.began = time.monotonic()
+        self.items += chunk
+        if backlog and len(self.items) < self.size and not self.overdue():
+            return  # more of the backlog in this batch: one state write a scenario
+        await self.flush()
+
+    def overdue(self) -> bool:
+        return bool(self.items) and time.monotonic() - self.began >= self.seconds
+
+    async def flush(self) -> None:
+        async with self._lock:
+            batch, self.items = self.items, []
+            if not batch:
+                return
+            await self.folds.ready.wait()
+            await self.folds.batch([item.message for item in batch])
+            for item in batch:
+                await self.stream.ack(item)
 
 
 def register_decisions(app: faust.App, settings: Settings,
@@ -259,29 +292,21 @@ def register_decisions(app: faust.App, settings: Settings,
     source = app.topic(settings.topic("measurements"), settings.topic("detections"),
                        settings.topic("bisect"), settings.topic("calibration"),
                        key_serializer="raw", value_serializer="raw")
+    window = min(WINDOW_S, settings.decide_batch_seconds)
+    gathering = Gathering(folds, settings.decide_batch_size, settings.decide_batch_seconds)
 
     @app.agent(source, name="ttfb-decisions")
     async def decisions(stream: faust.StreamT) -> None:
-        """A batch is acked only once its effects are durable: a crash before
-        that replays it from the last durable state, and the outputs it emits
-        again carry the same ids."""
         take = stream.noack_take  # type: ignore[attr-defined]  # faust-streaming >= 0.11
-        window = min(WINDOW_S, settings.decide_batch_seconds)
         read = set(source.topics)
-        loop = asyncio.get_running_loop()
-        batch: list[Any] = []
-        began = 0.0
         async for chunk in take(settings.decide_batch_size, within=window):
-            began = began if batch else loop.time()
-            batch += chunk
-            if len(batch) < settings.decide_batch_size and behind(app.consumer, read) and \
-                    loop.time() - began < settings.decide_batch_seconds:
-                continue  # a backlog: more of it in this batch, one state write a scenario
-            await folds.ready.wait()
-            await folds.batch([item.message for item in batch])
-            for item in batch:
-                await stream.ack(item)
-            batch = []
+            await gathering.add(stream, chunk, behind(app.consumer, read))
+
+    @app.timer(max(window, settings.decide_batch_seconds / 2))
+    async def fold_overdue() -> None:
+        """What a backlog's end left gathered: the stream hands no more over."""
+        if gathering.overdue():
+            await gathering.flush()
 
     register_calibration(app, settings, topics, emit, policy)
     register_rebuild(app, settings, folds)
