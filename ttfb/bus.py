@@ -201,8 +201,8 @@ def stop_on_signals() -> asyncio.Event:
 
 async def consumer_lag(settings: Settings, timeout_s: float = 5.0) -> list[dict[str, Any]]:
     """The lab's consumer groups (the streams workers', the sink's, each
-    hardware class's agents', ClickHouse's where it reads the measurements topic) and, per
-    topic they read, the messages on it they have not
+    hardware class's agents', ClickHouse's where it reads the measurements
+    topic) and, per topic they read, the messages on it they have not
     committed yet: the broker's end offsets less the group's committed ones,
     summed over partitions. What the broker says, so it holds for any number
     of workers; a topic a group commits nothing on is not listed."""

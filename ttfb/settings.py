@@ -90,8 +90,8 @@ class Settings(BaseSettings):
     group_session_timeout_s: float = Field(6.0, gt=0)
     sink_apart: bool = Field(
         False, description="streams: the worker leaves the store's writes to a sink process "
-        "of its own (python -m streams.sink_service), on a core of its own; set by an "
-        "embedded lab and the compose file")
+        "of its own (python -m streams.sink_service) and only folds; set by an embedded lab "
+        "and the compose file")
     sink_batch_size: int = Field(2000, ge=1)
     sink_batch_seconds: float = Field(0.5, gt=0)
     decide_batch_size: int = Field(2000, ge=1)  # events folded per changelog write, at most

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -90,6 +91,19 @@ def start_streams_worker(settings: Settings, log: Path, new_session: bool = Fals
                             env={**os.environ, **settings.to_env(), **env},
                             stdout=open(log, "ab"),  # noqa: SIM115
                             stderr=subprocess.STDOUT, start_new_session=new_session)
+
+
+def stop_groups(*procs: subprocess.Popen[bytes] | None, timeout: float = 60.0) -> None:
+    """SIGTERM to the process group of each process still running (started
+    with ``new_session``), SIGKILL to one still there after ``timeout``."""
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:  # a failure before says why
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
 
 
 async def group_offsets(settings: Settings, group: str,

@@ -29,6 +29,7 @@ from tests.integration.conftest import (
     clean_settings,
     emit_measurements,
     start_streams_worker,
+    stop_groups,
     wait_until,
 )
 from ttfb import events as ev
@@ -130,12 +131,5 @@ def test_a_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path: Path) -> None:
     finally:
         if sending.ident is not None:
             sending.join(120)
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(60)
-                except subprocess.TimeoutExpired:  # a failure above says why
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(10)
+        stop_groups(first, second)
         broker.stop()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.integration.conftest import clean_settings, group_offsets, wait_until
+from tests.integration.conftest import clean_settings, group_offsets, stop_groups, wait_until
 from tests.integration.faults.test_sigkill_under_load import burst
 from ttfb.bus import EmbeddedBroker, ensure_topics, kafka_client_options
 from ttfb.emitter import Emitter
@@ -92,13 +92,6 @@ def test_a_sink_killed_mid_burst_stores_every_event_once(tmp_path: Path) -> None
     finally:
         if sending.ident is not None:
             sending.join(120)
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(10)
+        stop_groups(first, second, timeout=30)
         broker.stop()
     assert second is not None and second.returncode == 0  # SIGTERM: a clean stop
