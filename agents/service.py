@@ -17,7 +17,7 @@ from agents.fingerprint import fingerprint, gpu_and_driver, hardware_class
 from agents.sources import is_url, parse_source
 from agents.workspace import Workspaces
 from ttfb import events as ev
-from ttfb.bus import consumer_options, stop_on_signals
+from ttfb.bus import consumer_options, run_until_signalled
 from ttfb.emitter import Emitter
 from ttfb.process import exit_with_lab
 from ttfb.settings import Settings
@@ -156,11 +156,7 @@ def agent_command(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ttfb agent: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s agent %(levelname)s %(message)s")
-
-    async def run() -> None:
-        await serve(settings, stop_on_signals())
-
-    asyncio.run(run())
+    run_until_signalled(serve, settings)
     return 0
 
 
@@ -168,11 +164,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s agent %(levelname)s %(message)s")
     settings = Settings()
     exit_with_lab()
-
-    async def run() -> None:
-        await serve(settings, stop_on_signals())
-
-    asyncio.run(run())
+    run_until_signalled(serve, settings)
     return 0
 
 

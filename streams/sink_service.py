@@ -23,7 +23,7 @@ from typing import Any
 from streams.sink import StoreWriter, store_batch
 from ttfb import events as ev
 from ttfb import metrics
-from ttfb.bus import consumer_options, kafka_client_options, stop_on_signals, wait_for_bus
+from ttfb.bus import consumer_options, kafka_client_options, run_until_signalled, wait_for_bus
 from ttfb.process import exit_with_lab
 from ttfb.settings import Settings
 from ttfb.store import ingest, open_store
@@ -135,11 +135,7 @@ def main() -> int:
         return 2
     exit_with_lab()
     wait_for_bus(settings)
-
-    async def serve() -> None:
-        await run(settings, stop_on_signals())
-
-    asyncio.run(serve())
+    run_until_signalled(run, settings)
     return 0
 
 

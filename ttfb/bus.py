@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +197,16 @@ def stop_on_signals() -> asyncio.Event:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+def run_until_signalled(serve: Callable[[Settings, asyncio.Event], Awaitable[None]],
+                        settings: Settings) -> None:
+    """``serve(settings, stop)`` on a fresh event loop, ``stop`` set by SIGINT
+    or SIGTERM: a service process's whole run."""
+    async def main() -> None:
+        await serve(settings, stop_on_signals())
+
+    asyncio.run(main())
 
 
 async def consumer_lag(settings: Settings, timeout_s: float = 5.0) -> list[dict[str, Any]]:
