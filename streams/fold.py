@@ -45,7 +45,8 @@ def fold_event(event: ev.Event, detector: ScenarioState, book: BisectBook, polic
                 if isinstance(e, ev.BisectCompleted) and (e.culprit or not e.reproduced)]
     if not out:  # most events: nothing to say
         return detector, book, out
-    out.sort(key=_added_rank)  # stable: each rank keeps its order
+    if len(out) > 1:
+        out.sort(key=_added_rank)  # stable: each rank keeps its order
     return detector, book, pin_ids(out, event)
 
 

@@ -103,19 +103,20 @@ def replay(events: Iterable[ev.Event], policy: Policy,
         # collector's passes over them found nothing to free (a quarter of the
         # time): the process's collector waits until the fold is done
         with collector_paused():
+            states, skipped = out.states, (ev.ComponentMeasured, ev.CommitTested)
             for event in events if records is None else read_ahead(events, records, AHEAD):
                 if capture_after is not None and event.occurred_at > capture_after:
                     out.captured, capture_after = _capture(out, last), None
                 last = event
-                scenario = str(getattr(event, "scenario", "") or "")
-                if not scenario or isinstance(event, (ev.ComponentMeasured, ev.CommitTested)):
+                scenario: str = getattr(event, "scenario", "")  # (a str where there is one)
+                if not scenario or isinstance(event, skipped):
                     continue
                 started = time.perf_counter()
                 if records is not None:
                     records.folding = event.event_id
-                detector, book = out.states.get(scenario) or (ScenarioState(), BisectBook())
+                detector, book = states.get(scenario) or (ScenarioState(), BisectBook())
                 detector, book, produced = fold_event(event, detector, book, policy, bisect_policy)
-                out.states[scenario] = (detector, book)
+                states[scenario] = (detector, book)
                 out.events += 1
                 out.produced += len(produced)
                 for item in produced:

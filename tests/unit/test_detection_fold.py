@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -619,6 +620,23 @@ def test_duplicates_change_nothing_and_state_survives_json() -> None:
     b, out_b = feed(from_json(json.loads(json.dumps(to_json(once)))), bumped)
     assert [type(e).__name__ for e in out_a] == [type(e).__name__ for e in out_b]
     assert to_json(a)["series"] == to_json(b)["series"]
+
+
+def test_a_packed_state_comes_back_whole_and_earlier_builds_packings_still_read() -> None:
+    from streams.bisect import BisectBook
+    from streams.checkpoint import state_bytes
+    from streams.decisions import pack, unpack
+
+    rng = np.random.default_rng(5)
+    state, out = feed(ScenarioState(), monitor(rng, 7, bump_from=6, bump={"config": 350.0}))
+    assert state.confirming and any(isinstance(e, ev.CandidateDetected) for e in out)
+    raw = state_bytes(state, BisectBook())
+    packed = pack(state, BisectBook())
+    assert len(packed) < len(raw) / 1.5
+    # zstd now; zlib and plain JSON as earlier builds stored them
+    for stored in (packed, zlib.compress(raw, 1), raw):
+        detector, book = unpack(stored)
+        assert to_json(detector) == to_json(state) and book == BisectBook()
 
 
 def test_a_fold_that_copies_leaves_the_state_it_was_given_as_it_was() -> None:

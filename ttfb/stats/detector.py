@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from ttfb.stats.comparisons import Comparison, Sample, compare_samples
 
@@ -54,6 +54,13 @@ class Point:
     order: float
     commit: str
     values: tuple[float, ...]
+
+    def __init__(self, order: float, commit: str, values: tuple[float, ...]) -> None:
+        # the frozen dataclass's own ``__init__`` sets each field through
+        # ``object.__setattr__``, twice the cost: the fold makes a point and
+        # a state for every series of every commit
+        d = self.__dict__
+        d["order"], d["commit"], d["values"] = order, commit, values
 
     @property
     def logs(self) -> tuple[float | None, ...]:
@@ -93,7 +100,12 @@ class SeriesState:
     baseline: tuple[Point, ...] = ()
     window: tuple[Point, ...] = ()
     seen: int = 0  # points applied so far (the index of the next one)
-    changes: tuple[ChangePoint, ...] = field(default_factory=tuple)
+    changes: tuple[ChangePoint, ...] = ()
+
+    def __init__(self, baseline: tuple[Point, ...] = (), window: tuple[Point, ...] = (),
+                 seen: int = 0, changes: tuple[ChangePoint, ...] = ()) -> None:
+        d = self.__dict__  # (as ``Point``'s)
+        d["baseline"], d["window"], d["seen"], d["changes"] = baseline, window, seen, changes
 
     # cached in the instance's dict by hand: functools.cached_property takes a
     # lock on every read before Python 3.12, and the fold reads these for
