@@ -29,8 +29,8 @@ from throughput import run_event  # noqa: E402
 
 from streams.bisect import BisectBook  # noqa: E402
 from streams.checkpoint import state_bytes  # noqa: E402
-from streams.decisions import pack, unpack  # noqa: E402
 from streams.detection import Policy, ScenarioState, decide, to_json  # noqa: E402
+from streams.packing import pack, unpack  # noqa: E402
 from ttfb import events as ev  # noqa: E402
 
 

@@ -11,31 +11,27 @@ are signed here, at the edge, before they go on the bus.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import multiprocessing
 import os
 import signal
 import socket
-import threading
 import time
-import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, cast
 
 import faust
-import zstandard
 
 from streams.bisect import BisectBook, BisectPolicy
-from streams.checkpoint import state_bytes, unpack_state
 from streams.detection import (
     Policy,
     ScenarioState,
     calibration_answer,
 )
 from streams.fold import NOT_FOLDED_TYPES, fold_event, pin_ids
+from streams.packing import pack, unpack
 from streams.transport import partition_lag
 from ttfb import events as ev
 from ttfb import metrics
@@ -73,39 +69,6 @@ def decoded(raw: bytes | None, max_bytes: int,
 # In the encoded JSON the type is a string value; one inside another string
 # would have its quotes escaped, so this cannot match a different event.
 NOT_FOLDED = tuple(f'"type":"{name}"'.encode() for name in NOT_FOLDED_TYPES)
-
-
-# zstd at level 1: a scenario's state in a fifth of zlib's time at its
-# level 1 (and a little smaller: half a state is the ids it remembers, hex
-# that compresses poorly); a compressor is used by one thread at a time
-_ZSTD = threading.local()
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-def _zstd() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
-    pair: tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor] | None = \
-        getattr(_ZSTD, "pair", None)
-    if pair is None:
-        pair = _ZSTD.pair = (zstandard.ZstdCompressor(level=1), zstandard.ZstdDecompressor())
-    return pair
-
-
-def pack(detector: ScenarioState, book: BisectBook) -> bytes:
-    """A scenario's state as the table stores it: compressed JSON (half the
-    bytes on the changelog, and no second encoding by Faust)."""
-    return _zstd()[0].compress(state_bytes(detector, book))
-
-
-def unpack(stored: bytes | dict[str, Any] | None) -> tuple[ScenarioState, BisectBook]:
-    if not stored:
-        data: dict[str, Any] = {}
-    elif isinstance(stored, dict):
-        data = stored
-    elif stored[:4] == _ZSTD_MAGIC:
-        data = json.loads(_zstd()[1].decompress(stored))
-    else:  # zlib, or plain JSON, as earlier builds stored it
-        data = json.loads(stored if stored[:1] == b"{" else zlib.decompress(stored))
-    return unpack_state(data)
 
 
 # outputs made for every commit tested and every step of a search: the

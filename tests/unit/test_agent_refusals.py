@@ -125,7 +125,8 @@ def test_ten_thousand_junk_messages_leave_memory_bounded(tmp_path: Path) -> None
 
 
 def test_the_decision_cache_stays_bounded_whatever_scenario_names_arrive() -> None:
-    from streams.decisions import StateCache, unpack
+    from streams.decisions import StateCache
+    from streams.packing import unpack
 
     cache = StateCache(limit=100)
     table: dict[str, object] = {}

@@ -625,7 +625,7 @@ def test_duplicates_change_nothing_and_state_survives_json() -> None:
 def test_a_packed_state_comes_back_whole_and_earlier_builds_packings_still_read() -> None:
     from streams.bisect import BisectBook
     from streams.checkpoint import state_bytes
-    from streams.decisions import pack, unpack
+    from streams.packing import pack, unpack
 
     rng = np.random.default_rng(5)
     state, out = feed(ScenarioState(), monitor(rng, 7, bump_from=6, bump={"config": 350.0}))

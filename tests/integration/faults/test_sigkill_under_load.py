@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from streams.decisions import unpack
 from streams.detection import TOTAL
+from streams.packing import unpack
 from tests.integration.conftest import (
     clean_settings,
     emit_measurements,
