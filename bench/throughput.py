@@ -10,14 +10,17 @@ All in one run, on the real parts (Tansu, one Faust worker, chDB):
   the last one (a marker regression at the end of the burst on each
   partition becomes a ``CandidateDetected``) and until the sink has stored
   them all; then the same with one worker holding the sink too
-  (``sink_apart`` off), on topics of its own (``--lab-only``: not);
+  (``sink_apart`` off), on topics of its own (``--lab-only``: not); with
+  ``--history N``, each scenario's first N commits are folded before the
+  burst, untimed, so that the burst meets states of a lab that has run a
+  while (the ids they remember and their series full) rather than new ones;
 * detection latency: with the worker idle, single events that complete a
   regressed commit, one at a time; from the send to the ``CandidateDetected``
   on the detections topic, p50 and p99;
 * memory per series: the fold's state for 100,000 series (12 baseline
   commits of 3 runs each), measured with tracemalloc, and its JSON size.
 
-    .venv/bin/python bench/throughput.py [--events 20000] [--json]
+    .venv/bin/python bench/throughput.py [--events 20000] [--history 0] [--json]
 """
 
 from __future__ import annotations
@@ -57,10 +60,11 @@ def run_event(rng: np.random.Generator, scenario: str, commit: str, rep: int,
                                      ttfb_ms=sum(comps.values())))
 
 
-def burst(rng: np.random.Generator, events: int, scenarios: int) -> list[tuple[bytes, bytes]]:
+def burst(rng: np.random.Generator, events: int, scenarios: int,
+          first_commit: int = 0) -> list[tuple[bytes, bytes]]:
     """(key, value) pairs: whole commits of 3 runs, round-robin over the scenarios."""
     out: list[tuple[bytes, bytes]] = []
-    commit = 0
+    commit = first_commit
     while len(out) < events:
         for s in range(scenarios):
             out += [(f"tp{s}".encode(), run_event(rng, f"tp{s}", f"c{commit}", rep))
@@ -77,7 +81,7 @@ def regressed(rng: np.random.Generator, scenario: str) -> list[tuple[bytes, byte
             for c in range(7) for r in range(3)]
 
 
-def markers(partitions: int) -> list[str]:
+def markers(partitions: int, prefix: str = "marker") -> list[str]:
     """One marker scenario on each partition (the producer's partitioner on
     the key): the burst is folded once every partition's marker is, not
     just the partition the worker happened to reach the end of first."""
@@ -87,19 +91,21 @@ def markers(partitions: int) -> list[str]:
     found: dict[int, str] = {}
     i = 0
     while len(found) < partitions:
-        found.setdefault(DefaultPartitioner()(f"marker{i}".encode(), every, every), f"marker{i}")
+        found.setdefault(DefaultPartitioner()(f"{prefix}{i}".encode(), every, every),
+                         f"{prefix}{i}")
         i += 1
     return sorted(found.values())
 
 
 async def burst_folded(settings: Settings, rng: np.random.Generator, events: int,
-                       scenarios: int, detections: Detections
-                       ) -> tuple[int, float, float, float]:
+                       scenarios: int, detections: Detections, first_commit: int = 0,
+                       prefix: str = "marker") -> tuple[int, float, float, float]:
     """The burst, then the markers (``regressed``), sent: (events, the moment
     of the first send, seconds to send them, seconds from the first send to
     the last marker's candidate)."""
-    names = markers(settings.partitions)
-    messages = burst(rng, events, scenarios) + [m for name in names for m in regressed(rng, name)]
+    names = markers(settings.partitions, prefix)
+    messages = burst(rng, events, scenarios, first_commit) + \
+        [m for name in names for m in regressed(rng, name)]
     start = time.perf_counter()
     produce_s = await produce(settings, messages)
     while any(name not in detections.arrived for name in names):
@@ -165,7 +171,7 @@ class Detections:
 
 
 async def measure(settings: Settings, events: int, scenarios: int, probes: int,
-                  workers: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
+                  workers: list[subprocess.Popen[bytes]], history: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(1)
     store = open_store(settings)
     detections = Detections(settings)
@@ -178,12 +184,17 @@ async def measure(settings: Settings, events: int, scenarios: int, probes: int,
             if worker.poll() is not None:
                 raise RuntimeError(f"{worker.args} exited with {worker.returncode}")
         await asyncio.sleep(0.5)
+    stored_before = 0
+    if history:  # the scenarios' past, folded before the burst: states of a lab that has run
+        await burst_folded(settings, rng, history * 3 * scenarios, scenarios, detections,
+                           prefix="history-marker")
+        stored_before = history * 3 * scenarios
     total, start, produce_s, fold_s = await burst_folded(settings, rng, events, scenarios,
-                                                         detections)
+                                                         detections, first_commit=history)
     while True:
         n = store.query("SELECT count() AS n FROM ttfb.runs WHERE scenario LIKE 'tp%'"
                         " OR scenario LIKE 'marker%'")[0]["n"]
-        if int(n) >= total:
+        if int(n) >= total + stored_before:
             break
         await asyncio.sleep(0.2)
     sink_s = time.perf_counter() - start
@@ -191,9 +202,9 @@ async def measure(settings: Settings, events: int, scenarios: int, probes: int,
     latencies = []
     for p in range(probes):
         name = f"probe{p}"
-        history = [(name.encode(), run_event(rng, name, f"p{c}", r)) for c in range(6)
-                   for r in range(3)]
-        await produce(settings, history)
+        past = [(name.encode(), run_event(rng, name, f"p{c}", r)) for c in range(6)
+                for r in range(3)]
+        await produce(settings, past)
         await asyncio.sleep(0.3)
         last = [(name.encode(), run_event(rng, name, "p6", r, 400.0)) for r in range(3)]
         await produce(settings, last[:2])
@@ -211,7 +222,7 @@ async def measure(settings: Settings, events: int, scenarios: int, probes: int,
             "raw_consume_events_per_s": round(ceiling),
             "detection_latency_ms_p50": round(float(np.percentile(latencies, 50)), 1),
             "detection_latency_ms_p99": round(float(np.percentile(latencies, 99)), 1),
-            "probes": probes}
+            "probes": probes, "history_commits": history}
 
 
 def faust_ceiling_worker(settings: Settings, expected: int, out: Path) -> None:
@@ -276,7 +287,7 @@ def lab_streams(settings: Settings, args: argparse.Namespace, tmp: Path,
                 procs[role] = subprocess.Popen(command, env=env, stdout=log,
                                                stderr=subprocess.STDOUT)
         return asyncio.run(measure(settings, args.events, args.scenarios, args.probes,
-                                   list(procs.values())))
+                                   list(procs.values()), args.history))
     finally:
         for role, proc in procs.items():
             stop(proc, tmp / f"{name}-{role}.log")
@@ -313,6 +324,9 @@ def main() -> None:
     parser.add_argument("--scenarios", type=int, default=200)
     parser.add_argument("--probes", type=int, default=40)
     parser.add_argument("--series", type=int, default=100_000)
+    parser.add_argument("--history", type=int, default=0,
+                        help="commits of each scenario folded before the burst, not timed: "
+                        "the states of a lab that has run a while (0: the burst starts them)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--lab-only", action="store_true",
                         help="leave out the worker holding the sink too")
