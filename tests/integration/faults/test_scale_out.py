@@ -27,6 +27,7 @@ from tests.integration.conftest import (
     group_offsets,
     logs_on_failure,
     start_streams_worker,
+    stop_groups,
     wait_until,
 )
 from ttfb import events as ev
@@ -109,8 +110,5 @@ def test_two_workers_split_the_scenarios_and_survive_a_sigkill(tmp_path: Path) -
             time.sleep(3)
             raise
         finally:
-            for w in workers:
-                if w.poll() is None:
-                    os.killpg(w.pid, signal.SIGTERM)
-                    w.wait(30)
+            stop_groups(*workers, timeout=30)
             broker.stop()
