@@ -192,7 +192,7 @@ class Folds:
             changed: dict[str, tuple[int, ScenarioState, BisectBook]] = {}
             for message in messages:
                 event = decoded(message.value, self.max_bytes, NOT_FOLDED)
-                scenario = str(getattr(event, "scenario", "") or "")
+                scenario: str = getattr(event, "scenario", "")  # (a str where there is one)
                 if event is None or not scenario:
                     continue
                 detector, book = changed[scenario][1:] if scenario in changed \
