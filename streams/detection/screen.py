@@ -243,9 +243,10 @@ def _tested(scenario: str, commit: str, entry: dict[str, Any], before: dict[str,
 def _owe(state: ScenarioState, commit: str, totals: list[float]) -> None:
     """``commit``, held by a series, joins the history once it is released
     and nothing is raised then (``release``)."""
-    entry = next((h for h in reversed(state.held) if h["commit"] == commit), None)
-    if entry is not None:
-        entry["owed"] = list(totals)
+    for entry in state.held[::-1]:  # (mypyc compiles no ``reversed`` of this list)
+        if entry["commit"] == commit:
+            entry["owed"] = list(totals)
+            return
 
 
 def _stalled(state: ScenarioState, policy: Policy) -> bool:

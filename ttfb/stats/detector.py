@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ttfb.stats.comparisons import Comparison, Sample, compare_samples
 
@@ -49,29 +49,30 @@ class DetectorConfig:
         return replace(self, alpha=alpha, k=k)
 
 
-@dataclass(frozen=True)
+# ``Point`` and ``SeriesState`` are values: never changed once made (a new
+# state is made for every commit, sharing the points of the one before). They
+# are not frozen dataclasses all the same: the fold makes one of each for
+# every series of every commit, and a frozen dataclass sets each field
+# through ``object.__setattr__``; compiled (``ttfb.native``) they are native
+# classes, whose plain attributes the fold reads without a dict.
+@dataclass(init=False)
 class Point:
     order: float
     commit: str
     values: tuple[float, ...]
+    # the log of each value, None where it has none (not positive): taken when
+    # first read (a rebuild that takes recorded outcomes tests few commits)
+    _logs: tuple[float | None, ...] | None = field(init=False, compare=False, repr=False)
 
     def __init__(self, order: float, commit: str, values: tuple[float, ...]) -> None:
-        # the frozen dataclass's own ``__init__`` sets each field through
-        # ``object.__setattr__``, twice the cost: the fold makes a point and
-        # a state for every series of every commit
-        d = self.__dict__
-        d["order"], d["commit"], d["values"] = order, commit, values
+        self.order, self.commit, self.values, self._logs = order, commit, values, None
 
     @property
     def logs(self) -> tuple[float | None, ...]:
-        """The log of each value, None where it has none (not positive): the
-        tests read a commit's values on the log scale for every commit after
-        it. Taken when first read (a rebuild that takes recorded outcomes
-        tests few commits) and kept in the instance's dict."""
-        cached: tuple[float | None, ...] | None = self.__dict__.get("_logs")
+        """The tests read a commit's values on the log scale, for every commit after it."""
+        cached = self._logs
         if cached is None:
-            cached = self.__dict__["_logs"] = tuple(math.log(v) if v > 0 else None
-                                                   for v in self.values)
+            cached = self._logs = tuple(math.log(v) if v > 0 else None for v in self.values)
         return cached
 
 
@@ -93,38 +94,39 @@ class ChangePoint:
         return self.comparison.p_value
 
 
-@dataclass(frozen=True)
+@dataclass(init=False)
 class SeriesState:
-    """Everything the detector remembers about one series (a fold over points)."""
+    """Everything the detector remembers about one series (a fold over points;
+    a value, as ``Point``)."""
 
     baseline: tuple[Point, ...] = ()
     window: tuple[Point, ...] = ()
     seen: int = 0  # points applied so far (the index of the next one)
     changes: tuple[ChangePoint, ...] = ()
+    # the baseline's runs summarised, and their number: taken when first read
+    _reference: Sample | None = field(init=False, compare=False, repr=False)
+    _runs: int = field(init=False, compare=False, repr=False)
 
     def __init__(self, baseline: tuple[Point, ...] = (), window: tuple[Point, ...] = (),
                  seen: int = 0, changes: tuple[ChangePoint, ...] = ()) -> None:
-        d = self.__dict__  # (as ``Point``'s)
-        d["baseline"], d["window"], d["seen"], d["changes"] = baseline, window, seen, changes
+        self.baseline, self.window, self.seen, self.changes = baseline, window, seen, changes
+        self._reference, self._runs = None, -1
 
-    # cached in the instance's dict by hand: functools.cached_property takes a
-    # lock on every read before Python 3.12, and the fold reads these for
-    # every series of every commit
     @property
     def reference(self) -> Sample:
         """The baseline's runs as the tests read them: summarised once for
         the window's test and the band."""
-        cached: Sample | None = self.__dict__.get("_reference")
+        cached = self._reference
         if cached is None:
-            cached = self.__dict__["_reference"] = _sample(self.baseline)
+            cached = self._reference = _sample(self.baseline)
         return cached
 
     @property
     def runs(self) -> int:
         """The baseline's run values."""
-        cached: int | None = self.__dict__.get("_runs")
-        if cached is None:
-            cached = self.__dict__["_runs"] = sum(len(p.values) for p in self.baseline)
+        cached = self._runs
+        if cached < 0:
+            cached = self._runs = sum(len(p.values) for p in self.baseline)
         return cached
 
 
