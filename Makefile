@@ -3,10 +3,21 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# the decision folds compiled by mypyc (ttfb/native.py), again whenever one of
+# their sources changes; where they cannot be, the manifest says why and the
+# folds run as Python
+NATIVE := build/native/manifest.json
+NATIVE_SRC := $(shell test -x $(PY) && $(PY) -m ttfb.native sources 2>/dev/null)
 
-.PHONY: install demo up test test-fast lint bench clean
+.PHONY: install native demo up test test-fast lint bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(NATIVE)
+
+$(NATIVE): $(STAMP) $(NATIVE_SRC)
+	$(PY) -m ttfb.native build
+
+native: $(STAMP)
+	$(PY) -m ttfb.native build
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,4 +47,4 @@ bench: install
 	$(PY) bench/sdk.py
 
 clean:
-	rm -rf $(VENV) .ttfb .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build/native .ttfb .mypy_cache .ruff_cache .pytest_cache

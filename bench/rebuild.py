@@ -47,6 +47,7 @@ from streams.rebuild import (  # noqa: E402
     stored_events,
 )
 from ttfb import events as ev  # noqa: E402
+from ttfb import native  # noqa: E402
 from ttfb.settings import Settings  # noqa: E402
 from ttfb.store import Store, open_store  # noqa: E402
 
@@ -117,6 +118,7 @@ def main() -> int:
         started = time.perf_counter()
         loaded = sum(1 for _ in stored_events(store, settings, records=True))
         load_s = time.perf_counter() - started
+        print(f"decision folds: {native.describe()}", flush=True)
         print(f"{stored:,} events stored ({args.events:,} runs, {args.scenarios} scenarios); "
               f"the fold's input and the tests' records read alone: {loaded:,} in "
               f"{load_s:.2f} s ({loaded / load_s:,.0f}/s)", flush=True)

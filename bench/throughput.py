@@ -41,6 +41,7 @@ import numpy as np
 
 from streams.detection.state import series_to_json
 from ttfb import events as ev
+from ttfb import native
 from ttfb.bus import EmbeddedBroker, consumer_options, ensure_topics, kafka_client_options
 from ttfb.settings import Settings
 from ttfb.stats import Point, SeriesState
@@ -354,6 +355,7 @@ def main() -> None:
         finally:
             broker.stop()
     result |= memory_per_series(args.series)
+    result["folds"] = native.describe()  # (the worker's: it imports them as this process did)
     result["fold_vs_ceiling"] = round(result["fold_events_per_s"]
                                       / result["raw_consume_events_per_s"], 3)
     result["fold_vs_faust_ceiling"] = round(result["fold_events_per_s"]

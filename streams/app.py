@@ -18,7 +18,7 @@ from streams import transport
 from streams.sink import DeadLetter, StoreWriter, store_batch
 from streams.transport import partition_lag
 from ttfb import events as ev
-from ttfb import metrics
+from ttfb import metrics, native
 from ttfb.bus import wait_for_bus
 from ttfb.events import encode
 from ttfb.process import exit_with_lab
@@ -173,6 +173,8 @@ def register_metrics(app: faust.App, settings: Settings) -> None:
 
     @app.task
     async def start_metrics() -> None:
+        metrics.FOLDS_COMPILED.set(1 if native.active() else 0)
+        log.info("decision folds: %s", native.describe())
         metrics.serve(settings.metrics_host, settings.streams_metrics_port, healthy)
 
     @app.timer(5.0)

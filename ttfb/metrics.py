@@ -33,6 +33,8 @@ FOLD_SECONDS = Histogram("ttfb_fold_batch_seconds", "A decision batch: folded, e
                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 CONSUMER_LAG = Gauge("ttfb_consumer_lag", "Messages on a partition not yet read by this worker",
                      ["topic", "partition"])
+FOLDS_COMPILED = Gauge("ttfb_folds_compiled", "1 where this worker runs the decision folds "
+                       "compiled (ttfb.native), 0 where it runs them as Python")
 NOTIFICATIONS = Counter("ttfb_notifications_total", "Notifications, by channel and outcome",
                         ["channel", "outcome"])
 

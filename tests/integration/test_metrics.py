@@ -13,6 +13,7 @@ import pytest
 from producers.lab import Lab
 from tests.integration.conftest import clean_settings, wait_until
 from ttfb import events as ev
+from ttfb import native
 from ttfb.bus import free_port
 from ttfb.emitter import Emitter
 
@@ -68,6 +69,9 @@ def test_metrics_of_a_running_lab_move_with_its_traffic(tmp_path: Path) -> None:
             wait_until(lambda port=port: lag.search(scrape(port)), timeout=30,
                        describe=lambda name=name: (lab.logs / f"{name}.log").read_text()[-3000:])
         assert "ttfb_fold_batch_seconds_count" in scrape(streams_port)
+        # the worker says how it runs the folds: as this machine has them built
+        assert f"\nttfb_folds_compiled {1.0 if native.active() else 0.0}\n" in \
+            scrape(streams_port)
         assert "ttfb_runs_running 0.0" in scrape(agent_port)
 
 

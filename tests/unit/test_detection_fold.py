@@ -442,6 +442,7 @@ def test_the_final_look_pairs_neighbours_so_a_wandering_machine_is_not_noise() -
     assert paired >= 0.7 and paired >= sides + 0.08, (paired, sides)  # ~0.79 against ~0.63
 
 
+@pytest.mark.python_folds  # (patches a fold's test or its order of runs)
 def test_an_unnamed_component_is_confirmed_at_its_level_and_found_when_it_moves(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo's one false alarm: the candidate named imports, and first_step
@@ -478,6 +479,7 @@ def test_an_unnamed_component_is_confirmed_at_its_level_and_found_when_it_moves(
     assert power[30] >= 0.9 and power[20] >= t_only - 0.1, (power, t_only)
 
 
+@pytest.mark.python_folds  # (patches a fold's test or its order of runs)
 def test_what_a_run_leaves_for_the_next_does_not_fake_a_shift(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A run that follows a run of the good commit is 10 % slower (whatever

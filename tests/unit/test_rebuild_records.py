@@ -66,6 +66,7 @@ def counting_tests(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
+@pytest.mark.python_folds  # (counts the tests through a patch)
 @pytest.mark.parametrize("seed", [3, 4])
 def test_a_rebuild_from_records_leaves_the_state_testing_again_leaves(
         seed: int, monkeypatch: pytest.MonkeyPatch) -> None:

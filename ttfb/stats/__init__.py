@@ -1,6 +1,10 @@
 """Statistics of ttfb-lab: pure, numpy and scipy only, randomness from seeds."""
 
-from ttfb.stats.comparisons import (
+from ttfb import native
+
+native.install()  # the detector compiled, where it is built for these sources (before its import)
+
+from ttfb.stats.comparisons import (  # noqa: E402
     Comparison,
     benjamini_hochberg,
     compare,
@@ -9,7 +13,7 @@ from ttfb.stats.comparisons import (
     counterbalanced,
     rank_p_blocked,
 )
-from ttfb.stats.detector import (
+from ttfb.stats.detector import (  # noqa: E402
     ChangePoint,
     DetectorConfig,
     Point,
@@ -20,7 +24,7 @@ from ttfb.stats.detector import (
     group_points,
     kept_in_window,
 )
-from ttfb.stats.history import HistoryConfig, detect_history
+from ttfb.stats.history import HistoryConfig, detect_history  # noqa: E402
 
 __all__ = [
     "ChangePoint", "Comparison", "DetectorConfig", "HistoryConfig", "Point", "SeriesState",
