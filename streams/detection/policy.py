@@ -97,7 +97,7 @@ class Policy:
     dashboard_url: str = "http://127.0.0.1:8501"
     # calibration: budget of confirmed false alarms a week, at this many tests a week
     budget_per_week: float = 1.0
-    tests_per_week: float = 24 * 7 * 8  # a commit an hour, 7 components + the total
+    tests_per_week: float = 24.0 * 7 * 8  # a commit an hour, 7 components + the total
     calibrate_at: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
     calibration_trials: int = 12
     max_candidate_rate: float = 0.01  # each candidate costs 2 x confirm_runs runs

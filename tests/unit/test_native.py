@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # testing every commit, and once taking the tests' records; prints what they left
 FOLD = """
 import json, sys
+from streams.bisect import BisectPolicy
+from streams.checkpoint import rules_id
 from streams.detection import Policy
 from streams.detection.recorded import Records
 from streams.rebuild import replay
@@ -34,7 +36,7 @@ for lines in json.load(open(sys.argv[1])):
     left.append(outcome(replay(log, Policy(), keep=None)))
     left.append(outcome(replay(log, Policy(), keep=None, records=Records())))
 print(json.dumps({"how": native.describe(), "file": sys.modules["streams.fold"].__file__,
-                  "left": left}))
+                  "left": left, "rules": rules_id(Policy(), BisectPolicy())}))
 """
 
 WHICH = """
@@ -71,6 +73,8 @@ def test_the_compiled_folds_decide_as_the_python_ones(tmp_path: Path) -> None:
     assert str(fast["file"]).endswith(native._suffix()), fast["how"]
     assert str(python["file"]).endswith(".py") and python["how"] == "Python (TTFB_NATIVE=0)"
     assert fast["left"] == python["left"]
+    # the same rules: a checkpoint written by either is taken by the other
+    assert fast["rules"] == python["rules"]
     outputs, states = python["left"][0]  # type: ignore[index]
     assert len(outputs) > 100 and states  # (a log that decided things)
 
