@@ -39,6 +39,7 @@ from pathlib import Path
 from types import ModuleType
 
 MODULES = (
+    "ttfb.stats.remade",
     "ttfb.stats.comparisons",
     "ttfb.stats.detector",
     "streams.fold",

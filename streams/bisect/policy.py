@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ttfb import events as ev
+from ttfb.stats.remade import Remade
 
 
 @dataclass(frozen=True)
-class BisectPolicy:
+class BisectPolicy(Remade):
     endpoint_runs: int = 4  # each endpoint's first runs; every batch adds one of each
     batch: int = 2
     confidence: float = ev.BISECT_STOP  # posterior mass on one commit that ends a search

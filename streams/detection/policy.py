@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ttfb.stats import DetectorConfig
+from ttfb.stats.remade import Remade
 
 MONITOR_PURPOSES = ("monitor", "demo")
 
@@ -20,7 +21,7 @@ MAX_PENDING = 512
 
 
 @dataclass(frozen=True)
-class Policy:
+class Policy(Remade):
     detector: DetectorConfig = DetectorConfig(
         back=12, fore=1, min_back=1, min_back_values=4, alpha=0.05, k=1.0, min_effect_pct=3.0,
         conservative_df=False,  # every candidate is confirmed by fresh runs

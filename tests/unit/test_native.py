@@ -141,3 +141,49 @@ def test_a_build_that_fails_says_why_and_leaves_the_folds_python(
     assert [p.name for p in tmp_path.iterdir()] == ["native"]  # nothing half-written beside it
     loaded = run(WHICH, TTFB_NATIVE_DIR=str(tmp_path / "native"))
     assert loaded["how"] == "Python (not compiled: screen.py:12: error: mypyc cannot compile this)"
+
+
+def test_the_folds_objects_survive_pickling_and_deep_copies() -> None:
+    """What a worker sends to its calibration process (a policy) or copies
+    deep (a state, a bisect book) is made again whole, compiled as Python."""
+    import copy
+    import pickle
+
+    from streams.bisect import BisectBook, BisectPolicy
+    from streams.detection import Confirmation, Policy, ScenarioState
+    from ttfb.stats import ChangePoint, DetectorConfig, Point, SeriesState, compare
+
+    change = ChangePoint(1, 1.0, "c1", "c0", "regression",
+                         compare([1.0, 1.1, 1.2, 1.0], [2.0, 2.1, 2.2, 2.0]))
+    series = SeriesState((Point(0.0, "c0", (1.0, 1.1)),), (Point(1.0, "c1", (2.0,)),), 2,
+                         (change,))
+    state = ScenarioState(series={"data|h|main": series}, confirming={"d": Confirmation(
+        "d", "c1", "c0", {"data": "regression"}, "h", "main", 4)})
+    for value in (Policy(), BisectPolicy(), DetectorConfig(alpha=0.01), change, series, state,
+                  BisectBook()):
+        assert pickle.loads(pickle.dumps(value)) == value
+        assert copy.deepcopy(value) == value
+
+
+def test_a_calibration_is_answered_in_its_own_process() -> None:
+    """The worker's calibration process takes the policy pickled (compiled
+    or not) and answers with the operating point."""
+    import asyncio
+
+    import numpy as np
+
+    from streams.decisions import _CalibrationPool
+    from streams.detection import Policy, calibration_answer
+
+    rng = np.random.default_rng(3)
+    request = ev.CalibrationRequested(
+        scenario="s", history=[list(1000 * np.exp(rng.normal(0, 0.03, 3))) for _ in range(16)],
+        accepted=16, producer="test")
+    pool = _CalibrationPool()
+    try:
+        answered = asyncio.run(pool.answer(request, Policy()))
+    finally:
+        pool.close()
+    assert answered.accepted == 16 and answered.points
+    here = calibration_answer(request, Policy())  # (deterministic: seeded by the history)
+    assert (answered.chosen, answered.chosen_k) == (here.chosen, here.chosen_k)

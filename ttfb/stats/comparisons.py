@@ -16,6 +16,8 @@ from typing import cast
 import numpy as np
 from scipy import special
 
+from ttfb.stats.remade import Remade
+
 MAD_SCALE = 1.4826
 OUTLIER_MADS = 5.0
 MIN_CLEAN = 8
@@ -102,7 +104,7 @@ class Sample:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class Comparison(Remade):
     """Sample B against sample A (B's change relative to A)."""
 
     n_a: int

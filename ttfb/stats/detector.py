@@ -24,10 +24,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from ttfb.stats.comparisons import Comparison, Sample, compare_samples
+from ttfb.stats.remade import Remade
 
 
 @dataclass(frozen=True)
-class DetectorConfig:
+class DetectorConfig(Remade):
     back: int = 12  # baseline commits kept
     fore: int = 4  # commits tested against the baseline
     min_back: int = 6  # a baseline needs this many commits before testing
@@ -56,7 +57,7 @@ class DetectorConfig:
 # through ``object.__setattr__``; compiled (``ttfb.native``) they are native
 # classes, whose plain attributes the fold reads without a dict.
 @dataclass(init=False)
-class Point:
+class Point(Remade):
     order: float
     commit: str
     values: tuple[float, ...]
@@ -77,7 +78,7 @@ class Point:
 
 
 @dataclass(frozen=True)
-class ChangePoint:
+class ChangePoint(Remade):
     index: int  # position of the first changed commit among the series' points
     order: float
     commit: str
@@ -95,7 +96,7 @@ class ChangePoint:
 
 
 @dataclass(init=False)
-class SeriesState:
+class SeriesState(Remade):
     """Everything the detector remembers about one series (a fold over points;
     a value, as ``Point``)."""
 
