@@ -31,6 +31,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -220,6 +221,19 @@ def _replace(folder: Path, staging: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _failure(error: BaseException, said: str) -> str:
+    """A build's failure in a sentence (the compiler's own output went to
+    stderr as it ran)."""
+    if isinstance(error, ImportError):
+        return "mypyc is not installed: pip install mypy"
+    if isinstance(error, subprocess.CalledProcessError):
+        command = error.cmd[0] if isinstance(error.cmd, (list, tuple)) else str(error.cmd)
+        return f"the C compiler ({command}) exited with status {error.returncode}"
+    lines = [line.strip() for line in f"{said}\n{error}".splitlines()
+             if line.strip() and not line.strip().isdigit()]
+    return (lines[-1] if lines else type(error).__name__)[:300]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args == ["sources"]:  # what a build reads (the Makefile's prerequisites)
@@ -238,13 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.redirect_stdout(said):
             folder = build()
     except (Exception, SystemExit) as e:  # mypyc's and the compiler's errors: setuptools exits
-        lines = [line for line in (said.getvalue() + "\n" + str(e)).splitlines()
-                 if line.strip() and not line.strip().isdigit()]
-        why = lines[-1].strip() if lines else type(e).__name__
-        record_failure(why[:300])
-        print(f"The decision folds were not compiled ({why[:300]}); they run as Python, "
-              "about half as fast. A C compiler and Python's headers are needed.",
-              file=sys.stderr)
+        why = _failure(e, said.getvalue())
+        record_failure(why)
+        print(f"The decision folds were not compiled ({why}); they run as Python, about half "
+              "as fast. A C compiler and Python's headers are needed.", file=sys.stderr)
         return 0
     print(f"compiled the decision folds ({len(MODULES)} modules) into {folder} "
           f"in {time.monotonic() - started:.0f} s")

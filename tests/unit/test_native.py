@@ -187,3 +187,10 @@ def test_a_calibration_is_answered_in_its_own_process() -> None:
     assert answered.accepted == 16 and answered.points
     here = calibration_answer(request, Policy())  # (deterministic: seeded by the history)
     assert (answered.chosen, answered.chosen_k) == (here.chosen, here.chosen_k)
+
+
+def test_a_failed_build_is_told_in_a_sentence() -> None:
+    assert native._failure(subprocess.CalledProcessError(1, ["/usr/bin/gcc", "-O3", "x.c"]),
+                           "") == "the C compiler (/usr/bin/gcc) exited with status 1"
+    assert native._failure(ModuleNotFoundError("No module named 'mypyc'"), "") == \
+        "mypyc is not installed: pip install mypy"
