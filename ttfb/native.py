@@ -226,9 +226,12 @@ def _failure(error: BaseException, said: str) -> str:
     stderr as it ran)."""
     if isinstance(error, ImportError):
         return "mypyc is not installed: pip install mypy"
-    if isinstance(error, subprocess.CalledProcessError):
-        command = error.cmd[0] if isinstance(error.cmd, (list, tuple)) else str(error.cmd)
-        return f"the C compiler ({command}) exited with status {error.returncode}"
+    cause: BaseException | None = error  # (setuptools raises its own error from the compiler's)
+    while cause is not None and not isinstance(cause, subprocess.CalledProcessError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, subprocess.CalledProcessError):
+        command = cause.cmd[0] if isinstance(cause.cmd, (list, tuple)) else str(cause.cmd)
+        return f"the C compiler ({command}) exited with status {cause.returncode}"
     lines = [line.strip() for line in f"{said}\n{error}".splitlines()
              if line.strip() and not line.strip().isdigit()]
     return (lines[-1] if lines else type(error).__name__)[:300]

@@ -190,7 +190,14 @@ def test_a_calibration_is_answered_in_its_own_process() -> None:
 
 
 def test_a_failed_build_is_told_in_a_sentence() -> None:
-    assert native._failure(subprocess.CalledProcessError(1, ["/usr/bin/gcc", "-O3", "x.c"]),
-                           "") == "the C compiler (/usr/bin/gcc) exited with status 1"
+    compiler = subprocess.CalledProcessError(1, ["/usr/bin/gcc", "-O3", "x.c"])
+    try:
+        try:
+            raise compiler
+        except subprocess.CalledProcessError as e:
+            raise RuntimeError(str(e)) from e  # (as setuptools raises it)
+    except RuntimeError as raised:
+        assert native._failure(raised, "") == \
+            "the C compiler (/usr/bin/gcc) exited with status 1"
     assert native._failure(ModuleNotFoundError("No module named 'mypyc'"), "") == \
         "mypyc is not installed: pip install mypy"
