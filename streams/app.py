@@ -174,7 +174,7 @@ def register_metrics(app: faust.App, settings: Settings) -> None:
     @app.task
     async def start_metrics() -> None:
         metrics.FOLDS_COMPILED.set(1 if native.active() else 0)
-        # (said where an operator looks: the folds run half as fast as Python)
+        # as Python the folds are slower: said at the level an operator reads
         (log.info if native.active() else log.warning)("decision folds: %s", native.describe())
         metrics.serve(settings.metrics_host, settings.streams_metrics_port, healthy)
 
