@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -155,24 +155,21 @@ def build(folder: Path | None = None) -> Path:
     from setuptools import Distribution
 
     folder = folder or native_dir()
-    folder.parent.mkdir(parents=True, exist_ok=True)
     hashes = source_hashes()
-    staging = Path(tempfile.mkdtemp(prefix=".native-", dir=folder.parent))
-    try:
-        with tempfile.TemporaryDirectory(prefix="ttfb-native-") as work:
-            here = os.getcwd()
-            os.chdir(ROOT)  # mypyc names a module by its path from here
-            try:
-                extensions = mypycify([str(source(m).relative_to(ROOT)) for m in MODULES],
-                                      opt_level="3", group_name=GROUP,
-                                      target_dir=os.path.join(work, "c"))
-                dist = Distribution({"name": "ttfb-native", "ext_modules": extensions})
-                command = dist.get_command_obj("build_ext")
-                command.build_lib = str(staging)
-                command.build_temp = os.path.join(work, "o")
-                dist.run_command("build_ext")
-            finally:
-                os.chdir(here)
+    with _staged(folder) as staging, tempfile.TemporaryDirectory(prefix="ttfb-native-") as work:
+        here = os.getcwd()
+        os.chdir(ROOT)  # mypyc names a module by its path from here
+        try:
+            extensions = mypycify([str(source(m).relative_to(ROOT)) for m in MODULES],
+                                  opt_level="3", group_name=GROUP,
+                                  target_dir=os.path.join(work, "c"))
+            dist = Distribution({"name": "ttfb-native", "ext_modules": extensions})
+            command = dist.get_command_obj("build_ext")
+            command.build_lib = str(staging)
+            command.build_temp = os.path.join(work, "o")
+            dist.run_command("build_ext")
+        finally:
+            os.chdir(here)
         names = {m: f"{m.replace('.', '/')}{_suffix()}" for m in MODULES}
         names[f"{GROUP}__mypyc"] = f"{GROUP}__mypyc{_suffix()}"
         missing = [m for m, f in names.items() if not (staging / f).is_file()]
@@ -182,25 +179,16 @@ def build(folder: Path | None = None) -> Path:
             raise RuntimeError("the folds' sources changed while they were compiled")
         _write_manifest(staging, {"compiled": True, "cache_tag": sys.implementation.cache_tag,
                                   "modules": hashes, "files": names})
-        _replace(folder, staging)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 
 def record_failure(why: str, folder: Path | None = None) -> None:
     """Say in the manifest that these sources could not be compiled (the
     folds run as Python; ``make`` does not try again until they change)."""
-    folder = folder or native_dir()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".native-", dir=folder.parent))
-    try:
+    with _staged(folder or native_dir()) as staging:
         _write_manifest(staging, {"compiled": False, "why": why,
                                   "cache_tag": sys.implementation.cache_tag,
                                   "modules": source_hashes()})
-        _replace(folder, staging)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _suffix() -> str:
@@ -211,14 +199,22 @@ def _write_manifest(folder: Path, content: dict[str, object]) -> None:
     (folder / MANIFEST).write_text(json.dumps(content, indent=1, sort_keys=True))
 
 
-def _replace(folder: Path, staging: Path) -> None:
-    """``staging`` becomes ``folder``; the old one is moved aside first (a
-    process that loaded its files keeps them) and removed."""
-    old = folder.with_name(f".{folder.name}-old-{os.getpid()}")
-    if folder.exists():
-        folder.rename(old)
-    staging.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+@contextlib.contextmanager
+def _staged(folder: Path) -> Iterator[Path]:
+    """A fresh folder beside ``folder`` that takes its place once the block
+    ends without an error (the old one moved aside first: a process that
+    loaded its files keeps them), and is removed otherwise."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".native-", dir=folder.parent))
+    try:
+        yield staging
+        old = folder.with_name(f".{folder.name}-old-{os.getpid()}")
+        if folder.exists():
+            folder.rename(old)
+        staging.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _failure(error: BaseException, said: str) -> str:

@@ -49,10 +49,14 @@ print(json.dumps({"how": native.describe(), "file": streams.fold.__file__}))
 """
 
 
+def environment(**env: str) -> dict[str, str]:
+    """This process's environment less the lab's settings, plus ``env``."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}, **env}
+
+
 def run(script: str, *args: str, **env: str) -> dict[str, object]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
     done = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT,
-                          env={**environ, **env},
+                          env=environment(**env),
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
@@ -85,8 +89,7 @@ def test_the_tests_that_patch_the_folds_pass_on_the_python_ones() -> None:
         [sys.executable, "-m", "pytest", "-q", "-m", "python_folds", "-p", "no:xdist",
          "-p", "no:cacheprovider", "tests/unit"],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
-        env={**{k: v for k, v in os.environ.items() if not k.startswith("TTFB_")},
-             "TTFB_NATIVE": "0"})
+        env=environment(TTFB_NATIVE="0"))
     assert done.returncode == 0, done.stdout[-3000:]
     assert re.search(r"^4 passed", done.stdout, re.M) and "skipped" not in done.stdout, \
         done.stdout[-500:]
