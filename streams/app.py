@@ -66,6 +66,10 @@ def new_app(settings: Settings, app_id: str) -> faust.App:
     credentials), with no agents yet: the lab's, or a benchmark's."""
     if not settings.kafka_bootstrap:
         raise ValueError("build_app needs a bootstrap address; start the embedded bus first")
+    # Faust's own folder, which it makes (not its parents) even for tables in
+    # memory: under the lab's data directory, not wherever the lab was started
+    datadir = settings.data_dir / "streams" / app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     extra: dict[str, Any] = {}
     if settings.kafka_sasl_username:
         extra["broker_credentials"] = faust.SASLCredentials(
@@ -81,6 +85,7 @@ def new_app(settings: Settings, app_id: str) -> faust.App:
         # is nothing to wait for, the unacked rest is processed again on restart
         stream_wait_empty=False,
         store="memory://",
+        datadir=str(datadir).replace("{", "{{").replace("}", "}}"),  # (Faust formats it)
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         web_enabled=False,

@@ -77,3 +77,11 @@ def test_aiokafka_waits_for_records_with_a_copy_of_the_active_partitions(
     consumer._thread = Thread()  # type: ignore[attr-defined]
     loop.run_until_complete(consumer._getmany(live, 1.0))  # type: ignore[attr-defined]
     assert given == [{TP(settings.topic("measurements"), 0)}] and given[0] is not live
+
+
+def test_faust_keeps_its_folder_under_the_labs_data_directory(
+        tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
+    """Faust makes a folder even for tables in memory; a lab started in a
+    user's repository must not leave one there."""
+    app, settings = app_on(tmp_path / "lab{x}")
+    assert Path(app.conf.datadir).resolve().is_relative_to(settings.data_dir.resolve())
