@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the throughput bench's runs
-from throughput import run_event  # noqa: E402
+from throughput import run_event, sha  # noqa: E402
 
 from streams.bisect import BisectBook  # noqa: E402
 from streams.checkpoint import state_bytes  # noqa: E402
@@ -43,7 +43,7 @@ def states(scenarios: int, commits: int, seed: int) -> list[tuple[ScenarioState,
         for c in range(commits):
             bump = 400.0 if s % 2 and c == commits - 1 else 0.0  # (``regressed``'s)
             for rep in range(3):
-                event = ev.decode(run_event(rng, f"s{s}", f"c{c}", rep, bump))
+                event = ev.decode(run_event(rng, f"s{s}", sha(f"c{c}"), rep, bump))
                 state, _ = decide(state, event, policy, inplace=True)
         out.append((state, BisectBook()))
     return out

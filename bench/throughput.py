@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -51,25 +52,43 @@ COMPONENTS = {"queue": 1.0, "startup": 40.0, "imports": 2000.0, "config": 10.0,
               "data": 200.0, "model": 900.0, "first_step": 20.0}
 
 
+def sha(name: str) -> str:
+    """A commit id as a repository's (40 hex digits): a state remembers commits."""
+    return hashlib.sha1(name.encode()).hexdigest()
+
+
 def run_event(rng: np.random.Generator, scenario: str, commit: str, rep: int,
               bump: float = 0.0) -> bytes:
+    return run_events(rng, scenario, commit, rep, bump)[-1]
+
+
+def run_events(rng: np.random.Generator, scenario: str, commit: str, rep: int,
+               bump: float = 0.0, measured: bool = False) -> list[bytes]:
+    """A run's ``RunCompleted``; with ``measured``, after a ``ComponentMeasured``
+    for each of its components, as an agent sends a run (the folds skip them,
+    the sink stores them)."""
     comps = {k: v * float(rng.lognormal(0, 0.02)) for k, v in COMPONENTS.items()}
     comps["config"] += bump
-    return ev.encode(ev.RunCompleted(repo="demo",
-                     scenario=scenario, commit=commit, purpose="monitor",
-                                     repetition=rep, runs_total=3, components=comps,  # type: ignore[arg-type]
-                                     ttfb_ms=sum(comps.values())))
+    run = dict(repo="demo", scenario=scenario, commit=commit, purpose="monitor",
+               repetition=rep, runs_total=3, run_id=ev.new_id())
+    completed = ev.RunCompleted(**run, components=comps,  # type: ignore[arg-type]
+                                ttfb_ms=sum(comps.values()))
+    parts = [ev.ComponentMeasured(**run, component=name, ms=ms)  # type: ignore[arg-type]
+             for name, ms in comps.items()] if measured else []
+    return [ev.encode(event) for event in (*parts, completed)]
 
 
 def burst(rng: np.random.Generator, events: int, scenarios: int,
-          first_commit: int = 0) -> list[tuple[bytes, bytes]]:
-    """(key, value) pairs: whole commits of 3 runs, round-robin over the scenarios."""
+          first_commit: int = 0, measured: bool = False) -> list[tuple[bytes, bytes]]:
+    """(key, value) pairs: whole commits of 3 runs, round-robin over the
+    scenarios (``measured``: each run as ``run_events`` sends it)."""
     out: list[tuple[bytes, bytes]] = []
     commit = first_commit
     while len(out) < events:
         for s in range(scenarios):
-            out += [(f"tp{s}".encode(), run_event(rng, f"tp{s}", f"c{commit}", rep))
-                    for rep in range(3)]
+            out += [(f"tp{s}".encode(), value) for rep in range(3)
+                    for value in run_events(rng, f"tp{s}", sha(f"c{commit}"), rep,
+                                            measured=measured)]
         commit += 1
     return out
 
@@ -77,7 +96,7 @@ def burst(rng: np.random.Generator, events: int, scenarios: int,
 def regressed(rng: np.random.Generator, scenario: str) -> list[tuple[bytes, bytes]]:
     """Seven commits of ``scenario``, the last with a large regression: a
     candidate once they are folded."""
-    return [(scenario.encode(), run_event(rng, scenario, f"{scenario}{c}", r,
+    return [(scenario.encode(), run_event(rng, scenario, sha(f"{scenario}{c}"), r,
                                           400.0 if c == 6 else 0.0))
             for c in range(7) for r in range(3)]
 
@@ -100,18 +119,20 @@ def markers(partitions: int, prefix: str = "marker") -> list[str]:
 
 async def burst_folded(settings: Settings, rng: np.random.Generator, events: int,
                        scenarios: int, detections: Detections, first_commit: int = 0,
-                       prefix: str = "marker") -> tuple[int, float, float, float]:
-    """The burst, then the markers (``regressed``), sent: (events, the moment
-    of the first send, seconds to send them, seconds from the first send to
-    the last marker's candidate)."""
+                       prefix: str = "marker",
+                       measured: bool = False) -> tuple[int, int, float, float, float]:
+    """The burst, then the markers (``regressed``), sent: (events, runs among
+    them, the moment of the first send, seconds to send them, seconds from
+    the first send to the last marker's candidate)."""
     names = markers(settings.partitions, prefix)
-    messages = burst(rng, events, scenarios, first_commit) + \
+    messages = burst(rng, events, scenarios, first_commit, measured) + \
         [m for name in names for m in regressed(rng, name)]
     start = time.perf_counter()
     produce_s = await produce(settings, messages)
     while any(name not in detections.arrived for name in names):
         await asyncio.sleep(0.01)
-    return len(messages), start, produce_s, max(detections.arrived[n] for n in names) - start
+    runs = sum(b'"type":"RunCompleted"' in value for _, value in messages)
+    return len(messages), runs, start, produce_s, max(detections.arrived[n] for n in names) - start
 
 
 async def produce(settings: Settings, messages: list[tuple[bytes, bytes]]) -> float:
@@ -172,7 +193,8 @@ class Detections:
 
 
 async def measure(settings: Settings, events: int, scenarios: int, probes: int,
-                  workers: list[subprocess.Popen[bytes]], history: int = 0) -> dict[str, Any]:
+                  workers: list[subprocess.Popen[bytes]], history: int = 0,
+                  measured: bool = False) -> dict[str, Any]:
     rng = np.random.default_rng(1)
     store = open_store(settings)
     detections = Detections(settings)
@@ -187,15 +209,18 @@ async def measure(settings: Settings, events: int, scenarios: int, probes: int,
         await asyncio.sleep(0.5)
     stored_before = 0
     if history:  # the scenarios' past, folded before the burst: states of a lab that has run
-        await burst_folded(settings, rng, history * 3 * scenarios, scenarios, detections,
-                           prefix="history-marker")
-        stored_before = history * 3 * scenarios
-    total, start, produce_s, fold_s = await burst_folded(settings, rng, events, scenarios,
-                                                         detections, first_commit=history)
+        stored_before = (await burst_folded(settings, rng, history * 3 * scenarios *
+                                            (len(COMPONENTS) + 1 if measured else 1),
+                                            scenarios, detections, prefix="history-marker",
+                                            measured=measured))[0]
+    total, runs, start, produce_s, fold_s = await burst_folded(settings, rng, events, scenarios,
+                                                         detections, first_commit=history,
+                                                         measured=measured)
     while True:
-        n = store.query("SELECT count() AS n FROM ttfb.runs WHERE scenario LIKE 'tp%'"
-                        " OR scenario LIKE 'marker%'")[0]["n"]
-        if int(n) >= total + stored_before:
+        n = sum(int(store.query(f"SELECT count() AS n FROM ttfb.{table} WHERE scenario LIKE"
+                                " 'tp%' OR scenario LIKE '%marker%'")[0]["n"])
+                for table in ("runs", "measurements"))
+        if n >= total + stored_before:
             break
         await asyncio.sleep(0.2)
     sink_s = time.perf_counter() - start
@@ -223,7 +248,8 @@ async def measure(settings: Settings, events: int, scenarios: int, probes: int,
             "raw_consume_events_per_s": round(ceiling),
             "detection_latency_ms_p50": round(float(np.percentile(latencies, 50)), 1),
             "detection_latency_ms_p99": round(float(np.percentile(latencies, 99)), 1),
-            "probes": probes, "history_commits": history}
+            "probes": probes, "history_commits": history,
+            "fold_runs_per_s": round(runs / fold_s), "measured": measured}
 
 
 def faust_ceiling_worker(settings: Settings, expected: int, out: Path) -> None:
@@ -288,7 +314,7 @@ def lab_streams(settings: Settings, args: argparse.Namespace, tmp: Path,
                 procs[role] = subprocess.Popen(command, env=env, stdout=log,
                                                stderr=subprocess.STDOUT)
         return asyncio.run(measure(settings, args.events, args.scenarios, args.probes,
-                                   list(procs.values()), args.history))
+                                   list(procs.values()), args.history, args.measured))
     finally:
         for role, proc in procs.items():
             stop(proc, tmp / f"{name}-{role}.log")
@@ -328,6 +354,9 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=0,
                         help="commits of each scenario folded before the burst, not timed: "
                         "the states of a lab that has run a while (0: the burst starts them)")
+    parser.add_argument("--measured", action="store_true",
+                        help="each run's ComponentMeasured events before its RunCompleted, as "
+                        "agents send them (default: RunCompleted alone, the folds' costliest)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--lab-only", action="store_true",
                         help="leave out the worker holding the sink too")
