@@ -45,6 +45,7 @@ ROUTES: dict[type[ev.Event], str] = {
     ev.RunRequested: "commands", ev.CommitRangeRequested: "commands", ev.Alert: "alerts",
     ev.CalibrationRequested: "calibration", ev.ThresholdCalibrated: "calibration",
     ev.BisectCompleted: "bisect", ev.ScenarioBroken: "alerts",
+    ev.CommitTested: "records", ev.BisectProgressed: "records",
 }
 
 
@@ -152,7 +153,7 @@ def emitter(topics: dict[str, Any], settings: Settings) -> Emit:
             event = sign(event, key)
         topic = topic_for(event)
         metrics.EVENTS_OUT.labels(topic).inc()
-        return await send_now(topics[topic], event.key.encode(), ev.encode(event))
+        return await send_now(topics[topic], event.key.encode(), ev.compact(event))
 
     return emit
 

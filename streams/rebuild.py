@@ -231,7 +231,9 @@ def _payload_pages(store: Store, settings: Settings, records: bool,
     a year's log read in time that grew with its square); whatever was
     stored after that pass is read a page at a time."""
     skip = [t for t in NOT_FOLDED_TYPES if not (records and t == "CommitTested")]
-    which = {"t": folded_topics(settings), "skip": skip, "n": PAGE}
+    # records on the topic of their own, and, as earlier builds sent them, on detections
+    topics = folded_topics(settings) + ([settings.topic("records")] if records else [])
+    which = {"t": topics, "skip": skip, "n": PAGE}
     of_log = (f" FROM {store.db}.events FINAL WHERE topic IN {{t:Array(String)}}"
               " AND type NOT IN {skip:Array(String)}"
               # the first bound alone lets the sorting key skip what came before

@@ -13,7 +13,11 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STREAMS_TABLES = ("ttfb-decisions",)
-TOPICS = ("commands", "measurements", "detections", "bisect", "alerts", "calibration", "deadletter")
+# ``records``: every commit's test and every step of a search (``CommitTested``,
+# ``BisectProgressed``), for the store and the dashboard; the folds never read
+# it, so the worker's consumer is not handed one of them per commit
+TOPICS = ("commands", "measurements", "detections", "records", "bisect", "alerts", "calibration",
+          "deadletter")
 
 
 class Settings(BaseSettings):

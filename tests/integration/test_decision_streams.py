@@ -109,6 +109,21 @@ def test_a_regression_is_confirmed_bisected_and_alerted(played: Lab, store: Stor
                                   for b in slack.bodies)
 
 
+def test_the_tests_and_search_steps_travel_on_the_records_topic(played: Lab,
+                                                               store: Store) -> None:
+    """Every commit's test and every step of the bisect reach the store from
+    the records topic, which the decision worker does not consume (it was
+    handed one for each commit tested), and from no other."""
+    rows = store.query(
+        f"SELECT type, topic, count() AS n FROM {store.db}.events WHERE scenario = {{s:String}}"
+        " AND type IN ('CommitTested', 'BisectProgressed') GROUP BY type, topic",
+        {"s": SCENARIO})
+    assert {(r["type"], r["topic"]) for r in rows} == {
+        ("CommitTested", played.settings.topic("records")),
+        ("BisectProgressed", played.settings.topic("records"))}
+    assert sum(int(r["n"]) for r in rows if r["type"] == "CommitTested") >= len(COMMITS)
+
+
 def test_alerts_tail_prints_the_stored_alerts_then_follows(played: Lab, store: Store) -> None:
     """``ttfb alerts tail --json --from-beginning`` against the running lab."""
     import json

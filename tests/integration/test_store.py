@@ -231,21 +231,28 @@ def test_a_scenario_stays_bisecting_when_another_component_of_its_detection_is_d
     assert queries.scenario_status(store) == {"recsys": "healthy"}
 
 
+@pytest.mark.parametrize("records_on", ["records", "detections"])
 def test_a_lab_s_start_takes_the_stored_test_outcomes_and_rebuilds_the_same_state(
-        settings: Settings) -> None:
+        settings: Settings, records_on: str) -> None:
     """The store holds a lab's log as its sink wrote it: each input on its
-    topic, then the fold's outputs on theirs. A start's rebuild reads the
-    tests' records ahead of the runs, takes those that found nothing, and
-    leaves the state that testing every commit again leaves."""
+    topic, then the fold's outputs on theirs (the tests' records on their own
+    topic, or on detections, where earlier builds sent them). A start's
+    rebuild reads the tests' records ahead of the runs, takes those that
+    found nothing, and leaves the state that testing every commit again
+    leaves."""
     from streams.decisions import topic_for
     from streams.detection import Policy, to_json
     from streams.rebuild import rebuild_from_store, replay, stored_events
     from tests.unit.test_rebuild_records import live_log
 
+    def topic(e: ev.Event) -> str:
+        if not e.producer.startswith("ttfb-"):
+            return "measurements"
+        return records_on if isinstance(e, ev.CommitTested) else topic_for(e)
+
     log = live_log(5, commits=40)
     store = open_store(settings)
-    store.write_batch([(settings.topic(topic_for(e) if e.producer.startswith("ttfb-")
-                                       else "measurements"), e, None) for e in log])
+    store.write_batch([(settings.topic(topic(e)), e, None) for e in log])
     again = replay(stored_events(store, settings), Policy())
     rebuilt, _ = rebuild_from_store(store, settings, Policy())
     tested = [e for e in log if isinstance(e, ev.CommitTested)]

@@ -105,6 +105,16 @@ def encode(event: Event) -> bytes:
     return json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
 
 
+def compact(event: Event) -> bytes:
+    """JSON bytes of an event as pydantic-core writes them (fields in their
+    declared order, no spaces): a fifth of ``encode``'s time, for what a
+    stream processor sends by the thousand. ``decode`` reads both forms to
+    the same event; where the exact bytes matter (a signature covers
+    ``encode``'s form, which the receiver makes again; ClickHouse's ingest
+    views check it), ``encode``."""
+    return event.model_dump_json().encode()
+
+
 def _reject_constant(name: str) -> float:
     raise ValueError(f"non-finite number {name} is not allowed")
 
