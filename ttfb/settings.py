@@ -98,11 +98,11 @@ class Settings(BaseSettings):
         "and the compose file")
     sink_batch_size: int = Field(2000, ge=1)
     sink_batch_seconds: float = Field(0.5, gt=0)
-    decide_batch_size: int = Field(5000, ge=1)  # events folded per changelog write, at most
+    decide_batch_size: int = Field(10_000, ge=1)  # events folded per changelog write, at most
     # how long a batch gathers behind a backlog, at most (with none, what came
     # within 20 ms is folded: streams.decisions.WINDOW_S); each scenario's
     # state is written once a batch, so a backlog's batches are large
-    decide_batch_seconds: float = Field(0.5, gt=0)
+    decide_batch_seconds: float = Field(1.0, gt=0)
     fetch_max_wait_ms: int = Field(50, ge=1, le=1500)  # a consumer fetch held this long at most
     max_event_bytes: int = Field(1_000_000, ge=1024)
     store_lock_timeout_s: float = Field(
