@@ -209,13 +209,18 @@ def waiting(b: Bisect, commits: tuple[str, ...]) -> bool:
 def request_runs(b: Bisect, commit: str, count: int, purpose: str = "bisect",
           profile: bool = False) -> list[ev.Event]:
     """``count`` runs of ``commit`` in the current block, whose number the arm
-    label carries (``bisect-3``) and the agent hands back with each run."""
+    label carries (``bisect-3``) and the agent hands back with each run. A
+    bisect that follows another (a second component of the same change)
+    asks for runs only once that one's search has ended, with its runs:
+    they refine a change already told, whose commit is most likely found,
+    and wait behind the monitoring of new commits
+    (``RunRequested.background``)."""
     b.requested[commit] = b.requested.get(commit, 0) + count
     label = f"{purpose}-{b.block}" if purpose == "bisect" else purpose
     return [ev.RunRequested(scenario=b.scenario, repo=b.repo, commit=commit, branch=b.branch,
                             runs=1, purpose=purpose, correlation_id=b.bisect_id,  # type: ignore[arg-type]
                             profile=profile, arm=ev.Arm(label=label),
-                            hardware_class=b.hardware_class,
+                            hardware_class=b.hardware_class, background=bool(b.follows),
                             producer="ttfb-bisect") for _ in range(count)]
 
 

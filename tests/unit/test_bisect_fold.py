@@ -525,17 +525,20 @@ def test_a_spent_budget_ends_inconclusive_with_the_likely_range() -> None:
 
 def _two_components(seed: int, together: bool, culprit: int = 9, n: int = 16,
                     late: bool = False, policy: BisectPolicy = POLICY,
-                    profiled: list[str] | None = None) -> tuple[dict[str, str], int]:
-    """One change that moves imports by 12 % and first_step by 60 % at
+                    profiled: list[str] | None = None,
+                    background: dict[str, list[bool]] | None = None,
+                    second: float = 0.60) -> tuple[dict[str, str], int]:
+    """One change that moves imports by 12 % and first_step by ``second`` at
     ``culprit``, confirmed in both: their bisects in one scenario's book
     (``together``, as the fold keeps them) or each in a book of its own;
     ``late``: first_step's confirmed once imports' bisect has ended. The
     culprit each names, and the runs the simulated agent ran (profiled
     runs, under ``policy.explain``, carry a profile of the run's commit;
-    ``profiled`` gets the component of the bisect that asked for each)."""
+    ``profiled`` gets the component of the bisect that asked for each;
+    ``background``, per component, whether each run it asked for was)."""
     rng = np.random.default_rng(seed)
     commits = [f"c{i:02d}" for i in range(n)]
-    sizes = {"imports": 0.12, "first_step": 0.60}
+    sizes = {"imports": 0.12, "first_step": second}
     books = {"one": BisectBook()} if together else {c: BisectBook() for c in sizes}
     queue: list[tuple[str, ev.Event]] = []
 
@@ -561,6 +564,10 @@ def _two_components(seed: int, together: bool, culprit: int = 9, n: int = 16,
                 authors=[f"a{i}" for i in range(n)], subjects=[f"s{i}" for i in range(n)])
         elif isinstance(event, ev.RunRequested):
             ran += 1
+            if background is not None:
+                asker = next(c for c in sizes
+                             if event.correlation_id == ev.derived_id("bisect", "det", c))
+                background.setdefault(asker, []).append(event.background)
             if event.purpose == "explain" and profiled is not None:
                 profiled.append("first_step" if event.correlation_id ==
                                 ev.derived_id("bisect", "det", "first_step") else "imports")
@@ -600,6 +607,25 @@ def test_two_components_of_one_change_share_their_bisect_s_runs() -> None:
     runs_apart = float(np.mean([ran for _, ran in apart]))
     runs_together = float(np.mean([ran for _, ran in together]))
     assert runs_together < 0.75 * runs_apart, (runs_together, runs_apart)
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_the_second_component_s_own_runs_wait_behind_monitoring(late: bool) -> None:
+    """The bisect that follows another (the same change's second component)
+    asks for its own runs once the first one's search has ended: they refine
+    a change already told, and go behind the monitoring of new commits; the
+    first one's runs and a bisect of its own do not. (A second move of
+    6 %: the first one's runs do not settle it.)"""
+    for seed in range(3):
+        flags: dict[str, list[bool]] = {}
+        named, _ = _two_components(seed, together=True, late=late, background=flags,
+                                   second=0.06)
+        assert named == {"imports": "c09", "first_step": "c09"}
+        assert flags["imports"] and not any(flags["imports"])
+        assert flags["first_step"] and all(flags["first_step"])
+        alone: dict[str, list[bool]] = {}
+        _two_components(seed, together=False, background=alone, second=0.06)
+        assert not any(alone["imports"] + alone["first_step"])
 
 
 def test_a_component_confirmed_after_its_change_s_bisect_ended_takes_that_bisect_s_runs() -> None:
