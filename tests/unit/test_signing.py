@@ -14,9 +14,15 @@ def test_signed_command_verifies() -> None:
     Verifier(KEY).verify(sign(command(), KEY))
 
 
-def test_signature_survives_the_wire() -> None:
-    signed = sign(command(), KEY)
-    Verifier(KEY).verify(ev.decode(ev.encode(signed)))  # type: ignore[arg-type]
+@pytest.mark.parametrize("wire", [ev.encode, ev.compact])
+def test_signature_survives_the_wire(wire) -> None:  # type: ignore[no-untyped-def]
+    """Sent canonical or as the decision worker sends its outputs (pydantic-core's
+    field order): the agent reads the same command, and the signature holds."""
+    arm = ev.Arm(label="b", env={"B": "1", "A": "2"})
+    signed = sign(command().model_copy(update={"arm": arm, "background": True}), KEY)
+    received = ev.decode(wire(signed))
+    assert received == signed
+    Verifier(KEY).verify(received)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("make", "reason"), [
