@@ -41,11 +41,16 @@ from ttfb.signing import sign
 
 log = logging.getLogger(__name__)
 
+# outputs made for every commit tested and every step of a search: the
+# worker's log names only the others (a line a commit is noise in a busy lab),
+# and they go to the records topic, which the folds do not read
+ROUTINE = (ev.CommitTested, ev.BisectProgressed)
+
 ROUTES: dict[type[ev.Event], str] = {
     ev.RunRequested: "commands", ev.CommitRangeRequested: "commands", ev.Alert: "alerts",
     ev.CalibrationRequested: "calibration", ev.ThresholdCalibrated: "calibration",
     ev.BisectCompleted: "bisect", ev.ScenarioBroken: "alerts",
-    ev.CommitTested: "records", ev.BisectProgressed: "records",
+    **dict.fromkeys(ROUTINE, "records"),
 }
 
 
@@ -71,10 +76,6 @@ def decoded(raw: bytes | None, max_bytes: int,
 # would have its quotes escaped, so this cannot match a different event.
 NOT_FOLDED = tuple(f'"type":"{name}"'.encode() for name in NOT_FOLDED_TYPES)
 
-
-# outputs made for every commit tested and every step of a search: the
-# worker's log names only the others: a line a commit is noise in a busy lab
-ROUTINE = (ev.CommitTested, ev.BisectProgressed)
 
 
 class StateCache:

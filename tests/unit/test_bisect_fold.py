@@ -564,13 +564,12 @@ def _two_components(seed: int, together: bool, culprit: int = 9, n: int = 16,
                 authors=[f"a{i}" for i in range(n)], subjects=[f"s{i}" for i in range(n)])
         elif isinstance(event, ev.RunRequested):
             ran += 1
+            asker = next(c for c in sizes
+                         if event.correlation_id == ev.derived_id("bisect", "det", c))
             if background is not None:
-                asker = next(c for c in sizes
-                             if event.correlation_id == ev.derived_id("bisect", "det", c))
                 background.setdefault(asker, []).append(event.background)
             if event.purpose == "explain" and profiled is not None:
-                profiled.append("first_step" if event.correlation_id ==
-                                ev.derived_id("bisect", "det", "first_step") else "imports")
+                profiled.append(asker)
             i = commits.index(event.commit)
             comps = {c: 10.0 for c in ev.COMPONENTS} | {
                 c: 500.0 * (1 + size if i >= culprit else 1.0) * float(rng.lognormal(0, 0.03))
