@@ -123,12 +123,50 @@ async def _send(settings: Settings, events: list[ev.Event]) -> None:
         await emit_all(settings, "scheduler", [(fact, "commands") for fact in facts])
 
 
+class Story:
+    """Says once, while the history still plays, when every injected change
+    is attributed to its commit: the story is told, and what follows
+    (thresholds calibrated, side effects' bisects in the background) is the
+    rest of the history. Looks at the store every ``every_s`` seconds at most."""
+
+    def __init__(self, store: Store, repo: Path, say: Callable[[str], None],
+                 started: float, every_s: float = 10.0) -> None:
+        manifest_path = repo.parent / "manifest.json"
+        self.manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else []
+        self.store, self.say, self.started, self.every_s = store, say, started, every_s
+        self.told_s: float | None = None
+        self.looked = -every_s
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if self.told_s is not None or not self.manifest or now - self.looked < self.every_s:
+            return
+        self.looked = now
+        latest = {a["alert_id"]: a for a in queries.alerts(self.store, limit=10_000)}
+        verdict = classify(self.manifest, [a for a in latest.values()
+                                           if a["status"] == "attributed"])
+        if verdict["missed"]:
+            return
+        self.told_s = round(now - self.started, 1)
+        alarms = len(verdict["false_alarms"])
+        self.say(f"story told after {self.told_s:.0f} s: all {len(self.manifest)} injected "
+                 f"changes found and attributed to their commits ({alarms} false alarm"
+                 f"{'' if alarms == 1 else 's'} so far); the rest of the history calibrates "
+                 "thresholds and bisects the side effects")
+
+
 def play(settings: Settings, store: Store, lab_check: Callable[[], None],
          say: Callable[[str], None], commit_timeout: float = 300.0) -> dict[str, Any]:
     """Play every commit of the demo repository; returns the summary."""
     started = time.monotonic()
     repo_name, repo_path = next(iter(settings.repos.items()))
     repo = Path(repo_path)
+    story = Story(store, repo, say, started)
+
+    def look() -> None:  # between two polls of the store
+        lab_check()
+        story()
+
     catalog = load_catalog(settings.catalog)
     commits = new_commits(repo, "HEAD", None)
     sent: list[tuple[str, list[str], int]] = []  # commits whose runs are not all stored
@@ -148,12 +186,12 @@ def play(settings: Settings, store: Store, lab_check: Callable[[], None],
         # two commits. The baseline's runs come first (the test selection
         # reads the modules they imported)
         while len(sent) > (AHEAD if number else 0):
-            _wait_for_runs(store, *sent.pop(0), commit_timeout, lab_check)
+            _wait_for_runs(store, *sent.pop(0), commit_timeout, look)
     for waiting in sent:
-        _wait_for_runs(store, *waiting, commit_timeout, lab_check)
+        _wait_for_runs(store, *waiting, commit_timeout, look)
     say("history played; waiting for open detections to be confirmed or dismissed")
-    _wait(_quiet(store), 900, lab_check)
-    return summarise(store, repo, time.monotonic() - started)
+    _wait(_quiet(store), 900, look)
+    return summarise(store, repo, time.monotonic() - started, story.told_s)
 
 
 def _wait_for_runs(store: Store, commit: str, ids: list[str], wanted: int,
@@ -187,7 +225,8 @@ def classify(manifest: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> di
             "other_moves": named(other), "false_alarms": named(seen - expected - other)}
 
 
-def summarise(store: Store, repo: Path, elapsed_s: float) -> dict[str, Any]:
+def summarise(store: Store, repo: Path, elapsed_s: float,
+              story_told_s: float | None = None) -> dict[str, Any]:
     manifest_path = repo.parent / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else []
     alerts = queries.alerts(store)
@@ -215,5 +254,6 @@ def summarise(store: Store, repo: Path, elapsed_s: float) -> dict[str, Any]:
                           if f["type"] == "DetectionDismissed"}),
         "runs_spent": queries.runs_spent(store),
         "calibrated": sorted({c["scenario"] for c in queries.calibrations(store)}),
+        "story_told_s": story_told_s,
         "elapsed_s": round(elapsed_s, 1),
     }

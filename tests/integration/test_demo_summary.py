@@ -103,3 +103,36 @@ def test_the_demo_is_not_settled_while_a_named_component_awaits_its_verdict(
     assert not _settled(store)
     store.write([ev.DetectionDismissed(component="model", **found)])  # type: ignore[arg-type]
     assert _settled(store)
+
+
+def test_the_story_is_told_once_when_every_injected_change_is_attributed(
+        tmp_path: Path) -> None:
+    """Through the store: a confirmed alert does not tell the story, nor does
+    one change of two attributed; the second attribution does, once, with
+    the time it took, and the summary carries that time."""
+    from producers.demo import Story, summarise
+    from ttfb import events as ev
+    from ttfb.settings import Settings
+    from ttfb.store import open_store
+
+    (tmp_path / "manifest.json").write_text(json.dumps(MANIFEST))
+    store = open_store(Settings(data_dir=tmp_path / "data"))
+    said: list[str] = []
+    story = Story(store, tmp_path / "repo", said.append, started=0.0, every_s=0.0)
+
+    def alert_of(change: dict[str, str], status: str) -> ev.Alert:
+        return ev.Alert(alert_id=f"d-{change['scenario']}:{change['component']}",
+                        kind=change["direction"], scenario=change["scenario"],  # type: ignore[arg-type]
+                        component=change["component"], commit=change["commit"], effect_ms=50.0,
+                        effect_pct=10.0, status=status,  # type: ignore[arg-type]
+                        culprit=change["commit"] if status == "attributed" else "")
+
+    store.write([alert_of(MANIFEST[0], "confirmed"), alert_of(MANIFEST[1], "attributed")])
+    story()
+    assert said == [] and story.told_s is None
+    store.write([alert_of(MANIFEST[0], "attributed")])
+    story()
+    story()
+    assert len(said) == 1 and "all 2 injected changes found and attributed" in said[0]
+    assert "0 false alarms" in said[0] and story.told_s is not None and story.told_s > 0
+    assert summarise(store, tmp_path / "repo", 1.0, story.told_s)["story_told_s"] == story.told_s
