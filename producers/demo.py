@@ -123,6 +123,17 @@ async def _send(settings: Settings, events: list[ev.Event]) -> None:
         await emit_all(settings, "scheduler", [(fact, "commands") for fact in facts])
 
 
+def _manifest(repo: Path) -> list[dict[str, Any]]:
+    """The demo repository's injected changes, written beside it (none for another repository)."""
+    path = repo.parent / "manifest.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def _latest_alerts(store: Store, limit: int = 200) -> list[dict[str, Any]]:
+    """Each alert as it stands: an attributed alert replaces the confirmed one."""
+    return list({a["alert_id"]: a for a in queries.alerts(store, limit=limit)}.values())
+
+
 class Story:
     """Says once, while the history still plays, when every injected change
     is attributed to its commit: the story is told, and what follows
@@ -131,8 +142,7 @@ class Story:
 
     def __init__(self, store: Store, repo: Path, say: Callable[[str], None],
                  started: float, every_s: float = 10.0) -> None:
-        manifest_path = repo.parent / "manifest.json"
-        self.manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else []
+        self.manifest = _manifest(repo)
         self.store, self.say, self.started, self.every_s = store, say, started, every_s
         self.told_s: float | None = None
         self.looked = -every_s
@@ -142,8 +152,7 @@ class Story:
         if self.told_s is not None or not self.manifest or now - self.looked < self.every_s:
             return
         self.looked = now
-        latest = {a["alert_id"]: a for a in queries.alerts(self.store, limit=10_000)}
-        verdict = classify(self.manifest, [a for a in latest.values()
+        verdict = classify(self.manifest, [a for a in _latest_alerts(self.store, 10_000)
                                            if a["status"] == "attributed"])
         if verdict["missed"]:
             return
@@ -227,19 +236,14 @@ def classify(manifest: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> di
 
 def summarise(store: Store, repo: Path, elapsed_s: float,
               story_told_s: float | None = None) -> dict[str, Any]:
-    manifest_path = repo.parent / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else []
-    alerts = queries.alerts(store)
+    manifest = _manifest(repo)
     found = queries.findings(store)
-    latest: dict[str, dict[str, Any]] = {}
-    for a in alerts:  # an attributed alert replaces the confirmed one
-        latest[a["alert_id"]] = a
     rows = [{"scenario": a["scenario"], "component": a["component"], "kind": a["kind"],
              "status": a["status"],
              "commit": a["commit"], "culprit": a["culprit"] or a["commit"],
              "culprit_confidence": round(float(a["culprit_confidence"]), 3),
              "effect_pct": round(float(a["effect_pct"]), 1), "subject": a["subject"]}
-            for a in latest.values()]
+            for a in _latest_alerts(store)]
     # a retracted alert (its bisect's runs no longer showed the change) is
     # judged by nobody: it blames no commit, and it is listed on its own
     retracted = [r for r in rows if r["status"] == "not_reproduced"]

@@ -77,7 +77,6 @@ def decoded(raw: bytes | None, max_bytes: int,
 NOT_FOLDED = tuple(f'"type":"{name}"'.encode() for name in NOT_FOLDED_TYPES)
 
 
-
 class StateCache:
     """Decoded fold states, kept in the worker between events.
 
