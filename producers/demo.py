@@ -29,6 +29,7 @@ from ttfb.store import Store, queries
 
 BASELINE_RUNS = 5
 RUNS_PER_COMMIT = 3
+ALERTS = 10_000  # alerts read for the story and the summary: every one a demo raises
 AHEAD = 1  # commits sent before the runs of the one before them are all stored
 
 
@@ -129,11 +130,6 @@ def _manifest(repo: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def _latest_alerts(store: Store, limit: int = 200) -> list[dict[str, Any]]:
-    """Each alert as it stands: an attributed alert replaces the confirmed one."""
-    return list({a["alert_id"]: a for a in queries.alerts(store, limit=limit)}.values())
-
-
 class Story:
     """Says once, while the history still plays, when every injected change
     is attributed to its commit: the story is told, and what follows
@@ -152,8 +148,8 @@ class Story:
         if self.told_s is not None or not self.manifest or now - self.looked < self.every_s:
             return
         self.looked = now
-        verdict = classify(self.manifest, [a for a in _latest_alerts(self.store, 10_000)
-                                           if a["status"] == "attributed"])
+        current = queries.current_alerts(self.store, limit=ALERTS)
+        verdict = classify(self.manifest, [a for a in current if a["status"] == "attributed"])
         if verdict["missed"]:
             return
         self.told_s = round(now - self.started, 1)
@@ -243,7 +239,7 @@ def summarise(store: Store, repo: Path, elapsed_s: float,
              "commit": a["commit"], "culprit": a["culprit"] or a["commit"],
              "culprit_confidence": round(float(a["culprit_confidence"]), 3),
              "effect_pct": round(float(a["effect_pct"]), 1), "subject": a["subject"]}
-            for a in _latest_alerts(store)]
+            for a in queries.current_alerts(store, limit=ALERTS)]
     # a retracted alert (its bisect's runs no longer showed the change) is
     # judged by nobody: it blames no commit, and it is listed on its own
     retracted = [r for r in rows if r["status"] == "not_reproduced"]

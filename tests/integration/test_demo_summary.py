@@ -61,6 +61,27 @@ def test_a_retracted_alert_is_listed_apart_and_judged_by_nobody(tmp_path: Path) 
     assert [a["status"] for a in summary["alerts"]] == ["not_reproduced"]
 
 
+def test_the_summary_reads_every_alert_of_a_long_history(tmp_path: Path) -> None:
+    """A history that raised more alerts than a page of the alerts list is
+    summarised whole: the latest alerts judge the run as much as the first."""
+    from producers.demo import summarise
+    from ttfb import events as ev
+    from ttfb.settings import Settings
+    from ttfb.store import open_store
+
+    (tmp_path / "manifest.json").write_text(json.dumps(MANIFEST))
+    store = open_store(Settings(data_dir=tmp_path / "data"))
+    store.write([ev.Alert(alert_id=f"d{i}:startup", kind="regression", scenario="vision",
+                          component="startup", commit=f"{i:040x}", effect_ms=50.0,
+                          effect_pct=5.0) for i in range(260)]
+                + [ev.Alert(alert_id="last:imports", kind="improvement", scenario="recsys",
+                            component="imports", commit="i" * 40, effect_ms=-90.0,
+                            effect_pct=-9.0)])
+    summary = summarise(store, tmp_path / "repo", 1.0)
+    assert len(summary["alerts"]) == 261 and len(summary["false_alarms"]) == 260
+    assert summary["found"] == ["recsys/imports improvement iiiiiiiiii"]
+
+
 def test_each_injected_change_is_tested_against_a_baseline_of_several_commits(
         tmp_path: Path) -> None:
     """Before its injected change, each scenario is measured at its first commit
