@@ -170,12 +170,23 @@ def as_json(result: ev.ExperimentCompleted) -> dict[str, Any]:
             "components": [c.model_dump() for c in result.components]}
 
 
+def verdict_rule(result: ev.ExperimentCompleted) -> str:
+    """What "no change" means in ``result``'s table, in its own milliseconds
+    (a component can show p < 0.05 and still be one)."""
+    total = next(c for c in result.components if c.component == "ttfb")
+    floor = MIN_SHARE_PCT / 100 * total.mean_a_ms
+    return (f"no change: moved less than {floor:,.0f} ms ({MIN_SHARE_PCT:g} % of A's TTFB) or"
+            f" {MIN_EFFECT_PCT:g} % of itself, or not significant (false-discovery rate"
+            f" {ALPHA:g})")
+
+
 def print_table(result: ev.ExperimentCompleted) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{result.scenario}: {result.arm_a} vs {result.arm_b} -> "
-                        f"{result.verdict} ({result.runs_spent} runs)")
+                        f"{result.verdict} ({result.runs_spent} runs)",
+                  caption=verdict_rule(result))
     for column in ("component", "A ms", "B ms", "delta ms", "delta %", "95% CI", "p", "verdict"):
         table.add_column(column, justify="left" if column in ("component", "verdict") else "right")
     for c in result.components:

@@ -68,6 +68,8 @@ def _ms(value: float) -> str:
 
 def markdown(report: Report) -> str:
     """The report as GitHub renders it (step summary, check run, comment)."""
+    from producers.experiments import verdict_rule
+
     verdict = "**Regression found**: do not merge as is" if report.regression else \
         "No regression found"
     lines = [MARKER, f"## ttfb-lab: time to first batch, `{report.base[:10]}` → "
@@ -85,6 +87,7 @@ def markdown(report: Report) -> str:
                          f"{c.delta_ms:+,.1f} ms ({c.delta_pct:+.1f}%) | "
                          f"[{c.ci_low_pct:+.1f}%, {c.ci_high_pct:+.1f}%] | {c.p_value:.2g} | "
                          f"{mark} |")
+        lines += ["", f"<sub>{verdict_rule(r)}</sub>"]
         if scenario.grew:
             what = "imports (-X importtime)" if scenario.grew_component == "imports" else \
                 f"{scenario.grew_component} (cProfile, cumulative)"

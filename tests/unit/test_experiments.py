@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from producers.experiments import analyse, overall, parse_arm
+from producers.experiments import analyse, overall, parse_arm, print_table
+from ttfb import events as ev
 
 BASE = {"queue": 50.0, "startup": 45.0, "imports": 2000.0, "config": 5.0, "data": 400.0,
         "model": 1600.0, "first_step": 20.0}
@@ -47,3 +49,19 @@ def test_arms_parse_revisions_interpreters_and_env() -> None:
     assert (spec.revision, spec.python, spec.env) == ("HEAD~1", "/usr/bin/python3.12",
                                                       {"PYTHON_LAZY": "1"})
     assert spec.label("a") == "a:HEAD~1,python=/usr/bin/python3.12,env=PYTHON_LAZY=1"
+
+
+def test_the_table_says_why_a_small_move_with_a_small_p_is_no_change(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A component that moved less than 1.5 % of TTFB is "no change" whatever
+    its p: the table says so, in the experiment's own milliseconds."""
+    rng = np.random.default_rng(33)
+    deltas = analyse(arm(rng, 20, 0.02), arm(rng, 20, 0.02, {"first_step": 0.5}))
+    small = next(d for d in deltas if d.component == "first_step")
+    assert small.p_value < 0.05 and small.verdict == "no change"
+    print_table(ev.ExperimentCompleted(experiment_id="x", scenario="lm", arm_a="a:HEAD~1",
+                                       arm_b="b:HEAD", verdict=overall(deltas),  # type: ignore[arg-type]
+                                       components=deltas, runs_spent=40))
+    floor = 0.015 * next(d for d in deltas if d.component == "ttfb").mean_a_ms
+    said = " ".join(capsys.readouterr().out.split())  # the caption wraps with the table
+    assert f"no change: moved less than {floor:,.0f} ms (1.5 % of A's TTFB)" in said

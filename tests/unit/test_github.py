@@ -122,6 +122,8 @@ def test_the_report_renders_and_goes_to_the_step_summary(tmp_path: Path,
     assert "| imports | 2,000.0 | 2,400.0 | +400.0 ms (+20.0%) | [+18.0%, +22.0%] | 0.0001 " \
            "| **regression** |" in text
     assert "What grew in imports (-X importtime)" in text
+    # what "no change" means, in this report's milliseconds (1.5 % of 3,000)
+    assert "no change: moved less than 45 ms (1.5 % of A's TTFB)" in text
     assert "| `trainer.tokenizer` | changed | 0.0 | 400.0 | +400.0 |" in text
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
