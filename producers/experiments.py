@@ -321,6 +321,7 @@ def _check(args: argparse.Namespace, settings: Settings, pr: PullRequest | None)
         GitHubError,
         Report,
         Scenario,
+        grew_text,
         markdown,
         publish,
         write_report,
@@ -365,6 +366,8 @@ def _check(args: argparse.Namespace, settings: Settings, pr: PullRequest | None)
             report.scenarios.append(entry)
             if not args.json:
                 print_table(result)
+                for line in grew_text(entry):
+                    print(line)
     if github is not None and pr is not None:
         report.problems += publish(github, pr, check_id, report, say)
     for problem in report.problems:
@@ -377,7 +380,8 @@ def _check(args: argparse.Namespace, settings: Settings, pr: PullRequest | None)
         print(json.dumps({"base": base, "head": head, "changed_files": len(changed),
                           "affected": affected, "regression": bool(worst),
                           "problems": report.problems,
-                          "experiments": [as_json(s.result) for s in report.scenarios]},
+                          "experiments": [{**as_json(s.result), "what_grew": s.grew}
+                                          for s in report.scenarios]},
                          indent=2))
     else:
         print("regression found: do not merge as is" if worst else "no regression found")

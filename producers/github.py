@@ -66,6 +66,20 @@ def _ms(value: float) -> str:
     return f"{value:,.1f}"
 
 
+def _grew_title(scenario: Scenario) -> str:
+    return "imports (-X importtime)" if scenario.grew_component == "imports" else \
+        f"{scenario.grew_component} (cProfile, cumulative)"
+
+
+def grew_text(scenario: Scenario, top: int = 5) -> list[str]:
+    """The first entries of what grew, for a terminal."""
+    if not scenario.grew:
+        return []
+    return [f"what grew in {_grew_title(scenario)}, the least of each side's profiled runs:"] + [
+        f"  {g['name']}  {g.get('where', '')}  {_ms(g['good_ms'])} -> {_ms(g['bad_ms'])} ms"
+        f" ({g['delta_ms']:+,.1f})" for g in scenario.grew[:top]]
+
+
 def markdown(report: Report) -> str:
     """The report as GitHub renders it (step summary, check run, comment)."""
     from producers.experiments import verdict_rule
@@ -89,10 +103,8 @@ def markdown(report: Report) -> str:
                          f"{mark} |")
         lines += ["", f"<sub>{verdict_rule(r)}</sub>"]
         if scenario.grew:
-            what = "imports (-X importtime)" if scenario.grew_component == "imports" else \
-                f"{scenario.grew_component} (cProfile, cumulative)"
-            lines += ["", f"<details open><summary>What grew in {what}: the least of each "
-                          "side's profiled runs</summary>", "",
+            lines += ["", f"<details open><summary>What grew in {_grew_title(scenario)}: the "
+                          "least of each side's profiled runs</summary>", "",
                       "| name | where | before (ms) | after (ms) | delta (ms) |",
                       "|---|---|---:|---:|---:|"]
             lines += [f"| `{g['name']}` | {g.get('where', '')} | {_ms(g['good_ms'])} | "

@@ -49,3 +49,7 @@ def test_check_reports_a_regression_on_the_pull_request(tmp_path: Path) -> None:
     grew = text.split("What grew in imports")[1].splitlines()
     first = next(line for line in grew if line.startswith("| `"))
     assert first.startswith("| `tiny.heavy` | changed |"), text
+    # and on the terminal, under the table
+    [_, shown] = done.stdout.split("what grew in imports (-X importtime)")
+    shown = shown.splitlines()
+    assert shown[1].startswith("  tiny.heavy  changed  "), done.stdout

@@ -16,6 +16,7 @@ from producers.github import (
     PullRequest,
     Report,
     Scenario,
+    grew_text,
     markdown,
     publish,
     pull_request,
@@ -125,6 +126,10 @@ def test_the_report_renders_and_goes_to_the_step_summary(tmp_path: Path,
     # what "no change" means, in this report's milliseconds (1.5 % of 3,000)
     assert "no change: moved less than 45 ms (1.5 % of A's TTFB)" in text
     assert "| `trainer.tokenizer` | changed | 0.0 | 400.0 | +400.0 |" in text
+    shown = grew_text(report(400.0, "1" * 40).scenarios[0])  # the same, on a terminal
+    assert shown == ["what grew in imports (-X importtime), the least of each side's profiled"
+                     " runs:", "  trainer.tokenizer  changed  0.0 -> 400.0 ms (+400.0)"]
+    assert grew_text(report(0.0, "1" * 40).scenarios[0]) == []
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
