@@ -58,13 +58,17 @@ def read_history(path: Path) -> dict[str, list[tuple[float, float, str]]]:
     return rows
 
 
-def detections(history: dict[str, list[tuple[float, float, str]]],
-               cfg: HistoryConfig) -> list[dict[str, Any]]:
+def detections(history: dict[str, list[tuple[float, float, str]]], cfg: HistoryConfig,
+               higher_is_better: bool = False) -> list[dict[str, Any]]:
+    """Every change of every series; a rise is a regression unless
+    ``higher_is_better`` (throughput, a score)."""
+    flip = {"regression": "improvement", "improvement": "regression"}
     out = []
     for name in sorted(history):
         for change in detect_history(group_points(history[name]), cfg):
+            direction = flip[change.direction] if higher_is_better else change.direction
             out.append({"series": name, "index": change.index, "order": change.order,
-                        "commit": change.commit, "direction": change.direction,
+                        "commit": change.commit, "direction": direction,
                         "effect_pct": round(change.effect_pct, 3),
                         "ci_low_pct": round(change.comparison.ci_low_pct, 3),
                         "ci_high_pct": round(change.comparison.ci_high_pct, 3),
@@ -100,7 +104,7 @@ def detect_command(args: argparse.Namespace, settings: Settings) -> int:
     if dropped:
         print(f"ttfb detect: skipped {len(dropped)} series with no positive value: "
               f"{', '.join(dropped[:5])}{' ...' if len(dropped) > 5 else ''}", file=sys.stderr)
-    found = detections(usable, cfg)
+    found = detections(usable, cfg, args.higher_is_better)
     if args.json:
         print(json.dumps({"detections": found}, indent=2))
     else:

@@ -152,6 +152,8 @@ def _misc(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--alpha", type=float, default=None,
                    help="chance that a series with no change shows one (default 0.02)")
+    p.add_argument("--higher-is-better", action="store_true",
+                   help="the values are a throughput or a score: a fall is the regression")
 
 
 def _lab(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

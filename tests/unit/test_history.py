@@ -231,6 +231,11 @@ def test_detect_cli_on_a_csv(tmp_path: Path) -> None:
         [("slow", 25, "regression")]
     assert 8 < found[0]["effect_pct"] < 16 and found[0]["p_value"] <= 0.02
     assert found[0]["ci_low_pct"] < found[0]["effect_pct"] < found[0]["ci_high_pct"]
+    # a throughput or a score: the same rise is an improvement
+    out = _detect(tmp_path / "history.csv", "--json", "--higher-is-better")
+    flipped = json.loads(out.stdout)["detections"]
+    assert [(d["index"], d["direction"], d["effect_pct"]) for d in flipped] == \
+        [(25, "improvement", found[0]["effect_pct"])]
 
 
 def test_an_order_without_a_timing_still_counts_for_the_index(tmp_path: Path) -> None:
