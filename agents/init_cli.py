@@ -71,6 +71,19 @@ def _run_at_head(scenario: Scenario, root: Path) -> RunOutcome:
         ticker.join()
 
 
+def _missing_module(stderr_tail: str, python: str, chosen: bool) -> str:
+    """Where the script died importing a module the interpreter lacks, what
+    to do about it (the lab's own interpreter has only the lab's packages)."""
+    found = re.findall(r"ModuleNotFoundError: No module named '([^']+)'", stderr_tail)
+    if not found:
+        return ""
+    module = found[-1].split(".")[0]
+    return (f". {python} has no module {module!r}: "
+            + ("install it there" if chosen else
+               "give the project's own interpreter with --python (its virtual environment's "
+               "bin/python), or install it in the lab's") + ".")
+
+
 def _stopped_for_time(outcome: RunOutcome) -> bool:
     """The run reached no first step in its time: running it again in the
     working tree would tell nothing and take as long."""
@@ -158,7 +171,8 @@ def init_command(args: argparse.Namespace, settings: Settings) -> int:
                   "or give data kept outside git by an absolute path in the script's "
                   "arguments. Nothing written", file=sys.stderr)
             return 1
-        print(f"ttfb init: the run failed, nothing written: {outcome.reason}{note}\n"
+        print(f"ttfb init: the run failed, nothing written: {outcome.reason}{note}"
+              f"{_missing_module(outcome.stderr_tail, spec.python, bool(args.python))}\n"
               f"{outcome.stderr_tail[-1500:]}", file=sys.stderr)
         return 1
     parts = ", ".join(f"{k} {v:,.0f} ms" for k, v in outcome.components.items())

@@ -166,7 +166,31 @@ def _workflow(args: argparse.Namespace, rest: "list[str]", root: Path,
         run_entry(args.entry, json.loads(args.config), root, paths)
 
 
+def _workflow_error(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+    """An error the workflow did not catch, printed as running it directly
+    would print it: without the lab's frames (this harness, the launcher's
+    import hooks, runpy's), which sat between every two of the script's."""
+    import traceback
+
+    ours = str(Path(__file__).resolve().parent) + os.sep
+
+    def trim(error: traceback.TracebackException | None, seen: set[int]) -> None:
+        if error is None or id(error) in seen:
+            return
+        seen.add(id(error))
+        error.stack = traceback.StackSummary.from_list(
+            [f for f in error.stack if not f.filename.startswith(ours)
+             and f.filename != "<frozen runpy>"])
+        for linked in (error.__cause__, error.__context__, *(error.exceptions or [])):
+            trim(linked, seen)
+
+    error = traceback.TracebackException(kind, value, tb)
+    trim(error, set())
+    sys.stderr.write("".join(error.format()))
+
+
 def main(argv: list[str] | None = None) -> int:
+    sys.excepthook = _workflow_error
     parser = argparse.ArgumentParser(prog="ttfb-harness")
     parser.add_argument("--entry", default="", help="module:function")
     parser.add_argument("--script", default="", help="an unmodified script (zero-code mode)")

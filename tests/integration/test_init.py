@@ -62,6 +62,22 @@ def test_a_script_that_needs_untracked_data_is_refused_with_the_reason(tmp_path:
     assert worktrees(repo) == before
 
 
+def test_a_module_the_interpreter_lacks_is_named_with_what_to_do(tmp_path: Path) -> None:
+    """The lab runs a script with its own interpreter unless told another: a
+    package only the project's environment has is named, with --python as
+    the way out, and the traceback is the script's, without the lab's frames
+    (its import hooks sat between every two of the script's)."""
+    repo = repo_with(tmp_path, "import ttfb_absent_pkg.sub\n")
+    result = init(tmp_path, repo)
+    assert result.returncode == 1
+    assert f"{sys.executable} has no module 'ttfb_absent_pkg'" in result.stderr, result.stderr
+    assert "--python" in result.stderr
+    assert 'train.py", line 1, in <module>' in result.stderr
+    assert "launcher.py" not in result.stderr and "harness.py" not in result.stderr
+    assert "frozen runpy" not in result.stderr
+    assert not (repo / "ttfb.toml").exists()
+
+
 def test_a_script_not_committed_is_refused_before_any_run(tmp_path: Path) -> None:
     repo = repo_with(tmp_path, "")
     (repo / "scripts" / "new.py").write_text((SCRIPTS / "regression_loop.py").read_text())
