@@ -81,10 +81,13 @@ class Progress:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
-    def say(self, message: str) -> None:
+    def say(self, message: str, result: bool = False) -> None:
+        """A line for the person following: on standard error, or on standard
+        output for the ``result`` a command was run for (``> found.txt``)."""
         if self.live and self.last:
             sys.stderr.write("\r\x1b[2K")
-        print(message, file=sys.stderr, flush=True)
+            sys.stderr.flush()
+        print(message, file=sys.stdout if result else sys.stderr, flush=True)
         if self.live and self.last:
             sys.stderr.write(self.last)
             sys.stderr.flush()
@@ -278,7 +281,7 @@ def _settled(watcher: Watcher, progress: Progress, started: datetime, deadline: 
             found = [a for a in queries.current_alerts(store, since=started)
                      if a["scenario"] in scenarios]
             progress.say(f"backfill: {len(found)} change(s) found" + "".join(
-                f"\n  {line(a)}" for a in reversed(found)))
+                f"\n  {line(a)}" for a in reversed(found)), result=True)
             return 0
         time.sleep(2.0)  # each look opens a store session beside the lab's sink
     progress.say(f"ttfb backfill: timed out after {timeout:.0f}s with decisions still under "

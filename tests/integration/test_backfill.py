@@ -93,8 +93,9 @@ def test_a_backfill_learns_what_the_scenario_imports_and_skips_commits_that_chan
     assert result.returncode == 0, result.stderr
     # the first commit's 4 (a baseline's worth), the heavier import's 3
     assert "7 runs to wait for" in result.stderr, result.stderr
-    assert "backfill: 1 change(s) found" in result.stderr, result.stderr
-    assert f"at {heavier[:10]} culprit {heavier[:10]}" in result.stderr, result.stderr
+    # what it found is the command's result: on standard output
+    assert "backfill: 1 change(s) found" in result.stdout, result.stdout + result.stderr
+    assert f"at {heavier[:10]} culprit {heavier[:10]}" in result.stdout, result.stdout
     store = open_store(Settings(data_dir=data, _env_file=None))
     ran = {r["commit"] for r in store.query(
         "SELECT DISTINCT commit FROM ttfb.runs WHERE purpose = 'monitor'")}
@@ -115,5 +116,5 @@ def test_a_backfill_learns_what_the_scenario_imports_and_skips_commits_that_chan
     again = backfill(tmp_path, repo, data, 1)
     assert again.returncode == 0, again.stderr
     assert "3 runs to wait for" in again.stderr, again.stderr
-    assert "backfill: 0 change(s) found" in again.stderr, again.stderr
+    assert "backfill: 0 change(s) found" in again.stdout, again.stdout + again.stderr
     assert not lab_processes(data)
