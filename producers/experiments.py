@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from producers.ab_verdict import ALPHA, MIN_EFFECT_PCT, MIN_SHARE_PCT, verdict_rule
 from producers.commands import CommandSender
 from ttfb import events as ev
 from ttfb.emitter import emit_all
@@ -31,9 +32,6 @@ from ttfb.store import Store
 if TYPE_CHECKING:
     from producers.github import PullRequest
 
-ALPHA = 0.05  # false-discovery rate across the components that matter (the CIs are 95 %)
-MIN_EFFECT_PCT = 1.0  # of the component
-MIN_SHARE_PCT = 1.5  # of A's TTFB: a smaller move is "no change", whatever its p
 REPO_NAME = "ab"
 
 
@@ -168,16 +166,6 @@ def as_json(result: ev.ExperimentCompleted) -> dict[str, Any]:
             "a": result.arm_a, "b": result.arm_b, "verdict": result.verdict,
             "runs_spent": result.runs_spent,
             "components": [c.model_dump() for c in result.components]}
-
-
-def verdict_rule(result: ev.ExperimentCompleted) -> str:
-    """What "no change" means in ``result``'s table, in its own milliseconds
-    (a component can show p < 0.05 and still be one)."""
-    total = next(c for c in result.components if c.component == "ttfb")
-    floor = MIN_SHARE_PCT / 100 * total.mean_a_ms
-    return (f"no change: moved less than {floor:,.0f} ms ({MIN_SHARE_PCT:g} % of A's TTFB) or"
-            f" {MIN_EFFECT_PCT:g} % of itself, or not significant (false-discovery rate"
-            f" {ALPHA:g})")
 
 
 def print_table(result: ev.ExperimentCompleted) -> None:

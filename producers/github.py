@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from producers.ab_verdict import verdict_rule
 from ttfb import events as ev
 
 MARKER = "<!-- ttfb-lab check -->"
@@ -82,8 +83,6 @@ def grew_text(scenario: Scenario, top: int = 5) -> list[str]:
 
 def markdown(report: Report) -> str:
     """The report as GitHub renders it (step summary, check run, comment)."""
-    from producers.experiments import verdict_rule
-
     verdict = "**Regression found**: do not merge as is" if report.regression else \
         "No regression found"
     lines = [MARKER, f"## ttfb-lab: time to first batch, `{report.base[:10]}` → "
