@@ -6,11 +6,20 @@ import json
 from pathlib import Path
 
 from producers.demo import classify
+from ttfb.settings import Settings
+from ttfb.store import Store, open_store
 
 MANIFEST = [
     {"scenario": "recsys", "component": "imports", "direction": "improvement", "commit": "i" * 40},
     {"scenario": "lm", "component": "config", "direction": "regression", "commit": "c" * 40},
 ]
+
+
+def demo_store(tmp_path: Path, manifest: bool = True) -> Store:
+    """A store in ``tmp_path``, with the demo's manifest beside its repository."""
+    if manifest:
+        (tmp_path / "manifest.json").write_text(json.dumps(MANIFEST))
+    return open_store(Settings(data_dir=tmp_path / "data"))
 
 
 def alert(scenario: str, component: str, kind: str, culprit: str) -> dict[str, str]:
@@ -43,11 +52,8 @@ def test_a_retracted_alert_is_listed_apart_and_judged_by_nobody(tmp_path: Path) 
     from producers.demo import summarise
     from streams.bisect import attributed_alert
     from ttfb import events as ev
-    from ttfb.settings import Settings
-    from ttfb.store import open_store
 
-    (tmp_path / "manifest.json").write_text(json.dumps(MANIFEST))
-    store = open_store(Settings(data_dir=tmp_path / "data"))
+    store = demo_store(tmp_path)
     fields = dict(alert_id="d:model", kind="regression", scenario="recsys", component="model",
                   commit="i" * 40, effect_ms=60.0, effect_pct=6.2)
     done = ev.BisectCompleted(bisect_id="b", detection_id="d", scenario="recsys",
@@ -66,11 +72,8 @@ def test_the_summary_reads_every_alert_of_a_long_history(tmp_path: Path) -> None
     summarised whole: the latest alerts judge the run as much as the first."""
     from producers.demo import summarise
     from ttfb import events as ev
-    from ttfb.settings import Settings
-    from ttfb.store import open_store
 
-    (tmp_path / "manifest.json").write_text(json.dumps(MANIFEST))
-    store = open_store(Settings(data_dir=tmp_path / "data"))
+    store = demo_store(tmp_path)
     store.write([ev.Alert(alert_id=f"d{i}:startup", kind="regression", scenario="vision",
                           component="startup", commit=f"{i:040x}", effect_ms=50.0,
                           effect_pct=5.0) for i in range(260)]
@@ -110,10 +113,8 @@ def test_the_demo_is_not_settled_while_a_named_component_awaits_its_verdict(
     the end: the story waits for every component a candidate named."""
     from producers.demo import _settled
     from ttfb import events as ev
-    from ttfb.settings import Settings
-    from ttfb.store import open_store
 
-    store = open_store(Settings(data_dir=tmp_path / "data"))
+    store = demo_store(tmp_path, manifest=False)
     found = dict(detection_id="d", scenario="recsys", repo="demo", commit="i" * 40,
                  good_commit="o" * 40, direction="regression", effect_pct=50.0)
     store.write([ev.CandidateDetected(component="data", **found),  # type: ignore[arg-type]
@@ -133,11 +134,8 @@ def test_the_story_is_told_once_when_every_injected_change_is_attributed(
     the time it took, and the summary carries that time."""
     from producers.demo import Story, summarise
     from ttfb import events as ev
-    from ttfb.settings import Settings
-    from ttfb.store import open_store
 
-    (tmp_path / "manifest.json").write_text(json.dumps(MANIFEST))
-    store = open_store(Settings(data_dir=tmp_path / "data"))
+    store = demo_store(tmp_path)
     said: list[str] = []
     story = Story(store, tmp_path / "repo", said.append, started=0.0, every_s=0.0)
 
