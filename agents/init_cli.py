@@ -92,12 +92,16 @@ def _stopped_for_time(outcome: RunOutcome) -> bool:
 
 def _workdir(given: str | None, root: Path) -> str:
     """``--workdir`` as the catalog keeps it: relative to the root (a path
-    given is read from here, as ``--script`` is)."""
+    given is read from here, as ``--script`` is, or else from the root, as
+    the catalog keeps it)."""
     if not given:
         return ""
-    folder = Path(given).resolve()
-    if not folder.is_relative_to(root) or not folder.is_dir():
-        raise ValueError(f"--workdir {given!r} is not a folder of the repository {root}")
+    here, there = Path(given).resolve(), (root / given).resolve()
+    inside = [f for f in (here, there) if f.is_relative_to(root) and f.is_dir()]
+    if not inside:
+        raise ValueError(f"--workdir {given!r} is not a folder of the repository {root} "
+                         "(read from here, or from the repository's root)")
+    folder = inside[0]
     relative = folder.relative_to(root).as_posix()
     return "" if relative == "." else relative
 

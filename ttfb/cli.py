@@ -247,8 +247,9 @@ def _watch(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="where the runs go")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds a run may take")
-    p.add_argument("--workdir", help="the folder its runs start in (default: the repository's "
-                                     "root; where that fails, the script's folder is tried)")
+    p.add_argument("--workdir", help="the folder its runs start in, from here or from the "
+                                     "repository's root (default: the root; where that fails, "
+                                     "the script's folder is tried)")
     p.add_argument("--env", action="append", metavar="KEY=VALUE",
                    help="an environment variable of its runs (repeatable)")
     p.add_argument("script_args", nargs="*", help="the script's arguments, after --")

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "scripts"
 
 
@@ -176,3 +178,19 @@ def test_a_workdir_given_to_init_is_the_only_one_tried(tmp_path: Path) -> None:
         env={**env, "TTFB_DATA_DIR": str(tmp_path / "data")})
     assert outside.returncode == 2 and "is not a folder of the repository" in outside.stderr
     assert not (repo / "ttfb.toml").exists()
+
+
+def test_a_workdir_reads_from_here_or_from_the_root(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents.init_cli import _workdir
+
+    root = tmp_path / "proj"
+    (root / "ch02" / "code").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert _workdir("proj/ch02/code", root.resolve()) == "ch02/code"  # from here, as --script
+    assert _workdir("ch02/code", root.resolve()) == "ch02/code"  # from the root, as kept
+    assert _workdir("proj", root.resolve()) == ""
+    with pytest.raises(ValueError, match="is not a folder of the repository"):
+        _workdir("ch03", root.resolve())
+    with pytest.raises(ValueError, match="is not a folder of the repository"):
+        _workdir(str(tmp_path), root.resolve())
