@@ -47,6 +47,7 @@ BASELINE_VALUES = Policy().detector.min_back_values
 
 # a commit planned: its marker, and its requests' ids with the runs each asks for
 Planned = tuple[ev.CommitPlanned, dict[str, int]]
+PLAN_BATCH = 200  # plans of unaffected commits stored and sent together, at most
 
 
 def branch_tip(source: Source, branch: str) -> str:
@@ -146,8 +147,7 @@ class Watcher:
             todo = self._rewritten(source, branch, planned, tip)
         done = set(planned)
         todo = [c for c in todo if c not in done]
-        for commit in todo:
-            self.plan(source, branch, commit)
+        self.plan_all(source, branch, todo)
         return len(todo)
 
     def _rewritten(self, source: Source, branch: str, planned: list[str], tip: str) -> list[str]:
@@ -170,11 +170,58 @@ class Watcher:
              modules: Mapping[str, Sequence[str]] | None = None) -> Planned:
         """Plan ``commit``: its marker, and its requests' ids with the runs
         each asks for (what a backfill waits on)."""
+        return self.plan_all(source, branch, [commit], purpose, modules)[0]
+
+    def plan_all(self, source: Source, branch: str, commits: Sequence[str],
+                 purpose: str = "monitor",
+                 modules: Mapping[str, Sequence[str]] | None = None) -> list[Planned]:
+        """Plan ``commits`` in order. The plans of commits no scenario is
+        affected by (in a monorepo, most of a backfill) are stored and sent
+        together, up to ``PLAN_BATCH`` at a time and before the next commit
+        with runs: one store session and one connection to the bus for each
+        batch, not each commit."""
+        modules = queries.latest_modules(self.store) if modules is None else modules
+        out: list[Planned] = []
+        held: list[ev.Event] = []
+        quiet: list[str] = []
+
+        def flush() -> None:
+            # durable first: a plan in the store is never made again, and its
+            # commands are sent again if their runs never come
+            if held:
+                self._record(held)
+                self.send(list(held))
+                held.clear()
+            if len(quiet) == 1:
+                self.say(f"{source.name}/{branch} {quiet[0][:10]}: no scenario affected")
+            elif quiet:
+                self.say(f"{source.name}/{branch} {quiet[0][:10]}..{quiet[-1][:10]}: "
+                         f"{len(quiet)} commits, no scenario affected")
+            quiet.clear()
+
+        for commit in commits:
+            events, planned = self._draft(source, branch, commit, purpose, modules)
+            held.extend(events)
+            if planned[1]:
+                flush()
+                self.say(f"{source.name}/{branch} {commit[:10]}: "
+                         f"{sum(planned[1].values())} runs of {', '.join(planned[0].requested)}")
+            else:
+                quiet.append(commit)
+                if len(quiet) >= PLAN_BATCH:
+                    flush()
+            out.append(planned)
+        flush()
+        return out
+
+    def _draft(self, source: Source, branch: str, commit: str, purpose: str,
+               modules: Mapping[str, Sequence[str]]) -> tuple[list[ev.Event], Planned]:
+        """``commit``'s plan, not yet stored or sent: its requests (signed),
+        the scenarios it skips and its marker last."""
         capacity = None if self.capacity_per_hour is None else \
             int(self.capacity_per_hour * self.interval_s / 3600) or self.runs
         plan = plan_commit(self.catalog, source.name, commit, changed_files(source.path, commit),
-                           queries.latest_modules(self.store) if modules is None else modules,
-                           self.runs, capacity, is_release(source.path, commit), branch,
+                           modules, self.runs, capacity, is_release(source.path, commit), branch,
                            first_runs=BASELINE_VALUES)
         key = self.settings.signing_key.get_secret_value()
         requests = [sign(r, key) for r in plan.requests]
@@ -183,15 +230,8 @@ class Watcher:
             requested=[r.scenario for r in requests],
             skipped=[s.scenario for s in plan.skipped], producer="ttfb-watch",
             event_id=plan_id(source.name, branch, commit, "planned"))
-        # durable first: a plan in the store is never made again, and its
-        # commands are sent again if their runs never come
-        self._record([*requests, *plan.skipped, marker])
-        self.send([*requests, *plan.skipped, marker])
-        runs = sum(r.runs for r in requests)
-        self.say(f"{source.name}/{branch} {commit[:10]}: "
-                 + (f"{runs} runs of {', '.join(marker.requested)}" if requests
-                    else "no scenario affected"))
-        return marker, {r.request_id: r.runs for r in requests}
+        return [*requests, *plan.skipped, marker], (marker, {r.request_id: r.runs
+                                                             for r in requests})
 
     def resend_unanswered(self) -> int:
         """Send again the stored monitor commands whose runs never came (the
@@ -221,7 +261,7 @@ class Watcher:
         commits = [c for c in commits if c not in done]
         known = queries.latest_modules(self.store)
         if len(commits) < 2 or all(n in known for n in self.catalog.of_repos([source.name])):
-            return [self.plan(source, branch, c, "backfill", known) for c in commits]
+            return self.plan_all(source, branch, commits, "backfill", known)
         # a scenario never run: every commit would count as affecting it.
         # Its oldest commit's runs say which of the repository's files it
         # imports; the others are planned after them, and a commit that
@@ -229,7 +269,7 @@ class Watcher:
         first = self.plan(source, branch, commits[0], "backfill", known)
         learned = self._modules_of(first)
         known = {**known, **{n: sorted({*known.get(n, []), *m}) for n, m in learned.items()}}
-        return [first, *(self.plan(source, branch, c, "backfill", known) for c in commits[1:])]
+        return [first, *self.plan_all(source, branch, commits[1:], "backfill", known)]
 
     def _modules_of(self, planned: Planned) -> dict[str, list[str]]:
         """The modules the scenarios of a planned commit imported, once its

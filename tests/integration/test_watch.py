@@ -164,6 +164,36 @@ def test_a_force_push_is_recorded_and_only_new_commits_are_planned(tmp_path: Pat
     assert all(c.signature for c in commands)
 
 
+def test_unaffected_commits_are_planned_together_and_in_order(tmp_path: Path) -> None:
+    from tests.integration.tinyrepo import commit
+
+    repo = tmp_path / "repo"
+    make_repo(repo, commits=1)
+    notes = [commit(repo, f"notes {i}", touch="NOTES.md") for i in range(4)]
+    code = commit(repo, "code", touch="tiny/train.py")
+    later = commit(repo, "notes 4", touch="NOTES.md")
+    batches: list[list[ev.Event]] = []
+    watcher, source = planner(tmp_path, f"tiny={repo}", [])
+    watcher.send = batches.append
+    said: list[str] = []
+    watcher.say = said.append
+    planned = watcher.plan_all(source, "main", [*notes, code, later], "backfill",
+                               {"tiny": ["tiny/train.py"]})
+    assert [p[0].commit for p in planned] == [*notes, code, later]
+    assert [bool(p[1]) for p in planned] == [False] * 4 + [True, False]
+    # the four commits before the code change go with it, in one store
+    # session and one send; the last one alone
+    assert len(batches) == 2
+    assert [e.commit for e in batches[0] if isinstance(e, ev.CommitPlanned)] == [*notes, code]
+    assert [type(e).__name__ for e in batches[1]] == ["ScenarioSkipped", "CommitPlanned"]
+    stored = watcher.store.query("SELECT commit FROM ttfb.watch FINAL"
+                                 " WHERE type = 'CommitPlanned' ORDER BY occurred_at")
+    assert [r["commit"] for r in stored] == [*notes, code, later]
+    assert said == [f"tiny/main {notes[0][:10]}..{notes[-1][:10]}: 4 commits, no scenario affected",
+                    f"tiny/main {code[:10]}: 3 runs of tiny",
+                    f"tiny/main {later[:10]}: no scenario affected"]
+
+
 def test_repositories_that_cannot_be_read_are_recorded_and_named(tmp_path: Path) -> None:
     sent: list[object] = []
     url = f"https://user:s3cret@127.0.0.1:{free_port()}/org/tiny.git"
