@@ -283,7 +283,7 @@ class Agent:
                 request.repo, lambda: self._workspaces[slot].checkout(request.repo, repo,
                                                                       request.commit))
             author, subject = commit_info(repo, sha)
-            changed = changed_lines(repo, sha) if request.profile else {}
+            changed = changed_lines(repo, sha, request.changed_since) if request.profile else {}
         except (WorkspaceError, WatchError) as exc:
             failed: list[ev.Event] = [ev.RunFailed(**common, commit=request.commit,
                                                    repetition=first, reason=str(exc),

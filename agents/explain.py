@@ -50,6 +50,24 @@ def summarise_profile(path: Path, top: int = 40, root: Path | None = None,
     return out
 
 
+def code_lines(root: Path, lines: dict[str, set[int]]) -> dict[str, set[int]]:
+    """``lines`` less those of Python files that are blank or only a comment
+    in the new version: a change there changes no code (a file left with
+    none is left out)."""
+    out = {}
+    for rel, changed in lines.items():
+        if rel.endswith(".py"):
+            try:
+                text = (root / rel).read_text().splitlines()
+            except (OSError, ValueError):
+                text = []
+            changed = {n for n in changed if not 0 < n <= len(text)
+                       or text[n - 1].strip() and not text[n - 1].lstrip().startswith("#")}
+        if changed:
+            out[rel] = changed
+    return out
+
+
 def touched_functions(root: Path, lines: dict[str, set[int]]) -> frozenset[tuple[str, int, str]]:
     """The functions (path, first line as a profile names it, name) whose
     code the changed ``lines`` of each Python file fall in, the innermost;
@@ -139,7 +157,10 @@ def summarise(path: Path, root: Path | None, changed: dict[str, set[int]],
     either that are the repository's (``repository``; ``modules`` are the
     repository files the run imported) and that the commit changed
     (``changed``: the functions its changed lines fall in, the modules of
-    the files it changed; ``changed`` maps each file to those lines)."""
+    the files it changed; ``changed`` maps each file to those lines, of which
+    blank and comment lines count for nothing)."""
+    if root is not None:
+        changed = code_lines(root, changed)
     touched = touched_functions(root, changed) if root is not None else frozenset()
     profile = summarise_profile(path, root=root, touched=touched)
     imports = Path(str(path) + ".imports")

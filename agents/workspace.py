@@ -140,12 +140,14 @@ def changed_files(repo: Path, rev: str) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
-def changed_lines(repo: Path, rev: str) -> dict[str, set[int]]:
-    """Per file the commit changed: the lines of its new version that the
+def changed_lines(repo: Path, rev: str, since: str = "") -> dict[str, set[int]]:
+    """Per file the commit changed (every commit after ``since``, where
+    given: a pull request's base): the lines of its new version that the
     change touched (for a deletion, the lines either side of it)."""
     sha = resolve(repo, rev)
-    out = git(repo, "show", "-U0", "--format=", "--no-color", "--first-parent", "-m",
-              "--end-of-options", sha)
+    out = git(repo, "diff", "-U0", "--no-color", "--end-of-options", resolve(repo, since), sha) \
+        if since else git(repo, "show", "-U0", "--format=", "--no-color", "--first-parent", "-m",
+                          "--end-of-options", sha)
     lines: dict[str, set[int]] = {}
     current: set[int] | None = None
     for line in out.splitlines():

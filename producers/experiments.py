@@ -228,22 +228,14 @@ def ab_command(args: argparse.Namespace, settings: Settings) -> int:
 PROFILED_RUNS = 2  # a side, for what grew: a module one run loaded lazily counts at its least
 
 
-def touched_by(names: set[str], files: list[str]) -> list[str]:
-    """The profile entries a change of ``files`` touched: modules of those
-    files, and functions (``file:line:name``) in them."""
-    from agents.explain import module_files
-
-    return sorted(n for n in names if (":" in n and n.split(":", 1)[0] in files)
-                  or (":" not in n and module_files(n, files)))
-
-
 def what_grew(settings: Settings, store: Store, result: ev.ExperimentCompleted,
-              arms: tuple[ArmSpec, ArmSpec], repo: str, files: list[str],
+              arms: tuple[ArmSpec, ArmSpec], repo: str,
               timeout: float = 900.0) -> tuple[str, list[dict[str, Any]]]:
     """The regressed component that grew most, and what grew in it between
     the arms' profiled runs (imports: modules by ``-X importtime``; other
-    components: functions by cumulative time), what the change (``files``,
-    base to head) touched first."""
+    components: functions by cumulative time), what the change touched
+    first: the code every commit from base to head changed, as the head's
+    profiled runs mark it."""
     from streams.bisect.verdict import aligned, grown, least
 
     parts = [c for c in result.components if c.component != "ttfb"]
@@ -254,6 +246,8 @@ def what_grew(settings: Settings, store: Store, result: ev.ExperimentCompleted,
         scenario=result.scenario, repo=repo, commit=arms[i].revision, runs=1,
         purpose="explain", profile=True, arm=ev.Arm(label="ab"[i], python=arms[i].python,
                                                       env=arms[i].env),
+        # the head's runs mark what every commit since the base changed
+        changed_since=arms[0].revision if i and arms[0].revision != arms[1].revision else "",
         correlation_id=correlation, producer="ttfb-check")
         for i in (0, 1) * PROFILED_RUNS]))
     rows = _wait(store, correlation, "explain", 2 * PROFILED_RUNS, timeout,
@@ -272,9 +266,6 @@ def what_grew(settings: Settings, store: Store, result: ev.ExperimentCompleted,
             changed += [n for n in profile.get("changed", []) if n not in changed]
     if not sides["a"] or not sides["b"]:
         return component, []
-    # the agent marks what the head commit changed; a pull request is all its commits
-    names = {n for side in sides.values() for run in side for n in run}
-    changed += [n for n in touched_by(names, files) if n not in changed]
     after = least(sides["b"])
     return component, grown(aligned(least(sides["a"]), after), after, changed=changed, ours=ours)
 
@@ -349,8 +340,7 @@ def _check(args: argparse.Namespace, settings: Settings, pr: PullRequest | None)
             result = run_experiment(lab, store, scenario, arms, args.runs, repo=name)
             entry = Scenario(result)
             if result.verdict == "regression":
-                entry.grew_component, entry.grew = what_grew(lab, store, result, arms, name,
-                                                             changed)
+                entry.grew_component, entry.grew = what_grew(lab, store, result, arms, name)
             report.scenarios.append(entry)
             if not args.json:
                 print_table(result)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.tinyrepo import make_repo, set_import_cost, write_catalog
+from tests.integration.tinyrepo import commit, make_repo, set_import_cost, write_catalog
 from tests.receiver import FakeGitHub
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_check_reports_a_regression_on_the_pull_request(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     make_repo(repo, import_s=0.2, commits=1)
-    head = set_import_cost(repo, 0.6, "load the heavy table eagerly")
+    set_import_cost(repo, 0.6, "load the heavy table eagerly")
+    # the pull request's last commit only comments the module that imports it
+    head = commit(repo, "a comment", touch="tiny/train.py")
     github = FakeGitHub()
     summary = tmp_path / "summary.md"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TTFB_", "GITHUB_"))}
@@ -31,7 +33,7 @@ def test_check_reports_a_regression_on_the_pull_request(tmp_path: Path) -> None:
                GITHUB_STEP_SUMMARY=str(summary))
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "ttfb.cli", "check", "--repo", str(repo), "--base", "HEAD~1",
+            [sys.executable, "-m", "ttfb.cli", "check", "--repo", str(repo), "--base", "HEAD~2",
              "--runs", "3", "--github-repo", "acme/tiny", "--pr", "9"],
             env=env, capture_output=True, text=True, timeout=400, cwd=ROOT)
     finally:
@@ -45,10 +47,13 @@ def test_check_reports_a_regression_on_the_pull_request(tmp_path: Path) -> None:
     text = summary.read_text()
     assert comment["body"] == text == check["output"]["summary"]
     assert "### tiny: regression" in text and "| imports |" in text
-    # what grew: the head's own module first, from the profiled runs
+    # what grew: the module an earlier commit of the pull request changed
+    # first; the one its last commit only commented is not counted changed,
+    # though its import holds the other's
     grew = text.split("What grew in imports")[1].splitlines()
     first = next(line for line in grew if line.startswith("| `"))
     assert first.startswith("| `tiny.heavy` | changed |"), text
+    assert not any(line.startswith("| `tiny.train` | changed |") for line in grew), text
     # and on the terminal, under the table
     [_, shown] = done.stdout.split("what grew in imports (-X importtime)")
     shown = shown.splitlines()

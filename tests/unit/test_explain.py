@@ -185,6 +185,33 @@ def test_a_commit_touches_the_functions_its_changed_lines_fall_in(tmp_path: Path
                        ("pkg/features.py", 12, "inner")}, touched
 
 
+def test_a_pull_requests_changes_are_all_its_commits_code_lines(tmp_path: Path) -> None:
+    """A profiled run of a pull request's head marks what every commit since
+    the base changed; a line left blank or only a comment changes no code."""
+    from agents.explain import code_lines, touched_functions
+    from agents.workspace import changed_lines
+
+    def commit(text: str) -> str:
+        (tmp_path / "model.py").write_text(text)
+        for args in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t",
+                                     "commit", "-qm", "c"]):
+            subprocess.run(["git", "-C", str(tmp_path), *args], check=True)
+        return subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    body = "import torch\n\n\ndef build(n):\n    return torch.zeros(n)\n"
+    base = commit(body)
+    commit(body.replace("torch.zeros(n)", "torch.randn(n)"))  # the change
+    head = commit("# models\n" + body.replace("torch.zeros(n)", "torch.randn(n)"))
+    assert changed_lines(tmp_path, head) == {"model.py": {1}}  # the head alone
+    lines = changed_lines(tmp_path, head, since=base)
+    assert lines == {"model.py": {1, 6}}
+    assert code_lines(tmp_path, lines) == {"model.py": {6}}
+    assert touched_functions(tmp_path, code_lines(tmp_path, lines)) == {("model.py", 5, "build")}
+    assert code_lines(tmp_path, changed_lines(tmp_path, head)) == {}  # a comment: no code
+
+
 def test_a_profile_that_cannot_be_read_keeps_its_run(tmp_path: Path) -> None:
     """The bisect waits for each explain run: one whose profile dump is
     unreadable still comes back, with the reason in place of the profile."""

@@ -176,10 +176,3 @@ def test_the_example_workflow_runs_a_check_the_cli_accepts() -> None:
     assert (args.command, args.base, args.head, args.runs) == ("check", "origin/main", "f" * 40, 8)
 
 
-def test_what_a_pull_request_touched_is_named_by_module_and_by_function() -> None:
-    from producers.experiments import touched_by
-
-    names = {"mingpt.utils", "mingpt.model", "scipy.stats", "mingpt/utils.py:12:set_seed",
-             "mingpt/model.py:40:forward", "utils"}
-    assert touched_by(names, ["mingpt/utils.py", "README.md"]) == \
-        ["mingpt.utils", "mingpt/utils.py:12:set_seed", "utils"]

@@ -27,6 +27,10 @@ class RunRequested(Signed):
     # way): an agent runs them after its monitoring. Left out of the bytes
     # where false, so every other command reads as it did before it existed
     background: bool = Field(False, exclude_if=lambda value: not value)
+    # a profiled run: what changed since this revision (a pull request's
+    # base) is marked as changed, not only the commit's own change. Left out
+    # of the bytes where empty, as ``background`` is
+    changed_since: str = Field("", max_length=200, exclude_if=lambda value: not value)
 
 
 # the most commits a range listing holds: a bisect's range
