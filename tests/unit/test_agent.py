@@ -302,17 +302,13 @@ def test_only_comments_docstrings_and_layout_leave_a_file_s_code_unchanged(tmp_p
     import subprocess
 
     from agents.workspace import changes_code
+    from tests.unit.test_explain import commit_file
 
     repo = tmp_path / "r"
     repo.mkdir()
 
     def commit(text: str, name: str = "m.py") -> str:
-        (repo / name).write_text(text)
-        for args in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t",
-                                     "commit", "-qm", "c"]):
-            subprocess.run(["git", "-C", str(repo), *args], check=True)
-        return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True,
-                              capture_output=True, text=True).stdout.strip()
+        return commit_file(repo, name, text)
 
     subprocess.run(["git", "-C", str(repo), "init", "-q"], check=True)
     commit("def f(x):\n    return x + 1\n")

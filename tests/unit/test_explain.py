@@ -20,6 +20,17 @@ def importtime(tmp_path: Path, code: str) -> Path:
     return out
 
 
+def commit_file(repo: Path, rel: str, text: str) -> str:
+    """Write ``rel`` in ``repo`` and commit it; returns the sha."""
+    (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+    (repo / rel).write_text(text)
+    for args in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t",
+                                 "commit", "-qm", "c"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True)
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
 def test_import_times_are_read_from_a_real_importtime_log(tmp_path: Path) -> None:
     good = summarise_imports(importtime(tmp_path, "import json"))
     bad = summarise_imports(importtime(tmp_path, "import json, email.mime.text"))
@@ -155,13 +166,7 @@ def test_a_commit_touches_the_functions_its_changed_lines_fall_in(tmp_path: Path
     from agents.workspace import changed_lines
 
     def commit(text: str) -> str:
-        (tmp_path / "pkg").mkdir(exist_ok=True)
-        (tmp_path / "pkg" / "features.py").write_text(text)
-        for args in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t",
-                                     "commit", "-qm", "c"]):
-            subprocess.run(["git", "-C", str(tmp_path), *args], check=True)
-        return subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], check=True,
-                              capture_output=True, text=True).stdout.strip()
+        return commit_file(tmp_path, "pkg/features.py", text)
 
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     before = ("import json\n\n\ndef to_arrays(records):\n    return list(records)\n\n\n"
@@ -192,12 +197,7 @@ def test_a_pull_requests_changes_are_all_its_commits_code_lines(tmp_path: Path) 
     from agents.workspace import changed_lines
 
     def commit(text: str) -> str:
-        (tmp_path / "model.py").write_text(text)
-        for args in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t",
-                                     "commit", "-qm", "c"]):
-            subprocess.run(["git", "-C", str(tmp_path), *args], check=True)
-        return subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], check=True,
-                              capture_output=True, text=True).stdout.strip()
+        return commit_file(tmp_path, "model.py", text)
 
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     body = "import torch\n\n\ndef build(n):\n    return torch.zeros(n)\n"
