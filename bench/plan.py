@@ -3,11 +3,12 @@ scenario imports (a monorepo): each commit's plan stored and sent on its
 own, or those of unaffected commits together (``Watcher.plan_all``: one
 store session and one connection to the bus for up to ``PLAN_BATCH``).
 
-A generated repository: one scenario's package, and ``--commits`` commits
-of which one in 50 changes its code and the rest a notes file. Both ways
-plan the same commits on the same embedded Tansu broker, each into a fresh
-chDB store, alternating for ``--rounds``; the scenario's imported files are
-known, as after a backfill's first commit. Commits planned per second.
+The tests' tiny repository (``tests/integration/tinyrepo.py``), then
+``--commits`` commits of which one in 50 changes its workflow's code and
+the rest a notes file. Both ways plan the same commits on the same embedded
+Tansu broker, each into a fresh chDB store, alternating for ``--rounds``;
+the scenario's imported files are known, as after a backfill's first
+commit. Commits planned per second.
 
     .venv/bin/python bench/plan.py [--commits 400] [--rounds 2]
 """
@@ -15,7 +16,7 @@ known, as after a backfill's first commit. Commits planned per second.
 from __future__ import annotations
 
 import argparse
-import subprocess
+import asyncio
 import sys
 import tempfile
 import time
@@ -25,55 +26,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.catalog import load_catalog  # noqa: E402
 from producers.watch import Source, Watcher, bus_sender  # noqa: E402
+from tests.integration.tinyrepo import commit, make_repo, write_catalog  # noqa: E402
 from ttfb.bus import EmbeddedBroker, ensure_topics  # noqa: E402
 from ttfb.settings import Settings  # noqa: E402
 from ttfb.store import open_store  # noqa: E402
 
-CATALOG = """
-[[scenario]]
-name = "proj"
-repo = "proj"
-entry = "proj.train:main"
-"""
 
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
-def make_repo(path: Path, commits: int) -> list[str]:
-    (path / "proj").mkdir(parents=True)
-    (path / "proj" / "__init__.py").write_text("")
-    (path / "proj" / "train.py").write_text("def main(config):\n    pass\n")
-    (path / "NOTES.md").write_text("notes\n")
-    git(path, "init", "-q", "-b", "main")
-    shas = []
-    for i in range(commits):
-        touched = path / ("proj/train.py" if i % 50 == 49 else "NOTES.md")
-        touched.write_text(touched.read_text() + f"# {i}\n")
-        git(path, "add", "-A")
-        git(path, "-c", "user.name=Dev", "-c", "user.email=dev@example.com", "commit", "-qm",
-            f"change {i}")
-        shas.append(git(path, "rev-parse", "HEAD"))
-    return shas
+def history(path: Path, commits: int) -> list[str]:
+    """The tests' tiny repository, then ``commits`` commits: one in 50
+    changes its workflow's code, the rest its notes."""
+    make_repo(path, commits=1)
+    return [commit(path, f"change {i}", touch="tiny/train.py" if i % 50 == 49 else "NOTES.md")
+            for i in range(commits)]
 
 
 def plan(root: Path, bootstrap: str, repo: Path, commits: list[str], together: bool) -> float:
     settings = Settings(data_dir=Path(tempfile.mkdtemp(dir=root)), kafka_bootstrap=bootstrap,
                         _env_file=None)
-    (settings.data_dir / "catalog.toml").write_text(CATALOG)
     watcher = Watcher(settings=settings, store=open_store(settings),
-                      catalog=load_catalog(settings.data_dir / "catalog.toml"),
-                      sources=[Source("proj", str(repo), repo)], branches=["main"],
+                      catalog=load_catalog(write_catalog(settings.data_dir / "catalog.toml")),
+                      sources=[Source("tiny", str(repo), repo)], branches=["main"],
                       send=bus_sender(settings), say=lambda _: None)
-    modules = {"proj": ["proj/train.py", "proj/__init__.py"]}
+    modules = {"tiny": ["tiny/train.py", "tiny/__init__.py", "tiny/heavy.py"]}
     started = time.perf_counter()
     if together:
         watcher.plan_all(watcher.sources[0], "main", commits, "backfill", modules)
     else:
-        for commit in commits:
-            watcher.plan(watcher.sources[0], "main", commit, "backfill", modules)
+        for sha in commits:
+            watcher.plan(watcher.sources[0], "main", sha, "backfill", modules)
     return len(commits) / (time.perf_counter() - started)
 
 
@@ -82,11 +62,9 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    import asyncio
-
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         root = Path(tmp)
-        commits = make_repo(root / "repo", args.commits)
+        commits = history(root / "repo", args.commits)
         asyncio.run(ensure_topics(Settings(kafka_bootstrap=broker.bootstrap, _env_file=None)))
         rates: dict[str, list[float]] = {"one by one": [], "together": []}
         for _ in range(args.rounds):
