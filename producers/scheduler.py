@@ -1,6 +1,7 @@
 """The scheduler: which scenarios a new commit needs, within a capacity budget.
 
-Test selection: a scenario whose repository modules (recorded by the agent on
+Test selection: a scenario whose repository files (the modules it imported and
+the files it read, such as configs and data, recorded by the agent on
 earlier runs) do not intersect the files a commit changed is skipped and
 recorded as ``ScenarioSkipped(reason="unaffected")``. A scenario never run
 before is always affected. When capacity is short, scenarios with the most

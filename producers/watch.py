@@ -279,8 +279,8 @@ class Watcher:
         timeout = sum(self.catalog.scenarios[n].timeout_s for n in marker.requested) * self.runs
         if wanted:
             self.say(f"{marker.repo}/{marker.branch}: the oldest commit's runs first, to learn "
-                     f"which files {', '.join(marker.requested)} import(s) (commits that "
-                     "change none of them are skipped)")
+                     f"which files {', '.join(marker.requested)} import(s) or read(s) "
+                     "(commits that change none of them are skipped)")
         deadline = time.monotonic() + timeout + 60
         found: dict[str, list[str]] = {}
         while wanted and time.monotonic() < deadline:

@@ -230,7 +230,7 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
         ids, wanted = list(asked), sum(asked.values())
         progress.say(f"backfill: {len(planned)} commit(s) planned, {wanted} runs to wait for")
         if not wanted:
-            progress.say("backfill: these commits change no file the scenarios import; "
+            progress.say("backfill: these commits change no file the scenarios import or read; "
                          "nothing to run")
             return 0
         deadline = time.monotonic() + args.timeout

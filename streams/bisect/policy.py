@@ -23,11 +23,11 @@ class BisectPolicy(Remade):
     # and at least this large: a rest the detector would not call a change
     # (its min_effect_pct) is not worth a second search
     second_culprit_min_pct: float = 3.0
-    # prior weight of a commit that changes no file the scenario imports (the
+    # prior weight of a commit that changes no file the scenario imports or reads (the
     # agent's hint, as the scheduler's test selection): the search looks at the
     # others first, but a clear batch overturns it (one batch of a 5 % shift at
     # CV 3 % has a likelihood ratio in the thousands), so a culprit outside the
-    # scenario's modules (a config file it reads, say) is still found
+    # scenario's files (one a DataLoader worker process reads, say) is still found
     unaffected_prior: float = 0.1
     # each batch runs beside one run of each endpoint, and each batch has a
     # level of its own in the model: a machine's level moves 15 % in minutes,

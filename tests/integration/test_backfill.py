@@ -110,11 +110,13 @@ def test_a_backfill_learns_what_the_scenario_imports_and_skips_commits_that_chan
     unaffected = backfill(tmp_path, repo, data, 1)
     assert unaffected.returncode == 0, unaffected.stderr
     assert "nothing to run" in unaffected.stderr and "failed" not in unaffected.stderr
-    # a later backfill on the same lab lists what it found, not the lab's
-    # earlier alerts
+    # a commit to a file the workflow reads (data the repository ships) is
+    # measured as one to its code is; a later backfill on the same lab lists
+    # what it found, not the lab's earlier alerts
+    commit(repo, "more words", touch="tiny/vocab.txt")
     commit(repo, "a comment in the heavy module", touch="tiny/heavy.py")
-    again = backfill(tmp_path, repo, data, 1)
+    again = backfill(tmp_path, repo, data, 2)
     assert again.returncode == 0, again.stderr
-    assert "3 runs to wait for" in again.stderr, again.stderr
+    assert "6 runs to wait for" in again.stderr, again.stderr
     assert "backfill: 0 change(s) found" in again.stdout, again.stdout + again.stderr
     assert not lab_processes(data)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 TRAIN = '''
 import time
+from pathlib import Path
 from tiny import heavy  # noqa: F401  (its import is the cost under watch)
 from ttfb.sdk import phase, first_batch
 
@@ -17,6 +18,7 @@ def main(config):
     with phase("config"):
         time.sleep(0.01)
     with phase("data"):
+        Path(__file__).with_name("vocab.txt").read_text()  # data the repository ships
         time.sleep(0.02)
     first_batch()
     with phase("model"):
@@ -61,6 +63,7 @@ def make_repo(path: Path, import_s: float = 0.5, commits: int = 3) -> list[str]:
     (path / "tiny").mkdir(parents=True)
     (path / "tiny" / "__init__.py").write_text("")
     (path / "tiny" / "train.py").write_text(TRAIN)
+    (path / "tiny" / "vocab.txt").write_text("the\nof\nand\n")
     (path / "NOTES.md").write_text("notes\n")
     git(path, "init", "-q", "-b", "main")
     shas = [set_import_cost(path, import_s, "tiny training workflow")]

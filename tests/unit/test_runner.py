@@ -41,6 +41,29 @@ def test_components_are_measured_and_sum(tmp_path: Path) -> None:
     assert outcome.modules == ["wf/__init__.py", "wf/train.py"]
 
 
+def test_the_files_a_run_reads_are_its_footprint_with_its_modules(tmp_path: Path) -> None:
+    """A config or data file the workflow reads is part of what a commit must
+    change for the scenario to be measured; what it writes, or reads outside
+    the repository, is not."""
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "model.yaml").write_text("layers: 2\n")
+    (tmp_path / "vocab.bin").write_bytes(b"\0" * 8)
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.txt"
+    outside.write_text("x")
+    body = GOOD.replace("def main(config):", f"""import os
+def main(config):
+    open("conf/model.yaml").read()
+    os.close(os.open("vocab.bin", os.O_RDONLY))
+    open({str(outside)!r}).read()
+    with open("out/log.txt", "w") as log:
+        log.write("started")
+    os.close(os.open("out/state.bin", os.O_WRONLY | os.O_CREAT))""")
+    (tmp_path / "out").mkdir()
+    outcome = run_once(workflow(tmp_path, body))
+    assert outcome.status == "completed", outcome.reason
+    assert outcome.modules == ["conf/model.yaml", "vocab.bin", "wf/__init__.py", "wf/train.py"]
+
+
 def test_config_reaches_the_workflow(tmp_path: Path) -> None:
     spec = workflow(tmp_path, GOOD)
     slow = run_once(RunSpec(**{**spec.__dict__, "config": {"step": 0.3}}))

@@ -43,7 +43,9 @@ class RunCompleted(RunFields):
     ttfb_ms: float = Field(ge=0.0, le=MAX_TIMING_MS)
     components: dict[Component, float]
     phases: list[str] = Field(default_factory=list)
-    modules: list[str] = Field(default_factory=list, description="repository modules imported")
+    modules: list[str] = Field(
+        default_factory=list,
+        description="repository files the run imported or read (modules, configs, data)")
     author: str = ""
     subject: str = ""
     profile: dict[str, Any] = Field(default_factory=dict)
@@ -85,7 +87,7 @@ class CommitRangeListed(Event):
     subjects: list[str] = Field(default_factory=list)
     affected: list[bool] = Field(
         default_factory=list, description="per commit: it changes the code (not only "
-        "comments or docstrings) of a file the scenario imported on the agent's latest "
+        "comments or docstrings) of a file the scenario imported or read on the agent's latest "
         "run of it; empty when the agent has not run it")
     error: str = ""
 

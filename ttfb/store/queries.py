@@ -45,7 +45,7 @@ def dead_letters(store: Store, limit: int = 100) -> list[dict[str, Any]]:
 
 
 def latest_modules(store: Store) -> dict[str, list[str]]:
-    """The repository modules each scenario imported on its latest completed run."""
+    """The repository files each scenario imported or read on its latest completed run."""
     rows = store.query(
         f"SELECT scenario, argMax(modules, occurred_at) AS latest FROM {store.db}.runs FINAL"
         " WHERE status = 'completed' AND length(modules) > 0 GROUP BY scenario")

@@ -10,7 +10,7 @@ from ttfb.store import Store
 
 
 def modules_at(store: Store, request_ids: list[str]) -> tuple[dict[str, list[str]], int]:
-    """The repository modules each scenario imported on the completed runs of
+    """The repository files each scenario imported or read on the completed runs of
     the requests ``request_ids`` (every one's, together), and how many runs of
     them have come back, completed or failed."""
     if not request_ids:
