@@ -6,6 +6,7 @@ functions its changed lines fall in, the modules of its changed files)."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import pstats
 from pathlib import Path
 from typing import Any
@@ -51,18 +52,28 @@ def summarise_profile(path: Path, top: int = 40, root: Path | None = None,
 
 
 def code_lines(root: Path, lines: dict[str, set[int]]) -> dict[str, set[int]]:
-    """``lines`` less those of Python files that are blank or only a comment
-    in the new version: a change there changes no code (a file left with
-    none is left out)."""
+    """``lines`` less those of Python files that are blank, only a comment or
+    in a docstring in the new version: a change there changes no code (as
+    ``agents.workspace.changes_code`` judges a commit; a file left with none
+    is left out)."""
+    from agents.workspace import docstring
+
     out = {}
     for rel, changed in lines.items():
         if rel.endswith(".py"):
             try:
-                text = (root / rel).read_text().splitlines()
+                source = (root / rel).read_text()
             except (OSError, ValueError):
-                text = []
-            changed = {n for n in changed if not 0 < n <= len(text)
-                       or text[n - 1].strip() and not text[n - 1].lstrip().startswith("#")}
+                source = ""
+            text = source.splitlines()
+            prose: set[int] = set()
+            with contextlib.suppress(SyntaxError, ValueError):
+                for node in ast.walk(ast.parse(source)):
+                    doc = docstring(node)
+                    if doc is not None:
+                        prose.update(range(doc.lineno, (doc.end_lineno or doc.lineno) + 1))
+            changed = {n for n in changed if not 0 < n <= len(text) or n not in prose
+                       and text[n - 1].strip() and not text[n - 1].lstrip().startswith("#")}
         if changed:
             out[rel] = changed
     return out
@@ -158,7 +169,7 @@ def summarise(path: Path, root: Path | None, changed: dict[str, set[int]],
     repository files the run imported) and that the commit changed
     (``changed``: the functions its changed lines fall in, the modules of
     the files it changed; ``changed`` maps each file to those lines, of which
-    blank and comment lines count for nothing)."""
+    blank, comment and docstring lines count for nothing)."""
     if root is not None:
         changed = code_lines(root, changed)
     touched = touched_functions(root, changed) if root is not None else frozenset()

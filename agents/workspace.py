@@ -84,6 +84,19 @@ def range_files(repo: Path, good: str, bad: str) -> dict[str, set[str]]:
     return files
 
 
+def docstring(node: ast.AST) -> ast.Expr | None:
+    """The docstring statement of a module, class or function node; None for
+    any other node, or one without."""
+    if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) \
+            or not node.body:
+        return None
+    first = node.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+            and isinstance(first.value.value, str):
+        return first
+    return None
+
+
 def _code(source: str) -> str | None:
     """The code of a Python file without its comments and docstrings (the AST,
     docstrings dropped, positions not kept); None where it does not parse."""
@@ -91,14 +104,9 @@ def _code(source: str) -> str | None:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return None
-    scopes = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
     for node in ast.walk(tree):
-        if not isinstance(node, scopes) or not node.body:
-            continue
-        first = node.body[0]
-        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
-                and isinstance(first.value.value, str):
-            node.body = node.body[1:] or [ast.Pass()]
+        if docstring(node) is not None:
+            node.body = node.body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
     return ast.dump(tree)
 
 

@@ -192,7 +192,8 @@ def test_a_commit_touches_the_functions_its_changed_lines_fall_in(tmp_path: Path
 
 def test_a_pull_requests_changes_are_all_its_commits_code_lines(tmp_path: Path) -> None:
     """A profiled run of a pull request's head marks what every commit since
-    the base changed; a line left blank or only a comment changes no code."""
+    the base changed; a line left blank, only a comment or in a docstring
+    changes no code."""
     from agents.explain import code_lines, touched_functions
     from agents.workspace import changed_lines
 
@@ -210,6 +211,10 @@ def test_a_pull_requests_changes_are_all_its_commits_code_lines(tmp_path: Path) 
     assert code_lines(tmp_path, lines) == {"model.py": {6}}
     assert touched_functions(tmp_path, code_lines(tmp_path, lines)) == {("model.py", 5, "build")}
     assert code_lines(tmp_path, changed_lines(tmp_path, head)) == {}  # a comment: no code
+    documented = commit("# models\n" + body.replace("torch.zeros(n)", "torch.randn(n)")
+                        .replace("def build(n):\n", 'def build(n):\n    """Noise."""\n'))
+    assert changed_lines(tmp_path, documented) == {"model.py": {6}}
+    assert code_lines(tmp_path, changed_lines(tmp_path, documented)) == {}  # a docstring
 
 
 def test_a_profile_that_cannot_be_read_keeps_its_run(tmp_path: Path) -> None:
