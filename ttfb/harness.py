@@ -18,6 +18,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -65,46 +66,78 @@ def repo_modules(root: Path) -> list[str]:
 
 
 READ_FILES_MAX = 1000  # files read that one run reports, at most
+_WRITES = os.O_WRONLY | os.O_RDWR
 
 
-def watch_reads(root: Path) -> "set[str]":
-    """Repository files (relative paths) the process opens for reading from
-    now on, filled as it runs: a config, a tokenizer or data shipped in the
-    repository shapes the run as its code does. From the ``open`` audit event
-    (``open()``, ``io.open``, ``os.open``; the interpreter raises it for every
-    module file it reads too); a hook cannot be removed, and costs the run
-    about 0.17 µs for each of its audit events (some 17,000 while torch is
-    imported: 3 ms, within the noise of the import, ``bench/reads.py``).
-    Compiled caches and the repository's ``.git`` are left out."""
+def _read_in(prefixes: "tuple[str, ...]", args: "tuple[Any, ...]") -> "str | None":
+    """The repository path (relative, POSIX) an ``open`` audit event's
+    arguments read, if they read one (compiled caches and ``.git`` do not
+    count); None for a write, a descriptor, or a path elsewhere."""
+    path, mode, flags = args
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, str) or (mode is not None and any(c in mode for c in "wax+")) \
+            or (mode is None and flags & _WRITES):
+        return None
+    # a module's file (most opens) comes absolute: no cwd to read
+    full = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+    if ".." in full or os.sep + "." + os.sep in full:
+        full = os.path.normpath(full)
+    for prefix in prefixes:
+        if full.startswith(prefix):
+            rel = full[len(prefix):].replace(os.sep, "/")
+            return None if "__pycache__/" in rel or rel.startswith(".git/") else rel
+    return None
+
+
+def watch_reads(root: Path) -> "Callable[[], set[str]]":
+    """Watch which repository files the run opens for reading from now on: a
+    config, a tokenizer or data shipped in the repository shapes the run as
+    its code does. Returns what lists them (relative paths of files that
+    exist) once the run is done. From the ``open`` audit event (``open()``,
+    ``io.open``, ``os.open``; the interpreter raises it for every module file
+    it reads too), in this process and in those it forks (a DataLoader's
+    workers), which send theirs over a pipe (non-blocking: a worker never
+    waits on it; what does not fit is lost). A hook cannot be removed, and
+    Python calls it on every audit event (0.15-0.17 µs each; some 17,000
+    while torch is imported): ``import torch`` takes 15-19 ms (1.3-1.7 %)
+    longer with it (``bench/reads.py``), alike in every run, so no
+    comparison moves."""
     found: set[str] = set()
-    prefixes = tuple({str(root.absolute()) + os.sep, str(root.resolve()) + os.sep})
-    writes = os.O_WRONLY | os.O_RDWR
+    base = root.absolute()  # the workflow may change directory
+    prefixes = tuple({str(base) + os.sep, str(root.resolve()) + os.sep})
+    main = os.getpid()
+    forked_out, forked_in = os.pipe()  # the forked processes' reads
+    os.set_blocking(forked_out, False)
+    os.set_blocking(forked_in, False)
 
     def hook(event: str, args: "tuple[Any, ...]") -> None:
         if event != "open" or len(found) >= READ_FILES_MAX:
             return
         try:  # an audit hook's error would be the workflow's open() failing
-            path, mode, flags = args
-            if isinstance(path, bytes):
-                path = os.fsdecode(path)
-            if not isinstance(path, str) or (mode is not None and any(c in mode for c in "wax+")) \
-                    or (mode is None and flags & writes):
+            rel = _read_in(prefixes, args)
+            if rel is None or rel in found:
                 return
-            # a module's file (most opens) comes absolute: no cwd to read
-            full = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
-            if ".." in full or os.sep + "." + os.sep in full:
-                full = os.path.normpath(full)
-            for prefix in prefixes:
-                if full.startswith(prefix):
-                    rel = full[len(prefix):].replace(os.sep, "/")
-                    if "__pycache__/" not in rel and not rel.startswith(".git/"):
-                        found.add(rel)
-                    return
+            found.add(rel)
+            if os.getpid() != main:  # at most PIPE_BUF bytes: written whole or not
+                os.write(forked_in, rel.encode()[:4000] + b"\n")
         except Exception:  # never fail the workflow's open()
             return
 
+    def listed() -> set[str]:
+        chunks = []
+        try:
+            while chunk := os.read(forked_out, 65536):
+                chunks.append(chunk)
+        except OSError:  # nothing more to read
+            pass
+        forked = b"".join(chunks).decode(errors="replace").splitlines()[:READ_FILES_MAX]
+        # an import system's probe of a path that is no file (a path hook's
+        # name) is no read
+        return {rel for rel in found | set(forked) if (base / rel).is_file()}
+
     sys.addaudithook(hook)
-    return found
+    return listed
 
 
 def _software_facts() -> dict[str, str]:
@@ -250,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     sdk._write(f"S\t{_READY_NS}\n")
     root = Path(args.root)
     paths = [(root / p).resolve() for p in args.path] or [root.resolve()]
-    read = watch_reads(root)
+    reads = watch_reads(root)
     if args.profile:  # a script's profile too: explanations work for both kinds
         import cProfile
 
@@ -266,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                 os.dup2(saved_stderr, 2)
     else:
         _workflow(args, rest, root, paths)
-    sdk.report(modules=sorted(set(repo_modules(root)) | read), **_software_facts())
+    sdk.report(modules=sorted(set(repo_modules(root)) | reads()), **_software_facts())
     sdk._write(f"E\t{time.monotonic_ns()}\n")
     sdk.flush()
     sys.stdout.flush()

@@ -27,7 +27,7 @@ class BisectPolicy(Remade):
     # agent's hint, as the scheduler's test selection): the search looks at the
     # others first, but a clear batch overturns it (one batch of a 5 % shift at
     # CV 3 % has a likelihood ratio in the thousands), so a culprit outside the
-    # scenario's files (one a DataLoader worker process reads, say) is still found
+    # scenario's files (one a native tokenizer reads, say) is still found
     unaffected_prior: float = 0.1
     # each batch runs beside one run of each endpoint, and each batch has a
     # level of its own in the model: a machine's level moves 15 % in minutes,

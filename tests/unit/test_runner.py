@@ -42,9 +42,9 @@ def test_components_are_measured_and_sum(tmp_path: Path) -> None:
 
 
 def test_the_files_a_run_reads_are_its_footprint_with_its_modules(tmp_path: Path) -> None:
-    """A config or data file the workflow reads is part of what a commit must
-    change for the scenario to be measured; what it writes, or reads outside
-    the repository, is not."""
+    """A config or data file the workflow reads, or a process it forks reads,
+    is part of what a commit must change for the scenario to be measured;
+    what it writes, or reads outside the repository, is not."""
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "model.yaml").write_text("layers: 2\n")
     (tmp_path / "vocab.bin").write_bytes(b"\0" * 8)
@@ -57,11 +57,19 @@ def main(config):
     open({str(outside)!r}).read()
     with open("out/log.txt", "w") as log:
         log.write("started")
-    os.close(os.open("out/state.bin", os.O_WRONLY | os.O_CREAT))""")
+    os.close(os.open("out/state.bin", os.O_WRONLY | os.O_CREAT))
+    worker = os.fork()  # a DataLoader's worker, as fork starts it
+    if worker == 0:
+        open("shards/0.txt").read()
+        os._exit(0)
+    os.waitpid(worker, 0)""")
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / "0.txt").write_text("tokens")
     (tmp_path / "out").mkdir()
     outcome = run_once(workflow(tmp_path, body))
     assert outcome.status == "completed", outcome.reason
-    assert outcome.modules == ["conf/model.yaml", "vocab.bin", "wf/__init__.py", "wf/train.py"]
+    assert outcome.modules == ["conf/model.yaml", "shards/0.txt", "vocab.bin", "wf/__init__.py",
+                               "wf/train.py"]
 
 
 def test_config_reaches_the_workflow(tmp_path: Path) -> None:
