@@ -11,6 +11,8 @@ import pstats
 from pathlib import Path
 from typing import Any
 
+from agents.workspace import docstring
+
 # the lab's own package: its harness and launcher wrap every workflow, so
 # their frames hold the workflow's time again and would explain nothing
 LAB_CODE = str(Path(__file__).resolve().parent.parent / "ttfb") + "/"
@@ -56,8 +58,6 @@ def code_lines(root: Path, lines: dict[str, set[int]]) -> dict[str, set[int]]:
     in a docstring in the new version: a change there changes no code (as
     ``agents.workspace.changes_code`` judges a commit; a file left with none
     is left out)."""
-    from agents.workspace import docstring
-
     out = {}
     for rel, changed in lines.items():
         if rel.endswith(".py"):
