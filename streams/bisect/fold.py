@@ -94,7 +94,11 @@ def start_bisect(book: BisectBook, found: ev.RegressionConfirmed | ev.Improvemen
     """One bisect per confirmed component: a regression, or an improvement (worth
     attributing too: the change to copy, or one that was detected late).
     Another component of a change being bisected follows that bisect; one
-    confirmed after that bisect's search ended starts from its runs."""
+    confirmed after that bisect's search ended starts from its runs. A
+    change is its range on the same agents: a component confirmed by a
+    detection of its own over the range another bisect searches (a
+    follow-up: one its candidate did not name, confirmed on fresh runs)
+    shares that bisect's runs too."""
     key = f"{found.detection_id}:{found.component}"
     if key in book.by_detection:
         return []  # a duplicate
@@ -103,9 +107,8 @@ def start_bisect(book: BisectBook, found: ev.RegressionConfirmed | ev.Improvemen
     # another component of the same change is being bisected: its runs are
     # this one's too, so this one follows it instead of asking for its own
     leader = next((b.bisect_id for b in book.bisects.values()
-                   if b.detection_id == found.detection_id and not b.follows
-                   and b.phase not in ("explain", "done")
-                   and (b.good, b.bad) == (found.good_commit, found.commit)), "")
+                   if same_change(b, found) and not b.follows
+                   and b.phase not in ("explain", "done")), "")
     book.bisects[bisect_id] = Bisect(
         bisect_id=bisect_id, detection_id=found.detection_id, scenario=found.scenario,
         component=found.component, repo=found.repo, branch=found.branch,
@@ -124,14 +127,23 @@ def start_bisect(book: BisectBook, found: ev.RegressionConfirmed | ev.Improvemen
         return []
     b = book.bisects[bisect_id]
     ended = next((e for e in book.bisects.values()
-                  if e.detection_id == found.detection_id and not e.follows and e.commits
-                  and e.phase in ("explain", "done") and (e.good, e.bad) == (b.good, b.bad)), None)
+                  if same_change(e, found) and not e.follows and e.commits
+                  and e.phase in ("explain", "done")), None)
     if ended is None:
         return [range_request(b, found.good_commit, found.commit)]
     b.follows, b.block = ended.bisect_id, ended.block  # its own blocks come after the runs taken
     adopt(b, ended)
     promise(b, ended, policy.explain_runs)
     return take_range(b, ended.commits, ended.authors, ended.subjects, ended.affected, policy)
+
+
+def same_change(b: Bisect, found: ev.RegressionConfirmed | ev.ImprovementConfirmed) -> bool:
+    """``b`` searches the range ``found`` names, on agents ``found``'s runs
+    may go to (its class, or any where it names none: ``ttfb bisect``): its
+    runs (each carries every component) are ``found``'s bisect's too,
+    whichever detection confirmed it."""
+    return (b.good, b.bad) == (found.good_commit, found.commit) \
+        and found.hardware_class in ("", b.hardware_class)
 
 
 def range_request(b: Bisect, good: str, bad: str) -> ev.CommitRangeRequested:

@@ -527,7 +527,7 @@ def _two_components(seed: int, together: bool, culprit: int = 9, n: int = 16,
                     late: bool = False, policy: BisectPolicy = POLICY,
                     profiled: list[str] | None = None,
                     background: dict[str, list[bool]] | None = None,
-                    second: float = 0.60) -> tuple[dict[str, str], int]:
+                    second: float = 0.60, own: bool = False) -> tuple[dict[str, str], int]:
     """One change that moves imports by 12 % and first_step by ``second`` at
     ``culprit``, confirmed in both: their bisects in one scenario's book
     (``together``, as the fold keeps them) or each in a book of its own;
@@ -535,18 +535,23 @@ def _two_components(seed: int, together: bool, culprit: int = 9, n: int = 16,
     culprit each names, and the runs the simulated agent ran (profiled
     runs, under ``policy.explain``, carry a profile of the run's commit;
     ``profiled`` gets the component of the bisect that asked for each;
-    ``background``, per component, whether each run it asked for was)."""
+    ``background``, per component, whether each run it asked for was).
+    ``own``: each component confirmed by a detection of its own."""
     rng = np.random.default_rng(seed)
     commits = [f"c{i:02d}" for i in range(n)]
     sizes = {"imports": 0.12, "first_step": second}
     books = {"one": BisectBook()} if together else {c: BisectBook() for c in sizes}
     queue: list[tuple[str, ev.Event]] = []
 
+    def detection(component: str) -> str:
+        return f"det-{component}" if own else "det"
+
     def confirm(component: str) -> None:
         book = "one" if together else component
         books[book], out = decide(books[book], ev.RegressionConfirmed(
             repo="demo", scenario="sim", component=component, commit=commits[-1],
-            good_commit=commits[0], direction="regression", detection_id="det"), policy)
+            good_commit=commits[0], direction="regression", detection_id=detection(component)),
+            policy)
         queue.extend((book, e) for e in out)
 
     for component in sizes if not late else list(sizes)[:1]:
@@ -565,7 +570,7 @@ def _two_components(seed: int, together: bool, culprit: int = 9, n: int = 16,
         elif isinstance(event, ev.RunRequested):
             ran += 1
             asker = next(c for c in sizes
-                         if event.correlation_id == ev.derived_id("bisect", "det", c))
+                         if event.correlation_id == ev.derived_id("bisect", detection(c), c))
             if background is not None:
                 background.setdefault(asker, []).append(event.background)
             if event.purpose == "explain" and profiled is not None:
@@ -594,13 +599,16 @@ def _two_components(seed: int, together: bool, culprit: int = 9, n: int = 16,
     return named, ran
 
 
-def test_two_components_of_one_change_share_their_bisect_s_runs() -> None:
+@pytest.mark.parametrize("own", [False, True])
+def test_two_components_of_one_change_share_their_bisect_s_runs(own: bool) -> None:
     """A change confirmed in two components is bisected once over the
     range: the second component's bisect takes the first's runs (each run
     carries every component) and starts its own search where they leave
-    it, so it names the same culprit on a few runs of its own."""
-    apart = [_two_components(seed, together=False) for seed in range(12)]
-    together = [_two_components(seed, together=True) for seed in range(12)]
+    it, so it names the same culprit on a few runs of its own. So is one
+    whose components were confirmed by detections of their own (``own``)
+    over the same range."""
+    apart = [_two_components(seed, together=False, own=own) for seed in range(12)]
+    together = [_two_components(seed, together=True, own=own) for seed in range(12)]
     for named, _ in apart + together:
         assert named == {"imports": "c09", "first_step": "c09"}
     runs_apart = float(np.mean([ran for _, ran in apart]))
@@ -627,14 +635,17 @@ def test_the_second_component_s_own_runs_wait_behind_monitoring(late: bool) -> N
         assert not any(alone["imports"] + alone["first_step"])
 
 
-def test_a_component_confirmed_after_its_change_s_bisect_ended_takes_that_bisect_s_runs() -> None:
+@pytest.mark.parametrize("own", [False, True])
+def test_a_component_confirmed_after_its_change_s_bisect_ended_takes_that_bisect_s_runs(
+        own: bool) -> None:
     """The second component of a change, confirmed after the first one's
     bisect has named the culprit and explained it, starts from that bisect's
     runs and profiled runs (each run carries every component, each profile
     modules and functions): the same culprit and an explanation of its own
     component on a few runs, against a bisect of its own. One that follows
     from the start waits for the first one's profiled runs rather than
-    asking for its own."""
+    asking for its own. The same where the second component was confirmed
+    by a detection of its own over the same range (``own``)."""
     explaining = BisectPolicy()
     runs: dict[str, list[int]] = {"apart": [], "together": [], "late": []}
     for seed in range(12):
@@ -642,10 +653,31 @@ def test_a_component_confirmed_after_its_change_s_bisect_ended_takes_that_bisect
                             ("late", {"together": True, "late": True})):
             profiled: list[str] = []
             named, ran = _two_components(seed, policy=explaining, profiled=profiled,
-                                         **kwargs)  # type: ignore[arg-type]
+                                         own=own, **kwargs)  # type: ignore[arg-type]
             assert named == {"imports": "c09", "first_step": "c09"}
             runs[way].append(ran)
             assert profiled.count("first_step") == (4 if way == "apart" else 0), (way, seed)
     apart = float(np.mean(runs["apart"]))
     for way in ("together", "late"):
         assert float(np.mean(runs[way])) < 0.6 * apart, (way, runs)
+
+
+def test_a_bisect_shares_its_range_only_with_bisects_on_agents_its_runs_may_go_to() -> None:
+    """A second confirmation over a range being bisected follows that bisect
+    (no listing of its own) when its runs may go to the same agents: the
+    same class, or none named (``ttfb bisect``); another class's asks for
+    its own range."""
+    def confirm(detection: str, hardware: str) -> ev.RegressionConfirmed:
+        return ev.RegressionConfirmed(repo="demo", scenario="lm", component="data",
+                                      commit="c15", good_commit="c00", direction="regression",
+                                      detection_id=detection, hardware_class=hardware)
+
+    book, out = decide(BisectBook(), confirm("det-a", "a100"), POLICY)
+    assert [type(e) for e in out] == [ev.CommitRangeRequested]
+    book, out = decide(book, confirm("det-b", "h100"), POLICY)
+    assert [type(e) for e in out] == [ev.CommitRangeRequested]
+    book, out = decide(book, confirm("det-any", ""), POLICY)
+    assert out == []
+    followers = {b.detection_id: b.follows for b in book.bisects.values()}
+    assert followers["det-any"] == ev.derived_id("bisect", "det-a", "data")
+    assert followers["det-b"] == ""
