@@ -51,11 +51,12 @@ def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(emit_all(lab, "bisect-cli", [(start, "detections")]))
         began = time.monotonic()
         deadline = began + args.timeout
-        shown = ""
+        shown, footprint = "", []
         while time.monotonic() < deadline:
             raise_if_interrupted()
             done = [b for b in queries.bisects(store) if b["detection_id"] == start.detection_id]
             if done:
+                footprint = queries.latest_modules(store).get(args.scenario, [])
                 break
             line = _progress(store, start)
             if line != shown:  # a person can tell slow from stuck
@@ -68,6 +69,10 @@ def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
     result = done[0]
     for key in ("steps", "explanation"):
         result[key] = json.loads(result[key]) if result[key] else []
+    # a culprit's change may have no frame of its own in what grew (a config
+    # a script executes, data it reads): the files are named beside it
+    result["changed_files"] = touched(repo, result["culprit"], footprint) \
+        if result["culprit"] else []
     _report(result, args.json)
     return 1 if result["error"] or result["inconclusive"] else 0
 
@@ -89,6 +94,9 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
               f" {float(result['confidence']):.3f}, {result['runs_spent']} runs")
         for step in result["steps"]:
             print(f"  {step['commit'][:10]} {step['decision']:<8} {step['runs']} runs")
+        if result["changed_files"]:
+            print(f"it changed what the scenario imports or reads: "
+                  f"{', '.join(result['changed_files'])}")
         if result["explanation"]:
             print("what grew from the culprit's parent to the culprit:")
             for entry in result["explanation"][:EXPLAINED]:
@@ -97,6 +105,20 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
 
 
 EXPLAINED = 5  # entries of the explanation the text output shows (--json: every one)
+
+
+def touched(repo: Path, culprit: str, footprint: list[str]) -> list[str]:
+    """The files of ``footprint`` (what the scenario's latest run imported or
+    read) whose code ``culprit`` changed (``agents.workspace.changes_code``:
+    not for a comment or a docstring); none where the repository cannot
+    tell (a culprit it does not have)."""
+    from agents.workspace import WorkspaceError, changed_files, changes_code
+
+    try:
+        files = set(changed_files(repo, culprit)) & set(footprint)
+        return sorted(f for f in files if changes_code(repo, culprit, f))
+    except WorkspaceError:
+        return []
 
 
 def monitored_runs(store: Any, scenario: str, component: str, commits: list[str],

@@ -71,6 +71,7 @@ def test_a_named_culprit_is_printed_with_what_grew(tmp_path: Path) -> None:
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"culprit {culprit}" in result.stdout, result.stdout
+    assert "it changed what the scenario imports or reads: tiny/heavy.py\n" in result.stdout
     grew = result.stdout.split("what grew from the culprit's parent to the culprit:\n")[1]
     first = grew.splitlines()[0]
     assert "tiny.heavy" in first and "(changed)" in first, result.stdout
