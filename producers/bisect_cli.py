@@ -109,14 +109,13 @@ EXPLAINED = 5  # entries of the explanation the text output shows (--json: every
 
 def touched(repo: Path, culprit: str, footprint: list[str]) -> list[str]:
     """The files of ``footprint`` (what the scenario's latest run imported or
-    read) whose code ``culprit`` changed (``agents.workspace.changes_code``:
+    read) whose code ``culprit`` changed (``agents.workspace.code_changed``:
     not for a comment or a docstring); none where the repository cannot
     tell (a culprit it does not have)."""
-    from agents.workspace import WorkspaceError, changed_files, changes_code
+    from agents.workspace import WorkspaceError, changed_files, code_changed
 
     try:
-        files = set(changed_files(repo, culprit)) & set(footprint)
-        return sorted(f for f in files if changes_code(repo, culprit, f))
+        return list(code_changed(repo, culprit, changed_files(repo, culprit), set(footprint)))
     except WorkspaceError:
         return []
 
