@@ -161,6 +161,9 @@ def module_files(module: str, files: list[str]) -> list[str]:
     return out
 
 
+CHANGED_FILES = 50  # of a profile's changed files, at most (the first by name)
+
+
 def summarise(path: Path, root: Path | None, changed: dict[str, set[int]],
               modules: list[str]) -> dict[str, Any]:
     """A profiled run's summary: functions (``cumulative_ms``), imports
@@ -169,11 +172,15 @@ def summarise(path: Path, root: Path | None, changed: dict[str, set[int]],
     repository files the run imported) and that the commit changed
     (``changed``: the functions its changed lines fall in, the modules of
     the files it changed; ``changed`` maps each file to those lines, of which
-    blank, comment and docstring lines count for nothing)."""
+    blank, comment and docstring lines count for nothing), and the files
+    the commit changed that the run imported or read (``changed_files``:
+    a config the workflow executes, or a data file, has no frame of its own)."""
     if root is not None:
         changed = code_lines(root, changed)
     touched = touched_functions(root, changed) if root is not None else frozenset()
     profile = summarise_profile(path, root=root, touched=touched)
+    if root is not None:
+        profile["changed_files"] = sorted(set(changed).intersection(modules))[:CHANGED_FILES]
     imports = Path(str(path) + ".imports")
     if imports.exists():
         every = import_times(imports)

@@ -51,12 +51,11 @@ def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(emit_all(lab, "bisect-cli", [(start, "detections")]))
         began = time.monotonic()
         deadline = began + args.timeout
-        shown, footprint = "", []
+        shown = ""
         while time.monotonic() < deadline:
             raise_if_interrupted()
             done = [b for b in queries.bisects(store) if b["detection_id"] == start.detection_id]
             if done:
-                footprint = queries.latest_modules(store).get(args.scenario, [])
                 break
             line = _progress(store, start)
             if line != shown:  # a person can tell slow from stuck
@@ -69,10 +68,7 @@ def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
     result = done[0]
     for key in ("steps", "explanation"):
         result[key] = json.loads(result[key]) if result[key] else []
-    # a culprit's change may have no frame of its own in what grew (a config
-    # a script executes, data it reads): the files are named beside it
-    result["changed_files"] = touched(repo, result["culprit"], footprint) \
-        if result["culprit"] else []
+    result["changed_files"] = list(result.get("changed_files") or [])
     _report(result, args.json)
     return 1 if result["error"] or result["inconclusive"] else 0
 
@@ -105,19 +101,6 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
 
 
 EXPLAINED = 5  # entries of the explanation the text output shows (--json: every one)
-
-
-def touched(repo: Path, culprit: str, footprint: list[str]) -> list[str]:
-    """The files of ``footprint`` (what the scenario's latest run imported or
-    read) whose code ``culprit`` changed (``agents.workspace.code_changed``:
-    not for a comment or a docstring); none where the repository cannot
-    tell (a culprit it does not have)."""
-    from agents.workspace import WorkspaceError, changed_files, code_changed
-
-    try:
-        return list(code_changed(repo, culprit, changed_files(repo, culprit), set(footprint)))
-    except WorkspaceError:
-        return []
 
 
 def monitored_runs(store: Any, scenario: str, component: str, commits: list[str],

@@ -58,6 +58,12 @@ def effect(alert: ev.Alert | ev.AlertTriaged) -> str:
     return text
 
 
+def listed(names: Sequence[str], most: int = 5) -> str:
+    """``names``, the first ``most`` of them, and how many more."""
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
+
+
 def headline(notice: Notice) -> str:
     """One line: what happened, where, how much."""
     if isinstance(notice, ev.ScenarioBroken):
@@ -106,6 +112,9 @@ def details(notice: Notice) -> list[str]:
                 f", a best guess (posterior {notice.culprit_confidence:.2f})"
             by = f" by {notice.author}" if notice.author else ""
             lines.append(f"culprit {notice.culprit[:12]}{by}: {notice.subject}{sure}")
+            if notice.changed_files:
+                lines.append(f"it changed what {notice.scenario} imports or reads: "
+                             f"{listed(notice.changed_files)}")
         else:
             lines.append(f"bisecting; commit {notice.commit[:12]}: {notice.subject}")
     if notice.link:

@@ -102,6 +102,9 @@ def _bisect(b: pd.Series) -> None:
     if b["error"]:
         st.error(b["error"])
     st.dataframe(pd.DataFrame(b["steps"]), hide_index=True)
+    if len(b.get("changed_files", [])):
+        st.markdown("The culprit changed what the runs import or read: " +
+                    ", ".join(f"`{f}`" for f in b["changed_files"]))
     if b["explanation"]:
         st.caption("What grew most between the culprit's parent and the culprit:")
         st.dataframe(pd.DataFrame(b["explanation"]), hide_index=True)

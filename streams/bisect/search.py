@@ -256,6 +256,7 @@ def explain_or_end(b: Bisect, policy: BisectPolicy) -> list[ev.Event]:
         parent, culprit = b.commits[b.culprits[0] - 1], b.commits[b.culprits[0]]
         if b.changed_at and b.changed_at != culprit:
             b.changed.clear()  # what another culprit changed
+            b.changed_files.clear()
         out = [r for c in (parent, culprit) for r in request_runs(
             b, c, max(0, policy.explain_runs - b.explained.get(c, 0) - b.promised.get(c, 0)),
             "explain", True)]

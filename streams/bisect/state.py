@@ -42,6 +42,8 @@ class Bisect:
     explained: dict[str, int] = field(default_factory=dict)  # explain runs back, failed ones too
     ours: list[str] = field(default_factory=list)  # profile names in the repository
     changed: list[str] = field(default_factory=list)  # ... that the culprit changed
+    # the files the culprit changed that its runs imported or read
+    changed_files: list[str] = field(default_factory=list)
     preloaded: dict[str, int] = field(default_factory=dict)  # samples known before requesting
     search_good: int = 0  # indices whose samples are the current search's endpoints
     search_bad: int = -1
@@ -136,7 +138,7 @@ def adopt(b: Bisect, leader: Bisect) -> None:
         b.profile_runs = {c: [dict(t) for t in runs] for c, runs in
                           (leader.profile_runs if same else leader.other_profiles).items()}
         b.explained, b.ours = dict(leader.explained), list(leader.ours)
-        b.changed, b.changed_at = list(leader.changed), leader.commits[leader.culprits[0]]
+        take_changed(b, leader)
 
 
 def share_profile(b: Bisect, leader: Bisect, event: ev.RunCompleted | ev.RunFailed) -> None:
@@ -147,7 +149,14 @@ def share_profile(b: Bisect, leader: Bisect, event: ev.RunCompleted | ev.RunFail
     if b.promised.get(event.commit):
         b.promised[event.commit] -= 1
     if leader.culprits and not b.culprits:
-        b.changed, b.changed_at = list(leader.changed), leader.commits[leader.culprits[0]]
+        take_changed(b, leader)
+
+
+def take_changed(b: Bisect, leader: Bisect) -> None:
+    """What ``leader``'s culprit changed (its profile names, its files), as
+    what ``b``'s does, until ``b`` names another culprit."""
+    b.changed, b.changed_files = list(leader.changed), list(leader.changed_files)
+    b.changed_at = leader.commits[leader.culprits[0]]
 
 
 def promise(b: Bisect, leader: Bisect, runs: int) -> None:
@@ -181,10 +190,12 @@ def record_profile(b: Bisect, event: ev.RunCompleted) -> None:
         return
     b.profiles[event.commit] = times
     b.profile_runs.setdefault(event.commit, []).append(times)
+    of_culprit = bool(b.culprits) and event.commit == b.commits[b.culprits[0]]
     for mine, names in ((b.ours, event.profile.get("repository", [])),
-                        (b.changed, event.profile.get("changed", []) if b.culprits
-                         and event.commit == b.commits[b.culprits[0]] else [])):
-        mine.extend(n for n in names if n not in mine)
+                        (b.changed, event.profile.get("changed", []) if of_culprit else []),
+                        (b.changed_files,
+                         event.profile.get("changed_files", []) if of_culprit else [])):
+        mine.extend(str(n) for n in names if n not in mine)
 
 
 def spent(b: Bisect) -> int:

@@ -230,6 +230,7 @@ def attributed_alert(done: ev.BisectCompleted, dashboard_url: str) -> ev.Alert:
         effect_ms=done.effect_ms, effect_pct=done.effect_pct, ci_low_pct=done.ci_low_pct,
         ci_high_pct=done.ci_high_pct, culprit=done.culprit,
         culprit_confidence=done.confidence, author=done.author, subject=done.subject,
+        changed_files=done.changed_files,
         status="attributed" if done.reproduced else "not_reproduced",
         link=f"{dashboard_url}/regressions?detection={done.detection_id}",
         producer="ttfb-bisect")
@@ -263,10 +264,11 @@ def completed(b: Bisect, error: str = "",
         steps = step_sizes(b, sorted(b.culprits))
         culprits = [b.commits[i] for i in sorted(b.culprits, key=lambda i: -steps[i])]
     first = b.commits.index(culprits[0]) if culprits else -1
-    explanation = []
+    explanation: list[dict[str, Any]] = []
+    changed_files: list[str] = []
     if culprits and b.culprits[0] > 0:
         parent, culprit = b.commits[b.culprits[0] - 1], b.commits[b.culprits[0]]
-        explanation = explain(b, parent, culprit)
+        explanation, changed_files = explain(b, parent, culprit), list(b.changed_files)
     return ev.BisectCompleted(
         bisect_id=b.bisect_id, detection_id=b.detection_id, scenario=b.scenario,
         component=b.component, direction=b.direction,  # type: ignore[arg-type]
@@ -280,6 +282,7 @@ def completed(b: Bisect, error: str = "",
         confidence=round(b.confidence, 6) if culprits else 0.0,
         steps=[ev.BisectStep(**s) for s in b.steps],
         runs_spent=spent(b), error=error, explanation=explanation,
+        changed_files=changed_files,
         reproduced=b.reproduced, inconclusive=inconclusive is not None,
         likely_after=inconclusive[0] if inconclusive else "",
         likely_last=inconclusive[1] if inconclusive else "",

@@ -40,7 +40,7 @@ def seed(data_dir: Path) -> None:
         effect_pct=400.0, confidence=0.99, runs_spent=14,
         steps=[ev.BisectStep(commit=f"{3}" * 40, runs=2, decision="good", mean_ms=100.0)],
         explanation=[{"name": "telemetry.py:30:log", "good_ms": 0.0, "bad_ms": 360.0,
-                      "delta_ms": 360.0}]))
+                      "delta_ms": 360.0}], changed_files=["configs/recsys.yaml", "telemetry.py"]))
     # lm: a confirmed model change the bisect's runs did not reproduce
     retracted = dict(detection_id="det2", scenario="lm", repo="demo", component="model",
                      commit="a" * 40,
@@ -187,6 +187,7 @@ def test_regressions_page_names_the_culprit_and_its_steps(seeded: Path) -> None:
     assert any("recsys / config: regression confirmed, +400.0%" in label for label in labels)
     text = " ".join(m.value for m in at.markdown)
     assert "Bo Chen" in text and "Log the config synchronously" in text
+    assert "changed what the runs import or read: `configs/recsys.yaml`, `telemetry.py`" in text
     assert any("telemetry.py:30:log" in str(df.value) for df in at.dataframe)
     # a detection's timeline says which component each verdict and its bisect are about
     timelines = [df.value for df in at.dataframe if "BisectCompleted" in set(df.value.get(

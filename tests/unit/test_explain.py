@@ -303,3 +303,53 @@ def test_functions_below_a_class_the_change_added_keep_their_names() -> None:
         "model.py:31:__init__": 5.0, "model.py:40:forward": 50.0,
         "model.py:132:__init__": 128.0, "model.py:182:forward": 575.0,
         "model.py:275:configure_optimizers": 1650.0}
+
+
+def test_a_profile_names_the_files_the_commit_changed_that_the_run_read(tmp_path: Path) -> None:
+    """A config the run reads (executed as ``<string>``: no frame of its
+    own in what grew) is named; a file outside what the run imported or
+    read, and one whose edit is a comment, are not."""
+    import cProfile
+
+    from agents.explain import summarise
+    from agents.workspace import changed_lines
+
+    repo = tmp_path / "r"
+    repo.mkdir()
+    subprocess.run(["git", "-C", str(repo), "init", "-q"], check=True)
+    commit_file(repo, "train.py", "import m\n")
+    commit_file(repo, "m.py", "def f(x):\n    return x + 1\n")
+    commit_file(repo, "config/small.py", "n_layer = 6\n")
+    (repo / "m.py").write_text("def f(x):\n    # add one\n    return x + 1\n")
+    (repo / "README.md").write_text("deeper\n")
+    culprit = commit_file(repo, "config/small.py", "n_layer = 12\n")
+    dump = tmp_path / "run.prof"
+    profiler = cProfile.Profile()
+    profiler.runcall(exec, (repo / "config/small.py").read_text(), {})
+    profiler.dump_stats(dump)
+    changed = changed_lines(repo, culprit)
+    assert set(changed) == {"m.py", "config/small.py", "README.md"}
+    read = ["train.py", "m.py", "config/small.py"]
+    assert summarise(dump, repo, changed, read)["changed_files"] == ["config/small.py"]
+    assert summarise(dump, repo, changed, ["train.py", "m.py"])["changed_files"] == []
+
+
+def test_the_result_and_its_alert_name_the_files_the_culprit_changed() -> None:
+    """What the culprit's profiled runs say it changed, not its parent's,
+    reaches the bisect's result and the alert that names the culprit."""
+    from streams.bisect.verdict import attributed_alert, completed
+    from streams.notify import details
+
+    b = Bisect(bisect_id="b", detection_id="d", scenario="lm", component="model",
+               repo="demo", branch="main", good="g", bad="k", commits=["g", "p", "k"],
+               authors=["A", "B", "C"], subjects=["x", "y", "deeper"], culprits=[2])
+    for commit, files in (("p", ["data.py"]), ("k", ["config/small.py"]),
+                          ("k", ["config/small.py", "model.py"])):
+        record(b, ev.RunCompleted(repo="demo", scenario="lm", commit=commit, purpose="explain",
+                                  ttfb_ms=1.0, components={"model": 1.0},
+                                  profile={"cumulative_ms": {"train.py:1:<module>": 1.0},
+                                           "changed_files": files}))
+    done = completed(b)
+    assert done.changed_files == ["config/small.py", "model.py"]
+    lines = details(attributed_alert(done, "http://127.0.0.1:8501"))
+    assert "it changed what lm imports or reads: config/small.py, model.py" in lines

@@ -23,8 +23,10 @@ CULPRIT = "3f2a9c81d0e4b5a67c1d2e3f4a5b6c7d8e9f0a1b"
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 
 
-def alert(n: int = 1, status: str = "attributed") -> ev.Alert:
-    return ev.Alert(alert_id=f"d{n}:imports", kind="regression", status=status,  # type: ignore[arg-type]
+def alert(n: int = 1, status: str = "attributed",
+          changed_files: tuple[str, ...] = ("vision/config.yaml",)) -> ev.Alert:
+    return ev.Alert(changed_files=list(changed_files) if status == "attributed" else [],
+                    alert_id=f"d{n}:imports", kind="regression", status=status,  # type: ignore[arg-type]
                     scenario="vision", component="imports", effect_ms=312.0, effect_pct=14.2,
                     ci_low_pct=9.1, ci_high_pct=19.4, commit=f"{n:040x}",
                     culprit=CULPRIT if status == "attributed" else "",
@@ -59,6 +61,8 @@ def test_slack_gets_a_readable_message_with_the_culprit_and_effect(receiver: Rec
     shown = "\n".join(b["text"]["text"] for b in message["blocks"])
     assert CULPRIT[:12] in shown and "Ada" in shown and "load the table eagerly" in shown
     assert "+14.2% (+312 ms)" in shown and "[+9.1%, +19.4%]" in shown
+    # a config the workflow reads has no frame of its own: the file is named
+    assert "it changed what vision imports or reads: vision/config.yaml" in shown
     assert "<http://127.0.0.1:8501/regressions?detection=d1|dashboard>" in shown
 
 
@@ -67,7 +71,8 @@ def test_mail_carries_the_culprit_and_effect() -> None:
     try:
         mail = MailChannel("127.0.0.1", server.port, "lab@example.org",
                            ["team@example.org", "oncall@example.org"], starttls=False)
-        asyncio.run(deliver(Notifier([mail], no_dead_letter), alert()))
+        many = tuple(f"vision/layer{i}.py" for i in range(7))
+        asyncio.run(deliver(Notifier([mail], no_dead_letter), alert(changed_files=many)))
     finally:
         server.close()
     [message] = server.messages
@@ -76,6 +81,9 @@ def test_mail_carries_the_culprit_and_effect() -> None:
     body = message.get_payload()
     assert isinstance(body, str)
     assert CULPRIT[:12] in body and "+14.2% (+312 ms)" in body
+    text = message.get_payload(decode=True).decode()  # a long line is quoted-printable
+    assert ("it changed what vision imports or reads: vision/layer0.py, vision/layer1.py,"
+            " vision/layer2.py, vision/layer3.py, vision/layer4.py and 2 more") in text
 
 
 def test_a_broken_scenario_reaches_slack_and_mail_with_its_error(receiver: Receiver) -> None:

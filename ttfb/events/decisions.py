@@ -146,6 +146,9 @@ class BisectCompleted(Event):
     runs_spent: int = 0
     error: str = ""
     explanation: list[dict[str, Any]] = Field(default_factory=list)
+    # the files the culprit changed that its runs imported or read (a config
+    # the workflow executes or a data file has no frame of its own in what grew)
+    changed_files: list[str] = Field(default_factory=list)
     # false: the endpoints, run again by the bisect, no longer show the
     # confirmed change (no culprit is named, the alert is retracted)
     reproduced: bool = True
@@ -199,6 +202,8 @@ class Alert(Event):
     culprit_confidence: float = 0.0
     author: str = ""
     subject: str = ""
+    # the files the culprit changed that the scenario's runs imported or read
+    changed_files: list[str] = Field(default_factory=list)
     link: str = ""
     # not_reproduced: the bisect's runs of the endpoints no longer show the
     # change; the alert is retracted and no culprit is named

@@ -77,7 +77,8 @@ _CURRENT_ALERTS = """
            a.effect_pct AS effect_pct, a.ci_low_pct AS ci_low_pct,
            a.ci_high_pct AS ci_high_pct, a.culprit AS culprit,
            a.culprit_confidence AS culprit_confidence, a.author AS author,
-           a.subject AS subject, a.link AS link, a.raised_at AS raised_at,
+           a.subject AS subject, a.changed_files AS changed_files, a.link AS link,
+           a.raised_at AS raised_at,
            a.updated_at AS occurred_at, t.status AS triage, t.by AS triaged_by,
            t.note AS triage_note, d.hardware_id AS hardware_id, d.branch AS branch
     FROM (
@@ -90,6 +91,7 @@ _CURRENT_ALERTS = """
                argMax(culprit, occurred_at) AS culprit,
                argMax(culprit_confidence, occurred_at) AS culprit_confidence,
                argMax(author, occurred_at) AS author, argMax(subject, occurred_at) AS subject,
+               argMax(changed_files, occurred_at) AS changed_files,
                argMax(link, occurred_at) AS link, min(occurred_at) AS raised_at,
                max(occurred_at) AS updated_at
         FROM {db}.alerts FINAL GROUP BY alert_id) AS a
@@ -310,7 +312,7 @@ def bisects(store: Store, limit: int = 100) -> list[dict[str, Any]]:
         f"SELECT bisect_id, detection_id, scenario, component, direction, good, bad, culprit,"
         f" culprits,"
         f" author, subject, effect_ms, effect_pct, ci_low_pct, ci_high_pct, confidence,"
-        f" runs_spent, steps, explanation,"
+        f" runs_spent, steps, explanation, changed_files,"
         f" error, reproduced, inconclusive, likely_after, likely_last, likely_mass,"
         f" occurred_at FROM {store.db}.bisects FINAL"
         " ORDER BY occurred_at DESC LIMIT {n:UInt32}", {"n": limit})

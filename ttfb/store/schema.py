@@ -139,6 +139,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             scenarios UInt32, state String, written_at DateTime64(6, 'UTC')
         ) ENGINE = ReplacingMergeTree ORDER BY (rules, at, at_id, written_at, scenario)""",
     ]),
+    (13, "bisects and alerts name the files the culprit changed that the runs read", [
+        "ALTER TABLE {db}.bisects ADD COLUMN IF NOT EXISTS changed_files Array(String)"
+        " DEFAULT []",
+        "ALTER TABLE {db}.alerts ADD COLUMN IF NOT EXISTS changed_files Array(String)"
+        " DEFAULT []",
+    ]),
 ]
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
