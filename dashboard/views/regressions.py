@@ -55,6 +55,13 @@ def _finding(detection_id: str, group: pd.DataFrame, bisects: pd.DataFrame,
     # verdict came (a clear one is announced at the first look, the others after)
     found = final[final["type"] != "DetectionDismissed"]
     head = (found if not found.empty else final if not final.empty else group).iloc[-1]
+    others: list[str] = []
+    if len(found) > 1:
+        # of several confirmed components, the one that moved TTFB most (a
+        # config change confirmed in data, first_step and model was headed
+        # by model's +13 %, the last confirmed, beside first_step's +144 %)
+        head = found.loc[found["effect_ms"].astype(float).abs().idxmax()]
+        others = sorted(set(map(str, found["component"])) - {str(head["component"])})
     verdict = {"RegressionConfirmed": "regression confirmed",
                "ImprovementConfirmed": "improvement confirmed",
                "DetectionDismissed": "dismissed"}.get(head["type"], "suspected")
@@ -66,6 +73,7 @@ def _finding(detection_id: str, group: pd.DataFrame, bisects: pd.DataFrame,
                       for a in alerts if a["triage"]})
     title = (f"{head['scenario']} / {head['component']}: {verdict}, "
              f"{float(head['effect_pct']):+.1f}% at {str(head['commit'])[:10]}"
+             + (f" (also {', '.join(others)})" if others else "")
              + (f" [{', '.join(triaged)}]" if triaged else ""))
     with st.expander(title, expanded=wanted or head["type"] != "DetectionDismissed"):
         # one detection's verdicts come per component: say which each row is

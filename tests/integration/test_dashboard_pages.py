@@ -33,6 +33,9 @@ def seed(data_dir: Path) -> None:
                   effect_ms=400.0, effect_pct=400.0, ci_low_pct=380.0, ci_high_pct=420.0,
                   p_value=1e-6, runs_spent=10)
     events += [ev.CandidateDetected(**fields), ev.RegressionConfirmed(**fields)]  # type: ignore[arg-type]
+    # the same change confirmed in a second, smaller component, after the first
+    events.append(ev.RegressionConfirmed(**{**fields, "component": "data",  # type: ignore[arg-type]
+                                            "effect_ms": 40.0, "effect_pct": 12.0}))
     events.append(ev.BisectCompleted(
         bisect_id="b1", detection_id="det1", scenario="recsys", component="config",
         good=f"{0}" * 40, bad=f"{5}" * 40, culprit=f"{5}" * 40, culprits=[f"{5}" * 40],
@@ -184,7 +187,9 @@ def test_the_scenario_band_is_the_detectors_own(seeded: Path) -> None:
 def test_regressions_page_names_the_culprit_and_its_steps(seeded: Path) -> None:
     at = rendered("regressions")
     labels = [e.label for e in at.expander]
-    assert any("recsys / config: regression confirmed, +400.0%" in label for label in labels)
+    # the component that moved TTFB most heads the detection, the others named
+    assert any("recsys / config: regression confirmed, +400.0%" in label
+               and label.endswith("(also data)") for label in labels), labels
     text = " ".join(m.value for m in at.markdown)
     assert "Bo Chen" in text and "Log the config synchronously" in text
     assert "changed what the runs import or read: `configs/recsys.yaml`, `telemetry.py`" in text
@@ -192,7 +197,7 @@ def test_regressions_page_names_the_culprit_and_its_steps(seeded: Path) -> None:
     # a detection's timeline says which component each verdict and its bisect are about
     timelines = [df.value for df in at.dataframe if "BisectCompleted" in set(df.value.get(
         "type", []))]
-    assert timelines and all(set(t["component"]) <= {"config", "model"} and
+    assert timelines and all(set(t["component"]) <= {"config", "data", "model"} and
                              t["component"].all() for t in timelines), timelines
     assert any("lm / model: regression confirmed, not reproduced" in label for label in labels)
     warning = " ".join(w.value for w in at.warning)
