@@ -148,9 +148,13 @@ def touches_code(repo: Path, good: str, bad: str, commits: list[str],
 
 
 def changed_files(repo: Path, rev: str) -> list[str]:
-    """Paths (relative to the repository root) the commit changed."""
+    """Paths (relative to the repository root) the commit changed; a merge's,
+    against its first parent (what the merge brought into the branch: a
+    plain ``git show`` of a merge lists only files that differ from every
+    parent, none for a clean merge of a pull request)."""
     sha = resolve(repo, rev)
-    out = git(repo, "show", "--format=", "--name-only", "--end-of-options", sha)
+    out = git(repo, "show", "--format=", "--name-only", "--first-parent", "-m",
+              "--end-of-options", sha)
     return [line for line in out.splitlines() if line]
 
 

@@ -1,7 +1,11 @@
 """Test selection: unaffected scenarios are skipped and recorded, affected ones run."""
 
+import subprocess
+from pathlib import Path
+
 from agents.catalog import load_catalog
 from producers.scheduler import plan_commit
+from tests.unit.test_explain import commit_file
 
 MODULES = {
     "recsys": ["trainlab/recsys/features.py", "trainlab/common/runtime.py"],
@@ -47,3 +51,26 @@ def test_short_capacity_runs_the_most_affected_first() -> None:
     plan = plan_commit(load_catalog(), "demo", "abc", changed, MODULES, runs=3, capacity=3)
     assert [r.scenario for r in plan.requests] == ["vision"]
     assert sorted(s.scenario for s in plan.skipped if s.reason == "capacity") == ["lm", "recsys"]
+
+
+def test_a_merged_pull_request_runs_the_scenarios_whose_files_it_brought_in(
+        tmp_path: Path) -> None:
+    """A merge commit changes what its pull request changed, against the
+    branch's previous commit (a plain ``git show`` of a clean merge lists no
+    file, and the merge was skipped as unaffected)."""
+    from agents.workspace import changed_files
+
+    repo = tmp_path / "r"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    commit_file(repo, "trainlab/lm/train.py", "steps = 1\n")
+    subprocess.run([*git, "checkout", "-q", "-b", "pr"], check=True)
+    commit_file(repo, "trainlab/lm/train.py", "steps = 2\n")
+    subprocess.run([*git, "checkout", "-q", "main"], check=True)
+    commit_file(repo, "README.md", "notes\n")  # the branch moved on: a real merge
+    subprocess.run([*git, "merge", "-q", "--no-ff", "-m", "Merge pull request #1", "pr"],
+                   check=True)
+    assert changed_files(repo, "HEAD") == ["trainlab/lm/train.py"]
+    plan = plan_commit(load_catalog(), "demo", "merge", changed_files(repo, "HEAD"), MODULES, 3)
+    assert [r.scenario for r in plan.requests] == ["lm"]
