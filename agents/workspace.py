@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 REV_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/~^@{}+-]{0,199}$")
@@ -132,19 +132,13 @@ def changes_code(repo: Path, sha: str, path: str) -> bool:
     return old is None or new is None or old != new
 
 
-def code_changed(repo: Path, sha: str, files: Iterable[str], modules: set[str]) -> Iterator[str]:
-    """Of ``files`` (those commit ``sha`` changed), the ones among ``modules``
-    whose code it changed (see ``changes_code``), in order, each looked at
-    only when asked for."""
-    return (f for f in sorted(set(files) & modules) if changes_code(repo, sha, f))
-
-
 def touches_code(repo: Path, good: str, bad: str, commits: list[str],
                  modules: set[str]) -> list[bool]:
     """Per commit of ``commits`` (of good..bad, first-parent): whether it changes
     the code of any of ``modules`` (see ``changes_code``)."""
     files = range_files(repo, good, bad)
-    return [any(code_changed(repo, c, files.get(c, set()), modules)) for c in commits]
+    return [any(changes_code(repo, c, f) for f in sorted(files.get(c, set()) & modules))
+            for c in commits]
 
 
 def changed_files(repo: Path, rev: str) -> list[str]:

@@ -68,7 +68,7 @@ def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
     result = done[0]
     for key in ("steps", "explanation"):
         result[key] = json.loads(result[key]) if result[key] else []
-    result["changed_files"] = list(result.get("changed_files") or [])
+    result["changed_files"] = list(result["changed_files"])
     _report(result, args.json)
     return 1 if result["error"] or result["inconclusive"] else 0
 

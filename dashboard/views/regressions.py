@@ -110,7 +110,7 @@ def _bisect(b: pd.Series) -> None:
     if b["error"]:
         st.error(b["error"])
     st.dataframe(pd.DataFrame(b["steps"]), hide_index=True)
-    if len(b.get("changed_files", [])):
+    if len(b["changed_files"]):
         st.markdown("The culprit changed what the runs import or read: " +
                     ", ".join(f"`{f}`" for f in b["changed_files"]))
     if b["explanation"]:
