@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from streams.notify import listed
 from ttfb import events as ev
 from ttfb.bus import consumer_options, stop_on_signals
 from ttfb.settings import Settings
@@ -36,6 +37,8 @@ def line(alert: dict[str, Any]) -> str:
         sure = float(alert.get("culprit_confidence") or 0.0)
         if sure < ev.BISECT_STOP:  # the run budget ended the search
             culprit += f" (a best guess: posterior {sure:.2f})"
+        if alert.get("changed_files"):
+            culprit += f" changed {listed(list(alert['changed_files']), 3)}"
     if alert.get("status") == "not_reproduced":
         culprit = " retracted: the bisect ran both ends again and they no longer differ"
     ci = ""

@@ -23,6 +23,15 @@ def test_the_line_carries_the_ci_and_says_when_a_culprit_is_only_a_best_guess() 
     assert "culprit cccccccccc (a best guess: posterior 0.70)" in unsure
 
 
+def test_the_line_names_the_files_the_culprit_changed_that_the_workflow_reads() -> None:
+    one = line(alert(status="attributed", culprit="c" * 40, culprit_confidence=0.997,
+                     changed_files=["config/train.py"]))
+    assert "culprit cccccccccc changed config/train.py:" in one
+    many = line(alert(status="attributed", culprit="c" * 40, culprit_confidence=0.997,
+                      changed_files=[f"pkg/m{i}.py" for i in range(5)]))
+    assert "changed pkg/m0.py, pkg/m1.py, pkg/m2.py and 2 more:" in many
+
+
 def test_a_retracted_alert_says_so_and_blames_nobody() -> None:
     retracted = line(alert(status="not_reproduced"))
     assert retracted.startswith("[not_reproduced] regression vision/imports")
