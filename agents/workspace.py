@@ -118,14 +118,15 @@ def _blob(repo: Path, sha: str, path: str) -> str | None:
         return None
 
 
-def changes_code(repo: Path, sha: str, path: str) -> bool:
-    """Whether commit ``sha`` changes what ``path`` does: False only for a
-    Python file whose edit is to comments, docstrings or layout (both sides
-    parse to the same code); any other file, an added or deleted one, or one
-    that does not parse, counts as changed."""
+def changes_code(repo: Path, sha: str, path: str, base: str = "") -> bool:
+    """Whether commit ``sha`` changes what ``path`` does (against ``base``,
+    where given, else its first parent): False only for a Python file whose
+    edit is to comments, docstrings or layout (both sides parse to the same
+    code); any other file, an added or deleted one, or one that does not
+    parse, counts as changed."""
     if not path.endswith(".py"):
         return True
-    before, after = _blob(repo, f"{sha}^", path), _blob(repo, sha, path)
+    before, after = _blob(repo, base or f"{sha}^", path), _blob(repo, sha, path)
     if before is None or after is None:
         return True
     old, new = _code(before), _code(after)
@@ -154,8 +155,9 @@ def changed_files(repo: Path, rev: str) -> list[str]:
 
 def changed_lines(repo: Path, rev: str, since: str = "") -> dict[str, set[int]]:
     """Per file the commit changed (every commit after ``since``, where
-    given: a pull request's base): the lines of its new version that the
-    change touched (for a deletion, the lines either side of it)."""
+    given: a pull request's base) whose code it changed (``changes_code``):
+    the lines of its new version that the change touched (for a deletion,
+    the lines either side of it)."""
     sha = resolve(repo, rev)
     out = git(repo, "diff", "-U0", "--no-color", "--end-of-options", resolve(repo, since), sha) \
         if since else git(repo, "show", "-U0", "--format=", "--no-color", "--first-parent", "-m",
@@ -171,7 +173,11 @@ def changed_lines(repo: Path, rev: str, since: str = "") -> dict[str, set[int]]:
             if match:
                 start, count = int(match[1]), int(match[2] if match[2] is not None else 1)
                 current.update(range(start, start + count) if count else (start, start + 1))
-    return lines
+    # a file whose code the change leaves as it was (a reformat) changed
+    # nothing, as test selection judges it (``changes_code``)
+    base = resolve(repo, since) if since else ""
+    return {path: changed for path, changed in lines.items()
+            if changes_code(repo, sha, path, base)}
 
 
 class Workspaces:

@@ -193,7 +193,8 @@ def test_a_commit_touches_the_functions_its_changed_lines_fall_in(tmp_path: Path
 def test_a_pull_requests_changes_are_all_its_commits_code_lines(tmp_path: Path) -> None:
     """A profiled run of a pull request's head marks what every commit since
     the base changed; a line left blank, only a comment or in a docstring
-    changes no code."""
+    changes no code, nor does a file's new layout (as test selection judges
+    a commit): such a file is not among the changed ones."""
     from agents.explain import code_lines, touched_functions
     from agents.workspace import changed_lines
 
@@ -205,16 +206,19 @@ def test_a_pull_requests_changes_are_all_its_commits_code_lines(tmp_path: Path) 
     base = commit(body)
     commit(body.replace("torch.zeros(n)", "torch.randn(n)"))  # the change
     head = commit("# models\n" + body.replace("torch.zeros(n)", "torch.randn(n)"))
-    assert changed_lines(tmp_path, head) == {"model.py": {1}}  # the head alone
+    assert changed_lines(tmp_path, head) == {}  # the head alone: a comment, no code
     lines = changed_lines(tmp_path, head, since=base)
     assert lines == {"model.py": {1, 6}}
     assert code_lines(tmp_path, lines) == {"model.py": {6}}
     assert touched_functions(tmp_path, code_lines(tmp_path, lines)) == {("model.py", 5, "build")}
-    assert code_lines(tmp_path, changed_lines(tmp_path, head)) == {}  # a comment: no code
     documented = commit("# models\n" + body.replace("torch.zeros(n)", "torch.randn(n)")
                         .replace("def build(n):\n", 'def build(n):\n    """Noise."""\n'))
-    assert changed_lines(tmp_path, documented) == {"model.py": {6}}
-    assert code_lines(tmp_path, changed_lines(tmp_path, documented)) == {}  # a docstring
+    assert changed_lines(tmp_path, documented) == {}  # a docstring
+    reformatted = commit("# models\n" + body.replace("torch.zeros(n)", "torch.randn( n )")
+                         .replace("def build(n):\n", 'def build(n):\n    """Noise."""\n'))
+    assert code_lines(tmp_path, {"model.py": {7}}) == {"model.py": {7}}  # a line of code
+    assert changed_lines(tmp_path, reformatted) == {}  # whose code is what it was
+    assert changed_lines(tmp_path, reformatted, since=base) == {"model.py": {1, 6, 7}}
 
 
 def test_a_profile_that_cannot_be_read_keeps_its_run(tmp_path: Path) -> None:
@@ -328,7 +332,8 @@ def test_a_profile_names_the_files_the_commit_changed_that_the_run_read(tmp_path
     profiler.runcall(exec, (repo / "config/small.py").read_text(), {})
     profiler.dump_stats(dump)
     changed = changed_lines(repo, culprit)
-    assert set(changed) == {"m.py", "config/small.py", "README.md"}
+    assert set(changed) == {"config/small.py", "README.md"}  # m.py: a comment, no code
+    changed["m.py"] = {2}  # were it listed, the comment line still counts for nothing
     read = ["train.py", "m.py", "config/small.py"]
     assert summarise(dump, repo, changed, read)["changed_files"] == ["config/small.py"]
     assert summarise(dump, repo, changed, ["train.py", "m.py"])["changed_files"] == []
