@@ -53,6 +53,12 @@ def resolve(repo: Path, rev: str) -> str:
         return git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options",
                    f"{rev}^{{commit}}").strip()
     except WorkspaceError:  # --quiet: git says nothing of why
+        if not Path(repo).is_dir():
+            raise WorkspaceError(f"{repo} is not a directory") from None
+        try:
+            git(repo, "rev-parse", "--git-dir")
+        except WorkspaceError:
+            raise WorkspaceError(f"{repo} is not a git repository") from None
         raise WorkspaceError(f"no commit {rev!r} in {repo}") from None
 
 

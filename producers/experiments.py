@@ -15,6 +15,7 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,13 +31,21 @@ from ttfb.stats import benjamini_hochberg, compare, counterbalanced
 from ttfb.store import Store
 
 if TYPE_CHECKING:
-    from producers.github import PullRequest
+    from producers.github import PullRequest, Report
 
 REPO_NAME = "ab"
 
 
 class ArmError(ValueError):
     pass
+
+
+BROKEN_AFTER = 3  # an arm's failed runs, none completed, that end an A/B
+
+
+class ExperimentFailed(RuntimeError):
+    """Too few runs of an arm completed to compare the arms (its workflow
+    fails there, say)."""
 
 
 @dataclass(frozen=True)
@@ -113,22 +122,24 @@ def _requests(scenario: str, arms: tuple[ArmSpec, ArmSpec], runs: int,
 
 def _results(store: Store, correlation_id: str, purpose: str = "ab") -> list[dict[str, Any]]:
     return store.query(
-        f"SELECT arm, status, ttfb_ms, components, reason, profile FROM {store.db}.runs FINAL"
+        f"SELECT arm, status, ttfb_ms, components, reason, stderr_tail, profile"
+        f" FROM {store.db}.runs FINAL"
         " WHERE correlation_id = {c:String} AND purpose = {p:String}",
         {"c": correlation_id, "p": purpose})
 
 
 def _wait(store: Store, correlation_id: str, purpose: str, wanted: int, timeout: float,
-          label: str) -> list[dict[str, Any]]:
-    """The runs of ``correlation_id`` once ``wanted`` have arrived, saying
-    how many so far on stderr."""
+          label: str, hopeless: Callable[[list[dict[str, Any]]], bool] | None = None
+          ) -> list[dict[str, Any]]:
+    """The runs of ``correlation_id`` once ``wanted`` have arrived (or once
+    those so far are ``hopeless``), saying how many so far on stderr."""
     deadline = time.monotonic() + timeout
     rows: list[dict[str, Any]] = []
     shown = -1
     while time.monotonic() < deadline:
         raise_if_interrupted()
         rows = _results(store, correlation_id, purpose)
-        if len(rows) >= wanted:
+        if len(rows) >= wanted or (hopeless is not None and hopeless(rows)):
             return rows
         if len(rows) != shown:
             shown = len(rows)
@@ -143,14 +154,28 @@ def run_experiment(settings: Settings, store: Store, scenario: str,
     experiment_id = ev.new_id()
     asyncio.run(CommandSender(settings, "ab").send_all(
         _requests(scenario, arms, runs, experiment_id, repo)))
-    rows = _wait(store, experiment_id, "ab", 2 * runs, timeout, f"{scenario}: A/B")
+    def failed(rows: list[dict[str, Any]], arm: str) -> int:
+        return sum(r["arm"] == arm and r["status"] != "completed" for r in rows)
+
+    def hopeless(rows: list[dict[str, Any]]) -> bool:
+        """An arm whose failed runs leave it fewer than two to compare, or
+        whose first three all failed (its workflow fails there)."""
+        return any(failed(rows, arm) > runs - 2 or failed(rows, arm) >= BROKEN_AFTER
+                   and not any(r["arm"] == arm and r["status"] == "completed" for r in rows)
+                   for arm in "ab")
+
+    rows = _wait(store, experiment_id, "ab", 2 * runs, timeout, f"{scenario}: A/B", hopeless)
     sides: dict[str, list[dict[str, float]]] = {"a": [], "b": []}
     for r in rows:
         if r["status"] == "completed":
             sides[r["arm"]].append({**r["components"], "ttfb": r["ttfb_ms"]})
     if len(sides["a"]) < 2 or len(sides["b"]) < 2:
-        reasons = sorted({r["reason"] for r in rows if r["status"] != "completed"})
-        raise RuntimeError(f"{scenario}: too many failed runs: {reasons}")
+        reasons = sorted({ev.failure_summary(r["reason"], r["stderr_tail"])
+                          for r in rows if r["status"] != "completed"})
+        raise ExperimentFailed(
+            f"{scenario}: too few runs completed to compare (A {arms[0].label('a')}: "
+            f"{failed(rows, 'a')} failed, B {arms[1].label('b')}: {failed(rows, 'b')} "
+            f"failed): {'; '.join(reasons)}")
     deltas = analyse(sides["a"], sides["b"])
     result = ev.ExperimentCompleted(
         experiment_id=experiment_id, scenario=scenario, arm_a=arms[0].label("a"),
@@ -188,6 +213,7 @@ def print_table(result: ev.ExperimentCompleted) -> None:
 
 def ab_command(args: argparse.Namespace, settings: Settings) -> int:
     from agents.catalog import load_catalog
+    from agents.workspace import WorkspaceError, resolve
     from producers.lab import lab_for
     from ttfb.labinfo import repo_name
 
@@ -205,6 +231,12 @@ def ab_command(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     results = []
     path = str(Path(args.repo).resolve())
+    try:  # before any run: a revision that is not there fails every run of its arm
+        for arm in arms:
+            resolve(Path(path), arm.revision)
+    except WorkspaceError as exc:
+        print(f"ttfb ab: {exc}", file=sys.stderr)
+        return 2
     # the operator of the lab this command starts allows what the arms ask for;
     # a lab already running keeps its own allowlist, so arms that need one get a lab
     pythons = sorted({a.python for a in arms if a.python})
@@ -214,8 +246,12 @@ def ab_command(args: argparse.Namespace, settings: Settings) -> int:
         "agent_allowed_env": [*settings.agent_allowed_env, *env_keys]})
     with lab_for(settings, {REPO_NAME: path}, reuse=not (pythons or env_keys)) as (lab, store):
         for scenario in scenarios:
-            result = run_experiment(lab, store, scenario, arms, args.runs,
-                                    repo=repo_name(lab, path, REPO_NAME))
+            try:
+                result = run_experiment(lab, store, scenario, arms, args.runs,
+                                        repo=repo_name(lab, path, REPO_NAME))
+            except ExperimentFailed as exc:
+                print(f"ttfb ab: {exc}", file=sys.stderr)
+                return 1
             results.append(result)
             if not args.json:
                 print_table(result)
@@ -292,6 +328,28 @@ def check_command(args: argparse.Namespace, settings: Settings) -> int:
     return _check(args, settings, pr)
 
 
+def _compare(lab: Settings, store: Store, scenario: str, arms: tuple[ArmSpec, ArmSpec],
+             repo: str, args: argparse.Namespace, report: Report) -> None:
+    """One affected scenario's A/B, and what grew where it regressed, into
+    ``report``; a scenario whose workflow fails at an arm goes in as failed."""
+    from producers.github import Scenario, grew_text
+
+    try:
+        result = run_experiment(lab, store, scenario, arms, args.runs, repo=repo)
+    except ExperimentFailed as exc:  # the head breaks the workflow, say
+        report.failed.append(str(exc))
+        print(f"ttfb check: {exc}", file=sys.stderr)
+        return
+    entry = Scenario(result)
+    if result.verdict == "regression":
+        entry.grew_component, entry.grew = what_grew(lab, store, result, arms, repo)
+    report.scenarios.append(entry)
+    if not args.json:
+        print_table(result)
+        for line in grew_text(entry):
+            print(line)
+
+
 def _check(args: argparse.Namespace, settings: Settings, pr: PullRequest | None) -> int:
     from agents.catalog import load_catalog
     from agents.workspace import WorkspaceError, git, resolve
@@ -299,8 +357,6 @@ def _check(args: argparse.Namespace, settings: Settings, pr: PullRequest | None)
         GitHub,
         GitHubError,
         Report,
-        Scenario,
-        grew_text,
         markdown,
         publish,
         write_report,
@@ -337,15 +393,7 @@ def _check(args: argparse.Namespace, settings: Settings, pr: PullRequest | None)
     with lab_for(settings, {REPO_NAME: str(repo)}) as (lab, store):
         name = repo_name(lab, str(repo), REPO_NAME)
         for scenario in affected:
-            result = run_experiment(lab, store, scenario, arms, args.runs, repo=name)
-            entry = Scenario(result)
-            if result.verdict == "regression":
-                entry.grew_component, entry.grew = what_grew(lab, store, result, arms, name)
-            report.scenarios.append(entry)
-            if not args.json:
-                print_table(result)
-                for line in grew_text(entry):
-                    print(line)
+            _compare(lab, store, scenario, arms, name, args, report)
     if github is not None and pr is not None:
         report.problems += publish(github, pr, check_id, report, say)
     for problem in report.problems:
@@ -357,12 +405,13 @@ def _check(args: argparse.Namespace, settings: Settings, pr: PullRequest | None)
     if args.json:
         print(json.dumps({"base": base, "head": head, "changed_files": len(changed),
                           "affected": affected, "regression": bool(worst),
-                          "problems": report.problems,
+                          "problems": report.problems, "failed": report.failed,
                           "experiments": [{**as_json(s.result), "what_grew": s.grew}
                                           for s in report.scenarios]},
                          indent=2))
     else:
-        print("regression found: do not merge as is" if worst else "no regression found")
+        print(("a workflow failed: do not merge as is" if report.failed else
+               "regression found: do not merge as is") if worst else "no regression found")
     # a regression fails the check; otherwise a report that could not be
     # delivered where it was asked is not the result asked for
     return worst or (3 if report.problems else 0)

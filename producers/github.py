@@ -55,10 +55,14 @@ class Report:
     affected: list[str]
     scenarios: list[Scenario]
     problems: list[str] = field(default_factory=list)
+    # scenarios too few of whose runs completed to compare (the head breaks
+    # the workflow, say): why, one line each; each fails the check
+    failed: list[str] = field(default_factory=list)
 
     @property
     def regression(self) -> bool:
-        return any(s.result.verdict == "regression" for s in self.scenarios)
+        return bool(self.failed) or any(s.result.verdict == "regression"
+                                        for s in self.scenarios)
 
 
 # --- Markdown -------------------------------------------------------------
@@ -83,12 +87,16 @@ def grew_text(scenario: Scenario, top: int = 5) -> list[str]:
 
 def markdown(report: Report) -> str:
     """The report as GitHub renders it (step summary, check run, comment)."""
-    verdict = "**Regression found**: do not merge as is" if report.regression else \
+    verdict = "**A workflow failed**: do not merge as is" if report.failed else \
+        "**Regression found**: do not merge as is" if report.regression else \
         "No regression found"
     lines = [MARKER, f"## ttfb-lab: time to first batch, `{report.base[:10]}` → "
                      f"`{report.head[:10]}`", "",
              f"{verdict}. {report.changed_files} changed file(s); affected CPU scenarios: "
              f"{', '.join(report.affected) or 'none'}.", ""]
+    for failure in report.failed:
+        name, _, why = failure.partition(": ")
+        lines += [f"### {name}: failed", "", f"```\n{why}\n```", ""]
     for scenario in report.scenarios:
         r = scenario.result
         lines += [f"### {r.scenario}: {r.verdict} ({r.runs_spent} runs, interleaved)", "",
@@ -203,9 +211,12 @@ class GitHub:
 
     def finish_check(self, pr: PullRequest, check_id: int, report: Report, text: str) -> None:
         conclusion = "failure" if report.regression else "success"
-        title = "Regression in " + ", ".join(
-            s.result.scenario for s in report.scenarios if s.result.verdict == "regression") \
-            if report.regression else "No regression in time to first batch"
+        failed = [f.partition(": ")[0] for f in report.failed]
+        regressed = [s.result.scenario for s in report.scenarios
+                     if s.result.verdict == "regression"]
+        title = "; ".join(([f"Workflow failed in {', '.join(failed)}"] if failed else [])
+                          + ([f"Regression in {', '.join(regressed)}"] if regressed else [])) \
+            or "No regression in time to first batch"
         self.call("PATCH", f"/repos/{pr.repository}/check-runs/{check_id}", {
             "status": "completed", "conclusion": conclusion, "completed_at": _now(),
             "output": {"title": title, "summary": text[:MAX_SUMMARY]}})

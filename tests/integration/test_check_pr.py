@@ -58,3 +58,40 @@ def test_check_reports_a_regression_on_the_pull_request(tmp_path: Path) -> None:
     [_, shown] = done.stdout.split("what grew in imports (-X importtime)")
     shown = shown.splitlines()
     assert shown[1].startswith("  tiny.heavy  changed  "), done.stdout
+
+
+def test_an_arm_whose_workflow_fails_ends_the_ab_with_its_error(tmp_path: Path) -> None:
+    """A revision where the workflow fails gives nothing to compare: the A/B
+    stops once that arm's first runs have all failed (not after every run
+    asked for) and says why in a sentence, the workflow's own error in it."""
+    repo = tmp_path / "repo"
+    make_repo(repo, import_s=0.1, commits=1)
+    train = repo / "tiny" / "train.py"
+    train.write_text(train.read_text().replace(
+        "def main(config):\n", "def main(config):\n    raise KeyError('batch_size')\n"))
+    commit(repo, "read the batch size from the config")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
+    env.update(TTFB_DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1",
+               TTFB_CATALOG=str(write_catalog(tmp_path / "catalog.toml")))
+    done = subprocess.run(
+        [sys.executable, "-m", "ttfb.cli", "ab", "--scenario", "tiny", "--repo", str(repo),
+         "--a", "HEAD~1", "--b", "HEAD", "--runs", "8"],
+        env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    [said] = [line for line in done.stderr.splitlines() if line.startswith("ttfb ab:")]
+    assert "tiny: too few runs completed to compare" in said and "KeyError" in said, said
+    shown = [int(line.split(": ")[-1].split("/")[0]) for line in done.stderr.splitlines()
+             if line.startswith("tiny: A/B: ")]
+    assert shown and max(shown) < 16, done.stderr  # it stopped before every run was in
+    # the same head in a pull request's check: it fails, and its report says why
+    summary = tmp_path / "summary.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "ttfb.cli", "check", "--repo", str(repo), "--base", "HEAD~1",
+         "--runs", "4", "--report", str(summary)],
+        env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "a workflow failed: do not merge as is" in done.stdout
+    text = summary.read_text()
+    assert "**A workflow failed**" in text and "### tiny: failed" in text
+    assert "KeyError: 'batch_size'" in text

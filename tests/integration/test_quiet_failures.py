@@ -52,3 +52,24 @@ def test_bisect_of_an_unknown_commit_names_it(tmp_path: Path) -> None:
                   "no-such-rev", "--bad", "HEAD")
     assert result.returncode == 2
     assert f"no commit 'no-such-rev' in {ROOT}" in result.stderr
+
+
+def test_an_arm_at_a_revision_that_is_not_there_is_refused_before_anything_starts(
+        tmp_path: Path) -> None:
+    result = ttfb(tmp_path, "ab", "--scenario", "lm", "--repo", str(ROOT), "--a", "HEAD",
+                  "--b", "no-such-rev")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"ttfb ab: no commit 'no-such-rev' in {ROOT}" in result.stderr
+    assert not (tmp_path / "data").exists()  # no lab was started
+
+
+def test_a_folder_that_is_no_repository_is_named_so(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    result = ttfb(tmp_path, "bisect", "--repo", str(plain), "--scenario", "lm", "--good",
+                  "HEAD~1", "--bad", "HEAD")
+    assert result.returncode == 2
+    assert f"ttfb bisect: {plain} is not a git repository" in result.stderr
+    result = ttfb(tmp_path, "bisect", "--repo", str(tmp_path / "gone"), "--scenario", "lm",
+                  "--good", "HEAD~1", "--bad", "HEAD")
+    assert result.returncode == 2 and "is not a directory" in result.stderr

@@ -82,6 +82,29 @@ def test_a_check_run_is_created_then_completed_and_one_comment_is_updated_across
     assert started["status"] == "in_progress" and started["name"].startswith("ttfb-lab")
 
 
+def test_a_scenario_whose_workflow_fails_at_the_head_fails_the_check(fake: FakeGitHub) -> None:
+    """A head that breaks a scenario's workflow gives no A/B to compare: the
+    report says which scenario and why, and the check fails, as for a
+    regression; the other scenarios' results stand beside it."""
+    head = "3" * 40
+    failed = report(0.0, head)
+    failed.failed.append("vision: too few runs completed to compare (A a:base: 0 failed, "
+                         "B b:head: 3 failed): workflow exited with code 1: "
+                         "ModuleNotFoundError: No module named 'timm'")
+    assert failed.regression
+    text = markdown(failed)
+    assert "**A workflow failed**: do not merge as is" in text
+    assert "### vision: failed" in text and "No module named 'timm'" in text
+    assert "### lm: no change" in text
+    pr = PullRequest(REPO, 8, head)
+    gh = github(fake)
+    assert publish(gh, pr, gh.start_check(pr), failed, lambda _: None) == []
+    [check] = fake.checks.values()
+    assert check["conclusion"] == "failure"
+    assert check["output"]["title"] == "Workflow failed in vision"
+    assert not report(0.0, head).regression
+
+
 def test_server_errors_are_retried_and_refusals_are_sentences(fake: FakeGitHub) -> None:
     pr = PullRequest(REPO, 7, "1" * 40)
     fake.fail[("POST", "/check-runs")] = [502, 503]
