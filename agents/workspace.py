@@ -69,6 +69,15 @@ def commit_info(repo: Path, sha: str) -> tuple[str, str]:
     return author, subject
 
 
+def is_ancestor(repo: Path, older: str, newer: str) -> bool:
+    """Whether commit ``older`` is in ``newer``'s history (or is it)."""
+    try:  # git answers with its exit status alone
+        git(repo, "merge-base", "--is-ancestor", "--end-of-options", older, newer)
+    except WorkspaceError:
+        return False
+    return True
+
+
 def commit_range(repo: Path, good: str, bad: str) -> list[tuple[str, str, str]]:
     """Commits from good (inclusive) to bad (inclusive), oldest first, first-parent."""
     good_sha, bad_sha = resolve(repo, good), resolve(repo, bad)

@@ -21,7 +21,7 @@ REPO_NAME = "bisect"
 
 def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
     from agents.catalog import load_catalog
-    from agents.workspace import WorkspaceError, commit_range, resolve
+    from agents.workspace import WorkspaceError, commit_range, is_ancestor, resolve
     from producers.lab import lab_for
     from ttfb.labinfo import repo_name
     from ttfb.store import queries
@@ -33,6 +33,10 @@ def bisect_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
         good, bad = resolve(repo, args.good), resolve(repo, args.bad)
         listed = [sha for sha, _, _ in commit_range(repo, good, bad)][:ev.MAX_RANGE + 1]
+        if good == bad or not is_ancestor(repo, good, bad):
+            raise WorkspaceError(f"--good {args.good} is not an earlier commit of --bad "
+                                 f"{args.bad}'s history: nothing lies between them to search"
+                                 " (were they swapped?)")
     except WorkspaceError as exc:
         print(f"ttfb bisect: {exc}", file=sys.stderr)
         return 2

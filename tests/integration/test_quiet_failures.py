@@ -73,3 +73,12 @@ def test_a_folder_that_is_no_repository_is_named_so(tmp_path: Path) -> None:
     result = ttfb(tmp_path, "bisect", "--repo", str(tmp_path / "gone"), "--scenario", "lm",
                   "--good", "HEAD~1", "--bad", "HEAD")
     assert result.returncode == 2 and "is not a directory" in result.stderr
+
+
+def test_a_bisect_whose_good_commit_comes_after_its_bad_one_is_refused(tmp_path: Path) -> None:
+    result = ttfb(tmp_path, "bisect", "--repo", str(ROOT), "--scenario", "lm", "--good",
+                  "HEAD", "--bad", "HEAD~2")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "ttfb bisect: --good HEAD is not an earlier commit of --bad HEAD~2's history" \
+        in result.stderr and "swapped" in result.stderr
+    assert not (tmp_path / "data").exists()  # no lab was started
