@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -312,6 +313,7 @@ def _main(argv: Sequence[str] | None) -> int:
     command = "command"
     try:
         from pydantic import ValidationError
+        from pydantic_settings import SettingsError
 
         from ttfb.settings import Settings
 
@@ -324,6 +326,12 @@ def _main(argv: Sequence[str] | None) -> int:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
                                  for e in exc.errors())
             print(f"ttfb: invalid settings: {problems}", file=sys.stderr)
+            return 2
+        except SettingsError as exc:  # a list or mapping that is not JSON
+            field = re.search(r'field "(\w+)"', str(exc))
+            name = f"TTFB_{field[1].upper()}" if field else "a TTFB_ variable"
+            print(f"ttfb: invalid settings: {name} is not valid JSON (a list is written "
+                  """'["first", "second"]')""", file=sys.stderr)
             return 2
         return int(resolve(args.command)(args, settings) or 0)
     except StoreUnavailable as exc:

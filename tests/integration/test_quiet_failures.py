@@ -82,3 +82,13 @@ def test_a_bisect_whose_good_commit_comes_after_its_bad_one_is_refused(tmp_path:
     assert "ttfb bisect: --good HEAD is not an earlier commit of --bad HEAD~2's history" \
         in result.stderr and "swapped" in result.stderr
     assert not (tmp_path / "data").exists()  # no lab was started
+
+
+def test_a_list_setting_that_is_not_json_is_named_without_its_value(tmp_path: Path) -> None:
+    """A webhook URL is a credential: the sentence names the variable, not
+    what it holds."""
+    result = ttfb(tmp_path, "alerts", "list",
+                  TTFB_SLACK_WEBHOOKS="https://hooks.slack.com/services/T0/B0/secret")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "ttfb: invalid settings: TTFB_SLACK_WEBHOOKS is not valid JSON" in result.stderr
+    assert "secret" not in result.stderr
