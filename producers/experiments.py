@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -231,9 +232,12 @@ def ab_command(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     results = []
     path = str(Path(args.repo).resolve())
-    try:  # before any run: a revision that is not there fails every run of its arm
+    try:  # before any run: a revision or an interpreter that is not there fails every run
         for arm in arms:
             resolve(Path(path), arm.revision)
+            if arm.python and not os.access(arm.python, os.X_OK):
+                raise WorkspaceError(f"no interpreter {arm.python} (python=PATH must be an "
+                                     "executable file)")
     except WorkspaceError as exc:
         print(f"ttfb ab: {exc}", file=sys.stderr)
         return 2

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from pathlib import Path
 
 from agents.catalog import Catalog
 from agents.sources import Source, WatchError, is_url, parse_source, redact, update
-from agents.workspace import WorkspaceError, changed_files, git, resolve
+from agents.workspace import WorkspaceError, changed_files, git, is_ancestor, resolve
 from producers.scheduler import is_release, plan_commit, plan_id
 from streams.detection.policy import Policy
 from ttfb import events as ev
@@ -50,17 +49,28 @@ Planned = tuple[ev.CommitPlanned, dict[str, int]]
 PLAN_BATCH = 200  # plans of unaffected commits stored and sent together, at most
 
 
+def branches(source: Source) -> list[str]:
+    """The repository's local branches (a clone's, the remote's as fetched)."""
+    try:
+        out = git(source.path, "for-each-ref", "--format=%(refname:short)", "refs/heads")
+    except WorkspaceError:
+        return []
+    return out.split()
+
+
+def has_branch(source: Source, branch: str) -> bool:
+    try:
+        branch_tip(source, branch)
+    except WatchError:
+        return False
+    return True
+
+
 def branch_tip(source: Source, branch: str) -> str:
     try:
         return resolve(source.path, f"refs/heads/{branch}")
     except WorkspaceError:
         raise WatchError(f"repository {source.name!r} has no branch {branch!r}") from None
-
-
-def _is_ancestor(repo: Path, older: str, newer: str) -> bool:
-    result = subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", older, newer],
-                            capture_output=True, timeout=120)
-    return result.returncode == 0
 
 
 def _first_parent(repo: Path, since: str | None, tip: str) -> list[str]:
@@ -141,7 +151,7 @@ class Watcher:
         planned = watching.planned_commits(self.store, source.name, branch)
         if not planned:
             todo = [tip]  # a branch seen first: its tip starts the series (backfill: history)
-        elif _is_ancestor(source.path, planned[-1], tip):
+        elif is_ancestor(source.path, planned[-1], tip):
             todo = _first_parent(source.path, planned[-1], tip)
         else:
             todo = self._rewritten(source, branch, planned, tip)
@@ -156,7 +166,7 @@ class Watcher:
         base = _merge_base(source.path, planned[-1], tip)
         recent = planned[-200:]
         vanished = [c for c in recent if not _exists(source.path, c)
-                    or not _is_ancestor(source.path, c, tip)]
+                    or not is_ancestor(source.path, c, tip)]
         note = ev.WatchNoted(
             repo=source.name, branch=branch, kind="rewritten", vanished=vanished,
             detail=f"{branch} was rewritten: {len(vanished)} planned commit(s) vanished, "

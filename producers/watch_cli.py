@@ -22,8 +22,10 @@ from producers.watch import (
     Source,
     Watcher,
     WatchError,
+    branches,
     bus_sender,
     check_named,
+    has_branch,
     parse_source,
     publish_thresholds,
     update,
@@ -165,6 +167,10 @@ def _prepare(args: argparse.Namespace, settings: Settings) -> tuple[Settings, li
             print(f"problem: {exc}", file=sys.stderr)
     if len(failed) == len(sources):
         raise WatchError("; ".join(failed))
+    for branch in args.branch or []:  # a typo would watch nothing, for ever
+        if not any(has_branch(s, branch) for s in sources):
+            raise WatchError(f"no repository has a branch {branch!r} (" + "; ".join(
+                f"{s.name}: {', '.join(branches(s)) or 'none'}" for s in sources) + ")")
     return settings.model_copy(update={"catalog": catalog_path}), sources
 
 

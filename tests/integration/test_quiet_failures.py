@@ -61,6 +61,10 @@ def test_an_arm_at_a_revision_that_is_not_there_is_refused_before_anything_start
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"ttfb ab: no commit 'no-such-rev' in {ROOT}" in result.stderr
     assert not (tmp_path / "data").exists()  # no lab was started
+    result = ttfb(tmp_path, "ab", "--scenario", "lm", "--repo", str(ROOT), "--a", "HEAD",
+                  "--b", f"python={tmp_path / 'venv' / 'bin' / 'python'}")
+    assert result.returncode == 2 and "ttfb ab: no interpreter " in result.stderr
+    assert not (tmp_path / "data").exists()
 
 
 def test_a_folder_that_is_no_repository_is_named_so(tmp_path: Path) -> None:
@@ -92,3 +96,12 @@ def test_a_list_setting_that_is_not_json_is_named_without_its_value(tmp_path: Pa
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "ttfb: invalid settings: TTFB_SLACK_WEBHOOKS is not valid JSON" in result.stderr
     assert "secret" not in result.stderr
+
+
+def test_a_branch_no_repository_has_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    """A typo in --branch would otherwise watch nothing, for ever."""
+    result = ttfb(tmp_path, "watch", "--repo", f"demo={ROOT}", "--branch", "no-such-branch",
+                  "--headless")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "ttfb watch: no repository has a branch 'no-such-branch' (demo: " in result.stderr
+    assert not (tmp_path / "data" / "chdb").exists()  # no lab was started
