@@ -22,7 +22,7 @@ COMMANDS = {
     "shrink": "agents.local:shrink_command",
     "detect": "producers.offline:detect_command",
     "ab": "producers.experiments:ab_command",
-    "check": "producers.experiments:check_command",
+    "check": "producers.check:check_command",
     "bisect": "producers.bisect_cli:bisect_command",
     "alerts": "producers.alerts:alerts_command",
     "watch": "producers.watch_cli:watch_command",
