@@ -10,7 +10,8 @@ peers get one value per commit (the mean of its runs), ttfb-lab the runs.
   segmentation).
 * Perfherder-style t-test: back window 12, fore window 12, |t| > 7, >= 2 %.
 * asv: ``asv.step_detect.detect_steps`` step boundaries with a change >= 2 %.
-* Apache Otava: ``otava.analysis.compute_change_points``.
+* Apache Otava: ``otava.analysis.compute_change_points`` at its defaults
+  (window 50, p 0.001, as ``otava analyze``).
 * MongoDB E-Divisive: ``signal_processing_algorithms`` ``e_divisive``.
 
 A detection is a true positive when it lies within 2 commits of the change;
@@ -118,7 +119,7 @@ def asv_steps(case: Case, min_pct: float = 2.0) -> list[int]:
 def otava(case: Case) -> list[int]:
     from otava.analysis import compute_change_points
 
-    points, _ = compute_change_points(case.means.tolist(), window_len=30, max_pvalue=0.001)
+    points, _ = compute_change_points(case.means.tolist())  # its defaults (as its CLI's)
     return [p.index for p in points]
 
 
