@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from agents.catalog import CatalogError, load_catalog
-from producers.alerts import line
+from producers.alerts import line as alert_line
 from producers.watch import (
     Source,
     Watcher,
@@ -35,15 +36,23 @@ from ttfb.process import interrupted_by, raise_if_interrupted
 from ttfb.settings import Settings
 from ttfb.store import Store, StoreUnavailable, open_store, queries, watching
 
+ALERTS_EVERY = 10.0  # seconds between a watcher's looks for new alerts, at most
+
 
 class Progress:
     """One line a person follows: a live line on a terminal, plain lines otherwise."""
 
-    def __init__(self, store: Store, repos: list[str], live: bool | None = None) -> None:
+    def __init__(self, store: Store, repos: list[str], live: bool | None = None,
+                 alerts: bool = False) -> None:
         self.store, self.repos = store, repos
         self.live = sys.stderr.isatty() if live is None else live
         self.last = ""
         self.said: set[str] = set()  # failure lines printed so far
+        # ``alerts``: each alert's line once per status it reaches (confirmed,
+        # attributed, retracted), on standard output, from the first look on
+        self.alerts = alerts
+        self.told: set[tuple[str, str]] | None = None
+        self.looked = 0.0
 
     def line(self) -> str:
         totals: dict[str, int] = {}
@@ -74,6 +83,14 @@ class Progress:
             if message not in self.said:
                 self.said.add(message)
                 self.say(message)
+        # an alert moves the line's counts, mostly: a second component's
+        # confirmation of a change does not, so a look every ALERTS_EVERY too
+        if self.alerts and (line != self.last or
+                            time.monotonic() - self.looked >= ALERTS_EVERY):
+            self.looked = time.monotonic()
+            with contextlib.suppress(StoreUnavailable):
+                for alert in self.new_alerts():
+                    self.say(alert_line(alert), result=True)
         if line == self.last:
             return
         self.last = line
@@ -82,6 +99,16 @@ class Progress:
         else:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()
+
+    def new_alerts(self) -> list[dict[str, Any]]:
+        """Alerts, oldest first, whose status is new since the last look; at
+        the first look none (those are history)."""
+        rows = queries.current_alerts(self.store)
+        now = {(str(r["alert_id"]), str(r["status"])) for r in rows}
+        told, self.told = self.told, (self.told or set()) | now
+        if told is None:
+            return []
+        return [r for r in reversed(rows) if (str(r["alert_id"]), str(r["status"])) not in told]
 
     def say(self, message: str, result: bool = False) -> None:
         """A line for the person following: on standard error, or on standard
@@ -187,7 +214,7 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
     settings, sources = _prepare(args, settings)
     with _lab(settings, sources, args.headless, reuse=False) as (lab_settings, lab_check):
         watcher = _watcher(args, lab_settings, sources, print)
-        progress = Progress(watcher.store, [s.name for s in sources])
+        progress = Progress(watcher.store, [s.name for s in sources], alerts=True)
         watcher.say = progress.say
         watcher.tick = _ticker(lab_check, progress)
         watcher.check()
@@ -225,7 +252,7 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
     settings, sources = _prepare(args, settings)
     with _lab(settings, sources, headless=True, reuse=True) as (lab_settings, lab_check):
         watcher = _watcher(args, lab_settings, sources, print)
-        progress = Progress(watcher.store, [s.name for s in sources])
+        progress = Progress(watcher.store, [s.name for s in sources], alerts=True)
         watcher.say = progress.say
         watcher.tick = _ticker(lab_check, progress)
         watcher.check()
@@ -287,7 +314,7 @@ def _settled(watcher: Watcher, progress: Progress, started: datetime, deadline: 
             found = [a for a in queries.current_alerts(store, since=started)
                      if a["scenario"] in scenarios]
             progress.say(f"backfill: {len(found)} change(s) found" + "".join(
-                f"\n  {line(a)}" for a in reversed(found)), result=True)
+                f"\n  {alert_line(a)}" for a in reversed(found)), result=True)
             return 0
         time.sleep(2.0)  # each look opens a store session beside the lab's sink
     progress.say(f"ttfb backfill: timed out after {timeout:.0f}s with decisions still under "
