@@ -122,7 +122,9 @@ def start_bisect(book: BisectBook, found: ev.RegressionConfirmed | ev.Improvemen
         cells=[(k, 0, float(x)) for k, v in ((found.good_commit, found.evidence_before),
                                              (found.commit, found.evidence_after)) for x in v]
         + monitored_cells(found.monitored),
-        follows=leader, phase="follow" if leader else "range")
+        follows=leader, phase="follow" if leader else "range",
+        whole=[found.ttfb_effect_ms, found.ttfb_effect_pct, found.ttfb_ci_low_pct,
+               found.ttfb_ci_high_pct])
     if leader:
         return []
     b = book.bisects[bisect_id]

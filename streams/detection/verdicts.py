@@ -3,7 +3,8 @@ component, a dismissal for each other."""
 
 from __future__ import annotations
 
-from streams.detection.policy import Policy
+from streams.detection.compare import compare_sides
+from streams.detection.policy import TOTAL, Policy
 from streams.detection.state import Confirmation
 from ttfb import events as ev
 from ttfb.stats import Comparison
@@ -14,6 +15,10 @@ def verdicts(c: Confirmation, scenario: str, comparisons: dict[str, Comparison],
     names = sorted(c.components)
     confirmed = {n for n, yes in c.decided.items() if yes}
     runs = len(c.before) + len(c.after) + c.failed + c.warmups
+    whole = compare_sides(c, [TOTAL]).get(TOTAL) if c.before and c.after else None
+    ttfb = dict(ttfb_effect_ms=whole.effect_ms, ttfb_effect_pct=whole.effect_pct,
+                ttfb_ci_low_pct=whole.ci_low_pct, ttfb_ci_high_pct=whole.ci_high_pct) \
+        if whole else {}
     out: list[ev.Event] = []
     for n in names:
         cmp = comparisons.get(n)
@@ -27,7 +32,7 @@ def verdicts(c: Confirmation, scenario: str, comparisons: dict[str, Comparison],
             ci_low_pct=cmp.ci_low_pct if cmp else 0.0,
             ci_high_pct=cmp.ci_high_pct if cmp else 0.0,
             p_value=cmp.p_value if cmp else 1.0, threshold=policy.confirm_alpha,
-            runs_spent=runs, producer="ttfb-detector")
+            runs_spent=runs, producer="ttfb-detector", **ttfb)
         if n not in confirmed:
             out.append(ev.DetectionDismissed(  # type: ignore[arg-type]
                 **fields, known_at=known.get(n, "")))
@@ -44,5 +49,5 @@ def verdicts(c: Confirmation, scenario: str, comparisons: dict[str, Comparison],
             ci_high_pct=fields["ci_high_pct"], author=c.author,  # type: ignore[arg-type]
             subject=c.subject,
             link=f"{policy.dashboard_url}/regressions?detection={c.detection_id}",
-            producer="ttfb-detector"))
+            producer="ttfb-detector", **ttfb))
     return out

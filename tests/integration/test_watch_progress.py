@@ -38,10 +38,13 @@ def test_the_watch_prints_each_alert_as_it_is_confirmed_and_attributed(
     progress = Progress(store, ["mm"], live=False, alerts=True)
     progress.show()
     assert capsys.readouterr().out == ""  # history
-    assert store.write([confirmed("new"), alert("new")]) == 2
+    whole = dict(ttfb_effect_ms=95.0, ttfb_effect_pct=2.1, ttfb_ci_low_pct=0.8,
+                 ttfb_ci_high_pct=3.4)  # TTFB as a whole, as the store keeps it
+    assert store.write([confirmed("new"), alert("new", **whole)]) == 2
     progress.show()
     [line] = capsys.readouterr().out.splitlines()
     assert line.startswith("[confirmed] regression mm/data +51.4%")
+    assert "(+880 ms; TTFB +2.1%)" in line
     assert store.write([alert("new", status="attributed", culprit="c" * 40,
                               culprit_confidence=0.999, changed_files=["makemore.py"])]) == 1
     progress.show()

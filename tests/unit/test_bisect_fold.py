@@ -681,3 +681,29 @@ def test_a_bisect_shares_its_range_only_with_bisects_on_agents_its_runs_may_go_t
     followers = {b.detection_id: b.follows for b in book.bisects.values()}
     assert followers["det-any"] == ev.derived_id("bisect", "det-a", "data")
     assert followers["det-b"] == ""
+
+
+def test_the_result_and_its_alert_carry_ttfb_as_a_whole_from_the_confirmation() -> None:
+    """The confirmation measured TTFB as a whole beside the component; the
+    bisect it starts keeps that for its result and the alert naming the
+    culprit, which says it again (a shift between components stays one)."""
+    from streams.bisect.verdict import attributed_alert, completed
+    from streams.notify import details
+
+    whole = dict(ttfb_effect_ms=12.0, ttfb_effect_pct=0.4, ttfb_ci_low_pct=-1.1,
+                 ttfb_ci_high_pct=1.9)
+    book, _ = decide(BisectBook(), confirmed().model_copy(update=whole), POLICY)
+    [b] = book.bisects.values()
+    b.culprits = [1]
+    b.commits, b.authors, b.subjects = ["c00", "c15"], ["A", "B"], ["x", "config"]
+    done = completed(b)
+    assert {k: getattr(done, k) for k in whole} == whole
+    alert = attributed_alert(done, "http://127.0.0.1:8501")
+    assert {k: getattr(alert, k) for k in whole} == whole
+    assert "TTFB as a whole +0.4% (+12 ms), 95% CI [-1.1%, +1.9%]: not measurably slower " \
+        "to start" in details(alert)
+    # a bisect asked for by hand (ttfb bisect) has no such measure, and says nothing of it
+    book, _ = decide(BisectBook(), confirmed(), POLICY)
+    [b] = book.bisects.values()
+    assert not any(line.startswith("TTFB as a whole") for line in
+                   details(attributed_alert(completed(b), "")))

@@ -161,6 +161,47 @@ def test_the_verdict_names_every_component_that_moved() -> None:
         [("improvement", "imports"), ("regression", "data")]
 
 
+def test_an_alert_says_whether_ttfb_as_a_whole_moved() -> None:
+    """Beside a component's change, TTFB as a whole on the same fresh runs:
+    a change that only moves time from one component to another leaves the
+    job no slower to start, and the alert says so."""
+    from streams.notify import details
+
+    rng = np.random.default_rng(5)
+    state, out = candidate(rng, {"config": 350.0})
+    det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
+    _, out = feed(state, answer(rng, [e for e in out if isinstance(e, ev.RunRequested)], det,
+                                {"config": 350.0}))
+    [alert] = [e for e in out if isinstance(e, ev.Alert)]
+    [found] = [e for e in out if isinstance(e, ev.RegressionConfirmed)]
+    share = 100 * 350.0 / sum(BASE.values())
+    assert alert.ttfb_ci_low_pct > 0 and \
+        alert.ttfb_ci_low_pct <= alert.ttfb_effect_pct <= alert.ttfb_ci_high_pct
+    assert abs(alert.ttfb_effect_pct - share) < 2 and abs(alert.ttfb_effect_ms - 350) < 60
+    assert found.ttfb_effect_pct == alert.ttfb_effect_pct  # the finding carries it too
+    assert any(line.startswith(f"TTFB as a whole {alert.ttfb_effect_pct:+.1f}%")
+               and "not measurably" not in line for line in details(alert))
+    # data slower by what imports got faster: both confirmed, TTFB unmoved
+    rng = np.random.default_rng(11)
+    state, out = candidate(rng, {"data": 300.0})
+    det = next(e for e in out if isinstance(e, ev.CandidateDetected)).detection_id
+    moved = {"data": 300.0, "imports": -300.0}
+    state, out = feed(state, answer(rng, [e for e in out if isinstance(e, ev.RunRequested)],
+                                    det, moved))
+    if any(isinstance(e, ev.RunRequested) for e in out):
+        first = [e for e in out if not isinstance(e, ev.RunRequested)]
+        state, more = feed(state, answer(rng, out, det, moved))
+        out = first + more
+    alerts = {a.component: a for a in out if isinstance(a, ev.Alert)}
+    assert set(alerts) == {"data", "imports"}
+    for a in alerts.values():
+        assert a.ttfb_ci_low_pct <= 0 <= a.ttfb_ci_high_pct
+    assert any(line.endswith("not measurably slower to start") for line in
+               details(alerts["data"]))
+    assert any(line.endswith("not measurably faster to start") for line in
+               details(alerts["imports"]))
+
+
 def test_a_component_that_only_looks_moved_earns_the_second_batch() -> None:
     """data is clear at the first look; imports (-5 %) is not yet (this seed's
     first look has it at p = 0.009), so the second batch runs for it, and the

@@ -67,6 +67,7 @@ from ttfb.events.decisions import (
     Thresholds,
     ThresholdsSet,
     TriageStatus,
+    WholeEffect,
 )
 from ttfb.events.measurements import (
     AgentAnnounced,
@@ -144,4 +145,5 @@ __all__ = [
     "new_id",
     "range_too_long",
     "utcnow",
+    "WholeEffect",
 ]

@@ -9,7 +9,19 @@ from pydantic import Field
 from ttfb.events.base import Direction, Event, Model, new_id
 
 
-class Finding(Event):
+class WholeEffect(Model):
+    """TTFB as a whole on the runs a component's change was measured on: a
+    change that moves time from one component to another leaves the job no
+    slower to start. All 0 where it was not measured (events written
+    before it was)."""
+
+    ttfb_effect_ms: float = 0.0
+    ttfb_effect_pct: float = 0.0
+    ttfb_ci_low_pct: float = 0.0  # 95 % CI of ttfb_effect_pct
+    ttfb_ci_high_pct: float = 0.0
+
+
+class Finding(Event, WholeEffect):
     detection_id: str = Field(default_factory=new_id)
     scenario: str
     repo: str
@@ -124,7 +136,10 @@ class BisectStep(Model):
     mean_ms: float = 0.0
 
 
-class BisectCompleted(Event):
+class BisectCompleted(Event, WholeEffect):
+    """A bisect's result; ``WholeEffect``: TTFB as a whole, as the
+    confirmation that started it measured it."""
+
     type: Literal["BisectCompleted"] = "BisectCompleted"
     bisect_id: str
     detection_id: str = ""
@@ -185,7 +200,7 @@ class BisectProgressed(Event):
 BISECT_STOP = 0.99  # a bisect ends when one commit holds this much of its posterior
 
 
-class Alert(Event):
+class Alert(Event, WholeEffect):
     type: Literal["Alert"] = "Alert"
     alert_id: str
     kind: Direction

@@ -78,6 +78,8 @@ _CURRENT_ALERTS = """
            a.ci_high_pct AS ci_high_pct, a.culprit AS culprit,
            a.culprit_confidence AS culprit_confidence, a.author AS author,
            a.subject AS subject, a.changed_files AS changed_files, a.link AS link,
+           a.ttfb_effect_ms AS ttfb_effect_ms, a.ttfb_effect_pct AS ttfb_effect_pct,
+           a.ttfb_ci_low_pct AS ttfb_ci_low_pct, a.ttfb_ci_high_pct AS ttfb_ci_high_pct,
            a.raised_at AS raised_at,
            a.updated_at AS occurred_at, t.status AS triage, t.by AS triaged_by,
            t.note AS triage_note, d.hardware_id AS hardware_id, d.branch AS branch
@@ -92,6 +94,10 @@ _CURRENT_ALERTS = """
                argMax(culprit_confidence, occurred_at) AS culprit_confidence,
                argMax(author, occurred_at) AS author, argMax(subject, occurred_at) AS subject,
                argMax(changed_files, occurred_at) AS changed_files,
+               argMax(ttfb_effect_ms, occurred_at) AS ttfb_effect_ms,
+               argMax(ttfb_effect_pct, occurred_at) AS ttfb_effect_pct,
+               argMax(ttfb_ci_low_pct, occurred_at) AS ttfb_ci_low_pct,
+               argMax(ttfb_ci_high_pct, occurred_at) AS ttfb_ci_high_pct,
                argMax(link, occurred_at) AS link, min(occurred_at) AS raised_at,
                max(occurred_at) AS updated_at
         FROM {db}.alerts FINAL GROUP BY alert_id) AS a

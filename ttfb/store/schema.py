@@ -145,6 +145,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "ALTER TABLE {db}.alerts ADD COLUMN IF NOT EXISTS changed_files Array(String)"
         " DEFAULT []",
     ]),
+    (14, "findings, bisects and alerts carry TTFB as a whole beside the component", [
+        f"ALTER TABLE {{db}}.{table} ADD COLUMN IF NOT EXISTS {column} Float64 DEFAULT 0"
+        for table in ("detections", "bisects", "alerts")
+        for column in ("ttfb_effect_ms", "ttfb_effect_pct", "ttfb_ci_low_pct",
+                       "ttfb_ci_high_pct")
+    ]),
 ]
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
