@@ -252,7 +252,7 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
     settings, sources = _prepare(args, settings)
     with _lab(settings, sources, headless=True, reuse=True) as (lab_settings, lab_check):
         watcher = _watcher(args, lab_settings, sources, print)
-        progress = Progress(watcher.store, [s.name for s in sources], alerts=True)
+        progress = Progress(watcher.store, [s.name for s in sources])
         watcher.say = progress.say
         watcher.tick = _ticker(lab_check, progress)
         watcher.check()
