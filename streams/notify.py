@@ -84,22 +84,6 @@ def headline(notice: Notice) -> str:
     return f"{notice.kind} {state} in {where}: {effect(notice)} at {notice.commit[:10]}"
 
 
-def whole(notice: ev.WholeEffect, kind: str) -> str:
-    """TTFB as a whole beside a component's change ('' where it was not
-    measured): where its CI holds 0, the job is not measurably slower (or
-    faster) to start, the time moved between components or is lost in
-    their noise."""
-    lo, hi = notice.ttfb_ci_low_pct, notice.ttfb_ci_high_pct
-    if not (lo or hi):
-        return ""
-    text = (f"TTFB as a whole {notice.ttfb_effect_pct:+.1f}% ({notice.ttfb_effect_ms:+,.0f} ms),"
-            f" 95% CI [{lo:+.1f}%, {hi:+.1f}%]")
-    if lo <= 0 <= hi:
-        text += ": not measurably " + ("slower" if kind == "regression" else "faster") + \
-            " to start"
-    return text
-
-
 def details(notice: Notice) -> list[str]:
     """The lines under the headline: culprit, effect, note, link."""
     lines: list[str] = []
@@ -123,8 +107,8 @@ def details(notice: Notice) -> list[str]:
                      "no commit is blamed")
     else:
         lines.append(f"effect {effect(notice)}")
-        if whole(notice, notice.kind):
-            lines.append(whole(notice, notice.kind))
+        if notice.whole_text(notice.kind):
+            lines.append(notice.whole_text(notice.kind))
         if notice.culprit:
             sure = "" if notice.culprit_confidence >= ev.BISECT_STOP else \
                 f", a best guess (posterior {notice.culprit_confidence:.2f})"

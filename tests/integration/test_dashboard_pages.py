@@ -32,7 +32,10 @@ def seed(data_dir: Path) -> None:
                   commit=f"{5}" * 40, good_commit=f"{4}" * 40, direction="regression",
                   effect_ms=400.0, effect_pct=400.0, ci_low_pct=380.0, ci_high_pct=420.0,
                   p_value=1e-6, runs_spent=10)
-    events += [ev.CandidateDetected(**fields), ev.RegressionConfirmed(**fields)]  # type: ignore[arg-type]
+    whole = dict(ttfb_effect_ms=400.0, ttfb_effect_pct=13.3, ttfb_ci_low_pct=11.0,
+                 ttfb_ci_high_pct=15.7)  # TTFB as a whole on the confirmation's runs
+    events += [ev.CandidateDetected(**fields),
+               ev.RegressionConfirmed(**fields, **whole)]  # type: ignore[arg-type]
     # the same change confirmed in a second, smaller component, after the first
     events.append(ev.RegressionConfirmed(**{**fields, "component": "data",  # type: ignore[arg-type]
                                             "effect_ms": 40.0, "effect_pct": 12.0}))
@@ -192,6 +195,7 @@ def test_regressions_page_names_the_culprit_and_its_steps(seeded: Path) -> None:
                and label.endswith("(also data)") for label in labels), labels
     text = " ".join(m.value for m in at.markdown)
     assert "Bo Chen" in text and "Log the config synchronously" in text
+    assert "TTFB as a whole +13.3% (+400 ms), 95% CI [+11.0%, +15.7%]" in text
     assert "changed what the runs import or read: `configs/recsys.yaml`, `telemetry.py`" in text
     assert any("telemetry.py:30:log" in str(df.value) for df in at.dataframe)
     # a detection's timeline says which component each verdict and its bisect are about

@@ -20,6 +20,20 @@ class WholeEffect(Model):
     ttfb_ci_low_pct: float = 0.0  # 95 % CI of ttfb_effect_pct
     ttfb_ci_high_pct: float = 0.0
 
+    def whole_text(self, kind: str) -> str:
+        """One line for people ('' where it was not measured): where the CI
+        holds 0, the job is not measurably slower (or faster) to start, the
+        time moved between components or is lost in their noise."""
+        lo, hi = self.ttfb_ci_low_pct, self.ttfb_ci_high_pct
+        if not (lo or hi):
+            return ""
+        text = (f"TTFB as a whole {self.ttfb_effect_pct:+.1f}% ({self.ttfb_effect_ms:+,.0f} ms),"
+                f" 95% CI [{lo:+.1f}%, {hi:+.1f}%]")
+        if lo <= 0 <= hi:
+            text += ": not measurably " + ("slower" if kind == "regression" else "faster") + \
+                " to start"
+        return text
+
 
 class Finding(Event, WholeEffect):
     detection_id: str = Field(default_factory=new_id)

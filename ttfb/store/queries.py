@@ -58,7 +58,8 @@ def findings(store: Store, types: list[str] | None = None) -> list[dict[str, Any
                       "DetectionDismissed"]
     return store.query(
         f"SELECT type, detection_id, scenario, component, commit, good_commit, direction,"
-        f" effect_ms, effect_pct, ci_low_pct, ci_high_pct, p_value, runs_spent, occurred_at"
+        f" effect_ms, effect_pct, ci_low_pct, ci_high_pct, p_value, runs_spent,"
+        f" ttfb_effect_ms, ttfb_effect_pct, ttfb_ci_low_pct, ttfb_ci_high_pct, occurred_at"
         f" FROM {store.db}.detections FINAL WHERE type IN {{types:Array(String)}}"
         " ORDER BY occurred_at", {"types": types})
 
