@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.workspace import docstring
+from ttfb.launcher import IMPORTTIME_MARK
 
 # the lab's own package: its harness and launcher wrap every workflow, so
 # their frames hold the workflow's time again and would explain nothing
@@ -120,11 +121,21 @@ def import_times(path: Path) -> dict[str, float]:
     """Cumulative import time per module (ms) from ``python -X importtime`` output.
 
     Each line reads ``import time: self [us] | cumulative | <indent>module``;
-    a module imported twice keeps its first (real) import.
+    a module imported twice keeps its first (real) import. Where the launcher
+    marked them (``ttfb.launcher.IMPORTTIME_MARK``), only the imports the
+    run's ``imports`` time holds count: not those inside model construction
+    (an optimizer's lazy import of its compiler is model time) nor after the
+    step began.
     """
     cumulative: dict[str, float] = {}
+    in_model = stepped = False
     for line in path.read_text(errors="replace").splitlines():
-        if not line.startswith("import time:"):
+        if line.startswith(IMPORTTIME_MARK):
+            what = line[len(IMPORTTIME_MARK):].strip()
+            stepped = stepped or what == "step begins"
+            in_model = what == "model begins"
+            continue
+        if not line.startswith("import time:") or in_model or stepped:
             continue
         fields = line[len("import time:"):].split("|")
         if len(fields) != 3 or not fields[1].strip().isdigit():

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import os
 import runpy
 import sys
 import time
@@ -115,6 +116,17 @@ def _has_tensor(args: tuple[Any, ...], kwargs: dict[str, Any], tensor: type) -> 
     return any(isinstance(v, tensor) for v in values)
 
 
+# a profiled run's ``-X importtime`` log says which of its imports were
+# imports time: lines of ours mark where model spans begin and end and where
+# the step begins (``agents.explain.import_times`` reads them)
+IMPORTTIME_MARK = "import time: ttfb-lab "
+
+
+def _mark(what: str) -> None:
+    if os.environ.get("PYTHONPROFILEIMPORTTIME"):
+        os.write(2, f"{IMPORTTIME_MARK}{what}\n".encode())
+
+
 def _span(kind: str, attr: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(func)
@@ -125,6 +137,8 @@ def _span(kind: str, attr: str) -> Callable[[Callable[..., Any]], Callable[..., 
             if depth["import"] or depth["model"] or TIMELINE.step_start is not None:
                 return func(*args, **kwargs)
             depth[kind] += 1
+            if kind == "model":
+                _mark("model begins")
             loaded = len(sys.modules)
             # an import of a module already loaded (``import math`` in a
             # function body) is no import span: its end would mark where data
@@ -141,6 +155,8 @@ def _span(kind: str, attr: str) -> Callable[[Callable[..., Any]], Callable[..., 
                 if kept or len(sys.modules) > loaded:
                     getattr(TIMELINE, attr).append((begin, clock()))
                 depth[kind] -= 1
+                if kind == "model":
+                    _mark("model ends")
         inner.__ttfb_wrapped__ = True  # type: ignore[attr-defined]
         return inner
     return wrap
@@ -288,6 +304,7 @@ def _hook_torch() -> None:  # noqa: C901 - one hook per torch entry point
             _has_tensor(args, kwargs, torch.Tensor)
         if top:
             TIMELINE.step_start = clock()
+            _mark("step begins")
         elif depth["forward"] == 0 and TIMELINE.step_start is None and not torch.is_grad_enabled():
             TIMELINE.no_grad_calls += 1
         depth["forward"] += 1

@@ -358,3 +358,43 @@ def test_the_result_and_its_alert_name_the_files_the_culprit_changed() -> None:
     assert done.changed_files == ["config/small.py", "model.py"]
     lines = details(attributed_alert(done, "http://127.0.0.1:8501"))
     assert "it changed what lm imports or reads: config/small.py, model.py" in lines
+
+
+def test_a_script_s_imports_are_those_its_imports_time_holds(tmp_path: Path) -> None:
+    """A profiled run of a script marks, in its ``-X importtime`` log, which
+    imports its ``imports`` time holds: a module imported inside model
+    construction (an optimizer's lazy import of its compiler) is model time
+    and is left out of the imports it is explained by; one the script
+    imports at its top is in. An eager import of what model construction
+    used to import lazily then reads as a module the imports gained."""
+    import os
+
+    from agents.explain import import_times
+    from ttfb.launcher import IMPORTTIME_MARK
+
+    (tmp_path / "train.py").write_text(
+        "import email.mime.text\n"
+        "import torch\n\n\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        import xml.dom.minidom  # lazily, while the model is built\n"
+        "        self.fc = torch.nn.Linear(4, 1)\n\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(x)\n\n\n"
+        "net = Net()\n"
+        "opt = torch.optim.SGD(net.parameters(), lr=0.1)\n"
+        "net(torch.ones(2, 4)).sum().backward()\n"
+        "opt.step()\n")
+    profile = tmp_path / "run.prof"
+    subprocess.run([sys.executable, "-m", "ttfb.harness", "--script", "train.py", "--root",
+                    str(tmp_path), "--profile", str(profile)], cwd=tmp_path, check=True,
+                   capture_output=True, env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
+                   timeout=120)
+    log = Path(str(profile) + ".imports")
+    text = log.read_text()
+    assert f"{IMPORTTIME_MARK}model begins" in text and f"{IMPORTTIME_MARK}step begins" in text
+    assert "xml.dom.minidom" in text  # imported, but while the model was built
+    counted = import_times(log)
+    assert "email.mime.text" in counted and "torch" in counted
+    assert "xml.dom.minidom" not in counted
