@@ -113,12 +113,14 @@ def _bisect(b: pd.Series) -> None:
                     f"{int(b['runs_spent'])} runs)")
     if b["error"]:
         st.error(b["error"])
-    st.dataframe(pd.DataFrame(b["steps"]), hide_index=True)
+    if len(b["steps"]):  # none where the runs handed over named the culprit
+        st.dataframe(pd.DataFrame(b["steps"]), hide_index=True)
     if len(b["changed_files"]):
         st.markdown("The culprit changed what the runs import or read: " +
                     ", ".join(f"`{f}`" for f in b["changed_files"]))
     if b["explanation"]:
-        st.caption("What grew most between the culprit's parent and the culprit:")
+        moved = "grew" if b["direction"] == "regression" else "shrank"
+        st.caption(f"What {moved} most between the culprit's parent and the culprit:")
         st.dataframe(pd.DataFrame(b["explanation"]), hide_index=True)
 
 

@@ -58,6 +58,20 @@ def seed(data_dir: Path) -> None:
         bisect_id="b2", detection_id="det2", scenario="lm", component="model",
         good="9" * 40, bad="a" * 40, effect_ms=1.0, effect_pct=1.9, ci_low_pct=-1.3,
         ci_high_pct=5.1, runs_spent=82, reproduced=False))
+    # vision: an improvement whose culprit the monitoring runs named without a
+    # search step of the bisect's own
+    faster = dict(detection_id="det4", scenario="vision", repo="demo", component="imports",
+                  commit="e" * 40, good_commit="c" * 40, direction="improvement",
+                  effect_ms=-500.0, effect_pct=-25.0, ci_low_pct=-30.0, ci_high_pct=-20.0,
+                  p_value=1e-5, runs_spent=9)
+    events += [ev.CandidateDetected(**faster), ev.ImprovementConfirmed(**faster)]  # type: ignore[arg-type]
+    events.append(ev.BisectCompleted(
+        bisect_id="b4", detection_id="det4", scenario="vision", component="imports",
+        direction="improvement", good="c" * 40, bad="e" * 40, culprit="e" * 40,
+        culprits=["e" * 40], author="Cy", subject="lazy scipy", effect_ms=-500.0,
+        effect_pct=-25.0, confidence=0.999, runs_spent=8,
+        explanation=[{"name": "scipy.ndimage", "good_ms": 500.0, "bad_ms": 0.0,
+                      "delta_ms": -500.0, "where": "dropped"}]))
     events.append(ev.ExperimentCompleted(
         experiment_id="x1", scenario="lm", arm_a="a:HEAD~1", arm_b="b:HEAD", verdict="improvement",
         runs_spent=20, components=[ev.ComponentDelta(
@@ -196,12 +210,18 @@ def test_regressions_page_names_the_culprit_and_its_steps(seeded: Path) -> None:
     text = " ".join(m.value for m in at.markdown)
     assert "Bo Chen" in text and "Log the config synchronously" in text
     assert "TTFB as a whole +13.3% (+400 ms), 95% CI [+11.0%, +15.7%]" in text
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("What grew most between") for c in captions), captions
+    # an improvement's explanation is what shrank; a bisect with no search step
+    # of its own shows no empty table of them
+    assert any(c.startswith("What shrank most between") for c in captions), captions
+    assert not any(df.value.empty for df in at.dataframe)
     assert "changed what the runs import or read: `configs/recsys.yaml`, `telemetry.py`" in text
     assert any("telemetry.py:30:log" in str(df.value) for df in at.dataframe)
     # a detection's timeline says which component each verdict and its bisect are about
     timelines = [df.value for df in at.dataframe if "BisectCompleted" in set(df.value.get(
         "type", []))]
-    assert timelines and all(set(t["component"]) <= {"config", "data", "model"} and
+    assert timelines and all(set(t["component"]) <= {"config", "data", "model", "imports"} and
                              t["component"].all() for t in timelines), timelines
     assert any("lm / model: regression confirmed, not reproduced" in label for label in labels)
     warning = " ".join(w.value for w in at.warning)
