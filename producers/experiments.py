@@ -127,8 +127,8 @@ def _results(store: Store, correlation_id: str, purpose: str = "ab") -> list[dic
 
 
 def wait_runs(store: Store, correlation_id: str, purpose: str, wanted: int, timeout: float,
-          label: str, hopeless: Callable[[list[dict[str, Any]]], bool] | None = None
-          ) -> list[dict[str, Any]]:
+              label: str, hopeless: Callable[[list[dict[str, Any]]], bool] | None = None
+              ) -> list[dict[str, Any]]:
     """The runs of ``correlation_id`` once ``wanted`` have arrived (or once
     those so far are ``hopeless``), saying how many so far on stderr."""
     deadline = time.monotonic() + timeout
@@ -157,7 +157,7 @@ def run_experiment(settings: Settings, store: Store, scenario: str,
 
     def hopeless(rows: list[dict[str, Any]]) -> bool:
         """An arm whose failed runs leave it fewer than two to compare, or
-        whose first three all failed (its workflow fails there)."""
+        with three failed and none completed (its workflow fails there)."""
         return any(failed(rows, arm) > runs - 2 or failed(rows, arm) >= BROKEN_AFTER
                    and not any(r["arm"] == arm and r["status"] == "completed" for r in rows)
                    for arm in "ab")
@@ -171,8 +171,8 @@ def run_experiment(settings: Settings, store: Store, scenario: str,
         reasons = sorted({ev.failure_summary(r["reason"], r["stderr_tail"])
                           for r in rows if r["status"] != "completed"})
         raise ExperimentFailed(
-            f"{scenario}: too few runs completed to compare (A {arms[0].label('a')}: "
-            f"{failed(rows, 'a')} failed, B {arms[1].label('b')}: {failed(rows, 'b')} "
+            f"{scenario}: too few runs completed to compare ({arms[0].label('a')}: "
+            f"{failed(rows, 'a')} failed, {arms[1].label('b')}: {failed(rows, 'b')} "
             f"failed): {'; '.join(reasons)}")
     deltas = analyse(sides["a"], sides["b"])
     result = ev.ExperimentCompleted(
