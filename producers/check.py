@@ -56,7 +56,7 @@ def what_grew(settings: Settings, store: Store, result: ev.ExperimentCompleted,
         correlation_id=correlation, producer="ttfb-check")
         for i in (0, 1) * PROFILED_RUNS]))
     rows = wait_runs(store, correlation, "explain", 2 * PROFILED_RUNS, timeout,
-                 f"{result.scenario}: profiled")
+                     f"{result.scenario}: profiled")
     key = "imports_ms" if component == "imports" else "cumulative_ms"
     sides: dict[str, list[dict[str, float]]] = {"a": [], "b": []}
     ours: list[str] = []
