@@ -361,7 +361,9 @@ class Agent:
             from agents.explain import summarise
 
             try:
-                profile = summarise(Path(profile_path), root, changed or {}, outcome.modules)
+                scenario = self.config.catalog.get(str(fields["scenario"]))
+                profile = summarise(Path(profile_path), root, changed or {}, outcome.modules,
+                                    scenario.script if scenario else "")
             except Exception as exc:  # an unreadable profile must not lose the run
                 log.warning("profile of %s unreadable: %s", fields.get("commit"), exc)
                 profile = {"error": f"profile unreadable: {exc}"[:500]}

@@ -117,17 +117,15 @@ INLINE: dict[type, str] = {ast.ListComp: "<listcomp>", ast.SetComp: "<setcomp>",
                            ast.Lambda: "<lambda>"}
 
 
-def import_times(path: Path) -> dict[str, float]:
-    """Cumulative import time per module (ms) from ``python -X importtime`` output.
-
-    Each line reads ``import time: self [us] | cumulative | <indent>module``;
-    a module imported twice keeps its first (real) import. Where the launcher
-    marked them (``ttfb.launcher.IMPORTTIME_MARK``), only the imports the
-    run's ``imports`` time holds count: not those inside model construction
-    (an optimizer's lazy import of its compiler is model time) nor after the
-    step began.
-    """
-    cumulative: dict[str, float] = {}
+def _imported(path: Path) -> list[tuple[str, float, bool]]:
+    """(module, cumulative ms, outermost) per line of ``python -X importtime``
+    output, each reading ``import time: self [us] | cumulative | <indent>module``
+    (an outermost import is not indented: code, not another import, ran it).
+    Where the launcher marked them (``ttfb.launcher.IMPORTTIME_MARK``), only
+    the imports the run's ``imports`` time holds: not those inside model
+    construction (an optimizer's lazy import of its compiler is model time)
+    nor after the step began."""
+    out = []
     in_model = stepped = False
     for line in path.read_text(errors="replace").splitlines():
         if line.startswith(IMPORTTIME_MARK):
@@ -140,9 +138,25 @@ def import_times(path: Path) -> dict[str, float]:
         fields = line[len("import time:"):].split("|")
         if len(fields) != 3 or not fields[1].strip().isdigit():
             continue  # the header line
-        name = fields[2].strip()
-        cumulative.setdefault(name, int(fields[1]) / 1000.0)
+        out.append((fields[2].strip(), int(fields[1]) / 1000.0,
+                    not fields[2].startswith("  ")))
+    return out
+
+
+def import_times(path: Path) -> dict[str, float]:
+    """Cumulative import time per module (ms) from ``python -X importtime``
+    output (``_imported``); a module imported twice keeps its first (real)
+    import."""
+    cumulative: dict[str, float] = {}
+    for name, ms, _ in _imported(path):
+        cumulative.setdefault(name, ms)
     return cumulative
+
+
+def script_imports(path: Path) -> float:
+    """What a script's run paid in ``imports`` (ms): its outermost imports'
+    cumulative times (``_imported``)."""
+    return sum(ms for _, ms, outermost in _imported(path) if outermost)
 
 
 def heaviest(cumulative: dict[str, float], top: int = 2000,
@@ -176,7 +190,7 @@ CHANGED_FILES = 50  # of a profile's changed files, at most (the first by name)
 
 
 def summarise(path: Path, root: Path | None, changed: dict[str, set[int]],
-              modules: list[str]) -> dict[str, Any]:
+              modules: list[str], script: str = "") -> dict[str, Any]:
     """A profiled run's summary: functions (``cumulative_ms``), imports
     (``imports_ms``, when ``-X importtime`` wrote them), and the names of
     either that are the repository's (``repository``; ``modules`` are the
@@ -196,6 +210,15 @@ def summarise(path: Path, root: Path | None, changed: dict[str, set[int]],
     if imports.exists():
         every = import_times(imports)
         profile["imports_ms"] = heaviest(every)
+        if script and root is not None:
+            # a script runs as __main__, imported by nobody: what its run
+            # paid in imports stands for it, changed where the commit
+            # changed the script (an eager import added at its top)
+            own = f"{script} (its imports)"
+            profile["imports_ms"][own] = round(script_imports(imports), 3)
+            profile["repository"].append(own)
+            if script in changed:
+                profile["changed"].append(own)
         # marked whatever they cost: a module a change made cheap is what it changed
         for name in every:
             files = module_files(name, modules)

@@ -369,7 +369,7 @@ def test_a_script_s_imports_are_those_its_imports_time_holds(tmp_path: Path) -> 
     used to import lazily then reads as a module the imports gained."""
     import os
 
-    from agents.explain import import_times
+    from agents.explain import import_times, summarise
     from ttfb.launcher import IMPORTTIME_MARK
 
     (tmp_path / "train.py").write_text(
@@ -398,3 +398,11 @@ def test_a_script_s_imports_are_those_its_imports_time_holds(tmp_path: Path) -> 
     counted = import_times(log)
     assert "email.mime.text" in counted and "torch" in counted
     assert "xml.dom.minidom" not in counted
+    # the script runs as __main__, imported by nobody: what its run paid in
+    # imports stands for it, the repository's own and changed where the
+    # commit changed the script
+    profile = summarise(profile, tmp_path, {"train.py": {1}}, ["train.py"], script="train.py")
+    own = profile["imports_ms"]["train.py (its imports)"]
+    assert own >= counted["torch"] + counted["email.mime.text"]
+    assert "train.py (its imports)" in profile["repository"]
+    assert "train.py (its imports)" in profile["changed"]
