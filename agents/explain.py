@@ -212,11 +212,11 @@ def summarise(path: Path, root: Path | None, changed: dict[str, set[int]],
         profile["imports_ms"] = heaviest(every)
         if script and root is not None:
             # a script runs as __main__, imported by nobody: what its run
-            # paid in imports stands for it, changed where the commit
-            # changed the script (an eager import added at its top)
+            # paid in imports stands for it where the commit changed the
+            # script (an eager import added at its top); otherwise the
+            # modules it imports say what grew, and it is one more entry
             own = f"{script} (its imports)"
             profile["imports_ms"][own] = round(script_imports(imports), 3)
-            profile["repository"].append(own)
             if script in changed:
                 profile["changed"].append(own)
         # marked whatever they cost: a module a change made cheap is what it changed

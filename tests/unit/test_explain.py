@@ -399,10 +399,12 @@ def test_a_script_s_imports_are_those_its_imports_time_holds(tmp_path: Path) -> 
     assert "email.mime.text" in counted and "torch" in counted
     assert "xml.dom.minidom" not in counted
     # the script runs as __main__, imported by nobody: what its run paid in
-    # imports stands for it, the repository's own and changed where the
-    # commit changed the script
-    profile = summarise(profile, tmp_path, {"train.py": {1}}, ["train.py"], script="train.py")
-    own = profile["imports_ms"]["train.py (its imports)"]
+    # imports stands for it, changed where the commit changed the script;
+    # otherwise the modules it imports say what grew, and it is one more entry
+    changed = summarise(profile, tmp_path, {"train.py": {1}}, ["train.py"], script="train.py")
+    own = changed["imports_ms"]["train.py (its imports)"]
     assert own >= counted["torch"] + counted["email.mime.text"]
-    assert "train.py (its imports)" in profile["repository"]
-    assert "train.py (its imports)" in profile["changed"]
+    assert "train.py (its imports)" in changed["changed"]
+    other = summarise(profile, tmp_path, {"helpers.py": {1}}, ["train.py"], script="train.py")
+    assert other["imports_ms"]["train.py (its imports)"] == own
+    assert "train.py (its imports)" not in other["repository"] + other["changed"]
