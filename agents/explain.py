@@ -199,7 +199,9 @@ def summarise(path: Path, root: Path | None, changed: dict[str, set[int]],
     the files it changed; ``changed`` maps each file to those lines, of which
     blank, comment and docstring lines count for nothing), and the files
     the commit changed that the run imported or read (``changed_files``:
-    a config the workflow executes, or a data file, has no frame of its own)."""
+    a config the workflow executes, or a data file, has no frame of its own).
+    ``script``: a script scenario's script (relative to ``root``), whose
+    imports get an entry of their own, ``<script> (its imports)``."""
     if root is not None:
         changed = code_lines(root, changed)
     touched = touched_functions(root, changed) if root is not None else frozenset()
