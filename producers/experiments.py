@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -232,9 +232,11 @@ def ab_command(args: argparse.Namespace, settings: Settings) -> int:
     try:  # before any run: a revision or an interpreter that is not there fails every run
         for arm in arms:
             resolve(Path(path), arm.revision)
-            if arm.python and not os.access(arm.python, os.X_OK):
-                raise WorkspaceError(f"no interpreter {arm.python} (python=PATH must be an "
-                                     "executable file)")
+            # as the agent finds it (a bare name on PATH), where the agent runs
+            # here: a cluster's agents may have interpreters this host has not
+            if arm.python and settings.embedded_bus and shutil.which(arm.python) is None:
+                raise WorkspaceError(f"no interpreter {arm.python} (python= takes an "
+                                     "executable file, or a name on PATH)")
     except WorkspaceError as exc:
         print(f"ttfb ab: {exc}", file=sys.stderr)
         return 2

@@ -65,6 +65,13 @@ def test_an_arm_at_a_revision_that_is_not_there_is_refused_before_anything_start
                   "--b", f"python={tmp_path / 'venv' / 'bin' / 'python'}")
     assert result.returncode == 2 and "ttfb ab: no interpreter " in result.stderr
     assert not (tmp_path / "data").exists()
+    # a bare name is found on PATH, as the agent finds it: the arm passes, and
+    # the other arm's revision is what is refused
+    result = ttfb(tmp_path, "ab", "--scenario", "lm", "--repo", str(ROOT), "--a", "HEAD",
+                  "--a", f"python={Path(sys.executable).name}", "--b", "no-such-rev",
+                  PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    assert result.returncode == 2 and "no interpreter" not in result.stderr
+    assert f"ttfb ab: no commit 'no-such-rev' in {ROOT}" in result.stderr
 
 
 def test_a_folder_that_is_no_repository_is_named_so(tmp_path: Path) -> None:
