@@ -44,9 +44,8 @@ def line(alert: dict[str, Any]) -> str:
     ci = ""
     if alert.get("ci_low_pct") or alert.get("ci_high_pct"):
         ci = f" [{float(alert['ci_low_pct']):+.1f}%, {float(alert['ci_high_pct']):+.1f}%]"
-    total = ""
-    if alert.get("ttfb_ci_low_pct") or alert.get("ttfb_ci_high_pct"):
-        total = f"; TTFB {float(alert['ttfb_effect_pct']):+.1f}%"
+    whole = ev.WholeEffect.of(alert)
+    total = f"; TTFB {whole.ttfb_effect_pct:+.1f}%" if whole.measured else ""
     return (f"[{alert['status']}] {alert['kind']} {alert['scenario']}/{alert['component']} "
             f"{float(alert['effect_pct']):+.1f}%{ci} ({float(alert['effect_ms']):+,.0f} ms"
             f"{total}) at {alert['commit'][:10]}{culprit}: {alert.get('subject', '')} "

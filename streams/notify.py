@@ -107,7 +107,7 @@ def details(notice: Notice) -> list[str]:
                      "no commit is blamed")
     else:
         lines.append(f"effect {effect(notice)}")
-        if notice.whole_text(notice.kind):
+        if notice.measured:
             lines.append(notice.whole_text(notice.kind))
         if notice.culprit:
             sure = "" if notice.culprit_confidence >= ev.BISECT_STOP else \

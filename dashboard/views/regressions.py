@@ -90,8 +90,7 @@ def _finding(detection_id: str, group: pd.DataFrame, bisects: pd.DataFrame,
                  f"({float(head['effect_pct']):+.1f}%, 95% CI "
                  f"{float(head['ci_low_pct']):+.1f}% to {float(head['ci_high_pct']):+.1f}%), "
                  f"p = {float(head['p_value']):.2g}")
-        total = WholeEffect(**{k: float(head[k]) for k in WholeEffect.model_fields}
-                            ).whole_text(str(head["direction"]))
+        total = WholeEffect.of(head).whole_text(str(head["direction"]))
         if total:
             st.write(total)
         if not bisect.empty:

@@ -123,8 +123,7 @@ def start_bisect(book: BisectBook, found: ev.RegressionConfirmed | ev.Improvemen
                                              (found.commit, found.evidence_after)) for x in v]
         + monitored_cells(found.monitored),
         follows=leader, phase="follow" if leader else "range",
-        whole=[found.ttfb_effect_ms, found.ttfb_effect_pct, found.ttfb_ci_low_pct,
-               found.ttfb_ci_high_pct])
+        whole=found.whole())
     if leader:
         return []
     b = book.bisects[bisect_id]

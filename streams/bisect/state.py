@@ -44,9 +44,9 @@ class Bisect:
     changed: list[str] = field(default_factory=list)  # ... that the culprit changed
     # the files the culprit changed that its runs imported or read
     changed_files: list[str] = field(default_factory=list)
-    # TTFB as a whole as the confirmation measured it: effect ms, %, and the
-    # % CI's bounds (``ev.WholeEffect``; empty when it was not)
-    whole: list[float] = field(default_factory=list)
+    # TTFB as a whole as the confirmation measured it (``ev.WholeEffect``'s
+    # fields; empty when it was not)
+    whole: dict[str, float] = field(default_factory=dict)
     preloaded: dict[str, int] = field(default_factory=dict)  # samples known before requesting
     search_good: int = 0  # indices whose samples are the current search's endpoints
     search_bad: int = -1

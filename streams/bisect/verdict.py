@@ -220,9 +220,6 @@ def aligned(side: dict[str, float], to: dict[str, float]) -> dict[str, float]:
     return {renamed.get(k, k): v for k, v in side.items()}
 
 
-WHOLE = tuple(ev.WholeEffect.model_fields)  # its fields, in the order Bisect.whole keeps
-
-
 def attributed_alert(done: ev.BisectCompleted, dashboard_url: str) -> ev.Alert:
     """The alert of a confirmed change, updated with its culprit, or retracted
     (status ``not_reproduced``, no culprit) when the bisect's runs of its
@@ -234,7 +231,7 @@ def attributed_alert(done: ev.BisectCompleted, dashboard_url: str) -> ev.Alert:
         ci_high_pct=done.ci_high_pct, culprit=done.culprit,
         culprit_confidence=done.confidence, author=done.author, subject=done.subject,
         changed_files=done.changed_files,
-        **{f: getattr(done, f) for f in WHOLE},  # type: ignore[arg-type]
+        **done.whole(),
         status="attributed" if done.reproduced else "not_reproduced",
         link=f"{dashboard_url}/regressions?detection={done.detection_id}",
         producer="ttfb-bisect")
@@ -287,7 +284,7 @@ def completed(b: Bisect, error: str = "",
         steps=[ev.BisectStep(**s) for s in b.steps],
         runs_spent=spent(b), error=error, explanation=explanation,
         changed_files=changed_files,
-        **dict(zip(WHOLE, b.whole, strict=False)),  # type: ignore[arg-type]
+        **b.whole,
         reproduced=b.reproduced, inconclusive=inconclusive is not None,
         likely_after=inconclusive[0] if inconclusive else "",
         likely_last=inconclusive[1] if inconclusive else "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field
@@ -20,12 +21,25 @@ class WholeEffect(Model):
     ttfb_ci_low_pct: float = 0.0  # 95 % CI of ttfb_effect_pct
     ttfb_ci_high_pct: float = 0.0
 
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> WholeEffect:
+        """Its fields out of an event's dump or a store row (0 where absent)."""
+        return cls(**{k: float(row.get(k) or 0.0) for k in WholeEffect.model_fields})
+
+    def whole(self) -> dict[str, float]:
+        """Its fields alone, to pass on to another event."""
+        return {k: getattr(self, k) for k in WholeEffect.model_fields}
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.ttfb_ci_low_pct or self.ttfb_ci_high_pct)
+
     def whole_text(self, kind: str) -> str:
         """One line for people ('' where it was not measured): where the CI
         holds 0, the job is not measurably slower (or faster) to start, the
         time moved between components or is lost in their noise."""
         lo, hi = self.ttfb_ci_low_pct, self.ttfb_ci_high_pct
-        if not (lo or hi):
+        if not self.measured:
             return ""
         text = (f"TTFB as a whole {self.ttfb_effect_pct:+.1f}% ({self.ttfb_effect_ms:+,.0f} ms),"
                 f" 95% CI [{lo:+.1f}%, {hi:+.1f}%]")
