@@ -147,16 +147,14 @@ def import_times(path: Path) -> dict[str, float]:
     """Cumulative import time per module (ms) from ``python -X importtime``
     output (``_imported``); a module imported twice keeps its first (real)
     import."""
+    return _first_times(_imported(path))
+
+
+def _first_times(imported: list[tuple[str, float, bool]]) -> dict[str, float]:
     cumulative: dict[str, float] = {}
-    for name, ms, _ in _imported(path):
+    for name, ms, _ in imported:
         cumulative.setdefault(name, ms)
     return cumulative
-
-
-def script_imports(path: Path) -> float:
-    """What a script's run paid in ``imports`` (ms): its outermost imports'
-    cumulative times (``_imported``)."""
-    return sum(ms for _, ms, outermost in _imported(path) if outermost)
 
 
 def heaviest(cumulative: dict[str, float], top: int = 2000,
@@ -210,15 +208,18 @@ def summarise(path: Path, root: Path | None, changed: dict[str, set[int]],
         profile["changed_files"] = sorted(set(changed).intersection(modules))[:CHANGED_FILES]
     imports = Path(str(path) + ".imports")
     if imports.exists():
-        every = import_times(imports)
+        imported = _imported(imports)
+        every = _first_times(imported)
         profile["imports_ms"] = heaviest(every)
         if script and root is not None:
             # a script runs as __main__, imported by nobody: what its run
-            # paid in imports stands for it where the commit changed the
-            # script (an eager import added at its top); otherwise the
-            # modules it imports say what grew, and it is one more entry
+            # paid in imports (its outermost imports) stands for it where
+            # the commit changed the script (an eager import added at its
+            # top); otherwise the modules it imports say what grew, and it
+            # is one more entry
             own = f"{script} (its imports)"
-            profile["imports_ms"][own] = round(script_imports(imports), 3)
+            profile["imports_ms"][own] = round(sum(ms for _, ms, outermost in imported
+                                                   if outermost), 3)
             if script in changed:
                 profile["changed"].append(own)
         # marked whatever they cost: a module a change made cheap is what it changed

@@ -174,7 +174,8 @@ def changed_lines(repo: Path, rev: str, since: str = "") -> dict[str, set[int]]:
     the lines of its new version that the change touched (for a deletion,
     the lines either side of it)."""
     sha = resolve(repo, rev)
-    out = git(repo, "diff", "-U0", "--no-color", "--end-of-options", resolve(repo, since), sha) \
+    base = resolve(repo, since) if since else ""
+    out = git(repo, "diff", "-U0", "--no-color", "--end-of-options", base, sha) \
         if since else git(repo, "show", "-U0", "--format=", "--no-color", "--first-parent", "-m",
                           "--end-of-options", sha)
     lines: dict[str, set[int]] = {}
@@ -190,7 +191,6 @@ def changed_lines(repo: Path, rev: str, since: str = "") -> dict[str, set[int]]:
                 current.update(range(start, start + count) if count else (start, start + 1))
     # a file whose code the change leaves as it was (a reformat) changed
     # nothing, as test selection judges it (``changes_code``)
-    base = resolve(repo, since) if since else ""
     return {path: changed for path, changed in lines.items()
             if changes_code(repo, sha, path, base)}
 
