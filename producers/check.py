@@ -106,7 +106,7 @@ def _compare(lab: Settings, store: Store, scenario: str, arms: tuple[ArmSpec, Ar
     try:
         result = run_experiment(lab, store, scenario, arms, args.runs, repo=repo)
     except ExperimentFailed as exc:  # the head breaks the workflow, say
-        report.failed.append(str(exc))
+        report.failed[exc.scenario] = exc.why
         print(f"ttfb check: {exc}", file=sys.stderr)
         return
     entry = Scenario(result)

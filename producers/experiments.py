@@ -43,7 +43,11 @@ BROKEN_AFTER = 3  # an arm's failed runs, none completed, that end an A/B
 
 class ExperimentFailed(RuntimeError):
     """Too few runs of an arm completed to compare the arms (its workflow
-    fails there, say)."""
+    fails there, say): the scenario, and why."""
+
+    def __init__(self, scenario: str, why: str) -> None:
+        super().__init__(f"{scenario}: {why}")
+        self.scenario, self.why = scenario, why
 
 
 @dataclass(frozen=True)
@@ -170,10 +174,10 @@ def run_experiment(settings: Settings, store: Store, scenario: str,
     if len(sides["a"]) < 2 or len(sides["b"]) < 2:
         reasons = sorted({ev.failure_summary(r["reason"], r["stderr_tail"])
                           for r in rows if r["status"] != "completed"})
-        raise ExperimentFailed(
-            f"{scenario}: too few runs completed to compare ({arms[0].label('a')}: "
+        raise ExperimentFailed(scenario, (
+            f"too few runs completed to compare ({arms[0].label('a')}: "
             f"{failed(rows, 'a')} failed, {arms[1].label('b')}: {failed(rows, 'b')} "
-            f"failed): {'; '.join(reasons)}")
+            f"failed): {'; '.join(reasons)}"))
     deltas = analyse(sides["a"], sides["b"])
     result = ev.ExperimentCompleted(
         experiment_id=experiment_id, scenario=scenario, arm_a=arms[0].label("a"),

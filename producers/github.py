@@ -56,8 +56,8 @@ class Report:
     scenarios: list[Scenario]
     problems: list[str] = field(default_factory=list)
     # scenarios too few of whose runs completed to compare (the head breaks
-    # the workflow, say): why, one line each; each fails the check
-    failed: list[str] = field(default_factory=list)
+    # the workflow, say), and why; each fails the check
+    failed: dict[str, str] = field(default_factory=dict)
 
     @property
     def regression(self) -> bool:
@@ -94,8 +94,7 @@ def markdown(report: Report) -> str:
                      f"`{report.head[:10]}`", "",
              f"{verdict}. {report.changed_files} changed file(s); affected CPU scenarios: "
              f"{', '.join(report.affected) or 'none'}.", ""]
-    for failure in report.failed:
-        name, _, why = failure.partition(": ")
+    for name, why in report.failed.items():
         lines += [f"### {name}: failed", "", f"```\n{why}\n```", ""]
     for scenario in report.scenarios:
         r = scenario.result
@@ -211,10 +210,10 @@ class GitHub:
 
     def finish_check(self, pr: PullRequest, check_id: int, report: Report, text: str) -> None:
         conclusion = "failure" if report.regression else "success"
-        failed = [f.partition(": ")[0] for f in report.failed]
         regressed = [s.result.scenario for s in report.scenarios
                      if s.result.verdict == "regression"]
-        title = "; ".join(([f"Workflow failed in {', '.join(failed)}"] if failed else [])
+        title = "; ".join(([f"Workflow failed in {', '.join(report.failed)}"]
+                           if report.failed else [])
                           + ([f"Regression in {', '.join(regressed)}"] if regressed else [])) \
             or "No regression in time to first batch"
         self.call("PATCH", f"/repos/{pr.repository}/check-runs/{check_id}", {

@@ -88,9 +88,9 @@ def test_a_scenario_whose_workflow_fails_at_the_head_fails_the_check(fake: FakeG
     regression; the other scenarios' results stand beside it."""
     head = "3" * 40
     failed = report(0.0, head)
-    failed.failed.append("vision: too few runs completed to compare (a:base: 0 failed, "
-                         "b:head: 3 failed): workflow exited with code 1: "
-                         "ModuleNotFoundError: No module named 'timm'")
+    failed.failed["vision"] = ("too few runs completed to compare (a:base: 0 failed, "
+                               "b:head: 3 failed): workflow exited with code 1: "
+                               "ModuleNotFoundError: No module named 'timm'")
     assert failed.regression
     text = markdown(failed)
     assert "**A workflow failed**: do not merge as is" in text
