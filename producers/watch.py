@@ -267,19 +267,48 @@ class Watcher:
         commits = _first_parent(source.path, resolve(source.path, since) if since else None, tip)
         if last is not None:
             commits = commits[-last:]
+        window = commits
         done = set(watching.planned_commits(self.store, source.name, branch))
         commits = [c for c in commits if c not in done]
         known = queries.latest_modules(self.store)
-        if len(commits) < 2 or all(n in known for n in self.catalog.of_repos([source.name])):
-            return self.plan_all(source, branch, commits, "backfill", known)
-        # a scenario never run: every commit would count as affecting it.
-        # Its oldest commit's runs say which of the repository's files it
-        # imports; the others are planned after them, and a commit that
-        # changes none of those files (in a monorepo, most) is skipped
-        first = self.plan(source, branch, commits[0], "backfill", known)
-        learned = self._modules_of(first)
-        known = {**known, **{n: sorted({*known.get(n, []), *m}) for n, m in learned.items()}}
-        return [first, *self.plan_all(source, branch, commits[1:], "backfill", known)]
+        scenarios = self.catalog.of_repos([source.name])
+        if len(commits) < 2 or all(n in known for n in scenarios):
+            planned = self.plan_all(source, branch, commits, "backfill", known)
+        else:
+            # a scenario never run: every commit would count as affecting it.
+            # Its oldest commit's runs say which of the repository's files it
+            # imports; the others are planned after them, and a commit that
+            # changes none of those files (in a monorepo, most) is skipped
+            first = self.plan(source, branch, commits[0], "backfill", known)
+            learned = self._modules_of(first)
+            known = {**known, **{n: sorted({*known.get(n, []), *m}) for n, m in learned.items()}}
+            planned = [first, *self.plan_all(source, branch, commits[1:], "backfill", known)]
+        if last and since is None:
+            self._say_reach(source, branch, window, last,
+                            sorted({f for n in scenarios for f in known.get(n, [])}))
+        return planned
+
+    def _say_reach(self, source: Source, branch: str, window: list[str], last: int,
+                   files: list[str]) -> None:
+        """Where most of the last ``last`` commits (``window``, oldest first)
+        change nothing the scenarios import or read (a monorepo), say how far
+        back ``last`` commits that do lie: the baseline a user asking for
+        ``last`` commits meant."""
+        if not files or not window:
+            return
+        tip = window[-1]
+        touching = git(source.path, "rev-list", "--first-parent", f"--max-count={last}",
+                       "--end-of-options", tip, "--", *files).split()
+        measured = len(set(touching) & set(window))
+        if measured >= last / 2 or len(touching) <= measured:
+            return
+        reach = 1 + int(git(source.path, "rev-list", "--first-parent", "--count",
+                            "--end-of-options", f"{touching[-1]}..{tip}"))
+        some = f"the last {last} that do" if len(touching) == last else \
+            f"the {len(touching)} on the branch that do"
+        self.say(f"{source.name}/{branch}: {measured} of the last {last} commits change what "
+                 f"the scenarios import or read; {some} go back {reach} commits "
+                 f"(--last {reach} measures them)")
 
     def _modules_of(self, planned: Planned) -> dict[str, list[str]]:
         """The modules the scenarios of a planned commit imported, once its

@@ -194,6 +194,41 @@ def test_unaffected_commits_are_planned_together_and_in_order(tmp_path: Path) ->
                     f"tiny/main {later[:10]}: no scenario affected"]
 
 
+def test_a_backfill_whose_commits_mostly_skip_says_how_far_back_its_count_lies(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a monorepo, --last 6 may hold one commit the scenario notices; the
+    backfill says how far back 6 that it notices lie, and says nothing where
+    most commits of the window are measured."""
+    from producers import watch as watch_module
+    from tests.integration.tinyrepo import commit
+
+    repo = tmp_path / "repo"
+    make_repo(repo, commits=1)
+    for i in range(5):  # code, then 3 unrelated commits, five times over
+        commit(repo, f"code {i}", touch="tiny/train.py")
+        for j in range(3):
+            commit(repo, f"notes {i}.{j}", touch="NOTES.md")
+    monkeypatch.setattr(watch_module.queries, "latest_modules",
+                        lambda store: {"tiny": ["tiny/train.py"]})
+    watcher, source = planner(tmp_path, f"tiny={repo}", [])
+    said: list[str] = []
+    watcher.say = said.append
+    planned = watcher.backfill(source, "main", 6, None)
+    assert [bool(asked) for _, asked in planned] == [False, False, True, False, False, False]
+    # the sixth-newest commit touching the code is the repository's first: 21 back
+    assert said[-1] == ("tiny/main: 1 of the last 6 commits change what the scenarios import "
+                        "or read; the last 6 that do go back 21 commits (--last 21 measures them)")
+    watcher.backfill(source, "main", 8, None)  # more asked for than the branch holds
+    assert said[-1] == ("tiny/main: 2 of the last 8 commits change what the scenarios import "
+                        "or read; the 6 on the branch that do go back 21 commits "
+                        "(--last 21 measures them)")
+    said.clear()
+    commit(repo, "code 5", touch="tiny/train.py")
+    commit(repo, "code 6", touch="tiny/train.py")
+    watcher.backfill(source, "main", 3, None)  # 2 of 3 measured: nothing to say
+    assert not any("go back" in line for line in said)
+
+
 def test_repositories_that_cannot_be_read_are_recorded_and_named(tmp_path: Path) -> None:
     sent: list[object] = []
     url = f"https://user:s3cret@127.0.0.1:{free_port()}/org/tiny.git"
