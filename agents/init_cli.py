@@ -27,6 +27,8 @@ def _toml(scenario: Scenario) -> str:
              f"script = {value(scenario.script)}", f"args = {value(scenario.args)}"]
     if scenario.workdir:
         lines.append(f"workdir = {value(scenario.workdir)}")
+    if scenario.pythonpath != ["."]:
+        lines.append(f"pythonpath = {value(scenario.pythonpath)}")
     if scenario.python:
         lines.append(f"python = {value(scenario.python)}")
     if scenario.env:
@@ -84,6 +86,23 @@ def _missing_module(stderr_tail: str, python: str, chosen: bool) -> str:
                "bin/python), or install it in the lab's") + ".")
 
 
+def _import_folder(stderr_tail: str, root: Path) -> str:
+    """Where a run imported the repository's package from the working copy at
+    ``root`` rather than from the checkout (the harness says so: an editable
+    install of a layout the lab's default path misses, ``lib/pkg``), the
+    folder (relative to the root) that holds it; "" otherwise."""
+    found = re.findall(r"imported the repository's '[^']+' from (.+?), not from the commit's",
+                       stderr_tail)
+    if not found:
+        return ""
+    path = Path(found[-1])
+    holder = path.parent.parent if path.name == "__init__.py" else path.parent
+    if not holder.is_relative_to(root.resolve()):
+        return ""
+    relative = holder.relative_to(root.resolve()).as_posix()
+    return "" if relative == "." else relative
+
+
 def _stopped_for_time(outcome: RunOutcome) -> bool:
     """The run reached no first step in its time: running it again in the
     working tree would tell nothing and take as long."""
@@ -114,6 +133,12 @@ def _checked(scenario: Scenario, root: Path, script: Path,
     the run from the root fails, and no folder was chosen, the script's is
     tried too."""
     outcome = _run_at_head(scenario, root)
+    held = _import_folder(outcome.stderr_tail, root)
+    if outcome.status != "completed" and held and held not in scenario.pythonpath:
+        print(f"the run imported the repository's code from the working copy {root}, not "
+              f"from the checkout; trying again with {held}/ on its path...", file=sys.stderr)
+        scenario = scenario.model_copy(update={"pythonpath": [*scenario.pythonpath, held]})
+        outcome = _run_at_head(scenario, root)
     folder = script.parent.relative_to(root).as_posix()
     if outcome.status == "completed" or chosen or folder == "." or _stopped_for_time(outcome):
         return scenario, outcome, ""

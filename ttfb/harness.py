@@ -177,6 +177,58 @@ def use_checkout(paths: "list[Path]", first: "list[Path] | None" = None) -> None
     sys.meta_path[:] = kept
 
 
+def with_src(root: Path, paths: "list[Path]") -> "list[Path]":
+    """``paths``, and the repository's ``src/`` after the root where the
+    repository keeps its packages there (the src layout: ``src/pkg/__init__.py``)
+    and the scenario names no folders of its own: a ``pip install -e .`` of
+    such a project puts the working copy's ``src/`` on every interpreter's
+    path, which would otherwise serve its code instead of the commit's."""
+    src = root.resolve() / "src"
+    if paths != [root.resolve()] or not src.is_dir():
+        return paths
+    if any((child / "__init__.py").is_file() for child in src.iterdir() if child.is_dir()):
+        return [*paths, src]
+    return paths
+
+
+SKIPPED_DIRS = {".git", "node_modules", "__pycache__", ".venv", "venv", "site-packages"}
+
+
+def imported_elsewhere(root: Path) -> "list[tuple[str, str]]":
+    """Top-level modules the run imported from outside the checkout and the
+    interpreter's own folders, whose name the checkout also holds as a
+    package or module (at most three folders deep): the repository's code
+    from somewhere else, an editable install of the working copy most often.
+    (name, file) pairs."""
+    import site
+
+    root = root.resolve()
+    folders = [str(root), sys.prefix, sys.base_prefix, sys.exec_prefix,
+               str(Path(__file__).resolve().parent.parent), *site.getsitepackages(),
+               site.getusersitepackages()]
+    known = tuple({f + os.sep for folder in folders for f in (folder, os.path.realpath(folder))})
+    outside: dict[str, str] = {}
+    for name, module in list(sys.modules.items()):
+        if "." in name:  # a submodule comes from where its top module does
+            continue
+        path = getattr(module, "__file__", None)
+        if not path or not os.path.isabs(path) or path.startswith(known):
+            continue
+        full = os.path.realpath(path)
+        if not full.startswith(known):
+            outside[name] = full
+    if not outside:
+        return []
+    found: list[tuple[str, str]] = []
+    for folder, dirs, files in os.walk(root):
+        depth = len(Path(folder).relative_to(root).parts)
+        dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS] if depth < 3 else []
+        for name in [n for n in outside if f"{n}.py" in files
+                     or (n in dirs and os.path.isfile(os.path.join(folder, n, "__init__.py")))]:
+            found.append((name, outside.pop(name)))
+    return sorted(found)
+
+
 def package_module(script: Path) -> str:
     """The dotted name to run ``script`` by (``python -m pkg.train``) where it
     imports relatively (``from .model import Net``), which ``python
@@ -282,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     sdk = _sdk()
     sdk._write(f"S\t{_READY_NS}\n")
     root = Path(args.root)
-    paths = [(root / p).resolve() for p in args.path] or [root.resolve()]
+    paths = with_src(root, [(root / p).resolve() for p in args.path] or [root.resolve()])
     reads = watch_reads(root)
     if args.profile:  # a script's profile too: explanations work for both kinds
         import cProfile
@@ -299,6 +351,15 @@ def main(argv: list[str] | None = None) -> int:
                 os.dup2(saved_stderr, 2)
     else:
         _workflow(args, rest, root, paths)
+    elsewhere = imported_elsewhere(root)
+    if elsewhere:  # the commit's own code was not what ran: no measurement of it
+        name, path = elsewhere[0]
+        sys.stderr.write(
+            f"ttfb-lab: the run imported the repository's {name!r} from {path}, not from the "
+            "commit's checkout (an editable install?): add the folder that holds it to the "
+            "scenario's pythonpath\n")
+        sys.stderr.flush()
+        os._exit(1)
     sdk.report(modules=sorted(set(repo_modules(root)) | reads()), **_software_facts())
     sdk._write(f"E\t{time.monotonic_ns()}\n")
     sdk.flush()

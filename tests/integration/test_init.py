@@ -26,12 +26,12 @@ def repo_with(tmp_path: Path, prelude: str) -> Path:
     return repo
 
 
-def init(tmp_path: Path, repo: Path) -> subprocess.CompletedProcess[str]:
+def init(tmp_path: Path, repo: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
     return subprocess.run(
         [sys.executable, "-m", "ttfb.cli", "init", "--script", str(repo / "scripts" / "train.py"),
          "--", "--steps", "3"], capture_output=True, text=True, timeout=300,
-        env={**env, "TTFB_DATA_DIR": str(tmp_path / "data")})
+        env={**env, "TTFB_DATA_DIR": str(tmp_path / "data"), **extra})
 
 
 def worktrees(repo: Path) -> str:
@@ -194,3 +194,20 @@ def test_a_workdir_reads_from_here_or_from_the_root(tmp_path: Path,
         _workdir("ch03", root.resolve())
     with pytest.raises(ValueError, match="is not a folder of the repository"):
         _workdir(str(tmp_path), root.resolve())
+
+
+def test_a_package_an_editable_install_serves_from_the_working_copy_goes_on_the_path(
+        tmp_path: Path) -> None:
+    """``pip install -e .`` of a project whose package is in ``lib/`` puts the
+    working copy's ``lib`` on the interpreter's path: the first run imports
+    that, not the checkout's, and says so; init names the folder in the
+    scenario's pythonpath and writes it once a run imports the checkout's."""
+    repo = tmp_path / "proj"
+    (repo / "lib" / "proj").mkdir(parents=True)
+    (repo / "lib" / "proj" / "__init__.py").write_text("")
+    (repo / "lib" / "proj" / "extra.py").write_text("X = 1\n")
+    repo = repo_with(tmp_path, "import proj.extra\n")
+    result = init(tmp_path, repo, PYTHONPATH=str(repo / "lib"))  # what the .pth does
+    assert result.returncode == 0, result.stderr
+    assert "trying again with lib/ on its path" in result.stderr
+    assert 'pythonpath = [".", "lib"]' in (repo / "ttfb.toml").read_text()

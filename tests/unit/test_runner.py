@@ -121,3 +121,40 @@ def test_env_override_reaches_the_workflow(tmp_path: Path) -> None:
 def test_parse_marks_rejects_inverted_phase() -> None:
     raw = b"S\t100\nM\tconfig\t50\t10\nE\t200\n"
     assert "ends before it starts" in parse_marks(raw, 0, 10).reason
+
+
+def _package(folder: Path, where: str) -> None:
+    (folder / "proj").mkdir(parents=True)
+    (folder / "proj" / "__init__.py").write_text(f"WHERE = {where!r}\n")
+
+
+@pytest.mark.parametrize("layout", ["src", "lib"])
+def test_the_commits_package_runs_not_the_working_copys_on_the_path(tmp_path: Path,
+                                                                     layout: str) -> None:
+    """A project installed editable (``pip install -e .``) has its working
+    copy's package folder on every interpreter's path: the run must import the
+    checkout's. ``src/`` is found by itself; any other folder, named in the
+    scenario's pythonpath, is, and without it the run fails and says why
+    rather than measure the working copy."""
+    checkout, working = tmp_path / "checkout", tmp_path / "working-copy"
+    _package(checkout / layout, "checkout")
+    _package(working / layout, "working copy")
+    body = GOOD.replace("def main(config):", f"""import proj
+def main(config):
+    open({str(tmp_path / "where.txt")!r}, "w").write(proj.WHERE)""")
+    spec = workflow(checkout, body)
+    # what an editable install's .pth does: the working copy's folder on sys.path
+    editable = {"PYTHONPATH": str(working / layout)}
+    outcome = run_once(RunSpec(**{**spec.__dict__, "env": editable}))
+    if layout == "src":
+        assert outcome.status == "completed", outcome.reason
+    else:
+        assert outcome.status == "failed"
+        assert (f"imported the repository's 'proj' from {working / layout / 'proj'}"
+                in outcome.stderr_tail)
+        assert (tmp_path / "where.txt").read_text() == "working copy"  # the trap is real
+        outcome = run_once(RunSpec(**{**spec.__dict__, "env": editable,
+                                      "pythonpath": (".", layout)}))
+        assert outcome.status == "completed", outcome.reason
+    assert (tmp_path / "where.txt").read_text() == "checkout"
+    assert f"{layout}/proj/__init__.py" in outcome.modules
