@@ -16,6 +16,7 @@ from pathlib import Path
 from agents.catalog import Scenario
 from agents.runner import RunSpec
 from agents.shrink import shrink, shrink_args
+from ttfb.harness import with_src
 
 
 class SpecError(ValueError):
@@ -51,7 +52,7 @@ def spec_for(scenario: Scenario, root: Path, production: bool = False,
     """The run of ``scenario`` in the checkout ``root``; ``SpecError`` where the
     catalog asks for something outside it."""
     name = scenario.name
-    paths = [_inside(root, p, name, "pythonpath") for p in scenario.pythonpath]
+    paths = with_src(root, [_inside(root, p, name, "pythonpath") for p in scenario.pythonpath])
     workdir = _inside(root, scenario.workdir, name, "workdir")
     if not workdir.is_dir():
         raise SpecError(f"scenario {name!r}: field 'workdir': {scenario.workdir!r} is not a "

@@ -54,6 +54,17 @@ def test_an_entry_must_name_a_module_of_the_repository(tmp_path: Path) -> None:
             spec_for(Scenario(name="s", repo="r", entry=entry), root)
 
 
+def test_an_entry_in_a_src_layout_is_a_module_of_the_repository(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / "src" / "pkg" / "__init__.py").write_text("")
+    (root / "src" / "pkg" / "train.py").write_text("def main(config): pass\n")
+    assert spec_for(Scenario(name="s", repo="r", entry="pkg.train:main"), root).entry
+    with pytest.raises(SpecError, match="names no module of the repository"):
+        spec_for(Scenario(name="s", repo="r", entry="pkg.train:main", pythonpath=["src/pkg"]),
+                 root)
+
+
 def test_a_script_missing_at_this_commit_names_scenario_and_field(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="scenario 's': field 'script': no file 'gone.py'"):
         spec_for(Scenario(name="s", repo="r", script="gone.py"), repo(tmp_path))
