@@ -17,6 +17,9 @@ from ttfb.launcher import IMPORTTIME_MARK
 # the lab's own package: its harness and launcher wrap every workflow, so
 # their frames hold the workflow's time again and would explain nothing
 LAB_CODE = str(Path(__file__).resolve().parent.parent / "ttfb") + "/"
+# how the harness runs a script (``runpy.run_path``): its frames hold the
+# whole run, on both sides, and say nothing of what grew
+RUNPY = "<frozen runpy>"
 
 
 def _relative(filename: str, root: Path | None) -> str:
@@ -40,7 +43,7 @@ def summarise_profile(path: Path, top: int = 40, root: Path | None = None,
     stats = pstats.Stats(str(path))
     rows: list[tuple[str, float, tuple[str, int, str]]] = []
     for (filename, line, name), (_, _, _, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
-        if filename.startswith(LAB_CODE):
+        if filename.startswith(LAB_CODE) or filename == RUNPY:
             continue
         rows.append((f"{Path(filename).name}:{line}:{name}", cumtime * 1000.0,
                      (_relative(filename, root), line, name)))
