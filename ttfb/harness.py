@@ -191,14 +191,24 @@ def with_src(root: Path, paths: "list[Path]") -> "list[Path]":
     return paths
 
 
-SKIPPED_DIRS = {".git", "node_modules", "__pycache__", ".venv", "venv", "site-packages"}
+def _git_top(path: str) -> "str | None":
+    """The folder of the git working tree ``path`` is in (where ``.git`` is)."""
+    folder = os.path.dirname(path)
+    while True:
+        if os.path.exists(os.path.join(folder, ".git")):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
 
 
 def imported_elsewhere(root: Path) -> "list[tuple[str, str]]":
-    """Top-level modules the run imported from outside the checkout and the
-    interpreter's own folders, whose name the checkout also holds as a
-    package or module (at most three folders deep): the repository's code
-    from somewhere else, an editable install of the working copy most often.
+    """Top-level modules the run imported from another working tree of the
+    repository under test: outside the checkout and the interpreter's own
+    folders, in a git working tree that holds the file at the path the
+    checkout holds it too (an editable install of the working copy, most
+    often; an installed package of the same name from elsewhere is not one).
     (name, file) pairs."""
     import site
 
@@ -207,7 +217,7 @@ def imported_elsewhere(root: Path) -> "list[tuple[str, str]]":
                str(Path(__file__).resolve().parent.parent), *site.getsitepackages(),
                site.getusersitepackages()]
     known = tuple({f + os.sep for folder in folders for f in (folder, os.path.realpath(folder))})
-    outside: dict[str, str] = {}
+    found: list[tuple[str, str]] = []
     for name, module in list(sys.modules.items()):
         if "." in name:  # a submodule comes from where its top module does
             continue
@@ -215,17 +225,9 @@ def imported_elsewhere(root: Path) -> "list[tuple[str, str]]":
         if not path or not os.path.isabs(path) or path.startswith(known):
             continue
         full = os.path.realpath(path)
-        if not full.startswith(known):
-            outside[name] = full
-    if not outside:
-        return []
-    found: list[tuple[str, str]] = []
-    for folder, dirs, files in os.walk(root):
-        depth = len(Path(folder).relative_to(root).parts)
-        dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS] if depth < 3 else []
-        for name in [n for n in outside if f"{n}.py" in files
-                     or (n in dirs and os.path.isfile(os.path.join(folder, n, "__init__.py")))]:
-            found.append((name, outside.pop(name)))
+        top = None if full.startswith(known) else _git_top(full)
+        if top and (root / os.path.relpath(full, top)).is_file():
+            found.append((name, full))
     return sorted(found)
 
 

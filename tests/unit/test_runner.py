@@ -136,9 +136,12 @@ def test_the_commits_package_runs_not_the_working_copys_on_the_path(tmp_path: Pa
     checkout's. ``src/`` is found by itself; any other folder, named in the
     scenario's pythonpath, is, and without it the run fails and says why
     rather than measure the working copy."""
+    import subprocess
+
     checkout, working = tmp_path / "checkout", tmp_path / "working-copy"
     _package(checkout / layout, "checkout")
     _package(working / layout, "working copy")
+    subprocess.run(["git", "init", "-q", str(working)], check=True)
     body = GOOD.replace("def main(config):", f"""import proj
 def main(config):
     open({str(tmp_path / "where.txt")!r}, "w").write(proj.WHERE)""")
@@ -158,3 +161,23 @@ def main(config):
         assert outcome.status == "completed", outcome.reason
     assert (tmp_path / "where.txt").read_text() == "checkout"
     assert f"{layout}/proj/__init__.py" in outcome.modules
+
+
+def test_a_package_of_the_same_name_from_another_project_is_not_the_repositorys(
+        tmp_path: Path) -> None:
+    """A repository that keeps a copy of a package in a folder of its own
+    (``vendor/proj``) and imports the one installed from another project's
+    working tree runs: that file is not where the repository keeps it."""
+    import subprocess
+
+    checkout, other = tmp_path / "checkout", tmp_path / "other-project"
+    _package(checkout / "vendor", "vendored")
+    _package(other, "the other project")
+    subprocess.run(["git", "init", "-q", str(other)], check=True)
+    body = GOOD.replace("def main(config):", f"""import proj
+def main(config):
+    open({str(tmp_path / "where.txt")!r}, "w").write(proj.WHERE)""")
+    spec = workflow(checkout, body)
+    outcome = run_once(RunSpec(**{**spec.__dict__, "env": {"PYTHONPATH": str(other)}}))
+    assert outcome.status == "completed", outcome.reason
+    assert (tmp_path / "where.txt").read_text() == "the other project"
