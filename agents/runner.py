@@ -116,14 +116,27 @@ def command_for(spec: RunSpec) -> list[str]:
     return cmd
 
 
+# what every run has unless the scenario or the agent's environment says
+# otherwise: reproducible hashing, one intra-op thread (runs beside each other
+# on a host do not fight over its cores)
+RUN_DEFAULTS = {"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
+
+
+def run_env(scenario_env: dict[str, str], base: dict[str, str]) -> dict[str, str]:
+    """A run's environment from the agent's (``base``) and the scenario's
+    (an A/B arm's included)."""
+    env = {k: v for k, v in base.items() if not k.startswith("TTFB_")}
+    env.update(scenario_env)
+    for key, value in RUN_DEFAULTS.items():
+        env.setdefault(key, value)
+    return env
+
+
 def child_env(spec: RunSpec, fd: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
-    env.update(spec.env)
+    env = run_env(spec.env, dict(os.environ))
     env["TTFB_SDK_FD"] = str(fd)
     if spec.script:  # zero-code mode stops a script with no recognisable step, and says so
         env["TTFB_STEP_LIMIT_S"] = str(max(1.0, spec.timeout_s - 5.0))
-    env.setdefault("PYTHONHASHSEED", "0")
-    env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import sys
 import time
@@ -213,6 +214,31 @@ def print_table(result: ev.ExperimentCompleted) -> None:
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
+def _same_arms(arms: tuple[ArmSpec, ArmSpec], scenarios: list[Any], repo: Path,
+               here: bool) -> str:
+    """Why the two arms run the same thing (the same commit and interpreter,
+    and an environment their runs have either way: ``env=OMP_NUM_THREADS=1``
+    is every run's default), "" where they differ. The agent's environment is
+    known only where it runs here (``here``: the embedded lab)."""
+    from agents.runner import RUN_DEFAULTS, run_env
+    from agents.workspace import resolve
+
+    a, b = arms
+    if not here or resolve(repo, a.revision) != resolve(repo, b.revision) or \
+            (a.python or "") != (b.python or ""):
+        return ""
+    base = dict(os.environ)
+    if any(run_env({**s.env, **a.env}, base) != run_env({**s.env, **b.env}, base)
+           for s in scenarios):
+        return ""
+    given = ", ".join(f"env={k}={v}" for arm in arms for k, v in sorted(arm.env.items()))
+    return ("the two arms run the same commit with the same interpreter and environment"
+            + (f" ({given} is what the runs have anyway: the lab sets "
+               f"{', '.join(f'{k}={v}' for k, v in RUN_DEFAULTS.items())} unless the "
+               "scenario or the environment does)" if given else "")
+            + "; give the arms a difference to measure")
+
+
 def ab_command(args: argparse.Namespace, settings: Settings) -> int:
     from agents.catalog import load_catalog
     from agents.workspace import WorkspaceError, resolve
@@ -241,9 +267,17 @@ def ab_command(args: argparse.Namespace, settings: Settings) -> int:
             if arm.python and settings.embedded_bus and shutil.which(arm.python) is None:
                 raise WorkspaceError(f"no interpreter {arm.python} (python= takes an "
                                      "executable file, or a name on PATH)")
+        same = _same_arms(arms, [catalog.scenarios[s] for s in scenarios], Path(path),
+                          settings.embedded_bus)
     except WorkspaceError as exc:
         print(f"ttfb ab: {exc}", file=sys.stderr)
         return 2
+    if same and any(a.env for a in arms):  # a difference asked for that is none
+        print(f"ttfb ab: {same}", file=sys.stderr)
+        return 2
+    if same:
+        print("ttfb ab: both arms are the same (an A/A run): any verdict but no change "
+              "is a false alarm", file=sys.stderr)
     # the operator of the lab this command starts allows what the arms ask for;
     # a lab already running keeps its own allowlist, so arms that need one get a lab
     pythons = sorted({a.python for a in arms if a.python})

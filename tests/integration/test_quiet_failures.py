@@ -74,6 +74,19 @@ def test_an_arm_at_a_revision_that_is_not_there_is_refused_before_anything_start
     assert f"ttfb ab: no commit 'no-such-rev' in {ROOT}" in result.stderr
 
 
+def test_an_environment_the_runs_have_anyway_is_refused_before_anything_starts(
+        tmp_path: Path) -> None:
+    """Every run has OMP_NUM_THREADS=1 unless told otherwise: an arm asking
+    for it measures nothing against HEAD, and "no change" would read as an
+    answer. (HEAD against HEAD with nothing else is an A/A run, and runs.)"""
+    result = ttfb(tmp_path, "ab", "--scenario", "lm", "--repo", str(ROOT), "--a", "HEAD",
+                  "--b", "env=OMP_NUM_THREADS=1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert ("ttfb ab: the two arms run the same commit with the same interpreter and "
+            "environment (env=OMP_NUM_THREADS=1 is what the runs have anyway") in result.stderr
+    assert not (tmp_path / "data").exists()  # no lab was started
+
+
 def test_a_folder_that_is_no_repository_is_named_so(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,27 @@ def test_the_table_says_why_a_small_move_with_a_small_p_is_no_change(
     floor = 0.015 * next(d for d in deltas if d.component == "ttfb").mean_a_ms
     said = " ".join(capsys.readouterr().out.split())  # the caption wraps with the table
     assert f"no change: moved less than {floor:,.0f} ms (1.5 % of A's TTFB)" in said
+
+
+def test_arms_differ_by_commit_interpreter_or_an_environment_the_runs_would_not_have(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents.catalog import Scenario
+    from producers.experiments import _same_arms
+
+    root = Path(__file__).resolve().parents[2]  # this repository: HEAD and HEAD~1 exist
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    plain = [Scenario(name="s", repo="r", script="t.py")]
+    threads = [Scenario(name="s", repo="r", script="t.py", env={"OMP_NUM_THREADS": "4"})]
+
+    def same(a: list[str], b: list[str], scenarios: list[Scenario] = plain,
+             here: bool = True) -> bool:
+        return bool(_same_arms((parse_arm(a), parse_arm(b)), scenarios, root, here))
+
+    assert same(["HEAD"], ["env=OMP_NUM_THREADS=1"])  # the runs' default
+    assert not same(["HEAD"], ["env=OMP_NUM_THREADS=2"])
+    assert not same(["HEAD"], ["env=OMP_NUM_THREADS=1"], threads)  # the scenario sets 4
+    assert not same(["HEAD~1"], ["HEAD"])
+    assert not same(["HEAD"], ["HEAD", "python=python3.11"])
+    assert not same(["HEAD"], ["HEAD"], here=False)  # a cluster agent's environment is its own
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")  # the agent's environment sets it
+    assert not same(["HEAD"], ["env=OMP_NUM_THREADS=1"])
