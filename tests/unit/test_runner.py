@@ -181,3 +181,35 @@ def main(config):
     outcome = run_once(RunSpec(**{**spec.__dict__, "env": {"PYTHONPATH": str(other)}}))
     assert outcome.status == "completed", outcome.reason
     assert (tmp_path / "where.txt").read_text() == "the other project"
+
+
+def test_each_run_starts_with_its_own_empty_compiler_caches(tmp_path: Path) -> None:
+    """A torch.compile run that finds what an earlier run compiled takes a
+    third of a cold job's time: each run gets fresh cache folders (removed
+    after it), unless the scenario names a cache the team's jobs share."""
+    import json
+
+    seen = tmp_path / "seen.jsonl"
+    body = GOOD.replace("def main(config):", f"""import json, os
+def main(config):
+    folders = {{k: os.environ.get(k) for k in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")}}
+    for folder in folders.values():
+        os.makedirs(folder, exist_ok=True)
+        empty = not os.listdir(folder)
+        open(os.path.join(folder, "compiled.bin"), "w").write("kernel")
+    with open({str(seen)!r}, "a") as out:
+        out.write(json.dumps({{"folders": folders, "empty": empty}}) + "\\n")""")
+    spec = workflow(tmp_path, body)
+    for _ in range(2):
+        assert run_once(spec).status == "completed"
+    runs = [json.loads(line) for line in seen.read_text().splitlines()]
+    first, second = (set(r["folders"].values()) for r in runs)
+    assert not first & second and all(r["empty"] for r in runs)
+    assert not any(Path(f).exists() for f in first | second)  # removed after each run
+    shared = tmp_path / "shared-cache"
+    env = {"TORCHINDUCTOR_CACHE_DIR": str(shared), "TRITON_CACHE_DIR": str(shared / "t")}
+    for _ in range(2):
+        assert run_once(RunSpec(**{**spec.__dict__, "env": env})).status == "completed"
+    warm = [json.loads(line) for line in seen.read_text().splitlines()][2:]
+    assert [r["empty"] for r in warm] == [True, False]  # the second found the first's
+    assert (shared / "compiled.bin").exists()
