@@ -143,10 +143,18 @@ def run_env(scenario_env: dict[str, str], base: dict[str, str]) -> dict[str, str
 COLD_CACHES = {"TORCHINDUCTOR_CACHE_DIR": "inductor", "TRITON_CACHE_DIR": "triton"}
 
 
+# in a scenario's env value, the run's own empty folder (removed after it):
+# HF_DATASETS_CACHE = "{run_tmp}/datasets" makes every run convert and map
+# its dataset afresh, as a job on a fresh host does
+RUN_TMP = "{run_tmp}"
+
+
 def child_env(spec: RunSpec, fd: int, caches: str = "") -> dict[str, str]:
     env = run_env(spec.env, dict(os.environ))
     for key, folder in COLD_CACHES.items() if caches else ():
         env.setdefault(key, os.path.join(caches, folder))
+    for key in [k for k in spec.env if caches and RUN_TMP in env.get(k, "")]:
+        env[key] = env[key].replace(RUN_TMP, os.path.join(caches, "run"))
     env["TTFB_SDK_FD"] = str(fd)
     if spec.script:  # zero-code mode stops a script with no recognisable step, and says so
         env["TTFB_STEP_LIMIT_S"] = str(max(1.0, spec.timeout_s - 5.0))

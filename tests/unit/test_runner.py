@@ -213,3 +213,24 @@ def main(config):
     warm = [json.loads(line) for line in seen.read_text().splitlines()][2:]
     assert [r["empty"] for r in warm] == [True, False]  # the second found the first's
     assert (shared / "compiled.bin").exists()
+
+
+def test_a_scenarios_env_names_the_runs_own_folder_with_run_tmp(tmp_path: Path) -> None:
+    """``{run_tmp}`` in a scenario's env value is a folder of the run's own,
+    empty and removed after it: a cache the scenario wants cold at every run
+    (Hugging Face datasets' converted and mapped files)."""
+    seen = tmp_path / "seen.txt"
+    body = GOOD.replace("def main(config):", f"""import os
+def main(config):
+    folder = os.environ["HF_DATASETS_CACHE"]
+    os.makedirs(folder)
+    open(os.path.join(folder, "mapped.arrow"), "w").write("rows")
+    open({str(seen)!r}, "a").write(folder + "\\n")""")
+    spec = workflow(tmp_path, body)
+    env = {"HF_DATASETS_CACHE": "{run_tmp}/datasets"}
+    for _ in range(2):
+        outcome = run_once(RunSpec(**{**spec.__dict__, "env": env}))
+        assert outcome.status == "completed", outcome.stderr_tail
+    folders = seen.read_text().split()
+    assert len(set(folders)) == 2 and all(f.endswith("/datasets") for f in folders)
+    assert not any("{run_tmp}" in f or Path(f).exists() for f in folders)
