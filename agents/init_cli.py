@@ -4,6 +4,7 @@ training script, checked with a real run before it is written."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
@@ -101,6 +102,19 @@ def _import_folder(stderr_tail: str, root: Path) -> str:
         return ""
     relative = holder.relative_to(root.resolve()).as_posix()
     return "" if relative == "." else relative
+
+
+def _uses_datasets(root: Path, modules: list[str]) -> bool:
+    """Whether the repository's code the run imported imports Hugging Face
+    ``datasets`` (its cache keeps every run after the first from doing the
+    preprocessing a fresh host does)."""
+    pattern = re.compile(r"^\s*(from\s+datasets\b|import\s+datasets\b)", re.MULTILINE)
+    for rel in modules:
+        if rel.endswith(".py"):
+            with contextlib.suppress(OSError, ValueError):
+                if pattern.search((root / rel).read_text()):
+                    return True
+    return False
 
 
 def _stopped_for_time(outcome: RunOutcome) -> bool:
@@ -210,8 +224,13 @@ def init_command(args: argparse.Namespace, settings: Settings) -> int:
     with catalog.open("a") as out:
         out.write(_toml(scenario))
     print(f"measured: ttfb {outcome.ttfb_ms:,.0f} ms ({parts})")
-    print(f"wrote scenario {name!r} to {catalog}\n"
-          f"next: commit {catalog.name}, then\n"
+    print(f"wrote scenario {name!r} to {catalog}")
+    if "HF_DATASETS_CACHE" not in scenario.env and _uses_datasets(root, outcome.modules):
+        print("it uses Hugging Face datasets, whose converted and mapped files stay cached "
+              "between runs: to measure its preprocessing as a fresh host runs it, add "
+              'HF_DATASETS_CACHE = "{run_tmp}/datasets" to its env (or give init '
+              "--env 'HF_DATASETS_CACHE={run_tmp}/datasets')")
+    print(f"next: commit {catalog.name}, then\n"
           f"  TTFB_CATALOG={catalog} ttfb backfill --repo {repo}={root} --last 10\n"
           f"  TTFB_CATALOG={catalog} ttfb watch --repo {repo}={root}")
     return 0

@@ -211,3 +211,18 @@ def test_a_package_an_editable_install_serves_from_the_working_copy_goes_on_the_
     assert result.returncode == 0, result.stderr
     assert "trying again with lib/ on its path" in result.stderr
     assert 'pythonpath = [".", "lib"]' in (repo / "ttfb.toml").read_text()
+
+
+def test_a_script_that_uses_hugging_face_datasets_is_told_how_to_measure_it_cold(
+        tmp_path: Path) -> None:
+    repo = tmp_path / "proj"
+    (repo / "datasets").mkdir(parents=True)  # stands in for the library: importable
+    (repo / "datasets" / "__init__.py").write_text("")
+    repo = repo_with(tmp_path, "from datasets import __name__ as _\n")
+    result = init(tmp_path, repo)
+    assert result.returncode == 0, result.stderr
+    assert 'add HF_DATASETS_CACHE = "{run_tmp}/datasets" to its env' in result.stdout
+    plain = repo_with(tmp_path / "plain", "import json\n")
+    result = init(tmp_path / "plain", plain)
+    assert result.returncode == 0, result.stderr
+    assert "HF_DATASETS_CACHE" not in result.stdout
