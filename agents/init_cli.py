@@ -92,8 +92,8 @@ def _import_folder(stderr_tail: str, root: Path) -> str:
     ``root`` rather than from the checkout (the harness says so: an editable
     install of a layout the lab's default path misses, ``lib/pkg``), the
     folder (relative to the root) that holds it; "" otherwise."""
-    found = re.findall(r"imported the repository's '[^']+' from (.+?), not from the commit's",
-                       stderr_tail)
+    found = re.findall(r"imported the repository's '[^']+' from (.+?), not from the commit's "
+                       r"checkout \(an editable install\?\)", stderr_tail)
     if not found:
         return ""
     path = Path(found[-1])

@@ -191,25 +191,39 @@ def with_src(root: Path, paths: "list[Path]") -> "list[Path]":
     return paths
 
 
-def _git_top(path: str) -> "str | None":
-    """The folder of the git working tree ``path`` is in (where ``.git`` is)."""
-    folder = os.path.dirname(path)
+def _git_tops(path: str) -> "list[str]":
+    """The git working trees ``path`` is in, innermost first (a submodule's,
+    then its superproject's): each folder above it that holds ``.git``."""
+    tops, folder = [], os.path.dirname(path)
     while True:
         if os.path.exists(os.path.join(folder, ".git")):
-            return folder
+            tops.append(folder)
         parent = os.path.dirname(folder)
         if parent == folder:
-            return None
+            return tops
         folder = parent
 
 
-def imported_elsewhere(root: Path) -> "list[tuple[str, str]]":
+def _ours_elsewhere(root: Path, full: str) -> str:
+    """How the file ``full`` (outside the checkout) is the repository's:
+    "copy" where a git working tree holds it at the path the checkout holds
+    it too, "submodule" where it lies in a submodule whose folder the
+    checkout has (empty: the lab's checkouts hold no submodules); "" else."""
+    tops = _git_tops(full)
+    for inner, top in zip([None, *tops], tops, strict=False):
+        if (root / os.path.relpath(full, top)).is_file():
+            return "copy"
+        if inner is not None and (root / os.path.relpath(inner, top)).is_dir():
+            return "submodule"
+    return ""
+
+
+def imported_elsewhere(root: Path) -> "list[tuple[str, str, str]]":
     """Top-level modules the run imported from another working tree of the
-    repository under test: outside the checkout and the interpreter's own
-    folders, in a git working tree that holds the file at the path the
-    checkout holds it too (an editable install of the working copy, most
-    often; an installed package of the same name from elsewhere is not one).
-    (name, file) pairs."""
+    repository under test, outside the checkout and the interpreter's own
+    folders (an editable install of the working copy, most often; an
+    installed package of the same name from elsewhere is not one): (name,
+    file, how: ``_ours_elsewhere``)."""
     import site
 
     root = root.resolve()
@@ -217,7 +231,7 @@ def imported_elsewhere(root: Path) -> "list[tuple[str, str]]":
                str(Path(__file__).resolve().parent.parent), *site.getsitepackages(),
                site.getusersitepackages()]
     known = tuple({f + os.sep for folder in folders for f in (folder, os.path.realpath(folder))})
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str, str, str]] = []
     for name, module in list(sys.modules.items()):
         if "." in name:  # a submodule comes from where its top module does
             continue
@@ -225,9 +239,9 @@ def imported_elsewhere(root: Path) -> "list[tuple[str, str]]":
         if not path or not os.path.isabs(path) or path.startswith(known):
             continue
         full = os.path.realpath(path)
-        top = None if full.startswith(known) else _git_top(full)
-        if top and (root / os.path.relpath(full, top)).is_file():
-            found.append((name, full))
+        how = "" if full.startswith(known) else _ours_elsewhere(root, full)
+        if how:
+            found.append((name, full, how))
     return sorted(found)
 
 
@@ -355,11 +369,13 @@ def main(argv: list[str] | None = None) -> int:
         _workflow(args, rest, root, paths)
     elsewhere = imported_elsewhere(root)
     if elsewhere:  # the commit's own code was not what ran: no measurement of it
-        name, path = elsewhere[0]
+        name, path, how = elsewhere[0]
         sys.stderr.write(
             f"ttfb-lab: the run imported the repository's {name!r} from {path}, not from the "
-            "commit's checkout (an editable install?): add the folder that holds it to the "
-            "scenario's pythonpath\n")
+            + ("commit's checkout (an editable install?): add the folder that holds it to the "
+               "scenario's pythonpath\n" if how == "copy" else
+               "commit's checkout: it is in a git submodule, and the lab checks out no "
+               "submodules (an editable install of the working copy's?)\n"))
         sys.stderr.flush()
         os._exit(1)
     sdk.report(modules=sorted(set(repo_modules(root)) | reads()), **_software_facts())

@@ -234,3 +234,33 @@ def main(config):
     folders = seen.read_text().split()
     assert len(set(folders)) == 2 and all(f.endswith("/datasets") for f in folders)
     assert not any("{run_tmp}" in f or Path(f).exists() for f in folders)
+
+
+def test_a_package_from_the_working_copys_submodule_fails_the_run_and_says_so(
+        tmp_path: Path) -> None:
+    """The lab's checkouts hold no submodules: a run that imports the
+    repository's submodule's package from the working copy (an editable
+    install of it) measures the working copy's code, and says so instead."""
+    import subprocess
+
+    def git(*args: str, cwd: Path) -> None:
+        subprocess.run(["git", "-c", "user.name=a", "-c", "user.email=a@b",
+                        "-c", "protocol.file.allow=always", *args], cwd=cwd, check=True,
+                       capture_output=True)
+
+    library, working = tmp_path / "library", tmp_path / "working-copy"
+    _package(library, "the submodule")
+    git("init", "-q", str(library), cwd=tmp_path)
+    git("add", "-A", cwd=library)
+    git("commit", "-qm", "library", cwd=library)
+    git("init", "-q", str(working), cwd=tmp_path)
+    git("submodule", "add", "-q", str(library), "third_party/library", cwd=working)
+    checkout = tmp_path / "checkout"
+    (checkout / "third_party" / "library").mkdir(parents=True)  # a gitlink's empty folder
+    body = GOOD.replace("def main(config):", "import proj\ndef main(config):")
+    spec = workflow(checkout, body)
+    editable = {"PYTHONPATH": str(working / "third_party" / "library")}
+    outcome = run_once(RunSpec(**{**spec.__dict__, "env": editable}))
+    assert outcome.status == "failed"
+    assert ("it is in a git submodule, and the lab checks out no submodules"
+            in outcome.stderr_tail)
