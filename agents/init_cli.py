@@ -16,6 +16,7 @@ from agents.runner import RunOutcome, run_once
 from agents.spec import SpecError, spec_for
 from agents.workspace import WorkspaceError, git, temporary_checkout
 from ttfb.events import failure_summary
+from ttfb.harness import EDITABLE_COPY
 from ttfb.launcher import NO_STEP
 from ttfb.settings import Settings
 
@@ -92,8 +93,8 @@ def _import_folder(stderr_tail: str, root: Path) -> str:
     ``root`` rather than from the checkout (the harness says so: an editable
     install of a layout the lab's default path misses, ``lib/pkg``), the
     folder (relative to the root) that holds it; "" otherwise."""
-    found = re.findall(r"imported the repository's '[^']+' from (.+?), not from the commit's "
-                       r"checkout \(an editable install\?\)", stderr_tail)
+    found = re.findall(r"imported the repository's '[^']+' from (.+?)" + re.escape(EDITABLE_COPY),
+                       stderr_tail)
     if not found:
         return ""
     path = Path(found[-1])

@@ -218,6 +218,14 @@ def _ours_elsewhere(root: Path, full: str) -> str:
     return ""
 
 
+# how a run that imported the repository's code from elsewhere ends its
+# sentence (``ttfb init`` reads the first: the folder to add to the path)
+EDITABLE_COPY = (", not from the commit's checkout (an editable install?): add the folder "
+                 "that holds it to the scenario's pythonpath")
+IN_SUBMODULE = (", not from the commit's checkout: it is in a git submodule, and the lab "
+                "checks out no submodules (an editable install of the working copy's?)")
+
+
 def imported_elsewhere(root: Path) -> "list[tuple[str, str, str]]":
     """Top-level modules the run imported from another working tree of the
     repository under test, outside the checkout and the interpreter's own
@@ -370,12 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     elsewhere = imported_elsewhere(root)
     if elsewhere:  # the commit's own code was not what ran: no measurement of it
         name, path, how = elsewhere[0]
-        sys.stderr.write(
-            f"ttfb-lab: the run imported the repository's {name!r} from {path}, not from the "
-            + ("commit's checkout (an editable install?): add the folder that holds it to the "
-               "scenario's pythonpath\n" if how == "copy" else
-               "commit's checkout: it is in a git submodule, and the lab checks out no "
-               "submodules (an editable install of the working copy's?)\n"))
+        sys.stderr.write(f"ttfb-lab: the run imported the repository's {name!r} from {path}"
+                         + (EDITABLE_COPY if how == "copy" else IN_SUBMODULE) + "\n")
         sys.stderr.flush()
         os._exit(1)
     sdk.report(modules=sorted(set(repo_modules(root)) | reads()), **_software_facts())
