@@ -214,18 +214,17 @@ def print_table(result: ev.ExperimentCompleted) -> None:
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
-def _same_arms(arms: tuple[ArmSpec, ArmSpec], scenarios: list[Any], repo: Path,
+def _same_arms(arms: tuple[ArmSpec, ArmSpec], commits: list[str], scenarios: list[Any],
                here: bool) -> str:
-    """Why the two arms run the same thing (the same commit and interpreter,
-    and an environment their runs have either way: ``env=OMP_NUM_THREADS=1``
-    is every run's default), "" where they differ. The agent's environment is
-    known only where it runs here (``here``: the embedded lab)."""
+    """Why the two arms run the same thing (the same commit, ``commits`` being
+    theirs, and interpreter, and an environment their runs have either way:
+    ``env=OMP_NUM_THREADS=1`` is every run's default), "" where they differ.
+    The agent's environment is known only where it runs here (``here``: the
+    embedded lab)."""
     from agents.runner import RUN_DEFAULTS, run_env
-    from agents.workspace import resolve
 
     a, b = arms
-    if not here or resolve(repo, a.revision) != resolve(repo, b.revision) or \
-            (a.python or "") != (b.python or ""):
+    if not here or commits[0] != commits[1] or (a.python or "") != (b.python or ""):
         return ""
     base = dict(os.environ)
     if any(run_env({**s.env, **a.env}, base) != run_env({**s.env, **b.env}, base)
@@ -260,14 +259,14 @@ def ab_command(args: argparse.Namespace, settings: Settings) -> int:
     results = []
     path = str(Path(args.repo).resolve())
     try:  # before any run: a revision or an interpreter that is not there fails every run
+        commits = [resolve(Path(path), arm.revision) for arm in arms]
         for arm in arms:
-            resolve(Path(path), arm.revision)
             # as the agent finds it (a bare name on PATH), where the agent runs
             # here: a cluster's agents may have interpreters this host has not
             if arm.python and settings.embedded_bus and shutil.which(arm.python) is None:
                 raise WorkspaceError(f"no interpreter {arm.python} (python= takes an "
                                      "executable file, or a name on PATH)")
-        same = _same_arms(arms, [catalog.scenarios[s] for s in scenarios], Path(path),
+        same = _same_arms(arms, commits, [catalog.scenarios[s] for s in scenarios],
                           settings.embedded_bus)
     except WorkspaceError as exc:
         print(f"ttfb ab: {exc}", file=sys.stderr)

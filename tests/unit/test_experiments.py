@@ -72,6 +72,7 @@ def test_the_table_says_why_a_small_move_with_a_small_p_is_no_change(
 def test_arms_differ_by_commit_interpreter_or_an_environment_the_runs_would_not_have(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from agents.catalog import Scenario
+    from agents.workspace import resolve
     from producers.experiments import _same_arms
 
     root = Path(__file__).resolve().parents[2]  # this repository: HEAD and HEAD~1 exist
@@ -81,7 +82,9 @@ def test_arms_differ_by_commit_interpreter_or_an_environment_the_runs_would_not_
 
     def same(a: list[str], b: list[str], scenarios: list[Scenario] = plain,
              here: bool = True) -> bool:
-        return bool(_same_arms((parse_arm(a), parse_arm(b)), scenarios, root, here))
+        arms = (parse_arm(a), parse_arm(b))
+        commits = [resolve(root, arm.revision) for arm in arms]
+        return bool(_same_arms(arms, commits, scenarios, here))
 
     assert same(["HEAD"], ["env=OMP_NUM_THREADS=1"])  # the runs' default
     assert not same(["HEAD"], ["env=OMP_NUM_THREADS=2"])
