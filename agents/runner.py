@@ -153,8 +153,9 @@ def child_env(spec: RunSpec, fd: int, caches: str = "") -> dict[str, str]:
     env = run_env(spec.env, dict(os.environ))
     for key, folder in COLD_CACHES.items() if caches else ():
         env.setdefault(key, os.path.join(caches, folder))
-    for key in [k for k in spec.env if caches and RUN_TMP in env.get(k, "")]:
-        env[key] = env[key].replace(RUN_TMP, os.path.join(caches, "run"))
+    for key, value in spec.env.items() if caches else ():  # the scenario's win: env's too
+        if RUN_TMP in value:
+            env[key] = value.replace(RUN_TMP, os.path.join(caches, "run"))
     env["TTFB_SDK_FD"] = str(fd)
     if spec.script:  # zero-code mode stops a script with no recognisable step, and says so
         env["TTFB_STEP_LIMIT_S"] = str(max(1.0, spec.timeout_s - 5.0))

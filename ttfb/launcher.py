@@ -75,12 +75,14 @@ def _has_tensor(args: tuple[Any, ...], kwargs: dict[str, Any], tensor: type) -> 
 
 # a profiled run's ``-X importtime`` log says which of its imports were
 # imports time: lines of ours mark where model spans begin and end and where
-# the step begins (``agents.explain.import_times`` reads them)
+# the step begins (``agents.explain`` reads them). The setting is the
+# process's from its start: read once, not at every model span
 IMPORTTIME_MARK = "import time: ttfb-lab "
+_IMPORTTIME = bool(os.environ.get("PYTHONPROFILEIMPORTTIME"))
 
 
 def _mark(what: str) -> None:
-    if os.environ.get("PYTHONPROFILEIMPORTTIME"):
+    if _IMPORTTIME:
         os.write(2, f"{IMPORTTIME_MARK}{what}\n".encode())
 
 
