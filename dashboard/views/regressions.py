@@ -133,11 +133,19 @@ def _triage(alert: dict[str, Any]) -> None:
     with st.form(f"triage-{alert_id}"):
         st.caption(f"Triage alert `{alert_id}`: expected makes its level the baseline; "
                    "invalid counts it as a false alarm")
-        status = st.radio("status", TRIAGE_STATUSES, horizontal=True, key=f"s-{alert_id}")
+        # nothing chosen until a person chooses (the alert's own status, if it has one): a
+        # click on "triage" alone must not mark an alert
+        current = TRIAGE_STATUSES.index(alert["triage"]) \
+            if alert["triage"] in TRIAGE_STATUSES else None
+        status = st.radio("status", TRIAGE_STATUSES, index=current, horizontal=True,
+                          key=f"s-{alert_id}")
         by = st.text_input("by", value=str(st.user.get("email") or "")
                            if st.user.get("is_logged_in") else "", key=f"b-{alert_id}")
         note = st.text_input("note", key=f"n-{alert_id}")
         if st.form_submit_button("triage", key=f"t-{alert_id}"):
+            if status is None:
+                st.error(f"Choose a status first: {', '.join(TRIAGE_STATUSES)}.")
+                return
             try:
                 where = data.triage(alert_id, str(status), by, note)
             except ValueError as exc:

@@ -233,6 +233,12 @@ def test_an_alert_is_triaged_from_its_button_and_filtered_by_triage(seeded: Path
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["false alarms / week"] == "1.00"  # the retracted one, in under a week
     assert metrics["true findings"] == "1"
+    # no status is chosen for an untriaged alert: the button alone marks nothing
+    assert at.radio(key="s-det1:config").value is None
+    at.button(key="t-det1:config").click().run()
+    assert any("Choose a status first" in e.value for e in at.error), at.error
+    assert not queries.current_alerts(open_store(Settings(data_dir=seeded, _env_file=None)),
+                                      triage="acknowledged")
     at.radio(key="s-det1:config").set_value("invalid")
     at.text_input(key="b-det1:config").input("ada")
     at.text_input(key="n-det1:config").input("the machine was shared")
@@ -247,6 +253,7 @@ def test_an_alert_is_triaged_from_its_button_and_filtered_by_triage(seeded: Path
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["false alarms / week"] == "2.00" and metrics["true findings"] == "0"
     assert any("[invalid by ada]" in e.label for e in at.expander)
+    assert at.radio(key="s-det1:config").value == "invalid"  # its form starts at its status
     at.selectbox[0].set_value("expected").run()
     assert not at.expander  # nothing marked expected
     at.selectbox[0].set_value("untriaged").run()
