@@ -39,11 +39,11 @@ or goes; there, a split smaller than ``dependent_below_pct`` must clear its
 bar with its |t| deflated by how much the commits left about the segments
 found follow their neighbours (permuting commits assumes they do not: a
 machine's slow drift, a trend or a season makes every split look
-significant). A history whose commits are exchangeable (no change, no drift)
-raises a false alarm with probability at most ``alpha``: its first test is
-three permutation tests whose levels add up to it, and every later one
-runs only after one has rejected. Pure numpy and scipy; the permutations
-come from ``seed``.
+significant); a history with a season is read over whole periods instead
+(``ttfb.stats.season``). A history whose commits are exchangeable raises a
+false alarm with probability at most ``alpha``: its first test is three
+permutation tests whose levels add up to it, and every later one runs only
+after one has rejected. Pure numpy and scipy; permutations from ``seed``.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ import numpy as np
 
 from ttfb.stats.comparisons import MAD_SCALE, compare
 from ttfb.stats.detector import ChangePoint, Point
+from ttfb.stats.season import period, seasonal_changes
 
 Cells = tuple[np.ndarray, np.ndarray, np.ndarray]
 CELLS_PER_CHUNK = 1_000_000  # permutation x commit cells computed at once (memory bound)
@@ -73,20 +74,16 @@ class HistoryConfig:
     min_effect_pct: float = 1.0
     refine_sweeps: int = 3  # passes that test each change again between its neighbours
     log_share: float = 0.1  # of alpha, spent on the logs' scan
-    # of alpha, spent on the seeded intervals' scan (0: none), and their
-    # shortest length in commits
-    seeded_share: float = 0.3
-    seeded_shortest: int = 16
-    # significant splits offered to the guards, strongest first, at most
-    # (0: every one; 1: the best split alone, whose failing a guard ended the
-    # segment's search even where a second step or a drift made it fail)
+    seeded_share: float = 0.3  # of alpha, on the seeded intervals' scan (0: none)
+    seeded_shortest: int = 16  # commits, the seeded intervals' shortest
+    # significant splits offered to the guards, strongest first, at most (0:
+    # every one; 1: the best alone, whose failing a guard ended the search)
     candidates: int = 0
-    # the sweeps after binary segmentation judge a split whose logs' means
-    # differ by less than this share (%) against dependent commits: its |t|
-    # divided by sqrt((1 + r) / (1 - r)), r the lag-1 autocorrelation of the
-    # commits' mean logs about the segments found (a machine's slow drift, a
-    # trend or a season leaves it; a step does not); 0: off
+    # the sweeps judge a split whose logs' means differ by less than this (%)
+    # with its |t| divided by sqrt((1 + r) / (1 - r)), r the lag-1
+    # autocorrelation of the commits' mean logs about the segments found; 0: off
     dependent_below_pct: float = 10.0
+    season_z: float = 3.0  # a seasonal history's steps' robust z (``stats.season``; 0: off)
     seed: int = 0
 
 
@@ -383,7 +380,10 @@ def detect_history(points: Iterable[Point], cfg: HistoryConfig | None = None) ->
     if len(used) < 2 * _side(cfg):
         return []
     logs = _logs([pts[i] for i in used])
-    found = _segments(logs, cfg)
+    means = np.array([float(v.mean()) for v in logs])
+    season = period(means) if cfg.season_z > 0 else None
+    found = _segments(logs, cfg) if season is None else \
+        seasonal_changes(means, season, cfg.season_z, cfg.min_effect_pct)
     bounds = [0] + [split for split, _ in found] + [len(used)]
     out = []
     for j, (split, p) in enumerate(found):
