@@ -13,6 +13,7 @@ from typing import Any
 
 from ttfb.settings import Settings
 from ttfb.stats import HistoryConfig, detect_history, group_points
+from ttfb.stats.season import season_of
 
 
 class HistoryError(ValueError):
@@ -56,6 +57,13 @@ def read_history(path: Path) -> dict[str, list[tuple[float, float, str]]]:
             order = row["order"].strip()
             rows[row["series"]].append((_order(order), value, row.get("commit") or order))
     return rows
+
+
+def seasons(history: dict[str, list[tuple[float, float, str]]],
+            cfg: HistoryConfig) -> dict[str, int]:
+    """The series read over whole periods, and their period in commits."""
+    found = {name: season_of(group_points(rows)) for name, rows in sorted(history.items())}
+    return {name: p for name, p in found.items() if p is not None and cfg.season_z > 0}
 
 
 def detections(history: dict[str, list[tuple[float, float, str]]], cfg: HistoryConfig,
@@ -104,10 +112,13 @@ def detect_command(args: argparse.Namespace, settings: Settings) -> int:
     if dropped:
         print(f"ttfb detect: skipped {len(dropped)} series with no positive value: "
               f"{', '.join(dropped[:5])}{' ...' if len(dropped) > 5 else ''}", file=sys.stderr)
-    found = detections(usable, cfg, args.higher_is_better)
+    found, periods = detections(usable, cfg, args.higher_is_better), seasons(usable, cfg)
     if args.json:
-        print(json.dumps({"detections": found}, indent=2))
+        print(json.dumps({"detections": found, "seasons": periods}, indent=2))
     else:
+        for name, commits in periods.items():
+            print(f"{name}: a season of {commits} commits; its changes are read over whole "
+                  "periods (a period's commits after each commit against the period's before)")
         for d in found:
             print(f"{d['series']}: {d['direction']} at index {d['index']} (order {d['order']:g},"
                   f" commit {d['commit']}): {d['effect_pct']:+.1f}% p={d['p_value']:.2g}")

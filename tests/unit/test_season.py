@@ -3,6 +3,11 @@ rates over many seeded histories, with and without a season."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from ttfb.stats import HistoryConfig, Point, detect_history
@@ -94,3 +99,26 @@ def test_a_season_alone_raises_few_false_changes() -> None:
     histories = [_seasonal(rng, wander=0.0) for _ in range(80)]
     false = sum(len(detect_history(h)) for h in histories)
     assert 1000 * false / sum(len(h) for h in histories) <= 2.5, false
+
+
+def test_detect_cli_says_a_series_has_a_season_and_sizes_its_step_over_whole_periods(
+        tmp_path: Path) -> None:
+    """``ttfb detect`` on a CSV: the seasonal series is named with its
+    period, and its 15 % step's effect compares a period each side (its
+    neighbouring changes' segments would hold the season's swings)."""
+    rng = np.random.default_rng(21)
+    rows = [f"seasonal,{p.order:g},{v:.3f},c{int(p.order)}"
+            for p in _seasonal(rng, wander=0.002, step_pct=15.0, at=150) for v in p.values]
+    csv = tmp_path / "history.csv"
+    csv.write_text("series,order,value,commit\n" + "\n".join(rows) + "\n")
+    out = subprocess.run([sys.executable, "-m", "ttfb.cli", "detect", "--input", str(csv),
+                          "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["seasons"] == {"seasonal": PERIOD}
+    [step] = [d for d in doc["detections"] if abs(d["index"] - 150) <= 2]
+    assert step["direction"] == "regression" and 10 < step["effect_pct"] < 20, step
+    assert step["ci_low_pct"] < 15 < step["ci_high_pct"], step
+    text = subprocess.run([sys.executable, "-m", "ttfb.cli", "detect", "--input", str(csv)],
+                          capture_output=True, text=True, timeout=120).stdout
+    assert text.startswith("seasonal: a season of 12 commits;"), text

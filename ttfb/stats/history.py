@@ -1,15 +1,13 @@
 """Change points of a whole history (``ttfb detect``): a rank scan over every
 split, calibrated by permuting commits, applied by binary segmentation.
 
-The streaming detector sees one commit at a time and tests a window of a few
-commits; a history is all there at once, so offline every split of it can be
-tested. For a segment of commits:
+The streaming detector tests a window of a few commits; a history is all
+there at once, so every split of it can be tested. For a segment of commits:
 
 * its runs' values are ranked, and every split between commits gets the
   pooled two-sample t of the ranks; the split with the largest |t| is the
-  candidate (ranks: a cold-cache mode or a heavy tail inflates a t-test of
-  the logs, and so hides small shifts, far more than it moves ranks; an
-  outlier is one rank among many, so none needs dropping);
+  candidate (a cold-cache mode or a heavy tail inflates a t-test of the
+  logs far more than it moves ranks; an outlier is one rank among many);
 * its p-value is the share of random orders of the commits whose best split
   reaches the same |t|: commits, not runs, are shuffled, so runs that share
   a commit's machine state stay together, and the level holds for any noise
@@ -373,7 +371,8 @@ def detect_history(points: Iterable[Point], cfg: HistoryConfig | None = None) ->
     """Every change point of a history (points in order). A commit with no
     positive value keeps its place (``index`` counts it) but takes no part.
     Each change's effect and CI compare the commits between its neighbouring
-    changes; its ``p_value`` is the scan's permutation p-value."""
+    changes (in a history with a season, a period's each side); its
+    ``p_value`` is the scan's permutation p-value (or the season's peak's)."""
     cfg = cfg or HistoryConfig()
     pts = list(points)
     used = [i for i, p in enumerate(pts) if any(v > 0 for v in p.values)]
@@ -386,9 +385,10 @@ def detect_history(points: Iterable[Point], cfg: HistoryConfig | None = None) ->
         seasonal_changes(means, season, cfg.season_z, cfg.min_effect_pct)
     bounds = [0] + [split for split, _ in found] + [len(used)]
     out = []
-    for j, (split, p) in enumerate(found):
-        before = [v for i in used[bounds[j]:split] for v in pts[i].values]
-        after = [v for i in used[split:bounds[j + 2]] for v in pts[i].values]
+    for j, (split, p) in enumerate(found):  # against its neighbours, or a period each side
+        lo, hi = (bounds[j], bounds[j + 2]) if season is None else (split - season, split + season)
+        before = [v for i in used[lo:split] for v in pts[i].values]
+        after = [v for i in used[split:hi] for v in pts[i].values]
         comparison = replace(compare(before, after), p_value=p)
         first = pts[used[split]]
         out.append(ChangePoint(

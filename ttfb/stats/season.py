@@ -30,11 +30,13 @@ has a season by this test, so the scan reads them as before.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.stats import norm
 
 from ttfb.stats.comparisons import MAD_SCALE
+from ttfb.stats.detector import Point
 
 REPEATS = 4.0  # standard errors of a lag's correlation, at the period and at twice it
 PEAK = 0.3  # the period's correlation above half the period's
@@ -61,6 +63,12 @@ def period(means: np.ndarray) -> int | None:
         return None
     strongest = max(peaks, key=lambda lag: r[lag])
     return min(lag for lag in peaks if strongest % lag == 0 and r[lag] >= r[strongest] - NEAR)
+
+
+def season_of(points: Sequence[Point]) -> int | None:
+    """``period`` of a history's points (those with a positive value)."""
+    return period(np.array([float(np.log([v for v in p.values if v > 0]).mean())
+                            for p in points if any(v > 0 for v in p.values)]))
 
 
 def seasonal_changes(means: np.ndarray, season: int, z: float,
