@@ -118,7 +118,8 @@ def detect_command(args: argparse.Namespace, settings: Settings) -> int:
     else:
         for name, commits in periods.items():
             print(f"{name}: a season of {commits} commits; its changes are read over whole "
-                  "periods (a period's commits after each commit against the period's before)")
+                  "periods (a period's commits after each commit against the period's before,"
+                  f" at {cfg.season_z:g} robust standard deviations; p is that peak's own)")
         for d in found:
             print(f"{d['series']}: {d['direction']} at index {d['index']} (order {d['order']:g},"
                   f" commit {d['commit']}): {d['effect_pct']:+.1f}% p={d['p_value']:.2g}")

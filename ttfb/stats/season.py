@@ -74,8 +74,8 @@ def season_of(points: Sequence[Point]) -> int | None:
 def seasonal_changes(means: np.ndarray, season: int, z: float,
                      min_effect_pct: float) -> list[tuple[int, float]]:
     """(split, p) of each change of a history with a season of ``season``
-    commits, by position; p is the normal tail of the peak's z, times the
-    number of periods the history holds."""
+    commits, by position; p is the normal tail of the peak's own z (not
+    corrected for the history's many windows: the bar is ``z``)."""
     splits = np.arange(season, means.size - season + 1)
     if splits.size == 0:
         return []
@@ -93,6 +93,5 @@ def seasonal_changes(means: np.ndarray, season: int, z: float,
             break
         if abs(math.expm1(moved[i])) * 100 >= min_effect_pct and \
                 all(abs(int(splits[i]) - j) >= season for j, _ in found):
-            p = min(1.0, 2 * float(norm.sf(score[i])) * means.size / season)
-            found.append((int(splits[i]), p))
+            found.append((int(splits[i]), 2 * float(norm.sf(score[i]))))
     return sorted(found)
