@@ -129,6 +129,24 @@ def e_divisive(case: Case) -> list[int]:
     return list(ed(case.means.tolist(), pvalue=0.05, permutations=100))
 
 
+PEERS = {"asv": "asv", "otava": "apache-otava",
+         "signal_processing_algorithms": "signal-processing-algorithms"}
+
+
+def require_peers(script: str) -> None:
+    """Exit with the install line where a peer's package is missing (a
+    sentence, not the traceback of the first series it would fail on)."""
+    import importlib.util
+
+    missing = [pip for module, pip in PEERS.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise SystemExit(
+            f"{script}: the peers' packages are missing ({', '.join(missing)}): "
+            ".venv/bin/pip install asv apache-otava && .venv/bin/pip install --no-deps "
+            "signal-processing-algorithms more-itertools 'structlog<25' (BENCHMARKS.md, "
+            "\"Change detection against the peers\")")
+
+
 METHODS: dict[str, Callable[[Case], list[int]]] = {
     "ttfb-lab": ours, "perfherder": perfherder, "asv": asv_steps, "otava": otava,
     "e-divisive": e_divisive}
@@ -197,6 +215,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="2026,7,11", help="one suite per seed")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    require_peers("bench/detection.py")
     suites = {int(seed): suite(args.series, seed=int(seed)) for seed in args.seeds.split(",")}
     named = demo_suite() if (DATA / "demo_series.csv").exists() else {}
     real = list(named.values())

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from detection import METHODS, Case, evaluate, suite
+from detection import METHODS, Case, evaluate, require_peers, suite
 
 from ttfb.stats.detector import Point
 from ttfb.stats.simulate import Series
@@ -283,6 +283,7 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=0,
                         help="also this many synthetic series per seed of the part")
     args = parser.parse_args()
+    require_peers("bench/heldout.py")
     if args.set:
         import dataclasses
 
