@@ -149,11 +149,12 @@ COLD_CACHES = {"TORCHINDUCTOR_CACHE_DIR": "inductor", "TRITON_CACHE_DIR": "trito
 RUN_TMP = "{run_tmp}"
 
 
-def child_env(spec: RunSpec, fd: int, caches: str = "") -> dict[str, str]:
+def child_env(spec: RunSpec, fd: int, caches: str) -> dict[str, str]:
+    """The run's environment; ``caches`` is the run's own folder (removed after it)."""
     env = run_env(spec.env, dict(os.environ))
-    for key, folder in COLD_CACHES.items() if caches else ():
+    for key, folder in COLD_CACHES.items():
         env.setdefault(key, os.path.join(caches, folder))
-    for key, value in spec.env.items() if caches else ():  # the scenario's win: env's too
+    for key, value in spec.env.items():  # the scenario's win: env's too
         if RUN_TMP in value:
             env[key] = value.replace(RUN_TMP, os.path.join(caches, "run"))
     env["TTFB_SDK_FD"] = str(fd)
