@@ -18,32 +18,20 @@ import argparse
 
 import numpy as np
 
-from ttfb.stats import HistoryConfig, Point, detect_history
-
-PERIOD, LENGTH = 12, 240
-
-
-def history(rng: np.random.Generator, shape: str, amplitude: float, wander: float,
-            step_pct: float = 0.0, at: int = 0) -> list[Point]:
-    season = rng.normal(0, amplitude, PERIOD) if shape == "profile" else \
-        amplitude * np.sin(2 * np.pi * np.arange(PERIOD) / PERIOD + rng.uniform(0, 2 * np.pi))
-    level = np.cumsum(rng.normal(0, wander, LENGTH)) + season[np.arange(LENGTH) % PERIOD]
-    level[at:] += np.log1p(step_pct / 100)
-    runs = int(rng.integers(1, 4))
-    return [Point(float(i), f"c{i}", tuple(1000 * np.exp(level[i] + rng.normal(0, 0.03, runs))))
-            for i in range(LENGTH)]
+from ttfb.stats import HistoryConfig, detect_history
+from ttfb.stats.simulate import seasonal
 
 
 def measure(cfg: HistoryConfig, shape: str, amplitude: float, wander: float,
             trials: int) -> tuple[int, int, int]:
     rng = np.random.default_rng(3)
-    alarmed = sum(bool(detect_history(history(rng, shape, amplitude, wander), cfg))
+    alarmed = sum(bool(detect_history(seasonal(rng, shape, amplitude, wander), cfg))
                   for _ in range(trials))
     rng = np.random.default_rng(4)
     found = others = 0
     for _ in range(trials):
         at = int(rng.integers(60, 181))
-        changes = detect_history(history(rng, shape, amplitude, wander, 15.0, at), cfg)
+        changes = detect_history(seasonal(rng, shape, amplitude, wander, 15.0, at), cfg)
         found += any(abs(c.index - at) <= 2 for c in changes)
         others += sum(abs(c.index - at) > 2 for c in changes)
     return alarmed, found, others

@@ -12,25 +12,16 @@ import numpy as np
 
 from ttfb.stats import HistoryConfig, Point, detect_history
 from ttfb.stats.season import period
-from ttfb.stats.simulate import series
+from ttfb.stats.simulate import seasonal, series
 
 PERIOD = 12
 
 
 def _seasonal(rng: np.random.Generator, wander: float = 0.005, step_pct: float = 0.0,
-              at: int = 0, shape: str = "profile", length: int = 240) -> list[Point]:
-    """A season of ``PERIOD`` commits (each phase its own level, sd 8 %, as
-    a month's passengers or an hour's load; or a sine of +-8 %) on a level
-    that wanders (a random walk of ``wander`` a commit), log-normal noise of
-    CV 3 %, one to three runs a commit; ``step_pct`` from commit ``at`` on."""
-    phases = np.arange(length) % PERIOD
-    season = rng.normal(0, 0.08, PERIOD) if shape == "profile" else \
-        0.08 * np.sin(2 * np.pi * np.arange(PERIOD) / PERIOD + rng.uniform(0, 2 * np.pi))
-    level = np.cumsum(rng.normal(0, wander, length)) + season[phases]
-    level[at:] += np.log1p(step_pct / 100)
-    runs = int(rng.integers(1, 4))
-    return [Point(float(i), f"c{i}", tuple(1000 * np.exp(level[i] + rng.normal(0, 0.03, runs))))
-            for i in range(length)]
+              at: int = 0, shape: str = "profile") -> list[Point]:
+    """A season of ``PERIOD`` commits, sd or sine of 8 %, on a level that
+    wanders by ``wander`` a commit (``simulate.seasonal``)."""
+    return seasonal(rng, shape, 0.08, wander, step_pct, at, season=PERIOD)
 
 
 def _means(points: list[Point]) -> np.ndarray:

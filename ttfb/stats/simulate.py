@@ -41,3 +41,21 @@ def series(rng: np.random.Generator, length: int = 40, cv: float = 0.04,
         values = level_ms * factor * np.exp(drift[i]) * noise(rng, runs, cv, shape)
         points.append(Point(order=float(i), commit=f"c{i:04d}", values=tuple(values.tolist())))
     return Series(points, change_index, shift_pct)
+
+
+def seasonal(rng: np.random.Generator, shape: str = "profile", amplitude: float = 0.08,
+             wander: float = 0.005, step_pct: float = 0.0, at: int = 0, length: int = 240,
+             season: int = 12) -> list[Point]:
+    """A history with a season of ``season`` commits: each phase a level of
+    its own (sd ``amplitude``, as a month's passengers or an hour's load;
+    ``shape`` "profile") or a sine of that amplitude ("sine"), on a level
+    that wanders (a random walk of ``wander`` a commit), log-normal noise
+    of CV 3 %, one to three runs a commit; ``step_pct`` from commit ``at`` on."""
+    phases = np.arange(season)
+    profile = rng.normal(0, amplitude, season) if shape == "profile" else \
+        amplitude * np.sin(2 * np.pi * phases / season + rng.uniform(0, 2 * np.pi))
+    level = np.cumsum(rng.normal(0, wander, length)) + profile[np.arange(length) % season]
+    level[at:] += np.log1p(step_pct / 100)
+    runs = int(rng.integers(1, 4))
+    return [Point(float(i), f"c{i}", tuple(1000 * np.exp(level[i] + rng.normal(0, 0.03, runs))))
+            for i in range(length)]
