@@ -128,6 +128,13 @@ def _package(folder: Path, where: str) -> None:
     (folder / "proj" / "__init__.py").write_text(f"WHERE = {where!r}\n")
 
 
+def _writes_where(path: Path) -> str:
+    """A workflow that writes to ``path`` where the ``proj`` it imported says it is."""
+    return GOOD.replace("def main(config):", f"""import proj
+def main(config):
+    open({str(path)!r}, "w").write(proj.WHERE)""")
+
+
 @pytest.mark.parametrize("layout", ["src", "lib"])
 def test_the_commits_package_runs_not_the_working_copys_on_the_path(tmp_path: Path,
                                                                      layout: str) -> None:
@@ -142,9 +149,7 @@ def test_the_commits_package_runs_not_the_working_copys_on_the_path(tmp_path: Pa
     _package(checkout / layout, "checkout")
     _package(working / layout, "working copy")
     subprocess.run(["git", "init", "-q", str(working)], check=True)
-    body = GOOD.replace("def main(config):", f"""import proj
-def main(config):
-    open({str(tmp_path / "where.txt")!r}, "w").write(proj.WHERE)""")
+    body = _writes_where(tmp_path / "where.txt")
     spec = workflow(checkout, body)
     # what an editable install's .pth does: the working copy's folder on sys.path
     editable = {"PYTHONPATH": str(working / layout)}
@@ -174,9 +179,7 @@ def test_a_package_of_the_same_name_from_another_project_is_not_the_repositorys(
     _package(checkout / "vendor", "vendored")
     _package(other, "the other project")
     subprocess.run(["git", "init", "-q", str(other)], check=True)
-    body = GOOD.replace("def main(config):", f"""import proj
-def main(config):
-    open({str(tmp_path / "where.txt")!r}, "w").write(proj.WHERE)""")
+    body = _writes_where(tmp_path / "where.txt")
     spec = workflow(checkout, body)
     outcome = run_once(RunSpec(**{**spec.__dict__, "env": {"PYTHONPATH": str(other)}}))
     assert outcome.status == "completed", outcome.reason
