@@ -75,6 +75,11 @@ class Scenario(BaseModel):
     pythonpath: list[str] = Field(
         default_factory=lambda: ["."], description="repository folders put first on sys.path, "
         "so the commit's own code is imported (default: the repository root)")
+    links: dict[str, str] = Field(
+        default_factory=dict, description="files git does not track that the script reads at "
+        "a path of the repository ({ \"data/enwik8.gz\" = \"/srv/datasets/enwik8.gz\" }): "
+        "each run's checkout has a symbolic link there to the absolute path on the host, "
+        "unless the commit has that path itself")
     config: dict[str, Any] = Field(default_factory=dict, description="production config")
     shrink: ShrinkRules = Field(default_factory=ShrinkRules)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -101,6 +106,16 @@ class Scenario(BaseModel):
     @classmethod
     def _inside_all(cls, value: list[str]) -> list[str]:
         return [_relative(v) or "." for v in value]
+
+    @field_validator("links")
+    @classmethod
+    def _links(cls, value: dict[str, str]) -> dict[str, str]:
+        for path, target in value.items():
+            if not _relative(path).strip("./"):
+                raise ValueError(f"links: {path!r} names the repository itself, not a path in it")
+            if not target.startswith("/"):
+                raise ValueError(f"links: {path!r} must go to an absolute path, not {target!r}")
+        return value
 
     @field_validator("env")
     @classmethod

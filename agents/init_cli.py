@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
+import os
 import re
 import sys
 import threading
@@ -36,6 +38,9 @@ def _toml(scenario: Scenario) -> str:
     if scenario.env:
         pairs = ", ".join(f"{k} = {value(v)}" for k, v in scenario.env.items())
         lines.append(f"env = {{ {pairs} }}")
+    if scenario.links:
+        pairs = ", ".join(f"{value(k)} = {value(v)}" for k, v in scenario.links.items())
+        lines.append(f"links = {{ {pairs} }}")
     lines += [f"device = {value(scenario.device)}", f"timeout_s = {scenario.timeout_s:g}",
               "cheap = true", ""]
     return "\n".join(lines)
@@ -49,6 +54,35 @@ def _env_pairs(pairs: list[str]) -> dict[str, str]:
             raise ValueError(f"--env {pair!r} must look like KEY=VALUE")
         env[key] = text
     return env
+
+
+def _links(given: list[str], root: Path) -> dict[str, str]:
+    """``--link PATH[=TARGET]`` as the catalog keeps them: PATH relative to
+    the repository's root (or absolute, inside it), TARGET an absolute path
+    (default: PATH in the working copy, which must exist)."""
+    links = {}
+    for item in given:
+        path, eq, target = item.partition("=")
+        place = Path(os.path.normpath(Path(path) if Path(path).is_absolute() else root / path))
+        if not place.is_relative_to(root) or place == root:
+            raise ValueError(f"--link {path!r} is not a path inside the repository {root}")
+        source = Path(target).expanduser().absolute() if eq else place
+        if not source.exists():
+            raise ValueError(f"--link {item!r}: there is no {source} to link to")
+        links[place.relative_to(root).as_posix()] = str(source.resolve())
+    return links
+
+
+def _untracked_input(stderr_tail: str, root: Path, workdir: str) -> str:
+    """Where a run in a clean checkout died on a file it reads that the
+    working copy has and git does not track: that path, relative to the
+    root; "" otherwise."""
+    for missing in reversed(re.findall(r"No such file or directory: '([^']+)'", stderr_tail)):
+        path = Path(missing)
+        place = Path(os.path.normpath(path if path.is_absolute() else root / workdir / path))
+        if place.is_relative_to(root) and place != root and place.exists():
+            return place.relative_to(root).as_posix()
+    return ""
 
 
 def _run_at_head(scenario: Scenario, root: Path) -> RunOutcome:
@@ -189,7 +223,8 @@ def init_command(args: argparse.Namespace, settings: Settings) -> int:
                             args=list(args.script_args), python=args.python or "",
                             device=args.device, timeout_s=args.timeout,
                             env=_env_pairs(args.env or []),
-                            workdir=_workdir(args.workdir, root))
+                            workdir=_workdir(args.workdir, root),
+                            links=_links(args.link or [], root))
         if catalog.exists() and load_catalog(catalog).get(name) is not None:
             raise CatalogError(f"{catalog}: scenario {name!r} exists; choose another --name")
         spec = spec_for(scenario, root)
@@ -206,14 +241,20 @@ def init_command(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ttfb init: {exc}; commit the script first. Nothing written", file=sys.stderr)
         return 2
     if outcome.status != "completed":
-        # works in the working tree: what differs?
-        if not _stopped_for_time(outcome) and run_once(spec).status == "completed":
+        # works in the working tree (left as it is: no links placed there): what differs?
+        if not _stopped_for_time(outcome) and \
+                run_once(dataclasses.replace(spec, links=())).status == "completed":
+            untracked = _untracked_input(outcome.stderr_tail, root, scenario.workdir)
             print(f"ttfb init: the run works in {root} but fails in a clean checkout of HEAD, "
                   "which is how the lab runs every commit: it needs files git does not track "
                   "(a prepared dataset?) or changes not committed. "
-                  f"{failure_summary(outcome.reason, outcome.stderr_tail)}. Commit the change, "
-                  "or give data kept outside git by an absolute path in the script's "
-                  "arguments. Nothing written", file=sys.stderr)
+                  f"{failure_summary(outcome.reason, outcome.stderr_tail)}. "
+                  + (f"{untracked} is in the working copy and not in git: give it to every "
+                     f"run with --link {untracked} (each checkout links it from "
+                     f"{(root / untracked).resolve()}), or commit it"
+                     if untracked else "Commit the change, or give data kept outside git by an "
+                     "absolute path in the script's arguments, or with --link PATH")
+                  + ". Nothing written", file=sys.stderr)
             return 1
         print(f"ttfb init: the run failed, nothing written: {outcome.reason}{note}"
               f"{_missing_module(outcome.stderr_tail, spec.python, bool(args.python))}\n"

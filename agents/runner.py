@@ -46,6 +46,7 @@ class RunSpec:
     cpu_affinity: tuple[int, ...] = ()
     workdir: str = ""  # relative to root
     pythonpath: tuple[str, ...] = (".",)  # relative to root, first on sys.path
+    links: tuple[tuple[str, str], ...] = ()  # (path relative to root, absolute target)
 
 
 @dataclass
@@ -186,8 +187,33 @@ def run_once(spec: RunSpec, requested_ns: int | None = None) -> RunOutcome:
         shutil.rmtree(caches, ignore_errors=True)
 
 
+def place_links(spec: RunSpec) -> str:
+    """Each of ``spec.links`` the checkout lacks, as a symbolic link to its
+    target; a path the commit has is left as it is, and a link to another
+    absolute path (another scenario's, in a worktree both use) is replaced.
+    "" or why a link could not be placed."""
+    for rel, target in spec.links:
+        path = Path(spec.root) / rel
+        if path.is_symlink():
+            current = os.readlink(path)
+            if current != target and current.startswith("/"):
+                path.unlink()
+        if os.path.lexists(path):
+            continue
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.symlink_to(target)
+        except OSError as exc:
+            return f"could not link {rel} in the checkout to {target}: {exc}"
+    return ""
+
+
 def _run(spec: RunSpec, requested_ns: int, write_fd: int, marks: _Marks,
          pin: Callable[[], None], caches: str) -> RunOutcome:
+    unlinked = place_links(spec)
+    if unlinked:
+        os.close(write_fd)
+        return RunOutcome("failed", reason=unlinked)
     spawned_ns = time.monotonic_ns()
     try:
         proc = subprocess.Popen(

@@ -1,9 +1,10 @@
 """From a catalog scenario and a checkout to the ``RunSpec`` of its runs.
 
 One place for what a scenario may ask of the agent: the script, entry,
-working directory and import path must lie inside the repository checked out
-at that commit (after symlinks), and the interpreter is the scenario's, or
-the agent's override, or the lab's own.
+working directory, import path and links must lie inside the repository
+checked out at that commit (after symlinks), a link's target must exist on
+the host, and the interpreter is the scenario's, or the agent's override, or
+the lab's own.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ def spec_for(scenario: Scenario, root: Path, production: bool = False,
         if not any((p / top).is_dir() or (p / f"{top}.py").is_file() for p in paths):
             raise SpecError(f"scenario {name!r}: field 'entry': {scenario.entry!r} names no "
                             "module of the repository at this commit")
+    for rel, target in scenario.links.items():
+        _inside(root, str(Path(rel).parent), name, "links")
+        if not Path(target).exists():
+            raise SpecError(f"scenario {name!r}: field 'links': {rel!r} goes to {target}, "
+                            "which does not exist on this host")
     config = scenario.config if production else shrink(scenario.config, scenario.shrink)
     args = scenario.args if production or not scenario.script else \
         shrink_args(scenario.args, scenario.shrink)
@@ -75,4 +81,4 @@ def spec_for(scenario: Scenario, root: Path, production: bool = False,
                    python=python or interpreter(scenario, overrides),
                    timeout_s=timeout or scenario.timeout_s,
                    workdir=scenario.workdir, pythonpath=tuple(scenario.pythonpath),
-                   env=dict(scenario.env))
+                   env=dict(scenario.env), links=tuple(scenario.links.items()))

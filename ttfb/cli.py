@@ -253,6 +253,10 @@ def _watch(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                      "the script's folder is tried)")
     p.add_argument("--env", action="append", metavar="KEY=VALUE",
                    help="an environment variable of its runs (repeatable)")
+    p.add_argument("--link", action="append", metavar="PATH[=TARGET]",
+                   help="a file or folder git does not track that the script reads at PATH of "
+                        "the repository: each run's checkout links it from TARGET (default: the "
+                        "working copy's own; repeatable)")
     p.add_argument("script_args", nargs="*", help="the script's arguments, after --")
     p = _add(sub, "agent", "a measurement agent that joins the cluster (TTFB_KAFKA_BOOTSTRAP) "
                            "or the lab running here, and takes its hardware class's runs")

@@ -26,11 +26,11 @@ def repo_with(tmp_path: Path, prelude: str) -> Path:
     return repo
 
 
-def init(tmp_path: Path, repo: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+def init(tmp_path: Path, repo: Path, *flags: str, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TTFB_")}
     return subprocess.run(
         [sys.executable, "-m", "ttfb.cli", "init", "--script", str(repo / "scripts" / "train.py"),
-         "--", "--steps", "3"], capture_output=True, text=True, timeout=300,
+         *flags, "--", "--steps", "3"], capture_output=True, text=True, timeout=300,
         env={**env, "TTFB_DATA_DIR": str(tmp_path / "data"), **extra})
 
 
@@ -58,10 +58,29 @@ def test_a_script_that_needs_untracked_data_is_refused_with_the_reason(tmp_path:
     result = init(tmp_path, repo)
     assert result.returncode == 1
     assert "fails in a clean checkout of HEAD" in result.stderr
-    assert "FileNotFoundError" in result.stderr and "prepared/tokens.bin" in result.stderr
-    assert "absolute path" in result.stderr and "Traceback" not in result.stderr
+    assert "FileNotFoundError" in result.stderr and "Traceback" not in result.stderr
+    assert "prepared/tokens.bin is in the working copy and not in git" in result.stderr
+    assert "--link prepared/tokens.bin" in result.stderr
     assert not (repo / "ttfb.toml").exists()
     assert worktrees(repo) == before
+
+
+def test_untracked_data_read_at_a_path_of_the_repository_is_linked_into_each_checkout(
+        tmp_path: Path) -> None:
+    """A script that opens ``prepared/tokens.bin`` itself (no argument
+    names it): ``--link`` gives every run's checkout a link to the working
+    copy's file, and the catalog keeps it; the working copy is left as it is."""
+    repo = repo_with(tmp_path, "open('prepared/tokens.bin', 'rb').close()\n")
+    (repo / "prepared").mkdir()
+    (repo / "prepared" / "tokens.bin").write_bytes(b"\0" * 16)
+    result = init(tmp_path, repo, "--link", "prepared/tokens.bin")
+    assert result.returncode == 0, result.stderr
+    target = (repo / "prepared" / "tokens.bin").resolve()
+    assert f'links = {{ "prepared/tokens.bin" = "{target}" }}' in (repo / "ttfb.toml").read_text()
+    assert not (repo / "prepared" / "tokens.bin").is_symlink()
+    missing = init(tmp_path, repo, "--name", "other", "--link", "prepared/absent.bin")
+    assert missing.returncode == 2
+    assert "there is no" in missing.stderr and "absent.bin" in missing.stderr
 
 
 def test_a_module_the_interpreter_lacks_is_named_with_what_to_do(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from agents.catalog import Scenario
+from agents.runner import place_links
 from agents.spec import SpecError, interpreter, spec_for
 
 
@@ -127,3 +128,50 @@ print(proj.WHERE)
     fixed = subprocess.run([*run, "harness"], capture_output=True, text=True, cwd=cwd,
                            check=True)
     assert fixed.stdout.strip() == "checkout"
+
+
+@pytest.mark.parametrize(("path", "target", "says"), [
+    ("/srv/data.bin", "/srv/data.bin", "inside the repository"),
+    ("../data.bin", "/srv/data.bin", "inside the repository"),
+    (".", "/srv/data", "names the repository itself"),
+    ("data.bin", "data.bin", "absolute path"),
+])
+def test_the_catalog_refuses_a_link_outside_the_repository_or_to_a_relative_path(
+        path: str, target: str, says: str) -> None:
+    with pytest.raises(ValidationError, match=says):
+        Scenario(name="s", repo="r", script="t.py", links={path: target})
+
+
+def test_a_link_is_placed_where_the_checkout_lacks_its_path_and_nowhere_else(
+        tmp_path: Path) -> None:
+    root = repo(tmp_path)
+    data = tmp_path / "datasets" / "tokens.bin"
+    data.parent.mkdir()
+    data.write_bytes(b"\0" * 8)
+    (root / "tracked.txt").write_text("the commit's own\n")
+    scenario = Scenario(name="s", repo="r", script="scripts/train.py",
+                        links={"prepared/tokens.bin": str(data), "tracked.txt": str(data)})
+    spec = spec_for(scenario, root)
+    assert place_links(spec) == ""
+    assert (root / "prepared" / "tokens.bin").read_bytes() == data.read_bytes()
+    assert (root / "tracked.txt").read_text() == "the commit's own\n"  # the commit's is used
+    # a link another scenario placed at that path, to data of its own, is replaced
+    (root / "prepared" / "tokens.bin").unlink()
+    (root / "prepared" / "tokens.bin").symlink_to(tmp_path / "elsewhere.bin")
+    assert place_links(spec) == ""
+    assert os.readlink(root / "prepared" / "tokens.bin") == str(data)
+
+
+def test_a_link_to_what_the_host_lacks_or_through_a_symlink_out_is_refused(
+        tmp_path: Path) -> None:
+    root = repo(tmp_path)
+    absent = Scenario(name="s", repo="r", script="scripts/train.py",
+                      links={"prepared/tokens.bin": str(tmp_path / "absent.bin")})
+    with pytest.raises(SpecError, match="does not exist on this host"):
+        spec_for(absent, root)
+    os.symlink(tmp_path, root / "out")
+    (tmp_path / "data.bin").write_bytes(b"")
+    escaping = Scenario(name="s", repo="r", script="scripts/train.py",
+                        links={"out/data.bin": str(tmp_path / "data.bin")})
+    with pytest.raises(SpecError, match="outside the repository"):
+        spec_for(escaping, root)
