@@ -152,6 +152,21 @@ def _uses_datasets(root: Path, modules: list[str]) -> bool:
     return False
 
 
+SLOW_RUN_S = 30.0  # a run this long makes every commit's measurement take minutes
+
+
+def _slow_note(outcome: RunOutcome) -> str:
+    """What to say of a run that took ``SLOW_RUN_S`` or longer to its first
+    step, and where its time went; "" otherwise."""
+    seconds = outcome.ttfb_ms / 1000
+    if seconds < SLOW_RUN_S or not outcome.components:
+        return ""
+    part, ms = max(outcome.components.items(), key=lambda kv: kv[1])
+    return (f"each run takes {seconds:.0f} s ({part} {ms / 1000:.0f} s of it), and every commit "
+            "is measured with several runs: smaller sizes in the script's arguments (a batch, a "
+            "sequence length, a number of layers) run the same code and keep the lab's runs short")
+
+
 def _stopped_for_time(outcome: RunOutcome) -> bool:
     """The run reached no first step in its time: running it again in the
     working tree would tell nothing and take as long."""
@@ -266,6 +281,8 @@ def init_command(args: argparse.Namespace, settings: Settings) -> int:
     with catalog.open("a") as out:
         out.write(_toml(scenario))
     print(f"measured: ttfb {outcome.ttfb_ms:,.0f} ms ({parts})")
+    if slow := _slow_note(outcome):
+        print(slow)
     print(f"wrote scenario {name!r} to {catalog}")
     if "HF_DATASETS_CACHE" not in scenario.env and _uses_datasets(root, outcome.modules):
         print("it uses Hugging Face datasets, whose converted and mapped files stay cached "

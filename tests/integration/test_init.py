@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from agents.init_cli import _slow_note
+from agents.runner import RunOutcome
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "scripts"
 
 
@@ -245,3 +248,15 @@ def test_a_script_that_uses_hugging_face_datasets_is_told_how_to_measure_it_cold
     result = init(tmp_path / "plain", plain)
     assert result.returncode == 0, result.stderr
     assert "HF_DATASETS_CACHE" not in result.stdout
+
+
+def test_a_slow_run_is_told_where_its_time_went() -> None:
+    """A run of x-transformers' enwik8 script at its own sizes: 72 s, 65 of
+    them its first step."""
+    slow = RunOutcome("completed", components={"imports": 5552.0, "data": 888.0,
+                                               "first_step": 65154.0})
+    note = _slow_note(slow)
+    assert note.startswith("each run takes 72 s (first_step 65 s of it)")
+    assert "smaller sizes in the script's arguments" in note
+    assert _slow_note(RunOutcome("completed", components={"imports": 3332.0,
+                                                          "first_step": 614.0})) == ""
