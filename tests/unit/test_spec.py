@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from agents.catalog import Scenario
-from agents.runner import place_links
+from agents.runner import place_links, run_once
 from agents.spec import SpecError, interpreter, spec_for
 
 
@@ -175,3 +175,15 @@ def test_a_link_to_what_the_host_lacks_or_through_a_symlink_out_is_refused(
                         links={"out/data.bin": str(tmp_path / "data.bin")})
     with pytest.raises(SpecError, match="outside the repository"):
         spec_for(escaping, root)
+
+
+def test_a_link_that_cannot_be_placed_fails_the_run_with_the_reason(tmp_path: Path) -> None:
+    root = repo(tmp_path)
+    data = tmp_path / "tokens.bin"
+    data.write_bytes(b"")
+    # the commit has a file where the link's folder would be
+    scenario = Scenario(name="s", repo="r", script="scripts/train.py",
+                        links={"scripts/train.py/tokens.bin": str(data)})
+    outcome = run_once(spec_for(scenario, root))
+    assert outcome.status == "failed"
+    assert outcome.reason.startswith("could not link scripts/train.py/tokens.bin in the checkout")
