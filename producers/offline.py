@@ -62,8 +62,10 @@ def read_history(path: Path) -> dict[str, list[tuple[float, float, str]]]:
 def seasons(history: dict[str, list[tuple[float, float, str]]],
             cfg: HistoryConfig) -> dict[str, int]:
     """The series read over whole periods, and their period in commits."""
+    if cfg.season_z <= 0:  # seasons off: no series is read so, none need testing
+        return {}
     found = {name: season_of(group_points(rows)) for name, rows in sorted(history.items())}
-    return {name: p for name, p in found.items() if p is not None and cfg.season_z > 0}
+    return {name: p for name, p in found.items() if p is not None}
 
 
 def detections(history: dict[str, list[tuple[float, float, str]]], cfg: HistoryConfig,
