@@ -56,6 +56,15 @@ def _env_pairs(pairs: list[str]) -> dict[str, str]:
     return env
 
 
+def _in_repo(given: str, base: Path, root: Path) -> str:
+    """``given`` (absolute, or relative to ``base``) relative to the
+    repository's ``root``, without resolving links; "" where it is outside
+    the repository or the root itself."""
+    place = Path(os.path.normpath(base / given))  # an absolute ``given`` replaces ``base``
+    return place.relative_to(root).as_posix() if place.is_relative_to(root) and place != root \
+        else ""
+
+
 def _links(given: list[str], root: Path) -> dict[str, str]:
     """``--link PATH[=TARGET]`` as the catalog keeps them: PATH relative to
     the repository's root (or absolute, inside it), TARGET an absolute path
@@ -63,13 +72,13 @@ def _links(given: list[str], root: Path) -> dict[str, str]:
     links = {}
     for item in given:
         path, eq, target = item.partition("=")
-        place = Path(os.path.normpath(Path(path) if Path(path).is_absolute() else root / path))
-        if not place.is_relative_to(root) or place == root:
+        rel = _in_repo(path, root, root)
+        if not rel:
             raise ValueError(f"--link {path!r} is not a path inside the repository {root}")
-        source = Path(target).expanduser().absolute() if eq else place
+        source = Path(target).expanduser().absolute() if eq else root / rel
         if not source.exists():
             raise ValueError(f"--link {item!r}: there is no {source} to link to")
-        links[place.relative_to(root).as_posix()] = str(source.resolve())
+        links[rel] = str(source.resolve())
     return links
 
 
@@ -78,10 +87,9 @@ def _untracked_input(stderr_tail: str, root: Path, workdir: str) -> str:
     working copy has and git does not track: that path, relative to the
     root; "" otherwise."""
     for missing in reversed(re.findall(r"No such file or directory: '([^']+)'", stderr_tail)):
-        path = Path(missing)
-        place = Path(os.path.normpath(path if path.is_absolute() else root / workdir / path))
-        if place.is_relative_to(root) and place != root and place.exists():
-            return place.relative_to(root).as_posix()
+        rel = _in_repo(missing, root / workdir, root)
+        if rel and (root / rel).exists():
+            return rel
     return ""
 
 
